@@ -1,0 +1,136 @@
+"""One configuration model for every process.
+
+Sources, highest priority first: keyword arguments, environment variables (``VOXBUS_`` prefix,
+``__`` between nested names, e.g. ``VOXBUS_STT__END_SILENCE_MS=400``), a TOML file (``--config``
+or ``VOXBUS_CONFIG``, else ``./voxbus.toml`` when present), then the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+Profile = Literal["default", "test"]
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "voxbus"
+
+
+class ModelPaths(BaseModel):
+    """Override any model with your own files; unset means the profile's bundled model."""
+
+    stt: Path | None = Field(default=None, description="CTranslate2 whisper model directory")
+    llm: Path | None = Field(default=None, description="GGUF file")
+    tts: Path | None = Field(default=None, description="piper .onnx voice (its .onnx.json beside)")
+
+
+class AgentSettings(BaseModel):
+    system_prompt: str = (
+        "You are a friendly voice assistant on a phone call. Answer in one or two short, plain "
+        "sentences, without lists, markdown or emoji."
+    )
+    greeting: str = "Hello, how can I help you?"
+    max_tokens: int = Field(default=80, gt=0, le=2048)
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    history_messages: int = Field(default=12, ge=0, description="past messages sent to the LLM")
+    min_clause_chars: int = Field(
+        default=12, ge=1, description="a clause shorter than this waits for more text"
+    )
+    request_timeout_s: float = Field(default=2.0, gt=0)
+
+
+class SttSettings(BaseModel):
+    vad_start_threshold: float = Field(default=0.5, gt=0, lt=1)
+    vad_end_threshold: float = Field(default=0.35, gt=0, lt=1)
+    min_speech_ms: int = Field(default=160, ge=32)
+    end_silence_ms: int = Field(default=480, ge=64)
+    pre_roll_ms: int = Field(default=200, ge=0)
+    partial_interval_ms: int = Field(default=800, ge=100)
+    language: str = "en"
+    beam_size: int = Field(default=1, ge=1)
+    cpu_threads: int = Field(default=2, ge=1)
+
+
+class LlmSettings(BaseModel):
+    n_ctx: int = Field(default=2048, ge=256)
+    n_threads: int = Field(default=2, ge=1)
+    seed: int = 7
+
+
+class TtsSettings(BaseModel):
+    length_scale: float | None = Field(default=None, gt=0)
+
+
+class SupervisionSettings(BaseModel):
+    heartbeat_interval_s: float = Field(default=0.5, gt=0)
+    heartbeat_timeout_s: float = Field(default=3.0, gt=0, description="silence before 'hung'")
+    startup_timeout_s: float = Field(default=120.0, gt=0, description="time to first heartbeat")
+    max_restarts: int = Field(default=5, ge=0)
+    max_seconds: float = Field(default=60.0, gt=0)
+    backoff_initial_s: float = Field(default=0.2, ge=0)
+    backoff_max_s: float = Field(default=5.0, ge=0)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="VOXBUS_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    nats_url: str | None = Field(
+        default=None, description="NATS server URL; unset: start an embedded server"
+    )
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    profile: Profile = "default"
+    models: ModelPaths = ModelPaths()
+    agent: AgentSettings = AgentSettings()
+    stt: SttSettings = SttSettings()
+    llm: LlmSettings = LlmSettings()
+    tts: TtsSettings = TtsSettings()
+    supervision: SupervisionSettings = SupervisionSettings()
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["console", "json"] = "console"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml = config_file()
+        if toml is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml))
+        return tuple(sources)
+
+
+class ConfigFileMissing(FileNotFoundError):
+    pass
+
+
+def config_file() -> Path | None:
+    explicit = os.environ.get("VOXBUS_CONFIG")
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigFileMissing(f"config file {path} (from VOXBUS_CONFIG) does not exist")
+        return path
+    local = Path("voxbus.toml")
+    return local if local.is_file() else None
+
+
+def load_settings(**overrides: object) -> Settings:
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,221 @@
+"""Call and system events: the public record of everything that happens.
+
+Call events are published on ``voxbus.call.<call_id>.evt.<type>``, system events on
+``voxbus.sys.evt.<type>``; a JetStream stream keeps them all. Every event has ``type``, ``ts``
+(epoch seconds, set by the publisher) and ``source`` (the publishing role and id).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, TypeAdapter
+
+from voxbus.schemas.base import Message, now
+
+
+class Event(Message):
+    type: str
+    ts: float = Field(default_factory=now)
+    source: str = ""
+
+
+class CallEvent(Event):
+    call_id: str
+    turn: int | None = None
+    gen: int | None = None
+
+
+# --- call lifecycle -------------------------------------------------------------------------------
+class CallStarted(CallEvent):
+    type: Literal["call.started"] = "call.started"
+    caller: str = ""
+    transport: str = "file"
+
+
+class CallResumed(CallEvent):
+    type: Literal["call.resumed"] = "call.resumed"
+    history_len: int
+
+
+class CallEnded(CallEvent):
+    type: Literal["call.ended"] = "call.ended"
+    duration_s: float
+    cause: str = "hangup"
+
+
+class StateChanged(CallEvent):
+    type: Literal["state.changed"] = "state.changed"
+    state: Literal["listening", "thinking", "speaking"]
+
+
+# --- hearing --------------------------------------------------------------------------------------
+class SpeechStarted(CallEvent):
+    type: Literal["speech.started"] = "speech.started"
+    at_ms: int = Field(description="caller audio time of the onset, on the call timeline")
+
+
+class SpeechEnded(CallEvent):
+    type: Literal["speech.ended"] = "speech.ended"
+    at_ms: int = Field(description="caller audio time where speech stopped (call timeline)")
+    decided_ms: int = Field(description="call time at which the VAD decided it stopped")
+
+
+class SttPartial(CallEvent):
+    type: Literal["stt.partial"] = "stt.partial"
+    text: str
+
+
+class SttFinal(CallEvent):
+    type: Literal["stt.final"] = "stt.final"
+    text: str
+    start_ms: int
+    end_ms: int
+    compute_s: float = Field(description="transcription compute time")
+
+
+# --- thinking -------------------------------------------------------------------------------------
+class LlmRequested(CallEvent):
+    type: Literal["llm.requested"] = "llm.requested"
+    worker_id: str = ""
+    attempt: int = 1
+
+
+class LlmFirstToken(CallEvent):
+    type: Literal["llm.first_token"] = "llm.first_token"
+    latency_s: float
+
+
+class LlmDone(CallEvent):
+    type: Literal["llm.done"] = "llm.done"
+    text: str
+    finish_reason: str | None = None
+
+
+class LlmCancelled(CallEvent):
+    type: Literal["llm.cancelled"] = "llm.cancelled"
+    reason: str
+    tokens: int
+
+
+class LlmRetried(CallEvent):
+    type: Literal["llm.retried"] = "llm.retried"
+    reason: str
+    attempt: int
+    received_chars: int
+
+
+# --- speaking -------------------------------------------------------------------------------------
+class TtsRequested(CallEvent):
+    type: Literal["tts.requested"] = "tts.requested"
+    index: int
+    text: str
+
+
+class TtsFirstFrame(CallEvent):
+    type: Literal["tts.first_frame"] = "tts.first_frame"
+    index: int
+    latency_s: float = Field(description="from request received to first frame published")
+
+
+class TtsDone(CallEvent):
+    type: Literal["tts.done"] = "tts.done"
+    frames: int
+    cancelled: bool = False
+
+
+class PlayoutStarted(CallEvent):
+    type: Literal["playout.started"] = "playout.started"
+    at_ms: int = Field(description="call time of the first agent frame played")
+
+
+class PlayoutDone(CallEvent):
+    type: Literal["playout.done"] = "playout.done"
+    played_ms: int
+    dropped_frames: int = 0
+    complete: bool = True
+
+
+class TurnMetrics(CallEvent):
+    """Per-turn stage times in milliseconds, measured from the end of the caller's speech."""
+
+    type: Literal["turn.metrics"] = "turn.metrics"
+    user_text: str
+    agent_text: str
+    vad_decision_ms: float | None = None
+    stt_final_ms: float | None = None
+    llm_first_token_ms: float | None = None
+    first_clause_ms: float | None = None
+    tts_first_frame_ms: float | None = None
+    first_audio_ms: float | None = Field(default=None, description="first agent frame played")
+    interrupted: bool = False
+    retries: int = 0
+
+
+class DtmfReceived(CallEvent):
+    type: Literal["dtmf.received"] = "dtmf.received"
+    digit: str
+
+
+# --- errors and supervision -----------------------------------------------------------------------
+class ErrorEvent(Event):
+    """Something was wrong; ``message`` says what in one line. ``call_id`` is set when known."""
+
+    type: Literal["error"] = "error"
+    call_id: str | None = None
+    subject: str | None = None
+    code: str
+    message: str
+
+
+class WorkerStarted(Event):
+    type: Literal["worker.started"] = "worker.started"
+    role: str
+    worker_id: str
+    pid: int | None = None
+
+
+class WorkerRestarted(Event):
+    type: Literal["worker.restarted"] = "worker.restarted"
+    role: str
+    worker_id: str
+    reason: str
+    restarts: int
+
+
+class WorkerExited(Event):
+    type: Literal["worker.exited"] = "worker.exited"
+    role: str
+    worker_id: str
+    reason: str
+
+
+class SupervisorEscalated(Event):
+    type: Literal["supervisor.escalated"] = "supervisor.escalated"
+    supervisor: str
+    reason: str
+
+
+CALL_EVENTS: tuple[type[CallEvent], ...] = (
+    CallStarted, CallResumed, CallEnded, StateChanged, SpeechStarted, SpeechEnded, SttPartial,
+    SttFinal, LlmRequested, LlmFirstToken, LlmDone, LlmCancelled, LlmRetried, TtsRequested,
+    TtsFirstFrame, TtsDone, PlayoutStarted, PlayoutDone, TurnMetrics, DtmfReceived,
+)
+SYSTEM_EVENTS: tuple[type[Event], ...] = (
+    ErrorEvent, WorkerStarted, WorkerRestarted, WorkerExited, SupervisorEscalated,
+)
+ALL_EVENTS = CALL_EVENTS + SYSTEM_EVENTS
+
+AnyEvent = Annotated[
+    CallStarted | CallResumed | CallEnded | StateChanged | SpeechStarted | SpeechEnded
+    | SttPartial | SttFinal | LlmRequested | LlmFirstToken | LlmDone | LlmCancelled | LlmRetried
+    | TtsRequested | TtsFirstFrame | TtsDone | PlayoutStarted | PlayoutDone | TurnMetrics
+    | DtmfReceived | ErrorEvent | WorkerStarted | WorkerRestarted | WorkerExited
+    | SupervisorEscalated,
+    Field(discriminator="type"),
+]
+EVENT_ADAPTER: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)
+
+
+def event_type_name(cls: type[Event]) -> str:
+    return cls.model_fields["type"].default

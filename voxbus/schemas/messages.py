@@ -1,0 +1,118 @@
+"""Work messages: audio, requests to workers, their streamed results, control and health."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from voxbus.schemas.base import Message, now
+
+FRAME_BYTES = 640  # 20 ms of 16-bit mono PCM at 16 kHz
+
+
+class AudioFrame(Message):
+    """20 ms of PCM16 LE mono 16 kHz audio, on ``audio.in`` (caller) or ``audio.out`` (agent)."""
+
+    call_id: str
+    seq: int = Field(ge=0, description="frame index on the call timeline (20 ms per step)")
+    ts: float = Field(default_factory=now, description="capture or synthesis time, epoch seconds")
+    pcm: bytes
+    gen: int | None = Field(default=None, description="generation id of agent audio")
+    last: bool = Field(default=False, description="last frame of its generation")
+
+    @field_validator("pcm")
+    @classmethod
+    def _one_frame(cls, pcm: bytes) -> bytes:
+        if len(pcm) != FRAME_BYTES:
+            raise ValueError(f"pcm must be {FRAME_BYTES} bytes (20 ms at 16 kHz), got {len(pcm)}")
+        return pcm
+
+
+class ChatMessage(Message):
+    role: Literal["system", "user", "assistant"]
+    content: str
+    interrupted: bool = False
+
+
+class CallStart(Message):
+    """Request (queue group ``voxbus.agent.calls``): attach a call actor to a call."""
+
+    call_id: str
+    source: str = "file"
+    caller: str = ""
+    resume: bool = Field(default=False, description="the call exists: resume its saved state")
+
+
+class SttSession(Message):
+    """Request (queue group ``voxbus.stt.sessions``): transcribe a call's ``audio.in``."""
+
+    call_id: str
+    start_seq: int = 0
+
+
+class LlmRequest(Message):
+    """Request (queue group ``voxbus.llm.generate``): generate an answer, streamed as LlmChunk."""
+
+    call_id: str
+    gen: int = Field(ge=0)
+    turn: int = Field(ge=0)
+    messages: list[ChatMessage]
+    continue_from: str = Field(default="", description="text already received: continue after it")
+    max_tokens: int = Field(default=160, gt=0, le=4096)
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+
+
+class LlmChunk(Message):
+    """A piece of generated text on ``voxbus.call.<id>.llm``."""
+
+    call_id: str
+    gen: int
+    seq: int
+    text: str
+    done: bool = False
+    finish_reason: str | None = None
+    worker_id: str = ""
+    ts: float = Field(default_factory=now)
+
+
+class TtsRequest(Message):
+    """Request: speak one clause. The first clause of a generation goes to the queue group
+    ``voxbus.tts.speak``; the rest go to the worker that took it (``voxbus.tts.worker.<id>``) so that
+    clauses of one generation are spoken in order by one voice."""
+
+    call_id: str
+    gen: int
+    turn: int = 0
+    index: int = Field(ge=0, description="clause index within the generation")
+    text: str
+    last: bool = Field(default=False, description="no more clauses follow in this generation")
+    start_seq: int = Field(default=0, ge=0, description="first audio.out sequence number to use")
+
+
+class Cancel(Message):
+    """On ``voxbus.call.<id>.cancel``: stop all work of a generation at once (barge-in)."""
+
+    call_id: str
+    gen: int
+    reason: str = "cancelled"
+
+
+class CallControl(Message):
+    """On ``voxbus.call.<id>.ctl``: commands from the call actor to the gateway or file call."""
+
+    call_id: str
+    action: Literal["hangup", "transfer", "dtmf", "flush"]
+    gen: int | None = None
+    target: str | None = None
+    digits: str | None = None
+
+
+class Heartbeat(Message):
+    """On ``voxbus.sys.health.<role>.<id>``: a process is alive and its event loop is turning."""
+
+    role: str
+    worker_id: str
+    pid: int
+    ts: float = Field(default_factory=now)
+    sessions: list[str] = Field(default_factory=list, description="call ids this process serves")
