@@ -66,6 +66,7 @@ class LlmSettings(BaseModel):
     n_ctx: int = Field(default=2048, ge=256)
     n_threads: int = Field(default=2, ge=1)
     seed: int = 7
+    cache_bytes: int = Field(default=1 << 30, ge=0, description="RAM for other calls' prompt states")
 
 
 class TtsSettings(BaseModel):

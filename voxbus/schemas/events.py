@@ -59,6 +59,7 @@ class SpeechEnded(CallEvent):
     type: Literal["speech.ended"] = "speech.ended"
     at_ms: int = Field(description="caller audio time where speech stopped (call timeline)")
     decided_ms: int = Field(description="call time at which the VAD decided it stopped")
+    at_ts: float = Field(description="capture time (epoch s) of the caller audio at at_ms")
 
 
 class SttPartial(CallEvent):
@@ -148,6 +149,12 @@ class TurnMetrics(CallEvent):
     first_clause_ms: float | None = None
     tts_first_frame_ms: float | None = None
     first_audio_ms: float | None = Field(default=None, description="first agent frame played")
+    stt_compute_ms: float | None = Field(default=None, description="whisper time on the final")
+    llm_compute_ms: float | None = Field(default=None, description="request to first token")
+    tts_compute_ms: float | None = Field(default=None, description="request to first frame")
+    orchestration_ms: float | None = Field(
+        default=None, description="first_audio - vad_decision - the three computes: bus and queues"
+    )
     interrupted: bool = False
     retries: int = 0
 

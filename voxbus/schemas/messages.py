@@ -116,3 +116,18 @@ class Heartbeat(Message):
     pid: int
     ts: float = Field(default_factory=now)
     sessions: list[str] = Field(default_factory=list, description="call ids this process serves")
+
+
+class CallState(Message):
+    """A call's durable state, kept in the JetStream key-value bucket ``voxbus_calls`` under the
+    call id, so that a restarted call actor resumes the conversation where it was."""
+
+    call_id: str
+    owner: str = Field(description="id of the agent process that runs the call actor")
+    caller: str = ""
+    source: str = "file"
+    started_ts: float = Field(default_factory=now)
+    turn: int = 0
+    gen: int = 0
+    history: list[ChatMessage] = Field(default_factory=list)
+    ended: bool = False

@@ -1,0 +1,3 @@
+from voxbus.cli import main
+
+raise SystemExit(main())

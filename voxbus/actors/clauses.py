@@ -1,0 +1,47 @@
+"""Cutting streamed LLM text into clauses for TTS, so speech starts before the answer is complete.
+
+The first clause is cut eagerly (at a comma, colon or semicolon as well as at a sentence end) because
+it decides how soon the caller hears anything; later clauses are cut at sentence ends, which sound
+more natural. A cut needs the whitespace after the punctuation, so "3.5" or "e.g." mid-token never
+splits a number or an abbreviation.
+"""
+
+from __future__ import annotations
+
+import re
+
+_SENTENCE_END = re.compile(r"[.!?]+[\"')\]]*\s+")
+_ANY_END = re.compile(r"[.!?,;:]+[\"')\]]*\s+")
+_MARKUP = re.compile(r"[*_#`~>|]+")
+
+
+def speakable(text: str) -> str:
+    """Drop markdown and collapse whitespace: what TTS should read aloud."""
+    return " ".join(_MARKUP.sub(" ", text).split())
+
+
+class ClauseSplitter:
+    def __init__(self, min_chars: int) -> None:
+        self.min_chars = min_chars
+        self.buffer = ""
+        self.emitted = 0
+
+    def push(self, text: str) -> list[str]:
+        """Add streamed text; returns the clauses that are now complete."""
+        self.buffer += text
+        clauses = []
+        while True:
+            pattern = _ANY_END if self.emitted == 0 else _SENTENCE_END
+            cut = next((m.end() for m in pattern.finditer(self.buffer)
+                        if len(self.buffer[: m.end()].strip()) >= self.min_chars), None)
+            if cut is None:
+                return clauses
+            clause, self.buffer = speakable(self.buffer[:cut]), self.buffer[cut:]
+            if clause:
+                clauses.append(clause)
+                self.emitted += 1
+
+    def flush(self) -> str:
+        """The rest, at the end of the generation."""
+        rest, self.buffer = speakable(self.buffer), ""
+        return rest

@@ -1,0 +1,122 @@
+"""The LLM worker: takes generations from the ``voxbus.llm.generate`` queue group and streams
+token chunks on ``voxbus.call.<id>.llm``.
+
+llama.cpp runs on its own thread; the loop stays free for cancels and heartbeats. A cancel for a
+generation (``voxbus.call.<id>.cancel``) is checked between tokens, so generation stops within one
+token. Requests are idempotent by (call, generation): a retried request continues after the text
+the call actor already received (``continue_from``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from nats.aio.msg import Msg
+
+from voxbus.bus import subjects
+from voxbus.bus.codec import encode
+from voxbus.bus.connection import Bus
+from voxbus.engines.llm import LlamaEngine
+from voxbus.logs import get_logger
+from voxbus.schemas.base import Accepted
+from voxbus.schemas.events import LlmCancelled, LlmDone, LlmFirstToken
+from voxbus.schemas.messages import Cancel, LlmChunk, LlmRequest
+
+log = get_logger(__name__)
+CANCEL_MEMORY = 1024
+
+
+class LlmWorker:
+    def __init__(self, bus: Bus, worker_id: str, engine: LlamaEngine) -> None:
+        self.bus, self.worker_id, self.engine = bus, worker_id, engine
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llama")
+        self.queue: asyncio.Queue[LlmRequest] = asyncio.Queue()
+        self.cancelled: dict[tuple[str, int], str] = {}
+        self.active: set[str] = set()
+
+    async def start(self) -> None:
+        await self.bus.subscribe(subjects.LLM_GENERATE, LlmRequest, self._on_request, queue="llm")
+        await self.bus.subscribe(subjects.cancel("*"), Cancel, self._on_cancel)
+        asyncio.create_task(self._serve())
+
+    def session_ids(self) -> list[str]:
+        return sorted(self.active)
+
+    async def _on_request(self, request: LlmRequest, msg: Msg) -> None:
+        subjects.check_call_id(request.call_id)
+        if msg.reply:
+            await msg.respond(encode(Accepted(worker_id=self.worker_id, role="llm")))
+        self.queue.put_nowait(request)
+
+    async def _on_cancel(self, cancel: Cancel, _msg: Msg) -> None:
+        self.cancelled[(cancel.call_id, cancel.gen)] = cancel.reason
+        while len(self.cancelled) > CANCEL_MEMORY:
+            self.cancelled.pop(next(iter(self.cancelled)))
+
+    async def _serve(self) -> None:
+        while True:
+            request = await self.queue.get()
+            self.active.add(request.call_id)
+            try:
+                await self._generate(request)
+            except Exception as exc:  # one bad generation must not take the worker down
+                log.exception("generation failed", call_id=request.call_id, gen=request.gen)
+                await self.bus.publish(subjects.llm_chunks(request.call_id), LlmChunk(
+                    call_id=request.call_id, gen=request.gen, seq=0, text="", done=True,
+                    finish_reason=f"error: {type(exc).__name__}: {exc}", worker_id=self.worker_id))
+            finally:
+                self.active.discard(request.call_id)
+
+    async def _generate(self, request: LlmRequest) -> None:
+        key = (request.call_id, request.gen)
+        subject = subjects.llm_chunks(request.call_id)
+        loop = asyncio.get_running_loop()
+        pieces: asyncio.Queue[str | None] = asyncio.Queue()
+        stop = threading.Event()
+        started = time.perf_counter()
+
+        def cancelled() -> bool:
+            return stop.is_set() or key in self.cancelled
+
+        def produce() -> None:
+            try:
+                for piece in self.engine.stream(request.messages, request.max_tokens,
+                                                request.temperature, request.continue_from,
+                                                cancelled):
+                    loop.call_soon_threadsafe(pieces.put_nowait, piece)
+            finally:
+                loop.call_soon_threadsafe(pieces.put_nowait, None)
+
+        if key in self.cancelled:
+            return
+        future = loop.run_in_executor(self.pool, produce)
+        seq, text = 0, []
+        try:
+            while (piece := await pieces.get()) is not None:
+                if key in self.cancelled:
+                    continue
+                if seq == 0:
+                    self.bus.emit(LlmFirstToken(call_id=request.call_id, gen=request.gen,
+                                                turn=request.turn,
+                                                latency_s=round(time.perf_counter() - started, 4)))
+                text.append(piece)
+                await self.bus.publish(subject, LlmChunk(
+                    call_id=request.call_id, gen=request.gen, seq=seq, text=piece,
+                    worker_id=self.worker_id))
+                seq += 1
+        finally:
+            stop.set()
+            await future
+        full = "".join(text)
+        if key in self.cancelled:
+            self.bus.emit(LlmCancelled(call_id=request.call_id, gen=request.gen, turn=request.turn,
+                                       reason=self.cancelled[key], tokens=seq))
+            return
+        await self.bus.publish(subject, LlmChunk(call_id=request.call_id, gen=request.gen, seq=seq,
+                                                 text="", done=True, finish_reason="stop",
+                                                 worker_id=self.worker_id))
+        self.bus.emit(LlmDone(call_id=request.call_id, gen=request.gen, turn=request.turn,
+                              text=request.continue_from + full, finish_reason="stop"))

@@ -1,0 +1,77 @@
+"""Entry points of the roles a process can play: the three model workers and the agent."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from voxbus.actors.runtime import heartbeat, stop_on_signals
+from voxbus.bus.connection import Bus
+from voxbus.bus.streams import ensure_events_stream
+from voxbus.config import Settings
+from voxbus.engines.models import model_path
+from voxbus.logs import get_logger
+
+log = get_logger(__name__)
+ROLES = ("stt", "llm", "tts", "agent")
+
+
+async def _serve(bus: Bus, settings: Settings, role: str, worker_id: str) -> tuple[
+        Callable[[], list[str]], asyncio.Task[None] | None]:
+    """Load the role's engine and subscribe; returns (session lister, a task whose end is fatal)."""
+    if role == "stt":
+        from voxbus.actors.stt_worker import SttWorker
+        from voxbus.engines.stt import WhisperEngine
+
+        engine = await asyncio.to_thread(WhisperEngine, model_path(settings, "stt"), settings.stt)
+        stt = SttWorker(bus, worker_id, settings.stt, engine)
+        await stt.start()
+        return stt.session_ids, None
+    if role == "llm":
+        from voxbus.actors.llm_worker import LlmWorker
+        from voxbus.engines.llm import LlamaEngine
+
+        engine = await asyncio.to_thread(LlamaEngine, model_path(settings, "llm"), settings.llm)
+        llm = LlmWorker(bus, worker_id, engine)
+        await llm.start()
+        return llm.session_ids, None
+    if role == "tts":
+        from voxbus.actors.tts_worker import TtsWorker
+        from voxbus.engines.tts import PiperEngine
+
+        engine = await asyncio.to_thread(PiperEngine, model_path(settings, "tts"), settings.tts)
+        tts = TtsWorker(bus, worker_id, engine)
+        await tts.start()
+        return tts.session_ids, None
+    if role == "agent":
+        from voxbus.actors.agent import AgentService
+
+        agent = AgentService(bus, settings, worker_id)
+        await agent.start()
+        return agent.session_ids, agent.supervision
+    raise ValueError(f"unknown role {role!r}: one of {', '.join(ROLES)}")
+
+
+async def run_role(settings: Settings, url: str, role: str, worker_id: str) -> int:
+    """Run one role until SIGTERM/SIGINT; returns the process exit code."""
+    stopping = stop_on_signals()
+    bus = Bus(url, name=f"voxbus-{role}-{worker_id}", source=f"{role}/{worker_id}")
+    await bus.connect()
+    assert bus.js is not None
+    await ensure_events_stream(bus.js)
+    sessions, fatal = await _serve(bus, settings, role, worker_id)
+    beat = asyncio.create_task(
+        heartbeat(bus, role, worker_id, settings.supervision.heartbeat_interval_s, sessions))
+    log.info("serving", role=role, worker_id=worker_id)
+    waits: set[asyncio.Future[object]] = {asyncio.ensure_future(stopping.wait())}
+    if fatal is not None:
+        waits.add(fatal)  # type: ignore[arg-type]
+    done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    code = 0
+    if fatal is not None and fatal in done:
+        log.error("supervision gave up; exiting so that the process supervisor restarts us",
+                  role=role, reason=repr(fatal.exception()))
+        code = 1
+    beat.cancel()
+    await bus.close()
+    return code

@@ -1,0 +1,34 @@
+"""What every voxbus process does: connect, announce, heartbeat, stop cleanly on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Callable
+
+from voxbus.bus import subjects
+from voxbus.bus.connection import Bus
+from voxbus.logs import get_logger
+from voxbus.schemas.messages import Heartbeat
+
+log = get_logger(__name__)
+
+
+async def heartbeat(bus: Bus, role: str, worker_id: str, interval_s: float,
+                    sessions: Callable[[], list[str]] = list) -> None:
+    """Publish a heartbeat from the event loop: if the loop stalls, the heartbeats stop too."""
+    subject = subjects.health(role, worker_id)
+    while True:
+        if bus.nc.is_connected:
+            await bus.publish(subject, Heartbeat(role=role, worker_id=worker_id, pid=os.getpid(),
+                                                 sessions=sessions()))
+        await asyncio.sleep(interval_s)
+
+
+def stop_on_signals() -> asyncio.Event:
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    return stopping

@@ -1,0 +1,214 @@
+"""The STT worker: takes calls from the ``voxbus.stt.sessions`` queue group and, for each, runs
+Silero VAD on every caller frame, publishes speech start/end, partial transcripts while the caller
+speaks and a final transcript at end of speech.
+
+Whisper runs on one worker thread (it uses both cores by itself); the event loop only does VAD and
+bookkeeping, so heartbeats and frames keep flowing while a transcription runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+
+from voxbus.bus import subjects
+from voxbus.bus.codec import encode
+from voxbus.bus.connection import Bus
+from voxbus.config import SttSettings
+from voxbus.engines.stt import WhisperEngine
+from voxbus.logs import get_logger
+from voxbus.media.frames import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, to_float
+from voxbus.media.vad import SileroStream, SpeechGate
+from voxbus.schemas.base import Accepted
+from voxbus.schemas.events import CallEnded, SpeechEnded, SpeechStarted, SttFinal, SttPartial
+from voxbus.schemas.messages import AudioFrame, SttSession
+
+log = get_logger(__name__)
+
+SESSION_IDLE_S = 120.0
+TRAILING_MS = 120  # audio kept after the last speech window: word endings live there
+
+
+class Transcriber:
+    """One thread for whisper, shared by every call of this process."""
+
+    def __init__(self, engine: WhisperEngine) -> None:
+        self.engine = engine
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whisper")
+        self.pending = 0
+
+    async def transcribe(self, audio: np.ndarray) -> tuple[str, float]:
+        self.pending += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                self.pool, self.engine.transcribe, audio)
+        finally:
+            self.pending -= 1
+
+
+class CallSession:
+    """VAD and transcription of one call's ``audio.in``."""
+
+    def __init__(self, bus: Bus, call_id: str, settings: SttSettings, transcriber: Transcriber,
+                 on_close: callable) -> None:  # type: ignore[valid-type]
+        self.bus, self.call_id, self.settings = bus, call_id, settings
+        self.transcriber = transcriber
+        self.on_close = on_close
+        self.vad = SileroStream()
+        self.gate = SpeechGate(settings.vad_start_threshold, settings.vad_end_threshold,
+                               settings.min_speech_ms, settings.end_silence_ms)
+        self.next_seq: int | None = None
+        self.origin_seq = 0
+        self.samples_seen = 0
+        self.ts_of_seq: deque[tuple[int, float]] = deque(maxlen=1000)
+        self.history = np.zeros(0, dtype=np.float32)  # recent audio, for pre-roll
+        self.utterance: list[np.ndarray] | None = None
+        self.utterance_start_ms = 0
+        self.last_partial_ms = 0
+        self.last_frame_at = time.monotonic()
+        self.subs: list[Subscription] = []
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    async def open(self) -> None:
+        self.subs.append(await self.bus.subscribe(
+            subjects.audio_in(self.call_id), AudioFrame, self._on_frame))
+        self.subs.append(await self.bus.subscribe(
+            subjects.call_event(self.call_id, "call.ended"), CallEnded, self._on_ended))
+
+    async def close(self) -> None:
+        for sub in self.subs:
+            await sub.unsubscribe()
+        self.subs.clear()
+        self.on_close(self.call_id)
+
+    async def _on_ended(self, _event: CallEnded, _msg: Msg) -> None:
+        await self.close()
+
+    def now_ms(self) -> int:
+        return (self.origin_seq * FRAME_SAMPLES + self.samples_seen) * 1000 // SAMPLE_RATE
+
+    async def _on_frame(self, frame: AudioFrame, _msg: Msg) -> None:
+        self.last_frame_at = time.monotonic()
+        if self.next_seq is None:
+            self.next_seq = self.origin_seq = frame.seq
+        if frame.seq < self.next_seq:
+            return  # late duplicate
+        missing = frame.seq - self.next_seq
+        samples = to_float(frame.pcm)
+        if missing:
+            samples = np.concatenate([np.zeros(missing * FRAME_SAMPLES, np.float32), samples])
+        self.next_seq = frame.seq + 1
+        self.ts_of_seq.append((frame.seq, frame.ts))
+        self._feed(samples)
+
+    def _feed(self, samples: np.ndarray) -> None:
+        # enough history to reach pre_roll before an onset that the gate confirms min_speech later
+        keep_ms = self.settings.pre_roll_ms + self.settings.min_speech_ms + 2 * 32
+        self.history = np.concatenate([self.history, samples])[-keep_ms * SAMPLE_RATE // 1000:]
+        if self.utterance is not None:
+            self.utterance.append(samples)
+        self.samples_seen += len(samples)
+        for prob in self.vad.push(samples):
+            change = self.gate.push(prob)
+            if change is None:
+                continue
+            at_ms = change.at_ms + self.origin_seq * FRAME_MS
+            if change.kind == "start":
+                self._speech_started(at_ms)
+            else:
+                self._speech_ended(at_ms)
+        if self.utterance is not None and self.gate.speaking:
+            self._maybe_partial()
+
+    def _speech_started(self, at_ms: int) -> None:
+        start_ms = max(0, at_ms - self.settings.pre_roll_ms)
+        history_start_ms = self.now_ms() - len(self.history) * 1000 // SAMPLE_RATE
+        skip = max(0, (start_ms - history_start_ms) * SAMPLE_RATE // 1000)
+        self.utterance = [self.history[skip:].copy()]
+        self.utterance_start_ms = max(start_ms, history_start_ms)
+        self.last_partial_ms = self.now_ms()
+        self.bus.emit(SpeechStarted(call_id=self.call_id, at_ms=at_ms))
+
+    def _speech_ended(self, at_ms: int) -> None:
+        assert self.utterance is not None
+        audio = np.concatenate(self.utterance)
+        self.utterance = None
+        keep = (at_ms + TRAILING_MS - self.utterance_start_ms) * SAMPLE_RATE // 1000
+        audio = audio[: max(keep, 0)] if keep < len(audio) else audio
+        decided_ms = self.now_ms()
+        self.bus.emit(SpeechEnded(call_id=self.call_id, at_ms=at_ms, decided_ms=decided_ms,
+                                  at_ts=self._ts_at(at_ms)))
+        self._spawn(self._final(audio, self.utterance_start_ms, at_ms))
+
+    def _ts_at(self, at_ms: int) -> float:
+        """Capture time of the caller audio at ``at_ms`` on the call timeline."""
+        seq = at_ms // FRAME_MS
+        for s, ts in reversed(self.ts_of_seq):
+            if s <= seq:
+                return ts + (seq - s) * FRAME_MS / 1000
+        return self.ts_of_seq[0][1] if self.ts_of_seq else time.time()
+
+    def _maybe_partial(self) -> None:
+        now = self.now_ms()
+        if now - self.last_partial_ms < self.settings.partial_interval_ms:
+            return
+        if self.transcriber.pending:
+            return  # never queue a partial behind other work: finals come first
+        self.last_partial_ms = now
+        assert self.utterance is not None
+        self._spawn(self._partial(np.concatenate(self.utterance)))
+
+    async def _partial(self, audio: np.ndarray) -> None:
+        text, _ = await self.transcriber.transcribe(audio)
+        if text:
+            self.bus.emit(SttPartial(call_id=self.call_id, text=text))
+
+    async def _final(self, audio: np.ndarray, start_ms: int, end_ms: int) -> None:
+        text, compute_s = await self.transcriber.transcribe(audio)
+        self.bus.emit(SttFinal(call_id=self.call_id, text=text, start_ms=start_ms, end_ms=end_ms,
+                               compute_s=round(compute_s, 4)))
+
+    def _spawn(self, coro: object) -> None:
+        task = asyncio.create_task(coro)  # type: ignore[arg-type]
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+
+class SttWorker:
+    def __init__(self, bus: Bus, worker_id: str, settings: SttSettings, engine: WhisperEngine) -> None:
+        self.bus, self.worker_id, self.settings = bus, worker_id, settings
+        self.transcriber = Transcriber(engine)
+        self.sessions: dict[str, CallSession] = {}
+
+    async def start(self) -> None:
+        await self.bus.subscribe(subjects.STT_SESSIONS, SttSession, self._on_session, queue="stt")
+        asyncio.create_task(self._reap_idle())
+
+    def session_ids(self) -> list[str]:
+        return list(self.sessions)
+
+    async def _on_session(self, request: SttSession, msg: Msg) -> None:
+        subjects.check_call_id(request.call_id)
+        if request.call_id not in self.sessions:
+            session = CallSession(self.bus, request.call_id, self.settings, self.transcriber,
+                                  lambda cid: self.sessions.pop(cid, None))
+            await session.open()
+            self.sessions[request.call_id] = session
+            log.info("stt session opened", call_id=request.call_id)
+        if msg.reply:
+            await msg.respond(encode(Accepted(worker_id=self.worker_id, role="stt")))
+
+    async def _reap_idle(self) -> None:
+        while True:
+            await asyncio.sleep(10)
+            now = time.monotonic()
+            for session in list(self.sessions.values()):
+                if now - session.last_frame_at > SESSION_IDLE_S:
+                    log.info("stt session idle, closing", call_id=session.call_id)
+                    await session.close()

@@ -1,0 +1,134 @@
+"""The TTS worker: speaks clauses and publishes 20 ms frames on ``voxbus.call.<id>.audio.out``.
+
+The first clause of a generation arrives through the ``voxbus.tts.speak`` queue group; the rest
+come to this worker's own subject, so that one voice speaks a generation's clauses in order. Frames
+carry the generation id and their index within the generation; the last frame of the generation's
+last clause has ``last=True``. A cancel stops synthesis between chunks and frames.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from nats.aio.msg import Msg
+
+from voxbus.bus import subjects
+from voxbus.bus.codec import encode
+from voxbus.bus.connection import Bus
+from voxbus.engines.tts import PiperEngine
+from voxbus.logs import get_logger
+from voxbus.media.frames import SILENCE
+from voxbus.schemas.base import Accepted
+from voxbus.schemas.events import TtsDone, TtsFirstFrame
+from voxbus.schemas.messages import AudioFrame, Cancel, TtsRequest
+
+log = get_logger(__name__)
+
+
+@dataclass
+class GenerationAudio:
+    frames: int = 0
+    first_sent: bool = False
+
+
+class TtsWorker:
+    def __init__(self, bus: Bus, worker_id: str, engine: PiperEngine) -> None:
+        self.bus, self.worker_id, self.engine = bus, worker_id, engine
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="piper")
+        self.queue: asyncio.Queue[tuple[TtsRequest, float]] = asyncio.Queue()
+        self.generations: dict[tuple[str, int], GenerationAudio] = {}
+        self.cancelled: dict[tuple[str, int], str] = {}
+
+    async def start(self) -> None:
+        await self.bus.subscribe(subjects.TTS_SPEAK, TtsRequest, self._on_request, queue="tts")
+        await self.bus.subscribe(subjects.tts_worker(self.worker_id), TtsRequest, self._on_request)
+        await self.bus.subscribe(subjects.cancel("*"), Cancel, self._on_cancel)
+        asyncio.create_task(self._serve())
+
+    def session_ids(self) -> list[str]:
+        return sorted({call_id for call_id, _ in self.generations})
+
+    async def _on_request(self, request: TtsRequest, msg: Msg) -> None:
+        subjects.check_call_id(request.call_id)
+        if msg.reply:
+            await msg.respond(encode(Accepted(worker_id=self.worker_id, role="tts")))
+        self.queue.put_nowait((request, time.perf_counter()))
+
+    async def _on_cancel(self, cancel: Cancel, _msg: Msg) -> None:
+        key = (cancel.call_id, cancel.gen)
+        self.cancelled[key] = cancel.reason
+        while len(self.cancelled) > 1024:
+            self.cancelled.pop(next(iter(self.cancelled)))
+        if key in self.generations:
+            self._finish(cancel.call_id, cancel.gen, cancelled=True)
+
+    async def _serve(self) -> None:
+        while True:
+            request, received = await self.queue.get()
+            try:
+                await self._speak(request, received)
+            except Exception:
+                log.exception("synthesis failed", call_id=request.call_id, gen=request.gen)
+                self._finish(request.call_id, request.gen, cancelled=True)
+
+    async def _speak(self, request: TtsRequest, received: float) -> None:
+        key = (request.call_id, request.gen)
+        if key in self.cancelled:
+            return
+        audio = self.generations.setdefault(key, GenerationAudio())
+        loop = asyncio.get_running_loop()
+        frames: asyncio.Queue[bytes | None] = asyncio.Queue()
+        stop = threading.Event()
+
+        def produce() -> None:
+            try:
+                for pcm in self.engine.frames(request.text, lambda: stop.is_set()
+                                              or key in self.cancelled):
+                    loop.call_soon_threadsafe(frames.put_nowait, pcm)
+            finally:
+                loop.call_soon_threadsafe(frames.put_nowait, None)
+
+        future = loop.run_in_executor(self.pool, produce) if request.text.strip() else None
+        if future is None:
+            frames.put_nowait(None)
+        subject = subjects.audio_out(request.call_id)
+        held: bytes | None = None  # one frame of look-ahead, to mark the very last one
+        try:
+            while (pcm := await frames.get()) is not None:
+                if key in self.cancelled:
+                    break
+                if held is not None:
+                    await self._send(subject, request, audio, held, False, received)
+                held = pcm
+        finally:
+            stop.set()
+            if future is not None:
+                await future
+        if key in self.cancelled:
+            return
+        if request.last:
+            await self._send(subject, request, audio, held or SILENCE, True, received)
+            self._finish(request.call_id, request.gen, cancelled=False)
+        elif held is not None:
+            await self._send(subject, request, audio, held, False, received)
+
+    async def _send(self, subject: str, request: TtsRequest, audio: GenerationAudio, pcm: bytes,
+                    last: bool, received: float) -> None:
+        await self.bus.publish_audio(subject, AudioFrame(
+            call_id=request.call_id, seq=audio.frames, pcm=pcm, gen=request.gen, last=last))
+        audio.frames += 1
+        if not audio.first_sent:
+            audio.first_sent = True
+            self.bus.emit(TtsFirstFrame(call_id=request.call_id, gen=request.gen,
+                                        turn=request.turn, index=request.index,
+                                        latency_s=round(time.perf_counter() - received, 4)))
+
+    def _finish(self, call_id: str, gen: int, cancelled: bool) -> None:
+        audio = self.generations.pop((call_id, gen), None)
+        if audio is not None:
+            self.bus.emit(TtsDone(call_id=call_id, gen=gen, frames=audio.frames,
+                                  cancelled=cancelled))

@@ -1,0 +1,218 @@
+"""The NATS connection of a process, with voxbus's policy for an unreliable network.
+
+- Connect and reconnect forever with backoff; each failed attempt is one log line.
+- Audio frames are real-time data: while disconnected they are dropped (and counted), never
+  buffered, because a frame played late is worse than a frame not played.
+- Events must not be lost: :meth:`Bus.emit` puts them in an ordered outbox that a pump publishes to
+  JetStream, retrying until the server acknowledges. Each event carries a ``Nats-Msg-Id`` so a
+  retried publish is stored once.
+- Every subscription decodes into its pydantic model at the boundary; a message that is not
+  msgpack or fails its schema becomes an ``error`` event naming the subject, and the handler is
+  not called. Handler crashes are the owner's business (actors crash to their supervisor).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.js import JetStreamContext
+from pydantic import BaseModel
+
+from voxbus.bus import subjects
+from voxbus.bus.codec import BadMessage, decode, decode_event, encode
+from voxbus.logs import get_logger
+from voxbus.schemas.events import CallEvent, ErrorEvent, Event
+
+log = get_logger(__name__)
+M = TypeVar("M", bound=BaseModel)
+
+
+class BusUnreachable(ConnectionError):
+    pass
+
+
+def event_subject(event: Event) -> str:
+    if isinstance(event, CallEvent) or getattr(event, "call_id", None):
+        return subjects.call_event(event.call_id, event.type)  # type: ignore[attr-defined]
+    return subjects.system_event(event.type)
+
+
+class Bus:
+    """A process's NATS connection: publish, subscribe with schemas, emit events reliably."""
+
+    def __init__(self, url: str, name: str, source: str = "") -> None:
+        self.url = url
+        self.name = name
+        self.source = source or name
+        self.nc: Client = Client()
+        self.js: JetStreamContext | None = None
+        self.audio_dropped = 0
+        self._outbox: deque[tuple[str, bytes, str]] = deque()
+        self._outbox_ready = asyncio.Event()
+        self._outbox_idle = asyncio.Event()
+        self._outbox_idle.set()
+        self._pump: asyncio.Task[None] | None = None
+        self._subs: list[Subscription] = []
+        self._closing = False
+
+    # --- lifecycle --------------------------------------------------------------------------------
+    async def connect(self, attempts: int | None = None, backoff_max_s: float = 5.0) -> None:
+        """Connect, retrying with backoff; ``attempts=None`` retries forever."""
+        delay, tried = 0.1, 0
+        while True:
+            tried += 1
+            try:
+                await self.nc.connect(
+                    servers=[self.url], name=self.name, connect_timeout=2,
+                    allow_reconnect=True, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+                    pending_size=8 * 1024 * 1024,
+                    error_cb=self._on_error, disconnected_cb=self._on_disconnected,
+                    reconnected_cb=self._on_reconnected,
+                )
+                break
+            except Exception as exc:  # nats-py raises several types for "cannot connect"
+                reason = f"{type(exc).__name__}: {exc}".strip(": ")
+                if attempts is not None and tried >= attempts:
+                    raise BusUnreachable(f"cannot reach NATS at {self.url} ({reason})") from None
+                log.warning("cannot reach NATS, retrying", url=self.url, reason=reason,
+                            retry_in_s=round(delay, 2))
+                self.nc = Client()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, backoff_max_s)
+        self.js = self.nc.jetstream()
+        self._pump = asyncio.create_task(self._pump_events(), name=f"{self.name}-event-pump")
+
+    async def close(self, flush_timeout_s: float = 5.0) -> None:
+        """Publish what is in the outbox (bounded wait), then drain the connection."""
+        self._closing = True
+        try:
+            await asyncio.wait_for(self._outbox_idle.wait(), flush_timeout_s)
+        except TimeoutError:
+            log.error("events not delivered at shutdown", count=len(self._outbox))
+        if self._pump:
+            self._pump.cancel()
+        if self.nc.is_connected:
+            try:
+                await asyncio.wait_for(self.nc.drain(), 5)
+            except Exception:
+                await self.nc.close()
+        elif not self.nc.is_closed:
+            await self.nc.close()
+
+    async def _on_error(self, exc: Exception) -> None:
+        log.warning("nats error", error=f"{type(exc).__name__}: {exc}")
+
+    async def _on_disconnected(self) -> None:
+        if self._closing:
+            return
+        log.warning("disconnected from NATS; audio is dropped, events are kept", url=self.url)
+
+    async def _on_reconnected(self) -> None:
+        log.info("reconnected to NATS", url=self.url, outbox=len(self._outbox))
+        self._outbox_ready.set()
+
+    # --- publishing -------------------------------------------------------------------------------
+    async def publish(self, subject: str, message: BaseModel) -> None:
+        """Publish work or control messages (core NATS, buffered by the client while reconnecting)."""
+        await self.nc.publish(subject, encode(message))
+
+    async def publish_audio(self, subject: str, message: BaseModel) -> bool:
+        """Publish a real-time audio frame; dropped while disconnected. Returns whether it went."""
+        if not self.nc.is_connected:
+            self.audio_dropped += 1
+            return False
+        await self.nc.publish(subject, encode(message))
+        return True
+
+    async def request(self, subject: str, message: BaseModel, reply_model: type[M],
+                      timeout_s: float = 2.0) -> M:
+        msg = await self.nc.request(subject, encode(message), timeout=timeout_s)
+        return decode(msg.subject or subject, msg.data, reply_model)
+
+    def emit(self, event: Event) -> None:
+        """Queue an event for JetStream; delivered in order, retried until acknowledged."""
+        if not event.source:
+            event.source = self.source
+        self._outbox.append((event_subject(event), encode(event), uuid.uuid4().hex))
+        self._outbox_idle.clear()
+        self._outbox_ready.set()
+
+    async def flush_events(self, timeout_s: float = 5.0) -> None:
+        await asyncio.wait_for(self._outbox_idle.wait(), timeout_s)
+
+    async def _pump_events(self) -> None:
+        assert self.js is not None
+        delay = 0.05
+        while True:
+            if not self._outbox:
+                self._outbox_idle.set()
+                self._outbox_ready.clear()
+                await self._outbox_ready.wait()
+                continue
+            subject, data, msg_id = self._outbox[0]
+            try:
+                await self.js.publish(subject, data, timeout=2, headers={"Nats-Msg-Id": msg_id})
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("event not acknowledged yet, retrying", subject=subject,
+                            reason=type(exc).__name__, retry_in_s=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            delay = 0.05
+            self._outbox.popleft()
+
+    # --- subscribing ------------------------------------------------------------------------------
+    def report_bad(self, exc: BadMessage) -> None:
+        """One log line and one error event for a message that failed its decoding."""
+        log.error("bad message", subject=exc.subject, problem=exc.reason)
+        call_id = subjects.call_id_of(exc.subject)
+        if call_id is not None:
+            try:
+                subjects.check_call_id(call_id)
+            except subjects.BadCallId:
+                call_id = None
+        self.emit(ErrorEvent(call_id=call_id, subject=exc.subject, code="bad_message",
+                             message=exc.reason))
+
+    async def subscribe(self, subject: str, model: type[M] | None,
+                        handler: Callable[[M, Msg], Awaitable[None]], queue: str = "") -> Subscription:
+        """Subscribe; each message is decoded into ``model`` (or any event when ``model`` is None)."""
+
+        async def on_msg(msg: Msg) -> None:
+            try:
+                decoded: Any = (decode_event(msg.subject, msg.data) if model is None
+                                else decode(msg.subject, msg.data, model))
+            except BadMessage as exc:
+                self.report_bad(exc)
+                if msg.reply:
+                    await _reply_error(self, msg, exc.reason)
+                return
+            await handler(decoded, msg)
+
+        sub = await self.nc.subscribe(subject, queue=queue, cb=on_msg)
+        self._subs.append(sub)
+        return sub
+
+
+async def _reply_error(bus: Bus, msg: Msg, reason: str) -> None:
+    from voxbus.schemas.base import Rejected
+
+    await msg.respond(encode(Rejected(worker_id=bus.source, reason=reason)))
+
+
+async def connect_bus(url: str, name: str, attempts: int | None = None) -> Bus:
+    bus = Bus(url, name)
+    await bus.connect(attempts=attempts)
+    return bus
+
+
+__all__ = ["Bus", "BusUnreachable", "connect_bus", "event_subject"]

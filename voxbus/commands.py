@@ -1,0 +1,180 @@
+"""The long-running commands: up, talk, demo and events."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+from nats.aio.msg import Msg
+from nats.js.api import ConsumerConfig, DeliverPolicy
+
+from voxbus.bus import subjects
+from voxbus.bus.codec import BadMessage, decode_event
+from voxbus.bus.connection import Bus
+from voxbus.config import Settings
+from voxbus.logs import get_logger
+from voxbus.media.file_call import FileCall
+from voxbus.media.wav import WavSource
+from voxbus.schemas.events import (
+    ErrorEvent,
+    Event,
+    LlmDone,
+    SttFinal,
+    TurnMetrics,
+    WorkerExited,
+    WorkerRestarted,
+)
+from voxbus.supervisors.system import System
+
+log = get_logger(__name__)
+_SKIP_FIELDS = {"v", "type", "ts", "source", "call_id"}
+
+
+def describe(event: Event) -> str:
+    """One human-readable line for an event."""
+    when = datetime.fromtimestamp(event.ts).strftime("%H:%M:%S.%f")[:-3]
+    call = getattr(event, "call_id", None) or "-"
+    fields = " ".join(f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}"
+                      for k, v in event.model_dump().items()
+                      if k not in _SKIP_FIELDS and v not in (None, "", []))
+    return f"{when} {call:18} {event.type:18} {fields}"
+
+
+def conversation_line(event: Event) -> str | None:
+    """What `talk` and `demo` print: the words, the latency, and trouble."""
+    if isinstance(event, SttFinal) and event.text:
+        return f"  caller: {event.text}"
+    if isinstance(event, LlmDone):
+        return f"  agent:  {event.text.strip()}"
+    if isinstance(event, TurnMetrics) and event.first_audio_ms is not None:
+        return (f"          turn {event.turn}: first agent audio {event.first_audio_ms:.0f} ms after "
+                f"the caller stopped (vad {event.vad_decision_ms:.0f}, stt {event.stt_final_ms:.0f},"
+                f" llm {event.llm_first_token_ms or 0:.0f}, tts {event.tts_first_frame_ms or 0:.0f})")
+    if isinstance(event, ErrorEvent | WorkerRestarted | WorkerExited):
+        return f"  [{event.type}] " + describe(event).split(event.type, 1)[1].strip()
+    return None
+
+
+def _printer(event: Event) -> None:
+    line = conversation_line(event)
+    if line:
+        print(line, flush=True)
+
+
+async def up(settings: Settings) -> int:
+    from voxbus.actors.runtime import stop_on_signals
+
+    stopping = stop_on_signals()
+    system = System(settings)
+    url = await system.start()
+    print(f"voxbus is up: NATS at {url}; profile {settings.profile}. "
+          "In another terminal: `voxbus talk CALLER.wav`, `voxbus events`. Ctrl-C stops.",
+          flush=True)
+    assert system.supervision is not None
+    await asyncio.wait({asyncio.ensure_future(stopping.wait()), system.supervision},
+                       return_when=asyncio.FIRST_COMPLETED)
+    failed = system.supervision.done() and system.supervision.exception() is not None
+    await system.stop()
+    return 1 if failed else 0
+
+
+async def talk(settings: Settings, url: str, wav: Path, out: Path, max_seconds: float) -> int:
+    source = WavSource(wav)
+    bus = Bus(url, name="voxbus-talk", source="file-call")
+    await bus.connect(attempts=3)
+    try:
+        call = FileCall(bus, source, max_s=max_seconds, on_event=_printer)
+        print(f"calling with {wav} ({len(source) * 0.02:.1f} s) as {call.call_id}", flush=True)
+        await call.run()
+        call.save(out)
+        print(f"recorded the agent to {out}", flush=True)
+    finally:
+        await bus.close()
+    return 0
+
+
+async def demo(settings: Settings, out_dir: Path, json_out: Path | None) -> int:
+    from voxbus.engines.models import model_path
+    from voxbus.engines.tts import PiperEngine
+    from voxbus.media.script import DEMO_SCRIPT, render
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    caller_wav = out_dir / "caller.wav"
+    spoken = render(DEMO_SCRIPT, PiperEngine(model_path(settings, "tts"), settings.tts), caller_wav)
+    system = System(settings)
+    print("starting voxbus (embedded NATS, STT, LLM, TTS and agent processes)...", flush=True)
+    url = await system.start()
+    try:
+        result = await system.while_healthy(
+            run_file_call(url, caller_wav, out_dir / "reply.wav", _printer))
+    finally:
+        await system.stop()
+    turns = turn_latencies(result.events, [s.end_s for s in spoken], result.start_ts)
+    print("\nper turn: caller's speech end (from the script) -> first agent audio on the line")
+    for t in turns:
+        print(f"  turn {t['turn']}: {t['perceived_ms']:.0f} ms   ({t['user_text']})")
+    print(f"recordings: {caller_wav} (caller), {out_dir / 'reply.wav'} (agent)")
+    if json_out:
+        json_out.write_text(json.dumps({"turns": turns}, indent=2))
+    return 0
+
+
+async def run_file_call(url: str, wav: Path, out: Path, on_event=None):  # type: ignore[no-untyped-def]
+    bus = Bus(url, name="voxbus-file-call", source="file-call")
+    await bus.connect(attempts=5)
+    try:
+        call = FileCall(bus, WavSource(wav), on_event=on_event)
+        result = await call.run()
+        call.save(out)
+        return result
+    finally:
+        await bus.close()
+
+
+def turn_latencies(events: list[Event], speech_ends_s: list[float],
+                   start_ts: float) -> list[dict[str, object]]:
+    """Per turn: the metrics event, plus latency from the script's known end of speech."""
+    rows = []
+    for m in (e for e in events if isinstance(e, TurnMetrics)):
+        row = m.model_dump(exclude={"v", "type", "source", "call_id"})
+        first_audio = next((e.ts for e in events if e.type == "playout.started"
+                            and e.gen == m.gen), None)  # type: ignore[attr-defined]
+        # the scripted line that ended most recently before the VAD's decision
+        end_s = max((s for s in speech_ends_s if start_ts + s <= (first_audio or 0)), default=None)
+        row["perceived_ms"] = (None if first_audio is None or end_s is None
+                               else round((first_audio - start_ts - end_s) * 1000, 1))
+        rows.append(row)
+    return rows
+
+
+async def tail_events(url: str, call_id: str | None, replay: bool, as_json: bool) -> int:
+    from voxbus.actors.runtime import stop_on_signals
+
+    stopping = stop_on_signals()
+    bus = Bus(url, name="voxbus-events", source="events")
+    await bus.connect(attempts=3)
+    assert bus.js is not None
+
+    async def show(msg: Msg) -> None:
+        try:
+            event = decode_event(msg.subject, msg.data)
+        except BadMessage as exc:
+            print(f"{time.strftime('%H:%M:%S')} ! {exc}", flush=True)
+            return
+        print(event.model_dump_json() if as_json else describe(event), flush=True)
+
+    policy = DeliverPolicy.ALL if replay else DeliverPolicy.NEW
+    await bus.js.subscribe(subjects.call_events(call_id) if call_id else subjects.ALL_CALL_EVENTS, cb=show,
+                           ordered_consumer=True, config=ConsumerConfig(deliver_policy=policy))
+    if not call_id:
+        await bus.js.subscribe(subjects.ALL_SYSTEM_EVENTS, cb=show, ordered_consumer=True,
+                               config=ConsumerConfig(deliver_policy=policy))
+    print(f"events from {url} ({'from the start' if replay else 'new'}); Ctrl-C stops",
+          file=sys.stderr, flush=True)
+    await stopping.wait()
+    await bus.close()
+    return 0

@@ -1,0 +1,55 @@
+"""The local LLM: llama.cpp through llama-cpp-python, model resident, streaming, cancellable.
+
+The prompt is rendered with the chat template stored in the GGUF file, so any instruct model
+works. llama-cpp-python reuses the longest common token prefix with what is already evaluated, and
+a RAM cache keeps the state of other calls' prefixes, so the system prompt and history of a
+call stay warm between its turns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from voxbus.config import LlmSettings
+from voxbus.schemas.messages import ChatMessage
+
+
+class LlamaEngine:
+    def __init__(self, model_path: Path, settings: LlmSettings) -> None:
+        from llama_cpp import Llama, LlamaRAMCache
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        self.llm = Llama(model_path=str(model_path), n_ctx=settings.n_ctx,
+                         n_threads=settings.n_threads, n_threads_batch=settings.n_threads,
+                         seed=settings.seed, verbose=False)
+        self.llm.set_cache(LlamaRAMCache(capacity_bytes=settings.cache_bytes))
+        meta = self.llm.metadata
+        template = meta.get("tokenizer.chat_template")
+        if not template:
+            raise ValueError(f"{model_path}: the GGUF has no chat template; use an instruct model")
+        vocab = self.llm._model
+        eos = vocab.token_get_text(self.llm.token_eos())
+        bos = vocab.token_get_text(self.llm.token_bos()) if self.llm.token_bos() >= 0 else ""
+        self._formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
+        self._eos_text = eos
+
+    def prompt(self, messages: list[ChatMessage], continue_from: str = "") -> tuple[str, list[str]]:
+        rendered = self._formatter(messages=[{"role": m.role, "content": m.content}
+                                             for m in messages])
+        stops = rendered.stop if isinstance(rendered.stop, list) else [rendered.stop or ""]
+        stops = [s for s in [*stops, self._eos_text, "<|im_end|>"] if s]
+        return rendered.prompt + continue_from, list(dict.fromkeys(stops))
+
+    def stream(self, messages: list[ChatMessage], max_tokens: int, temperature: float,
+               continue_from: str = "",
+               cancelled: Callable[[], bool] = lambda: False) -> Iterator[str]:
+        """Yield text pieces; stops within one token once ``cancelled()`` is true. Blocking."""
+        prompt, stops = self.prompt(messages, continue_from)
+        for chunk in self.llm.create_completion(prompt, max_tokens=max_tokens,
+                                                temperature=temperature, stop=stops, stream=True):
+            if cancelled():
+                return
+            text = chunk["choices"][0]["text"]
+            if text:
+                yield text

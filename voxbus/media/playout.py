@@ -1,0 +1,86 @@
+"""The playout queue of a call's agent audio: what the gateway (or a file call) plays each 20 ms.
+
+Frames of a generation are played in sequence order; on underrun the line gets silence (never a
+stall); a flushed (cancelled) generation's queued and late frames are dropped. The queue reports,
+per generation, when its first frame was played and how much was played in all, so that the call
+actor knows what the caller actually heard.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+
+from voxbus.bus.connection import Bus
+from voxbus.media.frames import FRAME_MS
+from voxbus.schemas.events import PlayoutDone, PlayoutStarted
+from voxbus.schemas.messages import AudioFrame
+
+FLUSHED_MEMORY = 256
+
+
+@dataclass
+class _Playing:
+    gen: int
+    played: int = 0
+    heap: list[tuple[int, bytes, bool]] = field(default_factory=list)
+
+
+class PlayoutQueue:
+    def __init__(self, bus: Bus, call_id: str) -> None:
+        self.bus, self.call_id = bus, call_id
+        self.queues: dict[int, _Playing] = {}
+        self.order: list[int] = []  # generations in arrival order
+        self.flushed: list[int] = []
+        self.dropped = 0
+        self.underruns = 0
+
+    def push(self, frame: AudioFrame) -> None:
+        gen = frame.gen if frame.gen is not None else 0
+        if gen in self.flushed:
+            self.dropped += 1
+            return
+        playing = self.queues.get(gen)
+        if playing is None:
+            playing = self.queues[gen] = _Playing(gen)
+            self.order.append(gen)
+        heapq.heappush(playing.heap, (frame.seq, frame.pcm, frame.last))
+
+    def flush(self, gen: int) -> None:
+        """Drop everything of ``gen``, now and when late frames arrive."""
+        self.flushed = [*self.flushed[-FLUSHED_MEMORY:], gen]
+        playing = self.queues.pop(gen, None)
+        if playing is None:
+            return
+        self.order.remove(gen)
+        self.dropped += len(playing.heap)
+        if playing.played:
+            self._done(playing, complete=False)
+
+    @property
+    def idle(self) -> bool:
+        return not self.order
+
+    def next(self, frame_index: int) -> bytes | None:
+        """The frame to play at call-timeline index ``frame_index``, or None for silence."""
+        if not self.order:
+            return None
+        playing = self.queues[self.order[0]]
+        if not playing.heap:
+            self.underruns += 1 if playing.played else 0
+            return None
+        _, pcm, last = heapq.heappop(playing.heap)
+        if playing.played == 0:
+            self.bus.emit(PlayoutStarted(call_id=self.call_id, gen=playing.gen,
+                                         at_ms=frame_index * FRAME_MS))
+        playing.played += 1
+        if last:
+            self.queues.pop(playing.gen)
+            self.order.pop(0)
+            self._done(playing, complete=True)
+        return pcm
+
+    def _done(self, playing: _Playing, complete: bool) -> None:
+        self.bus.emit(PlayoutDone(call_id=self.call_id, gen=playing.gen,
+                                  played_ms=playing.played * FRAME_MS,
+                                  dropped_frames=len(playing.heap), complete=complete))

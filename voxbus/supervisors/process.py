@@ -1,0 +1,106 @@
+"""Worker processes as supervised children, watched by their exit and by their heartbeats.
+
+Each worker process publishes a heartbeat from its event loop. A process that exits is dead; a
+process whose heartbeats stop (after its start-up allowance for loading models) is hung and is
+killed. Either way ``run()`` raises, and the supervisor restarts it with the same worker id, so that
+the restarted process takes over the dead one's name (and, for the agent, its calls).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+
+from nats.aio.msg import Msg
+
+from voxbus.bus import subjects
+from voxbus.bus.connection import Bus
+from voxbus.config import SupervisionSettings
+from voxbus.logs import get_logger
+from voxbus.schemas.events import WorkerExited, WorkerStarted
+from voxbus.schemas.messages import Heartbeat
+
+log = get_logger(__name__)
+
+
+class WorkerDied(RuntimeError):
+    pass
+
+
+@dataclass
+class WorkerProcess:
+    """Runs ``python -m voxbus <args>`` and watches it; one instance per (re)start."""
+
+    role: str
+    worker_id: str
+    args: list[str]
+    bus: Bus
+    settings: SupervisionSettings
+    env: dict[str, str] | None = None
+
+    async def run(self) -> None:
+        last_beat = 0.0
+        beat_seen = asyncio.Event()
+
+        async def on_beat(_hb: Heartbeat, _msg: Msg) -> None:
+            nonlocal last_beat
+            last_beat = time.monotonic()
+            beat_seen.set()
+
+        sub = await self.bus.subscribe(subjects.health(self.role, self.worker_id), Heartbeat, on_beat)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "voxbus", *self.args,
+            env={**os.environ, **(self.env or {})}, start_new_session=True,
+        )
+        log.info("worker process started", role=self.role, worker_id=self.worker_id, pid=proc.pid)
+        self.bus.emit(WorkerStarted(role=self.role, worker_id=self.worker_id, pid=proc.pid))
+        try:
+            reason = await self._watch(proc, beat_seen, lambda: last_beat)
+        except asyncio.CancelledError:
+            await _terminate(proc)
+            raise
+        finally:
+            await sub.unsubscribe()
+        self.bus.emit(WorkerExited(role=self.role, worker_id=self.worker_id, reason=reason))
+        raise WorkerDied(reason)
+
+    async def _watch(self, proc: asyncio.subprocess.Process, beat_seen: asyncio.Event,
+                     last_beat: callable) -> str:  # type: ignore[valid-type]
+        exit_wait = asyncio.create_task(proc.wait())
+        try:
+            beat_wait = asyncio.create_task(beat_seen.wait())
+            done, _ = await asyncio.wait({exit_wait, beat_wait}, timeout=self.settings.startup_timeout_s,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            beat_wait.cancel()
+            if exit_wait in done:
+                return f"exited with code {proc.returncode} during start-up"
+            if not done:
+                await _terminate(proc)
+                return f"no heartbeat within {self.settings.startup_timeout_s:.0f} s of start"
+            while True:
+                done, _ = await asyncio.wait({exit_wait}, timeout=self.settings.heartbeat_interval_s)
+                if done:
+                    code = proc.returncode
+                    return (f"killed by signal {signal.Signals(-code).name}" if code and code < 0
+                            else f"exited with code {code}")
+                silent = time.monotonic() - last_beat()
+                if silent > self.settings.heartbeat_timeout_s:
+                    await _terminate(proc)
+                    return f"hung: no heartbeat for {silent:.1f} s"
+        finally:
+            exit_wait.cancel()
+
+
+async def _terminate(proc: asyncio.subprocess.Process, grace_s: float = 3.0) -> None:
+    if proc.returncode is not None:
+        return
+    proc.terminate()
+    try:
+        await asyncio.wait_for(proc.wait(), grace_s)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()

@@ -1,0 +1,112 @@
+"""The whole system on one machine: embedded NATS (unless a URL is given) and every worker
+process, supervised one-for-one with restart intensity and backoff."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+from pathlib import Path
+
+from voxbus.bus.connection import Bus
+from voxbus.bus.embedded import EmbeddedNats
+from voxbus.bus.streams import call_state_bucket, ensure_events_stream
+from voxbus.config import Settings
+from voxbus.engines.models import model_path
+from voxbus.logs import get_logger
+from voxbus.schemas.events import SupervisorEscalated, WorkerRestarted
+from voxbus.supervisors.process import WorkerProcess
+from voxbus.supervisors.tree import Backoff, Escalation, ChildSpec, RestartEvent, Supervisor
+
+log = get_logger(__name__)
+T = TypeVar("T")
+
+# start order matters for rest-for-one users and for a quick first call: models first, agent last
+DEFAULT_WORKERS = (("stt", "stt-1"), ("llm", "llm-1"), ("tts", "tts-1"), ("agent", "agent-1"))
+
+
+def url_file(settings: Settings) -> Path:
+    """Where `voxbus up` writes the NATS URL of the running system, for `talk` and `events`."""
+    return settings.data_dir / "run" / "nats.url"
+
+
+def check_models(settings: Settings) -> None:
+    """Fail at the door, in one line, when a model is missing (raises ModelMissing)."""
+    for kind in ("stt", "llm", "tts"):
+        model_path(settings, kind)  # type: ignore[arg-type]
+
+
+class System:
+    def __init__(self, settings: Settings, workers: tuple[tuple[str, str], ...] = DEFAULT_WORKERS,
+                 ) -> None:
+        self.settings = settings
+        self.workers = workers
+        self.nats: EmbeddedNats | None = None
+        self.url = settings.nats_url or ""
+        self.bus: Bus | None = None
+        sup = settings.supervision
+        self.supervisor = Supervisor(
+            name="workers", strategy="one_for_one", max_restarts=sup.max_restarts,
+            max_seconds=sup.max_seconds, backoff=Backoff(sup.backoff_initial_s, sup.backoff_max_s),
+            on_restart=self._restarted, on_escalate=self._escalated,
+        )
+        self.supervision: asyncio.Task[None] | None = None
+
+    async def start(self) -> str:
+        check_models(self.settings)
+        if not self.url:
+            self.nats = EmbeddedNats(self.settings.data_dir / "nats")
+            self.url = await self.nats.start()
+        self.bus = Bus(self.url, name="voxbus-supervisor", source="supervisor")
+        await self.bus.connect(attempts=None if self.settings.nats_url else 5)
+        assert self.bus.js is not None
+        await ensure_events_stream(self.bus.js)
+        await call_state_bucket(self.bus.js)
+        for role, worker_id in self.workers:
+            self.supervisor.start_child(self._spec(role, worker_id))
+        self.supervision = asyncio.create_task(self.supervisor.run())
+        path = url_file(self.settings)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(self.url + "\n")
+        return self.url
+
+    async def while_healthy(self, work: Coroutine[Any, Any, T]) -> T:
+        """Run ``work`` unless supervision gives up first (then raise its Escalation)."""
+        assert self.supervision is not None
+        task = asyncio.ensure_future(work)
+        await asyncio.wait({task, self.supervision}, return_when=asyncio.FIRST_COMPLETED)
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            self.supervision.result()  # raises the Escalation
+            raise Escalation("supervision ended")
+        return task.result()
+
+    def _spec(self, role: str, worker_id: str) -> ChildSpec:
+        assert self.bus is not None
+        bus, settings, url = self.bus, self.settings, self.url
+        return ChildSpec(id=worker_id, start=lambda: WorkerProcess(
+            role=role, worker_id=worker_id, bus=bus, settings=settings.supervision,
+            args=["--nats-url", url, *(["agent"] if role == "agent" else ["worker", role]),
+                  "--id", worker_id],
+        ))
+
+    async def stop(self) -> None:
+        await self.supervisor.stop()
+        if self.supervision:
+            self.supervision.cancel()
+        if self.bus:
+            await self.bus.close()
+        if self.nats:
+            await self.nats.stop()
+        url_file(self.settings).unlink(missing_ok=True)
+
+    def _restarted(self, event: RestartEvent) -> None:
+        assert self.bus is not None
+        role = next((r for r, w in self.workers if w == event.child), "worker")
+        self.bus.emit(WorkerRestarted(role=role, worker_id=event.child, reason=event.reason,
+                                      restarts=event.restarts))
+
+    def _escalated(self, reason: str) -> None:
+        assert self.bus is not None
+        self.bus.emit(SupervisorEscalated(supervisor="workers", reason=reason))
