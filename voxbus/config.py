@@ -92,6 +92,9 @@ class Settings(BaseSettings):
         default=None, description="NATS server URL; unset: start an embedded server"
     )
     data_dir: Path = Field(default_factory=_default_data_dir)
+    model_dir: Path | None = Field(
+        default=None, description="where bundled models are assembled; unset: <data_dir>/models"
+    )
     profile: Profile = "default"
     models: ModelPaths = ModelPaths()
     agent: AgentSettings = AgentSettings()

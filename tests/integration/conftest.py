@@ -1,0 +1,56 @@
+"""Integration fixtures: the real system (worker processes, real models) and scripted callers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from voxbus.bus.connection import Bus
+from voxbus.config import Settings
+from voxbus.engines.models import model_path
+from voxbus.engines.tts import PiperEngine
+from voxbus.media.script import CallerScript, Line, SpokenLine, render
+from voxbus.supervisors.system import System
+
+THREE_QUESTIONS = CallerScript(lines=[
+    Line(text="What is the capital of France?", pause_before_s=2.5),
+    Line(text="How many days are there in a week?", pause_before_s=6.0),
+    Line(text="Can you name a colour of the sky?", pause_before_s=6.0),
+], tail_s=0.5)
+
+
+@pytest.fixture(scope="session")
+def piper() -> PiperEngine:
+    from voxbus.config import load_settings
+
+    settings = load_settings(profile="test")
+    return PiperEngine(model_path(settings, "tts"), settings.tts)
+
+
+@pytest.fixture
+def caller(tmp_path: Path, piper: PiperEngine):  # type: ignore[no-untyped-def]
+    """Render a script to a WAV: returns (path, spoken lines)."""
+
+    def make(script: CallerScript, name: str = "caller.wav") -> tuple[Path, list[SpokenLine]]:
+        path = tmp_path / name
+        return path, render(script, piper, path)
+
+    return make
+
+
+@pytest.fixture
+async def system(settings: Settings) -> AsyncIterator[System]:
+    running = System(settings)
+    await running.start()
+    yield running
+    await running.stop()
+
+
+@pytest.fixture
+async def client(system: System) -> AsyncIterator[Bus]:
+    bus = Bus(system.url, name="test-client", source="test")
+    await bus.connect(attempts=5)
+    yield bus
+    await bus.close()

@@ -1,0 +1,72 @@
+"""A spoken conversation through the whole actor system: three questions, three spoken answers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from voxbus.bus.connection import Bus
+from voxbus.config import Settings
+from voxbus.engines.models import model_path
+from voxbus.engines.stt import WhisperEngine
+from voxbus.media.file_call import FileCall
+from voxbus.media.frames import SAMPLE_RATE, to_float
+from voxbus.media.wav import WavSource, read_wav
+from voxbus.schemas.events import PlayoutStarted, TurnMetrics
+
+from .conftest import THREE_QUESTIONS
+from .helpers import of_call, stream_events
+
+pytestmark = pytest.mark.integration
+
+TURN_STEPS = ["stt.final", "llm.requested", "llm.first_token", "tts.requested", "tts.first_frame",
+              "playout.started", "llm.done", "playout.done", "turn.metrics"]
+
+
+async def test_three_questions_get_three_spoken_answers(
+        settings: Settings, client: Bus, caller, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    wav, spoken = caller(THREE_QUESTIONS)
+    call = FileCall(client, WavSource(wav))
+    result = await call.run()
+    call.save(tmp_path / "reply.wav")
+
+    # three answered turns, each with its stage times
+    metrics = [e for e in result.events if isinstance(e, TurnMetrics)]
+    assert [m.turn for m in metrics] == [1, 2, 3]
+    assert all(m.first_audio_ms and m.first_audio_ms > 0 and not m.interrupted for m in metrics)
+    assert all(m.agent_text.strip() for m in metrics)
+    assert "france" in metrics[0].user_text.lower()
+
+    # the recording: agent speech after each question, before the next one, and it is speech
+    reply = read_wav(tmp_path / "reply.wav")
+    whisper = WhisperEngine(model_path(settings, "stt"), settings.stt)
+    starts = {e.gen: e.at_ms / 1000 for e in result.events if isinstance(e, PlayoutStarted)}
+    for i, m in enumerate(metrics):
+        begins = starts[m.gen]
+        assert spoken[i].end_s < begins < spoken[i].end_s + 5.0
+        if i + 1 < len(spoken):
+            assert begins < spoken[i + 1].start_s
+        segment = reply[int(begins * SAMPLE_RATE) * 2: int((begins + 3.0) * SAMPLE_RATE) * 2]
+        assert np.abs(np.frombuffer(segment, np.int16)).max() > 1000
+        text, _ = whisper.transcribe(to_float(segment))
+        assert len(text.split()) >= 2, f"turn {m.turn}: the agent's audio is not speech: {text!r}"
+    before_first_answer = reply[: int(spoken[0].end_s * SAMPLE_RATE) * 2]
+    greeting, _ = whisper.transcribe(to_float(before_first_answer))
+    assert "help" in greeting.lower()  # the greeting, played before the caller spoke
+
+    # the event stream holds every step of every turn, in order, with no gap
+    assert client.js is not None
+    events = of_call(await stream_events(client.js), call.call_id)
+    types = [e.type for _, e in events]
+    assert types[0] == "call.started" and types[-1] == "call.ended"
+    for m in metrics:
+        order = [e.type for _, e in events
+                 if e.type in TURN_STEPS and getattr(e, "gen", None) in (m.gen, None)
+                 and (e.type != "stt.final" or e.text == m.user_text)]
+        assert set(TURN_STEPS) <= set(order), f"turn {m.turn} misses {set(TURN_STEPS) - set(order)}"
+        causal = ["stt.final", "llm.requested", "llm.first_token", "tts.first_frame",
+                  "playout.started", "playout.done", "turn.metrics"]
+        assert [order.index(step) for step in causal] == sorted(
+            order.index(step) for step in causal), order

@@ -1,0 +1,117 @@
+"""Supervision with real processes: a killed LLM worker and a killed call actor (agent process)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+
+import pytest
+from nats.aio.msg import Msg
+
+from voxbus.bus import subjects
+from voxbus.bus.connection import Bus
+from voxbus.bus.streams import call_state_bucket
+from voxbus.media.file_call import FileCall
+from voxbus.media.script import CallerScript, Line
+from voxbus.media.wav import WavSource
+from voxbus.schemas.events import (
+    CallResumed, Event, LlmRetried, TurnMetrics, WorkerRestarted,
+)
+from voxbus.schemas.messages import CallState, Heartbeat, LlmChunk
+
+from .helpers import of_call, stream_events
+
+pytestmark = pytest.mark.integration
+
+ONE_QUESTION = CallerScript(lines=[
+    Line(text="Tell me a long story about a brave little dog.", pause_before_s=2.5),
+], tail_s=0.5)
+TWO_QUESTIONS = CallerScript(lines=[
+    Line(text="Tell me a story about a brave little dog.", pause_before_s=2.5),
+    Line(text="What was the name of the dog?", pause_before_s=12.0),
+], tail_s=0.5)
+
+
+async def pid_of(bus: Bus, role: str, worker_id: str) -> int:
+    found: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    async def on_beat(beat: Heartbeat, _msg: Msg) -> None:
+        if not found.done():
+            found.set_result(beat.pid)
+
+    sub = await bus.subscribe(subjects.health(role, worker_id), Heartbeat, on_beat)
+    try:
+        return await asyncio.wait_for(found, 30)
+    finally:
+        await sub.unsubscribe()
+
+
+@pytest.fixture
+def answer_tokens(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
+    monkeypatch.setenv("VOXBUS_AGENT__MAX_TOKENS", str(request.param))
+
+
+@pytest.mark.parametrize("answer_tokens", [60], indirect=True)
+async def test_killed_llm_worker_is_restarted_and_the_turn_completes(
+        answer_tokens: None, client: Bus, caller) -> None:  # type: ignore[no-untyped-def]
+    wav, _ = caller(ONE_QUESTION)
+    pid = await pid_of(client, "llm", "llm-1")
+    call = FileCall(client, WavSource(wav))
+    killed = asyncio.Event()
+
+    async def kill_mid_reply(chunk: LlmChunk, _msg: Msg) -> None:
+        if not killed.is_set():
+            killed.set()
+            os.kill(pid, signal.SIGKILL)
+
+    await client.subscribe(subjects.llm_chunks(call.call_id), LlmChunk, kill_mid_reply)
+    result = await call.run()
+
+    assert killed.is_set()
+    metrics = [e for e in result.events if isinstance(e, TurnMetrics)]
+    assert [m.turn for m in metrics] == [1], "the turn completes despite the kill"
+    assert not metrics[0].interrupted and metrics[0].first_audio_ms
+    assert metrics[0].retries >= 1 and metrics[0].agent_text.strip()
+    assert any(isinstance(e, LlmRetried) for e in result.events)
+    assert await pid_of(client, "llm", "llm-1") != pid, "a new LLM process serves"
+
+    assert client.js is not None
+    events = await stream_events(client.js)  # raises if a sequence number is missing
+    seqs = [s for s, _ in events]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+    restarts = [e for _, e in events if isinstance(e, WorkerRestarted)]
+    assert any(r.worker_id == "llm-1" and "SIGKILL" in r.reason for r in restarts)
+    # every event the file call saw live is in the stream too: none lost
+    live = {(e.type, e.ts) for e in result.events}
+    stored = {(e.type, e.ts) for _, e in of_call(events, call.call_id)}
+    assert live <= stored
+
+
+@pytest.mark.parametrize("answer_tokens", [25], indirect=True)
+async def test_killed_call_actor_resumes_the_conversation(
+        answer_tokens: None, client: Bus, caller) -> None:  # type: ignore[no-untyped-def]
+    wav, _ = caller(TWO_QUESTIONS)
+    pid = await pid_of(client, "agent", "agent-1")
+    call = FileCall(client, WavSource(wav))
+    killed = asyncio.Event()
+
+    def on_event(event: Event) -> None:
+        if isinstance(event, TurnMetrics) and event.turn == 1 and not killed.is_set():
+            killed.set()
+            os.kill(pid, signal.SIGKILL)
+
+    call.on_event = on_event
+    result = await call.run()
+
+    assert killed.is_set()
+    resumed = [e for e in result.events if isinstance(e, CallResumed)]
+    assert resumed and resumed[0].history_len >= 3  # greeting, question 1, answer 1
+    metrics = [e for e in result.events if isinstance(e, TurnMetrics)]
+    assert [m.turn for m in metrics] == [1, 2]
+    assert client.js is not None
+    kv = await call_state_bucket(client.js)
+    state = CallState.model_validate_json((await kv.get(call.call_id)).value or b"")
+    users = [m.content.lower() for m in state.history if m.role == "user"]
+    assert len(users) == 2 and "dog" in users[0] and "name" in users[1]
+    assert state.ended
