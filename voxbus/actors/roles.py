@@ -9,8 +9,9 @@ from voxbus.actors.runtime import heartbeat, stop_on_signals
 from voxbus.bus.connection import Bus
 from voxbus.bus.streams import ensure_events_stream
 from voxbus.config import Settings
-from voxbus.engines.models import model_path
+from voxbus.engines.models import ModelMissing, model_path
 from voxbus.logs import get_logger
+from voxbus.schemas.events import ErrorEvent
 
 log = get_logger(__name__)
 ROLES = ("stt", "llm", "tts", "agent")
@@ -59,7 +60,14 @@ async def run_role(settings: Settings, url: str, role: str, worker_id: str) -> i
     await bus.connect()
     assert bus.js is not None
     await ensure_events_stream(bus.js)
-    sessions, fatal = await _serve(bus, settings, role, worker_id)
+    try:
+        sessions, fatal = await _serve(bus, settings, role, worker_id)
+    except (ModelMissing, OSError, ValueError) as exc:
+        # say it once, in the log and on the bus, and exit with a configuration error
+        log.error("cannot start", role=role, worker_id=worker_id, problem=str(exc))
+        bus.emit(ErrorEvent(code="cannot_start", message=f"{role}/{worker_id}: {exc}"))
+        await bus.close()
+        return 2
     beat = asyncio.create_task(
         heartbeat(bus, role, worker_id, settings.supervision.heartbeat_interval_s, sessions))
     log.info("serving", role=role, worker_id=worker_id)

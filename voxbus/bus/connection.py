@@ -18,6 +18,7 @@ import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
+from urllib.parse import urlparse
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -61,6 +62,7 @@ class Bus:
         self._pump: asyncio.Task[None] | None = None
         self._subs: list[Subscription] = []
         self._closing = False
+        self._last_error = ""
 
     # --- lifecycle --------------------------------------------------------------------------------
     async def connect(self, attempts: int | None = None, backoff_max_s: float = 5.0) -> None:
@@ -69,6 +71,9 @@ class Bus:
         while True:
             tried += 1
             try:
+                # nats-py retries a first connection forever when reconnects are unlimited, so
+                # reachability is probed first: a refused port is reported and retried here
+                await _probe(self.url)
                 await self.nc.connect(
                     servers=[self.url], name=self.name, connect_timeout=2,
                     allow_reconnect=True, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
@@ -81,8 +86,10 @@ class Bus:
                 reason = f"{type(exc).__name__}: {exc}".strip(": ")
                 if attempts is not None and tried >= attempts:
                     raise BusUnreachable(f"cannot reach NATS at {self.url} ({reason})") from None
-                log.warning("cannot reach NATS, retrying", url=self.url, reason=reason,
-                            retry_in_s=round(delay, 2))
+                # a bounded caller (a client command) reports once, at the end, in one line
+                say = log.debug if attempts is not None else log.warning
+                say("cannot reach NATS, retrying", url=self.url, reason=reason,
+                    retry_in_s=round(delay, 2))
                 self.nc = Client()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, backoff_max_s)
@@ -107,7 +114,10 @@ class Bus:
             await self.nc.close()
 
     async def _on_error(self, exc: Exception) -> None:
-        log.warning("nats error", error=f"{type(exc).__name__}: {exc}")
+        text = f"{type(exc).__name__}: {exc}"
+        if text != self._last_error:  # a reconnect loop repeats the same error: say it once
+            log.warning("nats error", error=text)
+        self._last_error = text
 
     async def _on_disconnected(self) -> None:
         if self._closing:
@@ -115,6 +125,7 @@ class Bus:
         log.warning("disconnected from NATS; audio is dropped, events are kept", url=self.url)
 
     async def _on_reconnected(self) -> None:
+        self._last_error = ""
         log.info("reconnected to NATS", url=self.url, outbox=len(self._outbox))
         self._outbox_ready.set()
 
@@ -201,6 +212,13 @@ class Bus:
         sub = await self.nc.subscribe(subject, queue=queue, cb=on_msg)
         self._subs.append(sub)
         return sub
+
+
+async def _probe(url: str, timeout_s: float = 2.0) -> None:
+    parsed = urlparse(url if "://" in url else f"nats://{url}")
+    _, writer = await asyncio.wait_for(
+        asyncio.open_connection(parsed.hostname or "127.0.0.1", parsed.port or 4222), timeout_s)
+    writer.close()
 
 
 async def _reply_error(bus: Bus, msg: Msg, reason: str) -> None:

@@ -1,0 +1,79 @@
+"""Bad input on every subject the system listens to: an error event, and nothing crashes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import msgpack
+import pytest
+from nats.aio.msg import Msg
+
+from voxbus.bus import subjects
+from voxbus.bus.codec import decode
+from voxbus.bus.connection import Bus
+from voxbus.media.file_call import FileCall
+from voxbus.media.script import CallerScript, Line
+from voxbus.media.wav import WavSource
+from voxbus.schemas.base import Rejected
+from voxbus.schemas.events import ErrorEvent, Event, TurnMetrics, WorkerRestarted
+
+from .test_recovery import pid_of
+
+pytestmark = pytest.mark.integration
+
+GARBAGE = [os.urandom(97), b"\xc1\xc1\xc1", msgpack.packb([1, 2, 3]),
+           msgpack.packb({"call_id": 42, "nonsense": True})]
+ONE_QUESTION = CallerScript(lines=[Line(text="What is the capital of France?",
+                                        pause_before_s=6.0)], tail_s=0.5)
+
+
+async def test_garbage_on_every_subject_gives_error_events_and_the_system_keeps_serving(
+        client: Bus, caller) -> None:  # type: ignore[no-untyped-def]
+    errors: list[ErrorEvent] = []
+    others: list[Event] = []
+
+    async def on_event(event: Event, _msg: Msg) -> None:
+        (errors if isinstance(event, ErrorEvent) else others).append(event)
+
+    await client.subscribe(subjects.system_event("error"), None, on_event)
+    await client.subscribe("voxbus.call.*.evt.error", None, on_event)
+    await client.subscribe(subjects.system_event("worker.restarted"), None, on_event)
+    pids = {role: await pid_of(client, role, f"{role}-1") for role in ("stt", "llm", "tts", "agent")}
+
+    wav, _ = caller(ONE_QUESTION)
+    call = FileCall(client, WavSource(wav))
+    running = asyncio.create_task(call.run())
+    while "call.started" not in {e.type for e in call.result.events}:
+        await asyncio.sleep(0.05)
+
+    cid = call.call_id
+    request_subjects = [subjects.AGENT_CALLS, subjects.STT_SESSIONS, subjects.LLM_GENERATE,
+                        subjects.TTS_SPEAK]
+    plain_subjects = [subjects.tts_worker("tts-1"), subjects.cancel(cid), subjects.audio_in(cid),
+                      subjects.llm_chunks(cid), subjects.call_event(cid, "stt.final"),
+                      subjects.call_event(cid, "call.ended"),
+                      subjects.system_event("worker.started"), subjects.health("llm", "llm-1")]
+    for subject in request_subjects:
+        for payload in GARBAGE:
+            reply = await client.nc.request(subject, payload, timeout=5)
+            rejected = decode(subject, reply.data, Rejected)
+            assert rejected.reason, f"{subject}: a rejection says why"
+    for subject in plain_subjects:
+        for payload in GARBAGE:
+            await client.nc.publish(subject, payload)
+    await client.nc.flush()
+    result = await running
+
+    for subject in request_subjects + plain_subjects:
+        mine = [e for e in errors if e.subject == subject]
+        assert len(mine) >= len(GARBAGE), f"no error event for garbage on {subject}"
+        assert all(e.code == "bad_message" and "\n" not in e.message for e in mine)
+    assert [e for e in errors if e.subject == subjects.audio_in(cid)][0].call_id == cid
+
+    # nothing crashed: same processes, no restarts, and the call was answered
+    assert not [e for e in others if isinstance(e, WorkerRestarted)]
+    for role, pid in pids.items():
+        assert await pid_of(client, role, f"{role}-1") == pid
+    metrics = [e for e in result.events if isinstance(e, TurnMetrics)]
+    assert len(metrics) == 1 and "france" in metrics[0].user_text.lower()
