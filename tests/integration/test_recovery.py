@@ -16,7 +16,11 @@ from voxbus.media.file_call import FileCall
 from voxbus.media.script import CallerScript, Line
 from voxbus.media.wav import WavSource
 from voxbus.schemas.events import (
-    CallResumed, Event, LlmRetried, TurnMetrics, WorkerRestarted,
+    CallResumed,
+    Event,
+    LlmRetried,
+    TurnMetrics,
+    WorkerRestarted,
 )
 from voxbus.schemas.messages import CallState, Heartbeat, LlmChunk
 

@@ -14,6 +14,7 @@ abandoned worker are ignored, so the retry is idempotent.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass, field
 
@@ -144,10 +145,8 @@ class CallActor(Actor):
         if self._ticker:
             self._ticker.cancel()
         for sub in self._subs:
-            try:
+            with contextlib.suppress(Exception):  # the connection may be closing already
                 await sub.unsubscribe()
-            except Exception:  # the connection may be closing; nothing to release then
-                pass
 
     async def _tell_decoded(self, message: object, _msg: Msg) -> None:
         self.tell(message)
@@ -393,5 +392,3 @@ class CallActor(Actor):
 def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000, 1)
 
-
-__all__ = ["CallActor", "Tick", "LlmCancelled", "LlmDone", "TtsDone"]

@@ -23,7 +23,8 @@ def now() -> float:
 class Message(BaseModel):
     """Base of every bus message: strict about unknown fields so that typos surface as errors."""
 
-    model_config = ConfigDict(extra="forbid", frozen=False)
+    # bytes (audio) travel as msgpack bin; in JSON (schemas, `voxbus events --json`) as base64
+    model_config = ConfigDict(extra="forbid", ser_json_bytes="base64", val_json_bytes="base64")
 
     v: Literal[1] = Field(default=SCHEMA_VERSION, description="schema version")
 

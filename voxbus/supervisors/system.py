@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
-from typing import Any, TypeVar
 from pathlib import Path
+from typing import Any, TypeVar
 
 from voxbus.bus.connection import Bus
 from voxbus.bus.embedded import EmbeddedNats
@@ -16,7 +16,7 @@ from voxbus.engines.models import model_path
 from voxbus.logs import get_logger
 from voxbus.schemas.events import SupervisorEscalated, WorkerRestarted
 from voxbus.supervisors.process import WorkerProcess
-from voxbus.supervisors.tree import Backoff, Escalation, ChildSpec, RestartEvent, Supervisor
+from voxbus.supervisors.tree import Backoff, ChildSpec, Escalation, RestartEvent, Supervisor
 
 log = get_logger(__name__)
 T = TypeVar("T")

@@ -1,0 +1,96 @@
+"""Clause cutting, the VAD's hysteresis, the playout queue and the model catalogue's errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from voxbus.actors.clauses import ClauseSplitter, speakable
+from voxbus.config import Settings
+from voxbus.engines.models import ModelMissing, model_path
+from voxbus.media.frames import FRAME_BYTES, Framer, frames_of
+from voxbus.media.playout import PlayoutQueue
+from voxbus.media.vad import SileroStream, SpeechGate
+from voxbus.schemas.events import Event, PlayoutDone, PlayoutStarted
+from voxbus.schemas.messages import AudioFrame
+
+
+def test_first_clause_is_cut_early_and_later_ones_at_sentence_ends() -> None:
+    splitter = ClauseSplitter(min_chars=8)
+    out = []
+    for token in ["Sure", ", the", " capital", " is", " Paris", ", which", " is", " lovely", ".",
+                  " It", " has", " 2.1", " million", " people", "."]:
+        out += splitter.push(token)
+    assert out == ["Sure, the capital is Paris,", "which is lovely."]
+    assert splitter.flush() == "It has 2.1 million people."
+
+
+def test_speakable_drops_markdown() -> None:
+    assert speakable("**Paris** is `the` capital\n# yes") == "Paris is the capital yes"
+
+
+def test_framer_carries_remainders() -> None:
+    framer = Framer()
+    assert list(framer.push(bytes(FRAME_BYTES + 10))) == [bytes(FRAME_BYTES)]
+    assert len(list(framer.push(bytes(FRAME_BYTES - 10)))) == 1
+    assert framer.flush() is None
+    assert len(frames_of(bytes(FRAME_BYTES * 2 + 1))) == 3
+
+
+def test_gate_needs_min_speech_and_end_silence() -> None:
+    gate = SpeechGate(0.5, 0.35, min_speech_ms=96, end_silence_ms=160)
+    probs = [0.1, 0.9, 0.2, 0.9, 0.9, 0.9, 0.9, 0.1, 0.9, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1]
+    changes = [(i, c.kind, c.at_ms) for i, p in enumerate(probs) if (c := gate.push(p))]
+    # a one-window blip does not start speech; a one-window dip does not end it
+    assert changes == [(5, "start", 3 * 32), (13, "end", 9 * 32)]
+
+
+def test_silero_hears_a_tone_less_than_silence() -> None:
+    vad = SileroStream()
+    silence = vad.push(np.zeros(16000, np.float32))
+    assert len(silence) == 31 and max(silence) < 0.3
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def emit(self, event: Event) -> None:
+        self.events.append(event)
+
+
+def frame(gen: int, seq: int, last: bool = False) -> AudioFrame:
+    return AudioFrame(call_id="c", seq=seq, gen=gen, last=last, pcm=bytes([seq % 256]) * 640)
+
+
+def test_playout_plays_in_order_reports_and_drops_flushed_generations() -> None:
+    bus = Recorder()
+    queue = PlayoutQueue(bus, "c")  # type: ignore[arg-type]
+    for seq in (1, 0, 2):
+        queue.push(frame(1, seq, last=seq == 2))
+    played = [queue.next(k) for k in range(5)]
+    assert [p[0] if p else None for p in played] == [0, 1, 2, None, None]
+    started, done = bus.events
+    assert isinstance(started, PlayoutStarted) and started.at_ms == 0
+    assert isinstance(done, PlayoutDone) and done.played_ms == 60 and done.complete
+    queue.push(frame(2, 0))
+    queue.push(frame(2, 1))
+    assert queue.next(10) is not None
+    queue.flush(2)
+    queue.push(frame(2, 2))  # late frame of a cancelled generation
+    assert queue.next(11) is None and queue.idle and queue.dropped == 2
+    assert isinstance(bus.events[-1], PlayoutDone) and not bus.events[-1].complete
+    assert bus.events[-1].played_ms == 20
+
+
+def test_model_errors_name_the_file_and_the_fix(tmp_path: Path) -> None:
+    settings = Settings(profile="test", model_dir=tmp_path)
+    with pytest.raises(ModelMissing) as err:
+        model_path(settings, "llm")
+    assert str(tmp_path) in str(err.value) and "voxbus models fetch --profile test" in str(err.value)
+    settings = Settings(profile="test", models={"tts": tmp_path / "mine.onnx"})
+    with pytest.raises(ModelMissing) as err:
+        model_path(settings, "tts")
+    assert "mine.onnx" in str(err.value) and "models.tts" in str(err.value)
