@@ -11,8 +11,9 @@ import pytest
 from voxbus.bus.embedded import EmbeddedNats
 from voxbus.config import Settings, load_settings
 
-DEFAULT_MODELS = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") \
-    / "voxbus" / "models"
+DEFAULT_MODELS = (
+    Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "voxbus" / "models"
+)
 
 
 @pytest.fixture

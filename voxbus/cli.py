@@ -66,8 +66,11 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     # flags go through the environment so that worker processes started by `up` inherit them
-    for flag, env in (("config", "VOXBUS_CONFIG"), ("profile", "VOXBUS_PROFILE"),
-                      ("nats_url", "VOXBUS_NATS_URL")):
+    for flag, env in (
+        ("config", "VOXBUS_CONFIG"),
+        ("profile", "VOXBUS_PROFILE"),
+        ("nats_url", "VOXBUS_NATS_URL"),
+    ):
         if getattr(args, flag):
             os.environ[env] = str(getattr(args, flag))
     try:
@@ -75,8 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValidationError, ConfigFileMissing) as exc:
         print(f"voxbus: bad configuration: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
-    setup_logging(settings.log_level, settings.log_format,
-                  role=getattr(args, "role", None) or args.command)
+    setup_logging(settings.log_level, settings.log_format, role=getattr(args, "role", None) or args.command)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         return _dispatch(args, settings)
@@ -133,8 +135,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         if args.command == "talk":
             from voxbus.commands import talk
 
-            return _run(talk(settings, _running_url(settings), args.wav, args.out,
-                             args.max_seconds))
+            return _run(talk(settings, _running_url(settings), args.wav, args.out, args.max_seconds))
         if args.command == "demo":
             from voxbus.commands import demo
 
@@ -175,8 +176,10 @@ def _models(args: argparse.Namespace, settings: Settings) -> int:
             folder = models.models_dir(settings) / spec.name
             have = all((folder / f.name).is_file() for f in spec.files)
             size = sum(f.size for f in spec.files) / 1e6
-            print(f"{spec.kind:4} {spec.name:40} {size:8.1f} MB  "
-                  f"{'present' if have else 'missing':8} {spec.description}")
+            print(
+                f"{spec.kind:4} {spec.name:40} {size:8.1f} MB  "
+                f"{'present' if have else 'missing':8} {spec.description}"
+            )
         return 0
     if args.action == "fetch":
         for spec in specs:

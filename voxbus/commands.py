@@ -38,9 +38,11 @@ def describe(event: Event) -> str:
     """One human-readable line for an event."""
     when = datetime.fromtimestamp(event.ts).strftime("%H:%M:%S.%f")[:-3]
     call = getattr(event, "call_id", None) or "-"
-    fields = " ".join(f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}"
-                      for k, v in event.model_dump().items()
-                      if k not in _SKIP_FIELDS and v not in (None, "", []))
+    fields = " ".join(
+        f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}"
+        for k, v in event.model_dump().items()
+        if k not in _SKIP_FIELDS and v not in (None, "", [])
+    )
     return f"{when} {call:18} {event.type:18} {fields}"
 
 
@@ -51,9 +53,11 @@ def conversation_line(event: Event) -> str | None:
     if isinstance(event, LlmDone):
         return f"  agent:  {event.text.strip()}"
     if isinstance(event, TurnMetrics) and event.first_audio_ms is not None:
-        return (f"          turn {event.turn}: first agent audio {event.first_audio_ms:.0f} ms after "
-                f"the caller stopped (vad {event.vad_decision_ms:.0f}, stt {event.stt_final_ms:.0f},"
-                f" llm {event.llm_first_token_ms or 0:.0f}, tts {event.tts_first_frame_ms or 0:.0f})")
+        return (
+            f"          turn {event.turn}: first agent audio {event.first_audio_ms:.0f} ms after "
+            f"the caller stopped (vad {event.vad_decision_ms:.0f}, stt {event.stt_final_ms:.0f},"
+            f" llm {event.llm_first_token_ms or 0:.0f}, tts {event.tts_first_frame_ms or 0:.0f})"
+        )
     if isinstance(event, ErrorEvent | WorkerRestarted | WorkerExited):
         return f"  [{event.type}] " + describe(event).split(event.type, 1)[1].strip()
     return None
@@ -71,12 +75,15 @@ async def up(settings: Settings) -> int:
     stopping = stop_on_signals()
     system = System(settings)
     url = await system.start()
-    print(f"voxbus is up: NATS at {url}; profile {settings.profile}. "
-          "In another terminal: `voxbus talk CALLER.wav`, `voxbus events`. Ctrl-C stops.",
-          flush=True)
+    print(
+        f"voxbus is up: NATS at {url}; profile {settings.profile}. "
+        "In another terminal: `voxbus talk CALLER.wav`, `voxbus events`. Ctrl-C stops.",
+        flush=True,
+    )
     assert system.supervision is not None
-    await asyncio.wait({asyncio.ensure_future(stopping.wait()), system.supervision},
-                       return_when=asyncio.FIRST_COMPLETED)
+    await asyncio.wait(
+        {asyncio.ensure_future(stopping.wait()), system.supervision}, return_when=asyncio.FIRST_COMPLETED
+    )
     failed = system.supervision.done() and system.supervision.exception() is not None
     await system.stop()
     return 1 if failed else 0
@@ -109,8 +116,7 @@ async def demo(settings: Settings, out_dir: Path, json_out: Path | None) -> int:
     print("starting voxbus (embedded NATS, STT, LLM, TTS and agent processes)...", flush=True)
     url = await system.start()
     try:
-        result = await system.while_healthy(
-            run_file_call(url, caller_wav, out_dir / "reply.wav", _printer))
+        result = await system.while_healthy(run_file_call(url, caller_wav, out_dir / "reply.wav", _printer))
     finally:
         await system.stop()
     turns = turn_latencies(result.events, [s.end_s for s in spoken], result.start_ts)
@@ -135,18 +141,21 @@ async def run_file_call(url: str, wav: Path, out: Path, on_event=None):  # type:
         await bus.close()
 
 
-def turn_latencies(events: list[Event], speech_ends_s: list[float],
-                   start_ts: float) -> list[dict[str, object]]:
+def turn_latencies(
+    events: list[Event], speech_ends_s: list[float], start_ts: float
+) -> list[dict[str, object]]:
     """Per turn: the metrics event, plus latency from the script's known end of speech."""
     rows = []
     for m in (e for e in events if isinstance(e, TurnMetrics)):
         row = m.model_dump(exclude={"v", "type", "source", "call_id"})
-        first_audio = next((e.ts for e in events if e.type == "playout.started"
-                            and e.gen == m.gen), None)  # type: ignore[attr-defined]
+        first_audio = next((e.ts for e in events if e.type == "playout.started" and e.gen == m.gen), None)  # type: ignore[attr-defined]
         # the scripted line that ended most recently before the VAD's decision
         end_s = max((s for s in speech_ends_s if start_ts + s <= (first_audio or 0)), default=None)
-        row["perceived_ms"] = (None if first_audio is None or end_s is None
-                               else round((first_audio - start_ts - end_s) * 1000, 1))
+        row["perceived_ms"] = (
+            None
+            if first_audio is None or end_s is None
+            else round((first_audio - start_ts - end_s) * 1000, 1)
+        )
         rows.append(row)
     return rows
 
@@ -168,13 +177,24 @@ async def tail_events(url: str, call_id: str | None, replay: bool, as_json: bool
         print(event.model_dump_json() if as_json else describe(event), flush=True)
 
     policy = DeliverPolicy.ALL if replay else DeliverPolicy.NEW
-    await bus.js.subscribe(subjects.call_events(call_id) if call_id else subjects.ALL_CALL_EVENTS, cb=show,
-                           ordered_consumer=True, config=ConsumerConfig(deliver_policy=policy))
+    await bus.js.subscribe(
+        subjects.call_events(call_id) if call_id else subjects.ALL_CALL_EVENTS,
+        cb=show,
+        ordered_consumer=True,
+        config=ConsumerConfig(deliver_policy=policy),
+    )
     if not call_id:
-        await bus.js.subscribe(subjects.ALL_SYSTEM_EVENTS, cb=show, ordered_consumer=True,
-                               config=ConsumerConfig(deliver_policy=policy))
-    print(f"events from {url} ({'from the start' if replay else 'new'}); Ctrl-C stops",
-          file=sys.stderr, flush=True)
+        await bus.js.subscribe(
+            subjects.ALL_SYSTEM_EVENTS,
+            cb=show,
+            ordered_consumer=True,
+            config=ConsumerConfig(deliver_policy=policy),
+        )
+    print(
+        f"events from {url} ({'from the start' if replay else 'new'}); Ctrl-C stops",
+        file=sys.stderr,
+        flush=True,
+    )
     await stopping.wait()
     await bus.close()
     return 0

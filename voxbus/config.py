@@ -88,9 +88,7 @@ class Settings(BaseSettings):
         env_prefix="VOXBUS_", env_nested_delimiter="__", extra="forbid", validate_default=True
     )
 
-    nats_url: str | None = Field(
-        default=None, description="NATS server URL; unset: start an embedded server"
-    )
+    nats_url: str | None = Field(default=None, description="NATS server URL; unset: start an embedded server")
     data_dir: Path = Field(default_factory=_default_data_dir)
     model_dir: Path | None = Field(
         default=None, description="where bundled models are assembled; unset: <data_dir>/models"

@@ -14,11 +14,14 @@ from voxbus.engines.tts import PiperEngine
 from voxbus.media.script import CallerScript, Line, SpokenLine, render
 from voxbus.supervisors.system import System
 
-THREE_QUESTIONS = CallerScript(lines=[
-    Line(text="What is the capital of France?", pause_before_s=2.5),
-    Line(text="How many days are there in a week?", pause_before_s=6.0),
-    Line(text="Can you name a colour of the sky?", pause_before_s=6.0),
-], tail_s=0.5)
+THREE_QUESTIONS = CallerScript(
+    lines=[
+        Line(text="What is the capital of France?", pause_before_s=2.5),
+        Line(text="How many days are there in a week?", pause_before_s=6.0),
+        Line(text="Can you name a colour of the sky?", pause_before_s=6.0),
+    ],
+    tail_s=0.5,
+)
 
 
 @pytest.fixture(scope="session")

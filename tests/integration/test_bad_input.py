@@ -22,14 +22,20 @@ from .test_recovery import pid_of
 
 pytestmark = pytest.mark.integration
 
-GARBAGE = [os.urandom(97), b"\xc1\xc1\xc1", msgpack.packb([1, 2, 3]),
-           msgpack.packb({"call_id": 42, "nonsense": True})]
-ONE_QUESTION = CallerScript(lines=[Line(text="What is the capital of France?",
-                                        pause_before_s=6.0)], tail_s=0.5)
+GARBAGE = [
+    os.urandom(97),
+    b"\xc1\xc1\xc1",
+    msgpack.packb([1, 2, 3]),
+    msgpack.packb({"call_id": 42, "nonsense": True}),
+]
+ONE_QUESTION = CallerScript(
+    lines=[Line(text="What is the capital of France?", pause_before_s=6.0)], tail_s=0.5
+)
 
 
 async def test_garbage_on_every_subject_gives_error_events_and_the_system_keeps_serving(
-        client: Bus, caller) -> None:  # type: ignore[no-untyped-def]
+    client: Bus, caller
+) -> None:  # type: ignore[no-untyped-def]
     errors: list[ErrorEvent] = []
     others: list[Event] = []
 
@@ -48,12 +54,22 @@ async def test_garbage_on_every_subject_gives_error_events_and_the_system_keeps_
         await asyncio.sleep(0.05)
 
     cid = call.call_id
-    request_subjects = [subjects.AGENT_CALLS, subjects.STT_SESSIONS, subjects.LLM_GENERATE,
-                        subjects.TTS_SPEAK]
-    plain_subjects = [subjects.tts_worker("tts-1"), subjects.cancel(cid), subjects.audio_in(cid),
-                      subjects.llm_chunks(cid), subjects.call_event(cid, "stt.final"),
-                      subjects.call_event(cid, "call.ended"),
-                      subjects.system_event("worker.started"), subjects.health("llm", "llm-1")]
+    request_subjects = [
+        subjects.AGENT_CALLS,
+        subjects.STT_SESSIONS,
+        subjects.LLM_GENERATE,
+        subjects.TTS_SPEAK,
+    ]
+    plain_subjects = [
+        subjects.tts_worker("tts-1"),
+        subjects.cancel(cid),
+        subjects.audio_in(cid),
+        subjects.llm_chunks(cid),
+        subjects.call_event(cid, "stt.final"),
+        subjects.call_event(cid, "call.ended"),
+        subjects.system_event("worker.started"),
+        subjects.health("llm", "llm-1"),
+    ]
     for subject in request_subjects:
         for payload in GARBAGE:
             reply = await client.nc.request(subject, payload, timeout=5)

@@ -21,10 +21,16 @@ from voxbus.schemas.messages import Heartbeat
 pytestmark = pytest.mark.integration
 
 
-def voxbus(*args: str, env: dict[str, str] | None = None,
-           timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "voxbus", *args], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})})
+def voxbus(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "voxbus", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def one_line(text: str) -> str:
@@ -82,8 +88,17 @@ def test_unreachable_nats_is_one_line(test_env: dict[str, str], tmp_path: Path) 
 async def test_worker_waits_for_nats_then_serves(test_env: dict[str, str], tmp_path: Path) -> None:
     port = free_port()
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "voxbus", "--nats-url", f"nats://127.0.0.1:{port}", "worker", "tts",
-        "--id", "tts-w", stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "voxbus",
+        "--nats-url",
+        f"nats://127.0.0.1:{port}",
+        "worker",
+        "tts",
+        "--id",
+        "tts-w",
+        stderr=asyncio.subprocess.PIPE,
+    )
     await asyncio.sleep(2.0)
     assert proc.returncode is None, "the worker stays up while NATS is unreachable"
     server = EmbeddedNats(tmp_path / "late-nats", port=port)
@@ -108,8 +123,7 @@ async def test_worker_waits_for_nats_then_serves(test_env: dict[str, str], tmp_p
     assert "cannot reach NATS" in stderr
 
 
-async def test_worker_with_missing_model_says_so_on_the_bus(
-        test_env: dict[str, str], nats_url: str) -> None:
+async def test_worker_with_missing_model_says_so_on_the_bus(test_env: dict[str, str], nats_url: str) -> None:
     bus = Bus(nats_url, "test")
     await bus.connect(attempts=3)
     seen: list[Event] = []
@@ -119,8 +133,9 @@ async def test_worker_with_missing_model_says_so_on_the_bus(
 
     await bus.subscribe(subjects.system_event("error"), None, on_error)
     started = time.monotonic()
-    done = await asyncio.to_thread(voxbus, "--nats-url", nats_url, "worker", "llm",
-                                   env={"VOXBUS_MODELS__LLM": "/nowhere/x.gguf"})
+    done = await asyncio.to_thread(
+        voxbus, "--nats-url", nats_url, "worker", "llm", env={"VOXBUS_MODELS__LLM": "/nowhere/x.gguf"}
+    )
     await asyncio.sleep(0.3)
     await bus.close()
     assert done.returncode == 2 and "/nowhere/x.gguf" in one_line(done.stderr)

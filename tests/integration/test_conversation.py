@@ -21,12 +21,22 @@ from .helpers import of_call, stream_events
 
 pytestmark = pytest.mark.integration
 
-TURN_STEPS = ["stt.final", "llm.requested", "llm.first_token", "tts.requested", "tts.first_frame",
-              "playout.started", "llm.done", "playout.done", "turn.metrics"]
+TURN_STEPS = [
+    "stt.final",
+    "llm.requested",
+    "llm.first_token",
+    "tts.requested",
+    "tts.first_frame",
+    "playout.started",
+    "llm.done",
+    "playout.done",
+    "turn.metrics",
+]
 
 
 async def test_three_questions_get_three_spoken_answers(
-        settings: Settings, client: Bus, caller, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    settings: Settings, client: Bus, caller, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     wav, spoken = caller(THREE_QUESTIONS)
     call = FileCall(client, WavSource(wav))
     result = await call.run()
@@ -48,7 +58,7 @@ async def test_three_questions_get_three_spoken_answers(
         assert spoken[i].end_s < begins < spoken[i].end_s + 5.0
         if i + 1 < len(spoken):
             assert begins < spoken[i + 1].start_s
-        segment = reply[int(begins * SAMPLE_RATE) * 2: int((begins + 3.0) * SAMPLE_RATE) * 2]
+        segment = reply[int(begins * SAMPLE_RATE) * 2 : int((begins + 3.0) * SAMPLE_RATE) * 2]
         assert np.abs(np.frombuffer(segment, np.int16)).max() > 1000
         text, _ = whisper.transcribe(to_float(segment))
         assert len(text.split()) >= 2, f"turn {m.turn}: the agent's audio is not speech: {text!r}"
@@ -62,11 +72,21 @@ async def test_three_questions_get_three_spoken_answers(
     types = [e.type for _, e in events]
     assert types[0] == "call.started" and types[-1] == "call.ended"
     for m in metrics:
-        order = [e.type for _, e in events
-                 if e.type in TURN_STEPS and getattr(e, "gen", None) in (m.gen, None)
-                 and (e.type != "stt.final" or e.text == m.user_text)]
+        order = [
+            e.type
+            for _, e in events
+            if e.type in TURN_STEPS
+            and getattr(e, "gen", None) in (m.gen, None)
+            and (e.type != "stt.final" or e.text == m.user_text)
+        ]
         assert set(TURN_STEPS) <= set(order), f"turn {m.turn} misses {set(TURN_STEPS) - set(order)}"
-        causal = ["stt.final", "llm.requested", "llm.first_token", "tts.first_frame",
-                  "playout.started", "playout.done", "turn.metrics"]
-        assert [order.index(step) for step in causal] == sorted(
-            order.index(step) for step in causal), order
+        causal = [
+            "stt.final",
+            "llm.requested",
+            "llm.first_token",
+            "tts.first_frame",
+            "playout.started",
+            "playout.done",
+            "turn.metrics",
+        ]
+        assert [order.index(step) for step in causal] == sorted(order.index(step) for step in causal), order

@@ -28,13 +28,19 @@ from .helpers import of_call, stream_events
 
 pytestmark = pytest.mark.integration
 
-ONE_QUESTION = CallerScript(lines=[
-    Line(text="Tell me a long story about a brave little dog.", pause_before_s=2.5),
-], tail_s=0.5)
-TWO_QUESTIONS = CallerScript(lines=[
-    Line(text="Tell me a story about a brave little dog.", pause_before_s=2.5),
-    Line(text="What was the name of the dog?", pause_before_s=12.0),
-], tail_s=0.5)
+ONE_QUESTION = CallerScript(
+    lines=[
+        Line(text="Tell me a long story about a brave little dog.", pause_before_s=2.5),
+    ],
+    tail_s=0.5,
+)
+TWO_QUESTIONS = CallerScript(
+    lines=[
+        Line(text="Tell me a story about a brave little dog.", pause_before_s=2.5),
+        Line(text="What was the name of the dog?", pause_before_s=12.0),
+    ],
+    tail_s=0.5,
+)
 
 
 async def pid_of(bus: Bus, role: str, worker_id: str) -> int:
@@ -58,7 +64,8 @@ def answer_tokens(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureReques
 
 @pytest.mark.parametrize("answer_tokens", [60], indirect=True)
 async def test_killed_llm_worker_is_restarted_and_the_turn_completes(
-        answer_tokens: None, client: Bus, caller) -> None:  # type: ignore[no-untyped-def]
+    answer_tokens: None, client: Bus, caller
+) -> None:  # type: ignore[no-untyped-def]
     wav, _ = caller(ONE_QUESTION)
     pid = await pid_of(client, "llm", "llm-1")
     call = FileCall(client, WavSource(wav))
@@ -93,8 +100,7 @@ async def test_killed_llm_worker_is_restarted_and_the_turn_completes(
 
 
 @pytest.mark.parametrize("answer_tokens", [25], indirect=True)
-async def test_killed_call_actor_resumes_the_conversation(
-        answer_tokens: None, client: Bus, caller) -> None:  # type: ignore[no-untyped-def]
+async def test_killed_call_actor_resumes_the_conversation(answer_tokens: None, client: Bus, caller) -> None:  # type: ignore[no-untyped-def]
     wav, _ = caller(TWO_QUESTIONS)
     pid = await pid_of(client, "agent", "agent-1")
     call = FileCall(client, WavSource(wav))

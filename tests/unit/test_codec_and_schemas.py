@@ -37,8 +37,7 @@ def test_schema_violation_names_the_field() -> None:
         decode("voxbus.call.c.audio.in", bad, AudioFrame)
     assert "pcm" in str(err.value) and "640 bytes" in str(err.value)
     with pytest.raises(BadMessage) as err:
-        decode("s", msgpack.packb({"call_id": "c", "gen": -1, "turn": 0, "messages": []}),
-               LlmRequest)
+        decode("s", msgpack.packb({"call_id": "c", "gen": -1, "turn": 0, "messages": []}), LlmRequest)
     assert "gen" in str(err.value)
 
 

@@ -20,8 +20,23 @@ from voxbus.schemas.messages import AudioFrame
 def test_first_clause_is_cut_early_and_later_ones_at_sentence_ends() -> None:
     splitter = ClauseSplitter(min_chars=8)
     out = []
-    for token in ["Sure", ", the", " capital", " is", " Paris", ", which", " is", " lovely", ".",
-                  " It", " has", " 2.1", " million", " people", "."]:
+    for token in [
+        "Sure",
+        ", the",
+        " capital",
+        " is",
+        " Paris",
+        ", which",
+        " is",
+        " lovely",
+        ".",
+        " It",
+        " has",
+        " 2.1",
+        " million",
+        " people",
+        ".",
+    ]:
         out += splitter.push(token)
     assert out == ["Sure, the capital is Paris,", "which is lovely."]
     assert splitter.flush() == "It has 2.1 million people."

@@ -23,10 +23,13 @@ class Child:
             raise RuntimeError(f"{self.name} crashed")
 
 
-def specs(names: list[str], log: list[str], commands: dict[str, asyncio.Queue[str]],
-          restart: str = "permanent") -> list[ChildSpec]:
-    return [ChildSpec(id=n, start=lambda n=n: Child(log, n, commands), restart=restart)  # type: ignore[misc]
-            for n in names]
+def specs(
+    names: list[str], log: list[str], commands: dict[str, asyncio.Queue[str]], restart: str = "permanent"
+) -> list[ChildSpec]:
+    return [
+        ChildSpec(id=n, start=lambda n=n: Child(log, n, commands), restart=restart)  # type: ignore[misc]
+        for n in names
+    ]
 
 
 async def settle() -> None:
@@ -77,8 +80,9 @@ async def test_transient_and_temporary_children() -> None:
     log: list[str] = []
     commands: dict[str, asyncio.Queue[str]] = {}
     sup = Supervisor("s", backoff=no_backoff())
-    task = await run_sup(sup, specs(["t"], log, commands, "transient")
-                         + specs(["x"], log, commands, "temporary"))
+    task = await run_sup(
+        sup, specs(["t"], log, commands, "transient") + specs(["x"], log, commands, "temporary")
+    )
     commands["t"].put_nowait("exit")  # a normal exit: not restarted
     commands["x"].put_nowait("crash")  # temporary: never restarted
     await settle()
@@ -99,8 +103,9 @@ async def test_intensity_exceeded_escalates_and_the_parent_restarts_the_subtree(
     made: list[Supervisor] = []
 
     def make_child_sup() -> Supervisor:
-        sup = Supervisor("inner", max_restarts=2, max_seconds=60, backoff=no_backoff(),
-                         on_escalate=escalations.append)
+        sup = Supervisor(
+            "inner", max_restarts=2, max_seconds=60, backoff=no_backoff(), on_escalate=escalations.append
+        )
         sup.start_child(specs(["w"], log, commands)[0])
         made.append(sup)
         return sup

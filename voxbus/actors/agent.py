@@ -34,9 +34,13 @@ class AgentService:
         self.bus, self.settings, self.agent_id = bus, settings, agent_id
         sup = settings.supervision
         self.calls = Supervisor(
-            name=f"calls@{agent_id}", strategy="one_for_one", max_restarts=sup.max_restarts,
-            max_seconds=sup.max_seconds, backoff=Backoff(sup.backoff_initial_s, sup.backoff_max_s),
-            on_restart=self._restarted, on_escalate=self._escalated,
+            name=f"calls@{agent_id}",
+            strategy="one_for_one",
+            max_restarts=sup.max_restarts,
+            max_seconds=sup.max_seconds,
+            backoff=Backoff(sup.backoff_initial_s, sup.backoff_max_s),
+            on_restart=self._restarted,
+            on_escalate=self._escalated,
         )
         self.actors: dict[str, CallActor] = {}
         self.kv: KeyValue | None = None
@@ -65,15 +69,22 @@ class AgentService:
             except ValueError:
                 continue
             if state.owner == self.agent_id and not state.ended:
-                self._start_actor(state.call_id, resume=True, caller=state.caller,
-                                  source=state.source)
+                self._start_actor(state.call_id, resume=True, caller=state.caller, source=state.source)
 
     def _start_actor(self, call_id: str, resume: bool, caller: str, source: str) -> CallActor:
         first = [True]
 
         def make() -> CallActor:
-            actor = CallActor(self.bus, self.kv, self.settings.agent, call_id, self.agent_id,  # type: ignore[arg-type]
-                              resume=resume or not first[0], caller=caller, source=source)
+            actor = CallActor(
+                self.bus,
+                self.kv,
+                self.settings.agent,
+                call_id,
+                self.agent_id,  # type: ignore[arg-type]
+                resume=resume or not first[0],
+                caller=caller,
+                source=source,
+            )
             first[0] = False
             self.actors[call_id] = actor
             return actor
@@ -93,8 +104,7 @@ class AgentService:
         if actor is None or not actor.running:
             if request.call_id in self.calls.children():
                 await self.calls.terminate_child(request.call_id)
-            actor = self._start_actor(request.call_id, request.resume, request.caller,
-                                      request.source)
+            actor = self._start_actor(request.call_id, request.resume, request.caller, request.source)
         try:
             await asyncio.wait_for(actor.ready.wait(), READY_TIMEOUT_S)
         except TimeoutError:
@@ -109,8 +119,9 @@ class AgentService:
                 del self.actors[call_id]
 
     def _restarted(self, event: RestartEvent) -> None:
-        self.bus.emit(WorkerRestarted(role="call", worker_id=event.child, reason=event.reason,
-                                      restarts=event.restarts))
+        self.bus.emit(
+            WorkerRestarted(role="call", worker_id=event.child, reason=event.reason, restarts=event.restarts)
+        )
 
     def _escalated(self, reason: str) -> None:
         self.bus.emit(SupervisorEscalated(supervisor=self.calls.name, reason=reason))

@@ -39,8 +39,6 @@ from voxbus.schemas.events import (
     CallStarted,
     ErrorEvent,
     Event,
-    LlmCancelled,
-    LlmDone,
     LlmFirstToken,
     LlmRequested,
     LlmRetried,
@@ -49,7 +47,6 @@ from voxbus.schemas.events import (
     SpeechEnded,
     StateChanged,
     SttFinal,
-    TtsDone,
     TtsFirstFrame,
     TtsRequested,
     TurnMetrics,
@@ -94,8 +91,17 @@ class Generation:
 
 
 class CallActor(Actor):
-    def __init__(self, bus: Bus, kv: KeyValue, settings: AgentSettings, call_id: str, owner: str,
-                 resume: bool = False, caller: str = "", source: str = "file") -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        kv: KeyValue,
+        settings: AgentSettings,
+        call_id: str,
+        owner: str,
+        resume: bool = False,
+        caller: str = "",
+        source: str = "file",
+    ) -> None:
         super().__init__()
         self.name = f"call/{call_id}"
         self.bus, self.kv, self.settings = bus, kv, settings
@@ -109,11 +115,16 @@ class CallActor(Actor):
         self._subs: list[Subscription] = []
         self._ticker: asyncio.Task[None] | None = None
         for message_type, handler in [
-            (SttFinal, self._on_final), (SpeechEnded, self._on_speech_ended),
-            (LlmChunk, self._on_chunk), (LlmFirstToken, self._on_first_token),
-            (TtsFirstFrame, self._on_tts_first_frame), (PlayoutStarted, self._on_playout_started),
-            (PlayoutDone, self._on_playout_done), (CallEnded, self._on_call_ended),
-            (WorkerStarted, self._on_worker_started), (Tick, self._on_tick),
+            (SttFinal, self._on_final),
+            (SpeechEnded, self._on_speech_ended),
+            (LlmChunk, self._on_chunk),
+            (LlmFirstToken, self._on_first_token),
+            (TtsFirstFrame, self._on_tts_first_frame),
+            (PlayoutStarted, self._on_playout_started),
+            (PlayoutDone, self._on_playout_done),
+            (CallEnded, self._on_call_ended),
+            (WorkerStarted, self._on_worker_started),
+            (Tick, self._on_tick),
             (Event, self._ignore),
         ]:
             self.on(message_type, handler)
@@ -130,12 +141,19 @@ class CallActor(Actor):
         self._ticker = asyncio.create_task(self._tick())
         await self._open_stt()
         if resumed:
-            self.bus.emit(CallResumed(call_id=self.call_id, turn=self.state.turn,
-                                      gen=self.state.gen, history_len=len(self.state.history)))
+            self.bus.emit(
+                CallResumed(
+                    call_id=self.call_id,
+                    turn=self.state.turn,
+                    gen=self.state.gen,
+                    history_len=len(self.state.history),
+                )
+            )
             log.info("call resumed", call_id=self.call_id, history=len(self.state.history))
         else:
-            self.bus.emit(CallStarted(call_id=self.call_id, caller=self.state.caller,
-                                      transport=self.state.source))
+            self.bus.emit(
+                CallStarted(call_id=self.call_id, caller=self.state.caller, transport=self.state.source)
+            )
             await self._save()
             if self.settings.greeting:
                 await self._speak_greeting()
@@ -164,8 +182,9 @@ class CallActor(Actor):
         try:
             saved = CallState.model_validate_json(entry.value or b"")
         except ValueError as exc:
-            self.bus.report_bad(BadMessage(f"kv {subjects.CALL_STATE_BUCKET}.{self.call_id}",
-                                           str(exc).splitlines()[0]))
+            self.bus.report_bad(
+                BadMessage(f"kv {subjects.CALL_STATE_BUCKET}.{self.call_id}", str(exc).splitlines()[0])
+            )
             return False
         self.state = saved.model_copy(update={"owner": self.owner})
         return True
@@ -188,8 +207,9 @@ class CallActor(Actor):
     def _set_conversation(self, state: str) -> None:
         if state != self.conversation:
             self.conversation = state
-            self.bus.emit(StateChanged(call_id=self.call_id, turn=self.state.turn,
-                                       gen=self.state.gen, state=state))  # type: ignore[arg-type]
+            self.bus.emit(
+                StateChanged(call_id=self.call_id, turn=self.state.turn, gen=self.state.gen, state=state)
+            )  # type: ignore[arg-type]
 
     def _error(self, code: str, message: str) -> None:
         log.error(message, call_id=self.call_id, code=code)
@@ -197,19 +217,27 @@ class CallActor(Actor):
 
     def _new_generation(self, kind: str) -> Generation:
         self.state.gen += 1
-        self.current = Generation(gen=self.state.gen, turn=self.state.turn, kind=kind,
-                                  splitter=ClauseSplitter(self.settings.min_clause_chars))
+        self.current = Generation(
+            gen=self.state.gen,
+            turn=self.state.turn,
+            kind=kind,
+            splitter=ClauseSplitter(self.settings.min_clause_chars),
+        )
         return self.current
 
     async def _cancel(self, generation: Generation, reason: str) -> None:
-        await self.bus.publish(subjects.cancel(self.call_id),
-                               Cancel(call_id=self.call_id, gen=generation.gen, reason=reason))
-        await self.bus.publish(subjects.control(self.call_id),
-                               CallControl(call_id=self.call_id, action="flush", gen=generation.gen))
+        await self.bus.publish(
+            subjects.cancel(self.call_id), Cancel(call_id=self.call_id, gen=generation.gen, reason=reason)
+        )
+        await self.bus.publish(
+            subjects.control(self.call_id),
+            CallControl(call_id=self.call_id, action="flush", gen=generation.gen),
+        )
         if generation.kind == "answer":
             if generation.text and not generation.llm_done:
-                self.state.history.append(ChatMessage(role="assistant", content=generation.text,
-                                                      interrupted=True))
+                self.state.history.append(
+                    ChatMessage(role="assistant", content=generation.text, interrupted=True)
+                )
             self.bus.emit(self._metrics(generation, interrupted=True))
         if self.current is generation:
             self.current = None
@@ -239,26 +267,43 @@ class CallActor(Actor):
 
     # --- thinking -------------------------------------------------------------------------------
     def _prompt(self) -> list[ChatMessage]:
-        history = self.state.history[-self.settings.history_messages:] \
-            if self.settings.history_messages else []
+        history = (
+            self.state.history[-self.settings.history_messages :] if self.settings.history_messages else []
+        )
         return [ChatMessage(role="system", content=self.settings.system_prompt), *history]
 
     async def _request_llm(self, generation: Generation) -> None:
-        request = LlmRequest(call_id=self.call_id, gen=generation.gen, turn=generation.turn,
-                             messages=self._prompt(), continue_from=generation.text,
-                             max_tokens=self.settings.max_tokens,
-                             temperature=self.settings.temperature)
+        request = LlmRequest(
+            call_id=self.call_id,
+            gen=generation.gen,
+            turn=generation.turn,
+            messages=self._prompt(),
+            continue_from=generation.text,
+            max_tokens=self.settings.max_tokens,
+            temperature=self.settings.temperature,
+        )
         generation.last_progress = time.monotonic()
         try:
             reply = await self.bus.request(subjects.LLM_GENERATE, request, Accepted, 1.0)
         except (NoRespondersError, NatsTimeout, BadMessage) as exc:
-            log.warning("no LLM worker took the generation yet", call_id=self.call_id,
-                        gen=generation.gen, reason=type(exc).__name__)
+            log.warning(
+                "no LLM worker took the generation yet",
+                call_id=self.call_id,
+                gen=generation.gen,
+                reason=type(exc).__name__,
+            )
             generation.llm_worker = None
             return  # the watchdog asks again
         generation.llm_worker = reply.worker_id
-        self.bus.emit(LlmRequested(call_id=self.call_id, turn=generation.turn, gen=generation.gen,
-                                   worker_id=reply.worker_id, attempt=generation.attempt))
+        self.bus.emit(
+            LlmRequested(
+                call_id=self.call_id,
+                turn=generation.turn,
+                gen=generation.gen,
+                worker_id=reply.worker_id,
+                attempt=generation.attempt,
+            )
+        )
 
     async def _on_tick(self, _tick: Tick) -> None:
         generation = self.current
@@ -267,11 +312,21 @@ class CallActor(Actor):
         quiet = time.monotonic() - generation.last_progress
         if generation.llm_worker is None and quiet > 0.25 or quiet > self.settings.request_timeout_s:
             generation.attempt += 1
-            reason = ("no worker accepted" if generation.llm_worker is None
-                      else f"worker {generation.llm_worker} silent for {quiet:.1f} s")
-            self.bus.emit(LlmRetried(call_id=self.call_id, turn=generation.turn, gen=generation.gen,
-                                     reason=reason, attempt=generation.attempt,
-                                     received_chars=len(generation.text)))
+            reason = (
+                "no worker accepted"
+                if generation.llm_worker is None
+                else f"worker {generation.llm_worker} silent for {quiet:.1f} s"
+            )
+            self.bus.emit(
+                LlmRetried(
+                    call_id=self.call_id,
+                    turn=generation.turn,
+                    gen=generation.gen,
+                    reason=reason,
+                    attempt=generation.attempt,
+                    received_chars=len(generation.text),
+                )
+            )
             await self._request_llm(generation)
 
     async def _on_first_token(self, event: LlmFirstToken) -> None:
@@ -281,8 +336,12 @@ class CallActor(Actor):
 
     async def _on_chunk(self, chunk: LlmChunk) -> None:
         generation = self.current
-        if generation is None or chunk.gen != generation.gen or generation.llm_done \
-                or chunk.worker_id != generation.llm_worker:
+        if (
+            generation is None
+            or chunk.gen != generation.gen
+            or generation.llm_done
+            or chunk.worker_id != generation.llm_worker
+        ):
             return  # a cancelled generation, or a worker this generation gave up on
         generation.last_progress = time.monotonic()
         if chunk.finish_reason and chunk.finish_reason.startswith("error"):
@@ -305,14 +364,27 @@ class CallActor(Actor):
         await self._save()
 
     async def _speak(self, generation: Generation, text: str, last: bool) -> None:
-        request = TtsRequest(call_id=self.call_id, gen=generation.gen, turn=generation.turn,
-                             index=generation.clauses, text=text, last=last)
+        request = TtsRequest(
+            call_id=self.call_id,
+            gen=generation.gen,
+            turn=generation.turn,
+            index=generation.clauses,
+            text=text,
+            last=last,
+        )
         if generation.clauses == 0:
             generation.marks["first_clause"] = time.time()
         generation.clauses += 1
         if text:
-            self.bus.emit(TtsRequested(call_id=self.call_id, turn=generation.turn,
-                                       gen=generation.gen, index=request.index, text=text))
+            self.bus.emit(
+                TtsRequested(
+                    call_id=self.call_id,
+                    turn=generation.turn,
+                    gen=generation.gen,
+                    index=request.index,
+                    text=text,
+                )
+            )
         if generation.tts_worker is not None:
             await self.bus.publish(subjects.tts_worker(generation.tts_worker), request)
             return
@@ -323,8 +395,7 @@ class CallActor(Actor):
                 return
             except (NoRespondersError, NatsTimeout, BadMessage):
                 await asyncio.sleep(min(0.05 * (attempt + 1), 0.5))
-        self._error("tts_unavailable", f"no TTS worker took clause {request.index} of gen "
-                                       f"{generation.gen}")
+        self._error("tts_unavailable", f"no TTS worker took clause {request.index} of gen {generation.gen}")
 
     async def _on_tts_first_frame(self, event: TtsFirstFrame) -> None:
         if self.current and event.gen == self.current.gen:
@@ -357,19 +428,25 @@ class CallActor(Actor):
         first_audio = since_end("first_audio")
         vad = since_end("vad_decision")
         compute_ms = sum(generation.compute.values()) * 1000
-        overhead = (None if first_audio is None or vad is None
-                    else round(first_audio - vad - compute_ms, 1))
+        overhead = None if first_audio is None or vad is None else round(first_audio - vad - compute_ms, 1)
         return TurnMetrics(
-            call_id=self.call_id, turn=generation.turn, gen=generation.gen,
-            user_text=generation.user_text, agent_text=generation.text,
-            vad_decision_ms=vad, stt_final_ms=since_end("stt_final"),
+            call_id=self.call_id,
+            turn=generation.turn,
+            gen=generation.gen,
+            user_text=generation.user_text,
+            agent_text=generation.text,
+            vad_decision_ms=vad,
+            stt_final_ms=since_end("stt_final"),
             llm_first_token_ms=since_end("llm_first_token"),
             first_clause_ms=since_end("first_clause"),
-            tts_first_frame_ms=since_end("tts_first_frame"), first_audio_ms=first_audio,
+            tts_first_frame_ms=since_end("tts_first_frame"),
+            first_audio_ms=first_audio,
             stt_compute_ms=_ms(generation.compute.get("stt")),
             llm_compute_ms=_ms(generation.compute.get("llm")),
             tts_compute_ms=_ms(generation.compute.get("tts")),
-            orchestration_ms=overhead, interrupted=interrupted, retries=generation.attempt - 1,
+            orchestration_ms=overhead,
+            interrupted=interrupted,
+            retries=generation.attempt - 1,
         )
 
     # --- the rest -------------------------------------------------------------------------------
@@ -391,4 +468,3 @@ class CallActor(Actor):
 
 def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000, 1)
-

@@ -32,8 +32,14 @@ class ClauseSplitter:
         clauses = []
         while True:
             pattern = _ANY_END if self.emitted == 0 else _SENTENCE_END
-            cut = next((m.end() for m in pattern.finditer(self.buffer)
-                        if len(self.buffer[: m.end()].strip()) >= self.min_chars), None)
+            cut = next(
+                (
+                    m.end()
+                    for m in pattern.finditer(self.buffer)
+                    if len(self.buffer[: m.end()].strip()) >= self.min_chars
+                ),
+                None,
+            )
             if cut is None:
                 return clauses
             clause, self.buffer = speakable(self.buffer[:cut]), self.buffer[cut:]

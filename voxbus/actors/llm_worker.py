@@ -64,9 +64,18 @@ class LlmWorker:
                 await self._generate(request)
             except Exception as exc:  # one bad generation must not take the worker down
                 log.exception("generation failed", call_id=request.call_id, gen=request.gen)
-                await self.bus.publish(subjects.llm_chunks(request.call_id), LlmChunk(
-                    call_id=request.call_id, gen=request.gen, seq=0, text="", done=True,
-                    finish_reason=f"error: {type(exc).__name__}: {exc}", worker_id=self.worker_id))
+                await self.bus.publish(
+                    subjects.llm_chunks(request.call_id),
+                    LlmChunk(
+                        call_id=request.call_id,
+                        gen=request.gen,
+                        seq=0,
+                        text="",
+                        done=True,
+                        finish_reason=f"error: {type(exc).__name__}: {exc}",
+                        worker_id=self.worker_id,
+                    ),
+                )
             finally:
                 self.active.discard(request.call_id)
 
@@ -83,9 +92,13 @@ class LlmWorker:
 
         def produce() -> None:
             try:
-                for piece in self.engine.stream(request.messages, request.max_tokens,
-                                                request.temperature, request.continue_from,
-                                                cancelled):
+                for piece in self.engine.stream(
+                    request.messages,
+                    request.max_tokens,
+                    request.temperature,
+                    request.continue_from,
+                    cancelled,
+                ):
                     loop.call_soon_threadsafe(pieces.put_nowait, piece)
             finally:
                 loop.call_soon_threadsafe(pieces.put_nowait, None)
@@ -99,24 +112,59 @@ class LlmWorker:
                 if key in self.cancelled:
                     continue
                 if seq == 0:
-                    self.bus.emit(LlmFirstToken(call_id=request.call_id, gen=request.gen,
-                                                turn=request.turn,
-                                                latency_s=round(time.perf_counter() - started, 4)))
+                    self.bus.emit(
+                        LlmFirstToken(
+                            call_id=request.call_id,
+                            gen=request.gen,
+                            turn=request.turn,
+                            latency_s=round(time.perf_counter() - started, 4),
+                        )
+                    )
                 text.append(piece)
-                await self.bus.publish(subject, LlmChunk(
-                    call_id=request.call_id, gen=request.gen, seq=seq, text=piece,
-                    worker_id=self.worker_id))
+                await self.bus.publish(
+                    subject,
+                    LlmChunk(
+                        call_id=request.call_id,
+                        gen=request.gen,
+                        seq=seq,
+                        text=piece,
+                        worker_id=self.worker_id,
+                    ),
+                )
                 seq += 1
         finally:
             stop.set()
             await future
         full = "".join(text)
         if key in self.cancelled:
-            self.bus.emit(LlmCancelled(call_id=request.call_id, gen=request.gen, turn=request.turn,
-                                       reason=self.cancelled[key], tokens=seq))
+            self.bus.emit(
+                LlmCancelled(
+                    call_id=request.call_id,
+                    gen=request.gen,
+                    turn=request.turn,
+                    reason=self.cancelled[key],
+                    tokens=seq,
+                )
+            )
             return
-        await self.bus.publish(subject, LlmChunk(call_id=request.call_id, gen=request.gen, seq=seq,
-                                                 text="", done=True, finish_reason="stop",
-                                                 worker_id=self.worker_id))
-        self.bus.emit(LlmDone(call_id=request.call_id, gen=request.gen, turn=request.turn,
-                              text=request.continue_from + full, finish_reason="stop"))
+        await self.bus.publish(
+            subject,
+            LlmChunk(
+                call_id=request.call_id,
+                gen=request.gen,
+                seq=seq,
+                text="",
+                done=True,
+                finish_reason="stop",
+                worker_id=self.worker_id,
+            ),
+        )
+        self.bus.emit(
+            LlmDone(
+                call_id=request.call_id,
+                gen=request.gen,
+                turn=request.turn,
+                text=request.continue_from + full,
+                finish_reason="stop",
+            )
+        )

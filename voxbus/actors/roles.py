@@ -17,8 +17,9 @@ log = get_logger(__name__)
 ROLES = ("stt", "llm", "tts", "agent")
 
 
-async def _serve(bus: Bus, settings: Settings, role: str, worker_id: str) -> tuple[
-        Callable[[], list[str]], asyncio.Task[None] | None]:
+async def _serve(
+    bus: Bus, settings: Settings, role: str, worker_id: str
+) -> tuple[Callable[[], list[str]], asyncio.Task[None] | None]:
     """Load the role's engine and subscribe; returns (session lister, a task whose end is fatal)."""
     if role == "stt":
         from voxbus.actors.stt_worker import SttWorker
@@ -69,7 +70,8 @@ async def run_role(settings: Settings, url: str, role: str, worker_id: str) -> i
         await bus.close()
         return 2
     beat = asyncio.create_task(
-        heartbeat(bus, role, worker_id, settings.supervision.heartbeat_interval_s, sessions))
+        heartbeat(bus, role, worker_id, settings.supervision.heartbeat_interval_s, sessions)
+    )
     log.info("serving", role=role, worker_id=worker_id)
     waits: set[asyncio.Future[object]] = {asyncio.ensure_future(stopping.wait())}
     if fatal is not None:
@@ -77,8 +79,11 @@ async def run_role(settings: Settings, url: str, role: str, worker_id: str) -> i
     done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
     code = 0
     if fatal is not None and fatal in done:
-        log.error("supervision gave up; exiting so that the process supervisor restarts us",
-                  role=role, reason=repr(fatal.exception()))
+        log.error(
+            "supervision gave up; exiting so that the process supervisor restarts us",
+            role=role,
+            reason=repr(fatal.exception()),
+        )
         code = 1
     beat.cancel()
     await bus.close()

@@ -15,14 +15,16 @@ from voxbus.schemas.messages import Heartbeat
 log = get_logger(__name__)
 
 
-async def heartbeat(bus: Bus, role: str, worker_id: str, interval_s: float,
-                    sessions: Callable[[], list[str]] = list) -> None:
+async def heartbeat(
+    bus: Bus, role: str, worker_id: str, interval_s: float, sessions: Callable[[], list[str]] = list
+) -> None:
     """Publish a heartbeat from the event loop: if the loop stalls, the heartbeats stop too."""
     subject = subjects.health(role, worker_id)
     while True:
         if bus.nc.is_connected:
-            await bus.publish(subject, Heartbeat(role=role, worker_id=worker_id, pid=os.getpid(),
-                                                 sessions=sessions()))
+            await bus.publish(
+                subject, Heartbeat(role=role, worker_id=worker_id, pid=os.getpid(), sessions=sessions())
+            )
         await asyncio.sleep(interval_s)
 
 

@@ -46,8 +46,7 @@ class Transcriber:
     async def transcribe(self, audio: np.ndarray) -> tuple[str, float]:
         self.pending += 1
         try:
-            return await asyncio.get_running_loop().run_in_executor(
-                self.pool, self.engine.transcribe, audio)
+            return await asyncio.get_running_loop().run_in_executor(self.pool, self.engine.transcribe, audio)
         finally:
             self.pending -= 1
 
@@ -55,14 +54,19 @@ class Transcriber:
 class CallSession:
     """VAD and transcription of one call's ``audio.in``."""
 
-    def __init__(self, bus: Bus, call_id: str, settings: SttSettings, transcriber: Transcriber,
-                 on_close: callable) -> None:  # type: ignore[valid-type]
+    def __init__(
+        self, bus: Bus, call_id: str, settings: SttSettings, transcriber: Transcriber, on_close: callable
+    ) -> None:  # type: ignore[valid-type]
         self.bus, self.call_id, self.settings = bus, call_id, settings
         self.transcriber = transcriber
         self.on_close = on_close
         self.vad = SileroStream()
-        self.gate = SpeechGate(settings.vad_start_threshold, settings.vad_end_threshold,
-                               settings.min_speech_ms, settings.end_silence_ms)
+        self.gate = SpeechGate(
+            settings.vad_start_threshold,
+            settings.vad_end_threshold,
+            settings.min_speech_ms,
+            settings.end_silence_ms,
+        )
         self.next_seq: int | None = None
         self.origin_seq = 0
         self.samples_seen = 0
@@ -76,10 +80,14 @@ class CallSession:
         self.tasks: set[asyncio.Task[None]] = set()
 
     async def open(self) -> None:
-        self.subs.append(await self.bus.subscribe(
-            subjects.audio_in(self.call_id), AudioFrame, self._on_frame))
-        self.subs.append(await self.bus.subscribe(
-            subjects.call_event(self.call_id, "call.ended"), CallEnded, self._on_ended))
+        self.subs.append(
+            await self.bus.subscribe(subjects.audio_in(self.call_id), AudioFrame, self._on_frame)
+        )
+        self.subs.append(
+            await self.bus.subscribe(
+                subjects.call_event(self.call_id, "call.ended"), CallEnded, self._on_ended
+            )
+        )
 
     async def close(self) -> None:
         for sub in self.subs:
@@ -110,7 +118,7 @@ class CallSession:
     def _feed(self, samples: np.ndarray) -> None:
         # enough history to reach pre_roll before an onset that the gate confirms min_speech later
         keep_ms = self.settings.pre_roll_ms + self.settings.min_speech_ms + 2 * 32
-        self.history = np.concatenate([self.history, samples])[-keep_ms * SAMPLE_RATE // 1000:]
+        self.history = np.concatenate([self.history, samples])[-keep_ms * SAMPLE_RATE // 1000 :]
         if self.utterance is not None:
             self.utterance.append(samples)
         self.samples_seen += len(samples)
@@ -142,8 +150,9 @@ class CallSession:
         keep = (at_ms + TRAILING_MS - self.utterance_start_ms) * SAMPLE_RATE // 1000
         audio = audio[: max(keep, 0)] if keep < len(audio) else audio
         decided_ms = self.now_ms()
-        self.bus.emit(SpeechEnded(call_id=self.call_id, at_ms=at_ms, decided_ms=decided_ms,
-                                  at_ts=self._ts_at(at_ms)))
+        self.bus.emit(
+            SpeechEnded(call_id=self.call_id, at_ms=at_ms, decided_ms=decided_ms, at_ts=self._ts_at(at_ms))
+        )
         self._spawn(self._final(audio, self.utterance_start_ms, at_ms))
 
     def _ts_at(self, at_ms: int) -> float:
@@ -171,8 +180,15 @@ class CallSession:
 
     async def _final(self, audio: np.ndarray, start_ms: int, end_ms: int) -> None:
         text, compute_s = await self.transcriber.transcribe(audio)
-        self.bus.emit(SttFinal(call_id=self.call_id, text=text, start_ms=start_ms, end_ms=end_ms,
-                               compute_s=round(compute_s, 4)))
+        self.bus.emit(
+            SttFinal(
+                call_id=self.call_id,
+                text=text,
+                start_ms=start_ms,
+                end_ms=end_ms,
+                compute_s=round(compute_s, 4),
+            )
+        )
 
     def _spawn(self, coro: object) -> None:
         task = asyncio.create_task(coro)  # type: ignore[arg-type]
@@ -196,8 +212,13 @@ class SttWorker:
     async def _on_session(self, request: SttSession, msg: Msg) -> None:
         subjects.check_call_id(request.call_id)
         if request.call_id not in self.sessions:
-            session = CallSession(self.bus, request.call_id, self.settings, self.transcriber,
-                                  lambda cid: self.sessions.pop(cid, None))
+            session = CallSession(
+                self.bus,
+                request.call_id,
+                self.settings,
+                self.transcriber,
+                lambda cid: self.sessions.pop(cid, None),
+            )
             await session.open()
             self.sessions[request.call_id] = session
             log.info("stt session opened", call_id=request.call_id)

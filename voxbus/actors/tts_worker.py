@@ -86,8 +86,7 @@ class TtsWorker:
 
         def produce() -> None:
             try:
-                for pcm in self.engine.frames(request.text, lambda: stop.is_set()
-                                              or key in self.cancelled):
+                for pcm in self.engine.frames(request.text, lambda: stop.is_set() or key in self.cancelled):
                     loop.call_soon_threadsafe(frames.put_nowait, pcm)
             finally:
                 loop.call_soon_threadsafe(frames.put_nowait, None)
@@ -116,19 +115,33 @@ class TtsWorker:
         elif held is not None:
             await self._send(subject, request, audio, held, False, received)
 
-    async def _send(self, subject: str, request: TtsRequest, audio: GenerationAudio, pcm: bytes,
-                    last: bool, received: float) -> None:
-        await self.bus.publish_audio(subject, AudioFrame(
-            call_id=request.call_id, seq=audio.frames, pcm=pcm, gen=request.gen, last=last))
+    async def _send(
+        self,
+        subject: str,
+        request: TtsRequest,
+        audio: GenerationAudio,
+        pcm: bytes,
+        last: bool,
+        received: float,
+    ) -> None:
+        await self.bus.publish_audio(
+            subject,
+            AudioFrame(call_id=request.call_id, seq=audio.frames, pcm=pcm, gen=request.gen, last=last),
+        )
         audio.frames += 1
         if not audio.first_sent:
             audio.first_sent = True
-            self.bus.emit(TtsFirstFrame(call_id=request.call_id, gen=request.gen,
-                                        turn=request.turn, index=request.index,
-                                        latency_s=round(time.perf_counter() - received, 4)))
+            self.bus.emit(
+                TtsFirstFrame(
+                    call_id=request.call_id,
+                    gen=request.gen,
+                    turn=request.turn,
+                    index=request.index,
+                    latency_s=round(time.perf_counter() - received, 4),
+                )
+            )
 
     def _finish(self, call_id: str, gen: int, cancelled: bool) -> None:
         audio = self.generations.pop((call_id, gen), None)
         if audio is not None:
-            self.bus.emit(TtsDone(call_id=call_id, gen=gen, frames=audio.frames,
-                                  cancelled=cancelled))
+            self.bus.emit(TtsDone(call_id=call_id, gen=gen, frames=audio.frames, cancelled=cancelled))

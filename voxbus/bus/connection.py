@@ -75,10 +75,15 @@ class Bus:
                 # reachability is probed first: a refused port is reported and retried here
                 await _probe(self.url)
                 await self.nc.connect(
-                    servers=[self.url], name=self.name, connect_timeout=2,
-                    allow_reconnect=True, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+                    servers=[self.url],
+                    name=self.name,
+                    connect_timeout=2,
+                    allow_reconnect=True,
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=0.5,
                     pending_size=8 * 1024 * 1024,
-                    error_cb=self._on_error, disconnected_cb=self._on_disconnected,
+                    error_cb=self._on_error,
+                    disconnected_cb=self._on_disconnected,
                     reconnected_cb=self._on_reconnected,
                 )
                 break
@@ -88,8 +93,7 @@ class Bus:
                     raise BusUnreachable(f"cannot reach NATS at {self.url} ({reason})") from None
                 # a bounded caller (a client command) reports once, at the end, in one line
                 say = log.debug if attempts is not None else log.warning
-                say("cannot reach NATS, retrying", url=self.url, reason=reason,
-                    retry_in_s=round(delay, 2))
+                say("cannot reach NATS, retrying", url=self.url, reason=reason, retry_in_s=round(delay, 2))
                 self.nc = Client()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, backoff_max_s)
@@ -142,8 +146,9 @@ class Bus:
         await self.nc.publish(subject, encode(message))
         return True
 
-    async def request(self, subject: str, message: BaseModel, reply_model: type[M],
-                      timeout_s: float = 2.0) -> M:
+    async def request(
+        self, subject: str, message: BaseModel, reply_model: type[M], timeout_s: float = 2.0
+    ) -> M:
         msg = await self.nc.request(subject, encode(message), timeout=timeout_s)
         return decode(msg.subject or subject, msg.data, reply_model)
 
@@ -173,8 +178,12 @@ class Bus:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("event not acknowledged yet, retrying", subject=subject,
-                            reason=type(exc).__name__, retry_in_s=delay)
+                log.warning(
+                    "event not acknowledged yet, retrying",
+                    subject=subject,
+                    reason=type(exc).__name__,
+                    retry_in_s=delay,
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
                 continue
@@ -191,17 +200,24 @@ class Bus:
                 subjects.check_call_id(call_id)
             except subjects.BadCallId:
                 call_id = None
-        self.emit(ErrorEvent(call_id=call_id, subject=exc.subject, code="bad_message",
-                             message=exc.reason))
+        self.emit(ErrorEvent(call_id=call_id, subject=exc.subject, code="bad_message", message=exc.reason))
 
-    async def subscribe(self, subject: str, model: type[M] | None,
-                        handler: Callable[[M, Msg], Awaitable[None]], queue: str = "") -> Subscription:
+    async def subscribe(
+        self,
+        subject: str,
+        model: type[M] | None,
+        handler: Callable[[M, Msg], Awaitable[None]],
+        queue: str = "",
+    ) -> Subscription:
         """Subscribe; each message is decoded into ``model`` (or any event when ``model`` is None)."""
 
         async def on_msg(msg: Msg) -> None:
             try:
-                decoded: Any = (decode_event(msg.subject, msg.data) if model is None
-                                else decode(msg.subject, msg.data, model))
+                decoded: Any = (
+                    decode_event(msg.subject, msg.data)
+                    if model is None
+                    else decode(msg.subject, msg.data, model)
+                )
             except BadMessage as exc:
                 self.report_bad(exc)
                 if msg.reply:
@@ -217,7 +233,8 @@ class Bus:
 async def _probe(url: str, timeout_s: float = 2.0) -> None:
     parsed = urlparse(url if "://" in url else f"nats://{url}")
     _, writer = await asyncio.wait_for(
-        asyncio.open_connection(parsed.hostname or "127.0.0.1", parsed.port or 4222), timeout_s)
+        asyncio.open_connection(parsed.hostname or "127.0.0.1", parsed.port or 4222), timeout_s
+    )
     writer.close()
 
 

@@ -55,9 +55,16 @@ class EmbeddedNats:
     async def start(self, timeout_s: float = 10.0) -> str:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.proc = await asyncio.create_subprocess_exec(
-            server_binary(), "-js", "-sd", str(self.data_dir), "-a", "127.0.0.1",
-            "-p", str(self.port),
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            server_binary(),
+            "-js",
+            "-sd",
+            str(self.data_dir),
+            "-a",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
         )
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s

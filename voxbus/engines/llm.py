@@ -20,9 +20,14 @@ class LlamaEngine:
         from llama_cpp import Llama, LlamaRAMCache
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-        self.llm = Llama(model_path=str(model_path), n_ctx=settings.n_ctx,
-                         n_threads=settings.n_threads, n_threads_batch=settings.n_threads,
-                         seed=settings.seed, verbose=False)
+        self.llm = Llama(
+            model_path=str(model_path),
+            n_ctx=settings.n_ctx,
+            n_threads=settings.n_threads,
+            n_threads_batch=settings.n_threads,
+            seed=settings.seed,
+            verbose=False,
+        )
         self.llm.set_cache(LlamaRAMCache(capacity_bytes=settings.cache_bytes))
         meta = self.llm.metadata
         template = meta.get("tokenizer.chat_template")
@@ -35,19 +40,24 @@ class LlamaEngine:
         self._eos_text = eos
 
     def prompt(self, messages: list[ChatMessage], continue_from: str = "") -> tuple[str, list[str]]:
-        rendered = self._formatter(messages=[{"role": m.role, "content": m.content}
-                                             for m in messages])
+        rendered = self._formatter(messages=[{"role": m.role, "content": m.content} for m in messages])
         stops = rendered.stop if isinstance(rendered.stop, list) else [rendered.stop or ""]
         stops = [s for s in [*stops, self._eos_text, "<|im_end|>"] if s]
         return rendered.prompt + continue_from, list(dict.fromkeys(stops))
 
-    def stream(self, messages: list[ChatMessage], max_tokens: int, temperature: float,
-               continue_from: str = "",
-               cancelled: Callable[[], bool] = lambda: False) -> Iterator[str]:
+    def stream(
+        self,
+        messages: list[ChatMessage],
+        max_tokens: int,
+        temperature: float,
+        continue_from: str = "",
+        cancelled: Callable[[], bool] = lambda: False,
+    ) -> Iterator[str]:
         """Yield text pieces; stops within one token once ``cancelled()`` is true. Blocking."""
         prompt, stops = self.prompt(messages, continue_from)
-        for chunk in self.llm.create_completion(prompt, max_tokens=max_tokens,
-                                                temperature=temperature, stop=stops, stream=True):
+        for chunk in self.llm.create_completion(
+            prompt, max_tokens=max_tokens, temperature=temperature, stop=stops, stream=True
+        ):
             if cancelled():
                 return
             text = chunk["choices"][0]["text"]

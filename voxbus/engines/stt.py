@@ -15,15 +15,20 @@ class WhisperEngine:
         from faster_whisper import WhisperModel
 
         self.settings = settings
-        self.model = WhisperModel(str(model_dir), device="cpu", compute_type="int8",
-                                  cpu_threads=settings.cpu_threads)
+        self.model = WhisperModel(
+            str(model_dir), device="cpu", compute_type="int8", cpu_threads=settings.cpu_threads
+        )
 
     def transcribe(self, audio: np.ndarray) -> tuple[str, float]:
         """float32 16 kHz samples -> (text, compute seconds). Blocking: run it in a thread."""
         started = time.perf_counter()
         segments, _ = self.model.transcribe(
-            audio, language=self.settings.language, beam_size=self.settings.beam_size,
-            vad_filter=False, without_timestamps=True, condition_on_previous_text=False,
+            audio,
+            language=self.settings.language,
+            beam_size=self.settings.beam_size,
+            vad_filter=False,
+            without_timestamps=True,
+            condition_on_previous_text=False,
         )
         text = " ".join(s.text.strip() for s in segments).strip()
         return text, time.perf_counter() - started

@@ -55,9 +55,15 @@ class FileCallResult:
 
 
 class FileCall:
-    def __init__(self, bus: Bus, source: WavSource, call_id: str | None = None,
-                 settle_s: float = 2.0, max_s: float = 300.0,
-                 on_event: Callable[[Event], None] | None = None) -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        source: WavSource,
+        call_id: str | None = None,
+        settle_s: float = 2.0,
+        max_s: float = 300.0,
+        on_event: Callable[[Event], None] | None = None,
+    ) -> None:
         self.bus, self.source = bus, source
         self.call_id = call_id or f"file-{uuid.uuid4().hex[:12]}"
         self.settle_frames = int(settle_s * 1000 / FRAME_MS)
@@ -81,8 +87,13 @@ class FileCall:
             await self._attach_agent(agent_timeout_s)
             started = time.monotonic()
             await self._clock()
-            self.bus.emit(CallEnded(call_id=self.call_id, duration_s=round(
-                time.monotonic() - started, 3), cause=self.result.cause))
+            self.bus.emit(
+                CallEnded(
+                    call_id=self.call_id,
+                    duration_s=round(time.monotonic() - started, 3),
+                    cause=self.result.cause,
+                )
+            )
             await self.bus.flush_events()
             await asyncio.sleep(0.3)  # let the last events reach our subscription
         finally:
@@ -101,8 +112,10 @@ class FileCall:
                 return
             except (NoRespondersError, NatsTimeout, BadMessage) as exc:
                 if time.monotonic() > deadline:
-                    raise NoAgent(f"no agent took the call within {timeout_s:.0f} s "
-                                  f"({type(exc).__name__}): is `voxbus up` running?") from None
+                    raise NoAgent(
+                        f"no agent took the call within {timeout_s:.0f} s "
+                        f"({type(exc).__name__}): is `voxbus up` running?"
+                    ) from None
                 await asyncio.sleep(0.25)
 
     async def _clock(self) -> None:
@@ -125,8 +138,13 @@ class FileCall:
             if self.hangup:
                 self.result.cause = "agent hung up"
                 return
-            idle = (k >= len(self.source) and self.playout.idle and not self.caller_speaking
-                    and self.pending_finals == 0 and self.conversation == "listening")
+            idle = (
+                k >= len(self.source)
+                and self.playout.idle
+                and not self.caller_speaking
+                and self.pending_finals == 0
+                and self.conversation == "listening"
+            )
             idle_since = (idle_since if idle_since is not None else k) if idle else None
             if idle_since is not None and k - idle_since >= self.settle_frames:
                 return

@@ -71,8 +71,7 @@ class PlayoutQueue:
             return None
         _, pcm, last = heapq.heappop(playing.heap)
         if playing.played == 0:
-            self.bus.emit(PlayoutStarted(call_id=self.call_id, gen=playing.gen,
-                                         at_ms=frame_index * FRAME_MS))
+            self.bus.emit(PlayoutStarted(call_id=self.call_id, gen=playing.gen, at_ms=frame_index * FRAME_MS))
         playing.played += 1
         if last:
             self.queues.pop(playing.gen)
@@ -81,6 +80,12 @@ class PlayoutQueue:
         return pcm
 
     def _done(self, playing: _Playing, complete: bool) -> None:
-        self.bus.emit(PlayoutDone(call_id=self.call_id, gen=playing.gen,
-                                  played_ms=playing.played * FRAME_MS,
-                                  dropped_frames=len(playing.heap), complete=complete))
+        self.bus.emit(
+            PlayoutDone(
+                call_id=self.call_id,
+                gen=playing.gen,
+                played_ms=playing.played * FRAME_MS,
+                dropped_frames=len(playing.heap),
+                complete=complete,
+            )
+        )

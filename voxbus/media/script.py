@@ -31,16 +31,18 @@ class CallerScript(BaseModel):
     tail_s: float = 0.5
 
 
-DEMO_SCRIPT = CallerScript(lines=[
-    Line(text="What is the capital of France?", pause_before_s=3.0),
-    Line(text="How many days are there in a week?", pause_before_s=5.0),
-    Line(text="Thank you. Can you name a colour of the sky?", pause_before_s=5.0),
-])
+DEMO_SCRIPT = CallerScript(
+    lines=[
+        Line(text="What is the capital of France?", pause_before_s=3.0),
+        Line(text="How many days are there in a week?", pause_before_s=5.0),
+        Line(text="Thank you. Can you name a colour of the sky?", pause_before_s=5.0),
+    ]
+)
 
 
 def _trim(samples: np.ndarray) -> np.ndarray:
     loud = np.flatnonzero(np.abs(samples.astype(np.int32)) > SPEECH_LEVEL)
-    return samples[loud[0]: loud[-1] + 1] if len(loud) else samples[:0]
+    return samples[loud[0] : loud[-1] + 1] if len(loud) else samples[:0]
 
 
 def render(script: CallerScript, engine: PiperEngine, out: Path) -> list[SpokenLine]:
@@ -53,8 +55,9 @@ def render(script: CallerScript, engine: PiperEngine, out: Path) -> list[SpokenL
         speech = _trim(np.frombuffer(b"".join(engine.frames(line.text)), dtype=np.int16))
         pieces += [gap, speech]
         at += len(gap)
-        spoken.append(SpokenLine(text=line.text, start_s=at / SAMPLE_RATE,
-                                 end_s=(at + len(speech)) / SAMPLE_RATE))
+        spoken.append(
+            SpokenLine(text=line.text, start_s=at / SAMPLE_RATE, end_s=(at + len(speech)) / SAMPLE_RATE)
+        )
         at += len(speech)
     pieces.append(np.zeros(int(script.tail_s * SAMPLE_RATE), dtype=np.int16))
     pcm = np.concatenate(pieces).tobytes()

@@ -35,7 +35,8 @@ class SileroStream:
         opts.intra_op_num_threads = 1
         opts.log_severity_level = 4
         self._session = onnxruntime.InferenceSession(
-            str(model_path or silero_model_path()), providers=["CPUExecutionProvider"],
+            str(model_path or silero_model_path()),
+            providers=["CPUExecutionProvider"],
             sess_options=opts,
         )
         self.reset()
@@ -53,9 +54,7 @@ class SileroStream:
         while len(self._pending) >= WINDOW:
             window, self._pending = self._pending[:WINDOW], self._pending[WINDOW:]
             batch = np.concatenate([self._context, window])[None, :]
-            out, self._h, self._c = self._session.run(
-                None, {"input": batch, "h": self._h, "c": self._c}
-            )
+            out, self._h, self._c = self._session.run(None, {"input": batch, "h": self._h, "c": self._c})
             self._context = window[-CONTEXT:]
             probs.append(float(np.asarray(out).reshape(-1)[0]))
         return probs
@@ -70,8 +69,9 @@ class GateChange:
 class SpeechGate:
     """Hysteresis over window probabilities -> clean speech start/end decisions."""
 
-    def __init__(self, start_threshold: float, end_threshold: float, min_speech_ms: int,
-                 end_silence_ms: int) -> None:
+    def __init__(
+        self, start_threshold: float, end_threshold: float, min_speech_ms: int, end_silence_ms: int
+    ) -> None:
         self.start_threshold = start_threshold
         self.end_threshold = end_threshold
         self.min_speech_windows = max(1, min_speech_ms // WINDOW_MS)

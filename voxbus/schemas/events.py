@@ -204,20 +204,61 @@ class SupervisorEscalated(Event):
 
 
 CALL_EVENTS: tuple[type[CallEvent], ...] = (
-    CallStarted, CallResumed, CallEnded, StateChanged, SpeechStarted, SpeechEnded, SttPartial,
-    SttFinal, LlmRequested, LlmFirstToken, LlmDone, LlmCancelled, LlmRetried, TtsRequested,
-    TtsFirstFrame, TtsDone, PlayoutStarted, PlayoutDone, TurnMetrics, DtmfReceived,
+    CallStarted,
+    CallResumed,
+    CallEnded,
+    StateChanged,
+    SpeechStarted,
+    SpeechEnded,
+    SttPartial,
+    SttFinal,
+    LlmRequested,
+    LlmFirstToken,
+    LlmDone,
+    LlmCancelled,
+    LlmRetried,
+    TtsRequested,
+    TtsFirstFrame,
+    TtsDone,
+    PlayoutStarted,
+    PlayoutDone,
+    TurnMetrics,
+    DtmfReceived,
 )
 SYSTEM_EVENTS: tuple[type[Event], ...] = (
-    ErrorEvent, WorkerStarted, WorkerRestarted, WorkerExited, SupervisorEscalated,
+    ErrorEvent,
+    WorkerStarted,
+    WorkerRestarted,
+    WorkerExited,
+    SupervisorEscalated,
 )
 ALL_EVENTS = CALL_EVENTS + SYSTEM_EVENTS
 
 AnyEvent = Annotated[
-    CallStarted | CallResumed | CallEnded | StateChanged | SpeechStarted | SpeechEnded
-    | SttPartial | SttFinal | LlmRequested | LlmFirstToken | LlmDone | LlmCancelled | LlmRetried
-    | TtsRequested | TtsFirstFrame | TtsDone | PlayoutStarted | PlayoutDone | TurnMetrics
-    | DtmfReceived | ErrorEvent | WorkerStarted | WorkerRestarted | WorkerExited
+    CallStarted
+    | CallResumed
+    | CallEnded
+    | StateChanged
+    | SpeechStarted
+    | SpeechEnded
+    | SttPartial
+    | SttFinal
+    | LlmRequested
+    | LlmFirstToken
+    | LlmDone
+    | LlmCancelled
+    | LlmRetried
+    | TtsRequested
+    | TtsFirstFrame
+    | TtsDone
+    | PlayoutStarted
+    | PlayoutDone
+    | TurnMetrics
+    | DtmfReceived
+    | ErrorEvent
+    | WorkerStarted
+    | WorkerRestarted
+    | WorkerExited
     | SupervisorEscalated,
     Field(discriminator="type"),
 ]

@@ -11,9 +11,19 @@ from voxbus.schemas import base, messages
 from voxbus.schemas.events import ALL_EVENTS, EVENT_ADAPTER
 
 MESSAGES: tuple[type[BaseModel], ...] = (
-    messages.AudioFrame, messages.ChatMessage, messages.CallStart, messages.SttSession,
-    messages.LlmRequest, messages.LlmChunk, messages.TtsRequest, messages.Cancel,
-    messages.CallControl, messages.Heartbeat, messages.CallState, base.Accepted, base.Rejected,
+    messages.AudioFrame,
+    messages.ChatMessage,
+    messages.CallStart,
+    messages.SttSession,
+    messages.LlmRequest,
+    messages.LlmChunk,
+    messages.TtsRequest,
+    messages.Cancel,
+    messages.CallControl,
+    messages.Heartbeat,
+    messages.CallState,
+    base.Accepted,
+    base.Rejected,
 )
 
 

@@ -53,8 +53,12 @@ class WorkerProcess:
 
         sub = await self.bus.subscribe(subjects.health(self.role, self.worker_id), Heartbeat, on_beat)
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "voxbus", *self.args,
-            env={**os.environ, **(self.env or {})}, start_new_session=True,
+            sys.executable,
+            "-m",
+            "voxbus",
+            *self.args,
+            env={**os.environ, **(self.env or {})},
+            start_new_session=True,
         )
         log.info("worker process started", role=self.role, worker_id=self.worker_id, pid=proc.pid)
         self.bus.emit(WorkerStarted(role=self.role, worker_id=self.worker_id, pid=proc.pid))
@@ -68,13 +72,17 @@ class WorkerProcess:
         self.bus.emit(WorkerExited(role=self.role, worker_id=self.worker_id, reason=reason))
         raise WorkerDied(reason)
 
-    async def _watch(self, proc: asyncio.subprocess.Process, beat_seen: asyncio.Event,
-                     last_beat: callable) -> str:  # type: ignore[valid-type]
+    async def _watch(
+        self, proc: asyncio.subprocess.Process, beat_seen: asyncio.Event, last_beat: callable
+    ) -> str:  # type: ignore[valid-type]
         exit_wait = asyncio.create_task(proc.wait())
         try:
             beat_wait = asyncio.create_task(beat_seen.wait())
-            done, _ = await asyncio.wait({exit_wait, beat_wait}, timeout=self.settings.startup_timeout_s,
-                                         return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                {exit_wait, beat_wait},
+                timeout=self.settings.startup_timeout_s,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
             beat_wait.cancel()
             if exit_wait in done:
                 return f"exited with code {proc.returncode} during start-up"
@@ -85,8 +93,11 @@ class WorkerProcess:
                 done, _ = await asyncio.wait({exit_wait}, timeout=self.settings.heartbeat_interval_s)
                 if done:
                     code = proc.returncode
-                    return (f"killed by signal {signal.Signals(-code).name}" if code and code < 0
-                            else f"exited with code {code}")
+                    return (
+                        f"killed by signal {signal.Signals(-code).name}"
+                        if code and code < 0
+                        else f"exited with code {code}"
+                    )
                 silent = time.monotonic() - last_beat()
                 if silent > self.settings.heartbeat_timeout_s:
                     await _terminate(proc)

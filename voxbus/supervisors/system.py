@@ -37,8 +37,11 @@ def check_models(settings: Settings) -> None:
 
 
 class System:
-    def __init__(self, settings: Settings, workers: tuple[tuple[str, str], ...] = DEFAULT_WORKERS,
-                 ) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        workers: tuple[tuple[str, str], ...] = DEFAULT_WORKERS,
+    ) -> None:
         self.settings = settings
         self.workers = workers
         self.nats: EmbeddedNats | None = None
@@ -46,9 +49,13 @@ class System:
         self.bus: Bus | None = None
         sup = settings.supervision
         self.supervisor = Supervisor(
-            name="workers", strategy="one_for_one", max_restarts=sup.max_restarts,
-            max_seconds=sup.max_seconds, backoff=Backoff(sup.backoff_initial_s, sup.backoff_max_s),
-            on_restart=self._restarted, on_escalate=self._escalated,
+            name="workers",
+            strategy="one_for_one",
+            max_restarts=sup.max_restarts,
+            max_seconds=sup.max_seconds,
+            backoff=Backoff(sup.backoff_initial_s, sup.backoff_max_s),
+            on_restart=self._restarted,
+            on_escalate=self._escalated,
         )
         self.supervision: asyncio.Task[None] | None = None
 
@@ -85,11 +92,22 @@ class System:
     def _spec(self, role: str, worker_id: str) -> ChildSpec:
         assert self.bus is not None
         bus, settings, url = self.bus, self.settings, self.url
-        return ChildSpec(id=worker_id, start=lambda: WorkerProcess(
-            role=role, worker_id=worker_id, bus=bus, settings=settings.supervision,
-            args=["--nats-url", url, *(["agent"] if role == "agent" else ["worker", role]),
-                  "--id", worker_id],
-        ))
+        return ChildSpec(
+            id=worker_id,
+            start=lambda: WorkerProcess(
+                role=role,
+                worker_id=worker_id,
+                bus=bus,
+                settings=settings.supervision,
+                args=[
+                    "--nats-url",
+                    url,
+                    *(["agent"] if role == "agent" else ["worker", role]),
+                    "--id",
+                    worker_id,
+                ],
+            ),
+        )
 
     async def stop(self) -> None:
         await self.supervisor.stop()
@@ -104,8 +122,9 @@ class System:
     def _restarted(self, event: RestartEvent) -> None:
         assert self.bus is not None
         role = next((r for r, w in self.workers if w == event.child), "worker")
-        self.bus.emit(WorkerRestarted(role=role, worker_id=event.child, reason=event.reason,
-                                      restarts=event.restarts))
+        self.bus.emit(
+            WorkerRestarted(role=role, worker_id=event.child, reason=event.reason, restarts=event.restarts)
+        )
 
     def _escalated(self, reason: str) -> None:
         assert self.bus is not None

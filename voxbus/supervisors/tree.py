@@ -145,22 +145,30 @@ class Supervisor:
         while self._restart_times and now - self._restart_times[0] > self.max_seconds:
             self._restart_times.popleft()
         if len(self._restart_times) > self.max_restarts:
-            message = (f"{self.name}: {len(self._restart_times)} restarts in "
-                       f"{self.max_seconds:.0f} s (limit {self.max_restarts}); "
-                       f"last: {spec.id} {reason}")
-            log.error("restart intensity exceeded, escalating", supervisor=self.name,
-                      detail=message)
+            message = (
+                f"{self.name}: {len(self._restart_times)} restarts in "
+                f"{self.max_seconds:.0f} s (limit {self.max_restarts}); "
+                f"last: {spec.id} {reason}"
+            )
+            log.error("restart intensity exceeded, escalating", supervisor=self.name, detail=message)
             if self.on_escalate:
                 self.on_escalate(message)
             raise Escalation(message)
         to_restart = [spec.id]
         if self.strategy == "rest_for_one":
-            to_restart = self._order[self._order.index(spec.id):]
+            to_restart = self._order[self._order.index(spec.id) :]
             for later in to_restart[1:]:
                 await _cancel(self._children[later].task)
         delay = self.backoff.delay(len(self._restart_times))
-        log.warning("restarting child", supervisor=self.name, child=spec.id, reason=reason,
-                    restarts=running.restarts + 1, delay_s=round(delay, 3), with_=to_restart[1:])
+        log.warning(
+            "restarting child",
+            supervisor=self.name,
+            child=spec.id,
+            reason=reason,
+            restarts=running.restarts + 1,
+            delay_s=round(delay, 3),
+            with_=to_restart[1:],
+        )
         if delay:
             await asyncio.sleep(delay)
         for child_id in to_restart:
