@@ -427,7 +427,11 @@ class CallActor(Actor):
 
         first_audio = since_end("first_audio")
         vad = since_end("vad_decision")
-        compute_ms = sum(generation.compute.values()) * 1000
+        # engine time on the critical path: whisper on the final, LLM prefill, LLM decoding of the
+        # first clause, piper on the first clause; what remains is bus hops, queues and clocks
+        token, clause = generation.marks.get("llm_first_token"), generation.marks.get("first_clause")
+        decode_s = clause - token if token is not None and clause is not None else 0.0
+        compute_ms = (sum(generation.compute.values()) + max(decode_s, 0.0)) * 1000
         overhead = None if first_audio is None or vad is None else round(first_audio - vad - compute_ms, 1)
         return TurnMetrics(
             call_id=self.call_id,

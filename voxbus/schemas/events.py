@@ -153,7 +153,9 @@ class TurnMetrics(CallEvent):
     llm_compute_ms: float | None = Field(default=None, description="request to first token")
     tts_compute_ms: float | None = Field(default=None, description="request to first frame")
     orchestration_ms: float | None = Field(
-        default=None, description="first_audio - vad_decision - the three computes: bus and queues"
+        default=None,
+        description="first_audio - vad_decision - engine compute on the critical path (whisper, "
+        "LLM prefill and first-clause decoding, piper): bus hops, queues and the playout clock",
     )
     interrupted: bool = False
     retries: int = 0
