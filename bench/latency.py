@@ -85,7 +85,7 @@ def plot(results: list[dict[str, object]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(results), figsize=(6 * len(results), 4.5), squeeze=False)
+    fig, axes = plt.subplots(1, len(results), figsize=(6 * len(results), 5), squeeze=False)
     colours = ["#9ecae1", "#6baed6", "#fd8d3c", "#f16913", "#74c476", "#31a354"]
     for ax, result in zip(axes[0], results, strict=True):
         turns = result["turns"]  # type: ignore[index]
@@ -103,8 +103,9 @@ def plot(results: list[dict[str, object]], path: Path) -> None:
         ax.set_xlabel("caller turn")
         ax.set_ylabel("ms after the caller stopped speaking")
         ax.set_xticks(xs)
-    axes[0][0].legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
     fig.savefig(path, dpi=110)
 
 
@@ -124,8 +125,14 @@ def main() -> int:
         result = asyncio.run(run_profile(profile, args.out))
         results.append(result)
         print(json.dumps(result["median"], indent=2), flush=True)
-    report = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0],
-                          "platform": platform.platform()}, "results": results}
+    report = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": sys.version.split()[0],
+            "platform": platform.platform(),
+        },
+        "results": results,
+    }
     (args.out / "latency.json").write_text(json.dumps(report, indent=2))
     plot(results, args.out / "latency.png")
     print(f"wrote {args.out / 'latency.json'} and {args.out / 'latency.png'}")

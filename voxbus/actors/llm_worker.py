@@ -23,21 +23,26 @@ from voxbus.engines.llm import LlamaEngine
 from voxbus.logs import get_logger
 from voxbus.schemas.base import Accepted
 from voxbus.schemas.events import LlmCancelled, LlmDone, LlmFirstToken
-from voxbus.schemas.messages import Cancel, LlmChunk, LlmRequest
+from voxbus.schemas.messages import Cancel, ChatMessage, LlmChunk, LlmRequest
 
 log = get_logger(__name__)
 CANCEL_MEMORY = 1024
 
 
 class LlmWorker:
-    def __init__(self, bus: Bus, worker_id: str, engine: LlamaEngine) -> None:
+    def __init__(
+        self, bus: Bus, worker_id: str, engine: LlamaEngine, opening: list[ChatMessage] | None = None
+    ) -> None:
         self.bus, self.worker_id, self.engine = bus, worker_id, engine
+        self.opening = opening or []
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llama")
         self.queue: asyncio.Queue[LlmRequest] = asyncio.Queue()
         self.cancelled: dict[tuple[str, int], str] = {}
         self.active: set[str] = set()
 
     async def start(self) -> None:
+        if self.opening:  # every call starts with it: have it evaluated before the first call
+            await asyncio.get_running_loop().run_in_executor(self.pool, self.engine.warm, self.opening)
         await self.bus.subscribe(subjects.LLM_GENERATE, LlmRequest, self._on_request, queue="llm")
         await self.bus.subscribe(subjects.cancel("*"), Cancel, self._on_cancel)
         asyncio.create_task(self._serve())

@@ -32,9 +32,13 @@ async def _serve(
     if role == "llm":
         from voxbus.actors.llm_worker import LlmWorker
         from voxbus.engines.llm import LlamaEngine
+        from voxbus.schemas.messages import ChatMessage
 
         engine = await asyncio.to_thread(LlamaEngine, model_path(settings, "llm"), settings.llm)
-        llm = LlmWorker(bus, worker_id, engine)
+        opening = [ChatMessage(role="system", content=settings.agent.system_prompt)]
+        if settings.agent.greeting:
+            opening.append(ChatMessage(role="assistant", content=settings.agent.greeting))
+        llm = LlmWorker(bus, worker_id, engine, opening)
         await llm.start()
         return llm.session_ids, None
     if role == "tts":

@@ -63,3 +63,9 @@ class LlamaEngine:
             text = chunk["choices"][0]["text"]
             if text:
                 yield text
+
+    def warm(self, messages: list[ChatMessage]) -> None:
+        """Evaluate a conversation's opening (system prompt, greeting) so that a call's first
+        request only evaluates what follows it. Blocking."""
+        prompt, _ = self.prompt(messages)
+        self.llm.create_completion(prompt, max_tokens=1, temperature=0.0)
