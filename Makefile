@@ -11,7 +11,7 @@ LLAMA_CMAKE_ARGS := -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX
 LLAMA_WHEELS := $(HOME)/.cache/voxbus/wheels/llama-cpp-python-$(LLAMA_VERSION)-avx2
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: install models models-test demo up test test-unit lint bench clean
+.PHONY: install models models-test sip-peers demo up test test-unit lint bench clean
 
 install: $(STAMPS)/install
 
@@ -31,6 +31,11 @@ models: install
 
 models-test: install
 	$(VENV)/bin/voxbus --profile test models fetch
+
+# real SIP peers for the tests, from Debian: sipp (sip-tester), baresip, kamailio
+sip-peers:
+	@command -v sipp >/dev/null && command -v baresip >/dev/null && command -v kamailio >/dev/null \
+	  || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q sip-tester baresip kamailio; }
 
 demo: models
 	$(VENV)/bin/voxbus --profile default demo --out out/demo

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from voxbus.bus.embedded import EmbeddedNats
+from voxbus.bus.embedded import EmbeddedNats, free_port
 from voxbus.config import Settings, load_settings
 
 DEFAULT_MODELS = (
@@ -24,6 +24,7 @@ def test_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[s
         "VOXBUS_DATA_DIR": str(tmp_path / "data"),
         "VOXBUS_MODEL_DIR": os.environ.get("VOXBUS_MODEL_DIR", str(DEFAULT_MODELS)),
         "OMP_WAIT_POLICY": "PASSIVE",
+        "VOXBUS_SIP__PORT": str(free_port()),  # TCP and UDP both: free_port checks TCP only
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)

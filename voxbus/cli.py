@@ -38,6 +38,11 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--id", help="worker id (default: <role>-<pid>)")
     a = sub.add_parser("agent", help="run the call actors' process against a NATS server")
     a.add_argument("--id", help="agent id (default: agent-<pid>)")
+    g = sub.add_parser("gateway", help="run a SIP gateway process (at most 4 calls) against NATS")
+    g.add_argument("--id", help="gateway id (default: sip-<pid>)")
+    dl = sub.add_parser("dial", help="place an outbound call from the running system to a SIP URI")
+    dl.add_argument("uri", help="sip:user@host[:port]")
+    dl.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for an answer")
 
     t = sub.add_parser("talk", help="hold a file call against a running system")
     t.add_argument("wav", type=Path, help="the caller's audio (16-bit PCM WAV)")
@@ -126,10 +131,10 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             from voxbus.commands import up
 
             return _run(up(settings))
-        if args.command in ("worker", "agent"):
+        if args.command in ("worker", "agent", "gateway"):
             from voxbus.actors.roles import run_role
 
-            role = args.role if args.command == "worker" else "agent"
+            role = {"worker": getattr(args, "role", ""), "agent": "agent", "gateway": "sip"}[args.command]
             worker_id = args.id or f"{role}-{os.getpid()}"
             return _run(run_role(settings, _require_url(settings), role, worker_id))
         if args.command == "talk":
@@ -140,6 +145,10 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             from voxbus.commands import demo
 
             return _run(demo(settings, args.out, args.json))
+        if args.command == "dial":
+            from voxbus.commands import dial
+
+            return _run(dial(_running_url(settings), args.uri, args.timeout))
         if args.command == "events":
             from voxbus.commands import tail_events
 

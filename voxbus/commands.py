@@ -198,3 +198,37 @@ async def tail_events(url: str, call_id: str | None, replay: bool, as_json: bool
     await stopping.wait()
     await bus.close()
     return 0
+
+
+async def dial(url: str, uri: str, timeout_s: float) -> int:
+    """Place a call through the running gateway; follow it until it ends."""
+    import uuid
+
+    from voxbus.schemas.base import Accepted
+    from voxbus.schemas.events import CallEnded, DialResult
+    from voxbus.schemas.messages import DialRequest
+
+    bus = Bus(url, name="voxbus-dial", source="dial")
+    await bus.connect(attempts=3)
+    call_id = f"sip-out-{uuid.uuid4().hex[:10]}"
+    ended: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    async def on_event(event: Event, _msg: Msg) -> None:
+        _printer(event)
+        if isinstance(event, DialResult):
+            print(
+                f"  dial {event.uri}: {event.result} {event.code or ''} {event.reason}".rstrip(), flush=True
+            )
+            if event.result != "answered" and not ended.done():
+                ended.set_result(1)
+        if isinstance(event, CallEnded) and not ended.done():
+            ended.set_result(0)
+
+    try:
+        await bus.subscribe(subjects.call_events(call_id), None, on_event)
+        request = DialRequest(call_id=call_id, uri=uri, timeout_s=timeout_s)
+        reply = await bus.request(subjects.SIP_DIAL, request, Accepted, 10.0)
+        print(f"calling {uri} as {call_id} via {reply.worker_id}", flush=True)
+        return await ended
+    finally:
+        await bus.close()

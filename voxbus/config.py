@@ -73,6 +73,27 @@ class TtsSettings(BaseModel):
     length_scale: float | None = Field(default=None, gt=0)
 
 
+class SipSettings(BaseModel):
+    """The SIP gateway (pjsua2). At most 4 calls per gateway process (compiled into the wheel)."""
+
+    address: str = Field(default="127.0.0.1", description="address to listen on")
+    port: int = Field(default=5060, ge=1, le=65535)
+    transports: list[Literal["udp", "tcp"]] = Field(default_factory=lambda: ["udp", "tcp"], min_length=1)
+    codecs: list[Literal["G722", "PCMU", "PCMA"]] = Field(
+        default_factory=lambda: ["G722", "PCMU", "PCMA"],
+        min_length=1,
+        description="codec preference, best first; others are disabled",
+    )
+    allow_from: list[str] = Field(
+        default_factory=lambda: ["127.0.0.0/8"],
+        description="source networks (CIDR) allowed to call in; empty: anyone",
+    )
+    transfer_target: str = Field(default="", description="SIP URI of the human queue for transfers")
+    record_dir: Path | None = Field(default=None, description="record every call here (off when unset)")
+    jitter_min_ms: int = Field(default=20, ge=0, description="pjmedia jitter buffer minimum prefetch")
+    jitter_max_ms: int = Field(default=200, ge=20)
+
+
 class SupervisionSettings(BaseModel):
     heartbeat_interval_s: float = Field(default=0.5, gt=0)
     heartbeat_timeout_s: float = Field(default=3.0, gt=0, description="silence before 'hung'")
@@ -100,6 +121,7 @@ class Settings(BaseSettings):
     llm: LlmSettings = LlmSettings()
     tts: TtsSettings = TtsSettings()
     supervision: SupervisionSettings = SupervisionSettings()
+    sip: SipSettings = SipSettings()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["console", "json"] = "console"
 

@@ -82,7 +82,7 @@ def frame(gen: int, seq: int, last: bool = False) -> AudioFrame:
 
 def test_playout_plays_in_order_reports_and_drops_flushed_generations() -> None:
     bus = Recorder()
-    queue = PlayoutQueue(bus, "c")  # type: ignore[arg-type]
+    queue = PlayoutQueue(bus.emit, "c")
     for seq in (1, 0, 2):
         queue.push(frame(1, seq, last=seq == 2))
     played = [queue.next(k) for k in range(5)]

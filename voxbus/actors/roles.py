@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from voxbus.actors.runtime import heartbeat, stop_on_signals
 from voxbus.bus.connection import Bus
@@ -14,7 +15,14 @@ from voxbus.logs import get_logger
 from voxbus.schemas.events import ErrorEvent
 
 log = get_logger(__name__)
-ROLES = ("stt", "llm", "tts", "agent")
+ROLES = ("stt", "llm", "tts", "agent", "sip")
+
+
+@dataclass
+class Served:
+    sessions: Callable[[], list[str]]
+    fatal: asyncio.Task[None] | None = None  # a task whose end ends the process
+    close: Callable[[], Awaitable[None]] | None = None
 
 
 async def _serve(
@@ -28,7 +36,7 @@ async def _serve(
         engine = await asyncio.to_thread(WhisperEngine, model_path(settings, "stt"), settings.stt)
         stt = SttWorker(bus, worker_id, settings.stt, engine)
         await stt.start()
-        return stt.session_ids, None
+        return Served(stt.session_ids)
     if role == "llm":
         from voxbus.actors.llm_worker import LlmWorker
         from voxbus.engines.llm import LlamaEngine
@@ -40,7 +48,7 @@ async def _serve(
             opening.append(ChatMessage(role="assistant", content=settings.agent.greeting))
         llm = LlmWorker(bus, worker_id, engine, opening)
         await llm.start()
-        return llm.session_ids, None
+        return Served(llm.session_ids)
     if role == "tts":
         from voxbus.actors.tts_worker import TtsWorker
         from voxbus.engines.tts import PiperEngine
@@ -48,13 +56,19 @@ async def _serve(
         engine = await asyncio.to_thread(PiperEngine, model_path(settings, "tts"), settings.tts)
         tts = TtsWorker(bus, worker_id, engine)
         await tts.start()
-        return tts.session_ids, None
+        return Served(tts.session_ids)
     if role == "agent":
         from voxbus.actors.agent import AgentService
 
         agent = AgentService(bus, settings, worker_id)
         await agent.start()
-        return agent.session_ids, agent.supervision
+        return Served(agent.session_ids, agent.supervision)
+    if role == "sip":
+        from voxbus.sip.gateway import SipGateway
+
+        gateway = SipGateway(bus, settings.sip, worker_id)
+        await gateway.start()
+        return Served(gateway.session_ids, close=gateway.stop)
     raise ValueError(f"unknown role {role!r}: one of {', '.join(ROLES)}")
 
 
@@ -66,7 +80,7 @@ async def run_role(settings: Settings, url: str, role: str, worker_id: str) -> i
     assert bus.js is not None
     await ensure_events_stream(bus.js)
     try:
-        sessions, fatal = await _serve(bus, settings, role, worker_id)
+        served = await _serve(bus, settings, role, worker_id)
     except (ModelMissing, OSError, ValueError) as exc:
         # say it once, in the log and on the bus, and exit with a configuration error
         log.error("cannot start", role=role, worker_id=worker_id, problem=str(exc))
@@ -74,10 +88,11 @@ async def run_role(settings: Settings, url: str, role: str, worker_id: str) -> i
         await bus.close()
         return 2
     beat = asyncio.create_task(
-        heartbeat(bus, role, worker_id, settings.supervision.heartbeat_interval_s, sessions)
+        heartbeat(bus, role, worker_id, settings.supervision.heartbeat_interval_s, served.sessions)
     )
     log.info("serving", role=role, worker_id=worker_id)
     waits: set[asyncio.Future[object]] = {asyncio.ensure_future(stopping.wait())}
+    fatal = served.fatal
     if fatal is not None:
         waits.add(fatal)  # type: ignore[arg-type]
     done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
@@ -90,5 +105,7 @@ async def run_role(settings: Settings, url: str, role: str, worker_id: str) -> i
         )
         code = 1
     beat.cancel()
+    if served.close is not None:
+        await served.close()
     await bus.close()
     return code

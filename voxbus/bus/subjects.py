@@ -15,6 +15,7 @@ AGENT_CALLS = f"{PREFIX}.agent.calls"
 STT_SESSIONS = f"{PREFIX}.stt.sessions"
 LLM_GENERATE = f"{PREFIX}.llm.generate"
 TTS_SPEAK = f"{PREFIX}.tts.speak"
+SIP_DIAL = f"{PREFIX}.sip.dial"
 
 # the JetStream stream that records every event, and the key-value bucket of call state
 EVENTS_STREAM = "VOXBUS_EVENTS"

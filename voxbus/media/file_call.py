@@ -69,7 +69,7 @@ class FileCall:
         self.settle_frames = int(settle_s * 1000 / FRAME_MS)
         self.max_frames = int(max_s * 1000 / FRAME_MS)
         self.on_event = on_event
-        self.playout = PlayoutQueue(bus, self.call_id)
+        self.playout = PlayoutQueue(bus.emit, self.call_id)
         self.sink = TimelineSink()
         self.result = FileCallResult(self.call_id)
         self.conversation = "listening"

@@ -9,11 +9,12 @@ actor knows what the caller actually heard.
 from __future__ import annotations
 
 import heapq
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from voxbus.bus.connection import Bus
 from voxbus.media.frames import FRAME_MS
-from voxbus.schemas.events import PlayoutDone, PlayoutStarted
+from voxbus.schemas.events import Event, PlayoutDone, PlayoutStarted
 from voxbus.schemas.messages import AudioFrame
 
 FLUSHED_MEMORY = 256
@@ -27,8 +28,12 @@ class _Playing:
 
 
 class PlayoutQueue:
-    def __init__(self, bus: Bus, call_id: str) -> None:
-        self.bus, self.call_id = bus, call_id
+    """Thread-safe: the SIP gateway pushes from the event loop and plays from pjmedia's clock
+    thread; ``emit`` must be safe to call from either (the gateway hands events to its loop)."""
+
+    def __init__(self, emit: Callable[[Event], None], call_id: str) -> None:
+        self.emit, self.call_id = emit, call_id
+        self.lock = threading.Lock()
         self.queues: dict[int, _Playing] = {}
         self.order: list[int] = []  # generations in arrival order
         self.flushed: list[int] = []
@@ -36,6 +41,10 @@ class PlayoutQueue:
         self.underruns = 0
 
     def push(self, frame: AudioFrame) -> None:
+        with self.lock:
+            self._push(frame)
+
+    def _push(self, frame: AudioFrame) -> None:
         gen = frame.gen if frame.gen is not None else 0
         if gen in self.flushed:
             self.dropped += 1
@@ -48,6 +57,10 @@ class PlayoutQueue:
 
     def flush(self, gen: int) -> None:
         """Drop everything of ``gen``, now and when late frames arrive."""
+        with self.lock:
+            self._flush(gen)
+
+    def _flush(self, gen: int) -> None:
         self.flushed = [*self.flushed[-FLUSHED_MEMORY:], gen]
         playing = self.queues.pop(gen, None)
         if playing is None:
@@ -63,6 +76,10 @@ class PlayoutQueue:
 
     def next(self, frame_index: int) -> bytes | None:
         """The frame to play at call-timeline index ``frame_index``, or None for silence."""
+        with self.lock:
+            return self._next(frame_index)
+
+    def _next(self, frame_index: int) -> bytes | None:
         if not self.order:
             return None
         playing = self.queues[self.order[0]]
@@ -71,7 +88,7 @@ class PlayoutQueue:
             return None
         _, pcm, last = heapq.heappop(playing.heap)
         if playing.played == 0:
-            self.bus.emit(PlayoutStarted(call_id=self.call_id, gen=playing.gen, at_ms=frame_index * FRAME_MS))
+            self.emit(PlayoutStarted(call_id=self.call_id, gen=playing.gen, at_ms=frame_index * FRAME_MS))
         playing.played += 1
         if last:
             self.queues.pop(playing.gen)
@@ -80,7 +97,7 @@ class PlayoutQueue:
         return pcm
 
     def _done(self, playing: _Playing, complete: bool) -> None:
-        self.bus.emit(
+        self.emit(
             PlayoutDone(
                 call_id=self.call_id,
                 gen=playing.gen,

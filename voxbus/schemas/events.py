@@ -7,7 +7,7 @@ Call events are published on ``voxbus.call.<call_id>.evt.<type>``, system events
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Union
 
 from pydantic import Field, TypeAdapter
 
@@ -42,6 +42,8 @@ class CallEnded(CallEvent):
     type: Literal["call.ended"] = "call.ended"
     duration_s: float
     cause: str = "hangup"
+    codec: str = ""
+    hangup_by: Literal["caller", "agent", "system", ""] = ""
 
 
 class StateChanged(CallEvent):
@@ -164,6 +166,25 @@ class TurnMetrics(CallEvent):
 class DtmfReceived(CallEvent):
     type: Literal["dtmf.received"] = "dtmf.received"
     digit: str
+    method: Literal["rfc2833", "sip-info", "inband", ""] = ""
+
+
+class DialResult(CallEvent):
+    """The outcome of an outbound call placed by the gateway."""
+
+    type: Literal["dial.result"] = "dial.result"
+    uri: str
+    result: Literal["answered", "busy", "no_answer", "failed"]
+    code: int = 0
+    reason: str = ""
+
+
+class TransferResult(CallEvent):
+    type: Literal["transfer.result"] = "transfer.result"
+    target: str
+    code: int
+    reason: str = ""
+    final: bool = True
 
 
 # --- errors and supervision -----------------------------------------------------------------------
@@ -175,6 +196,16 @@ class ErrorEvent(Event):
     subject: str | None = None
     code: str
     message: str
+
+
+class SipRejected(Event):
+    """An inbound call or request refused at the door (source not allowed, codecs, capacity...)."""
+
+    type: Literal["sip.rejected"] = "sip.rejected"
+    gateway: str
+    remote: str = Field(description="source address or URI of the caller")
+    code: int
+    reason: str
 
 
 class WorkerStarted(Event):
@@ -206,65 +237,19 @@ class SupervisorEscalated(Event):
 
 
 CALL_EVENTS: tuple[type[CallEvent], ...] = (
-    CallStarted,
-    CallResumed,
-    CallEnded,
-    StateChanged,
-    SpeechStarted,
-    SpeechEnded,
-    SttPartial,
-    SttFinal,
-    LlmRequested,
-    LlmFirstToken,
-    LlmDone,
-    LlmCancelled,
-    LlmRetried,
-    TtsRequested,
-    TtsFirstFrame,
-    TtsDone,
-    PlayoutStarted,
-    PlayoutDone,
-    TurnMetrics,
-    DtmfReceived,
-)
+    CallStarted, CallResumed, CallEnded, StateChanged, SpeechStarted, SpeechEnded, SttPartial,
+    SttFinal, LlmRequested, LlmFirstToken, LlmDone, LlmCancelled, LlmRetried, TtsRequested,
+    TtsFirstFrame, TtsDone, PlayoutStarted, PlayoutDone, TurnMetrics, DtmfReceived, DialResult,
+    TransferResult,
+)  # fmt: skip
 SYSTEM_EVENTS: tuple[type[Event], ...] = (
-    ErrorEvent,
-    WorkerStarted,
-    WorkerRestarted,
-    WorkerExited,
-    SupervisorEscalated,
-)
+    ErrorEvent, SipRejected, WorkerStarted, WorkerRestarted, WorkerExited, SupervisorEscalated,
+)  # fmt: skip
 ALL_EVENTS = CALL_EVENTS + SYSTEM_EVENTS
 
-AnyEvent = Annotated[
-    CallStarted
-    | CallResumed
-    | CallEnded
-    | StateChanged
-    | SpeechStarted
-    | SpeechEnded
-    | SttPartial
-    | SttFinal
-    | LlmRequested
-    | LlmFirstToken
-    | LlmDone
-    | LlmCancelled
-    | LlmRetried
-    | TtsRequested
-    | TtsFirstFrame
-    | TtsDone
-    | PlayoutStarted
-    | PlayoutDone
-    | TurnMetrics
-    | DtmfReceived
-    | ErrorEvent
-    | WorkerStarted
-    | WorkerRestarted
-    | WorkerExited
-    | SupervisorEscalated,
-    Field(discriminator="type"),
-]
-EVENT_ADAPTER: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)
+# every event type, told apart by its ``type`` field
+AnyEvent = Annotated[Union[ALL_EVENTS], Field(discriminator="type")]  # type: ignore[valid-type]  # noqa: UP007
+EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(AnyEvent)
 
 
 def event_type_name(cls: type[Event]) -> str:

@@ -19,6 +19,7 @@ MESSAGES: tuple[type[BaseModel], ...] = (
     messages.LlmChunk,
     messages.TtsRequest,
     messages.Cancel,
+    messages.DialRequest,
     messages.CallControl,
     messages.Heartbeat,
     messages.CallState,

@@ -90,6 +90,21 @@ class TtsRequest(Message):
     start_seq: int = Field(default=0, ge=0, description="first audio.out sequence number to use")
 
 
+class DialRequest(Message):
+    """Request (queue group ``voxbus.sip.dial``): place an outbound call and attach an agent."""
+
+    call_id: str
+    uri: str = Field(description="sip: or sips: URI to call")
+    timeout_s: float = Field(default=30.0, gt=0, le=300)
+
+    @field_validator("uri")
+    @classmethod
+    def _sip_uri(cls, uri: str) -> str:
+        if not uri.startswith(("sip:", "sips:")):
+            raise ValueError("uri must start with sip: or sips:")
+        return uri
+
+
 class Cancel(Message):
     """On ``voxbus.call.<id>.cancel``: stop all work of a generation at once (barge-in)."""
 

@@ -22,7 +22,14 @@ log = get_logger(__name__)
 T = TypeVar("T")
 
 # start order matters for rest-for-one users and for a quick first call: models first, agent last
-DEFAULT_WORKERS = (("stt", "stt-1"), ("llm", "llm-1"), ("tts", "tts-1"), ("agent", "agent-1"))
+DEFAULT_WORKERS = (
+    ("stt", "stt-1"),
+    ("llm", "llm-1"),
+    ("tts", "tts-1"),
+    ("agent", "agent-1"),
+    ("sip", "sip-1"),
+)
+COMMAND_OF_ROLE = {"agent": ["agent"], "sip": ["gateway"]}
 
 
 def url_file(settings: Settings) -> Path:
@@ -102,7 +109,7 @@ class System:
                 args=[
                     "--nats-url",
                     url,
-                    *(["agent"] if role == "agent" else ["worker", role]),
+                    *COMMAND_OF_ROLE.get(role, ["worker", role]),
                     "--id",
                     worker_id,
                 ],

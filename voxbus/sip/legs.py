@@ -1,0 +1,123 @@
+"""One SIP call's life on the bus: the event-loop side of a call leg.
+
+Caller audio from pjmedia's clock thread arrives in an inbox and is published on ``audio.in`` in
+order; agent audio from ``audio.out`` goes into the playout queue that the clock thread plays from;
+``ctl`` commands are carried out through the gateway's pjsua thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
+
+from voxbus.bus import subjects
+from voxbus.bus.codec import BadMessage
+from voxbus.bus.connection import Bus
+from voxbus.logs import get_logger
+from voxbus.media.frames import FRAME_BYTES, SILENCE
+from voxbus.media.playout import PlayoutQueue
+from voxbus.schemas.base import Accepted
+from voxbus.schemas.events import CallEnded, DtmfReceived, ErrorEvent, Event
+from voxbus.schemas.messages import AudioFrame, CallControl, CallStart
+
+log = get_logger(__name__)
+AGENT_ATTACH_S = 30.0
+
+
+@dataclass
+class CallLeg:
+    bus: Bus
+    call_id: str
+    direction: str  # "inbound" or "outbound"
+    remote: str
+    emit: Callable[[Event], None]  # thread-safe: hands the event to the loop
+    control: Callable[[str, CallControl], None]  # runs a ctl command on the pjsua thread
+    codec: str = ""
+    started: float = field(default_factory=time.monotonic)
+    hangup_by: str = ""
+    inbox: asyncio.Queue[bytes] = field(default_factory=asyncio.Queue)
+    frames_in: int = 0
+    frames_out: int = 0
+    short_frames: int = 0
+
+    def __post_init__(self) -> None:
+        self.playout = PlayoutQueue(self.emit, self.call_id)
+        self._subs: list[Subscription] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self.attached = False
+
+    # --- from pjmedia's clock thread (through loop.call_soon_threadsafe) ----------------------------
+    def caller_audio(self, pcm: bytes) -> None:
+        self.inbox.put_nowait(pcm)
+
+    # --- event loop -----------------------------------------------------------------------------
+    async def connect(self) -> None:
+        """Media is up: start moving audio and attach an agent."""
+        self._subs = [
+            await self.bus.subscribe(subjects.audio_out(self.call_id), AudioFrame, self._on_audio),
+            await self.bus.subscribe(subjects.control(self.call_id), CallControl, self._on_ctl),
+        ]
+        self._tasks.append(asyncio.create_task(self._pump_in()))
+        self._tasks.append(asyncio.create_task(self._attach()))
+
+    async def _pump_in(self) -> None:
+        subject = subjects.audio_in(self.call_id)
+        seq = 0
+        while True:
+            pcm = await self.inbox.get()
+            if len(pcm) != FRAME_BYTES:  # pjmedia hands over empty frames now and then
+                self.short_frames += 1
+                pcm = SILENCE
+            await self.bus.publish_audio(subject, AudioFrame(call_id=self.call_id, seq=seq, pcm=pcm))
+            seq += 1
+            self.frames_in = seq
+
+    async def _attach(self) -> None:
+        request = CallStart(call_id=self.call_id, source="sip", caller=self.remote)
+        deadline = time.monotonic() + AGENT_ATTACH_S
+        while time.monotonic() < deadline:
+            try:
+                await self.bus.request(subjects.AGENT_CALLS, request, Accepted, 15.0)
+                self.attached = True
+                return
+            except (NoRespondersError, NatsTimeout, BadMessage):
+                await asyncio.sleep(0.25)
+        message = f"no agent took call {self.call_id} within {AGENT_ATTACH_S:.0f} s"
+        log.error(message, call_id=self.call_id)
+        self.bus.emit(ErrorEvent(call_id=self.call_id, code="no_agent", message=message))
+
+    async def _on_audio(self, frame: AudioFrame, _msg: Msg) -> None:
+        self.playout.push(frame)
+
+    async def _on_ctl(self, command: CallControl, _msg: Msg) -> None:
+        if command.action == "flush" and command.gen is not None:
+            self.playout.flush(command.gen)
+            return
+        if command.action == "hangup":
+            self.hangup_by = self.hangup_by or "agent"
+        self.control(self.call_id, command)
+
+    def dtmf(self, digit: str, method: str) -> None:
+        self.bus.emit(DtmfReceived(call_id=self.call_id, digit=digit, method=method))  # type: ignore[arg-type]
+
+    async def ended(self, cause: str) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for sub in self._subs:
+            await sub.unsubscribe()
+        self.bus.emit(
+            CallEnded(
+                call_id=self.call_id,
+                duration_s=round(time.monotonic() - self.started, 3),
+                cause=cause,
+                codec=self.codec,
+                hangup_by=self.hangup_by or "caller",  # type: ignore[arg-type]
+            )
+        )
