@@ -53,6 +53,11 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--out", type=Path, default=Path("out/demo"), help="directory for the WAVs")
     d.add_argument("--json", type=Path, help="also write the per-turn results as JSON")
 
+    c = sub.add_parser("call", help="call voxbus over SIP, playing a WAV, recording what is heard")
+    c.add_argument("wav", type=Path, help="the caller's audio (16-bit PCM WAV)")
+    c.add_argument("--uri", help="SIP URI to call (default: the configured gateway)")
+    c.add_argument("--out", type=Path, default=Path("heard.wav"), help="where to record")
+
     e = sub.add_parser("events", help="tail the event stream, readable by a person")
     e.add_argument("--call", help="only this call id")
     e.add_argument("--all", action="store_true", help="replay from the start of the stream")
@@ -70,6 +75,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    supervisor = os.environ.pop("VOXBUS_SUPERVISOR_PID", None)
+    if supervisor:
+        from voxbus.bus.embedded import die_with_parent
+
+        die_with_parent(int(supervisor))
     # flags go through the environment so that worker processes started by `up` inherit them
     for flag, env in (
         ("config", "VOXBUS_CONFIG"),
@@ -103,6 +113,12 @@ def _one_line(exc: Exception) -> str:
 
 
 def _run(coro: Coroutine[Any, Any, int]) -> int:
+    import uvloop
+
+    return uvloop.run(coro)
+
+
+def _run_any(coro: Coroutine[Any, Any, Any]) -> Any:
     import uvloop
 
     return uvloop.run(coro)
@@ -145,6 +161,15 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             from voxbus.commands import demo
 
             return _run(demo(settings, args.out, args.json))
+        if args.command == "call":
+            from voxbus.commands import sip_call
+
+            heard, _ = _run_any(sip_call(_running_url(settings), settings, args.wav, args.out, args.uri))
+            print(
+                f"call ended ({heard.status} {heard.reason}, hung up by {heard.hung_up_by}); "
+                f"recorded what was heard to {args.out}"
+            )
+            return 0 if heard.confirmed else 1
         if args.command == "dial":
             from voxbus.commands import dial
 

@@ -105,6 +105,7 @@ async def talk(settings: Settings, url: str, wav: Path, out: Path, max_seconds: 
 
 
 async def demo(settings: Settings, out_dir: Path, json_out: Path | None) -> int:
+    """Start the system and hold the demo conversation over a real SIP call."""
     from voxbus.engines.models import model_path
     from voxbus.engines.tts import PiperEngine
     from voxbus.media.script import DEMO_SCRIPT, render
@@ -113,20 +114,64 @@ async def demo(settings: Settings, out_dir: Path, json_out: Path | None) -> int:
     caller_wav = out_dir / "caller.wav"
     spoken = render(DEMO_SCRIPT, PiperEngine(model_path(settings, "tts"), settings.tts), caller_wav)
     system = System(settings)
-    print("starting voxbus (embedded NATS, STT, LLM, TTS and agent processes)...", flush=True)
+    print("starting voxbus (embedded NATS, SIP gateway, STT, LLM, TTS and agent processes)...", flush=True)
     url = await system.start()
+    call = asyncio.ensure_future(
+        system.while_healthy(sip_call(url, settings, caller_wav, out_dir / "reply.wav"))
+    )
+    _cancel_on_signals(call)
     try:
-        result = await system.while_healthy(run_file_call(url, caller_wav, out_dir / "reply.wav", _printer))
+        heard, metrics = await call
     finally:
         await system.stop()
-    turns = turn_latencies(result.events, [s.end_s for s in spoken], result.start_ts)
-    print("\nper turn: caller's speech end (from the script) -> first agent audio on the line")
-    for t in turns:
-        print(f"  turn {t['turn']}: {t['perceived_ms']:.0f} ms   ({t['user_text']})")
-    print(f"recordings: {caller_wav} (caller), {out_dir / 'reply.wav'} (agent)")
+    ends = [line.end_s for line in spoken]
+    onsets = heard.onsets_after(ends)
+    print("\nper turn: end of the caller's speech -> first agent audio heard by the caller (SIP)")
+    turns = []
+    for line, end, onset in zip(spoken, ends, onsets, strict=True):
+        latency = None if onset is None else round((onset - end) * 1000)
+        turns.append({"text": line.text, "speech_end_s": end, "perceived_ms": latency})
+        shown = "no answer" if latency is None else f"{latency} ms"
+        print(f"  {shown:>9}   {line.text}")
+    print(f"recordings: {caller_wav} (caller), {out_dir / 'reply.wav'} (what the caller heard)")
     if json_out:
-        json_out.write_text(json.dumps({"turns": turns}, indent=2))
-    return 0
+        json_out.write_text(json.dumps({"turns": turns, "metrics": metrics}, indent=2))
+    return 0 if all(t["perceived_ms"] is not None for t in turns) else 1
+
+
+def _cancel_on_signals(task: asyncio.Future[object]) -> None:
+    """SIGTERM/SIGINT cancel the work, so that `finally` blocks stop the system cleanly."""
+    import signal
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+
+
+async def sip_call(url: str, settings: Settings, wav: Path, out: Path, uri: str | None = None):  # type: ignore[no-untyped-def]
+    """Call voxbus over SIP with the project's own caller, printing the conversation from the
+    event stream; returns (what the caller heard, the turns' metrics)."""
+    from voxbus.sip.caller import SipCaller
+
+    bus = Bus(url, name="voxbus-sip-caller", source="sip-caller")
+    await bus.connect(attempts=5)
+    metrics: list[dict[str, object]] = []
+
+    async def on_event(event: Event, _msg: Msg) -> None:
+        _printer(event)
+        if isinstance(event, TurnMetrics):
+            metrics.append(event.model_dump(exclude={"v", "source"}))
+
+    try:
+        await bus.subscribe(subjects.ALL_CALL_EVENTS, None, on_event)
+        caller = SipCaller(WavSource(wav).frames)
+        target = uri or f"sip:voxbus@{settings.sip.address}:{settings.sip.port}"
+        heard = await caller.call(target)
+        heard.heard.save(out)
+        await asyncio.sleep(0.5)  # the last events
+        return heard, metrics
+    finally:
+        await bus.close()
 
 
 async def run_file_call(url: str, wav: Path, out: Path, on_event=None):  # type: ignore[no-untyped-def]

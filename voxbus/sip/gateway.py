@@ -174,7 +174,8 @@ class SipGateway:
 
     # --- lifecycle --------------------------------------------------------------------------------
     async def start(self) -> None:
-        await asyncio.to_thread(self.pj.start, self._setup)
+        self.pj.start(self._setup)  # blocks the loop for the ~100 ms pjsua takes to start
+        self.pj.register_current(f"{self.gateway_id}-loop")
         await self.bus.subscribe(subjects.SIP_DIAL, DialRequest, self._on_dial, queue="sip")
         log.info(
             "sip gateway listening",
@@ -194,7 +195,7 @@ class SipGateway:
         deadline = time.monotonic() + grace_s
         while self.calls and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-        await asyncio.to_thread(self.pj.stop, self._teardown)
+        self.pj.stop(self._teardown)
 
     def _setup(self) -> Any:
         ep = self.ep = VoxEndpoint(self)

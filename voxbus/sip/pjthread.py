@@ -1,8 +1,10 @@
 """The pjsua2 library on its own thread.
 
-pjsua aborts the process when called from a thread it does not know, so every pjsua call of the
-gateway runs on this one thread: it polls SIP events and runs the functions submitted to it, in
-order, between polls. Media callbacks run on pjmedia's clock thread (registered by pjmedia).
+pjsua aborts the process when called from a thread it does not know, so every pjsua call runs on
+this one thread: it polls SIP events and runs the functions submitted to it, in order, between
+polls. Media callbacks run on pjmedia's clock thread (registered by pjmedia). Python's garbage
+collector may free a pjsua2 object on whichever thread happens to allocate, so the event loop's
+thread is registered too (:meth:`PjThread.register_current`), and no other thread is used.
 """
 
 from __future__ import annotations
@@ -40,13 +42,29 @@ class PjThread:
         self._thread.start()
         ready.result(timeout=30)
 
+    @staticmethod
+    def register_current(name: str) -> None:
+        """Make the calling thread known to pjlib (after ``start``)."""
+        import pjsua2 as pj
+
+        endpoint = pj.Endpoint.instance()
+        if not endpoint.libIsThreadRegistered():
+            endpoint.libRegisterThread(name)
+
     def submit(self, fn: Callable[[], T]) -> Future[T]:
         future: Future[T] = Future()
         self._jobs.put((fn, future))
         return future
 
     def stop(self, teardown: Callable[[], None], timeout_s: float = 10.0) -> None:
-        done = self.submit(teardown)
+        """Run ``teardown`` (which destroys the library) as the thread's last job."""
+
+        def last() -> None:
+            self._poll = None  # never poll a destroyed library
+            self._stop.set()
+            teardown()
+
+        done = self.submit(last)
         try:
             done.result(timeout=timeout_s)
         finally:

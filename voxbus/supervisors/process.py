@@ -27,6 +27,9 @@ from voxbus.schemas.messages import Heartbeat
 log = get_logger(__name__)
 
 
+SUPERVISOR_PID_ENV = "VOXBUS_SUPERVISOR_PID"  # a worker dies with the process that supervises it
+
+
 class WorkerDied(RuntimeError):
     pass
 
@@ -57,7 +60,7 @@ class WorkerProcess:
             "-m",
             "voxbus",
             *self.args,
-            env={**os.environ, **(self.env or {})},
+            env={**os.environ, **(self.env or {}), SUPERVISOR_PID_ENV: str(os.getpid())},
             start_new_session=True,
         )
         log.info("worker process started", role=self.role, worker_id=self.worker_id, pid=proc.pid)

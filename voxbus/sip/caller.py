@@ -1,0 +1,211 @@
+"""A SIP caller of voxbus's own (pjsua2): calls a URI, plays a WAV as the caller's voice on the
+call's 20 ms clock and records what it hears on the same clock.
+
+Used by ``voxbus demo``, the SIP tests and the latency benchmark: what it records is what a phone
+would have heard, SIP/RTP leg included. pjsua is one per process, so a process holds one caller or
+one gateway, not both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pjsua2 as pj
+
+from voxbus.bus.embedded import free_port
+from voxbus.media.frames import FRAME_BYTES, FRAME_MS, SAMPLE_RATE, SILENCE
+from voxbus.media.wav import TimelineSink
+from voxbus.sip.frames import read_vector, write_vector
+from voxbus.sip.pjthread import PjThread
+
+HEARD_LEVEL = 500  # int16 peak that counts as agent audio
+
+
+@dataclass
+class CallerResult:
+    heard: TimelineSink
+    confirmed: bool = False
+    status: int = 0
+    reason: str = ""
+    ticks: int = 0
+    hung_up_by: str = ""
+    timeline: list[int] = field(default_factory=list)
+
+    def onsets_after(self, times_s: list[float]) -> list[float | None]:
+        """For each time, when agent audio was first heard after it (seconds), or None."""
+        loud = self.loud_frames()
+        out: list[float | None] = []
+        for t in times_s:
+            start = int(t * 1000 / FRAME_MS)
+            later = loud[loud >= start]
+            out.append(float(later[0]) * FRAME_MS / 1000 if len(later) else None)
+        return out
+
+    def loud_frames(self) -> np.ndarray:
+        pcm = np.frombuffer(self.heard.pcm(), dtype=np.int16)
+        frames = pcm[: len(pcm) // 320 * 320].reshape(-1, 320)
+        return np.flatnonzero(np.abs(frames.astype(np.int32)).max(axis=1) > HEARD_LEVEL)
+
+
+class _Port(pj.AudioMediaPort):
+    def __init__(self, caller: SipCaller) -> None:
+        super().__init__()
+        self.caller = caller
+
+    def onFrameRequested(self, frame: pj.MediaFrame) -> None:  # noqa: N802 - pjsua2's name
+        pcm = self.caller.next_frame()
+        frame.type = pj.PJMEDIA_FRAME_TYPE_AUDIO
+        write_vector(frame.buf, pcm)
+        frame.size = FRAME_BYTES
+
+    def onFrameReceived(self, frame: pj.MediaFrame) -> None:  # noqa: N802
+        pcm = read_vector(frame.buf) if frame.type == pj.PJMEDIA_FRAME_TYPE_AUDIO else b""
+        self.caller.heard(pcm)
+
+
+class _Call(pj.Call):
+    def __init__(self, caller: SipCaller, account: pj.Account) -> None:
+        super().__init__(account)
+        self.caller = caller
+        self.port: _Port | None = None
+
+    def onCallState(self, prm: Any) -> None:  # noqa: N802
+        info = self.getInfo()
+        if info.state == pj.PJSIP_INV_STATE_CONFIRMED:
+            self.caller.result.confirmed = True
+        elif info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
+            self.caller.result.status = info.lastStatusCode
+            self.caller.result.reason = info.lastReason
+            if not self.caller.result.hung_up_by:
+                self.caller.result.hung_up_by = "remote"
+            self.caller.done.set()
+
+    def onCallMediaState(self, prm: Any) -> None:  # noqa: N802
+        info = self.getInfo()
+        for index, media in enumerate(info.media):
+            if (
+                media.type == pj.PJMEDIA_TYPE_AUDIO
+                and media.status == pj.PJSUA_CALL_MEDIA_ACTIVE
+                and self.port is None
+            ):
+                audio = self.getAudioMedia(index)
+                fmt = pj.MediaFormatAudio()
+                fmt.type = pj.PJMEDIA_TYPE_AUDIO
+                fmt.clockRate, fmt.channelCount, fmt.bitsPerSample = SAMPLE_RATE, 1, 16
+                fmt.frameTimeUsec = FRAME_MS * 1000
+                self.port = _Port(self.caller)
+                self.port.createPort("caller", fmt)
+                audio.startTransmit(self.port)
+                self.port.startTransmit(audio)
+
+
+class SipCaller:
+    def __init__(
+        self,
+        frames: list[bytes],
+        settle_s: float = 4.0,
+        max_s: float = 300.0,
+        codecs: tuple[str, ...] = ("PCMU/8000",),
+    ) -> None:
+        self.frames = frames
+        self.settle_ticks = int(settle_s * 1000 / FRAME_MS)
+        self.max_ticks = int(max_s * 1000 / FRAME_MS)
+        self.codecs = codecs
+        self.result = CallerResult(heard=TimelineSink())
+        self.done = threading.Event()
+        self._tick = 0
+        self._rx = 0
+        self._last_loud = 0
+        self._hangup_requested = False
+        self.pj = PjThread("pjsua-caller")
+        self._ep: pj.Endpoint | None = None
+        self._account: pj.Account | None = None
+        self._call: _Call | None = None
+
+    # --- clock thread -------------------------------------------------------------------------
+    def next_frame(self) -> bytes:
+        k = self._tick
+        self._tick += 1
+        pcm = self.frames[k] if k < len(self.frames) else SILENCE
+        finished = k >= len(self.frames) and k - self._last_loud > self.settle_ticks
+        if (finished or k >= self.max_ticks) and not self._hangup_requested:
+            self._hangup_requested = True
+            self.pj.submit(self._hangup)
+        return pcm
+
+    def heard(self, pcm: bytes) -> None:
+        k = self._rx
+        self._rx += 1
+        if len(pcm) == FRAME_BYTES:
+            self.result.heard.put(k, pcm)
+            if np.abs(np.frombuffer(pcm, np.int16).astype(np.int32)).max() > HEARD_LEVEL:
+                self._last_loud = k
+        else:
+            self.result.heard.extend_to(k + 1)
+
+    # --- pjsua thread ---------------------------------------------------------------------------
+    def _setup(self) -> Any:
+        ep = self._ep = pj.Endpoint()
+        ep.libCreate()
+        cfg = pj.EpConfig()
+        cfg.uaConfig.threadCnt = 0
+        cfg.uaConfig.mainThreadOnly = False
+        cfg.medConfig.clockRate = SAMPLE_RATE
+        cfg.medConfig.sndClockRate = SAMPLE_RATE
+        cfg.medConfig.noVad = True
+        cfg.medConfig.ecTailLen = 0
+        cfg.logConfig.level = 1
+        cfg.logConfig.consoleLevel = 1
+        ep.libInit(cfg)
+        tc = pj.TransportConfig()
+        tc.port = free_port()
+        tc.boundAddress = "127.0.0.1"
+        ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tc)
+        ep.libStart()
+        ep.audDevManager().setNullDev()
+        for info in ep.codecEnum2():
+            wanted = any(info.codecId.startswith(c) for c in self.codecs)
+            ep.codecSetPriority(info.codecId, 200 if wanted else 0)
+        self._account = pj.Account()
+        ac = pj.AccountConfig()
+        ac.idUri = f"sip:caller@127.0.0.1:{tc.port}"
+        self._account.create(ac, True)
+        return ep.libHandleEvents
+
+    def _dial(self, uri: str) -> None:
+        assert self._account is not None
+        self._call = _Call(self, self._account)
+        self._call.makeCall(uri, pj.CallOpParam(True))
+
+    def _hangup(self) -> None:
+        if self._call is not None and not self.done.is_set():
+            self.result.hung_up_by = self.result.hung_up_by or "caller"
+            self._call.hangup(pj.CallOpParam(True))
+
+    def _teardown(self) -> None:
+        self._call = None
+        if self._account is not None:
+            self._account.shutdown()
+            self._account = None
+        if self._ep is not None:
+            self._ep.libDestroy()
+            self._ep = None
+
+    # --- the event loop ---------------------------------------------------------------------------
+    async def call(self, uri: str) -> CallerResult:
+        """Place the call, play the WAV, hang up when it is over; returns what was heard."""
+        self.pj.start(self._setup)  # blocks the loop for the ~100 ms pjsua takes to start
+        self.pj.register_current("caller-loop")
+        try:
+            await asyncio.wrap_future(self.pj.submit(lambda: self._dial(uri)))
+            deadline = asyncio.get_running_loop().time() + self.max_ticks * FRAME_MS / 1000 + 30
+            while not self.done.is_set() and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.05)
+        finally:
+            self.result.ticks = self._tick
+            self.pj.stop(self._teardown)
+        return self.result
