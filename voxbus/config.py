@@ -88,6 +88,8 @@ class SipSettings(BaseModel):
         default_factory=lambda: ["127.0.0.0/8"],
         description="source networks (CIDR) allowed to call in; empty: anyone",
     )
+    rtp_port: int = Field(default=10000, ge=1024, le=65000, description="first RTP port")
+    rtp_port_range: int = Field(default=200, ge=8, description="RTP ports to try from rtp_port")
     transfer_target: str = Field(default="", description="SIP URI of the human queue for transfers")
     record_dir: Path | None = Field(default=None, description="record every call here (off when unset)")
     jitter_min_ms: int = Field(default=20, ge=0, description="pjmedia jitter buffer minimum prefetch")

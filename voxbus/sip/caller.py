@@ -131,7 +131,8 @@ class SipCaller:
         k = self._tick
         self._tick += 1
         pcm = self.frames[k] if k < len(self.frames) else SILENCE
-        finished = k >= len(self.frames) and k - self._last_loud > self.settle_ticks
+        # over when the caller has said everything and then heard nothing for settle_s
+        finished = k - max(self._last_loud, len(self.frames)) > self.settle_ticks
         if (finished or k >= self.max_ticks) and not self._hangup_requested:
             self._hangup_requested = True
             self.pj.submit(self._hangup)
@@ -173,6 +174,9 @@ class SipCaller:
         self._account = pj.Account()
         ac = pj.AccountConfig()
         ac.idUri = f"sip:caller@127.0.0.1:{tc.port}"
+        ac.mediaConfig.transportConfig.boundAddress = "127.0.0.1"  # RTP on loopback only
+        ac.mediaConfig.transportConfig.port = 20000 + free_port() % 20000 // 2 * 2
+        ac.mediaConfig.transportConfig.portRange = 100
         self._account.create(ac, True)
         return ep.libHandleEvents
 

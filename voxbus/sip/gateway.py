@@ -227,6 +227,9 @@ class SipGateway:
         account = self.account = VoxAccount(self)
         ac = pj.AccountConfig()
         ac.idUri = f"sip:voxbus@{self.settings.address}:{self.settings.port}"
+        ac.mediaConfig.transportConfig.boundAddress = self.settings.address  # RTP where SIP is
+        ac.mediaConfig.transportConfig.port = self.settings.rtp_port
+        ac.mediaConfig.transportConfig.portRange = self.settings.rtp_port_range
         account.create(ac, True)
 
         def poll(ms: int) -> None:
