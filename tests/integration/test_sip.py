@@ -13,8 +13,17 @@ from voxbus.bus import subjects
 from voxbus.bus.connection import Bus
 from voxbus.bus.embedded import free_port
 from voxbus.config import Settings
-from voxbus.schemas.events import CallEnded, CallStarted, DtmfReceived, Event
-from voxbus.schemas.messages import AudioFrame
+from voxbus.schemas.base import Accepted
+from voxbus.schemas.events import (
+    CallEnded,
+    CallStarted,
+    DialResult,
+    DtmfReceived,
+    Event,
+    SipRejected,
+    TransferResult,
+)
+from voxbus.schemas.messages import AudioFrame, CallControl, DialRequest
 from voxbus.supervisors.system import System
 
 pytestmark = [
@@ -93,3 +102,175 @@ async def test_sipp_call_with_audio_and_dtmf(settings: Settings, system: System,
     assert [d.digit for d in digits] == ["5"] and digits[0].method == "rfc2833"
     ended = [e for e in events if isinstance(e, CallEnded) and e.call_id == call_id]
     assert ended and ended[0].hangup_by == "caller" and ended[0].codec == "PCMA"
+
+
+async def collect(bus: Bus, subject: str) -> list[Event]:
+    seen: list[Event] = []
+
+    async def on_event(event: Event, _m: Msg) -> None:
+        seen.append(event)
+
+    await bus.subscribe(subject, None, on_event)
+    return seen
+
+
+async def test_bad_invites_get_their_sip_error_and_an_event(
+    settings: Settings, system: System, client: Bus
+) -> None:
+    await wait_gateway(client)
+    rejected = await collect(client, subjects.system_event("sip.rejected"))
+    target = f"127.0.0.1:{settings.sip.port}"
+    for scenario in ("malformed_invite.xml", "malformed_sdp.xml", "unsupported_codecs.xml"):
+        code, out = await sipp(scenario, target)
+        assert code == 0, f"{scenario}: {out}"
+    await asyncio.sleep(0.5)
+    reasons = {e.code: e.reason for e in rejected if isinstance(e, SipRejected)}
+    assert reasons[400].startswith(("malformed message dropped", "Bad SDP"))
+    assert any("Bad SDP" in e.reason for e in rejected if isinstance(e, SipRejected))
+    assert any("malformed" in e.reason and "CSeq" in e.reason for e in rejected if isinstance(e, SipRejected))
+    assert 488 in reasons
+    code, out = await sipp("caller_audio_dtmf.xml", target)  # and the next call is served
+    assert code == 0, out
+
+
+@pytest.fixture
+def locked_door(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VOXBUS_SIP__ALLOW_FROM", '["10.0.0.0/8"]')
+
+
+async def test_a_caller_from_a_source_not_allowed_is_refused(
+    locked_door: None, settings: Settings, system: System, client: Bus
+) -> None:
+    await wait_gateway(client)
+    rejected = await collect(client, subjects.system_event("sip.rejected"))
+    code, out = await sipp("not_allowed.xml", f"127.0.0.1:{settings.sip.port}")
+    assert code == 0, out
+    await asyncio.sleep(0.3)
+    refusals = [e for e in rejected if isinstance(e, SipRejected)]
+    assert refusals and refusals[0].code == 403 and refusals[0].remote.startswith("127.0.0.1:")
+
+
+async def test_outbound_call_to_a_sipp_uas_and_the_agent_hangs_up(
+    settings: Settings, system: System, client: Bus
+) -> None:
+    await wait_gateway(client)
+    uas_port = free_port()
+    uas = asyncio.create_task(sipp_uas(uas_port))
+    await asyncio.sleep(0.5)
+    call_id = "sip-out-test"
+    seen = await collect(client, subjects.call_events(call_id))
+    reply = await client.request(
+        subjects.SIP_DIAL, DialRequest(call_id=call_id, uri=f"sip:human@127.0.0.1:{uas_port}"), Accepted, 10
+    )
+    assert reply.worker_id == "sip-1"
+    await until(lambda: any(isinstance(e, CallStarted) for e in seen), 30)
+    results = [e for e in seen if isinstance(e, DialResult)]
+    assert results[0].result == "answered"
+    await client.publish(subjects.control(call_id), CallControl(call_id=call_id, action="hangup"))
+    code, out = await uas
+    assert code == 0, out
+    await until(lambda: any(isinstance(e, CallEnded) for e in seen), 10)
+    ended = next(e for e in seen if isinstance(e, CallEnded))
+    assert ended.hangup_by == "agent"
+
+
+async def test_dialing_nobody_is_a_failed_dial(system: System, client: Bus) -> None:
+    await wait_gateway(client)
+    call_id = "sip-out-nobody"
+    seen = await collect(client, subjects.call_events(call_id))
+    await client.request(
+        subjects.SIP_DIAL,
+        DialRequest(call_id=call_id, uri=f"sip:nobody@127.0.0.1:{free_port()}", timeout_s=5),
+        Accepted,
+        10,
+    )
+    await until(lambda: any(isinstance(e, DialResult) for e in seen), 40)
+    result = next(e for e in seen if isinstance(e, DialResult))
+    assert result.result in ("failed", "no_answer") and result.code >= 400
+
+
+async def test_blind_transfer_to_the_human_queue(settings: Settings, system: System, client: Bus) -> None:
+    await wait_gateway(client)
+    seen = await collect(client, subjects.ALL_CALL_EVENTS)
+    caller = asyncio.create_task(sipp("caller_transfer.xml", f"127.0.0.1:{settings.sip.port}"))
+    await until(lambda: any(isinstance(e, CallStarted) for e in seen), 30)
+    call_id = next(e for e in seen if isinstance(e, CallStarted)).call_id
+    queue = "sip:queue@127.0.0.1:5999"
+    await client.publish(
+        subjects.control(call_id), CallControl(call_id=call_id, action="transfer", target=queue)
+    )
+    code, out = await caller
+    assert code == 0, out
+    await until(lambda: any(isinstance(e, CallEnded) for e in seen), 10)
+    transfers = [e for e in seen if isinstance(e, TransferResult)]
+    assert transfers and transfers[-1].final and transfers[-1].code == 200
+    assert transfers[-1].target == queue
+
+
+async def test_gateway_shuts_down_cleanly_with_a_call_up(settings: Settings, nats_url: str) -> None:
+    import os
+    import sys
+
+    gateway = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "voxbus",
+        "--nats-url",
+        nats_url,
+        "gateway",
+        "--id",
+        "sip-9",
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ},
+    )
+    bus = Bus(nats_url, "test")
+    await bus.connect(attempts=5)
+    try:
+        from .test_recovery import pid_of
+
+        await pid_of(bus, "sip", "sip-9")
+        caller = asyncio.create_task(sipp("caller_until_bye.xml", f"127.0.0.1:{settings.sip.port}"))
+        await asyncio.sleep(2.0)
+        gateway.terminate()
+        code = await asyncio.wait_for(gateway.wait(), 20)
+        stderr = (await gateway.stderr.read()).decode()  # type: ignore[union-attr]
+        assert code == 0, stderr[-2000:]
+        assert "Assertion" not in stderr and "core dumped" not in stderr
+        sipp_code, out = await caller
+        assert sipp_code == 0, out  # the caller got a BYE and answered it
+    finally:
+        await bus.close()
+
+
+async def sipp_uas(port: int) -> tuple[int, str]:
+    media = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        "sipp",
+        "-sn",
+        "uas",
+        "-m",
+        "1",
+        "-i",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-mi",
+        "127.0.0.1",
+        "-mp",
+        str(media),
+        "-nostdin",
+        "-timeout",
+        "60",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await proc.communicate()
+    return proc.returncode or 0, out.decode(errors="replace")
+
+
+async def until(condition, timeout_s: float) -> None:  # type: ignore[no-untyped-def]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not condition():
+        assert loop.time() < deadline, "timed out waiting"
+        await asyncio.sleep(0.05)

@@ -131,7 +131,10 @@ class VoxCall(pj.Call):
             ),
         )
         if final and 200 <= prm.statusCode < 300:
-            prm.cont = False  # the human has it: our leg ends
+            # the human queue has the caller: our leg is done (pjsua leaves hanging up to us)
+            prm.cont = False
+            self.leg.hangup_by = "agent"
+            self.hangup(pj.CallOpParam(True))
 
 
 class VoxAccount(pj.Account):
@@ -159,6 +162,35 @@ class VoxEndpoint(pj.Endpoint):
                 reason=prm.reason or "rejected",
             ),
         )
+
+
+class PjLog(pj.LogWriter):
+    """pjsip's log, as structured log lines; a SIP message pjsip could not parse (and therefore
+    drops without an answer) also becomes a ``sip.rejected`` event."""
+
+    def __init__(self, gateway: SipGateway) -> None:
+        super().__init__()
+        self.gateway = gateway
+        self.seen: dict[str, None] = {}
+
+    def write(self, entry: Any) -> None:
+        text = " ".join(entry.msg.split())
+        if entry.level <= 2:
+            log.warning("pjsip", detail=text)
+        else:
+            log.debug("pjsip", detail=text)
+        if text.startswith("Dropping") and "packet from" in text and text not in self.seen:
+            self.seen[text] = None  # retransmissions of one bad message make one event
+            while len(self.seen) > 64:
+                self.seen.pop(next(iter(self.seen)))
+            self.gateway.emit_threadsafe(
+                SipRejected(
+                    gateway=self.gateway.gateway_id,
+                    remote=text.split("packet from", 1)[1].split()[1],
+                    code=400,
+                    reason=f"malformed message dropped: {text.split(' : ', 1)[-1]}"[:300],
+                )
+            )
 
 
 class SipGateway:
@@ -212,8 +244,11 @@ class SipGateway:
         cfg.medConfig.ecTailLen = 0
         cfg.medConfig.jbMinPre = self.settings.jitter_min_ms
         cfg.medConfig.jbMaxPre = self.settings.jitter_max_ms
-        cfg.logConfig.level = 1
-        cfg.logConfig.consoleLevel = 1
+        self._log_writer = PjLog(self)  # kept: pjsua calls it until libDestroy
+        cfg.logConfig.writer = self._log_writer
+        cfg.logConfig.level = 4
+        cfg.logConfig.consoleLevel = 4
+        cfg.logConfig.decor = 0
         ep.libInit(cfg)
         for transport in self.settings.transports:
             tc = pj.TransportConfig()
