@@ -1,0 +1,92 @@
+"""Spoken conversations over real SIP calls: the project's own pjsua2 caller and baresip."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from voxbus.bus import subjects
+from voxbus.bus.connection import Bus
+from voxbus.config import Settings
+from voxbus.engines.models import model_path
+from voxbus.engines.stt import WhisperEngine
+from voxbus.media.frames import SAMPLE_RATE, resample, to_float
+from voxbus.media.script import CallerScript, Line
+from voxbus.schemas.events import CallEnded, CallStarted, TurnMetrics
+from voxbus.supervisors.system import System
+
+from .test_sip import collect, until, wait_gateway
+
+pytestmark = pytest.mark.integration
+QUESTION = CallerScript(lines=[Line(text="What is the capital of France?", pause_before_s=3.0)],
+                        tail_s=0.5)
+
+
+def speech_after(pcm: np.ndarray, rate: int, start_s: float, whisper: WhisperEngine) -> str:
+    """Transcription of what was heard after ``start_s`` (the agent's answer)."""
+    tail = pcm[int(start_s * rate):].astype(np.float32) / 32768.0
+    text, _ = whisper.transcribe(resample(tail, rate, SAMPLE_RATE) if rate != SAMPLE_RATE else tail)
+    return text
+
+
+async def test_own_sip_caller_hears_a_spoken_answer(
+        settings: Settings, system: System, client: Bus, caller, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from voxbus.commands import sip_call
+
+    await wait_gateway(client)
+    wav, spoken = caller(QUESTION)
+    heard, metrics = await sip_call(system.url, settings, wav, tmp_path / "heard.wav")
+    assert heard.confirmed and heard.hung_up_by == "caller"
+    assert len(metrics) == 1 and "france" in str(metrics[0]["user_text"]).lower()
+    onset = heard.onsets_after([spoken[0].end_s])[0]
+    assert onset is not None and onset > spoken[0].end_s
+    pcm = np.frombuffer(heard.heard.pcm(), np.int16)
+    whisper = WhisperEngine(model_path(settings, "stt"), settings.stt)
+    assert len(speech_after(pcm, SAMPLE_RATE, spoken[0].end_s, whisper).split()) >= 2
+    greeting = to_float(heard.heard.pcm()[: int(spoken[0].start_s * SAMPLE_RATE) * 2])
+    assert "help" in whisper.transcribe(greeting)[0].lower()
+
+
+@pytest.mark.skipif(shutil.which("baresip") is None, reason="baresip: make sip-peers")
+async def test_baresip_caller_hears_a_spoken_answer(
+        settings: Settings, system: System, client: Bus, caller, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from voxbus.bus.embedded import free_port
+
+    await wait_gateway(client)
+    wav, spoken = caller(QUESTION)
+    conf, recordings = tmp_path / "baresip", tmp_path / "recordings"
+    conf.mkdir()
+    recordings.mkdir()
+    port, rtp = free_port(), 40000 + free_port() % 10000 // 2 * 2
+    (conf / "accounts").write_text(f"<sip:caller@127.0.0.1:{port}>;regint=0\n")
+    (conf / "config").write_text("\n".join([
+        "poll_method epoll", f"sip_listen 127.0.0.1:{port}", "net_interface 127.0.0.1",
+        "audio_player aufile,/dev/null", f"audio_source aufile,{wav}", "audio_alert aufile,/dev/null",
+        "module_path /usr/lib/baresip/modules", "module g711.so", "module aufile.so",
+        "module sndfile.so", "module_app account.so", "module_app menu.so",
+        f"snd_path {recordings}", f"rtp_ports {rtp}-{rtp + 40}", "",
+    ]))
+    seen = await collect(client, subjects.ALL_CALL_EVENTS)
+    duration = int(spoken[0].end_s + 8)
+    proc = await asyncio.create_subprocess_exec(
+        "baresip", "-f", str(conf), "-e", f"/dial sip:voxbus@127.0.0.1:{settings.sip.port}",
+        "-t", str(duration), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    out, _ = await asyncio.wait_for(proc.communicate(), duration + 30)
+    await until(lambda: any(isinstance(e, CallEnded) for e in seen), 15)
+
+    assert any(isinstance(e, CallStarted) and e.transport == "sip" for e in seen), out.decode()
+    turns = [e for e in seen if isinstance(e, TurnMetrics)]
+    assert turns and "france" in turns[0].user_text.lower()
+    decoded = [p for p in recordings.iterdir() if p.name.endswith("-dec.wav")]
+    assert decoded, f"baresip recorded nothing: {sorted(recordings.iterdir())}"
+    with wave.open(str(decoded[0])) as w:
+        rate = w.getframerate()
+        pcm = np.frombuffer(w.readframes(w.getnframes()), np.int16)
+    whisper = WhisperEngine(model_path(settings, "stt"), settings.stt)
+    answer = speech_after(pcm, rate, spoken[0].end_s, whisper)
+    assert len(answer.split()) >= 2, f"not speech: {answer!r}"
