@@ -17,25 +17,26 @@ from voxbus.engines.models import model_path
 from voxbus.engines.stt import WhisperEngine
 from voxbus.media.frames import SAMPLE_RATE, resample, to_float
 from voxbus.media.script import CallerScript, Line
+from voxbus.media.wav import read_wav, write_wav
 from voxbus.schemas.events import CallEnded, CallStarted, TurnMetrics
 from voxbus.supervisors.system import System
 
 from .test_sip import collect, until, wait_gateway
 
 pytestmark = pytest.mark.integration
-QUESTION = CallerScript(lines=[Line(text="What is the capital of France?", pause_before_s=3.0)],
-                        tail_s=0.5)
+QUESTION = CallerScript(lines=[Line(text="What is the capital of France?", pause_before_s=3.0)], tail_s=0.5)
 
 
 def speech_after(pcm: np.ndarray, rate: int, start_s: float, whisper: WhisperEngine) -> str:
     """Transcription of what was heard after ``start_s`` (the agent's answer)."""
-    tail = pcm[int(start_s * rate):].astype(np.float32) / 32768.0
+    tail = pcm[int(start_s * rate) :].astype(np.float32) / 32768.0
     text, _ = whisper.transcribe(resample(tail, rate, SAMPLE_RATE) if rate != SAMPLE_RATE else tail)
     return text
 
 
 async def test_own_sip_caller_hears_a_spoken_answer(
-        settings: Settings, system: System, client: Bus, caller, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    settings: Settings, system: System, client: Bus, caller, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     from voxbus.commands import sip_call
 
     await wait_gateway(client)
@@ -54,28 +55,59 @@ async def test_own_sip_caller_hears_a_spoken_answer(
 
 @pytest.mark.skipif(shutil.which("baresip") is None, reason="baresip: make sip-peers")
 async def test_baresip_caller_hears_a_spoken_answer(
-        settings: Settings, system: System, client: Bus, caller, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    settings: Settings, system: System, client: Bus, caller, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     from voxbus.bus.embedded import free_port
 
     await wait_gateway(client)
-    wav, spoken = caller(QUESTION)
+    wav16k, spoken = caller(QUESTION)
+    # baresip's aufile wants the call's own rate, and ends the call when the file ends: the
+    # caller stays silent on the line for a while after the question
+    wav = tmp_path / "question-8k.wav"
+    samples = resample(to_float(read_wav(wav16k)), SAMPLE_RATE, 8000)
+    samples = np.concatenate([samples, np.zeros(8 * 8000, np.float32)])
+    write_wav(wav, (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes(), rate=8000)
     conf, recordings = tmp_path / "baresip", tmp_path / "recordings"
     conf.mkdir()
     recordings.mkdir()
     port, rtp = free_port(), 40000 + free_port() % 10000 // 2 * 2
     (conf / "accounts").write_text(f"<sip:caller@127.0.0.1:{port}>;regint=0\n")
-    (conf / "config").write_text("\n".join([
-        "poll_method epoll", f"sip_listen 127.0.0.1:{port}", "net_interface 127.0.0.1",
-        "audio_player aufile,/dev/null", f"audio_source aufile,{wav}", "audio_alert aufile,/dev/null",
-        "module_path /usr/lib/baresip/modules", "module g711.so", "module aufile.so",
-        "module sndfile.so", "module_app account.so", "module_app menu.so",
-        f"snd_path {recordings}", f"rtp_ports {rtp}-{rtp + 40}", "",
-    ]))
+    (conf / "config").write_text(
+        "\n".join(
+            [
+                "poll_method epoll",
+                f"sip_listen 127.0.0.1:{port}",
+                "net_interface 127.0.0.1",
+                "audio_player aufile,/dev/null",
+                f"audio_source aufile,{wav}",
+                "audio_alert aufile,/dev/null",
+                "audio_srate 8000",
+                "audio_channels 1",
+                "module_path /usr/lib/baresip/modules",
+                "module g711.so",
+                "module aufile.so",
+                "module sndfile.so",
+                "module_app account.so",
+                "module_app menu.so",
+                f"snd_path {recordings}",
+                f"rtp_ports {rtp}-{rtp + 40}",
+                "",
+            ]
+        )
+    )
     seen = await collect(client, subjects.ALL_CALL_EVENTS)
-    duration = int(spoken[0].end_s + 8)
+    duration = int(spoken[0].end_s + 10)
     proc = await asyncio.create_subprocess_exec(
-        "baresip", "-f", str(conf), "-e", f"/dial sip:voxbus@127.0.0.1:{settings.sip.port}",
-        "-t", str(duration), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        "baresip",
+        "-f",
+        str(conf),
+        "-e",
+        f"/dial sip:voxbus@127.0.0.1:{settings.sip.port}",
+        "-t",
+        str(duration),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
     out, _ = await asyncio.wait_for(proc.communicate(), duration + 30)
     await until(lambda: any(isinstance(e, CallEnded) for e in seen), 15)
 
@@ -89,4 +121,7 @@ async def test_baresip_caller_hears_a_spoken_answer(
         pcm = np.frombuffer(w.readframes(w.getnframes()), np.int16)
     whisper = WhisperEngine(model_path(settings, "stt"), settings.stt)
     answer = speech_after(pcm, rate, spoken[0].end_s, whisper)
-    assert len(answer.split()) >= 2, f"not speech: {answer!r}"
+    loud = np.flatnonzero(np.abs(pcm[: len(pcm) // 160 * 160].reshape(-1, 160)).max(axis=1) > 500)
+    assert len(answer.split()) >= 2, (
+        f"not speech: {answer!r}; {len(pcm) / rate:.1f} s recorded, loud at {sorted(set(loud // 50))} s"
+    )
