@@ -47,7 +47,7 @@ class System:
     def __init__(
         self,
         settings: Settings,
-        workers: tuple[tuple[str, str], ...] = DEFAULT_WORKERS,
+        workers: tuple[tuple[str, str] | tuple[str, str, list[str]], ...] = DEFAULT_WORKERS,
     ) -> None:
         self.settings = settings
         self.workers = workers
@@ -76,8 +76,8 @@ class System:
         assert self.bus.js is not None
         await ensure_events_stream(self.bus.js)
         await call_state_bucket(self.bus.js)
-        for role, worker_id in self.workers:
-            self.supervisor.start_child(self._spec(role, worker_id))
+        for role, worker_id, *extra in self.workers:
+            self.supervisor.start_child(self._spec(role, worker_id, *extra))
         self.supervision = asyncio.create_task(self.supervisor.run())
         path = url_file(self.settings)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -96,7 +96,8 @@ class System:
             raise Escalation("supervision ended")
         return task.result()
 
-    def _spec(self, role: str, worker_id: str) -> ChildSpec:
+    def _spec(self, role: str, worker_id: str, extra: list[str] | None = None) -> ChildSpec:
+        """A worker process child; ``extra`` are arguments of its command (a shard's port)."""
         assert self.bus is not None
         bus, settings, url = self.bus, self.settings, self.url
         return ChildSpec(
@@ -112,6 +113,7 @@ class System:
                     *COMMAND_OF_ROLE.get(role, ["worker", role]),
                     "--id",
                     worker_id,
+                    *(extra or []),
                 ],
             ),
         )
@@ -128,7 +130,7 @@ class System:
 
     def _restarted(self, event: RestartEvent) -> None:
         assert self.bus is not None
-        role = next((r for r, w in self.workers if w == event.child), "worker")
+        role = next((w[0] for w in self.workers if w[1] == event.child), "worker")
         self.bus.emit(
             WorkerRestarted(role=role, worker_id=event.child, reason=event.reason, restarts=event.restarts)
         )

@@ -1,0 +1,125 @@
+"""A pool of gateway shards behind Kamailio (dispatcher): more than 4 calls, and failover."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from nats.aio.msg import Msg
+
+from voxbus.bus import subjects
+from voxbus.bus.connection import Bus
+from voxbus.bus.embedded import free_port
+from voxbus.config import Settings
+from voxbus.schemas.events import Event, WorkerRestarted
+from voxbus.supervisors.system import System
+
+from .test_recovery import pid_of
+from .test_sip import SCENARIOS
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(
+        shutil.which("kamailio") is None or shutil.which("sipp") is None,
+        reason="kamailio and sipp: make sip-peers",
+    ),
+]
+KAMAILIO_CFG = Path(__file__).parents[2] / "deploy" / "kamailio" / "kamailio.cfg"
+SHARDS = 3
+
+
+@pytest.fixture
+async def pool(settings: Settings, tmp_path: Path) -> AsyncIterator[tuple[System, int]]:
+    """Three gateway shards (no models: audio both ways only) behind Kamailio."""
+    ports = [free_port() for _ in range(SHARDS)]
+    workers = tuple(("sip", f"sip-{i + 1}", ["--port", str(p)]) for i, p in enumerate(ports))
+    system = System(settings, workers=workers)  # type: ignore[arg-type]
+    await system.start()
+    front = free_port()
+    dispatcher = tmp_path / "dispatcher.list"
+    dispatcher.write_text("".join(f"1 sip:127.0.0.1:{p}\n" for p in ports))
+    config = tmp_path / "kamailio.cfg"
+    config.write_text(
+        KAMAILIO_CFG.read_text()
+        .replace("udp:127.0.0.1:5060", f"udp:127.0.0.1:{front}")
+        .replace("/etc/kamailio/voxbus-dispatcher.list", str(dispatcher))
+    )
+    kamailio = await asyncio.create_subprocess_exec(
+        "kamailio",
+        "-f",
+        str(config),
+        "-DD",
+        "-E",
+        "-n",
+        "1",
+        "-Y",
+        str(tmp_path / "run"),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    (tmp_path / "run").mkdir(exist_ok=True)
+    try:
+        await asyncio.sleep(1.5)
+        assert kamailio.returncode is None, "kamailio did not start"
+        yield system, front
+    finally:
+        kamailio.terminate()
+        await kamailio.wait()
+        await system.stop()
+
+
+async def sipp_calls(target: str, calls: int, timeout: float = 120) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        "sipp",
+        "-sf",
+        str(SCENARIOS / "caller_audio_dtmf.xml"),
+        "-m",
+        str(calls),
+        "-l",
+        str(calls),
+        "-r",
+        str(calls),
+        "-i",
+        "127.0.0.1",
+        "-p",
+        str(free_port()),
+        "-mi",
+        "127.0.0.1",
+        "-mp",
+        str(free_port()),
+        "-nostdin",
+        "-timeout",
+        str(int(timeout)),
+        target,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), timeout + 10)
+    return proc.returncode or 0, out.decode(errors="replace")
+
+
+async def test_twelve_calls_through_kamailio_and_a_killed_shard(pool: tuple[System, int]) -> None:
+    system, front = pool
+    client = Bus(system.url, "test")
+    await client.connect(attempts=5)
+    restarts: list[Event] = []
+
+    async def on_restart(event: Event, _m: Msg) -> None:
+        restarts.append(event)
+
+    await client.subscribe(subjects.system_event("worker.restarted"), None, on_restart)
+    pids = {i: await pid_of(client, "sip", f"sip-{i}") for i in range(1, SHARDS + 1)}
+    code, out = await sipp_calls(f"127.0.0.1:{front}", 12)
+    assert code == 0, out[-3000:]
+
+    os.kill(pids[2], signal.SIGKILL)
+    code, out = await sipp_calls(f"127.0.0.1:{front}", 8)
+    assert code == 0, out[-3000:]
+    assert any(isinstance(e, WorkerRestarted) and e.worker_id == "sip-2" for e in restarts)
+    assert await pid_of(client, "sip", "sip-2") != pids[2]
+    await client.close()
