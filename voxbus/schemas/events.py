@@ -44,6 +44,13 @@ class CallEnded(CallEvent):
     cause: str = "hangup"
     codec: str = ""
     hangup_by: Literal["caller", "agent", "system", ""] = ""
+    frames_in: int = Field(default=0, description="caller frames published on audio.in")
+    frames_empty: int = Field(
+        default=0, description="ticks where pjmedia had no caller audio (lost or late RTP)"
+    )
+    playout_underruns: int = Field(
+        default=0, description="ticks where agent audio was due but had not arrived"
+    )
 
 
 class StateChanged(CallEvent):

@@ -119,5 +119,8 @@ class CallLeg:
                 cause=cause,
                 codec=self.codec,
                 hangup_by=self.hangup_by or "caller",  # type: ignore[arg-type]
+                frames_in=self.frames_in,
+                frames_empty=self.short_frames,
+                playout_underruns=self.playout.underruns,
             )
         )
