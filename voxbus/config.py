@@ -48,6 +48,9 @@ class AgentSettings(BaseModel):
         default=12, ge=1, description="a clause shorter than this waits for more text"
     )
     request_timeout_s: float = Field(default=2.0, gt=0)
+    tools: bool = Field(
+        default=True, description="offer the call-control tools (transfer_to_human, hang_up) to the LLM"
+    )
 
 
 class SttSettings(BaseModel):

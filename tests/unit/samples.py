@@ -45,6 +45,7 @@ SAMPLES: list[BaseModel] = [
     ev.TurnMetrics(call_id=C, turn=1, gen=1, user_text="q", agent_text="a", first_audio_ms=900),
     ev.DtmfReceived(call_id=C, digit="5", method="rfc2833"),
     ev.DialResult(call_id=C, uri="sip:bob@127.0.0.1", result="busy", code=486, reason="Busy Here"),
+    ev.ToolCalled(call_id=C, gen=2, name="transfer_to_human"),
     ev.TransferResult(call_id=C, target="sip:queue@127.0.0.1", code=200),
     ev.SipRejected(gateway="sip-1", remote="10.0.0.9:5060", code=403, reason="source not allowed"),
     ev.ErrorEvent(code="bad_message", message="not msgpack", subject="voxbus.x"),

@@ -27,6 +27,7 @@ from nats.js.kv import KeyValue
 
 from voxbus.actors.base import Actor
 from voxbus.actors.clauses import ClauseSplitter, speakable
+from voxbus.actors.tools import CALL_TOOLS, ToolCall, ToolCallFilter
 from voxbus.bus import subjects
 from voxbus.bus.codec import BadMessage
 from voxbus.bus.connection import Bus
@@ -37,6 +38,7 @@ from voxbus.schemas.events import (
     CallEnded,
     CallResumed,
     CallStarted,
+    DtmfReceived,
     ErrorEvent,
     Event,
     LlmFirstToken,
@@ -47,6 +49,7 @@ from voxbus.schemas.events import (
     SpeechEnded,
     StateChanged,
     SttFinal,
+    ToolCalled,
     TtsFirstFrame,
     TtsRequested,
     TurnMetrics,
@@ -88,6 +91,12 @@ class Generation:
     marks: dict[str, float] = field(default_factory=dict)
     compute: dict[str, float] = field(default_factory=dict)
     user_text: str = ""
+    raw: str = ""  # everything the LLM said, tool calls included: a retry continues after it
+    tools: ToolCallFilter = field(default_factory=ToolCallFilter)
+    after_playout: list[CallControl] = field(default_factory=list)
+
+
+TOOL_ACTIONS = {"transfer_to_human": "transfer", "hang_up": "hangup"}
 
 
 class CallActor(Actor):
@@ -124,6 +133,7 @@ class CallActor(Actor):
             (PlayoutDone, self._on_playout_done),
             (CallEnded, self._on_call_ended),
             (WorkerStarted, self._on_worker_started),
+            (DtmfReceived, self._on_dtmf),
             (Tick, self._on_tick),
             (Event, self._ignore),
         ]:
@@ -246,6 +256,20 @@ class CallActor(Actor):
     async def _on_speech_ended(self, event: SpeechEnded) -> None:
         self.speech_end = event
 
+    async def _on_dtmf(self, event: DtmfReceived) -> None:
+        """A key press is a turn of its own: the agent hears it as a short note in the history."""
+        self.speech_end = None  # no speech to measure this turn's latency from
+        await self._on_final(
+            SttFinal(
+                call_id=self.call_id,
+                text=f"(the caller pressed the key {event.digit})",
+                start_ms=0,
+                end_ms=0,
+                compute_s=0.0,
+                ts=event.ts,
+            )
+        )
+
     async def _on_final(self, event: SttFinal) -> None:
         text = event.text.strip()
         if not text:
@@ -278,7 +302,8 @@ class CallActor(Actor):
             gen=generation.gen,
             turn=generation.turn,
             messages=self._prompt(),
-            continue_from=generation.text,
+            continue_from=generation.raw,
+            tools=CALL_TOOLS if self.settings.tools else [],
             max_tokens=self.settings.max_tokens,
             temperature=self.settings.temperature,
         )
@@ -346,14 +371,38 @@ class CallActor(Actor):
         generation.last_progress = time.monotonic()
         if chunk.finish_reason and chunk.finish_reason.startswith("error"):
             self._error("llm_failed", f"LLM worker {chunk.worker_id}: {chunk.finish_reason}")
-        generation.text += chunk.text
-        for clause in generation.splitter.push(chunk.text):
+        generation.raw += chunk.text
+        spoken, calls = generation.tools.push(chunk.text)
+        if chunk.done:
+            spoken += generation.tools.flush()
+        for call in calls:
+            self._use_tool(generation, call)
+        for problem in generation.tools.errors:
+            self._error("bad_tool_call", f"gen {generation.gen}: {problem}")
+        generation.tools.errors.clear()
+        generation.text += spoken
+        for clause in generation.splitter.push(spoken):
             await self._speak(generation, clause, last=False)
         if chunk.done:
             generation.llm_done = True
             await self._speak(generation, generation.splitter.flush(), last=True)
             self.state.history.append(ChatMessage(role="assistant", content=generation.text))
             await self._save()
+
+    def _use_tool(self, generation: Generation, call: ToolCall) -> None:
+        """Call control waits until what the agent said before it has been played."""
+        self.bus.emit(
+            ToolCalled(
+                call_id=self.call_id,
+                turn=generation.turn,
+                gen=generation.gen,
+                name=call.name,
+                arguments=call.arguments,
+            )
+        )
+        generation.after_playout.append(
+            CallControl(call_id=self.call_id, action=TOOL_ACTIONS[call.name])  # type: ignore[arg-type]
+        )
 
     # --- speaking -------------------------------------------------------------------------------
     async def _speak_greeting(self) -> None:
@@ -417,6 +466,9 @@ class CallActor(Actor):
         self._set_conversation("listening")
         if generation.kind == "answer":
             self.bus.emit(self._metrics(generation, interrupted=not event.complete))
+        if event.complete:
+            for command in generation.after_playout:
+                await self.bus.publish(subjects.control(self.call_id), command)
 
     def _metrics(self, generation: Generation, interrupted: bool) -> TurnMetrics:
         base = generation.speech_end_ts

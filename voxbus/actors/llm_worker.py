@@ -13,6 +13,7 @@ import asyncio
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from nats.aio.msg import Msg
 
@@ -31,10 +32,16 @@ CANCEL_MEMORY = 1024
 
 class LlmWorker:
     def __init__(
-        self, bus: Bus, worker_id: str, engine: LlamaEngine, opening: list[ChatMessage] | None = None
+        self,
+        bus: Bus,
+        worker_id: str,
+        engine: LlamaEngine,
+        opening: list[ChatMessage] | None = None,
+        tools: list[dict[str, Any]] | None = None,
     ) -> None:
         self.bus, self.worker_id, self.engine = bus, worker_id, engine
         self.opening = opening or []
+        self.tools = tools  # offered with the opening: the warmed prefix includes them
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llama")
         self.queue: asyncio.Queue[LlmRequest] = asyncio.Queue()
         self.cancelled: dict[tuple[str, int], str] = {}
@@ -42,7 +49,9 @@ class LlmWorker:
 
     async def start(self) -> None:
         if self.opening:  # every call starts with it: have it evaluated before the first call
-            await asyncio.get_running_loop().run_in_executor(self.pool, self.engine.warm, self.opening)
+            await asyncio.get_running_loop().run_in_executor(
+                self.pool, self.engine.warm, self.opening, self.tools
+            )
         await self.bus.subscribe(subjects.LLM_GENERATE, LlmRequest, self._on_request, queue="llm")
         await self.bus.subscribe(subjects.cancel("*"), Cancel, self._on_cancel)
         asyncio.create_task(self._serve())
@@ -103,6 +112,7 @@ class LlmWorker:
                     request.temperature,
                     request.continue_from,
                     cancelled,
+                    request.tools,
                 ):
                     loop.call_soon_threadsafe(pieces.put_nowait, piece)
             finally:

@@ -46,7 +46,9 @@ async def _serve(
         opening = [ChatMessage(role="system", content=settings.agent.system_prompt)]
         if settings.agent.greeting:
             opening.append(ChatMessage(role="assistant", content=settings.agent.greeting))
-        llm = LlmWorker(bus, worker_id, engine, opening)
+        from voxbus.actors.tools import CALL_TOOLS
+
+        llm = LlmWorker(bus, worker_id, engine, opening, CALL_TOOLS if settings.agent.tools else None)
         await llm.start()
         return Served(llm.session_ids)
     if role == "tts":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from voxbus.config import LlmSettings
 from voxbus.schemas.messages import ChatMessage
@@ -39,8 +40,12 @@ class LlamaEngine:
         self._formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
         self._eos_text = eos
 
-    def prompt(self, messages: list[ChatMessage], continue_from: str = "") -> tuple[str, list[str]]:
-        rendered = self._formatter(messages=[{"role": m.role, "content": m.content} for m in messages])
+    def prompt(
+        self, messages: list[ChatMessage], continue_from: str = "", tools: list[dict[str, Any]] | None = None
+    ) -> tuple[str, list[str]]:
+        rendered = self._formatter(
+            messages=[{"role": m.role, "content": m.content} for m in messages], tools=tools or None
+        )
         stops = rendered.stop if isinstance(rendered.stop, list) else [rendered.stop or ""]
         stops = [s for s in [*stops, self._eos_text, "<|im_end|>"] if s]
         return rendered.prompt + continue_from, list(dict.fromkeys(stops))
@@ -52,9 +57,10 @@ class LlamaEngine:
         temperature: float,
         continue_from: str = "",
         cancelled: Callable[[], bool] = lambda: False,
+        tools: list[dict[str, Any]] | None = None,
     ) -> Iterator[str]:
         """Yield text pieces; stops within one token once ``cancelled()`` is true. Blocking."""
-        prompt, stops = self.prompt(messages, continue_from)
+        prompt, stops = self.prompt(messages, continue_from, tools)
         for chunk in self.llm.create_completion(
             prompt, max_tokens=max_tokens, temperature=temperature, stop=stops, stream=True
         ):
@@ -64,8 +70,8 @@ class LlamaEngine:
             if text:
                 yield text
 
-    def warm(self, messages: list[ChatMessage]) -> None:
-        """Evaluate a conversation's opening (system prompt, greeting) so that a call's first
-        request only evaluates what follows it. Blocking."""
-        prompt, _ = self.prompt(messages)
+    def warm(self, messages: list[ChatMessage], tools: list[dict[str, Any]] | None = None) -> None:
+        """Evaluate a conversation's opening (system prompt, tools, greeting) so that a call's
+        first request only evaluates what follows it. Blocking."""
+        prompt, _ = self.prompt(messages, tools=tools)
         self.llm.create_completion(prompt, max_tokens=1, temperature=0.0)

@@ -7,7 +7,7 @@ Call events are published on ``voxbus.call.<call_id>.evt.<type>``, system events
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field, TypeAdapter
 
@@ -176,6 +176,14 @@ class DtmfReceived(CallEvent):
     method: Literal["rfc2833", "sip-info", "inband", ""] = ""
 
 
+class ToolCalled(CallEvent):
+    """The agent called one of its tools (carried out once what it said before was played)."""
+
+    type: Literal["tool.called"] = "tool.called"
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
 class DialResult(CallEvent):
     """The outcome of an outbound call placed by the gateway."""
 
@@ -247,7 +255,7 @@ CALL_EVENTS: tuple[type[CallEvent], ...] = (
     CallStarted, CallResumed, CallEnded, StateChanged, SpeechStarted, SpeechEnded, SttPartial,
     SttFinal, LlmRequested, LlmFirstToken, LlmDone, LlmCancelled, LlmRetried, TtsRequested,
     TtsFirstFrame, TtsDone, PlayoutStarted, PlayoutDone, TurnMetrics, DtmfReceived, DialResult,
-    TransferResult,
+    TransferResult, ToolCalled,
 )  # fmt: skip
 SYSTEM_EVENTS: tuple[type[Event], ...] = (
     ErrorEvent, SipRejected, WorkerStarted, WorkerRestarted, WorkerExited, SupervisorEscalated,

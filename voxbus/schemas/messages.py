@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -59,6 +59,9 @@ class LlmRequest(Message):
     turn: int = Field(ge=0)
     messages: list[ChatMessage]
     continue_from: str = Field(default="", description="text already received: continue after it")
+    tools: list[dict[str, Any]] = Field(
+        default_factory=list, description="tools offered to the model (OpenAI function format)"
+    )
     max_tokens: int = Field(default=160, gt=0, le=4096)
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
 
