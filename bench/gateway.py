@@ -125,7 +125,11 @@ async def load(calls: int, seconds: int, workdir: Path) -> dict[str, object]:
     settings = load_settings()
     ports = [free_port() for _ in range(3)]
     system = System(
-        settings, workers=tuple(("sip", f"sip-{i + 1}", ["--port", str(p)]) for i, p in enumerate(ports))
+        settings,
+        workers=tuple(
+            ("sip", f"sip-{i + 1}", ["--port", str(p), "--rtp-port", str(10000 + 200 * i)])
+            for i, p in enumerate(ports)
+        ),
     )  # type: ignore[arg-type]
     await system.start()
     front = free_port()

@@ -41,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     g = sub.add_parser("gateway", help="run a SIP gateway process (at most 4 calls) against NATS")
     g.add_argument("--id", help="gateway id (default: sip-<pid>)")
     g.add_argument("--port", type=int, help="SIP port of this gateway (default: sip.port), for shards")
+    g.add_argument("--rtp-port", type=int, help="first RTP port (default: sip.rtp_port), for shards")
     dl = sub.add_parser("dial", help="place an outbound call from the running system to a SIP URI")
     dl.add_argument("uri", help="sip:user@host[:port]")
     dl.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for an answer")
@@ -152,8 +153,9 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             from voxbus.actors.roles import run_role
 
             role = {"worker": getattr(args, "role", ""), "agent": "agent", "gateway": "sip"}[args.command]
-            if getattr(args, "port", None):
-                settings.sip = settings.sip.model_copy(update={"port": args.port})
+            for option, field in (("port", "port"), ("rtp_port", "rtp_port")):
+                if getattr(args, option, None):
+                    settings.sip = settings.sip.model_copy(update={field: getattr(args, option)})
             worker_id = args.id or f"{role}-{os.getpid()}"
             return _run(run_role(settings, _require_url(settings), role, worker_id))
         if args.command == "talk":

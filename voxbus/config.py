@@ -49,7 +49,9 @@ class AgentSettings(BaseModel):
     )
     request_timeout_s: float = Field(default=2.0, gt=0)
     tools: bool = Field(
-        default=True, description="offer the call-control tools (transfer_to_human, hang_up) to the LLM"
+        default=False,
+        description="offer the call-control tools (transfer_to_human, hang_up) to the LLM; off by "
+        "default: the bundled 1.5B model does not call them and the longer prompt slows its answers",
     )
 
 

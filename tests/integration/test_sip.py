@@ -68,7 +68,16 @@ async def wait_gateway(bus: Bus) -> None:
     await pid_of(bus, "sip", "sip-1")
 
 
-async def test_sipp_call_with_audio_and_dtmf(settings: Settings, system: System, client: Bus) -> None:
+@pytest.fixture
+def recording(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    folder = tmp_path / "recordings"
+    monkeypatch.setenv("VOXBUS_SIP__RECORD_DIR", str(folder))
+    return folder
+
+
+async def test_sipp_call_with_audio_and_dtmf(
+    recording: Path, settings: Settings, system: System, client: Bus
+) -> None:
     await wait_gateway(client)
     events: list[Event] = []
     frames: dict[str, list[AudioFrame]] = {}
@@ -102,6 +111,16 @@ async def test_sipp_call_with_audio_and_dtmf(settings: Settings, system: System,
     assert [d.digit for d in digits] == ["5"] and digits[0].method == "rfc2833"
     ended = [e for e in events if isinstance(e, CallEnded) and e.call_id == call_id]
     assert ended and ended[0].hangup_by == "caller" and ended[0].codec == "PCMA"
+    assert ended[0].frames_in == len(heard)
+    # the call was recorded: one WAV, both directions (the greeting and the caller's speech)
+    import wave
+
+    import numpy as np
+
+    with wave.open(str(recording / f"{call_id}.wav")) as w:
+        samples = np.frombuffer(w.readframes(w.getnframes()), np.int16)
+        assert w.getnframes() / w.getframerate() > 4.0
+    assert np.abs(samples.astype(np.int32)).max() > 5000
 
 
 async def collect(bus: Bus, subject: str) -> list[Event]:

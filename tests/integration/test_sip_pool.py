@@ -37,7 +37,11 @@ SHARDS = 3
 async def pool(settings: Settings, tmp_path: Path) -> AsyncIterator[tuple[System, int]]:
     """Three gateway shards (no models: audio both ways only) behind Kamailio."""
     ports = [free_port() for _ in range(SHARDS)]
-    workers = tuple(("sip", f"sip-{i + 1}", ["--port", str(p)]) for i, p in enumerate(ports))
+    rtp = settings.sip.rtp_port
+    workers = tuple(
+        ("sip", f"sip-{i + 1}", ["--port", str(p), "--rtp-port", str(rtp + 200 * i)])
+        for i, p in enumerate(ports)
+    )
     system = System(settings, workers=workers)  # type: ignore[arg-type]
     await system.start()
     front = free_port()
