@@ -244,10 +244,4 @@ async def _reply_error(bus: Bus, msg: Msg, reason: str) -> None:
     await msg.respond(encode(Rejected(worker_id=bus.source, reason=reason)))
 
 
-async def connect_bus(url: str, name: str, attempts: int | None = None) -> Bus:
-    bus = Bus(url, name)
-    await bus.connect(attempts=attempts)
-    return bus
-
-
-__all__ = ["Bus", "BusUnreachable", "connect_bus", "event_subject"]
+__all__ = ["Bus", "BusUnreachable", "event_subject"]

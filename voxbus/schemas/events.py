@@ -265,7 +265,3 @@ ALL_EVENTS = CALL_EVENTS + SYSTEM_EVENTS
 # every event type, told apart by its ``type`` field
 AnyEvent = Annotated[Union[ALL_EVENTS], Field(discriminator="type")]  # type: ignore[valid-type]  # noqa: UP007
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(AnyEvent)
-
-
-def event_type_name(cls: type[Event]) -> str:
-    return cls.model_fields["type"].default
