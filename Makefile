@@ -43,7 +43,7 @@ demo: models
 up: models
 	$(VENV)/bin/voxbus up
 
-test: models-test
+test: models-test sip-peers
 	$(VENV)/bin/pytest -q
 
 test-unit: install
