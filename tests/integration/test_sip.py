@@ -117,7 +117,9 @@ async def test_sipp_call_with_audio_and_dtmf(
 
     import numpy as np
 
-    with wave.open(str(recording / f"{call_id}.wav")) as w:
+    path = recording / f"{call_id}.wav"
+    await until(lambda: path.is_file() and path.stat().st_size > 44 and _wav_ok(path), 10)
+    with wave.open(str(path)) as w:
         samples = np.frombuffer(w.readframes(w.getnframes()), np.int16)
         assert w.getnframes() / w.getframerate() > 4.0
     assert np.abs(samples.astype(np.int32)).max() > 5000
@@ -293,3 +295,13 @@ async def until(condition, timeout_s: float) -> None:  # type: ignore[no-untyped
     while not condition():
         assert loop.time() < deadline, "timed out waiting"
         await asyncio.sleep(0.05)
+
+
+def _wav_ok(path: Path) -> bool:
+    import wave
+
+    try:
+        with wave.open(str(path)) as w:
+            return w.getnframes() > 0
+    except (wave.Error, EOFError):
+        return False

@@ -124,22 +124,23 @@ class TtsWorker:
         last: bool,
         received: float,
     ) -> None:
+        first = None
+        if not audio.first_sent:  # stamped before the frame leaves, so it precedes its playout
+            audio.first_sent = True
+            first = TtsFirstFrame(
+                call_id=request.call_id,
+                gen=request.gen,
+                turn=request.turn,
+                index=request.index,
+                latency_s=round(time.perf_counter() - received, 4),
+            )
         await self.bus.publish_audio(
             subject,
             AudioFrame(call_id=request.call_id, seq=audio.frames, pcm=pcm, gen=request.gen, last=last),
         )
         audio.frames += 1
-        if not audio.first_sent:
-            audio.first_sent = True
-            self.bus.emit(
-                TtsFirstFrame(
-                    call_id=request.call_id,
-                    gen=request.gen,
-                    turn=request.turn,
-                    index=request.index,
-                    latency_s=round(time.perf_counter() - received, 4),
-                )
-            )
+        if first is not None:
+            self.bus.emit(first)
 
     def _finish(self, call_id: str, gen: int, cancelled: bool) -> None:
         audio = self.generations.pop((call_id, gen), None)

@@ -86,6 +86,7 @@ class VoxCall(pj.Call):
             self.confirmed = True
             self.gateway.to_loop(self.gateway.call_confirmed, self)
         elif info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
+            self.recorder = None  # closing the recorder writes the WAV header: do it now
             cause = f"{info.lastStatusCode} {info.lastReason}".strip()
             self.gateway.to_loop(self.gateway.call_disconnected, self, info.lastStatusCode, cause)
 
