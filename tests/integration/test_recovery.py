@@ -123,5 +123,5 @@ async def test_killed_call_actor_resumes_the_conversation(answer_tokens: None, c
     kv = await call_state_bucket(client.js)
     state = CallState.model_validate_json((await kv.get(call.call_id)).value or b"")
     users = [m.content.lower() for m in state.history if m.role == "user"]
-    assert len(users) == 2 and "dog" in users[0] and "name" in users[1]
+    assert len(users) == 2 and "story" in users[0] and "name" in users[1]
     assert state.ended
