@@ -21,3 +21,15 @@ async def stream_events(js: JetStreamContext) -> list[tuple[int, Event]]:
 
 def of_call(events: list[tuple[int, Event]], call_id: str) -> list[tuple[int, Event]]:
     return [(s, e) for s, e in events if getattr(e, "call_id", None) == call_id]
+
+
+def sipp_command(scenario: list[str], target: str | None, calls: int = 1, *extra: str) -> list[str]:
+    """A sipp command line on loopback, with its own free SIP and media ports."""
+    from voxbus.bus.embedded import free_port
+
+    limits = ["-m", str(calls)] + (["-l", str(calls), "-r", str(calls)] if calls > 1 else [])
+    return [
+        "sipp", *scenario, *limits, "-i", "127.0.0.1", "-p", str(free_port()),
+        "-mi", "127.0.0.1", "-mp", str(free_port()), "-nostdin", *extra,
+        *([target] if target else []),
+    ]  # fmt: skip

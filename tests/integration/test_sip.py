@@ -26,6 +26,8 @@ from voxbus.schemas.events import (
 from voxbus.schemas.messages import AudioFrame, CallControl, DialRequest
 from voxbus.supervisors.system import System
 
+from .helpers import sipp_command
+
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp: make sip-peers"),
@@ -34,29 +36,10 @@ SCENARIOS = Path(__file__).parent / "sipp"
 
 
 async def sipp(scenario: str, target: str, *extra: str, timeout: float = 60) -> tuple[int, str]:
-    port, media = free_port(), free_port()
+    command = sipp_command(["-sf", str(SCENARIOS / scenario)], target, 1,
+                           "-trace_err", "-error_file", "/dev/stderr", *extra)  # fmt: skip
     proc = await asyncio.create_subprocess_exec(
-        "sipp",
-        "-sf",
-        str(SCENARIOS / scenario),
-        "-m",
-        "1",
-        "-i",
-        "127.0.0.1",
-        "-p",
-        str(port),
-        "-mi",
-        "127.0.0.1",
-        "-mp",
-        str(media),
-        "-nostdin",
-        "-trace_err",
-        "-error_file",
-        "/dev/stderr",
-        *extra,
-        target,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
+        *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
     )
     out, _ = await asyncio.wait_for(proc.communicate(), timeout)
     return proc.returncode or 0, out.decode(errors="replace")
@@ -264,26 +247,10 @@ async def test_gateway_shuts_down_cleanly_with_a_call_up(settings: Settings, nat
 
 
 async def sipp_uas(port: int) -> tuple[int, str]:
-    media = free_port()
+    command = sipp_command(["-sn", "uas"], None, 1, "-timeout", "60")
+    command[command.index("-p") + 1] = str(port)  # the UAS listens where the test dials
     proc = await asyncio.create_subprocess_exec(
-        "sipp",
-        "-sn",
-        "uas",
-        "-m",
-        "1",
-        "-i",
-        "127.0.0.1",
-        "-p",
-        str(port),
-        "-mi",
-        "127.0.0.1",
-        "-mp",
-        str(media),
-        "-nostdin",
-        "-timeout",
-        "60",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
+        *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
     )
     out, _ = await proc.communicate()
     return proc.returncode or 0, out.decode(errors="replace")

@@ -19,6 +19,7 @@ from voxbus.config import Settings
 from voxbus.schemas.events import Event, WorkerRestarted
 from voxbus.supervisors.system import System
 
+from .helpers import sipp_command
 from .test_recovery import pid_of
 from .test_sip import SCENARIOS
 
@@ -78,30 +79,10 @@ async def pool(settings: Settings, tmp_path: Path) -> AsyncIterator[tuple[System
 
 
 async def sipp_calls(target: str, calls: int, timeout: float = 120) -> tuple[int, str]:
+    command = sipp_command(["-sf", str(SCENARIOS / "caller_audio_dtmf.xml")], target, calls,
+                           "-timeout", str(int(timeout)))  # fmt: skip
     proc = await asyncio.create_subprocess_exec(
-        "sipp",
-        "-sf",
-        str(SCENARIOS / "caller_audio_dtmf.xml"),
-        "-m",
-        str(calls),
-        "-l",
-        str(calls),
-        "-r",
-        str(calls),
-        "-i",
-        "127.0.0.1",
-        "-p",
-        str(free_port()),
-        "-mi",
-        "127.0.0.1",
-        "-mp",
-        str(free_port()),
-        "-nostdin",
-        "-timeout",
-        str(int(timeout)),
-        target,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
+        *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
     )
     out, _ = await asyncio.wait_for(proc.communicate(), timeout + 10)
     return proc.returncode or 0, out.decode(errors="replace")

@@ -16,14 +16,14 @@ from nats.js.kv import KeyValue
 from voxbus.actors.call import CallActor
 from voxbus.bus import subjects
 from voxbus.bus.codec import encode
-from voxbus.bus.connection import Bus
+from voxbus.bus.connection import Bus, reply_rejected
 from voxbus.bus.streams import call_state_bucket
 from voxbus.config import Settings
 from voxbus.logs import get_logger
-from voxbus.schemas.base import Accepted, Rejected
+from voxbus.schemas.base import Accepted
 from voxbus.schemas.events import SupervisorEscalated, WorkerRestarted
 from voxbus.schemas.messages import CallStart, CallState
-from voxbus.supervisors.tree import Backoff, ChildSpec, RestartEvent, Supervisor
+from voxbus.supervisors.tree import ChildSpec, RestartEvent, Supervisor
 
 log = get_logger(__name__)
 READY_TIMEOUT_S = 10.0
@@ -32,15 +32,8 @@ READY_TIMEOUT_S = 10.0
 class AgentService:
     def __init__(self, bus: Bus, settings: Settings, agent_id: str) -> None:
         self.bus, self.settings, self.agent_id = bus, settings, agent_id
-        sup = settings.supervision
-        self.calls = Supervisor(
-            name=f"calls@{agent_id}",
-            strategy="one_for_one",
-            max_restarts=sup.max_restarts,
-            max_seconds=sup.max_seconds,
-            backoff=Backoff(sup.backoff_initial_s, sup.backoff_max_s),
-            on_restart=self._restarted,
-            on_escalate=self._escalated,
+        self.calls = Supervisor.from_settings(
+            f"calls@{agent_id}", settings.supervision, self._restarted, self._escalated
         )
         self.actors: dict[str, CallActor] = {}
         self.kv: KeyValue | None = None
@@ -97,8 +90,7 @@ class AgentService:
         try:
             subjects.check_call_id(request.call_id)
         except subjects.BadCallId as exc:
-            if msg.reply:
-                await msg.respond(encode(Rejected(worker_id=self.agent_id, reason=str(exc))))
+            await reply_rejected(msg, self.agent_id, str(exc))
             return
         actor = self.actors.get(request.call_id)
         if actor is None or not actor.running:

@@ -204,14 +204,13 @@ class CallActor(Actor):
 
     async def _open_stt(self) -> None:
         request = SttSession(call_id=self.call_id)
-        for attempt in range(50):
-            try:
-                reply = await self.bus.request(subjects.STT_SESSIONS, request, Accepted, 2.0)
-                self.stt_worker = reply.worker_id
-                return
-            except (NoRespondersError, NatsTimeout, BadMessage):
-                await asyncio.sleep(min(0.1 * (attempt + 1), 1.0))
-        self._error("stt_unavailable", "no STT worker took the call's audio")
+        reply = await self.bus.request_until_taken(
+            subjects.STT_SESSIONS, request, Accepted, within_s=45, per_try_s=2.0, pause_s=0.1, pause_max_s=1.0
+        )
+        if reply is None:
+            self._error("stt_unavailable", "no STT worker took the call's audio")
+        else:
+            self.stt_worker = reply.worker_id
 
     # --- conversation state ---------------------------------------------------------------------
     def _set_conversation(self, state: str) -> None:
@@ -437,14 +436,14 @@ class CallActor(Actor):
         if generation.tts_worker is not None:
             await self.bus.publish(subjects.tts_worker(generation.tts_worker), request)
             return
-        for attempt in range(20):
-            try:
-                reply = await self.bus.request(subjects.TTS_SPEAK, request, Accepted, 1.0)
-                generation.tts_worker = reply.worker_id
-                return
-            except (NoRespondersError, NatsTimeout, BadMessage):
-                await asyncio.sleep(min(0.05 * (attempt + 1), 0.5))
-        self._error("tts_unavailable", f"no TTS worker took clause {request.index} of gen {generation.gen}")
+        reply = await self.bus.request_until_taken(
+            subjects.TTS_SPEAK, request, Accepted, within_s=8, per_try_s=1.0, pause_s=0.05, pause_max_s=0.5
+        )
+        if reply is None:
+            where = f"clause {request.index} of gen {generation.gen}"
+            self._error("tts_unavailable", f"no TTS worker took {where}")
+        else:
+            generation.tts_worker = reply.worker_id
 
     async def _on_tts_first_frame(self, event: TtsFirstFrame) -> None:
         if self.current and event.gen == self.current.gen:

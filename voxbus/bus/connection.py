@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -23,12 +24,15 @@ from urllib.parse import urlparse
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from pydantic import BaseModel
 
 from voxbus.bus import subjects
 from voxbus.bus.codec import BadMessage, decode, decode_event, encode
 from voxbus.logs import get_logger
+from voxbus.schemas.base import Rejected
 from voxbus.schemas.events import CallEvent, ErrorEvent, Event
 
 log = get_logger(__name__)
@@ -152,6 +156,32 @@ class Bus:
         msg = await self.nc.request(subject, encode(message), timeout=timeout_s)
         return decode(msg.subject or subject, msg.data, reply_model)
 
+    async def request_until_taken(
+        self,
+        subject: str,
+        message: BaseModel,
+        reply_model: type[M],
+        within_s: float,
+        per_try_s: float,
+        pause_s: float,
+        pause_max_s: float | None = None,
+    ) -> M | None:
+        """Ask a queue group until a worker takes the request (None if none did ``within_s``).
+
+        Nobody answering is normal while a worker (re)starts: wait ``pause_s`` (growing linearly
+        to ``pause_max_s``) and ask again.
+        """
+        deadline = time.monotonic() + within_s
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await self.request(subject, message, reply_model, per_try_s)
+            except (NoRespondersError, NatsTimeout, BadMessage):
+                if time.monotonic() >= deadline:
+                    return None
+                await asyncio.sleep(min(pause_s * attempt, pause_max_s or pause_s))
+
     def emit(self, event: Event) -> None:
         """Queue an event for JetStream; delivered in order, retried until acknowledged."""
         if not event.source:
@@ -221,7 +251,7 @@ class Bus:
             except BadMessage as exc:
                 self.report_bad(exc)
                 if msg.reply:
-                    await _reply_error(self, msg, exc.reason)
+                    await reply_rejected(msg, self.source, exc.reason)
                 return
             await handler(decoded, msg)
 
@@ -238,10 +268,10 @@ async def _probe(url: str, timeout_s: float = 2.0) -> None:
     writer.close()
 
 
-async def _reply_error(bus: Bus, msg: Msg, reason: str) -> None:
-    from voxbus.schemas.base import Rejected
+async def reply_rejected(msg: Msg, worker_id: str, reason: str) -> None:
+    """Answer a request that cannot be served, saying why in one line."""
+    if msg.reply:
+        await msg.respond(encode(Rejected(worker_id=worker_id, reason=reason)))
 
-    await msg.respond(encode(Rejected(worker_id=bus.source, reason=reason)))
 
-
-__all__ = ["Bus", "BusUnreachable", "event_subject"]
+__all__ = ["Bus", "BusUnreachable", "event_subject", "reply_rejected"]

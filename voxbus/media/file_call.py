@@ -16,11 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nats.aio.msg import Msg
-from nats.errors import NoRespondersError
-from nats.errors import TimeoutError as NatsTimeout
 
 from voxbus.bus import subjects
-from voxbus.bus.codec import BadMessage
 from voxbus.bus.connection import Bus
 from voxbus.logs import get_logger
 from voxbus.media.frames import FRAME_MS, SILENCE
@@ -104,19 +101,12 @@ class FileCall:
         return self.result
 
     async def _attach_agent(self, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
         request = CallStart(call_id=self.call_id, source="file", caller=str(self.source.path))
-        while True:
-            try:
-                await self.bus.request(subjects.AGENT_CALLS, request, Accepted, 15.0)
-                return
-            except (NoRespondersError, NatsTimeout, BadMessage) as exc:
-                if time.monotonic() > deadline:
-                    raise NoAgent(
-                        f"no agent took the call within {timeout_s:.0f} s "
-                        f"({type(exc).__name__}): is `voxbus up` running?"
-                    ) from None
-                await asyncio.sleep(0.25)
+        taken = await self.bus.request_until_taken(
+            subjects.AGENT_CALLS, request, Accepted, within_s=timeout_s, per_try_s=15.0, pause_s=0.25
+        )
+        if taken is None:
+            raise NoAgent(f"no agent took the call within {timeout_s:.0f} s: is `voxbus up` running?")
 
     async def _clock(self) -> None:
         """One loop, one clock: caller frame k goes out and agent frame k is played at 20 ms * k."""

@@ -23,11 +23,11 @@ from nats.aio.msg import Msg
 
 from voxbus.bus import subjects
 from voxbus.bus.codec import encode
-from voxbus.bus.connection import Bus
+from voxbus.bus.connection import Bus, reply_rejected
 from voxbus.config import SipSettings
 from voxbus.logs import get_logger
 from voxbus.media.frames import FRAME_BYTES, FRAME_MS, SAMPLE_RATE, SILENCE
-from voxbus.schemas.base import Accepted, Rejected
+from voxbus.schemas.base import Accepted
 from voxbus.schemas.events import DialResult, ErrorEvent, Event, SipRejected, TransferResult
 from voxbus.schemas.messages import CallControl, DialRequest
 from voxbus.sip.frames import read_vector, write_vector
@@ -410,14 +410,10 @@ class SipGateway:
         try:
             subjects.check_call_id(request.call_id)
         except subjects.BadCallId as exc:
-            if msg.reply:
-                await msg.respond(encode(Rejected(worker_id=self.gateway_id, reason=str(exc))))
+            await reply_rejected(msg, self.gateway_id, str(exc))
             return
         if len(self.calls) >= MAX_CALLS:
-            if msg.reply:
-                await msg.respond(
-                    encode(Rejected(worker_id=self.gateway_id, reason=f"gateway full ({MAX_CALLS} calls)"))
-                )
+            await reply_rejected(msg, self.gateway_id, f"gateway full ({MAX_CALLS} calls)")
             return
 
         def place() -> None:
@@ -437,8 +433,7 @@ class SipGateway:
             await asyncio.wrap_future(self.pj.submit(place))
         except ValueError as exc:
             self.emit(DialResult(call_id=request.call_id, uri=request.uri, result="failed", reason=str(exc)))
-            if msg.reply:
-                await msg.respond(encode(Rejected(worker_id=self.gateway_id, reason=str(exc))))
+            await reply_rejected(msg, self.gateway_id, str(exc))
             return
         self.loop.call_later(request.timeout_s, self._give_up_ringing, request.call_id)
         if msg.reply:

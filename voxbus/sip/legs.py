@@ -14,11 +14,8 @@ from dataclasses import dataclass, field
 
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
-from nats.errors import NoRespondersError
-from nats.errors import TimeoutError as NatsTimeout
 
 from voxbus.bus import subjects
-from voxbus.bus.codec import BadMessage
 from voxbus.bus.connection import Bus
 from voxbus.logs import get_logger
 from voxbus.media.frames import FRAME_BYTES, SILENCE
@@ -81,14 +78,12 @@ class CallLeg:
 
     async def _attach(self) -> None:
         request = CallStart(call_id=self.call_id, source="sip", caller=self.remote)
-        deadline = time.monotonic() + AGENT_ATTACH_S
-        while time.monotonic() < deadline:
-            try:
-                await self.bus.request(subjects.AGENT_CALLS, request, Accepted, 15.0)
-                self.attached = True
-                return
-            except (NoRespondersError, NatsTimeout, BadMessage):
-                await asyncio.sleep(0.25)
+        taken = await self.bus.request_until_taken(
+            subjects.AGENT_CALLS, request, Accepted, within_s=AGENT_ATTACH_S, per_try_s=15.0, pause_s=0.25
+        )
+        if taken is not None:
+            self.attached = True
+            return
         message = f"no agent took call {self.call_id} within {AGENT_ATTACH_S:.0f} s"
         log.error(message, call_id=self.call_id)
         self.bus.emit(ErrorEvent(call_id=self.call_id, code="no_agent", message=message))

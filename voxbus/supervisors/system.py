@@ -16,7 +16,7 @@ from voxbus.engines.models import model_path
 from voxbus.logs import get_logger
 from voxbus.schemas.events import SupervisorEscalated, WorkerRestarted
 from voxbus.supervisors.process import WorkerProcess
-from voxbus.supervisors.tree import Backoff, ChildSpec, Escalation, RestartEvent, Supervisor
+from voxbus.supervisors.tree import ChildSpec, Escalation, RestartEvent, Supervisor
 
 log = get_logger(__name__)
 T = TypeVar("T")
@@ -54,15 +54,8 @@ class System:
         self.nats: EmbeddedNats | None = None
         self.url = settings.nats_url or ""
         self.bus: Bus | None = None
-        sup = settings.supervision
-        self.supervisor = Supervisor(
-            name="workers",
-            strategy="one_for_one",
-            max_restarts=sup.max_restarts,
-            max_seconds=sup.max_seconds,
-            backoff=Backoff(sup.backoff_initial_s, sup.backoff_max_s),
-            on_restart=self._restarted,
-            on_escalate=self._escalated,
+        self.supervisor = Supervisor.from_settings(
+            "workers", settings.supervision, self._restarted, self._escalated
         )
         self.supervision: asyncio.Task[None] | None = None
 

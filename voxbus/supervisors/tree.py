@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from voxbus.config import SupervisionSettings
 from voxbus.logs import get_logger
 
 log = get_logger(__name__)
@@ -81,6 +82,26 @@ class Supervisor:
     backoff: Backoff = field(default_factory=Backoff)
     on_restart: Callable[[RestartEvent], None] | None = None
     on_escalate: Callable[[str], None] | None = None
+
+    @classmethod
+    def from_settings(
+        cls,
+        name: str,
+        settings: SupervisionSettings,
+        on_restart: Callable[[RestartEvent], None] | None = None,
+        on_escalate: Callable[[str], None] | None = None,
+        strategy: Strategy = "one_for_one",
+    ) -> Supervisor:
+        """A supervisor with the configured restart intensity and backoff."""
+        return cls(
+            name=name,
+            strategy=strategy,
+            max_restarts=settings.max_restarts,
+            max_seconds=settings.max_seconds,
+            backoff=Backoff(settings.backoff_initial_s, settings.backoff_max_s),
+            on_restart=on_restart,
+            on_escalate=on_escalate,
+        )
 
     def __post_init__(self) -> None:
         self._order: list[str] = []
