@@ -59,12 +59,91 @@ class SttSettings(BaseModel):
     vad_start_threshold: float = Field(default=0.5, gt=0, lt=1)
     vad_end_threshold: float = Field(default=0.35, gt=0, lt=1)
     min_speech_ms: int = Field(default=160, ge=32)
-    end_silence_ms: int = Field(default=480, ge=64)
     pre_roll_ms: int = Field(default=200, ge=0)
-    partial_interval_ms: int = Field(default=800, ge=100)
+    partial_interval_ms: int = Field(
+        default=0,
+        ge=0,
+        description="publish a partial transcript this often while the caller speaks; 0: off. Whisper "
+        "runs one job at a time, so a partial under way when the caller pauses delays the turn's end",
+    )
     language: str = "en"
     beam_size: int = Field(default=1, ge=1)
     cpu_threads: int = Field(default=2, ge=1)
+
+
+class Lexicon(BaseModel):
+    """Words that shape turn-taking in one language (lower case; multi-word entries allowed)."""
+
+    backchannels: list[str] = Field(
+        default_factory=list, description="acknowledgements that do not take the turn: 'uh-huh', 'yeah'"
+    )
+    fillers: list[str] = Field(default_factory=list, description="hesitation sounds: 'um', 'uh'")
+    continuations: list[str] = Field(
+        default_factory=list,
+        description="a phrase ending in one of these is unfinished: conjunctions, prepositions, articles",
+    )
+
+
+ENGLISH = Lexicon(
+    backchannels=[
+        "uh huh", "mhm", "mm hmm", "mm", "hmm", "yeah", "yes", "yep", "yup", "okay", "ok", "right",
+        "sure", "alright", "all right", "i see", "got it", "cool", "nice", "great", "oh", "ah",
+        "uh", "um", "wow", "really", "true", "exactly", "indeed", "fine", "good",
+    ],
+    fillers=["um", "uh", "er", "erm", "uhm", "hmm", "mm", "ah", "like", "you know", "i mean"],
+    continuations=[
+        "and", "or", "but", "so", "because", "cause", "if", "then", "than", "that", "which", "who",
+        "to", "for", "of", "with", "without", "in", "on", "at", "by", "from", "about", "into",
+        "the", "a", "an", "my", "your", "our", "their", "his", "her", "its", "this", "these",
+        "some", "any", "is", "are", "was", "were", "am", "be", "would", "could", "should", "can",
+        "will", "i", "i'd", "i'm", "we", "want", "need", "like", "please", "also", "maybe", "when",
+        "where", "how", "what", "until", "after", "before", "around", "between",
+    ],
+)  # fmt: skip
+
+
+class TurnSettings(BaseModel):
+    """Turn-taking: when the caller's turn ends, and what counts as an interruption."""
+
+    pause_ms: int = Field(
+        default=192,
+        ge=64,
+        description="silence after which the caller's words so far are transcribed; a turn that "
+        "reads complete ends here",
+    )
+    unfinished_wait_ms: int = Field(
+        default=1200,
+        ge=128,
+        description="silence after which a turn that reads unfinished ('I'd like to book, um') ends anyway",
+    )
+    barge_in_min_speech_ms: int = Field(
+        default=480,
+        ge=0,
+        description="caller speech over the agent longer than this interrupts it (shorter speech "
+        "interrupts only if its words are more than a backchannel)",
+    )
+    barge_in_min_words: int = Field(
+        default=0,
+        ge=0,
+        description="if above 0, an interruption also needs this many words that are not backchannels",
+    )
+    hold_max_ms: int = Field(
+        default=4000, ge=200, description="longest pause of the agent's audio while a barge-in is judged"
+    )
+    echo_overlap: float = Field(
+        default=0.6,
+        gt=0,
+        le=1,
+        description="caller words heard during the agent's speech count as its echo when this "
+        "share of them are the agent's own recent words",
+    )
+    language: str = Field(default="en", description="which lexicon to use")
+    lexicons: dict[str, Lexicon] = Field(default_factory=lambda: {"en": ENGLISH})
+
+    def lexicon(self) -> Lexicon:
+        if self.language not in self.lexicons:
+            raise ValueError(f"turn.language {self.language!r} has no entry in turn.lexicons")
+        return self.lexicons[self.language]
 
 
 class LlmSettings(BaseModel):
@@ -125,6 +204,7 @@ class Settings(BaseSettings):
     models: ModelPaths = ModelPaths()
     agent: AgentSettings = AgentSettings()
     stt: SttSettings = SttSettings()
+    turn: TurnSettings = TurnSettings()
     llm: LlmSettings = LlmSettings()
     tts: TtsSettings = TtsSettings()
     supervision: SupervisionSettings = SupervisionSettings()

@@ -55,11 +55,24 @@ def test_framer_carries_remainders() -> None:
 
 
 def test_gate_needs_min_speech_and_end_silence() -> None:
-    gate = SpeechGate(0.5, 0.35, min_speech_ms=96, end_silence_ms=160)
+    gate = SpeechGate(0.5, 0.35, min_speech_ms=96, pause_ms=64, end_silence_ms=160)
     probs = [0.1, 0.9, 0.2, 0.9, 0.9, 0.9, 0.9, 0.1, 0.9, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1]
     changes = [(i, c.kind, c.at_ms) for i, p in enumerate(probs) if (c := gate.push(p))]
-    # a one-window blip does not start speech; a one-window dip does not end it
-    assert changes == [(5, "start", 3 * 32), (13, "end", 9 * 32)]
+    # a one-window blip does not start speech; a one-window dip does not pause it
+    assert changes == [(5, "start", 3 * 32), (10, "pause", 9 * 32), (13, "end", 9 * 32)]
+
+
+def test_gate_resumes_after_a_pause_but_not_for_a_blip() -> None:
+    gate = SpeechGate(0.5, 0.35, min_speech_ms=96, pause_ms=64, end_silence_ms=320)
+    probs = [0.9] * 3 + [0.1] * 2 + [0.9] + [0.1] * 2 + [0.9] * 3 + [0.1] * 10
+    changes = [(i, c.kind, c.at_ms) for i, p in enumerate(probs) if (c := gate.push(p))]
+    assert changes == [
+        (2, "start", 0),
+        (4, "pause", 3 * 32),
+        (10, "resume", 8 * 32),  # the one-window blip at 5 did not resume
+        (12, "pause", 11 * 32),
+        (20, "end", 11 * 32),
+    ]
 
 
 def test_silero_hears_a_tone_less_than_silence() -> None:

@@ -72,6 +72,7 @@ class AgentService:
                 self.bus,
                 self.kv,
                 self.settings.agent,
+                self.settings.turn,
                 call_id,
                 self.agent_id,  # type: ignore[arg-type]
                 resume=resume or not first[0],

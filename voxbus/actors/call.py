@@ -6,6 +6,16 @@ worker for each answer, sends the answer to TTS clause by clause as tokens strea
 publishes an event for every step. Its durable state lives in the ``voxbus_calls`` key-value
 bucket: a restarted actor resumes the conversation.
 
+Turn-taking. A turn that the STT worker keeps open at an unfinished pause (``stt.tentative``)
+starts a *speculative* generation: the LLM thinks, its clauses are held back from TTS; when the
+turn ends with the same words the clauses go out at once, and if the caller goes on the
+generation is dropped without a trace (no history, no audio). Caller speech over the agent
+(``speech.started`` while a generation is current) holds the agent's audio at the gateway
+(``ctl hold``) and is then judged: speech longer than ``turn.barge_in_min_speech_ms``, or words
+that are more than a backchannel, a noise or the agent's own echo, interrupt (cancel + flush; the
+history keeps only the words the caller heard, marked interrupted); anything else resumes the
+audio where it stopped.
+
 A generation whose LLM worker goes quiet for ``agent.request_timeout_s`` (a dead or hung worker)
 is asked again, of any worker, continuing after the text already received; chunks from the
 abandoned worker are ignored, so the retry is idempotent.
@@ -28,13 +38,15 @@ from nats.js.kv import KeyValue
 from voxbus.actors.base import Actor
 from voxbus.actors.clauses import ClauseSplitter, speakable
 from voxbus.actors.tools import CALL_TOOLS, ToolCall, ToolCallFilter
+from voxbus.actors.turns import heard_part, judge_barge_in
 from voxbus.bus import subjects
 from voxbus.bus.codec import BadMessage
 from voxbus.bus.connection import Bus
-from voxbus.config import AgentSettings
+from voxbus.config import AgentSettings, TurnSettings
 from voxbus.logs import get_logger
 from voxbus.schemas.base import Accepted
 from voxbus.schemas.events import (
+    BargeIn,
     CallEnded,
     CallResumed,
     CallStarted,
@@ -45,11 +57,17 @@ from voxbus.schemas.events import (
     LlmRequested,
     LlmRetried,
     PlayoutDone,
+    PlayoutHeld,
     PlayoutStarted,
     SpeechEnded,
+    SpeechPaused,
+    SpeechResumed,
+    SpeechStarted,
     StateChanged,
     SttFinal,
+    SttTentative,
     ToolCalled,
+    TtsClauseDone,
     TtsFirstFrame,
     TtsRequested,
     TurnMetrics,
@@ -94,9 +112,40 @@ class Generation:
     raw: str = ""  # everything the LLM said, tool calls included: a retry continues after it
     tools: ToolCallFilter = field(default_factory=ToolCallFilter)
     after_playout: list[CallControl] = field(default_factory=list)
+    speculative: bool = False  # the caller's turn is still open: clauses wait in ``held``
+    held_back: bool = False  # it was speculative: the LLM started before the turn ended
+    held: list[tuple[str, bool]] = field(default_factory=list)
+    clause_texts: dict[int, str] = field(default_factory=dict)
+    clause_frames: dict[int, int] = field(default_factory=dict)
+    history_index: int | None = None  # where its answer sits in the history, once complete
+    turn_end: str = ""
+    bus_s: float = 0.0
+
+    def spoken(self) -> list[tuple[str, int]]:
+        """(clause, frames) of every clause synthesised so far, in order."""
+        return [
+            (self.clause_texts[i], f) for i, f in sorted(self.clause_frames.items()) if i in self.clause_texts
+        ]
+
+
+@dataclass
+class Barge:
+    """Caller speech over a generation, being judged while its audio is held."""
+
+    gen: int
+    onset_ts: float
+    held_ts: float | None = None
+    played_ms: int | None = None
+    paused: bool = False  # the caller has paused since the onset
+    started: float = field(default_factory=time.monotonic)
 
 
 TOOL_ACTIONS = {"transfer_to_human": "transfer", "hang_up": "hangup"}
+INTERRUPTED_MARK = " —"
+INTERRUPTION_NOTE = (
+    "A reply of yours that ends with a dash was cut off there by the caller: do not repeat it, "
+    "answer what the caller says next."
+)
 
 
 class CallActor(Actor):
@@ -105,6 +154,7 @@ class CallActor(Actor):
         bus: Bus,
         kv: KeyValue,
         settings: AgentSettings,
+        turns: TurnSettings,
         call_id: str,
         owner: str,
         resume: bool = False,
@@ -113,19 +163,29 @@ class CallActor(Actor):
     ) -> None:
         super().__init__()
         self.name = f"call/{call_id}"
-        self.bus, self.kv, self.settings = bus, kv, settings
+        self.bus, self.kv, self.settings, self.turns = bus, kv, settings, turns
+        self.lexicon = turns.lexicon()
         self.call_id, self.owner, self.resume = call_id, owner, resume
         self.state = CallState(call_id=call_id, owner=owner, caller=caller, source=source)
         self.conversation = "listening"
         self.current: Generation | None = None
         self.speech_end: SpeechEnded | None = None
+        self.last_pause: SpeechPaused | None = None
+        self.barge: Barge | None = None
+        self.ignored_turn = False  # the caller's current words were judged not to interrupt
         self.stt_worker: str | None = None
         self.ready = asyncio.Event()
         self._subs: list[Subscription] = []
         self._ticker: asyncio.Task[None] | None = None
         for message_type, handler in [
             (SttFinal, self._on_final),
+            (SttTentative, self._on_tentative),
+            (SpeechStarted, self._on_speech_started),
+            (SpeechPaused, self._on_speech_paused),
+            (SpeechResumed, self._on_speech_resumed),
             (SpeechEnded, self._on_speech_ended),
+            (TtsClauseDone, self._on_clause_done),
+            (PlayoutHeld, self._on_playout_held),
             (LlmChunk, self._on_chunk),
             (LlmFirstToken, self._on_first_token),
             (TtsFirstFrame, self._on_tts_first_frame),
@@ -234,26 +294,120 @@ class CallActor(Actor):
         )
         return self.current
 
-    async def _cancel(self, generation: Generation, reason: str) -> None:
+    async def _cancel(self, generation: Generation, reason: str, heard: str | None = None) -> None:
+        """Stop a generation everywhere. ``heard``: what the caller heard of it (a barge-in); the
+        history keeps only that, marked interrupted. A speculative generation leaves no trace."""
         await self.bus.publish(
             subjects.cancel(self.call_id), Cancel(call_id=self.call_id, gen=generation.gen, reason=reason)
         )
+        if self.current is generation:
+            self.current = None
+        if generation.speculative:
+            return  # nothing was said, nothing was recorded
         await self.bus.publish(
             subjects.control(self.call_id),
             CallControl(call_id=self.call_id, action="flush", gen=generation.gen),
         )
+        if heard is None:
+            heard = generation.text
+        if generation.history_index is not None:
+            del self.state.history[generation.history_index]
+        if heard:
+            self.state.history.append(ChatMessage(role="assistant", content=heard, interrupted=True))
         if generation.kind == "answer":
-            if generation.text and not generation.llm_done:
-                self.state.history.append(
-                    ChatMessage(role="assistant", content=generation.text, interrupted=True)
-                )
             self.bus.emit(self._metrics(generation, interrupted=True))
-        if self.current is generation:
-            self.current = None
+        self._set_conversation("listening")
+        await self._save()
 
     # --- hearing --------------------------------------------------------------------------------
     async def _on_speech_ended(self, event: SpeechEnded) -> None:
         self.speech_end = event
+
+    async def _on_speech_paused(self, event: SpeechPaused) -> None:
+        self.last_pause = event
+        if self.barge is not None:
+            self.barge.paused = True
+
+    async def _on_speech_resumed(self, event: SpeechResumed) -> None:
+        if self.barge is not None:
+            self.barge.paused = False
+        if self.current is not None and self.current.speculative:
+            await self._cancel(self.current, "the caller went on")
+        else:
+            await self._hold_for(event.ts)
+
+    async def _on_speech_started(self, event: SpeechStarted) -> None:
+        await self._hold_for(event.at_ts or event.ts)
+
+    async def _hold_for(self, onset_ts: float) -> None:
+        """The caller speaks while the agent speaks or is about to: hold its audio, then judge."""
+        self.ignored_turn = False
+        generation = self.current
+        if generation is None or generation.speculative or self.barge is not None:
+            return
+        self.barge = Barge(gen=generation.gen, onset_ts=onset_ts)
+        await self._control("hold", generation.gen)
+
+    async def _on_playout_held(self, event: PlayoutHeld) -> None:
+        if self.barge is not None and event.gen == self.barge.gen:
+            self.barge.held_ts, self.barge.played_ms = event.ts, event.played_ms
+
+    async def _judge_barge_in(self, text: str | None) -> bool:
+        """Decide a held barge-in on the caller's words (None: on its length alone). True when
+        the agent was interrupted, False when it goes on or no decision is due yet."""
+        barge, generation = self.barge, self.current
+        if barge is None:
+            return False
+        if generation is None or generation.gen != barge.gen:
+            self.barge = None  # its generation ended meanwhile
+            return False
+        if text is None:
+            reason = f"spoke over the agent for {self.turns.barge_in_min_speech_ms} ms"
+            await self._interrupt(generation, barge, reason, "")
+            return True
+        agent_said = " ".join([generation.text, *(m.content for m in self.state.history[-1:])])
+        why_not = judge_barge_in(
+            text, agent_said, self.lexicon, self.turns.barge_in_min_words, self.turns.echo_overlap
+        )
+        if why_not is None:
+            await self._interrupt(generation, barge, "words over the agent", text)
+            return True
+        self.barge = None
+        self.ignored_turn = True
+        self.bus.emit(self._barge_event(barge, generation, "ignored", why_not, text))
+        await self._control("resume", generation.gen)
+        return False
+
+    async def _interrupt(self, generation: Generation, barge: Barge, reason: str, text: str) -> None:
+        self.barge = None
+        played_frames = (barge.played_ms or 0) // 20
+        heard = heard_part(generation.spoken(), played_frames)
+        event = self._barge_event(barge, generation, "interrupt", reason, text)
+        event.heard_text = heard
+        self.bus.emit(event)
+        await self._cancel(generation, "barge-in", heard=heard)
+
+    def _barge_event(
+        self, barge: Barge, generation: Generation, decision: str, reason: str, text: str
+    ) -> BargeIn:
+        held = None if barge.held_ts is None else round((barge.held_ts - barge.onset_ts) * 1000, 1)
+        return BargeIn(
+            call_id=self.call_id,
+            turn=generation.turn,
+            gen=generation.gen,
+            decision=decision,  # type: ignore[arg-type]
+            reason=reason,
+            text=text,
+            onset_ts=barge.onset_ts,
+            held_ms=held,
+            played_ms=barge.played_ms,
+        )
+
+    async def _control(self, action: str, gen: int) -> None:
+        await self.bus.publish(
+            subjects.control(self.call_id),
+            CallControl(call_id=self.call_id, action=action, gen=gen),  # type: ignore[arg-type]
+        )
 
     async def _on_dtmf(self, event: DtmfReceived) -> None:
         """A key press is a turn of its own: the agent hears it as a short note in the history."""
@@ -266,41 +420,90 @@ class CallActor(Actor):
                 end_ms=0,
                 compute_s=0.0,
                 ts=event.ts,
+                end_reason="dtmf",
             )
         )
 
+    async def _on_tentative(self, event: SttTentative) -> None:
+        """The caller paused mid-phrase: think about it already, speak only once the turn ends."""
+        text = event.text.strip()
+        if self.barge is not None and not await self._judge_barge_in(text):
+            return  # a backchannel, a noise or an echo over the agent (which goes on), or undecided
+        if self.current is not None and self.current.speculative:
+            await self._cancel(self.current, "the caller went on")
+        if self.current is not None or not text:
+            return
+        generation = self._new_generation("answer")
+        generation.speculative = generation.held_back = True
+        generation.user_text = text
+        generation.turn = self.state.turn + 1
+        await self._request_llm(generation)
+
     async def _on_final(self, event: SttFinal) -> None:
         text = event.text.strip()
+        arrived = time.time()
+        if self.barge is not None and not await self._judge_barge_in(text):
+            return  # not an interruption: the agent's audio resumes
+        if self.ignored_turn and self.current is not None:
+            self.ignored_turn = False
+            return  # the end of words already judged not to interrupt the agent
         if not text:
             return
-        if self.current is not None:
-            await self._cancel(self.current, "superseded by a new caller turn")
-        self.state.turn += 1
-        self.state.history.append(ChatMessage(role="user", content=text))
+        generation = self.current
+        if generation is not None and generation.speculative and generation.user_text == text:
+            self._begin_turn(generation, event, arrived)
+            await self._save()
+            for clause, last in generation.held:
+                await self._speak(generation, clause, last)
+            generation.held.clear()
+            if generation.llm_done:
+                await self._answer_complete(generation)
+            return
+        if generation is not None:
+            await self._cancel(generation, "superseded by a new caller turn")
         generation = self._new_generation("answer")
-        generation.user_text = text
-        if self.speech_end is not None:
-            generation.speech_end_ts = self.speech_end.at_ts
-            generation.marks["vad_decision"] = self.speech_end.ts
-        generation.marks["stt_final"] = event.ts
-        generation.compute["stt"] = event.compute_s
-        self._set_conversation("thinking")
+        self._begin_turn(generation, event, arrived)
         await self._save()
         await self._request_llm(generation)
 
+    def _begin_turn(self, generation: Generation, event: SttFinal, arrived: float) -> None:
+        """The caller's turn is over: it enters the history and ``generation`` answers it."""
+        self.state.turn += 1
+        self.state.history.append(ChatMessage(role="user", content=event.text.strip()))
+        generation.turn, generation.user_text = self.state.turn, event.text.strip()
+        generation.speculative = False
+        generation.turn_end = event.end_reason
+        if self.speech_end is not None:
+            generation.speech_end_ts = self.speech_end.at_ts
+            decided = self.last_pause if event.end_reason == "complete" else self.speech_end
+            generation.marks["vad_decision"] = decided.ts if decided is not None else self.speech_end.ts
+        generation.marks["stt_final"] = event.ts
+        generation.bus_s += max(arrived - event.ts, 0.0)
+        generation.compute["stt"] = event.compute_s
+        self._set_conversation("thinking")
+
     # --- thinking -------------------------------------------------------------------------------
-    def _prompt(self) -> list[ChatMessage]:
-        history = (
-            self.state.history[-self.settings.history_messages :] if self.settings.history_messages else []
-        )
-        return [ChatMessage(role="system", content=self.settings.system_prompt), *history]
+    def _prompt(self, generation: Generation) -> list[ChatMessage]:
+        history = list(self.state.history)
+        if generation.speculative:  # the turn is not in the history yet
+            history.append(ChatMessage(role="user", content=generation.user_text))
+        history = history[-self.settings.history_messages :] if self.settings.history_messages else []
+        # an interrupted answer ends with a dash where the caller cut in; the system prompt says so
+        shown = [
+            m.model_copy(update={"content": m.content + INTERRUPTED_MARK}) if m.interrupted else m
+            for m in history
+        ]
+        system = self.settings.system_prompt
+        if any(m.interrupted for m in history):
+            system += " " + INTERRUPTION_NOTE
+        return [ChatMessage(role="system", content=system), *shown]
 
     async def _request_llm(self, generation: Generation) -> None:
         request = LlmRequest(
             call_id=self.call_id,
             gen=generation.gen,
             turn=generation.turn,
-            messages=self._prompt(),
+            messages=self._prompt(generation),
             continue_from=generation.raw,
             tools=CALL_TOOLS if self.settings.tools else [],
             max_tokens=self.settings.max_tokens,
@@ -330,6 +533,29 @@ class CallActor(Actor):
         )
 
     async def _on_tick(self, _tick: Tick) -> None:
+        await self._check_barge_in()
+        await self._check_llm()
+
+    async def _check_barge_in(self) -> None:
+        """Speech over the agent that goes on without a pause interrupts it; a hold that stays
+        undecided (the words never came) ends by resuming."""
+        barge = self.barge
+        if barge is None:
+            return
+        turns = self.turns
+        speaking_s = time.time() - barge.onset_ts - turns.pause_ms / 1000  # a pause shows this late
+        if (
+            not barge.paused
+            and turns.barge_in_min_words == 0
+            and speaking_s * 1000 >= turns.barge_in_min_speech_ms
+        ):
+            await self._judge_barge_in(None)
+        elif (time.monotonic() - barge.started) * 1000 > turns.hold_max_ms and self.current is not None:
+            self.barge = None
+            self.bus.emit(self._barge_event(barge, self.current, "ignored", "no words came", ""))
+            await self._control("resume", barge.gen)
+
+    async def _check_llm(self) -> None:
         generation = self.current
         if generation is None or generation.kind != "answer" or generation.llm_done:
             return
@@ -357,6 +583,7 @@ class CallActor(Actor):
         if self.current and event.gen == self.current.gen:
             self.current.marks.setdefault("llm_first_token", event.ts)
             self.current.compute.setdefault("llm", event.latency_s)
+            self.current.bus_s += max(time.time() - event.ts, 0.0)
 
     async def _on_chunk(self, chunk: LlmChunk) -> None:
         generation = self.current
@@ -385,8 +612,13 @@ class CallActor(Actor):
         if chunk.done:
             generation.llm_done = True
             await self._speak(generation, generation.splitter.flush(), last=True)
-            self.state.history.append(ChatMessage(role="assistant", content=generation.text))
-            await self._save()
+            if not generation.speculative:
+                await self._answer_complete(generation)
+
+    async def _answer_complete(self, generation: Generation) -> None:
+        generation.history_index = len(self.state.history)
+        self.state.history.append(ChatMessage(role="assistant", content=generation.text))
+        await self._save()
 
     def _use_tool(self, generation: Generation, call: ToolCall) -> None:
         """Call control waits until what the agent said before it has been played."""
@@ -412,6 +644,10 @@ class CallActor(Actor):
         await self._save()
 
     async def _speak(self, generation: Generation, text: str, last: bool) -> None:
+        if generation.speculative:
+            generation.held.append((text, last))  # said only if the turn ends with these words
+            return
+        generation.clause_texts[generation.clauses] = text
         request = TtsRequest(
             call_id=self.call_id,
             gen=generation.gen,
@@ -449,10 +685,16 @@ class CallActor(Actor):
         if self.current and event.gen == self.current.gen:
             self.current.marks.setdefault("tts_first_frame", event.ts)
             self.current.compute.setdefault("tts", event.latency_s)
+            self.current.bus_s += max(time.time() - event.ts, 0.0)
+
+    async def _on_clause_done(self, event: TtsClauseDone) -> None:
+        if self.current and event.gen == self.current.gen:
+            self.current.clause_frames[event.index] = event.frames
 
     async def _on_playout_started(self, event: PlayoutStarted) -> None:
         if self.current and event.gen == self.current.gen:
             self.current.marks.setdefault("first_audio", event.ts)
+            self.current.bus_s += max(time.time() - event.ts, 0.0)
             self._set_conversation("speaking")
 
     async def _on_playout_done(self, event: PlayoutDone) -> None:
@@ -462,6 +704,8 @@ class CallActor(Actor):
         if not generation.llm_done and event.complete:
             return  # played all audio so far, more is coming
         self.current = None
+        if self.barge is not None and self.barge.gen == generation.gen:
+            self.barge = None  # it played to its end before the caller's words were judged
         self._set_conversation("listening")
         if generation.kind == "answer":
             self.bus.emit(self._metrics(generation, interrupted=not event.complete))
@@ -483,7 +727,9 @@ class CallActor(Actor):
         token, clause = generation.marks.get("llm_first_token"), generation.marks.get("first_clause")
         decode_s = clause - token if token is not None and clause is not None else 0.0
         compute_ms = (sum(generation.compute.values()) + max(decode_s, 0.0)) * 1000
-        overhead = None if first_audio is None or vad is None else round(first_audio - vad - compute_ms, 1)
+        # a speculative answer did its thinking before the turn ended: no critical path to split
+        known = first_audio is not None and vad is not None and not generation.held_back
+        overhead = round(first_audio - vad - compute_ms, 1) if known else None  # type: ignore[operator]
         return TurnMetrics(
             call_id=self.call_id,
             turn=generation.turn,
@@ -502,6 +748,9 @@ class CallActor(Actor):
             orchestration_ms=overhead,
             interrupted=interrupted,
             retries=generation.attempt - 1,
+            turn_end=generation.turn_end,
+            speculative=generation.held_back,
+            bus_ms=round(generation.bus_s * 1000, 1),
         )
 
     # --- the rest -------------------------------------------------------------------------------

@@ -1,6 +1,11 @@
 """The STT worker: takes calls from the ``voxbus.stt.sessions`` queue group and, for each, runs
-Silero VAD on every caller frame, publishes speech start/end, partial transcripts while the caller
-speaks and a final transcript at end of speech.
+Silero VAD on every caller frame and decides where the caller's turns end.
+
+At the first pause (``turn.pause_ms`` of silence) whisper transcribes the turn so far. Words that
+read finished end the turn at once (``stt.final``); words that read unfinished ("I'd like to book a
+table for") keep it open (``stt.tentative``) until the caller goes on (``speech.resumed``, and the
+same turn grows) or stays silent for ``turn.unfinished_wait_ms`` (``stt.final`` with the words
+already transcribed). Partial transcripts come out while the caller speaks.
 
 Whisper runs on one worker thread (it uses both cores by itself); the event loop only does VAD and
 bookkeeping, so heartbeats and frames keep flowing while a transcription runs.
@@ -17,16 +22,26 @@ import numpy as np
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
+from voxbus.actors.turns import looks_unfinished
 from voxbus.bus import subjects
 from voxbus.bus.codec import encode
 from voxbus.bus.connection import Bus
-from voxbus.config import SttSettings
+from voxbus.config import Lexicon, SttSettings, TurnSettings
 from voxbus.engines.stt import WhisperEngine
 from voxbus.logs import get_logger
 from voxbus.media.frames import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, to_float
 from voxbus.media.vad import SileroStream, SpeechGate
 from voxbus.schemas.base import Accepted
-from voxbus.schemas.events import CallEnded, SpeechEnded, SpeechStarted, SttFinal, SttPartial
+from voxbus.schemas.events import (
+    CallEnded,
+    SpeechEnded,
+    SpeechPaused,
+    SpeechResumed,
+    SpeechStarted,
+    SttFinal,
+    SttPartial,
+    SttTentative,
+)
 from voxbus.schemas.messages import AudioFrame, SttSession
 
 log = get_logger(__name__)
@@ -51,13 +66,33 @@ class Transcriber:
             self.pending -= 1
 
 
+class Turn:
+    """The caller's current turn: its audio since the onset and what is known of its words."""
+
+    def __init__(self, audio: np.ndarray, start_ms: int) -> None:
+        self.audio: list[np.ndarray] = [audio]
+        self.start_ms = start_ms
+        self.pause_ms = start_ms  # where speech last stopped
+        self.version = 0  # bumped when the caller goes on: older transcripts are stale
+        self.text: str | None = None  # transcript of the current version, once known
+        self.compute_s = 0.0
+        self.silence_over = False  # turn.unfinished_wait_ms of silence reached
+
+
 class CallSession:
-    """VAD and transcription of one call's ``audio.in``."""
+    """VAD, end of turn and transcription of one call's ``audio.in``."""
 
     def __init__(
-        self, bus: Bus, call_id: str, settings: SttSettings, transcriber: Transcriber, on_close: callable
-    ) -> None:  # type: ignore[valid-type]
+        self,
+        bus: Bus,
+        call_id: str,
+        settings: SttSettings,
+        turns: TurnSettings,
+        transcriber: Transcriber,
+        on_close: callable,  # type: ignore[valid-type]
+    ) -> None:
         self.bus, self.call_id, self.settings = bus, call_id, settings
+        self.lexicon: Lexicon = turns.lexicon()
         self.transcriber = transcriber
         self.on_close = on_close
         self.vad = SileroStream()
@@ -65,15 +100,15 @@ class CallSession:
             settings.vad_start_threshold,
             settings.vad_end_threshold,
             settings.min_speech_ms,
-            settings.end_silence_ms,
+            turns.pause_ms,
+            turns.unfinished_wait_ms,
         )
         self.next_seq: int | None = None
         self.origin_seq = 0
         self.samples_seen = 0
         self.ts_of_seq: deque[tuple[int, float]] = deque(maxlen=1000)
         self.history = np.zeros(0, dtype=np.float32)  # recent audio, for pre-roll
-        self.utterance: list[np.ndarray] | None = None
-        self.utterance_start_ms = 0
+        self.turn: Turn | None = None
         self.last_partial_ms = 0
         self.last_frame_at = time.monotonic()
         self.subs: list[Subscription] = []
@@ -119,41 +154,88 @@ class CallSession:
         # enough history to reach pre_roll before an onset that the gate confirms min_speech later
         keep_ms = self.settings.pre_roll_ms + self.settings.min_speech_ms + 2 * 32
         self.history = np.concatenate([self.history, samples])[-keep_ms * SAMPLE_RATE // 1000 :]
-        if self.utterance is not None:
-            self.utterance.append(samples)
+        if self.turn is not None:
+            self.turn.audio.append(samples)
         self.samples_seen += len(samples)
         for prob in self.vad.push(samples):
             change = self.gate.push(prob)
             if change is None:
                 continue
             at_ms = change.at_ms + self.origin_seq * FRAME_MS
-            if change.kind == "start":
+            if change.kind == "start" or (change.kind == "resume" and self.turn is None):
                 self._speech_started(at_ms)
-            else:
-                self._speech_ended(at_ms)
-        if self.utterance is not None and self.gate.speaking:
+            elif change.kind == "resume":
+                self._speech_resumed(at_ms)
+            elif change.kind == "pause" and self.turn is not None:
+                self._speech_paused(at_ms)
+            elif change.kind == "end" and self.turn is not None:
+                self._silence_over()
+        if self.turn is not None and self.gate.speaking and not self.gate.paused:
             self._maybe_partial()
 
     def _speech_started(self, at_ms: int) -> None:
         start_ms = max(0, at_ms - self.settings.pre_roll_ms)
         history_start_ms = self.now_ms() - len(self.history) * 1000 // SAMPLE_RATE
         skip = max(0, (start_ms - history_start_ms) * SAMPLE_RATE // 1000)
-        self.utterance = [self.history[skip:].copy()]
-        self.utterance_start_ms = max(start_ms, history_start_ms)
+        self.turn = Turn(self.history[skip:].copy(), max(start_ms, history_start_ms))
         self.last_partial_ms = self.now_ms()
-        self.bus.emit(SpeechStarted(call_id=self.call_id, at_ms=at_ms))
+        self.bus.emit(SpeechStarted(call_id=self.call_id, at_ms=at_ms, at_ts=self._ts_at(at_ms)))
 
-    def _speech_ended(self, at_ms: int) -> None:
-        assert self.utterance is not None
-        audio = np.concatenate(self.utterance)
-        self.utterance = None
-        keep = (at_ms + TRAILING_MS - self.utterance_start_ms) * SAMPLE_RATE // 1000
-        audio = audio[: max(keep, 0)] if keep < len(audio) else audio
-        decided_ms = self.now_ms()
+    def _speech_resumed(self, at_ms: int) -> None:
+        assert self.turn is not None
+        self.turn.version += 1
+        self.turn.text = None
+        self.last_partial_ms = self.now_ms()
+        self.bus.emit(SpeechResumed(call_id=self.call_id, at_ms=at_ms))
+
+    def _speech_paused(self, at_ms: int) -> None:
+        turn = self.turn
+        assert turn is not None
+        turn.pause_ms = at_ms
+        self.bus.emit(SpeechPaused(call_id=self.call_id, at_ms=at_ms, at_ts=self._ts_at(at_ms)))
+        audio = np.concatenate(turn.audio)
+        keep = (at_ms + TRAILING_MS - turn.start_ms) * SAMPLE_RATE // 1000
+        self._spawn(self._transcribe(turn, turn.version, audio[: max(keep, 0)]))
+
+    def _silence_over(self) -> None:
+        turn = self.turn
+        assert turn is not None
+        turn.silence_over = True
+        if turn.text is not None:  # unfinished words, and the caller said no more
+            self._end_turn(turn, "unfinished_timeout")
+
+    async def _transcribe(self, turn: Turn, version: int, audio: np.ndarray) -> None:
+        text, compute_s = await self.transcriber.transcribe(audio)
+        if turn is not self.turn or version != turn.version:
+            return  # the caller went on: a later pause transcribes the whole turn again
+        turn.text, turn.compute_s = text, compute_s
+        if turn.silence_over:
+            self._end_turn(turn, "unfinished_timeout")
+        elif text and looks_unfinished(text, self.lexicon):
+            self.bus.emit(SttTentative(call_id=self.call_id, text=text, compute_s=round(compute_s, 4)))
+        else:
+            self._end_turn(turn, "complete")
+
+    def _end_turn(self, turn: Turn, reason: str) -> None:
+        self.turn = None
         self.bus.emit(
-            SpeechEnded(call_id=self.call_id, at_ms=at_ms, decided_ms=decided_ms, at_ts=self._ts_at(at_ms))
+            SpeechEnded(
+                call_id=self.call_id,
+                at_ms=turn.pause_ms,
+                decided_ms=self.now_ms(),
+                at_ts=self._ts_at(turn.pause_ms),
+            )
         )
-        self._spawn(self._final(audio, self.utterance_start_ms, at_ms))
+        self.bus.emit(
+            SttFinal(
+                call_id=self.call_id,
+                text=turn.text or "",
+                start_ms=turn.start_ms,
+                end_ms=turn.pause_ms,
+                compute_s=round(turn.compute_s, 4),
+                end_reason=reason,  # type: ignore[arg-type]
+            )
+        )
 
     def _ts_at(self, at_ms: int) -> float:
         """Capture time of the caller audio at ``at_ms`` on the call timeline."""
@@ -165,30 +247,19 @@ class CallSession:
 
     def _maybe_partial(self) -> None:
         now = self.now_ms()
-        if now - self.last_partial_ms < self.settings.partial_interval_ms:
+        interval = self.settings.partial_interval_ms
+        if not interval or now - self.last_partial_ms < interval:
             return
         if self.transcriber.pending:
             return  # never queue a partial behind other work: finals come first
         self.last_partial_ms = now
-        assert self.utterance is not None
-        self._spawn(self._partial(np.concatenate(self.utterance)))
+        assert self.turn is not None
+        self._spawn(self._partial(np.concatenate(self.turn.audio)))
 
     async def _partial(self, audio: np.ndarray) -> None:
         text, _ = await self.transcriber.transcribe(audio)
         if text:
             self.bus.emit(SttPartial(call_id=self.call_id, text=text))
-
-    async def _final(self, audio: np.ndarray, start_ms: int, end_ms: int) -> None:
-        text, compute_s = await self.transcriber.transcribe(audio)
-        self.bus.emit(
-            SttFinal(
-                call_id=self.call_id,
-                text=text,
-                start_ms=start_ms,
-                end_ms=end_ms,
-                compute_s=round(compute_s, 4),
-            )
-        )
 
     def _spawn(self, coro: object) -> None:
         task = asyncio.create_task(coro)  # type: ignore[arg-type]
@@ -197,8 +268,10 @@ class CallSession:
 
 
 class SttWorker:
-    def __init__(self, bus: Bus, worker_id: str, settings: SttSettings, engine: WhisperEngine) -> None:
-        self.bus, self.worker_id, self.settings = bus, worker_id, settings
+    def __init__(
+        self, bus: Bus, worker_id: str, settings: SttSettings, turns: TurnSettings, engine: WhisperEngine
+    ) -> None:
+        self.bus, self.worker_id, self.settings, self.turns = bus, worker_id, settings, turns
         self.transcriber = Transcriber(engine)
         self.sessions: dict[str, CallSession] = {}
 
@@ -216,6 +289,7 @@ class SttWorker:
                 self.bus,
                 request.call_id,
                 self.settings,
+                self.turns,
                 self.transcriber,
                 lambda cid: self.sessions.pop(cid, None),
             )

@@ -23,7 +23,7 @@ from voxbus.engines.tts import PiperEngine
 from voxbus.logs import get_logger
 from voxbus.media.frames import SILENCE
 from voxbus.schemas.base import Accepted
-from voxbus.schemas.events import TtsDone, TtsFirstFrame
+from voxbus.schemas.events import TtsClauseDone, TtsDone, TtsFirstFrame
 from voxbus.schemas.messages import AudioFrame, Cancel, TtsRequest
 
 log = get_logger(__name__)
@@ -80,6 +80,7 @@ class TtsWorker:
         if key in self.cancelled:
             return
         audio = self.generations.setdefault(key, GenerationAudio())
+        frames_before = audio.frames
         loop = asyncio.get_running_loop()
         frames: asyncio.Queue[bytes | None] = asyncio.Queue()
         stop = threading.Event()
@@ -111,9 +112,19 @@ class TtsWorker:
             return
         if request.last:
             await self._send(subject, request, audio, held or SILENCE, True, received)
-            self._finish(request.call_id, request.gen, cancelled=False)
         elif held is not None:
             await self._send(subject, request, audio, held, False, received)
+        self.bus.emit(
+            TtsClauseDone(
+                call_id=request.call_id,
+                gen=request.gen,
+                turn=request.turn,
+                index=request.index,
+                frames=audio.frames - frames_before,
+            )
+        )
+        if request.last:
+            self._finish(request.call_id, request.gen, cancelled=False)
 
     async def _send(
         self,

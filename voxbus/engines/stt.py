@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
 import numpy as np
 
 from voxbus.config import SttSettings
+
+# whisper writes non-speech as "(coughing)", "[BLANK_AUDIO]" or "*sighs*": not words of the caller
+_SOUND_NOTES = re.compile(r"\([^)]*\)|\[[^\]]*\]|\*[^*]*\*|♪+")
+
+
+def spoken_words(text: str) -> str:
+    return " ".join(_SOUND_NOTES.sub(" ", text).split())
 
 
 class WhisperEngine:
@@ -30,5 +38,5 @@ class WhisperEngine:
             without_timestamps=True,
             condition_on_previous_text=False,
         )
-        text = " ".join(s.text.strip() for s in segments).strip()
+        text = spoken_words(" ".join(s.text for s in segments))
         return text, time.perf_counter() - started

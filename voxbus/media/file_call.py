@@ -144,9 +144,9 @@ class FileCall:
         self.playout.push(frame)
 
     async def _on_ctl(self, command: CallControl, _msg: Msg) -> None:
-        if command.action == "flush" and command.gen is not None:
-            self.playout.flush(command.gen)
-        elif command.action == "hangup":
+        if self.playout.apply(command):
+            return
+        if command.action == "hangup":
             self.hangup = True
         else:
             log.warning("control not supported by a file call", action=command.action)

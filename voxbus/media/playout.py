@@ -1,7 +1,9 @@
 """The playout queue of a call's agent audio: what the gateway (or a file call) plays each 20 ms.
 
 Frames of a generation are played in sequence order; on underrun the line gets silence (never a
-stall); a flushed (cancelled) generation's queued and late frames are dropped. The queue reports,
+stall); a flushed (cancelled) generation's queued and late frames are dropped; a held generation
+keeps its frames but plays silence until it is resumed (or flushed) -- the caller may only be
+saying "uh-huh". The queue reports,
 per generation, when its first frame was played and how much was played in all, so that the call
 actor knows what the caller actually heard.
 """
@@ -14,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from voxbus.media.frames import FRAME_MS
-from voxbus.schemas.events import Event, PlayoutDone, PlayoutStarted
-from voxbus.schemas.messages import AudioFrame
+from voxbus.schemas.events import Event, PlayoutDone, PlayoutHeld, PlayoutResumed, PlayoutStarted
+from voxbus.schemas.messages import AudioFrame, CallControl
 
 FLUSHED_MEMORY = 256
 
@@ -37,6 +39,7 @@ class PlayoutQueue:
         self.queues: dict[int, _Playing] = {}
         self.order: list[int] = []  # generations in arrival order
         self.flushed: list[int] = []
+        self.held: set[int] = set()
         self.dropped = 0
         self.underruns = 0
 
@@ -62,6 +65,7 @@ class PlayoutQueue:
 
     def _flush(self, gen: int) -> None:
         self.flushed = [*self.flushed[-FLUSHED_MEMORY:], gen]
+        self.held.discard(gen)
         playing = self.queues.pop(gen, None)
         if playing is None:
             return
@@ -69,6 +73,31 @@ class PlayoutQueue:
         self.dropped += len(playing.heap)
         if playing.played:
             self._done(playing, complete=False)
+
+    def apply(self, command: CallControl) -> bool:
+        """Carry out a playout command (flush, hold, resume); False if it is not one."""
+        actions = {"flush": self.flush, "hold": self.hold, "resume": self.resume}
+        if command.action not in actions or command.gen is None:
+            return False
+        actions[command.action](command.gen)
+        return True
+
+    def hold(self, gen: int) -> None:
+        """Play silence instead of ``gen`` (now, or once it arrives) until :meth:`resume`."""
+        with self.lock:
+            if gen in self.flushed or gen in self.held:
+                return
+            self.held.add(gen)
+            playing = self.queues.get(gen)
+            played = playing.played if playing else 0
+        self.emit(PlayoutHeld(call_id=self.call_id, gen=gen, played_ms=played * FRAME_MS))
+
+    def resume(self, gen: int) -> None:
+        with self.lock:
+            if gen not in self.held:
+                return
+            self.held.discard(gen)
+        self.emit(PlayoutResumed(call_id=self.call_id, gen=gen))
 
     @property
     def idle(self) -> bool:
@@ -83,6 +112,8 @@ class PlayoutQueue:
         if not self.order:
             return None
         playing = self.queues[self.order[0]]
+        if playing.gen in self.held:
+            return None
         if not playing.heap:
             self.underruns += 1 if playing.played else 0
             return None

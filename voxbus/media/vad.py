@@ -2,8 +2,7 @@
 
 The model is run once per 32 ms window with its LSTM state carried between windows (about 0.15 ms
 a window on this CPU). Raw probabilities flicker, so :class:`SpeechGate` smooths them with
-hysteresis: speech starts after ``min_speech_ms`` of windows above the start threshold and ends
-after ``end_silence_ms`` below the end threshold.
+hysteresis (start, pause, resume, end).
 """
 
 from __future__ import annotations
@@ -62,46 +61,70 @@ class SileroStream:
 
 @dataclass
 class GateChange:
-    kind: str  # "start" or "end"
-    at_ms: int  # stream time where speech started or stopped
+    kind: str  # "start", "pause", "resume" or "end"
+    at_ms: int  # stream time where speech started, stopped or came back
 
 
 class SpeechGate:
-    """Hysteresis over window probabilities -> clean speech start/end decisions."""
+    """Hysteresis over window probabilities -> clean speech decisions.
+
+    ``start`` after ``min_speech_ms`` above the start threshold; ``pause`` after ``pause_ms``
+    below the end threshold (the caller may only be catching breath); ``resume`` when speech of
+    ``min_speech_ms`` comes back during a pause; ``end`` after ``end_silence_ms`` of silence. Short
+    blips during a pause neither resume speech nor restart the silence count.
+    """
 
     def __init__(
-        self, start_threshold: float, end_threshold: float, min_speech_ms: int, end_silence_ms: int
+        self,
+        start_threshold: float,
+        end_threshold: float,
+        min_speech_ms: int,
+        pause_ms: int,
+        end_silence_ms: int,
     ) -> None:
         self.start_threshold = start_threshold
         self.end_threshold = end_threshold
         self.min_speech_windows = max(1, min_speech_ms // WINDOW_MS)
-        self.end_silence_windows = max(1, end_silence_ms // WINDOW_MS)
-        self.speaking = False
+        self.pause_windows = max(1, pause_ms // WINDOW_MS)
+        self.end_silence_windows = max(self.pause_windows, end_silence_ms // WINDOW_MS)
+        self.speaking = False  # between start and end, pauses included
+        self.paused = False
         self._window = 0
-        self._run = 0
-        self._run_start = 0
+        self._silence = 0  # windows of silence since speech last stopped
+        self._silence_start = 0
+        self._voiced = 0  # consecutive windows above the start threshold
+        self._voiced_start = 0
 
     def push(self, prob: float) -> GateChange | None:
-        """One window's probability; returns a change when speech starts or ends."""
+        """One window's probability; returns a change of state, if any."""
         index, self._window = self._window, self._window + 1
-        if not self.speaking:
-            if prob >= self.start_threshold:
-                if self._run == 0:
-                    self._run_start = index
-                self._run += 1
-                if self._run >= self.min_speech_windows:
-                    self.speaking, self._run = True, 0
-                    return GateChange("start", self._run_start * WINDOW_MS)
-            else:
-                self._run = 0
-            return None
-        if prob < self.end_threshold:
-            if self._run == 0:
-                self._run_start = index
-            self._run += 1
-            if self._run >= self.end_silence_windows:
-                self.speaking, self._run = False, 0
-                return GateChange("end", self._run_start * WINDOW_MS)
+        if prob >= self.start_threshold:
+            if self._voiced == 0:
+                self._voiced_start = index
+            self._voiced += 1
         else:
-            self._run = 0
+            self._voiced = 0
+        if not self.speaking:
+            if self._voiced >= self.min_speech_windows:
+                self.speaking, self._silence, self._voiced = True, 0, 0
+                return GateChange("start", self._voiced_start * WINDOW_MS)
+            return None
+        if self.paused:
+            if self._voiced >= self.min_speech_windows:
+                self.paused, self._silence, self._voiced = False, 0, 0
+                return GateChange("resume", self._voiced_start * WINDOW_MS)
+            self._silence += 1
+        elif prob < self.end_threshold:
+            if self._silence == 0:
+                self._silence_start = index
+            self._silence += 1
+        else:
+            self._silence = 0
+        if self._silence >= self.end_silence_windows:
+            self.speaking = self.paused = False
+            self._silence = self._voiced = 0
+            return GateChange("end", self._silence_start * WINDOW_MS)
+        if not self.paused and self._silence >= self.pause_windows:
+            self.paused = True
+            return GateChange("pause", self._silence_start * WINDOW_MS)
         return None

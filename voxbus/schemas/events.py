@@ -62,6 +62,7 @@ class StateChanged(CallEvent):
 class SpeechStarted(CallEvent):
     type: Literal["speech.started"] = "speech.started"
     at_ms: int = Field(description="caller audio time of the onset, on the call timeline")
+    at_ts: float | None = Field(default=None, description="capture time (epoch s) of the onset")
 
 
 class SpeechEnded(CallEvent):
@@ -71,17 +72,49 @@ class SpeechEnded(CallEvent):
     at_ts: float = Field(description="capture time (epoch s) of the caller audio at at_ms")
 
 
+class SpeechPaused(CallEvent):
+    """The caller stopped speaking for ``turn.pause_ms``: the words so far are being transcribed;
+    the turn may end here or go on."""
+
+    type: Literal["speech.paused"] = "speech.paused"
+    at_ms: int = Field(description="caller audio time where speech stopped (call timeline)")
+    at_ts: float = Field(description="capture time (epoch s) of the caller audio at at_ms")
+
+
+class SpeechResumed(CallEvent):
+    """The caller went on after a pause, before the turn ended: the same turn continues."""
+
+    type: Literal["speech.resumed"] = "speech.resumed"
+    at_ms: int
+
+
 class SttPartial(CallEvent):
     type: Literal["stt.partial"] = "stt.partial"
     text: str
 
 
+class SttTentative(CallEvent):
+    """The caller paused mid-phrase ("I'd like to book, um"): the turn stays open. The call actor
+    may start thinking about it, and drops that work if the caller goes on."""
+
+    type: Literal["stt.tentative"] = "stt.tentative"
+    text: str
+    compute_s: float = Field(description="transcription compute time")
+
+
 class SttFinal(CallEvent):
+    """The caller's turn ended; ``text`` is all of it."""
+
     type: Literal["stt.final"] = "stt.final"
     text: str
     start_ms: int
     end_ms: int
     compute_s: float = Field(description="transcription compute time")
+    end_reason: Literal["complete", "unfinished_timeout", "dtmf", ""] = Field(
+        default="",
+        description="complete: the words read finished at the first pause; unfinished_timeout: "
+        "they did not, and the caller stayed silent for turn.unfinished_wait_ms",
+    )
 
 
 # --- thinking -------------------------------------------------------------------------------------
@@ -128,6 +161,14 @@ class TtsFirstFrame(CallEvent):
     latency_s: float = Field(description="from request received to first frame published")
 
 
+class TtsClauseDone(CallEvent):
+    """One clause synthesised: its length in 20 ms frames, to map played audio back to words."""
+
+    type: Literal["tts.clause_done"] = "tts.clause_done"
+    index: int
+    frames: int
+
+
 class TtsDone(CallEvent):
     type: Literal["tts.done"] = "tts.done"
     frames: int
@@ -144,6 +185,33 @@ class PlayoutDone(CallEvent):
     played_ms: int
     dropped_frames: int = 0
     complete: bool = True
+
+
+class PlayoutHeld(CallEvent):
+    """The agent's audio of ``gen`` is paused (the caller started speaking over it)."""
+
+    type: Literal["playout.held"] = "playout.held"
+    played_ms: int
+
+
+class PlayoutResumed(CallEvent):
+    type: Literal["playout.resumed"] = "playout.resumed"
+
+
+class BargeIn(CallEvent):
+    """The caller spoke while the agent was speaking (or about to). ``decision`` says what the
+    call actor made of it: ``interrupt`` (the generation is cancelled, the history keeps
+    ``heard_text``) or ``ignored`` (a backchannel, a noise or the agent's own echo: the audio
+    resumes where it was held)."""
+
+    type: Literal["barge_in"] = "barge_in"
+    decision: Literal["interrupt", "ignored"]
+    reason: str
+    text: str = Field(default="", description="what the caller said, when known")
+    onset_ts: float = Field(description="when the caller's speech started (capture time, epoch s)")
+    held_ms: float | None = Field(default=None, description="from onset to the agent's audio held")
+    played_ms: int | None = Field(default=None, description="agent audio of gen played before it")
+    heard_text: str | None = Field(default=None, description="interrupt: the part the caller heard")
 
 
 class TurnMetrics(CallEvent):
@@ -168,6 +236,15 @@ class TurnMetrics(CallEvent):
     )
     interrupted: bool = False
     retries: int = 0
+    turn_end: str = Field(default="", description="how the caller's turn ended (stt.final end_reason)")
+    speculative: bool = Field(
+        default=False, description="the LLM started before the turn ended (at an unfinished pause)"
+    )
+    bus_ms: float | None = Field(
+        default=None,
+        description="transit on the bus of the critical path's messages (final, first chunk, first "
+        "frame, playout report), from each publisher's timestamp to its arrival",
+    )
 
 
 class DtmfReceived(CallEvent):
@@ -252,9 +329,10 @@ class SupervisorEscalated(Event):
 
 
 CALL_EVENTS: tuple[type[CallEvent], ...] = (
-    CallStarted, CallResumed, CallEnded, StateChanged, SpeechStarted, SpeechEnded, SttPartial,
-    SttFinal, LlmRequested, LlmFirstToken, LlmDone, LlmCancelled, LlmRetried, TtsRequested,
-    TtsFirstFrame, TtsDone, PlayoutStarted, PlayoutDone, TurnMetrics, DtmfReceived, DialResult,
+    CallStarted, CallResumed, CallEnded, StateChanged, SpeechStarted, SpeechPaused, SpeechResumed,
+    SpeechEnded, SttPartial, SttTentative, SttFinal, LlmRequested, LlmFirstToken, LlmDone,
+    LlmCancelled, LlmRetried, TtsRequested, TtsFirstFrame, TtsClauseDone, TtsDone, PlayoutStarted,
+    PlayoutHeld, PlayoutResumed, PlayoutDone, BargeIn, TurnMetrics, DtmfReceived, DialResult,
     TransferResult, ToolCalled,
 )  # fmt: skip
 SYSTEM_EVENTS: tuple[type[Event], ...] = (

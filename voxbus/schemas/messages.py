@@ -120,7 +120,7 @@ class CallControl(Message):
     """On ``voxbus.call.<id>.ctl``: commands from the call actor to the gateway or file call."""
 
     call_id: str
-    action: Literal["hangup", "transfer", "dtmf", "flush"]
+    action: Literal["hangup", "transfer", "dtmf", "flush", "hold", "resume"]
     gen: int | None = None
     target: str | None = None
     digits: str | None = None

@@ -92,8 +92,7 @@ class CallLeg:
         self.playout.push(frame)
 
     async def _on_ctl(self, command: CallControl, _msg: Msg) -> None:
-        if command.action == "flush" and command.gen is not None:
-            self.playout.flush(command.gen)
+        if self.playout.apply(command):
             return
         if command.action == "hangup":
             self.hangup_by = self.hangup_by or "agent"

@@ -1,0 +1,53 @@
+"""Turn-taking judgements on words: unfinished phrases, backchannels, echo, what was heard."""
+
+from voxbus.actors.turns import heard_part, is_backchannel, is_echo, judge_barge_in, looks_unfinished
+from voxbus.config import ENGLISH, Lexicon
+from voxbus.engines.stt import spoken_words
+
+
+def test_unfinished_phrases_wait_complete_ones_do_not() -> None:
+    for text in ["I'd like to book a table for.", "I'd like to book, um...", "and", "My number is,"]:
+        assert looks_unfinished(text, ENGLISH), text
+    for text in ["What is the capital of France?", "Four people at seven.", "Thank you.", ""]:
+        assert not looks_unfinished(text, ENGLISH), text
+
+
+def test_backchannels_and_noises_are_not_turns() -> None:
+    for text in ["Uh-huh.", "Yeah, okay.", "Mm-hmm", "all right", spoken_words("(coughing)"), ""]:
+        assert is_backchannel(text, ENGLISH), text
+    for text in ["Stop, please.", "Yeah, but what about Monday?", "No"]:
+        assert not is_backchannel(text, ENGLISH), text
+
+
+def test_the_lexicon_is_configurable() -> None:
+    german = Lexicon(backchannels=["ja", "genau"], fillers=["äh"], continuations=["und"])
+    assert is_backchannel("Ja, genau.", german)
+    assert looks_unfinished("Ich möchte und", german)
+    assert not is_backchannel("Ja, genau.", Lexicon())
+
+
+def test_echo_is_the_agents_own_words() -> None:
+    said = "The capital of France is Paris, a city on the Seine."
+    assert is_echo("capital of France is Paris", said, 0.6)
+    assert not is_echo("Wait, what about Germany?", said, 0.6)
+
+
+def test_judge_barge_in() -> None:
+    said = "Paris is the capital of France."
+    assert judge_barge_in("uh-huh", said, ENGLISH, 0, 0.6) == "a backchannel"
+    assert judge_barge_in("", said, ENGLISH, 0, 0.6).startswith("no words")
+    assert judge_barge_in("the capital of France", said, ENGLISH, 0, 0.6).endswith("(echo)")
+    assert judge_barge_in("Stop.", said, ENGLISH, 0, 0.6) is None
+    assert judge_barge_in("Stop.", said, ENGLISH, 2, 0.6).startswith("1 words")
+
+
+def test_heard_part_cuts_at_the_played_frame() -> None:
+    clauses = [("Paris is the capital.", 50), ("It lies on the Seine river.", 60)]
+    assert heard_part(clauses, 0) == ""
+    assert heard_part(clauses, 50) == "Paris is the capital."
+    assert heard_part(clauses, 80) == "Paris is the capital. It lies on"
+    assert heard_part(clauses, 500) == "Paris is the capital. It lies on the Seine river."
+
+
+def test_whispers_sound_notes_are_not_words() -> None:
+    assert spoken_words(" (coughing) Hello [BLANK_AUDIO] *sighs* there ♪") == "Hello there"

@@ -1,0 +1,109 @@
+"""What the caller's words say about turn-taking: is the phrase finished, is it only a
+backchannel, is it the agent's own voice coming back.
+
+Plain word lists per language (:class:`voxbus.config.Lexicon`), not a model: they cost nothing on
+the critical path, they are easy to tune for a deployment, and whisper's punctuation alone is not
+enough (it ends "I'd like to book a table for" with a full stop).
+"""
+
+from __future__ import annotations
+
+import re
+
+from voxbus.config import Lexicon
+
+_WORD = re.compile(r"[a-z0-9']+")
+_TRAILING_OPEN = ("...", "…", ",", "-", "—", ":", ";")
+
+
+def words(text: str) -> list[str]:
+    """Lower-case words; hyphens split ("uh-huh" -> "uh", "huh"), apostrophes stay."""
+    return _WORD.findall(text.lower().replace("’", "'"))
+
+
+def _strip_phrases(tokens: list[str], phrases: list[str]) -> list[str]:
+    """Remove every occurrence of the given (multi-word) phrases, longest first."""
+    patterns = sorted((words(p) for p in phrases), key=len, reverse=True)
+    out: list[str] = []
+    i = 0
+    while i < len(tokens):
+        for pattern in patterns:
+            if pattern and tokens[i : i + len(pattern)] == pattern:
+                i += len(pattern)
+                break
+        else:
+            out.append(tokens[i])
+            i += 1
+    return out
+
+
+def content_words(text: str, lexicon: Lexicon) -> list[str]:
+    """The words that are neither backchannels nor fillers."""
+    return _strip_phrases(words(text), lexicon.backchannels + lexicon.fillers)
+
+
+def is_backchannel(text: str, lexicon: Lexicon) -> bool:
+    """True for "uh-huh", "yeah, okay", "mm" -- and for no words at all (a cough, a noise)."""
+    return not content_words(text, lexicon)
+
+
+def looks_unfinished(text: str, lexicon: Lexicon) -> bool:
+    """True when the phrase reads as cut short: it trails off ("...", ",") or ends with a filler
+    or a word that needs a continuation ("for", "and", "the", "I'd")."""
+    stripped = text.strip()
+    if stripped.endswith(_TRAILING_OPEN):
+        return True
+    tokens = words(stripped)
+    if not tokens:
+        return False
+    for phrase in lexicon.fillers + lexicon.continuations:
+        pattern = words(phrase)
+        if pattern and tokens[-len(pattern) :] == pattern:
+            return True
+    return False
+
+
+def is_echo(text: str, agent_said: str, overlap: float) -> bool:
+    """True when most of the caller's words are words the agent itself just said: its own voice
+    coming back through the caller's phone."""
+    heard = words(text)
+    if not heard:
+        return False
+    said = set(words(agent_said))
+    return sum(w in said for w in heard) / len(heard) >= overlap
+
+
+def heard_part(clauses: list[tuple[str, int]], played_frames: int) -> str:
+    """The text the caller actually heard, from each spoken clause's length in frames and how
+    many frames were played: whole clauses, then the share of the next clause's words."""
+    heard: list[str] = []
+    left = played_frames
+    for text, frames in clauses:
+        if left <= 0:
+            break
+        if frames <= left:
+            heard.append(text)
+            left -= frames
+            continue
+        clause_words = text.split()
+        part = clause_words[: int(len(clause_words) * left / frames)]
+        if part:
+            heard.append(" ".join(part))
+        break
+    return " ".join(heard)
+
+
+def judge_barge_in(
+    text: str, agent_said: str, lexicon: Lexicon, min_words: int, overlap: float
+) -> str | None:
+    """Why words spoken over the agent do *not* interrupt it, or None if they do."""
+    if not words(text):
+        return "no words (a noise or a cough)"
+    if is_echo(text, agent_said, overlap):
+        return "the agent's own voice (echo)"
+    found = content_words(text, lexicon)
+    if not found:
+        return "a backchannel"
+    if len(found) < min_words:
+        return f"{len(found)} words, fewer than turn.barge_in_min_words={min_words}"
+    return None
