@@ -169,7 +169,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         if args.command == "call":
             from voxbus.commands import sip_call
 
-            heard, _ = _run_any(sip_call(_running_url(settings), settings, args.wav, args.out, args.uri))
+            heard, _, _ = _run_any(sip_call(_running_url(settings), settings, args.wav, args.out, args.uri))
             print(
                 f"call ended ({heard.status} {heard.reason}, hung up by {heard.hung_up_by}); "
                 f"recorded what was heard to {args.out}"

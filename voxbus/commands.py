@@ -8,6 +8,7 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig, DeliverPolicy
@@ -29,6 +30,9 @@ from voxbus.schemas.events import (
     WorkerRestarted,
 )
 from voxbus.supervisors.system import System
+
+if TYPE_CHECKING:
+    from voxbus.sip.caller import Voice
 
 log = get_logger(__name__)
 _SKIP_FIELDS = {"v", "type", "ts", "source", "call_id"}
@@ -121,7 +125,7 @@ async def demo(settings: Settings, out_dir: Path, json_out: Path | None) -> int:
     )
     _cancel_on_signals(call)
     try:
-        heard, metrics = await call
+        heard, metrics, _ = await call
     finally:
         await system.stop()
     ends = [line.end_s for line in spoken]
@@ -148,28 +152,40 @@ def _cancel_on_signals(task: asyncio.Future[object]) -> None:
         loop.add_signal_handler(sig, task.cancel)
 
 
-async def sip_call(url: str, settings: Settings, wav: Path, out: Path, uri: str | None = None):  # type: ignore[no-untyped-def]
-    """Call voxbus over SIP with the project's own caller, printing the conversation from the
-    event stream; returns (what the caller heard, the turns' metrics)."""
+async def sip_call(  # type: ignore[no-untyped-def]
+    url: str,
+    settings: Settings,
+    voice: Path | Voice,
+    out: Path,
+    uri: str | None = None,
+    echo_gain: float = 0.0,
+    quiet: bool = False,
+):
+    """Call voxbus over SIP with the project's own caller (a WAV or a reacting voice), printing
+    the conversation from the event stream; returns (what the caller heard, the turns' metrics,
+    every event of the call)."""
     from voxbus.sip.caller import SipCaller
 
     bus = Bus(url, name="voxbus-sip-caller", source="sip-caller")
     await bus.connect(attempts=5)
     metrics: list[dict[str, object]] = []
+    events: list[Event] = []
 
     async def on_event(event: Event, _msg: Msg) -> None:
-        _printer(event)
+        if not quiet:
+            _printer(event)
+        events.append(event)
         if isinstance(event, TurnMetrics):
             metrics.append(event.model_dump(exclude={"v", "source"}))
 
     try:
         await bus.subscribe(subjects.ALL_CALL_EVENTS, None, on_event)
-        caller = SipCaller(WavSource(wav).frames)
+        caller = SipCaller(WavSource(voice).frames if isinstance(voice, Path) else voice, echo_gain=echo_gain)
         target = uri or f"sip:voxbus@{settings.sip.address}:{settings.sip.port}"
         heard = await caller.call(target)
         heard.heard.save(out)
         await asyncio.sleep(0.5)  # the last events
-        return heard, metrics
+        return heard, metrics, events
     finally:
         await bus.close()
 

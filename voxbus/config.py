@@ -58,7 +58,11 @@ class AgentSettings(BaseModel):
 class SttSettings(BaseModel):
     vad_start_threshold: float = Field(default=0.5, gt=0, lt=1)
     vad_end_threshold: float = Field(default=0.35, gt=0, lt=1)
-    min_speech_ms: int = Field(default=160, ge=32)
+    min_speech_ms: int = Field(
+        default=64,
+        ge=32,
+        description="speech this long starts a turn, or holds the agent's audio if it is speaking",
+    )
     pre_roll_ms: int = Field(default=200, ge=0)
     partial_interval_ms: int = Field(
         default=0,
@@ -67,6 +71,11 @@ class SttSettings(BaseModel):
         "runs one job at a time, so a partial under way when the caller pauses delays the turn's end",
     )
     language: str = "en"
+    prompt: str = Field(
+        default="Um, so, uh, I'd like to, um...",
+        description="primes whisper to write hesitations ('um', 'uh') instead of dropping them: the end "
+        "of turn needs them ('I'd like to book, um' must not read as a finished sentence)",
+    )
     beam_size: int = Field(default=1, ge=1)
     cpu_threads: int = Field(default=2, ge=1)
 
@@ -117,7 +126,7 @@ class TurnSettings(BaseModel):
         description="silence after which a turn that reads unfinished ('I'd like to book, um') ends anyway",
     )
     barge_in_min_speech_ms: int = Field(
-        default=480,
+        default=1200,
         ge=0,
         description="caller speech over the agent longer than this interrupts it (shorter speech "
         "interrupts only if its words are more than a backchannel)",
@@ -129,6 +138,13 @@ class TurnSettings(BaseModel):
     )
     hold_max_ms: int = Field(
         default=4000, ge=200, description="longest pause of the agent's audio while a barge-in is judged"
+    )
+    echo_gate_db: float = Field(
+        default=-6.0,
+        ge=-60,
+        le=20,
+        description="while the agent's audio plays, caller audio quieter than the agent's level plus "
+        "this is taken for its echo, not speech (-60: off)",
     )
     echo_overlap: float = Field(
         default=0.6,
@@ -176,6 +192,10 @@ class SipSettings(BaseModel):
     rtp_port_range: int = Field(default=200, ge=8, description="RTP ports to try from rtp_port")
     transfer_target: str = Field(default="", description="SIP URI of the human queue for transfers")
     record_dir: Path | None = Field(default=None, description="record every call here (off when unset)")
+    echo_canceller: Literal["speex", "webrtc", "webrtc-aec3", "simple", "off"] = Field(
+        default="speex", description="pjmedia echo canceller on the caller's audio (see voxbus/sip/echo.py)"
+    )
+    echo_tail_ms: int = Field(default=200, ge=10, le=800, description="longest echo delay cancelled")
     jitter_min_ms: int = Field(default=20, ge=0, description="pjmedia jitter buffer minimum prefetch")
     jitter_max_ms: int = Field(default=200, ge=20)
 

@@ -41,7 +41,7 @@ async def test_own_sip_caller_hears_a_spoken_answer(
 
     await wait_gateway(client)
     wav, spoken = caller(QUESTION)
-    heard, metrics = await sip_call(system.url, settings, wav, tmp_path / "heard.wav")
+    heard, metrics, _ = await sip_call(system.url, settings, wav, tmp_path / "heard.wav")
     assert heard.confirmed and heard.hung_up_by == "caller"
     assert len(metrics) == 1 and "france" in str(metrics[0]["user_text"]).lower()
     onset = heard.onsets_after([spoken[0].end_s])[0]

@@ -136,7 +136,8 @@ class Barge:
     onset_ts: float
     held_ts: float | None = None
     played_ms: int | None = None
-    paused: bool = False  # the caller has paused since the onset
+    paused: bool = False  # the caller is pausing
+    voiced_since: float = 0.0  # start of the caller's current stretch of speech (epoch s)
     started: float = field(default_factory=time.monotonic)
 
 
@@ -330,7 +331,7 @@ class CallActor(Actor):
 
     async def _on_speech_resumed(self, event: SpeechResumed) -> None:
         if self.barge is not None:
-            self.barge.paused = False
+            self.barge.paused, self.barge.voiced_since = False, event.ts
         if self.current is not None and self.current.speculative:
             await self._cancel(self.current, "the caller went on")
         else:
@@ -345,7 +346,7 @@ class CallActor(Actor):
         generation = self.current
         if generation is None or generation.speculative or self.barge is not None:
             return
-        self.barge = Barge(gen=generation.gen, onset_ts=onset_ts)
+        self.barge = Barge(gen=generation.gen, onset_ts=onset_ts, voiced_since=onset_ts)
         await self._control("hold", generation.gen)
 
     async def _on_playout_held(self, event: PlayoutHeld) -> None:
@@ -537,13 +538,13 @@ class CallActor(Actor):
         await self._check_llm()
 
     async def _check_barge_in(self) -> None:
-        """Speech over the agent that goes on without a pause interrupts it; a hold that stays
-        undecided (the words never came) ends by resuming."""
+        """Speech over the agent that goes on without a pause interrupts it (a string of short
+        backchannels does not); a hold that stays undecided (no words came) ends by resuming."""
         barge = self.barge
         if barge is None:
             return
         turns = self.turns
-        speaking_s = time.time() - barge.onset_ts - turns.pause_ms / 1000  # a pause shows this late
+        speaking_s = time.time() - barge.voiced_since - turns.pause_ms / 1000  # a pause shows this late
         if (
             not barge.paused
             and turns.barge_in_min_words == 0

@@ -93,6 +93,8 @@ class CallSession:
     ) -> None:
         self.bus, self.call_id, self.settings = bus, call_id, settings
         self.lexicon: Lexicon = turns.lexicon()
+        self.echo_gate_db = turns.echo_gate_db
+        self.far_db: float | None = None  # level of the agent audio the caller is hearing
         self.transcriber = transcriber
         self.on_close = on_close
         self.vad = SileroStream()
@@ -147,6 +149,7 @@ class CallSession:
         if missing:
             samples = np.concatenate([np.zeros(missing * FRAME_SAMPLES, np.float32), samples])
         self.next_seq = frame.seq + 1
+        self.far_db = frame.far_db
         self.ts_of_seq.append((frame.seq, frame.ts))
         self._feed(samples)
 
@@ -157,7 +160,9 @@ class CallSession:
         if self.turn is not None:
             self.turn.audio.append(samples)
         self.samples_seen += len(samples)
-        for prob in self.vad.push(samples):
+        for prob, level in zip(self.vad.push(samples), self.vad.levels, strict=True):
+            if self.far_db is not None and level < self.far_db + self.echo_gate_db:
+                prob = 0.0  # no louder than the agent's own echo would be: not the caller
             change = self.gate.push(prob)
             if change is None:
                 continue

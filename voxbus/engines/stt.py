@@ -37,6 +37,7 @@ class WhisperEngine:
             vad_filter=False,
             without_timestamps=True,
             condition_on_previous_text=False,
+            initial_prompt=self.settings.prompt or None,
         )
         text = spoken_words(" ".join(s.text for s in segments))
         return text, time.perf_counter() - started

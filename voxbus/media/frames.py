@@ -27,6 +27,32 @@ def to_pcm16(samples: np.ndarray) -> bytes:
     return (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
 
 
+def level_db(samples: np.ndarray) -> float:
+    """RMS level of float32 samples in dBFS (-120 for digital silence)."""
+    power = float(np.mean(np.square(samples, dtype=np.float64))) if len(samples) else 0.0
+    return 10.0 * np.log10(max(power, 1e-12))
+
+
+class FarEndLevel:
+    """The level of the agent audio recently played to a caller (the reference for the echo
+    gate): RMS over the last ``window`` frames, None while the agent is silent."""
+
+    SILENT_DB = -60.0
+
+    def __init__(self, window: int = 12) -> None:
+        self.powers = np.zeros(window)
+        self.index = 0
+
+    def played(self, pcm: bytes) -> None:
+        samples = np.frombuffer(pcm, np.int16).astype(np.float32) / 32768.0
+        self.powers[self.index % len(self.powers)] = float(np.mean(np.square(samples, dtype=np.float64)))
+        self.index += 1
+
+    def db(self) -> float | None:
+        level = 10.0 * np.log10(max(float(self.powers.mean()), 1e-12))
+        return None if level < self.SILENT_DB else round(level, 1)
+
+
 def resample(samples: np.ndarray, rate_in: int, rate_out: int = SAMPLE_RATE) -> np.ndarray:
     """Resample a whole signal with soxr (high quality; the library everyone uses for this)."""
     if rate_in == rate_out:

@@ -20,6 +20,11 @@ class AudioFrame(Message):
     pcm: bytes
     gen: int | None = Field(default=None, description="generation id of agent audio")
     last: bool = Field(default=False, description="last frame of its generation")
+    far_db: float | None = Field(
+        default=None,
+        description="caller audio: level (dBFS) of the agent audio played to the caller over the last "
+        "240 ms, so that the VAD can tell the caller's voice from the agent's echo; None: silent",
+    )
 
     @field_validator("pcm")
     @classmethod

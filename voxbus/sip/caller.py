@@ -1,5 +1,7 @@
-"""A SIP caller of voxbus's own (pjsua2): calls a URI, plays a WAV as the caller's voice on the
-call's 20 ms clock and records what it hears on the same clock.
+"""A SIP caller of voxbus's own (pjsua2): calls a URI, speaks as the caller on the call's 20 ms
+clock (a WAV, or a :class:`~voxbus.media.dialogue.DialoguePlayer` that reacts to the agent) and
+records what it hears on the same clock. It can also play the part of a phone with echo: what it
+hears comes back, delayed and attenuated, mixed into what it sends.
 
 Used by ``voxbus demo``, the SIP tests and the latency benchmark: what it records is what a phone
 would have heard, SIP/RTP leg included. pjsua is one per process, so a process holds one caller or
@@ -10,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
+from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pjsua2 as pj
@@ -25,6 +29,33 @@ from voxbus.sip.pjthread import PjThread
 HEARD_LEVEL = 500  # int16 peak that counts as agent audio
 
 
+class Voice(Protocol):
+    """What the caller says, tick by tick (driven from pjmedia's clock thread)."""
+
+    def heard(self, tick: int, loud: bool) -> None: ...
+    def frame(self, tick: int) -> bytes: ...
+    def finished(self, tick: int) -> bool: ...
+
+
+class WavVoice:
+    """A fixed recording; over once it has been said and the agent has been quiet for settle."""
+
+    def __init__(self, frames: list[bytes], settle_s: float) -> None:
+        self.frames = frames
+        self.settle_ticks = int(settle_s * 1000 / FRAME_MS)
+        self.last_loud = 0
+
+    def heard(self, tick: int, loud: bool) -> None:
+        if loud:
+            self.last_loud = tick
+
+    def frame(self, tick: int) -> bytes:
+        return self.frames[tick] if tick < len(self.frames) else SILENCE
+
+    def finished(self, tick: int) -> bool:
+        return tick - max(self.last_loud, len(self.frames)) > self.settle_ticks
+
+
 @dataclass
 class CallerResult:
     heard: TimelineSink
@@ -34,6 +65,7 @@ class CallerResult:
     ticks: int = 0
     hung_up_by: str = ""
     timeline: list[int] = field(default_factory=list)
+    first_tick_ts: float | None = None  # wall time of tick 0: maps ticks to event timestamps
 
     def onsets_after(self, times_s: list[float]) -> list[float | None]:
         """For each time, when agent audio was first heard after it (seconds), or None."""
@@ -106,20 +138,25 @@ class _Call(pj.Call):
 class SipCaller:
     def __init__(
         self,
-        frames: list[bytes],
+        voice: Voice | list[bytes],
         settle_s: float = 4.0,
         max_s: float = 300.0,
         codecs: tuple[str, ...] = ("PCMU/8000",),
+        echo_gain: float = 0.0,
+        echo_delay_ms: int = 60,
     ) -> None:
-        self.frames = frames
-        self.settle_ticks = int(settle_s * 1000 / FRAME_MS)
+        self.voice: Voice = WavVoice(voice, settle_s) if isinstance(voice, list) else voice
         self.max_ticks = int(max_s * 1000 / FRAME_MS)
+        self.echo_gain = echo_gain
+        self.echo: deque[np.ndarray] = deque(
+            [np.zeros(FRAME_BYTES // 2, np.float32)] * max(1, echo_delay_ms // FRAME_MS),
+            maxlen=max(1, echo_delay_ms // FRAME_MS),
+        )
         self.codecs = codecs
         self.result = CallerResult(heard=TimelineSink())
         self.done = threading.Event()
         self._tick = 0
         self._rx = 0
-        self._last_loud = 0
         self._hangup_requested = False
         self.pj = PjThread("pjsua-caller")
         self._ep: pj.Endpoint | None = None
@@ -130,10 +167,13 @@ class SipCaller:
     def next_frame(self) -> bytes:
         k = self._tick
         self._tick += 1
-        pcm = self.frames[k] if k < len(self.frames) else SILENCE
-        # over when the caller has said everything and then heard nothing for settle_s
-        finished = k - max(self._last_loud, len(self.frames)) > self.settle_ticks
-        if (finished or k >= self.max_ticks) and not self._hangup_requested:
+        if k == 0:
+            self.result.first_tick_ts = time.time()
+        pcm = self.voice.frame(k)
+        if self.echo_gain:
+            mixed = np.frombuffer(pcm, np.int16) + self.echo_gain * self.echo[0]
+            pcm = np.clip(mixed, -32768, 32767).astype(np.int16).tobytes()
+        if (self.voice.finished(k) or k >= self.max_ticks) and not self._hangup_requested:
             self._hangup_requested = True
             self.pj.submit(self._hangup)
         return pcm
@@ -141,12 +181,16 @@ class SipCaller:
     def heard(self, pcm: bytes) -> None:
         k = self._rx
         self._rx += 1
+        loud = False
         if len(pcm) == FRAME_BYTES:
             self.result.heard.put(k, pcm)
-            if np.abs(np.frombuffer(pcm, np.int16).astype(np.int32)).max() > HEARD_LEVEL:
-                self._last_loud = k
+            samples = np.frombuffer(pcm, np.int16)
+            loud = bool(np.abs(samples.astype(np.int32)).max() > HEARD_LEVEL)
+            self.echo.append(samples.astype(np.float32))
         else:
             self.result.heard.extend_to(k + 1)
+            self.echo.append(np.zeros(FRAME_BYTES // 2, np.float32))
+        self.voice.heard(k, loud)
 
     # --- pjsua thread ---------------------------------------------------------------------------
     def _setup(self) -> Any:

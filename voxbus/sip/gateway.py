@@ -26,10 +26,11 @@ from voxbus.bus.codec import encode
 from voxbus.bus.connection import Bus, reply_rejected
 from voxbus.config import SipSettings
 from voxbus.logs import get_logger
-from voxbus.media.frames import FRAME_BYTES, FRAME_MS, SAMPLE_RATE, SILENCE
+from voxbus.media.frames import FRAME_BYTES, FRAME_MS, SAMPLE_RATE, SILENCE, FarEndLevel
 from voxbus.schemas.base import Accepted
 from voxbus.schemas.events import DialResult, ErrorEvent, Event, SipRejected, TransferResult
 from voxbus.schemas.messages import CallControl, DialRequest
+from voxbus.sip.echo import make_canceller
 from voxbus.sip.frames import read_vector, write_vector
 from voxbus.sip.legs import CallLeg
 from voxbus.sip.pjthread import PjThread
@@ -54,14 +55,22 @@ class BusAudioPort(pj.AudioMediaPort):
         super().__init__()
         self.gateway, self.leg = gateway, leg
         self.played = 0
+        self.far = FarEndLevel()
+        settings = gateway.settings
+        self.echo = make_canceller(settings.echo_canceller, settings.echo_tail_ms)
 
     def onFrameReceived(self, frame: pj.MediaFrame) -> None:  # noqa: N802 - pjsua2's name
         pcm = read_vector(frame.buf) if frame.type == pj.PJMEDIA_FRAME_TYPE_AUDIO else b""
-        self.gateway.to_loop(self.leg.caller_audio, pcm)
+        if self.echo is not None and pcm:
+            pcm = self.echo.cancel(pcm)
+        self.gateway.to_loop(self.leg.caller_audio, pcm, self.far.db())
 
     def onFrameRequested(self, frame: pj.MediaFrame) -> None:  # noqa: N802
         pcm = self.leg.playout.next(self.played) or SILENCE
         self.played += 1
+        self.far.played(pcm)
+        if self.echo is not None:
+            self.echo.played(pcm)
         frame.type = pj.PJMEDIA_FRAME_TYPE_AUDIO
         write_vector(frame.buf, pcm)
         frame.size = FRAME_BYTES
@@ -372,6 +381,8 @@ class SipGateway:
 
         def forget() -> None:
             self.calls.pop(leg.call_id, None)
+            if call.port is not None and call.port.echo is not None:
+                call.port.echo.close()
             self._reap.append(call)  # released after pjsua's next poll, not inside its callback
 
         self.pj.submit(forget)

@@ -39,7 +39,7 @@ class CallLeg:
     codec: str = ""
     started: float = field(default_factory=time.monotonic)
     hangup_by: str = ""
-    inbox: asyncio.Queue[bytes] = field(default_factory=asyncio.Queue)
+    inbox: asyncio.Queue[tuple[bytes, float | None]] = field(default_factory=asyncio.Queue)
     frames_in: int = 0
     frames_out: int = 0
     short_frames: int = 0
@@ -51,8 +51,8 @@ class CallLeg:
         self.attached = False
 
     # --- from pjmedia's clock thread (through loop.call_soon_threadsafe) ----------------------------
-    def caller_audio(self, pcm: bytes) -> None:
-        self.inbox.put_nowait(pcm)
+    def caller_audio(self, pcm: bytes, far_db: float | None) -> None:
+        self.inbox.put_nowait((pcm, far_db))
 
     # --- event loop -----------------------------------------------------------------------------
     async def connect(self) -> None:
@@ -68,11 +68,13 @@ class CallLeg:
         subject = subjects.audio_in(self.call_id)
         seq = 0
         while True:
-            pcm = await self.inbox.get()
+            pcm, far_db = await self.inbox.get()
             if len(pcm) != FRAME_BYTES:  # pjmedia hands over empty frames now and then
                 self.short_frames += 1
                 pcm = SILENCE
-            await self.bus.publish_audio(subject, AudioFrame(call_id=self.call_id, seq=seq, pcm=pcm))
+            await self.bus.publish_audio(
+                subject, AudioFrame(call_id=self.call_id, seq=seq, pcm=pcm, far_db=far_db)
+            )
             seq += 1
             self.frames_in = seq
 

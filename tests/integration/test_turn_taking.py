@@ -1,0 +1,191 @@
+"""Turn-taking over real SIP calls: a caller that interrupts, one that says "uh-huh" and coughs
+through a phone with echo, and one that pauses mid-sentence. Real models (test profile), the
+project's own pjsua2 caller reacting to what it hears."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from voxbus.bus import subjects
+from voxbus.bus.connection import Bus
+from voxbus.config import Settings, load_settings
+from voxbus.engines.tts import PiperEngine
+from voxbus.media.dialogue import Dialogue, DialogueLine, DialoguePlayer, render_line
+from voxbus.media.frames import FRAME_MS
+from voxbus.schemas.events import (
+    BargeIn,
+    Event,
+    LlmCancelled,
+    LlmRequested,
+    PlayoutDone,
+    PlayoutHeld,
+    PlayoutStarted,
+    SpeechResumed,
+    SttFinal,
+    SttTentative,
+    TtsDone,
+    TtsRequested,
+    TurnMetrics,
+)
+from voxbus.schemas.messages import CallState
+from voxbus.supervisors.system import System
+
+from .test_sip import wait_gateway
+
+pytestmark = pytest.mark.integration
+STORY = "Please tell me a long story about a brave knight and a dragon."
+
+
+@pytest.fixture
+async def long_answers(test_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[System]:
+    """The system with answers long enough to interrupt while the LLM is still generating."""
+    monkeypatch.setenv("VOXBUS_AGENT__MAX_TOKENS", "400")  # worker processes read the environment
+    running = System(load_settings())
+    await running.start()
+    yield running
+    await running.stop()
+
+
+async def talk(
+    system: System,
+    settings: Settings,
+    piper: PiperEngine,
+    dialogue: Dialogue,
+    out: Path,
+    echo_gain: float = 0.0,
+):  # type: ignore[no-untyped-def]
+    from voxbus.commands import sip_call
+
+    client = Bus(system.url, name="test-client", source="test")
+    await client.connect(attempts=5)
+    try:
+        await wait_gateway(client)
+        player = DialoguePlayer(dialogue, [render_line(line, piper) for line in dialogue.lines])
+        heard, _, events = await sip_call(system.url, settings, player, out, echo_gain=echo_gain, quiet=True)
+        call_id = next(e.call_id for e in events if getattr(e, "call_id", None))
+        kv = await client.js.key_value(subjects.CALL_STATE_BUCKET)
+        state = CallState.model_validate_json((await kv.get(call_id)).value or b"")
+    finally:
+        await client.close()
+    assert heard.confirmed
+    return heard, player.timings, events, state
+
+
+def story(events: list[Event]) -> str:
+    """The call's turn-taking events in one line, for assertion messages."""
+    t0 = events[0].ts if events else 0.0
+    shown = ("speech", "stt", "barge", "playout", "llm.requested", "llm.cancelled")
+    return "; ".join(
+        f"{e.ts - t0:.2f} {e.type} g{e.gen} {getattr(e, 'text', '') or getattr(e, 'reason', '')}".strip()
+        for e in events
+        if e.type.startswith(shown)
+    )
+
+
+def of(events: list[Event], kind: type[Event], gen: int | None = None) -> list:  # type: ignore[type-arg]
+    return [e for e in events if isinstance(e, kind) and (gen is None or e.gen == gen)]
+
+
+async def test_caller_interrupts_the_agent_mid_answer(
+    long_answers: System, settings: Settings, piper: PiperEngine, tmp_path: Path
+) -> None:
+    dialogue = Dialogue(
+        lines=[
+            DialogueLine(text=STORY),
+            DialogueLine(
+                text="Stop, stop. What is the capital of France?",
+                when="during_reply",
+                gap_s=1.5,
+                role="interrupt",
+            ),
+        ]
+    )
+    heard, timings, events, state = await talk(
+        long_answers, settings, piper, dialogue, tmp_path / "heard.wav"
+    )
+
+    barge = [b for b in of(events, BargeIn) if b.decision == "interrupt"]
+    assert len(barge) == 1, story(events)
+    gen = barge[0].gen
+    # the LLM and TTS of the interrupted answer stopped, and the gateway dropped the rest of it
+    assert of(events, LlmCancelled, gen) and any(t.cancelled for t in of(events, TtsDone, gen)), story(events)
+    done = of(events, PlayoutDone, gen)
+    assert len(done) == 1 and not done[0].complete and done[0].played_ms == barge[0].played_ms
+    # on the wire: once the hold reaches the caller the agent is silent until it answers again
+    held = of(events, PlayoutHeld, gen)[0]
+    assert heard.first_tick_ts is not None
+    held_tick = (held.ts - heard.first_tick_ts) * 1000 / FRAME_MS
+    loud = heard.loud_frames()
+    assert np.any((loud > timings[1].start_tick) & (loud < held_tick)), "the caller never heard the agent"
+    after = loud[loud > held_tick + 200 / FRAME_MS]  # the path from the gateway to the caller's ear
+    assert len(after) and after[0] > timings[1].end_tick, "agent audio went on over the caller"
+    # the history keeps what the caller heard of the answer, marked interrupted, then the new turn
+    said = " ".join(t.text for t in of(events, TtsRequested, gen))
+    cut = [m for m in state.history if m.interrupted]
+    assert len(cut) == 1 and cut[0].content == barge[0].heard_text
+    assert 0 < len(cut[0].content.split()) < len(said.split())
+    assert said.startswith(cut[0].content)
+    users = [m.content.lower() for m in state.history if m.role == "user"]
+    assert "story" in users[0] and "france" in users[1]
+    answers = [m for m in of(events, TurnMetrics) if m.gen != gen]
+    assert answers and "france" in answers[-1].user_text.lower()
+
+
+async def test_backchannel_cough_and_echo_do_not_interrupt(
+    system: System, settings: Settings, piper: PiperEngine, tmp_path: Path
+) -> None:
+    dialogue = Dialogue(
+        lines=[
+            DialogueLine(text=STORY),
+            DialogueLine(text="Yeah, okay.", when="during_reply", gap_s=1.5, role="backchannel"),
+            DialogueLine(text="noise:cough", when="after_line", gap_s=1.5, role="noise"),
+        ]
+    )
+    heard, timings, events, state = await talk(
+        system, settings, piper, dialogue, tmp_path / "heard.wav", echo_gain=0.3
+    )
+    gen = next(m.gen for m in of(events, TurnMetrics) if "story" in m.user_text.lower())
+    assert not [b for b in of(events, BargeIn) if b.decision == "interrupt"], story(events)
+    done = of(events, PlayoutDone, gen)
+    assert len(done) == 1 and done[0].complete, done
+    assert not of(events, LlmCancelled, gen)
+    # the backchannel and the cough were heard over the answer, which was still playing then
+    started = of(events, PlayoutStarted, gen)[0]
+    assert timings[1].start_tick > 0 and started
+    assert all(m.role != "user" or "story" in m.content.lower() for m in state.history)
+    assert not any(m.interrupted for m in state.history)
+
+
+async def test_pause_mid_sentence_waits_and_leaves_no_trace(
+    system: System, settings: Settings, piper: PiperEngine, tmp_path: Path
+) -> None:
+    dialogue = Dialogue(
+        lines=[
+            DialogueLine(text="I'd like to book a table, um", role="hesitation"),
+            DialogueLine(text="for four people at seven tonight.", when="after_line", gap_s=0.9),
+        ]
+    )
+    heard, timings, events, state = await talk(system, settings, piper, dialogue, tmp_path / "heard.wav")
+
+    assert of(events, SttTentative) and of(events, SpeechResumed), story(events)
+    finals = [e for e in of(events, SttFinal) if e.text]
+    assert len(finals) == 1 and "four" in finals[0].text.lower() and "book" in finals[0].text.lower()
+    users = [m.content for m in state.history if m.role == "user"]
+    assert users == [finals[0].text.strip()]
+    # the speculative start on "...a table for" was dropped: nothing of it was spoken or kept
+    answered = {m.gen for m in of(events, TurnMetrics)}
+    dropped = {e.gen for e in of(events, LlmRequested)} - answered
+    assert dropped, "no speculative generation was started at the pause"
+    for gen in dropped:
+        assert not of(events, TtsRequested, gen) and not of(events, PlayoutStarted, gen)
+    assistant = [m.content for m in state.history if m.role == "assistant"]
+    assert len(assistant) == 2  # the greeting and the one answer to the whole sentence
+    # the agent did not answer between the two halves
+    loud = heard.loud_frames()
+    between = loud[(loud > timings[0].end_tick) & (loud < timings[1].start_tick)]
+    assert len(between) == 0
+    assert np.any(loud > timings[1].end_tick)
