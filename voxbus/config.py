@@ -72,9 +72,10 @@ class SttSettings(BaseModel):
     )
     language: str = "en"
     prompt: str = Field(
-        default="Um, so, uh, I'd like to, um...",
+        default="Uh, hmm, um... so, uh, well, um.",
         description="primes whisper to write hesitations ('um', 'uh') instead of dropping them: the end "
-        "of turn needs them ('I'd like to book, um' must not read as a finished sentence)",
+        "of turn needs them ('I'd like to book, um' must not read as a finished sentence). Fillers "
+        "only: whisper tends to skip speech that repeats its prompt",
     )
     beam_size: int = Field(default=1, ge=1)
     cpu_threads: int = Field(default=2, ge=1)

@@ -29,7 +29,7 @@ from voxbus.bus.connection import Bus
 from voxbus.config import Lexicon, SttSettings, TurnSettings
 from voxbus.engines.stt import WhisperEngine
 from voxbus.logs import get_logger
-from voxbus.media.frames import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, to_float
+from voxbus.media.frames import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, level_db, to_float
 from voxbus.media.vad import SileroStream, SpeechGate
 from voxbus.schemas.base import Accepted
 from voxbus.schemas.events import (
@@ -94,7 +94,6 @@ class CallSession:
         self.bus, self.call_id, self.settings = bus, call_id, settings
         self.lexicon: Lexicon = turns.lexicon()
         self.echo_gate_db = turns.echo_gate_db
-        self.far_db: float | None = None  # level of the agent audio the caller is hearing
         self.transcriber = transcriber
         self.on_close = on_close
         self.vad = SileroStream()
@@ -149,8 +148,9 @@ class CallSession:
         if missing:
             samples = np.concatenate([np.zeros(missing * FRAME_SAMPLES, np.float32), samples])
         self.next_seq = frame.seq + 1
-        self.far_db = frame.far_db
         self.ts_of_seq.append((frame.seq, frame.ts))
+        if frame.far_db is not None and level_db(samples[-FRAME_SAMPLES:]) < frame.far_db + self.echo_gate_db:
+            samples[-FRAME_SAMPLES:] = 0.0  # no louder than the agent's echo would be: not the caller
         self._feed(samples)
 
     def _feed(self, samples: np.ndarray) -> None:
@@ -160,9 +160,7 @@ class CallSession:
         if self.turn is not None:
             self.turn.audio.append(samples)
         self.samples_seen += len(samples)
-        for prob, level in zip(self.vad.push(samples), self.vad.levels, strict=True):
-            if self.far_db is not None and level < self.far_db + self.echo_gate_db:
-                prob = 0.0  # no louder than the agent's own echo would be: not the caller
+        for prob in self.vad.push(samples):
             change = self.gate.push(prob)
             if change is None:
                 continue

@@ -12,8 +12,6 @@ from pathlib import Path
 
 import numpy as np
 
-from voxbus.media.frames import level_db
-
 WINDOW = 512  # samples at 16 kHz: 32 ms, the window Silero is trained on
 CONTEXT = 64
 WINDOW_MS = 32
@@ -47,20 +45,17 @@ class SileroStream:
         self._c = np.zeros((1, 1, 128), dtype=np.float32)
         self._context = np.zeros(CONTEXT, dtype=np.float32)
         self._pending = np.zeros(0, dtype=np.float32)
-        self.levels: list[float] = []  # RMS dBFS of each window of the last push
 
     def push(self, samples: np.ndarray) -> list[float]:
         """Feed float32 samples; returns the probability of each completed window."""
         self._pending = np.concatenate([self._pending, samples])
         probs: list[float] = []
-        self.levels = []
         while len(self._pending) >= WINDOW:
             window, self._pending = self._pending[:WINDOW], self._pending[WINDOW:]
             batch = np.concatenate([self._context, window])[None, :]
             out, self._h, self._c = self._session.run(None, {"input": batch, "h": self._h, "c": self._c})
             self._context = window[-CONTEXT:]
             probs.append(float(np.asarray(out).reshape(-1)[0]))
-            self.levels.append(level_db(window))
         return probs
 
 
