@@ -1,9 +1,18 @@
-"""Latency benchmark: a scripted conversation through the whole system, per model profile.
+"""Latency benchmark: a scripted conversation over a real SIP call into the whole system, per
+model profile, against the engines' own floor on this machine.
 
-For each turn: perceived latency = first agent frame played on the call timeline minus the end of
-the caller's speech (known exactly from the generated WAV), and the stage times of the turn's
-``turn.metrics`` event (VAD decision, STT final, LLM first token, first clause, TTS first frame),
-all measured from the same end of speech. Writes ``latency.json`` and ``latency.png``.
+The caller is voxbus's pjsua2 caller reacting to what it hears (``voxbus.media.dialogue``): ten
+lines, among them one that interrupts the agent, a backchannel and a cough during an answer, and a
+hesitant turn with a pause mid-sentence; the caller's phone echoes the agent back at -20 dB all
+call long. For each turn, from the caller's own recording on its 20 ms clock:
+
+- perceived latency = first agent audio heard - end of the caller's speech (known from the script);
+- barge-in stop = last agent audio heard - onset of the interrupting speech;
+
+and from the turn's ``turn.metrics`` event, its stage times. Then, in the same run, the same engines
+are called directly in this process (whisper on the turn's audio, the LLM to its first clause with
+the conversation's prefix evaluated, piper on that clause): the critical-path floor. Writes
+``latency.json`` and ``latency.png``.
 
     python bench/latency.py --profile test --profile default --out bench/results
 """
@@ -19,93 +28,290 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
-from voxbus.config import load_settings
+import numpy as np
+
+from voxbus.bus.embedded import free_port
+from voxbus.config import Settings, load_settings
 from voxbus.engines.models import PROFILES, model_path, models_dir
 from voxbus.engines.tts import PiperEngine
 from voxbus.logs import setup_logging
-from voxbus.media.script import CallerScript, Line, render
+from voxbus.media.dialogue import Dialogue, DialogueLine, DialoguePlayer, LineTiming, render_line
+from voxbus.media.frames import FRAME_MS, to_float
+from voxbus.schemas.events import BargeIn, PlayoutDone, TurnMetrics
 from voxbus.supervisors.system import System
 
-SCRIPT = CallerScript(
+ECHO_GAIN = 0.1  # the caller's phone returns the agent's voice at -20 dB, 60 ms late
+DIALOGUE = Dialogue(
     lines=[
-        Line(text="What is the capital of France?", pause_before_s=3.0),
-        Line(text="How many days are there in a week?", pause_before_s=7.0),
-        Line(text="Can you name a colour of the sky?", pause_before_s=7.0),
-        Line(text="What do bees make?", pause_before_s=7.0),
-        Line(text="Which planet do we live on?", pause_before_s=7.0),
-        Line(text="What is two plus three?", pause_before_s=7.0),
+        DialogueLine(text="What is the capital of France?"),
+        DialogueLine(text="How many days are there in a week?"),
+        DialogueLine(text="Tell me about the history of Rome."),
+        DialogueLine(
+            text="Sorry, stop. What is the capital of Italy?",
+            when="during_reply",
+            gap_s=1.5,
+            role="interrupt",
+        ),
+        DialogueLine(text="Can you name a colour of the sky?"),
+        DialogueLine(text="Tell me some facts about the moon."),
+        DialogueLine(text="Yeah, okay.", when="during_reply", gap_s=1.2, role="backchannel"),
+        DialogueLine(text="noise:cough", when="after_line", gap_s=1.0, role="noise"),
+        DialogueLine(text="I'd like to book a table, um", role="hesitation"),
+        DialogueLine(text="for four people at seven tonight.", when="after_line", gap_s=0.9),
+        DialogueLine(text="What do bees make?"),
+        DialogueLine(text="Thank you, that is all.")
     ],
-    tail_s=0.5,
-)
+    settle_s=5.0,
+)  # fmt: skip
 STAGES = [
-    ("vad_decision_ms", "VAD decides speech ended"),
-    ("stt_final_ms", "STT final transcript"),
+    ("vad_decision_ms", "end of turn decided (pause)"),
+    ("stt_final_ms", "STT final"),
     ("llm_first_token_ms", "LLM first token"),
-    ("first_clause_ms", "first clause to TTS"),
+    ("first_clause_ms", "LLM first clause"),
     ("tts_first_frame_ms", "TTS first frame"),
-    ("first_audio_ms", "first frame played"),
+    ("first_audio_ms", "first frame on the gateway's clock"),
+    ("perceived_ms", "SIP leg to the caller's ear"),
 ]
 
 
-async def run_profile(profile: str, out: Path) -> dict[str, object]:
-    from voxbus.commands import run_file_call, turn_latencies
+def answered_lines(timings: list[LineTiming]) -> list[LineTiming]:
+    """The lines that end a caller turn the agent answers (a hesitation continues in the next)."""
+    return [t for t in timings if t.role in ("question", "interrupt")]
 
-    os.environ["VOXBUS_PROFILE"] = profile
-    os.environ["VOXBUS_DATA_DIR"] = str(out / f"data-{profile}")
-    settings = load_settings()
-    caller = out / f"caller-{profile}.wav"
-    spoken = render(SCRIPT, PiperEngine(model_path(settings, "tts"), settings.tts), caller)
+
+def first_loud_after(loud: np.ndarray, tick: int) -> int | None:
+    later = loud[loud >= tick]
+    return int(later[0]) if len(later) else None
+
+
+def last_loud_before_gap(loud: np.ndarray, tick: int, gap_ticks: int = 15) -> int | None:
+    """The last loud tick after ``tick`` before the first silence of ``gap_ticks`` (300 ms)."""
+    later = loud[loud >= tick]
+    if not len(later):
+        return None
+    gaps = np.flatnonzero(np.diff(later) > gap_ticks)
+    return int(later[gaps[0]] if len(gaps) else later[-1])
+
+
+async def sip_conversation(settings: Settings, piper: PiperEngine, out: Path) -> dict[str, Any]:
+    from voxbus.commands import sip_call
+
+    player = DialoguePlayer(DIALOGUE, [render_line(line, piper) for line in DIALOGUE.lines])
     system = System(settings)
     url = await system.start()
     try:
         started = time.monotonic()
-        result = await system.while_healthy(run_file_call(url, caller, out / f"reply-{profile}.wav"))
+        heard, _, events = await system.while_healthy(
+            sip_call(url, settings, player, out, echo_gain=ECHO_GAIN, quiet=True)
+        )
         wall = time.monotonic() - started
     finally:
         await system.stop()
-    turns = turn_latencies(result.events, [s.end_s for s in spoken], result.start_ts)
-    summary: dict[str, float | None] = {}
-    for key in ["perceived_ms", *(k for k, _ in STAGES), "orchestration_ms"]:
-        values = [t[key] for t in turns if isinstance(t.get(key), int | float)]
-        summary[key] = round(statistics.median(values), 1) if values else None
+    return {"heard": heard, "timings": player.timings, "events": events, "wall_s": wall, "player": player}
+
+
+def turn_rows(run: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    heard, timings, events = run["heard"], run["timings"], run["events"]
+    loud = heard.loud_frames()
+    metrics = {m.turn: m for m in events if isinstance(m, TurnMetrics)}
+    rows = []
+    for turn, line in enumerate(answered_lines(timings), start=1):
+        onset = first_loud_after(loud, line.end_tick)
+        before = timings[timings.index(line) - 1] if timings.index(line) > 0 else None
+        said = (
+            f"{before.text} {line.text}" if before is not None and before.role == "hesitation" else line.text
+        )
+        row: dict[str, Any] = {
+            "turn": turn,
+            "caller": said,
+            "role": line.role,
+            "speech_end_s": round(line.end_s, 3),
+            "perceived_ms": None if onset is None else (onset - line.end_tick) * FRAME_MS,
+        }
+        m = metrics.get(turn)
+        if m is not None:
+            row |= m.model_dump(
+                include={
+                    "user_text", "agent_text", "vad_decision_ms", "stt_final_ms", "llm_first_token_ms",
+                    "first_clause_ms", "tts_first_frame_ms", "first_audio_ms", "stt_compute_ms",
+                    "llm_compute_ms", "tts_compute_ms", "orchestration_ms", "bus_ms", "interrupted",
+                    "turn_end", "speculative",
+                }
+            )  # fmt: skip
+        rows.append(row)
+    barges = [e for e in events if isinstance(e, BargeIn)]
+    interrupt = next((t for t in timings if t.role == "interrupt"), None)
+    checks: dict[str, Any] = {
+        "barge_ins": [b.model_dump(include={"decision", "reason", "text", "held_ms"}) for b in barges]
+    }
+    if interrupt is not None:
+        last = last_loud_before_gap(loud, interrupt.start_tick)
+        checks["barge_in_stop_ms"] = None if last is None else (last + 1 - interrupt.start_tick) * FRAME_MS
+        window = (interrupt.start_s - 0.5, interrupt.end_s + 0.5)
+        checks["interrupted"] = any(
+            b.decision == "interrupt" and window[0] <= b.onset_ts - heard.first_tick_ts <= window[1]
+            for b in barges
+        )
+    intended = 1 if checks.get("interrupted") else 0
+    checks["false_interruptions"] = sum(b.decision == "interrupt" for b in barges) - intended
+    backchannel = next((t for t in timings if t.role == "backchannel"), None)
+    if backchannel is not None:
+        # the answer that was playing when the caller said it must have played to its end
+        at = backchannel.start_s + heard.first_tick_ts
+        done = [e for e in events if isinstance(e, PlayoutDone) and e.ts > at]
+        checks["backchannel_answer_complete"] = bool(done) and done[0].complete
+    hesitant = next((m for m in metrics.values() if "book" in m.user_text.lower()), None)
+    checks["hesitant_turn_whole"] = hesitant is not None and "seven" in hesitant.user_text.lower()
+    return rows, checks
+
+
+def floor(settings: Settings, timings: list[LineTiming], player: DialoguePlayer) -> list[dict[str, float]]:
+    """The engines alone, in this process: whisper on each answered turn's audio, the LLM to the
+    first clause (its conversation's prefix evaluated beforehand, as voxbus keeps it warm), piper
+    to the first audio of that clause."""
+    from voxbus.actors.clauses import ClauseSplitter
+    from voxbus.engines.llm import LlamaEngine
+    from voxbus.engines.stt import WhisperEngine
+    from voxbus.schemas.messages import ChatMessage
+
+    whisper = WhisperEngine(model_path(settings, "stt"), settings.stt)
+    llm = LlamaEngine(model_path(settings, "llm"), settings.llm)
+    piper = PiperEngine(model_path(settings, "tts"), settings.tts)
+    agent = settings.agent
+    history = [
+        ChatMessage(role="system", content=agent.system_prompt),
+        ChatMessage(role="assistant", content=agent.greeting),
+    ]
+    audio_of = {id(t): i for i, t in enumerate(timings)}
+    out = []
+    for line in answered_lines(timings):
+        index = audio_of[id(line)]
+        pieces = [player.rendered[index]]
+        if index > 0 and timings[index - 1].role == "hesitation":
+            pieces.insert(0, player.rendered[index - 1])
+        pcm = b"".join(b"".join(p) for p in pieces)
+        audio = np.concatenate([np.zeros(3200, np.float32), to_float(pcm), np.zeros(1920, np.float32)])
+        text, stt_s = whisper.transcribe(audio)
+        llm.warm(history)
+        messages = [*history, ChatMessage(role="user", content=text)]
+        splitter = ClauseSplitter(agent.min_clause_chars)
+        started, clause, answer = time.perf_counter(), "", ""
+        for piece in llm.stream(messages, agent.max_tokens, agent.temperature):
+            answer += piece
+            found = splitter.push(piece)
+            if found and not clause:
+                clause = found[0]
+                llm_s = time.perf_counter() - started
+        if not clause:
+            clause, llm_s = splitter.flush() or answer, time.perf_counter() - started
+        started = time.perf_counter()
+        next(iter(piper.frames(clause)), None)
+        tts_s = time.perf_counter() - started
+        history += [ChatMessage(role="user", content=text), ChatMessage(role="assistant", content=answer)]
+        parts = {
+            "stt_ms": stt_s,
+            "llm_first_clause_ms": llm_s,
+            "tts_ms": tts_s,
+            "floor_ms": stt_s + llm_s + tts_s,
+        }
+        out.append({key: round(value * 1000, 1) for key, value in parts.items()})
+    return out
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    return round(float(np.percentile(values, q)), 1) if values else None
+
+
+async def run_profile(profile: str, out: Path) -> dict[str, Any]:
+    os.environ["VOXBUS_PROFILE"] = profile
+    os.environ["VOXBUS_DATA_DIR"] = str(out / f"data-{profile}")
+    os.environ["VOXBUS_SIP__PORT"] = str(free_port())
+    os.environ["VOXBUS_SIP__RTP_PORT"] = str(30000 + free_port() % 15000 // 2 * 2)
+    settings = load_settings()
+    piper = PiperEngine(model_path(settings, "tts"), settings.tts)
+    run = await sip_conversation(settings, piper, out / f"heard-{profile}.wav")
+    with (out / f"events-{profile}.jsonl").open("w") as f:
+        t0 = run["heard"].first_tick_ts or 0.0
+        for event in run["events"]:
+            f.write(
+                json.dumps({"caller_tick": round((event.ts - t0) * 1000 / FRAME_MS), **event.model_dump()})
+                + "\n"
+            )
+        f.write(json.dumps({"lines": [t.model_dump() for t in run["timings"]]}) + "\n")
+    rows, checks = turn_rows(run)
+    print(f"  call over ({run['wall_s']:.0f} s); the engines alone, in this process...", flush=True)
+    floors = floor(settings, run["timings"], run["player"])
+    for row, f in zip(rows, floors, strict=True):
+        row["floor"] = f
+        if row.get("perceived_ms") is not None:
+            compute = sum(row.get(k) or 0.0 for k in ("stt_compute_ms", "llm_compute_ms", "tts_compute_ms"))
+            row["perceived_minus_compute_ms"] = round(row["perceived_ms"] - compute, 1)
+    perceived = [r["perceived_ms"] for r in rows if r.get("perceived_ms") is not None]
+    floor_values = [r["floor"]["floor_ms"] for r in rows]
+    median: dict[str, float | None] = {}
+    for key, _ in STAGES + [("orchestration_ms", ""), ("bus_ms", ""), ("perceived_minus_compute_ms", "")]:
+        values = [r[key] for r in rows if isinstance(r.get(key), int | float)]
+        median[key] = round(statistics.median(values), 1) if values else None
+    summary = {
+        "perceived_p50_ms": percentile(perceived, 50),
+        "perceived_p95_ms": percentile(perceived, 95),
+        "floor_p50_ms": percentile(floor_values, 50),
+        "ratio_to_floor": round(statistics.median(perceived) / statistics.median(floor_values), 2)
+        if perceived
+        else None,
+        "answered": f"{len(perceived)}/{len(rows)}",
+        **checks,
+    }
     return {
         "profile": profile,
         "models": {k: v.name for k, v in PROFILES[profile].items()},
-        "turns": turns,
-        "median": summary,
-        "answered": f"{len(turns)}/{len(spoken)}",
-        "wall_s": round(wall, 1),
+        "turns": rows,
+        "median": median,
+        "summary": summary,
+        "wall_s": round(run["wall_s"], 1),
     }
 
 
-def plot(results: list[dict[str, object]], path: Path) -> None:
+def plot(results: list[dict[str, Any]], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(results), figsize=(6 * len(results), 5), squeeze=False)
-    colours = ["#9ecae1", "#6baed6", "#fd8d3c", "#f16913", "#74c476", "#31a354"]
+    fig, axes = plt.subplots(1, len(results), figsize=(7 * len(results), 5.5), squeeze=False)
+    colours = ["#c6dbef", "#6baed6", "#fdae6b", "#f16913", "#74c476", "#31a354", "#9e9ac8"]
     for ax, result in zip(axes[0], results, strict=True):
-        turns = result["turns"]  # type: ignore[index]
+        turns = result["turns"]
         xs = list(range(1, len(turns) + 1))
         bottoms = [0.0] * len(turns)
         for (key, label), colour in zip(STAGES, colours, strict=True):
-            ends = [t.get(key) or bottoms[i] for i, t in enumerate(turns)]
-            heights = [max(0.0, e - b) for e, b in zip(ends, bottoms, strict=True)]
-            ax.bar(xs, heights, bottom=bottoms, color=colour, label=label)
-            bottoms = [b + h for b, h in zip(bottoms, heights, strict=True)]
-        perceived = [t.get("perceived_ms") for t in turns]
-        ax.plot(xs, perceived, "k_", markersize=22, mew=2, label="perceived (from the script)")
-        median = result["median"]["perceived_ms"]  # type: ignore[index]
-        ax.set_title(f"profile {result['profile']}: median perceived {median:.0f} ms")
-        ax.set_xlabel("caller turn")
-        ax.set_ylabel("ms after the caller stopped speaking")
+            ends = [max(t.get(key) or bottoms[i], bottoms[i]) for i, t in enumerate(turns)]
+            heights = [e - b for e, b in zip(ends, bottoms, strict=True)]
+            ax.bar(xs, heights, bottom=bottoms, color=colour, label=label, width=0.7)
+            bottoms = ends
+        ax.plot(
+            xs, [t["floor"]["floor_ms"] for t in turns], "k_", markersize=24, mew=2, label="engines' floor"
+        )
+        for x, t in zip(xs, turns, strict=True):
+            tags = ("S" if t.get("speculative") else "") + ("I" if t.get("role") == "interrupt" else "")
+            if tags:
+                ax.annotate(tags, (x, (t.get("perceived_ms") or 0) + 30), ha="center", fontsize=8)
+        s = result["summary"]
+        ax.set_title(
+            f"{result['profile']}: perceived p50 {s['perceived_p50_ms']} / "
+            f"p95 {s['perceived_p95_ms']} ms, {s['ratio_to_floor']}x floor\n"
+            f"barge-in stop {s.get('barge_in_stop_ms')} ms, "
+            f"false interruptions {s['false_interruptions']}",
+            fontsize=10,
+        )
+        ax.set_xlabel("caller turn (I: interrupted the agent, S: answer started at a pause)")
+        ax.set_ylabel("ms after the caller stopped speaking (SIP, caller's ear)")
         ax.set_xticks(xs)
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
     fig.savefig(path, dpi=110)
 
 
@@ -121,16 +327,17 @@ def main() -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     results = []
     for profile in args.profile or ["test"]:
-        print(f"profile {profile}: {len(SCRIPT.lines)} caller turns through the system...", flush=True)
+        print(f"profile {profile}: {len(DIALOGUE.lines)} caller lines over SIP...", flush=True)
         result = asyncio.run(run_profile(profile, args.out))
         results.append(result)
-        print(json.dumps(result["median"], indent=2), flush=True)
+        print(json.dumps({"median": result["median"], "summary": result["summary"]}, indent=2), flush=True)
     report = {
         "machine": {
             "cpus": os.cpu_count(),
             "python": sys.version.split()[0],
             "platform": platform.platform(),
         },
+        "echo_gain": ECHO_GAIN,
         "results": results,
     }
     (args.out / "latency.json").write_text(json.dumps(report, indent=2))

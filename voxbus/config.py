@@ -140,12 +140,12 @@ class TurnSettings(BaseModel):
     hold_max_ms: int = Field(
         default=4000, ge=200, description="longest pause of the agent's audio while a barge-in is judged"
     )
-    echo_gate_db: float = Field(
-        default=-6.0,
+    echo_gate_db: float | None = Field(
+        default=-12.0,
         ge=-60,
-        le=20,
-        description="while the agent's audio plays, caller audio quieter than the agent's level plus "
-        "this is taken for its echo, not speech (-60: off)",
+        le=10,
+        description="while the agent's audio plays, caller audio quieter than the agent's recent level "
+        "plus this is taken for its echo, not speech; unset: no gate",
     )
     echo_overlap: float = Field(
         default=0.6,

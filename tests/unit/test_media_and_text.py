@@ -17,6 +17,18 @@ from voxbus.schemas.events import Event, PlayoutDone, PlayoutStarted
 from voxbus.schemas.messages import AudioFrame
 
 
+def test_first_clause_is_cut_as_its_punctuation_arrives_but_not_after_numbers_or_titles() -> None:
+    for tokens, first in [
+        (["The capital", " is Paris", "."], "The capital is Paris."),
+        (["The answer is", " 3", "."], None),
+        (["Please ask", " Dr", "."], None),
+        (["Well, for example", " e.g", "."], None),
+    ]:
+        splitter = ClauseSplitter(min_chars=8)
+        out = [clause for token in tokens for clause in splitter.push(token)]
+        assert out == ([first] if first else []), tokens
+
+
 def test_first_clause_is_cut_early_and_later_ones_at_sentence_ends() -> None:
     splitter = ClauseSplitter(min_chars=8)
     out = []

@@ -51,3 +51,16 @@ def test_heard_part_cuts_at_the_played_frame() -> None:
 
 def test_whispers_sound_notes_are_not_words() -> None:
     assert spoken_words(" (coughing) Hello [BLANK_AUDIO] *sighs* there ♪") == "Hello there"
+
+
+def test_echo_gate_mutes_the_echo_and_lets_the_caller_through() -> None:
+    import numpy as np
+
+    from voxbus.actors.stt_worker import EchoGate
+
+    rng = np.random.default_rng(1)
+    far_db = -20.0
+    gate = EchoGate(gate_db=-12.0)
+    echo = rng.normal(0, 10 ** ((far_db - 20) / 20), 320).astype(np.float32)  # 20 dB below the agent
+    voice = rng.normal(0, 10 ** ((far_db - 10) / 20), 320).astype(np.float32)  # a quieter caller
+    assert gate.is_echo(echo, far_db) and not gate.is_echo(voice, far_db)

@@ -484,9 +484,9 @@ class CallActor(Actor):
         self._set_conversation("thinking")
 
     # --- thinking -------------------------------------------------------------------------------
-    def _prompt(self, generation: Generation) -> list[ChatMessage]:
+    def _prompt(self, generation: Generation | None) -> list[ChatMessage]:
         history = list(self.state.history)
-        if generation.speculative:  # the turn is not in the history yet
+        if generation is not None and generation.speculative:  # the turn is not in the history yet
             history.append(ChatMessage(role="user", content=generation.user_text))
         history = history[-self.settings.history_messages :] if self.settings.history_messages else []
         # an interrupted answer ends with a dash where the caller cut in; the system prompt says so
@@ -620,6 +620,20 @@ class CallActor(Actor):
         generation.history_index = len(self.state.history)
         self.state.history.append(ChatMessage(role="assistant", content=generation.text))
         await self._save()
+        await self._warm_llm()
+
+    async def _warm_llm(self) -> None:
+        """Have the conversation so far evaluated while the agent speaks: the next turn's request
+        then evaluates only the caller's words (the LLM worker skips this if it has real work)."""
+        warm = LlmRequest(
+            call_id=self.call_id,
+            gen=self.state.gen,
+            turn=self.state.turn,
+            messages=self._prompt(None),
+            tools=CALL_TOOLS if self.settings.tools else [],
+            warm_only=True,
+        )
+        await self.bus.publish(subjects.LLM_GENERATE, warm)
 
     def _use_tool(self, generation: Generation, call: ToolCall) -> None:
         """Call control waits until what the agent said before it has been played."""

@@ -61,7 +61,7 @@ class LlmWorker:
 
     async def _on_request(self, request: LlmRequest, msg: Msg) -> None:
         subjects.check_call_id(request.call_id)
-        if msg.reply:
+        if msg.reply and not request.warm_only:
             await msg.respond(encode(Accepted(worker_id=self.worker_id, role="llm")))
         self.queue.put_nowait(request)
 
@@ -73,6 +73,10 @@ class LlmWorker:
     async def _serve(self) -> None:
         while True:
             request = await self.queue.get()
+            if request.warm_only:
+                if self.queue.empty():  # real work first: a warm-up is only worth idle time
+                    await self._warm(request)
+                continue
             self.active.add(request.call_id)
             try:
                 await self._generate(request)
@@ -92,6 +96,14 @@ class LlmWorker:
                 )
             finally:
                 self.active.discard(request.call_id)
+
+    async def _warm(self, request: LlmRequest) -> None:
+        try:
+            await asyncio.get_running_loop().run_in_executor(
+                self.pool, self.engine.warm, request.messages, request.tools or None
+            )
+        except Exception:  # a failed warm-up costs only speed
+            log.exception("warm-up failed", call_id=request.call_id)
 
     async def _generate(self, request: LlmRequest) -> None:
         key = (request.call_id, request.gen)

@@ -34,6 +34,7 @@ async def _serve(
         from voxbus.engines.stt import WhisperEngine
 
         engine = await asyncio.to_thread(WhisperEngine, model_path(settings, "stt"), settings.stt)
+        await asyncio.to_thread(engine.warm)
         stt = SttWorker(bus, worker_id, settings.stt, settings.turn, engine)
         await stt.start()
         return Served(stt.session_ids)

@@ -66,6 +66,17 @@ class Transcriber:
             self.pending -= 1
 
 
+class EchoGate:
+    """Tells the agent's echo from the caller's voice by level, while the agent's audio plays: a
+    caller frame quieter than the agent's recent level plus ``gate_db`` (negative) is its echo."""
+
+    def __init__(self, gate_db: float) -> None:
+        self.gate_db = gate_db
+
+    def is_echo(self, frame: np.ndarray, far_db: float) -> bool:
+        return level_db(frame) < far_db + self.gate_db
+
+
 class Turn:
     """The caller's current turn: its audio since the onset and what is known of its words."""
 
@@ -93,7 +104,7 @@ class CallSession:
     ) -> None:
         self.bus, self.call_id, self.settings = bus, call_id, settings
         self.lexicon: Lexicon = turns.lexicon()
-        self.echo_gate_db = turns.echo_gate_db
+        self.echo = EchoGate(turns.echo_gate_db) if turns.echo_gate_db is not None else None
         self.transcriber = transcriber
         self.on_close = on_close
         self.vad = SileroStream()
@@ -149,8 +160,12 @@ class CallSession:
             samples = np.concatenate([np.zeros(missing * FRAME_SAMPLES, np.float32), samples])
         self.next_seq = frame.seq + 1
         self.ts_of_seq.append((frame.seq, frame.ts))
-        if frame.far_db is not None and level_db(samples[-FRAME_SAMPLES:]) < frame.far_db + self.echo_gate_db:
-            samples[-FRAME_SAMPLES:] = 0.0  # no louder than the agent's echo would be: not the caller
+        if (
+            frame.far_db is not None
+            and self.echo is not None
+            and self.echo.is_echo(samples[-FRAME_SAMPLES:], frame.far_db)
+        ):
+            samples[-FRAME_SAMPLES:] = 0.0  # no louder than the agent's echo: not the caller
         self._feed(samples)
 
     def _feed(self, samples: np.ndarray) -> None:
@@ -165,9 +180,9 @@ class CallSession:
             if change is None:
                 continue
             at_ms = change.at_ms + self.origin_seq * FRAME_MS
-            if change.kind == "start" or (change.kind == "resume" and self.turn is None):
+            if self.turn is None and change.kind in ("start", "resume"):
                 self._speech_started(at_ms)
-            elif change.kind == "resume":
+            elif change.kind in ("start", "resume"):  # the open turn goes on (its words still due)
                 self._speech_resumed(at_ms)
             elif change.kind == "pause" and self.turn is not None:
                 self._speech_paused(at_ms)

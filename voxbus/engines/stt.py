@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from voxbus.config import SttSettings
+from voxbus.media.frames import SAMPLE_RATE
 
 # whisper writes non-speech as "(coughing)", "[BLANK_AUDIO]" or "*sighs*": not words of the caller
 _SOUND_NOTES = re.compile(r"\([^)]*\)|\[[^\]]*\]|\*[^*]*\*|♪+")
@@ -26,6 +27,11 @@ class WhisperEngine:
         self.model = WhisperModel(
             str(model_dir), device="cpu", compute_type="int8", cpu_threads=settings.cpu_threads
         )
+
+    def warm(self) -> None:
+        """The first transcription of a process is several times slower (allocations, caches):
+        pay for it before the first caller does. Blocking."""
+        self.transcribe(np.zeros(SAMPLE_RATE, np.float32))
 
     def transcribe(self, audio: np.ndarray) -> tuple[str, float]:
         """float32 16 kHz samples -> (text, compute seconds). Blocking: run it in a thread."""

@@ -12,6 +12,17 @@ from voxbus.config import TtsSettings
 from voxbus.media.frames import SAMPLE_RATE, Framer
 
 
+def _quiet_session(model: Path) -> object:
+    """onnxruntime's threads spin between runs by default, taking the CPU the LLM is decoding the
+    rest of the answer on; these ones sleep."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    return onnxruntime.InferenceSession(str(model), sess_options=options, providers=["CPUExecutionProvider"])
+
+
 class PiperEngine:
     def __init__(self, voice_path: Path, settings: TtsSettings) -> None:
         from piper import PiperVoice
@@ -21,6 +32,7 @@ class PiperEngine:
         if not config.is_file():
             raise FileNotFoundError(f"piper voice config {config} is missing (it sits beside the .onnx)")
         self.voice = PiperVoice.load(str(voice_path), config_path=str(config))
+        self.voice.session = _quiet_session(voice_path)
         self.rate = self.voice.config.sample_rate
         self._syn = SynthesisConfig(length_scale=settings.length_scale)
 

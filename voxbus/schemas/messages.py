@@ -69,6 +69,11 @@ class LlmRequest(Message):
     )
     max_tokens: int = Field(default=160, gt=0, le=4096)
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    warm_only: bool = Field(
+        default=False,
+        description="only evaluate the prompt into the worker's cache (no reply, no chunks): sent "
+        "while the agent speaks, so that the next turn evaluates only the caller's new words",
+    )
 
 
 class LlmChunk(Message):
