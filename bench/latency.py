@@ -39,7 +39,7 @@ from voxbus.engines.tts import PiperEngine
 from voxbus.logs import setup_logging
 from voxbus.media.dialogue import Dialogue, DialogueLine, DialoguePlayer, LineTiming, render_line
 from voxbus.media.frames import FRAME_MS, to_float
-from voxbus.schemas.events import BargeIn, PlayoutDone, TurnMetrics
+from voxbus.schemas.events import BargeIn, PlayoutDone, SttFinal, TurnMetrics
 from voxbus.supervisors.system import System
 
 ECHO_GAIN = 0.1  # the caller's phone returns the agent's voice at -20 dB, 60 ms late
@@ -81,6 +81,18 @@ def answered_lines(timings: list[LineTiming]) -> list[LineTiming]:
     return [t for t in timings if t.role in ("question", "interrupt")]
 
 
+def next_start(answered: list[LineTiming], turn: int) -> float:
+    return answered[turn].start_s if turn < len(answered) else float("inf")
+
+
+def metrics_of_line(events: list[Any], end_ts: float, next_ts: float) -> TurnMetrics | None:
+    """The metrics of the turn a line ended: by the first transcript after it."""
+    final = next((e for e in events if isinstance(e, SttFinal) and e.text and end_ts <= e.ts < next_ts), None)
+    if final is None:
+        return None
+    return next((m for m in events if isinstance(m, TurnMetrics) and m.user_text == final.text.strip()), None)
+
+
 def first_loud_after(loud: np.ndarray, tick: int) -> int | None:
     later = loud[loud >= tick]
     return int(later[0]) if len(later) else None
@@ -115,9 +127,10 @@ async def sip_conversation(settings: Settings, piper: PiperEngine, out: Path) ->
 def turn_rows(run: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     heard, timings, events = run["heard"], run["timings"], run["events"]
     loud = heard.loud_frames()
-    metrics = {m.turn: m for m in events if isinstance(m, TurnMetrics)}
+    t0 = heard.first_tick_ts or 0.0
+    answered = answered_lines(timings)
     rows = []
-    for turn, line in enumerate(answered_lines(timings), start=1):
+    for turn, line in enumerate(answered, start=1):
         onset = first_loud_after(loud, line.end_tick)
         before = timings[timings.index(line) - 1] if timings.index(line) > 0 else None
         said = (
@@ -130,14 +143,14 @@ def turn_rows(run: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]
             "speech_end_s": round(line.end_s, 3),
             "perceived_ms": None if onset is None else (onset - line.end_tick) * FRAME_MS,
         }
-        m = metrics.get(turn)
+        m = metrics_of_line(events, t0 + line.end_s, t0 + next_start(answered, turn))
         if m is not None:
             row |= m.model_dump(
                 include={
                     "user_text", "agent_text", "vad_decision_ms", "stt_final_ms", "llm_first_token_ms",
                     "first_clause_ms", "tts_first_frame_ms", "first_audio_ms", "stt_compute_ms",
                     "llm_compute_ms", "tts_compute_ms", "orchestration_ms", "bus_ms", "interrupted",
-                    "turn_end", "speculative",
+                    "turn_end", "speculative", "retries",
                 }
             )  # fmt: skip
         rows.append(row)
@@ -162,7 +175,8 @@ def turn_rows(run: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]
         at = backchannel.start_s + heard.first_tick_ts
         done = [e for e in events if isinstance(e, PlayoutDone) and e.ts > at]
         checks["backchannel_answer_complete"] = bool(done) and done[0].complete
-    hesitant = next((m for m in metrics.values() if "book" in m.user_text.lower()), None)
+    metrics = [m for m in events if isinstance(m, TurnMetrics)]
+    hesitant = next((m for m in metrics if "book" in m.user_text.lower()), None)
     checks["hesitant_turn_whole"] = hesitant is not None and "seven" in hesitant.user_text.lower()
     return rows, checks
 

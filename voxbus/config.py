@@ -43,7 +43,9 @@ class AgentSettings(BaseModel):
     greeting: str = "Hello, how can I help you?"
     max_tokens: int = Field(default=80, gt=0, le=2048)
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
-    history_messages: int = Field(default=12, ge=0, description="past messages sent to the LLM")
+    history_messages: int = Field(
+        default=24, ge=0, description="at most this many past messages go to the LLM (dropped in halves)"
+    )
     min_clause_chars: int = Field(
         default=12, ge=1, description="a clause shorter than this waits for more text"
     )
@@ -194,7 +196,9 @@ class SipSettings(BaseModel):
     transfer_target: str = Field(default="", description="SIP URI of the human queue for transfers")
     record_dir: Path | None = Field(default=None, description="record every call here (off when unset)")
     echo_canceller: Literal["speex", "webrtc", "webrtc-aec3", "simple", "off"] = Field(
-        default="speex", description="pjmedia echo canceller on the caller's audio (see voxbus/sip/echo.py)"
+        default="off",
+        description="pjmedia echo canceller on the caller's audio (see voxbus/sip/echo.py: Speex removes "
+        "~20 dB of echo but also ~10 dB of the caller's voice while both speak, which deafens barge-in)",
     )
     echo_tail_ms: int = Field(default=200, ge=10, le=800, description="longest echo delay cancelled")
     jitter_min_ms: int = Field(default=20, ge=0, description="pjmedia jitter buffer minimum prefetch")

@@ -146,7 +146,7 @@ async def test_backchannel_cough_and_echo_do_not_interrupt(
         ]
     )
     heard, timings, events, state = await talk(
-        system, settings, piper, dialogue, tmp_path / "heard.wav", echo_gain=0.3
+        system, settings, piper, dialogue, tmp_path / "heard.wav", echo_gain=0.1
     )
     gen = next(m.gen for m in of(events, TurnMetrics) if "story" in m.user_text.lower())
     assert not [b for b in of(events, BargeIn) if b.decision == "interrupt"], story(events)

@@ -1,7 +1,7 @@
 """Turn-taking judgements on words: unfinished phrases, backchannels, echo, what was heard."""
 
 from voxbus.actors.turns import heard_part, is_backchannel, is_echo, judge_barge_in, looks_unfinished
-from voxbus.config import ENGLISH, Lexicon
+from voxbus.config import ENGLISH, AgentSettings, Lexicon
 from voxbus.engines.stt import spoken_words
 
 
@@ -64,3 +64,14 @@ def test_echo_gate_mutes_the_echo_and_lets_the_caller_through() -> None:
     echo = rng.normal(0, 10 ** ((far_db - 20) / 20), 320).astype(np.float32)  # 20 dB below the agent
     voice = rng.normal(0, 10 ** ((far_db - 10) / 20), 320).astype(np.float32)  # a quieter caller
     assert gate.is_echo(echo, far_db) and not gate.is_echo(voice, far_db)
+
+
+def test_history_is_dropped_in_halves_so_the_prompt_prefix_stays() -> None:
+    from voxbus.actors.call import CallActor
+
+    actor = CallActor.__new__(CallActor)
+    actor.settings = AgentSettings(history_messages=8)
+    starts = [actor._history_start(n) for n in range(1, 20)]
+    assert starts[:8] == [0] * 8  # up to 8 messages: all of them
+    assert starts[8:12] == [4] * 4 and starts[12:16] == [8] * 4  # then it moves 4 at a time
+    assert all(n - s <= 8 for n, s in zip(range(1, 20), starts, strict=True))

@@ -488,7 +488,7 @@ class CallActor(Actor):
         history = list(self.state.history)
         if generation is not None and generation.speculative:  # the turn is not in the history yet
             history.append(ChatMessage(role="user", content=generation.user_text))
-        history = history[-self.settings.history_messages :] if self.settings.history_messages else []
+        history = history[self._history_start(len(history)) :]
         # an interrupted answer ends with a dash where the caller cut in; the system prompt says so
         shown = [
             m.model_copy(update={"content": m.content + INTERRUPTED_MARK}) if m.interrupted else m
@@ -498,6 +498,19 @@ class CallActor(Actor):
         if any(m.interrupted for m in history):
             system += " " + INTERRUPTION_NOTE
         return [ChatMessage(role="system", content=system), *shown]
+
+    def _history_start(self, length: int) -> int:
+        """Where the prompt's history starts. Old messages are dropped half a window at a time,
+        not one by one: the prompt's prefix then stays the same from turn to turn, so the LLM
+        worker's cache keeps it evaluated (a window sliding by one message would change the whole
+        prompt every turn)."""
+        keep = self.settings.history_messages
+        if keep == 0:
+            return length
+        if length <= keep:
+            return 0
+        step = max(2, keep // 2)
+        return -(-(length - keep) // step) * step  # the next multiple of step at or above the excess
 
     async def _request_llm(self, generation: Generation) -> None:
         request = LlmRequest(

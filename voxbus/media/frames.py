@@ -35,7 +35,9 @@ def level_db(samples: np.ndarray) -> float:
 
 class FarEndLevel:
     """The level of the agent audio recently played to a caller (the reference for the echo
-    gate): RMS over the last ``window`` frames, None while the agent is silent."""
+    gate): the loudest 20 ms frame of the last ``window`` (240 ms, longer than the echo's round
+    trip), so that the echo of any frame still on its way is measured against that frame; None
+    while the agent is silent."""
 
     SILENT_DB = -60.0
 
@@ -49,7 +51,7 @@ class FarEndLevel:
         self.index += 1
 
     def db(self) -> float | None:
-        level = 10.0 * np.log10(max(float(self.powers.mean()), 1e-12))
+        level = 10.0 * np.log10(max(float(self.powers.max()), 1e-12))
         return None if level < self.SILENT_DB else round(level, 1)
 
 
