@@ -55,6 +55,7 @@ lint: install
 bench: models models-test
 	$(PY) bench/latency.py --profile test --profile default --out bench/results
 	$(PY) bench/gateway.py --calls 12 --seconds 30 --out bench/results
+	$(PY) bench/echo.py --out bench/results
 
 clean:
 	rm -rf $(VENV) $(STAMPS) build *.egg-info out

@@ -69,9 +69,9 @@ def test_corrupt_model_is_detected(test_env: dict[str, str], tmp_path: Path) -> 
 
 
 def test_bad_config_value_is_one_line(test_env: dict[str, str]) -> None:
-    done = voxbus("config", env={"VOXBUS_STT__END_SILENCE_MS": "soon"})
+    done = voxbus("config", env={"VOXBUS_TURN__PAUSE_MS": "soon"})
     assert done.returncode == 2
-    assert "stt.end_silence_ms" in one_line(done.stderr)
+    assert "turn.pause_ms" in one_line(done.stderr)
     done = voxbus("config", env={"VOXBUS_PROFILE": "huge"})
     assert done.returncode == 2 and "profile" in one_line(done.stderr)
 

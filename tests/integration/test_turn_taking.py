@@ -24,7 +24,6 @@ from voxbus.schemas.events import (
     PlayoutDone,
     PlayoutHeld,
     PlayoutStarted,
-    SpeechResumed,
     SttFinal,
     SttTentative,
     TtsDone,
@@ -171,17 +170,17 @@ async def test_pause_mid_sentence_waits_and_leaves_no_trace(
     )
     heard, timings, events, state = await talk(system, settings, piper, dialogue, tmp_path / "heard.wav")
 
-    assert of(events, SttTentative) and of(events, SpeechResumed), story(events)
-    finals = [e for e in of(events, SttFinal) if e.text]
-    assert len(finals) == 1 and "four" in finals[0].text.lower() and "book" in finals[0].text.lower()
-    users = [m.content for m in state.history if m.role == "user"]
-    assert users == [finals[0].text.strip()]
-    # the speculative start on "...a table for" was dropped: nothing of it was spoken or kept
+    # whisper usually writes the "um" (stt.tentative: the turn stays open, the LLM may start);
+    # when it does not, the turn ends at the pause and is withdrawn as the caller goes on
+    assert of(events, SttTentative) or of(events, SttFinal), story(events)
+    users = [m.content.lower() for m in state.history if m.role == "user"]
+    assert len(users) == 1 and "book" in users[0] and "seven" in users[0], story(events)
+    # the early start on "...a table, um" was dropped: nothing of it was played or kept
     answered = {m.gen for m in of(events, TurnMetrics)}
     dropped = {e.gen for e in of(events, LlmRequested)} - answered
-    assert dropped, "no speculative generation was started at the pause"
+    assert dropped, "no generation was started at the pause"
     for gen in dropped:
-        assert not of(events, TtsRequested, gen) and not of(events, PlayoutStarted, gen)
+        assert not of(events, PlayoutStarted, gen), story(events)
     assistant = [m.content for m in state.history if m.role == "assistant"]
     assert len(assistant) == 2  # the greeting and the one answer to the whole sentence
     # the agent did not answer between the two halves

@@ -174,6 +174,7 @@ class CallActor(Actor):
         self.last_pause: SpeechPaused | None = None
         self.barge: Barge | None = None
         self.ignored_turn = False  # the caller's current words were judged not to interrupt
+        self.continued = ""  # words of a turn withdrawn because the caller went on
         self.stt_worker: str | None = None
         self.ready = asyncio.Event()
         self._subs: list[Subscription] = []
@@ -346,8 +347,27 @@ class CallActor(Actor):
         generation = self.current
         if generation is None or generation.speculative or self.barge is not None:
             return
+        if generation.kind == "answer" and "first_audio" not in generation.marks:
+            await self._withdraw(generation)
+            return
         self.barge = Barge(gen=generation.gen, onset_ts=onset_ts, voiced_since=onset_ts)
         await self._control("hold", generation.gen)
+
+    async def _withdraw(self, generation: Generation) -> None:
+        """The caller went on before hearing a word of the answer: the turn was not over after
+        all. The answer goes without a trace, and the caller's words join their next turn."""
+        if self.state.history and self.state.history[-1].role == "user":
+            self.state.history.pop()
+            self.state.turn -= 1
+        self.continued = f"{self.continued} {generation.user_text}".strip()
+        await self.bus.publish(
+            subjects.cancel(self.call_id),
+            Cancel(call_id=self.call_id, gen=generation.gen, reason="the caller went on"),
+        )
+        await self._control("flush", generation.gen)
+        self.current = None
+        self._set_conversation("listening")
+        await self._save()
 
     async def _on_playout_held(self, event: PlayoutHeld) -> None:
         if self.barge is not None and event.gen == self.barge.gen:
@@ -427,7 +447,7 @@ class CallActor(Actor):
 
     async def _on_tentative(self, event: SttTentative) -> None:
         """The caller paused mid-phrase: think about it already, speak only once the turn ends."""
-        text = event.text.strip()
+        text = f"{self.continued} {event.text.strip()}".strip()
         if self.barge is not None and not await self._judge_barge_in(text):
             return  # a backchannel, a noise or an echo over the agent (which goes on), or undecided
         if self.current is not None and self.current.speculative:
@@ -442,6 +462,9 @@ class CallActor(Actor):
 
     async def _on_final(self, event: SttFinal) -> None:
         text = event.text.strip()
+        if self.continued and text:
+            text, self.continued = f"{self.continued} {text}", ""
+            event = event.model_copy(update={"text": text})
         arrived = time.time()
         if self.barge is not None and not await self._judge_barge_in(text):
             return  # not an interruption: the agent's audio resumes

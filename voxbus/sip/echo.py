@@ -6,11 +6,11 @@ reach the VAD and sound like the caller barging in. pjsua applies its canceller 
 device; the gateway has none, so this calls pjmedia's echo API (exported by the pjsua2 wheel's
 library) through ctypes on the clock thread, with the agent frame just played as the reference.
 
-Algorithm: Speex AEC by default. Measured on this machine with speech echoed at -10 dB
-(``bench/echo.py``): Speex cancels 20-40 dB once converged at both 40 and 120 ms echo delay;
-WebRTC AEC (classic) did well at 120 ms but almost nothing at 40 ms; WebRTC AEC3 only 7-15 dB.
-Residual echo in the first second, before the filter converges, is left to the call actor's echo
-check on words (``turn.echo_overlap``).
+Off by default (``sip.echo_canceller``), by measurement (``bench/echo.py``): Speex removes about
+20 dB of echo once converged, but also takes about 10 dB off the caller's own voice while both
+speak, which is when barge-in must hear it; the WebRTC cancellers of this pjproject build did not
+converge at the delays of a SIP leg. The STT worker's level gate and the call actor's echo check on
+words handle echo without touching the caller's voice.
 """
 
 from __future__ import annotations
