@@ -38,7 +38,8 @@ class ModelPaths(BaseModel):
 class AgentSettings(BaseModel):
     system_prompt: str = (
         "You are a friendly voice assistant on a phone call. Answer in one or two short, plain "
-        "sentences, without lists, markdown or emoji."
+        "sentences, without lists, markdown or emoji. If one of your replies ends with a dash, the "
+        "caller cut you off there: do not repeat it, answer what they say next."
     )
     greeting: str = "Hello, how can I help you?"
     max_tokens: int = Field(default=80, gt=0, le=2048)

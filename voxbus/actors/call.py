@@ -142,11 +142,7 @@ class Barge:
 
 
 TOOL_ACTIONS = {"transfer_to_human": "transfer", "hang_up": "hangup"}
-INTERRUPTED_MARK = " —"
-INTERRUPTION_NOTE = (
-    "A reply of yours that ends with a dash was cut off there by the caller: do not repeat it, "
-    "answer what the caller says next."
-)
+INTERRUPTED_MARK = " —"  # the default system prompt says what it means
 
 
 class CallActor(Actor):
@@ -512,15 +508,13 @@ class CallActor(Actor):
         if generation is not None and generation.speculative:  # the turn is not in the history yet
             history.append(ChatMessage(role="user", content=generation.user_text))
         history = history[self._history_start(len(history)) :]
-        # an interrupted answer ends with a dash where the caller cut in; the system prompt says so
+        # an interrupted answer ends with a dash where the caller cut in (see agent.system_prompt)
         shown = [
             m.model_copy(update={"content": m.content + INTERRUPTED_MARK}) if m.interrupted else m
             for m in history
         ]
-        system = self.settings.system_prompt
-        if any(m.interrupted for m in history):
-            system += " " + INTERRUPTION_NOTE
-        return [ChatMessage(role="system", content=system), *shown]
+        # the system prompt never changes within a call: the LLM worker keeps it evaluated
+        return [ChatMessage(role="system", content=self.settings.system_prompt), *shown]
 
     def _history_start(self, length: int) -> int:
         """Where the prompt's history starts. Old messages are dropped half a window at a time,
