@@ -190,37 +190,6 @@ async def sip_call(  # type: ignore[no-untyped-def]
         await bus.close()
 
 
-async def run_file_call(url: str, wav: Path, out: Path, on_event=None):  # type: ignore[no-untyped-def]
-    bus = Bus(url, name="voxbus-file-call", source="file-call")
-    await bus.connect(attempts=5)
-    try:
-        call = FileCall(bus, WavSource(wav), on_event=on_event)
-        result = await call.run()
-        call.save(out)
-        return result
-    finally:
-        await bus.close()
-
-
-def turn_latencies(
-    events: list[Event], speech_ends_s: list[float], start_ts: float
-) -> list[dict[str, object]]:
-    """Per turn: the metrics event, plus latency from the script's known end of speech."""
-    rows = []
-    for m in (e for e in events if isinstance(e, TurnMetrics)):
-        row = m.model_dump(exclude={"v", "type", "source", "call_id"})
-        first_audio = next((e.ts for e in events if e.type == "playout.started" and e.gen == m.gen), None)  # type: ignore[attr-defined]
-        # the scripted line that ended most recently before the VAD's decision
-        end_s = max((s for s in speech_ends_s if start_ts + s <= (first_audio or 0)), default=None)
-        row["perceived_ms"] = (
-            None
-            if first_audio is None or end_s is None
-            else round((first_audio - start_ts - end_s) * 1000, 1)
-        )
-        rows.append(row)
-    return rows
-
-
 async def tail_events(url: str, call_id: str | None, replay: bool, as_json: bool) -> int:
     from voxbus.actors.runtime import stop_on_signals
 

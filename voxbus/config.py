@@ -144,7 +144,7 @@ class TurnSettings(BaseModel):
         default=4000, ge=200, description="longest pause of the agent's audio while a barge-in is judged"
     )
     echo_gate_db: float | None = Field(
-        default=-12.0,
+        default=-16.0,
         ge=-60,
         le=10,
         description="while the agent's audio plays, caller audio quieter than the agent's recent level "

@@ -6,10 +6,10 @@ reach the VAD and sound like the caller barging in. pjsua applies its canceller 
 device; the gateway has none, so this calls pjmedia's echo API (exported by the pjsua2 wheel's
 library) through ctypes on the clock thread, with the agent frame just played as the reference.
 
-Off by default (``sip.echo_canceller``), by measurement (``bench/echo.py``): Speex removes about
-20 dB of echo once converged, but also takes about 10 dB off the caller's own voice while both
-speak, which is when barge-in must hear it; the WebRTC cancellers of this pjproject build did not
-converge at the delays of a SIP leg. The STT worker's level gate and the call actor's echo check on
+Off by default (``sip.echo_canceller``), by measurement (``bench/echo.py``, a -12 dB echo): Speex
+removes 36-48 dB of echo once converged, but also takes 8 dB off the caller's own voice while both
+speak, which is when barge-in must hear it; the WebRTC cancellers of this pjproject build remove
+only 4-14 dB. The STT worker's level gate and the call actor's echo check on
 words handle echo without touching the caller's voice.
 """
 

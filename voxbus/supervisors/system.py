@@ -37,10 +37,11 @@ def url_file(settings: Settings) -> Path:
     return settings.data_dir / "run" / "nats.url"
 
 
-def check_models(settings: Settings) -> None:
-    """Fail at the door, in one line, when a model is missing (raises ModelMissing)."""
+def check_models(settings: Settings, roles: set[str] | None = None) -> None:
+    """Fail at the door, in one line, when a model the roles need is missing (raises ModelMissing)."""
     for kind in ("stt", "llm", "tts"):
-        model_path(settings, kind)  # type: ignore[arg-type]
+        if roles is None or kind in roles:
+            model_path(settings, kind)  # type: ignore[arg-type]
 
 
 class System:
@@ -60,7 +61,7 @@ class System:
         self.supervision: asyncio.Task[None] | None = None
 
     async def start(self) -> str:
-        check_models(self.settings)
+        check_models(self.settings, {worker[0] for worker in self.workers})
         if not self.url:
             self.nats = EmbeddedNats(self.settings.data_dir / "nats")
             self.url = await self.nats.start()
