@@ -684,6 +684,8 @@ class CallActor(Actor):
     async def _speak_greeting(self) -> None:
         generation = self._new_generation("greeting")
         generation.llm_done = True
+        generation.text = self.settings.greeting
+        generation.history_index = len(self.state.history)
         self.state.history.append(ChatMessage(role="assistant", content=self.settings.greeting))
         await self._speak(generation, speakable(self.settings.greeting), last=True)
         await self._save()
