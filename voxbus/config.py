@@ -80,6 +80,13 @@ class SttSettings(BaseModel):
         "of turn needs them ('I'd like to book, um' must not read as a finished sentence). Fillers "
         "only: whisper tends to skip speech that repeats its prompt",
     )
+    context_s: float = Field(
+        default=16.0,
+        ge=4,
+        le=30,
+        description="seconds of audio whisper's encoder sees (the turn and silence after it); 30 is "
+        "whisper's own window. Shorter is faster (16 s: ~100 ms a turn with tiny.en, 30 s: ~300 ms)",
+    )
     beam_size: int = Field(default=1, ge=1)
     cpu_threads: int = Field(default=2, ge=1)
 

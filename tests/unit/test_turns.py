@@ -75,3 +75,11 @@ def test_history_is_dropped_in_halves_so_the_prompt_prefix_stays() -> None:
     assert starts[:8] == [0] * 8  # up to 8 messages: all of them
     assert starts[8:12] == [4] * 4 and starts[12:16] == [8] * 4  # then it moves 4 at a time
     assert all(n - s <= 8 for n, s in zip(range(1, 20), starts, strict=True))
+
+
+def test_a_sentence_whisper_repeats_is_kept_once() -> None:
+    from voxbus.engines.stt import without_repeats
+
+    assert without_repeats("What do bees make? What do bees make?") == "What do bees make?"
+    assert without_repeats("Yeah, okay. Yeah, okay. Thanks.") == "Yeah, okay. Thanks."
+    assert without_repeats("I'd like to book, um...") == "I'd like to book, um..."
