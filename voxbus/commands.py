@@ -21,6 +21,7 @@ from voxbus.logs import get_logger
 from voxbus.media.file_call import FileCall
 from voxbus.media.wav import WavSource
 from voxbus.schemas.events import (
+    BargeIn,
     ErrorEvent,
     Event,
     LlmDone,
@@ -62,6 +63,9 @@ def conversation_line(event: Event) -> str | None:
             f"the caller stopped (vad {event.vad_decision_ms:.0f}, stt {event.stt_final_ms:.0f},"
             f" llm {event.llm_first_token_ms or 0:.0f}, tts {event.tts_first_frame_ms or 0:.0f})"
         )
+    if isinstance(event, BargeIn):
+        said = f" ({event.text!r})" if event.text else ""
+        return f"          [caller over the agent{said}: {event.decision}, {event.reason}]"
     if isinstance(event, ErrorEvent | WorkerRestarted | WorkerExited):
         return f"  [{event.type}] " + describe(event).split(event.type, 1)[1].strip()
     return None
