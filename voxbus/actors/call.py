@@ -38,7 +38,7 @@ from nats.js.kv import KeyValue
 from voxbus.actors.base import Actor
 from voxbus.actors.clauses import ClauseSplitter, speakable
 from voxbus.actors.tools import CALL_TOOLS, ToolCall, ToolCallFilter
-from voxbus.actors.turns import heard_part, judge_barge_in
+from voxbus.actors.turns import heard_part, judge_barge_in, words
 from voxbus.bus import subjects
 from voxbus.bus.codec import BadMessage
 from voxbus.bus.connection import Bus
@@ -142,6 +142,7 @@ class Barge:
 
 
 TOOL_ACTIONS = {"transfer_to_human": "transfer", "hang_up": "hangup"}
+SHORT_INTERRUPTION_WORDS = 3  # "Stop.", "Wait, sorry.": more is coming, most likely
 INTERRUPTED_MARK = " —"  # the default system prompt says what it means
 
 
@@ -171,6 +172,9 @@ class CallActor(Actor):
         self.barge: Barge | None = None
         self.ignored_turn = False  # the caller's current words were judged not to interrupt
         self.continued = ""  # words of a turn withdrawn because the caller went on
+        self.just_interrupted = False
+        self.short_interruption: tuple[SttFinal, float] | None = None  # "Stop.", answered at the deadline
+        self.caller_speaking = False
         self.stt_worker: str | None = None
         self.ready = asyncio.Event()
         self._subs: list[Subscription] = []
@@ -320,13 +324,16 @@ class CallActor(Actor):
     # --- hearing --------------------------------------------------------------------------------
     async def _on_speech_ended(self, event: SpeechEnded) -> None:
         self.speech_end = event
+        self.caller_speaking = False
 
     async def _on_speech_paused(self, event: SpeechPaused) -> None:
         self.last_pause = event
+        self.caller_speaking = False
         if self.barge is not None:
             self.barge.paused = True
 
     async def _on_speech_resumed(self, event: SpeechResumed) -> None:
+        self.caller_speaking = True
         if self.barge is not None:
             self.barge.paused, self.barge.voiced_since = False, event.ts
         if self.current is not None and self.current.speculative:
@@ -335,6 +342,7 @@ class CallActor(Actor):
             await self._hold_for(event.ts)
 
     async def _on_speech_started(self, event: SpeechStarted) -> None:
+        self.caller_speaking = True
         await self._hold_for(event.at_ts or event.ts)
 
     async def _hold_for(self, onset_ts: float) -> None:
@@ -397,6 +405,7 @@ class CallActor(Actor):
 
     async def _interrupt(self, generation: Generation, barge: Barge, reason: str, text: str) -> None:
         self.barge = None
+        self.just_interrupted = True
         played_frames = (barge.played_ms or 0) // 20
         heard = heard_part(generation.spoken(), played_frames)
         event = self._barge_event(barge, generation, "interrupt", reason, text)
@@ -457,6 +466,7 @@ class CallActor(Actor):
         await self._request_llm(generation)
 
     async def _on_final(self, event: SttFinal) -> None:
+        self.short_interruption = None  # if one was waiting, the caller went on: it joins this turn
         text = event.text.strip()
         if self.continued and text:
             text, self.continued = f"{self.continued} {text}", ""
@@ -468,6 +478,12 @@ class CallActor(Actor):
             self.ignored_turn = False
             return  # the end of words already judged not to interrupt the agent
         if not text:
+            return
+        interrupted, self.just_interrupted = self.just_interrupted, False
+        if interrupted and len(words(text)) <= SHORT_INTERRUPTION_WORDS:
+            # "Stop." or "Wait, sorry.": the caller cut in to say something; listen before answering
+            self.continued = text
+            self.short_interruption = (event, time.monotonic() + self.turns.unfinished_wait_ms / 1000)
             return
         generation = self.current
         if generation is not None and generation.speculative and generation.user_text == text:
@@ -565,7 +581,17 @@ class CallActor(Actor):
 
     async def _on_tick(self, _tick: Tick) -> None:
         await self._check_barge_in()
+        await self._check_short_interruption()
         await self._check_llm()
+
+    async def _check_short_interruption(self) -> None:
+        """A short interruption the caller did not follow up: answer it after all."""
+        if self.short_interruption is None or self.caller_speaking:
+            return
+        event, deadline = self.short_interruption
+        if time.monotonic() >= deadline:
+            self.short_interruption, self.continued = None, ""
+            await self._on_final(event)
 
     async def _check_barge_in(self) -> None:
         """Speech over the agent that goes on without a pause interrupts it (a string of short
