@@ -56,22 +56,19 @@ def test_whispers_sound_notes_are_not_words() -> None:
 def test_echo_gate_mutes_the_echo_and_lets_the_caller_through() -> None:
     import numpy as np
 
-    from voxbus.actors.stt_worker import EchoGate
+    from voxbus.actors.stt_worker import is_echo
 
     rng = np.random.default_rng(1)
     far_db = -20.0
-    gate = EchoGate(gate_db=-12.0)
     echo = rng.normal(0, 10 ** ((far_db - 20) / 20), 320).astype(np.float32)  # 20 dB below the agent
     voice = rng.normal(0, 10 ** ((far_db - 10) / 20), 320).astype(np.float32)  # a quieter caller
-    assert gate.is_echo(echo, far_db) and not gate.is_echo(voice, far_db)
+    assert is_echo(echo, far_db, -12.0) and not is_echo(voice, far_db, -12.0)
 
 
 def test_history_is_dropped_in_halves_so_the_prompt_prefix_stays() -> None:
-    from voxbus.actors.call import CallActor
+    from voxbus.actors.call import history_start
 
-    actor = CallActor.__new__(CallActor)
-    actor.settings = AgentSettings(history_messages=8)
-    starts = [actor._history_start(n) for n in range(1, 20)]
+    starts = [history_start(n, AgentSettings(history_messages=8).history_messages) for n in range(1, 20)]
     assert starts[:8] == [0] * 8  # up to 8 messages: all of them
     assert starts[8:12] == [4] * 4 and starts[12:16] == [8] * 4  # then it moves 4 at a time
     assert all(n - s <= 8 for n, s in zip(range(1, 20), starts, strict=True))

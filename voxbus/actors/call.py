@@ -296,20 +296,21 @@ class CallActor(Actor):
         )
         return self.current
 
-    async def _cancel(self, generation: Generation, reason: str, heard: str | None = None) -> None:
+    async def _cancel(
+        self, generation: Generation, reason: str, heard: str | None = None, trace: bool = True
+    ) -> None:
         """Stop a generation everywhere. ``heard``: what the caller heard of it (a barge-in); the
-        history keeps only that, marked interrupted. A speculative generation leaves no trace."""
+        history keeps only that, marked interrupted. A speculative generation, or one cancelled
+        with ``trace=False``, leaves no trace."""
         await self.bus.publish(
             subjects.cancel(self.call_id), Cancel(call_id=self.call_id, gen=generation.gen, reason=reason)
         )
         if self.current is generation:
             self.current = None
-        if generation.speculative:
+        if generation.clauses:  # audio was asked for: drop whatever of it is queued or late
+            await self._control("flush", generation.gen)
+        if generation.speculative or not trace:
             return  # nothing was said, nothing was recorded
-        await self.bus.publish(
-            subjects.control(self.call_id),
-            CallControl(call_id=self.call_id, action="flush", gen=generation.gen),
-        )
         if heard is None:
             heard = generation.text
         if generation.history_index is not None:
@@ -364,12 +365,7 @@ class CallActor(Actor):
             self.state.history.pop()
             self.state.turn -= 1
         self.continued = f"{self.continued} {generation.user_text}".strip()
-        await self.bus.publish(
-            subjects.cancel(self.call_id),
-            Cancel(call_id=self.call_id, gen=generation.gen, reason="the caller went on"),
-        )
-        await self._control("flush", generation.gen)
-        self.current = None
+        await self._cancel(generation, "the caller went on", trace=False)
         self._set_conversation("listening")
         await self._save()
 
@@ -408,13 +404,17 @@ class CallActor(Actor):
         self.just_interrupted = True
         played_frames = (barge.played_ms or 0) // 20
         heard = heard_part(generation.spoken(), played_frames)
-        event = self._barge_event(barge, generation, "interrupt", reason, text)
-        event.heard_text = heard
-        self.bus.emit(event)
+        self.bus.emit(self._barge_event(barge, generation, "interrupt", reason, text, heard))
         await self._cancel(generation, "barge-in", heard=heard)
 
     def _barge_event(
-        self, barge: Barge, generation: Generation, decision: str, reason: str, text: str
+        self,
+        barge: Barge,
+        generation: Generation,
+        decision: str,
+        reason: str,
+        text: str,
+        heard: str | None = None,
     ) -> BargeIn:
         held = None if barge.held_ts is None else round((barge.held_ts - barge.onset_ts) * 1000, 1)
         return BargeIn(
@@ -427,6 +427,7 @@ class CallActor(Actor):
             onset_ts=barge.onset_ts,
             held_ms=held,
             played_ms=barge.played_ms,
+            heard_text=heard,
         )
 
     async def _control(self, action: str, gen: int) -> None:
@@ -523,7 +524,7 @@ class CallActor(Actor):
         history = list(self.state.history)
         if generation is not None and generation.speculative:  # the turn is not in the history yet
             history.append(ChatMessage(role="user", content=generation.user_text))
-        history = history[self._history_start(len(history)) :]
+        history = history[history_start(len(history), self.settings.history_messages) :]
         # an interrupted answer ends with a dash where the caller cut in (see agent.system_prompt)
         shown = [
             m.model_copy(update={"content": m.content + INTERRUPTED_MARK}) if m.interrupted else m
@@ -531,19 +532,6 @@ class CallActor(Actor):
         ]
         # the system prompt never changes within a call: the LLM worker keeps it evaluated
         return [ChatMessage(role="system", content=self.settings.system_prompt), *shown]
-
-    def _history_start(self, length: int) -> int:
-        """Where the prompt's history starts. Old messages are dropped half a window at a time,
-        not one by one: the prompt's prefix then stays the same from turn to turn, so the LLM
-        worker's cache keeps it evaluated (a window sliding by one message would change the whole
-        prompt every turn)."""
-        keep = self.settings.history_messages
-        if keep == 0:
-            return length
-        if length <= keep:
-            return 0
-        step = max(2, keep // 2)
-        return -(-(length - keep) // step) * step  # the next multiple of step at or above the excess
 
     async def _request_llm(self, generation: Generation) -> None:
         request = LlmRequest(
@@ -841,6 +829,19 @@ class CallActor(Actor):
 
     async def _ignore(self, _event: Event) -> None:
         pass
+
+
+def history_start(length: int, keep: int) -> int:
+    """Where the prompt's history starts when at most ``keep`` messages go to the LLM. Old
+    messages are dropped half a window at a time, not one by one: the prompt's prefix then stays
+    the same from turn to turn, so the LLM worker's cache keeps it evaluated (a window sliding by
+    one message would change the whole prompt every turn)."""
+    if keep == 0:
+        return length
+    if length <= keep:
+        return 0
+    step = max(2, keep // 2)
+    return -(-(length - keep) // step) * step  # the next multiple of step at or above the excess
 
 
 def _ms(seconds: float | None) -> float | None:

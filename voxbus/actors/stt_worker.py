@@ -66,15 +66,10 @@ class Transcriber:
             self.pending -= 1
 
 
-class EchoGate:
+def is_echo(frame: np.ndarray, far_db: float, gate_db: float) -> bool:
     """Tells the agent's echo from the caller's voice by level, while the agent's audio plays: a
     caller frame quieter than the agent's recent level plus ``gate_db`` (negative) is its echo."""
-
-    def __init__(self, gate_db: float) -> None:
-        self.gate_db = gate_db
-
-    def is_echo(self, frame: np.ndarray, far_db: float) -> bool:
-        return level_db(frame) < far_db + self.gate_db
+    return level_db(frame) < far_db + gate_db
 
 
 class Turn:
@@ -104,7 +99,7 @@ class CallSession:
     ) -> None:
         self.bus, self.call_id, self.settings = bus, call_id, settings
         self.lexicon: Lexicon = turns.lexicon()
-        self.echo = EchoGate(turns.echo_gate_db) if turns.echo_gate_db is not None else None
+        self.echo_gate_db = turns.echo_gate_db
         self.transcriber = transcriber
         self.on_close = on_close
         self.vad = SileroStream()
@@ -160,10 +155,11 @@ class CallSession:
             samples = np.concatenate([np.zeros(missing * FRAME_SAMPLES, np.float32), samples])
         self.next_seq = frame.seq + 1
         self.ts_of_seq.append((frame.seq, frame.ts))
+        gate_db = self.echo_gate_db
         if (
             frame.far_db is not None
-            and self.echo is not None
-            and self.echo.is_echo(samples[-FRAME_SAMPLES:], frame.far_db)
+            and gate_db is not None
+            and is_echo(samples[-FRAME_SAMPLES:], frame.far_db, gate_db)
         ):
             samples[-FRAME_SAMPLES:] = 0.0  # no louder than the agent's echo: not the caller
         self._feed(samples)

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from voxbus.engines.tts import PiperEngine
 from voxbus.media.frames import FRAME_BYTES, FRAME_MS, SILENCE
-from voxbus.media.script import _trim
+from voxbus.media.script import trim_silence
 
 When = Literal["after_reply", "during_reply", "after_line"]
 QUIET_AFTER_REPLY_S = 1.2  # the agent counts as done after this much quiet
@@ -68,7 +68,7 @@ def render_line(line: DialogueLine, engine: PiperEngine) -> list[bytes]:
     if line.text.startswith("noise:"):
         pcm = cough()
     else:
-        pcm = _trim(np.frombuffer(b"".join(engine.frames(line.text)), dtype=np.int16)).tobytes()
+        pcm = trim_silence(np.frombuffer(b"".join(engine.frames(line.text)), dtype=np.int16)).tobytes()
     pcm += bytes(-len(pcm) % FRAME_BYTES)
     return [pcm[i : i + FRAME_BYTES] for i in range(0, len(pcm), FRAME_BYTES)]
 

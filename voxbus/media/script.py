@@ -40,7 +40,7 @@ DEMO_SCRIPT = CallerScript(
 )
 
 
-def _trim(samples: np.ndarray) -> np.ndarray:
+def trim_silence(samples: np.ndarray) -> np.ndarray:
     loud = np.flatnonzero(np.abs(samples.astype(np.int32)) > SPEECH_LEVEL)
     return samples[loud[0] : loud[-1] + 1] if len(loud) else samples[:0]
 
@@ -52,7 +52,7 @@ def render(script: CallerScript, engine: PiperEngine, out: Path) -> list[SpokenL
     at = 0
     for line in script.lines:
         gap = np.zeros(int(line.pause_before_s * SAMPLE_RATE), dtype=np.int16)
-        speech = _trim(np.frombuffer(b"".join(engine.frames(line.text)), dtype=np.int16))
+        speech = trim_silence(np.frombuffer(b"".join(engine.frames(line.text)), dtype=np.int16))
         pieces += [gap, speech]
         at += len(gap)
         spoken.append(
