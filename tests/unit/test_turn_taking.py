@@ -1,0 +1,270 @@
+"""The turn-taking and barge-in decisions, case by case as the README describes them: message
+sequences in, decisions out, no bus, time stepped by hand."""
+
+from __future__ import annotations
+
+import pytest
+
+from voxbus.actors.call.barge_in import BargeInJudge, HoldAudio, Interrupt, ResumeAudio
+from voxbus.actors.call.generation import Generation, Kind
+from voxbus.actors.call.turn_taking import (
+    DropSpeculative,
+    EndTurn,
+    StartSpeculative,
+    TurnTaking,
+    Withdraw,
+)
+from voxbus.clock import ManualClock
+from voxbus.config import TurnSettings
+from voxbus.schemas.events import (
+    PlayoutHeld,
+    SpeechEnded,
+    SpeechPaused,
+    SpeechResumed,
+    SpeechStarted,
+    SttFinal,
+    SttTentative,
+)
+
+C = "call-1"
+AGENT_SAID = "The capital of France is Paris, a city on the Seine."
+
+
+class Call:
+    """One call's turn-taking, with the agent's current generation kept as the actor keeps it."""
+
+    def __init__(self, **turn_settings: object) -> None:
+        self.clock = ManualClock()
+        self.settings = TurnSettings(**turn_settings)  # type: ignore[arg-type]
+        judge = BargeInJudge(C, self.settings, self.settings.lexicon(), self.clock)
+        self.turns = TurnTaking(judge, self.settings, self.clock)
+        self.current: Generation | None = None
+        self.gen = 0
+
+    def agent(self, kind: Kind = "answer", text: str = AGENT_SAID, playing: bool = True) -> Generation:
+        """The agent starts a generation; ``playing``: its first frame has been played."""
+        self.gen += 1
+        self.current = Generation.start(self.gen, 1, kind, 12, self.clock.monotonic())
+        self.current.text = text
+        if playing:
+            self.current.timeline.marks["first_audio"] = self.clock.time()
+        return self.current
+
+    def run(self, decisions: list) -> list:  # type: ignore[type-arg]
+        """What the actor does to its current generation for each decision."""
+        for decision in decisions:
+            if isinstance(decision, (Interrupt, DropSpeculative, Withdraw)):
+                self.current = None
+            elif isinstance(decision, StartSpeculative):
+                self.agent(text="", playing=False).speculative = True
+                assert self.current is not None
+                self.current.user_text = decision.text
+            elif isinstance(decision, EndTurn):
+                self.current = decision.speculative or self.agent(text="", playing=False)
+                self.current.speculative = False
+        return decisions
+
+    def start(self) -> list:  # type: ignore[type-arg]
+        ts = self.clock.time()
+        return self.run(self.turns.speech_started(SpeechStarted(call_id=C, at_ms=0, at_ts=ts), self.current))
+
+    def pause(self) -> list:  # type: ignore[type-arg]
+        return self.turns.speech_paused(SpeechPaused(call_id=C, at_ms=0, at_ts=self.clock.time()))
+
+    def resume(self) -> list:  # type: ignore[type-arg]
+        return self.run(self.turns.speech_resumed(SpeechResumed(call_id=C, at_ms=0), self.current))
+
+    def end(self) -> list:  # type: ignore[type-arg]
+        event = SpeechEnded(call_id=C, at_ms=0, decided_ms=0, at_ts=self.clock.time())
+        return self.turns.speech_ended(event)
+
+    def tentative(self, text: str) -> list:  # type: ignore[type-arg]
+        event = SttTentative(call_id=C, text=text, compute_s=0.1)
+        return self.run(self.turns.tentative(event, self.current, AGENT_SAID))
+
+    def final(self, text: str, end_reason: str = "complete") -> list:  # type: ignore[type-arg]
+        event = SttFinal(call_id=C, text=text, start_ms=0, end_ms=0, compute_s=0.1, end_reason=end_reason)  # type: ignore[arg-type]
+        return self.run(self.turns.final(event, self.current, AGENT_SAID))
+
+    def wait(self, seconds: float) -> list:  # type: ignore[type-arg]
+        decisions = []
+        for _ in range(round(seconds / 0.1)):
+            self.clock.advance(0.1)
+            decisions += self.run(self.turns.tick(self.current, AGENT_SAID))
+        return decisions
+
+
+def kinds(decisions: list) -> list[str]:  # type: ignore[type-arg]
+    return [type(d).__name__ for d in decisions]
+
+
+def test_a_finished_phrase_ends_the_turn() -> None:
+    call = Call()
+    assert call.start() == []
+    call.pause()
+    [end] = call.final("What is the capital of France?")
+    assert isinstance(end, EndTurn) and end.final.text == "What is the capital of France?"
+    assert end.speculative is None and end.superseded is None
+    assert end.vad_decision_ts is None  # no speech.ended seen: no latency to measure from
+
+
+def test_hesitation_starts_a_speculative_answer_that_goes_out_when_the_turn_ends_the_same() -> None:
+    call = Call()
+    call.start()
+    call.pause()
+    [start] = call.tentative("I'd like to book a table for, um...")
+    assert isinstance(start, StartSpeculative)
+    speculative = call.current
+    call.end()
+    [end] = call.final("I'd like to book a table for, um...", end_reason="unfinished_timeout")
+    assert isinstance(end, EndTurn) and end.speculative is speculative and end.superseded is None
+    assert end.speech_end_ts is not None and end.vad_decision_ts is not None
+
+
+def test_a_speculative_start_is_dropped_when_the_caller_goes_on() -> None:
+    call = Call()
+    call.start()
+    call.pause()
+    call.tentative("I'd like to book a table for")
+    speculative = call.current
+    [drop] = call.resume()
+    assert isinstance(drop, DropSpeculative) and drop.generation is speculative
+    call.pause()
+    [end] = call.final("I'd like to book a table for four.")
+    assert end.speculative is None and end.superseded is None  # a fresh answer to the whole turn
+
+
+def test_a_speculative_start_on_other_words_is_superseded() -> None:
+    call = Call()
+    call.tentative("I'd like to, um")
+    speculative = call.current
+    [end] = call.final("I'd like to pay.")
+    assert isinstance(end, EndTurn) and end.speculative is None and end.superseded is speculative
+
+
+def test_withdrawal_the_caller_goes_on_before_hearing_the_answer() -> None:
+    call = Call()
+    call.final("I'd like to book a table.")
+    answer = call.agent(text="", playing=False)
+    answer.user_text = "I'd like to book a table."
+    [withdraw] = call.start()
+    assert isinstance(withdraw, Withdraw) and withdraw.generation is answer
+    [end] = call.final("For four people at seven.")
+    assert end.final.text == "I'd like to book a table. For four people at seven."
+
+
+def test_a_greeting_not_yet_heard_is_held_not_withdrawn() -> None:
+    call = Call()
+    call.agent(kind="greeting", playing=False)
+    assert kinds(call.start()) == ["HoldAudio"]
+
+
+def test_backchannel_resumes_the_agent_and_is_not_a_turn() -> None:
+    call = Call()
+    speaking = call.agent()
+    [hold] = call.start()
+    assert hold == HoldAudio(speaking.gen)
+    call.pause()
+    [resume] = call.final("Uh-huh.")
+    assert isinstance(resume, ResumeAudio) and resume.event.decision == "ignored"
+    assert resume.event.reason == "a backchannel" and call.current is speaking
+
+
+def test_backchannel_judged_on_its_tentative_words_ends_without_a_turn() -> None:
+    call = Call()
+    speaking = call.agent()
+    call.start()
+    call.pause()
+    assert kinds(call.tentative("Yeah, okay")) == ["ResumeAudio"]
+    assert call.final("Yeah, okay.") == []  # the end of words already judged: not a turn
+    assert call.current is speaking
+
+
+@pytest.mark.parametrize(
+    ("words", "reason"),
+    [("", "no words (a noise or a cough)"), ("capital of France is Paris", "the agent's own voice (echo)")],
+)
+def test_cough_and_echo_resume_the_agent(words: str, reason: str) -> None:
+    call = Call()
+    speaking = call.agent()
+    call.start()
+    call.pause()
+    [resume] = call.final(words)
+    assert isinstance(resume, ResumeAudio) and resume.event.reason == reason and call.current is speaking
+
+
+def test_words_over_the_agent_interrupt_it_and_the_history_keeps_what_was_heard() -> None:
+    call = Call()
+    speaking = call.agent(text="Paris is the capital. It lies on the Seine river.")
+    speaking.clause_texts = {0: "Paris is the capital.", 1: "It lies on the Seine river."}
+    speaking.clause_frames = {0: 50, 1: 60}
+    call.start()
+    call.turns.playout_held(PlayoutHeld(call_id=C, gen=speaking.gen, played_ms=80 * 20))
+    call.pause()
+    interrupt, end = call.final("What about the weather in Lyon today?")
+    assert isinstance(interrupt, Interrupt) and interrupt.generation is speaking
+    assert interrupt.heard == "Paris is the capital. It lies on"
+    assert interrupt.event.decision == "interrupt" and interrupt.event.played_ms == 1600
+    assert isinstance(end, EndTurn) and end.superseded is None  # the interrupted answer is gone already
+
+
+def test_speech_that_goes_on_interrupts_by_its_length() -> None:
+    call = Call()
+    call.agent()
+    call.start()
+    decisions = call.wait(call.settings.barge_in_min_speech_ms / 1000 + call.settings.pause_ms / 1000)
+    [interrupt] = decisions
+    assert isinstance(interrupt, Interrupt) and interrupt.event.reason.startswith("spoke over the agent")
+
+
+def test_a_pause_stops_the_length_rule_and_a_hold_with_no_words_resumes() -> None:
+    call = Call()
+    call.agent()
+    call.start()
+    call.pause()
+    decisions = call.wait(call.settings.hold_max_ms / 1000 + 0.2)
+    [resume] = decisions
+    assert isinstance(resume, ResumeAudio) and resume.event.reason == "no words came"
+
+
+def test_a_short_interruption_waits_for_more_words_and_joins_them() -> None:
+    call = Call()
+    call.agent()
+    call.start()
+    call.pause()
+    assert kinds(call.final("Stop.")) == ["Interrupt"]  # interrupted, but not answered yet
+    call.start()
+    call.pause()
+    [end] = call.final("What time is it in Tokyo?")
+    assert isinstance(end, EndTurn) and end.final.text == "Stop. What time is it in Tokyo?"
+
+
+def test_a_short_interruption_alone_is_answered_after_the_wait() -> None:
+    call = Call()
+    call.agent()
+    call.start()
+    call.pause()
+    call.final("Wait, sorry.")
+    assert call.wait(call.settings.unfinished_wait_ms / 1000 - 0.2) == []
+    [end] = call.wait(0.3)
+    assert isinstance(end, EndTurn) and end.final.text == "Wait, sorry."
+
+
+def test_min_words_makes_a_one_word_interruption_resume() -> None:
+    call = Call(barge_in_min_words=2)
+    call.agent()
+    call.start()
+    call.pause()
+    [resume] = call.final("Stop.")
+    assert isinstance(resume, ResumeAudio) and resume.event.reason.startswith("1 words")
+
+
+def test_the_agent_finishing_ends_the_hold() -> None:
+    call = Call()
+    speaking = call.agent()
+    call.start()
+    call.turns.playout_ended(speaking.gen)
+    call.current = None
+    call.pause()
+    [end] = call.final("Thanks, that's all.")
+    assert isinstance(end, EndTurn)

@@ -1,0 +1,243 @@
+"""The call actor: one per call, a small coordinator over named parts.
+
+It subscribes to the call's events, hands each to the part that owns it, and carries out what the
+part decides. The parts, in the order a caller turn flows through them:
+
+- :mod:`~voxbus.actors.call.turn_taking` (:class:`TurnTaking`): who has the floor; when the
+  caller's turn is over; speculative starts, withdrawals, short interruptions;
+- :mod:`~voxbus.actors.call.barge_in` (:class:`BargeInJudge`): caller speech over the agent, held
+  and judged;
+- :mod:`~voxbus.actors.call.generation` (:class:`Generation`): one answer or greeting in flight,
+  from LLM text to TTS clauses and what the caller heard of them;
+- :mod:`~voxbus.actors.call.conversation` (:class:`Conversation`, :class:`CallStore`): the history
+  and the prompt, kept in the ``voxbus_calls`` bucket so that a restarted actor resumes;
+- :mod:`~voxbus.actors.call.metrics`: ``turn.metrics`` from a generation's timeline;
+- :mod:`~voxbus.actors.call.outbound` (:class:`Outbound`): everything sent to the bus.
+
+The parts do no I/O and read time only from the injected :class:`~voxbus.clock.Clock`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.js.kv import KeyValue
+
+from voxbus.actors.base import Actor
+from voxbus.actors.call.agent_side import AgentSide
+from voxbus.actors.call.barge_in import BargeInJudge
+from voxbus.actors.call.conversation import CallStore, Conversation
+from voxbus.actors.call.outbound import Outbound
+from voxbus.actors.call.turn_taking import Decision, TurnTaking
+from voxbus.bus import subjects
+from voxbus.bus.codec import BadMessage
+from voxbus.bus.connection import Bus
+from voxbus.clock import Clock, SystemClock
+from voxbus.config import AgentSettings, TurnSettings
+from voxbus.logs import get_logger
+from voxbus.schemas.events import (
+    CallEnded,
+    CallResumed,
+    CallStarted,
+    DtmfReceived,
+    Event,
+    LlmFirstToken,
+    PlayoutDone,
+    PlayoutHeld,
+    PlayoutStarted,
+    SpeechEnded,
+    SpeechPaused,
+    SpeechResumed,
+    SpeechStarted,
+    SttFinal,
+    SttTentative,
+    TtsClauseDone,
+    TtsFirstFrame,
+    WorkerStarted,
+)
+from voxbus.schemas.messages import CallState, LlmChunk
+
+log = get_logger(__name__)
+TICK_S = 0.1
+
+
+class Tick:
+    """Timer message: lets the actor check its deadlines between other messages."""
+
+
+class CallActor(Actor):
+    def __init__(
+        self,
+        bus: Bus,
+        kv: KeyValue,
+        settings: AgentSettings,
+        turns: TurnSettings,
+        call_id: str,
+        owner: str,
+        resume: bool = False,
+        caller: str = "",
+        source: str = "file",
+        clock: Clock | None = None,
+    ) -> None:
+        super().__init__()
+        self.name = f"call/{call_id}"
+        self.clock = clock or SystemClock()
+        self.bus, self.settings, self.call_id, self.owner, self.resume = bus, settings, call_id, owner, resume
+        self.store = CallStore(kv)
+        state = CallState(call_id=call_id, owner=owner, caller=caller, source=source)
+        self.conversation = Conversation(state, settings)
+        self.out = Outbound(bus, self.clock, call_id, settings)
+        judge = BargeInJudge(call_id, turns, turns.lexicon(), self.clock)
+        self.turn_taking = TurnTaking(judge, turns, self.clock)
+        self.agent = AgentSide(self.conversation, self.store, self.out, settings, self.clock)
+        self.stt_worker: str | None = None
+        self.ready = asyncio.Event()
+        self._subs: list[Subscription] = []
+        self._ticker: asyncio.Task[None] | None = None
+        for message_type, handler in [
+            (SpeechStarted, self._on_speech_started),
+            (SpeechPaused, self._on_speech_paused),
+            (SpeechResumed, self._on_speech_resumed),
+            (SpeechEnded, self._on_speech_ended),
+            (SttTentative, self._on_tentative),
+            (SttFinal, self._on_final),
+            (DtmfReceived, self._on_dtmf),
+            (PlayoutHeld, self._on_playout_held),
+            (PlayoutDone, self._on_playout_done),
+            (LlmChunk, self.agent.chunk),
+            (LlmFirstToken, self.agent.first_token),
+            (TtsFirstFrame, self.agent.tts_first_frame),
+            (TtsClauseDone, self.agent.clause_done),
+            (PlayoutStarted, self.agent.playout_started),
+            (CallEnded, self._on_call_ended),
+            (WorkerStarted, self._on_worker_started),
+            (Tick, self._on_tick),
+            (Event, self._ignore),
+        ]:
+            self.on(message_type, handler)
+
+    @property
+    def state(self) -> CallState:
+        return self.conversation.state
+
+    # --- lifecycle ----------------------------------------------------------------------------
+    async def on_start(self) -> None:
+        resumed = await self._load() if self.resume else False
+        tell = self._tell_decoded
+        self._subs = [
+            await self.bus.subscribe(subjects.call_events(self.call_id), None, tell),
+            await self.bus.subscribe(subjects.llm_chunks(self.call_id), LlmChunk, tell),
+            await self.bus.subscribe(subjects.system_event("worker.started"), None, tell),
+        ]
+        self._ticker = asyncio.create_task(self._tick())
+        self.stt_worker = await self.out.open_stt()
+        if resumed:
+            history_len = len(self.state.history)
+            self.out.emit(
+                CallResumed(
+                    call_id=self.call_id, turn=self.state.turn, gen=self.state.gen, history_len=history_len
+                )
+            )
+            log.info("call resumed", call_id=self.call_id, history=history_len)
+        else:
+            self.out.emit(
+                CallStarted(call_id=self.call_id, caller=self.state.caller, transport=self.state.source)
+            )
+            await self.agent.save()
+            if self.settings.greeting:
+                await self.agent.greet()
+        self.ready.set()
+
+    async def on_stop(self) -> None:
+        if self._ticker:
+            self._ticker.cancel()
+        for sub in self._subs:
+            with contextlib.suppress(Exception):  # the connection may be closing already
+                await sub.unsubscribe()
+
+    async def _tell_decoded(self, message: object, _msg: Msg) -> None:
+        self.tell(message)
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_S)
+            self.tell(Tick())
+
+    async def _load(self) -> bool:
+        try:
+            saved = await self.store.load(self.call_id)
+        except BadMessage as exc:
+            self.bus.report_bad(exc)
+            return False
+        if saved is None:
+            return False
+        self.conversation.state = saved.model_copy(update={"owner": self.owner})
+        return True
+
+    # --- the caller: turn-taking decides, the actor carries out ---------------------------------
+    async def _on_speech_started(self, event: SpeechStarted) -> None:
+        await self._carry_out(self.turn_taking.speech_started(event, self.agent.current))
+
+    async def _on_speech_paused(self, event: SpeechPaused) -> None:
+        await self._carry_out(self.turn_taking.speech_paused(event))
+
+    async def _on_speech_resumed(self, event: SpeechResumed) -> None:
+        await self._carry_out(self.turn_taking.speech_resumed(event, self.agent.current))
+
+    async def _on_speech_ended(self, event: SpeechEnded) -> None:
+        await self._carry_out(self.turn_taking.speech_ended(event))
+
+    async def _on_tentative(self, event: SttTentative) -> None:
+        last_said = self.conversation.last_said()
+        await self._carry_out(self.turn_taking.tentative(event, self.agent.current, last_said))
+
+    async def _on_final(self, event: SttFinal) -> None:
+        last_said = self.conversation.last_said()
+        await self._carry_out(self.turn_taking.final(event, self.agent.current, last_said))
+
+    async def _on_dtmf(self, event: DtmfReceived) -> None:
+        """A key press is a turn: the agent hears it as a short note in the history."""
+        text = f"(the caller pressed the key {event.digit})"
+        final = SttFinal(
+            call_id=self.call_id,
+            text=text,
+            start_ms=0,
+            end_ms=0,
+            compute_s=0.0,
+            ts=event.ts,
+            end_reason="dtmf",
+        )
+        await self._carry_out(
+            self.turn_taking.key_pressed(final, self.agent.current, self.conversation.last_said())
+        )
+
+    async def _on_playout_held(self, event: PlayoutHeld) -> None:
+        await self._carry_out(self.turn_taking.playout_held(event))
+
+    async def _on_tick(self, _tick: Tick) -> None:
+        await self._carry_out(self.turn_taking.tick(self.agent.current, self.conversation.last_said()))
+        await self.agent.retry_llm_if_quiet()
+
+    async def _on_playout_done(self, event: PlayoutDone) -> None:
+        ended = await self.agent.playout_done(event)
+        if ended is not None:
+            self.turn_taking.playout_ended(ended)
+
+    async def _carry_out(self, decisions: list[Decision]) -> None:
+        await self.agent.carry_out(decisions)
+
+    # --- the rest -------------------------------------------------------------------------------
+    async def _on_worker_started(self, event: WorkerStarted) -> None:
+        if event.role == "stt" and event.worker_id == self.stt_worker:
+            log.info("stt worker restarted, reopening the session", call_id=self.call_id)
+            self.stt_worker = await self.out.open_stt() or self.stt_worker
+
+    async def _on_call_ended(self, event: CallEnded) -> None:
+        await self.agent.end_call()
+        self.stop()
+
+    async def _ignore(self, _event: Event) -> None:
+        pass

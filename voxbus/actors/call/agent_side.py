@@ -1,0 +1,274 @@
+"""The agent's side of a call: the generation in flight, from the LLM request to the last frame played.
+
+:class:`AgentSide` carries out what turn-taking decides (hold, resume, interrupt, withdraw, start
+a speculative answer, answer a turn), keeps the current :class:`Generation`, feeds it the LLM's
+chunks and sends its clauses to TTS, records what the workers and the gateway report about it,
+asks the LLM again when a worker goes quiet, and keeps the conversation saved. Its I/O goes
+through :class:`Outbound`; its time comes from the injected clock.
+"""
+
+from __future__ import annotations
+
+from voxbus.actors.call.conversation import CallStore, Conversation
+from voxbus.actors.call.generation import Generation, Kind
+from voxbus.actors.call.metrics import turn_metrics
+from voxbus.actors.call.outbound import Outbound
+from voxbus.actors.call.turn_taking import (
+    Decision,
+    DropSpeculative,
+    EndTurn,
+    HoldAudio,
+    Interrupt,
+    ResumeAudio,
+    StartSpeculative,
+    Withdraw,
+)
+from voxbus.actors.clauses import speakable
+from voxbus.actors.tools import ToolCall
+from voxbus.clock import Clock
+from voxbus.config import AgentSettings
+from voxbus.schemas.events import (
+    Event,
+    LlmFirstToken,
+    LlmRetried,
+    PlayoutDone,
+    PlayoutStarted,
+    StateChanged,
+    ToolCalled,
+    TtsClauseDone,
+    TtsFirstFrame,
+)
+from voxbus.schemas.messages import CallControl, CallState, LlmChunk
+
+TOOL_ACTIONS = {"transfer_to_human": "transfer", "hang_up": "hangup"}
+
+
+class AgentSide:
+    def __init__(
+        self,
+        conversation: Conversation,
+        store: CallStore,
+        out: Outbound,
+        settings: AgentSettings,
+        clock: Clock,
+    ) -> None:
+        self.conversation, self.store, self.out, self.settings, self.clock = (
+            conversation,
+            store,
+            out,
+            settings,
+            clock,
+        )
+        self.call_id = out.call_id
+        self.current: Generation | None = None
+        self.state_name = "listening"  # listening, thinking or speaking (state.changed)
+
+    @property
+    def state(self) -> CallState:
+        return self.conversation.state
+
+    async def save(self) -> None:
+        await self.store.save(self.state)
+
+    def _set_state(self, state: str) -> None:
+        if state != self.state_name:
+            self.state_name = state
+            event = StateChanged(call_id=self.call_id, turn=self.state.turn, gen=self.state.gen, state=state)  # type: ignore[arg-type]
+            self.out.emit(event)
+
+    async def carry_out(self, decisions: list[Decision]) -> None:
+        for decision in decisions:
+            match decision:
+                case HoldAudio(gen=gen):
+                    await self.out.control("hold", gen)
+                case ResumeAudio(gen=gen, event=event):
+                    self.out.emit(event)
+                    await self.out.control("resume", gen)
+                case Interrupt(generation=generation, event=event, heard=heard):
+                    self.out.emit(event)
+                    await self.cancel(generation, "barge-in", heard=heard)
+                case DropSpeculative(generation=generation):
+                    await self.cancel(generation, "the caller went on")
+                case Withdraw(generation=generation):
+                    self.conversation.withdraw_turn()
+                    await self.cancel(generation, "the caller went on", trace=False)
+                    self._set_state("listening")
+                    await self.save()
+                case StartSpeculative(text=text):
+                    await self._start_speculative(text)
+                case EndTurn():
+                    await self._answer(decision)
+
+    # --- generations --------------------------------------------------------------------------
+    def _new_generation(self, kind: Kind) -> Generation:
+        gen = self.conversation.next_gen()
+        self.current = Generation.start(
+            gen, self.state.turn, kind, self.settings.min_clause_chars, self.clock.monotonic()
+        )
+        return self.current
+
+    async def _start_speculative(self, text: str) -> None:
+        generation = self._new_generation("answer")
+        generation.speculative = generation.held_back = True
+        generation.user_text = text
+        generation.turn = self.state.turn + 1
+        await self._request_llm(generation)
+
+    async def _answer(self, end: EndTurn) -> None:
+        if end.speculative is not None:  # already thinking about exactly these words
+            generation = end.speculative
+            self._begin_turn(generation, end)
+            await self.save()
+            for clause, last in generation.release():
+                await self._speak(generation, clause, last)
+            if generation.llm.done:
+                await self._answer_complete(generation)
+            return
+        if end.superseded is not None:
+            await self.cancel(end.superseded, "superseded by a new caller turn")
+        generation = self._new_generation("answer")
+        self._begin_turn(generation, end)
+        await self.save()
+        await self._request_llm(generation)
+
+    def _begin_turn(self, generation: Generation, end: EndTurn) -> None:
+        """The caller's turn is over: it enters the history and ``generation`` answers it."""
+        turn = self.conversation.open_turn(end.final.text.strip())
+        generation.commit(turn, end.final, end.arrived)
+        if end.speech_end_ts is not None and end.vad_decision_ts is not None:
+            generation.speech_end_ts = end.speech_end_ts
+            generation.timeline.marks["vad_decision"] = end.vad_decision_ts
+        self._set_state("thinking")
+
+    async def cancel(
+        self, generation: Generation, reason: str, heard: str | None = None, trace: bool = True
+    ) -> None:
+        """Stop a generation everywhere. ``heard``: what the caller heard of it (a barge-in); the
+        history keeps only that, marked interrupted. A speculative generation, or one cancelled
+        with ``trace=False``, leaves no trace."""
+        await self.out.cancel(generation, reason)
+        if self.current is generation:
+            self.current = None
+        if generation.speculative or not trace:
+            return  # nothing was said, nothing was recorded
+        self.conversation.cut_answer(generation.history_index, generation.text if heard is None else heard)
+        if generation.kind == "answer":
+            self.out.emit(turn_metrics(self.call_id, generation, interrupted=True))
+        self._set_state("listening")
+        await self.save()
+
+    async def _request_llm(self, generation: Generation) -> None:
+        pending = generation.user_text if generation.speculative else None  # the turn is still open
+        await self.out.request_llm(generation, self.conversation.prompt(pending))
+
+    async def retry_llm_if_quiet(self) -> None:
+        generation = self.current
+        if generation is None or generation.kind != "answer" or generation.llm.done:
+            return
+        reason = generation.llm.retry_reason(self.clock.monotonic(), self.settings.request_timeout_s)
+        if reason is None:
+            return
+        generation.llm.attempt += 1
+        self.out.emit(
+            LlmRetried(
+                call_id=self.call_id,
+                turn=generation.turn,
+                gen=generation.gen,
+                reason=reason,
+                attempt=generation.llm.attempt,
+                received_chars=len(generation.text),
+            )
+        )
+        await self._request_llm(generation)
+
+    async def chunk(self, chunk: LlmChunk) -> None:
+        generation = self.current
+        if generation is None or chunk.gen != generation.gen or not generation.llm.accepts(chunk):
+            return  # a cancelled generation, or a worker this generation gave up on
+        if chunk.finish_reason and chunk.finish_reason.startswith("error"):
+            self.out.error("llm_failed", f"LLM worker {chunk.worker_id}: {chunk.finish_reason}")
+        taken = generation.take(chunk, self.clock.monotonic())
+        for call in taken.tool_calls:
+            self._use_tool(generation, call)
+        for problem in taken.errors:
+            self.out.error("bad_tool_call", f"gen {generation.gen}: {problem}")
+        for clause, last in taken.clauses:
+            await self._speak(generation, clause, last)
+        if chunk.done and not generation.speculative:
+            await self._answer_complete(generation)
+
+    async def _answer_complete(self, generation: Generation) -> None:
+        generation.history_index = self.conversation.add_answer(generation.text)
+        await self.save()
+        await self.out.warm_llm(self.state.gen, self.state.turn, self.conversation.prompt())
+
+    def _use_tool(self, generation: Generation, call: ToolCall) -> None:
+        """Call control waits until what the agent said before it has been played."""
+        self.out.emit(
+            ToolCalled(
+                call_id=self.call_id,
+                turn=generation.turn,
+                gen=generation.gen,
+                name=call.name,
+                arguments=call.arguments,
+            )
+        )
+        action = TOOL_ACTIONS[call.name]
+        generation.after_playout.append(CallControl(call_id=self.call_id, action=action))  # type: ignore[arg-type]
+
+    async def greet(self) -> None:
+        generation = self._new_generation("greeting")
+        generation.llm.done = True
+        generation.text = self.settings.greeting
+        generation.history_index = self.conversation.add_answer(self.settings.greeting)
+        await self._speak(generation, speakable(self.settings.greeting), last=True)
+        await self.save()
+
+    async def _speak(self, generation: Generation, text: str, last: bool) -> None:
+        if not generation.hold(text, last):
+            await self.out.speak(generation, text, last)
+
+    # --- what the workers and the gateway report about the current generation ------------------
+    def _of_current(self, event: Event) -> Generation | None:
+        generation = self.current
+        return generation if generation is not None and event.gen == generation.gen else None
+
+    async def first_token(self, event: LlmFirstToken) -> None:
+        if generation := self._of_current(event):
+            generation.timeline.reached("llm_first_token", event.ts, self.clock.time())
+            generation.timeline.computed("llm", event.latency_s)
+
+    async def tts_first_frame(self, event: TtsFirstFrame) -> None:
+        if generation := self._of_current(event):
+            generation.timeline.reached("tts_first_frame", event.ts, self.clock.time())
+            generation.timeline.computed("tts", event.latency_s)
+
+    async def clause_done(self, event: TtsClauseDone) -> None:
+        if generation := self._of_current(event):
+            generation.clause_frames[event.index] = event.frames
+
+    async def playout_started(self, event: PlayoutStarted) -> None:
+        if generation := self._of_current(event):
+            generation.timeline.reached("first_audio", event.ts, self.clock.time())
+            self._set_state("speaking")
+
+    async def playout_done(self, event: PlayoutDone) -> int | None:
+        """The gateway played a generation's audio to its end (or stopped): the generation id
+        when that ended it."""
+        generation = self._of_current(event)
+        if generation is None or (not generation.llm.done and event.complete):
+            return None  # not ours, or it played all audio so far and more is coming
+        self.current = None
+        self._set_state("listening")
+        if generation.kind == "answer":
+            self.out.emit(turn_metrics(self.call_id, generation, interrupted=not event.complete))
+        if event.complete:
+            for command in generation.after_playout:
+                await self.out.send(command)
+        return generation.gen
+
+    async def end_call(self) -> None:
+        if self.current is not None:
+            await self.cancel(self.current, "call ended")
+        self.state.ended = True
+        await self.save()

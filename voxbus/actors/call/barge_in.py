@@ -1,0 +1,174 @@
+"""Barge-in: caller speech over the agent, held and judged.
+
+Two steps, because the caller must hear the agent stop within a few hundred milliseconds but a
+backchannel can only be told from an interruption by its words, which whisper delivers only once
+the caller pauses:
+
+1. *hold*: speech over a generation that is playing holds its audio at the gateway;
+2. *judge*: the caller's words (or speech that goes on without a pause for
+   ``turn.barge_in_min_speech_ms``) interrupt the agent; a backchannel, a noise or the agent's own
+   echo resume its audio where it stopped; a hold that stays undecided for ``turn.hold_max_ms``
+   resumes too.
+
+:class:`BargeInJudge` does no I/O: it returns actions (:class:`HoldAudio`, :class:`ResumeAudio`,
+:class:`Interrupt`), each carrying the ``barge_in`` event to publish, for the call actor to run.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from voxbus.actors.call.generation import Generation
+from voxbus.actors.turns import judge_barge_in
+from voxbus.clock import Clock
+from voxbus.config import Lexicon, TurnSettings
+from voxbus.schemas.events import BargeIn, PlayoutHeld
+
+
+@dataclass
+class Barge:
+    """Caller speech over a generation, being judged while its audio is held."""
+
+    gen: int
+    onset_ts: float  # capture time of the caller's first word over the agent (epoch s)
+    started: float  # monotonic s: when the hold began
+    voiced_since: float  # start of the caller's current stretch of speech (epoch s)
+    held_ts: float | None = None  # when the gateway stopped playing
+    played_ms: int | None = None  # how much of the generation had been played then
+    paused: bool = False  # the caller is pausing
+
+
+@dataclass(frozen=True)
+class HoldAudio:
+    gen: int
+
+
+@dataclass(frozen=True)
+class ResumeAudio:
+    gen: int
+    event: BargeIn
+
+
+@dataclass(frozen=True)
+class Interrupt:
+    generation: Generation
+    event: BargeIn
+    heard: str  # what the caller heard of it: all the history keeps
+
+
+class Verdict(enum.Enum):
+    INTERRUPT = "interrupt"  # the agent stops; the caller's words are a turn
+    RESUME = "resume"  # the agent goes on; the caller's words are not a turn
+    GONE = "gone"  # the generation ended before the words came: nothing to decide
+
+
+BargeAction = HoldAudio | ResumeAudio | Interrupt
+
+
+class BargeInJudge:
+    def __init__(self, call_id: str, turns: TurnSettings, lexicon: Lexicon, clock: Clock) -> None:
+        self.call_id, self.turns, self.lexicon, self.clock = call_id, turns, lexicon, clock
+        self.barge: Barge | None = None
+
+    @property
+    def holding(self) -> bool:
+        return self.barge is not None
+
+    def hold(self, generation: Generation, onset_ts: float) -> HoldAudio:
+        self.barge = Barge(
+            gen=generation.gen, onset_ts=onset_ts, started=self.clock.monotonic(), voiced_since=onset_ts
+        )
+        return HoldAudio(generation.gen)
+
+    def caller_paused(self) -> None:
+        if self.barge is not None:
+            self.barge.paused = True
+
+    def caller_resumed(self, at_ts: float) -> None:
+        if self.barge is not None:
+            self.barge.paused, self.barge.voiced_since = False, at_ts
+
+    def audio_held(self, event: PlayoutHeld) -> None:
+        if self.barge is not None and event.gen == self.barge.gen:
+            self.barge.held_ts, self.barge.played_ms = event.ts, event.played_ms
+
+    def playout_ended(self, gen: int) -> None:
+        """The generation played to its end before the caller's words were judged."""
+        if self.barge is not None and self.barge.gen == gen:
+            self.barge = None
+
+    def judge(
+        self, text: str | None, current: Generation | None, last_said: str
+    ) -> tuple[Verdict, list[BargeAction]]:
+        """Decide the hold on the caller's words (None: on its length alone)."""
+        barge = self.barge
+        assert barge is not None, "judge() without a hold"
+        if current is None or current.gen != barge.gen:
+            self.barge = None  # its generation ended meanwhile
+            return Verdict.GONE, []
+        if text is None:
+            reason = f"spoke over the agent for {self.turns.barge_in_min_speech_ms} ms"
+            return Verdict.INTERRUPT, [self._interrupt(current, reason, "")]
+        agent_said = " ".join([current.text, last_said])
+        why_not = judge_barge_in(
+            text, agent_said, self.lexicon, self.turns.barge_in_min_words, self.turns.echo_overlap
+        )
+        if why_not is None:
+            return Verdict.INTERRUPT, [self._interrupt(current, "words over the agent", text)]
+        self.barge = None
+        return Verdict.RESUME, [
+            ResumeAudio(current.gen, self._event(barge, current, "ignored", why_not, text))
+        ]
+
+    def due(self, current: Generation | None) -> tuple[Verdict | None, list[BargeAction]]:
+        """The deadlines of a hold: speech that goes on without a pause interrupts (a string of
+        short backchannels does not); a hold that stays undecided (no words came) resumes."""
+        barge = self.barge
+        if barge is None:
+            return None, []
+        turns = self.turns
+        speaking_s = self.clock.time() - barge.voiced_since - turns.pause_ms / 1000  # a pause shows this late
+        if (
+            not barge.paused
+            and turns.barge_in_min_words == 0
+            and speaking_s * 1000 >= turns.barge_in_min_speech_ms
+        ):
+            return self.judge(None, current, "")
+        if (self.clock.monotonic() - barge.started) * 1000 > turns.hold_max_ms and current is not None:
+            self.barge = None
+            return Verdict.RESUME, [
+                ResumeAudio(barge.gen, self._event(barge, current, "ignored", "no words came", ""))
+            ]
+        return None, []
+
+    def _interrupt(self, generation: Generation, reason: str, text: str) -> Interrupt:
+        barge = self.barge
+        assert barge is not None
+        self.barge = None
+        heard = generation.heard(barge.played_ms)
+        return Interrupt(generation, self._event(barge, generation, "interrupt", reason, text, heard), heard)
+
+    def _event(
+        self,
+        barge: Barge,
+        generation: Generation,
+        decision: str,
+        reason: str,
+        text: str,
+        heard: str | None = None,
+    ) -> BargeIn:
+        held = None if barge.held_ts is None else round((barge.held_ts - barge.onset_ts) * 1000, 1)
+        return BargeIn(
+            call_id=self.call_id,
+            turn=generation.turn,
+            gen=generation.gen,
+            decision=decision,  # type: ignore[arg-type]
+            reason=reason,
+            text=text,
+            onset_ts=barge.onset_ts,
+            held_ms=held,
+            played_ms=barge.played_ms,
+            heard_text=heard,
+            ts=self.clock.time(),
+        )

@@ -1,0 +1,115 @@
+"""The conversation: the history the LLM sees, its window, and its keeping in the KV bucket.
+
+:class:`Conversation` is a plain object over :class:`~voxbus.schemas.messages.CallState` (turn and
+generation counters, the history): a caller turn enters, an answer enters once complete, an
+interrupted answer is replaced by the part the caller heard, a turn the caller went on from is
+withdrawn. :class:`CallStore` keeps the state in the ``voxbus_calls`` bucket, so that a restarted
+call actor resumes the conversation.
+"""
+
+from __future__ import annotations
+
+from nats.js.errors import KeyNotFoundError
+from nats.js.kv import KeyValue
+
+from voxbus.bus import subjects
+from voxbus.bus.codec import BadMessage
+from voxbus.config import AgentSettings
+from voxbus.schemas.messages import CallState, ChatMessage
+
+INTERRUPTED_MARK = " —"  # the default system prompt says what it means
+
+
+class Conversation:
+    def __init__(self, state: CallState, settings: AgentSettings) -> None:
+        self.state, self.settings = state, settings
+
+    @property
+    def turn(self) -> int:
+        return self.state.turn
+
+    @property
+    def history(self) -> list[ChatMessage]:
+        return self.state.history
+
+    def next_gen(self) -> int:
+        self.state.gen += 1
+        return self.state.gen
+
+    def open_turn(self, text: str) -> int:
+        """The caller's turn is over: its words enter the history. Returns the turn number."""
+        self.state.turn += 1
+        self.state.history.append(ChatMessage(role="user", content=text))
+        return self.state.turn
+
+    def withdraw_turn(self) -> None:
+        """The caller went on: their last turn was not over after all (its words are carried
+        into the next one)."""
+        if self.state.history and self.state.history[-1].role == "user":
+            self.state.history.pop()
+            self.state.turn -= 1
+
+    def add_answer(self, text: str) -> int:
+        """An answer (or the greeting) enters the history; returns where it sits."""
+        self.state.history.append(ChatMessage(role="assistant", content=text))
+        return len(self.state.history) - 1
+
+    def cut_answer(self, index: int | None, heard: str) -> None:
+        """An answer was interrupted: the history keeps only what the caller heard of it, marked."""
+        if index is not None:
+            del self.state.history[index]
+        if heard:
+            self.state.history.append(ChatMessage(role="assistant", content=heard, interrupted=True))
+
+    def last_said(self) -> str:
+        """The last message of the history (the agent's own words, when it spoke last)."""
+        return " ".join(m.content for m in self.state.history[-1:])
+
+    def prompt(self, pending: str | None = None) -> list[ChatMessage]:
+        """The messages for the LLM; ``pending``: words of a turn still open (a speculative
+        answer), not in the history yet."""
+        history = list(self.state.history)
+        if pending is not None:
+            history.append(ChatMessage(role="user", content=pending))
+        history = history[history_start(len(history), self.settings.history_messages) :]
+        # an interrupted answer ends with a dash where the caller cut in (see agent.system_prompt)
+        shown = [
+            m.model_copy(update={"content": m.content + INTERRUPTED_MARK}) if m.interrupted else m
+            for m in history
+        ]
+        # the system prompt never changes within a call: the LLM worker keeps it evaluated
+        return [ChatMessage(role="system", content=self.settings.system_prompt), *shown]
+
+
+def history_start(length: int, keep: int) -> int:
+    """Where the prompt's history starts when at most ``keep`` messages go to the LLM. Old
+    messages are dropped half a window at a time, not one by one: the prompt's prefix then stays
+    the same from turn to turn, so the LLM worker's cache keeps it evaluated (a window sliding by
+    one message would change the whole prompt every turn)."""
+    if keep == 0:
+        return length
+    if length <= keep:
+        return 0
+    step = max(2, keep // 2)
+    return -(-(length - keep) // step) * step  # the next multiple of step at or above the excess
+
+
+class CallStore:
+    """Call states in the ``voxbus_calls`` key-value bucket, by call id."""
+
+    def __init__(self, kv: KeyValue) -> None:
+        self.kv = kv
+
+    async def load(self, call_id: str) -> CallState | None:
+        """The saved state (None if there is none); :class:`BadMessage` if it is unreadable."""
+        try:
+            entry = await self.kv.get(call_id)
+        except KeyNotFoundError:
+            return None
+        try:
+            return CallState.model_validate_json(entry.value or b"")
+        except ValueError as exc:
+            raise BadMessage(f"kv {subjects.CALL_STATE_BUCKET}.{call_id}", str(exc).splitlines()[0]) from None
+
+    async def save(self, state: CallState) -> None:
+        await self.kv.put(state.call_id, state.model_dump_json().encode())

@@ -1,0 +1,152 @@
+"""One agent utterance in flight: an answer to a caller turn, or the greeting.
+
+A :class:`Generation` is a record with no I/O. It owns the stream of LLM text for its generation
+id (:class:`LlmStream`: which worker, which attempt, everything received so far), cuts the text
+into clauses for TTS, keeps tool calls away from speech, holds its clauses back while it is
+*speculative* (the caller's turn is still open), counts the frames of each synthesised clause so
+that :meth:`Generation.heard` can tell what the caller actually heard, and records its
+:class:`~voxbus.actors.call.metrics.Timeline`. The call actor sends the requests it asks for.
+
+Its life: speculative -> answering -> speaking -> done, or cancelled at any point (withdrawn,
+superseded, interrupted); the greeting starts at speaking.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from voxbus.actors.call.metrics import Timeline
+from voxbus.actors.clauses import ClauseSplitter
+from voxbus.actors.tools import ToolCall, ToolCallFilter
+from voxbus.actors.turns import heard_part
+from voxbus.media.frames import FRAME_MS
+from voxbus.schemas.events import SttFinal
+from voxbus.schemas.messages import CallControl, LlmChunk, TtsRequest
+
+Kind = Literal["answer", "greeting"]
+
+
+@dataclass
+class LlmStream:
+    """The LLM's side of a generation. A retry asks any worker to continue after ``raw``; chunks
+    from a worker the generation gave up on are refused, so a retry is idempotent."""
+
+    last_progress: float  # monotonic s: when the worker last showed life (or was asked)
+    worker: str | None = None
+    attempt: int = 1
+    raw: str = ""  # everything the LLM said, tool calls included
+    done: bool = False
+    tools: ToolCallFilter = field(default_factory=ToolCallFilter)
+
+    def accepts(self, chunk: LlmChunk) -> bool:
+        return not self.done and chunk.worker_id == self.worker
+
+    def retry_reason(self, now: float, timeout_s: float) -> str | None:
+        """Why the generation must be asked again (None: wait). A request nobody took is asked
+        again after 250 ms; a worker that took it and went quiet after ``timeout_s``."""
+        quiet = now - self.last_progress
+        if self.worker is None and quiet > 0.25:
+            return "no worker accepted"
+        if quiet > timeout_s:
+            return f"worker {self.worker} silent for {quiet:.1f} s"
+        return None
+
+
+@dataclass
+class Taken:
+    """What one LLM chunk gave: clauses ready for TTS (text, last), tool calls, unreadable tools."""
+
+    clauses: list[tuple[str, bool]]
+    tool_calls: list[ToolCall]
+    errors: list[str]
+
+
+@dataclass
+class Generation:
+    gen: int
+    turn: int
+    kind: Kind
+    splitter: ClauseSplitter
+    llm: LlmStream
+    user_text: str = ""  # the caller's words it answers
+    speech_end_ts: float | None = None  # capture time of the end of those words
+    turn_end: str = ""  # how the caller's turn ended (SttFinal.end_reason)
+    text: str = ""  # what it says, tool calls left out
+    speculative: bool = False  # the caller's turn is still open: clauses wait in ``held``
+    held_back: bool = False  # it was speculative: the LLM started before the turn ended
+    held: list[tuple[str, bool]] = field(default_factory=list)
+    clauses: int = 0  # clauses sent to TTS
+    clause_texts: dict[int, str] = field(default_factory=dict)
+    clause_frames: dict[int, int] = field(default_factory=dict)
+    tts_worker: str | None = None
+    after_playout: list[CallControl] = field(default_factory=list)  # call control once played
+    history_index: int | None = None  # where its answer sits in the history, once complete
+    timeline: Timeline = field(default_factory=Timeline)
+
+    @classmethod
+    def start(cls, gen: int, turn: int, kind: Kind, min_clause_chars: int, now: float) -> Generation:
+        return cls(
+            gen=gen, turn=turn, kind=kind, splitter=ClauseSplitter(min_clause_chars), llm=LlmStream(now)
+        )
+
+    @property
+    def heard_any(self) -> bool:
+        """Has a frame of it been played to the caller?"""
+        return "first_audio" in self.timeline.marks
+
+    def commit(self, turn: int, final: SttFinal, arrived: float) -> None:
+        """The caller's turn ended: this generation answers it, its clauses may go out."""
+        self.turn, self.user_text = turn, final.text.strip()
+        self.speculative = False
+        self.turn_end = final.end_reason
+        self.timeline.marks["stt_final"] = final.ts
+        self.timeline.bus_s += max(arrived - final.ts, 0.0)
+        self.timeline.compute["stt"] = final.compute_s
+
+    def take(self, chunk: LlmChunk, now: float) -> Taken:
+        """Add a chunk of LLM text (already checked with :meth:`LlmStream.accepts`)."""
+        llm = self.llm
+        llm.last_progress = now
+        llm.raw += chunk.text
+        spoken, calls = llm.tools.push(chunk.text)
+        if chunk.done:
+            spoken += llm.tools.flush()
+        errors = list(llm.tools.errors)
+        llm.tools.errors.clear()
+        self.text += spoken
+        clauses = [(clause, False) for clause in self.splitter.push(spoken)]
+        if chunk.done:
+            llm.done = True
+            clauses.append((self.splitter.flush(), True))
+        return Taken(clauses, calls, errors)
+
+    def hold(self, text: str, last: bool) -> bool:
+        """Keep a clause back while speculative (True); it is said only if the turn ends with
+        these words."""
+        if self.speculative:
+            self.held.append((text, last))
+        return self.speculative
+
+    def release(self) -> list[tuple[str, bool]]:
+        held, self.held = self.held, []
+        return held
+
+    def tts_request(self, call_id: str, text: str, last: bool, now: float) -> TtsRequest:
+        """The next clause to synthesise; the first one marks ``first_clause``."""
+        index = self.clauses
+        self.clause_texts[index] = text
+        if index == 0:
+            self.timeline.marks["first_clause"] = now
+        self.clauses += 1
+        return TtsRequest(call_id=call_id, gen=self.gen, turn=self.turn, index=index, text=text, last=last)
+
+    def spoken(self) -> list[tuple[str, int]]:
+        """(clause, frames) of every clause synthesised so far, in order."""
+        return [
+            (self.clause_texts[i], f) for i, f in sorted(self.clause_frames.items()) if i in self.clause_texts
+        ]
+
+    def heard(self, played_ms: int | None) -> str:
+        """The words the caller heard when ``played_ms`` of its audio had been played."""
+        return heard_part(self.spoken(), (played_ms or 0) // FRAME_MS)

@@ -1,0 +1,139 @@
+"""Everything a call actor sends: events, call control, and the requests of its generations to
+the STT, LLM and TTS workers. The only part of the call actor that talks to the bus."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
+
+from voxbus.actors.call.generation import Generation
+from voxbus.actors.tools import CALL_TOOLS
+from voxbus.bus import subjects
+from voxbus.bus.codec import BadMessage
+from voxbus.bus.connection import Bus
+from voxbus.clock import Clock
+from voxbus.config import AgentSettings
+from voxbus.logs import get_logger
+from voxbus.schemas.base import Accepted
+from voxbus.schemas.events import ErrorEvent, Event, LlmRequested, TtsRequested
+from voxbus.schemas.messages import CallControl, Cancel, ChatMessage, LlmRequest, SttSession
+
+log = get_logger(__name__)
+
+
+class Outbound:
+    def __init__(self, bus: Bus, clock: Clock, call_id: str, settings: AgentSettings) -> None:
+        self.bus, self.clock, self.call_id, self.settings = bus, clock, call_id, settings
+
+    @property
+    def tools(self) -> list[dict[str, Any]]:
+        return CALL_TOOLS if self.settings.tools else []
+
+    # --- events and call control -------------------------------------------------------------
+    def emit(self, event: Event) -> None:
+        event.ts = self.clock.time()
+        self.bus.emit(event)
+
+    def error(self, code: str, message: str) -> None:
+        log.error(message, call_id=self.call_id, code=code)
+        self.emit(ErrorEvent(call_id=self.call_id, code=code, message=message))
+
+    async def control(self, action: str, gen: int | None = None) -> None:
+        command = CallControl(call_id=self.call_id, action=action, gen=gen)  # type: ignore[arg-type]
+        await self.send(command)
+
+    async def send(self, command: CallControl) -> None:
+        await self.bus.publish(subjects.control(self.call_id), command)
+
+    async def cancel(self, generation: Generation, reason: str) -> None:
+        """Stop a generation at the LLM and TTS workers, and drop whatever of its audio the
+        gateway has queued or will still receive."""
+        cancel = Cancel(call_id=self.call_id, gen=generation.gen, reason=reason)
+        await self.bus.publish(subjects.cancel(self.call_id), cancel)
+        if generation.clauses:  # audio was asked for
+            await self.control("flush", generation.gen)
+
+    # --- workers ------------------------------------------------------------------------------
+    async def open_stt(self) -> str | None:
+        """Have an STT worker take the call's audio; its id, or None (with an error event)."""
+        request = SttSession(call_id=self.call_id)
+        reply = await self.bus.request_until_taken(
+            subjects.STT_SESSIONS, request, Accepted, within_s=45, per_try_s=2.0, pause_s=0.1, pause_max_s=1.0
+        )
+        if reply is None:
+            self.error("stt_unavailable", "no STT worker took the call's audio")
+            return None
+        return reply.worker_id
+
+    async def request_llm(self, generation: Generation, messages: list[ChatMessage]) -> None:
+        """Ask a free LLM worker for the generation, continuing after what it already said. If no
+        worker takes it, ``generation.llm.worker`` stays None and the watchdog asks again."""
+        request = LlmRequest(
+            call_id=self.call_id,
+            gen=generation.gen,
+            turn=generation.turn,
+            messages=messages,
+            continue_from=generation.llm.raw,
+            tools=self.tools,
+            max_tokens=self.settings.max_tokens,
+            temperature=self.settings.temperature,
+        )
+        generation.llm.last_progress = self.clock.monotonic()
+        try:
+            reply = await self.bus.request(subjects.LLM_GENERATE, request, Accepted, 1.0)
+        except (NoRespondersError, NatsTimeout, BadMessage) as exc:
+            log.warning(
+                "no LLM worker took the generation yet",
+                call_id=self.call_id,
+                gen=generation.gen,
+                reason=type(exc).__name__,
+            )
+            generation.llm.worker = None
+            return
+        generation.llm.worker = reply.worker_id
+        self.emit(
+            LlmRequested(
+                call_id=self.call_id,
+                turn=generation.turn,
+                gen=generation.gen,
+                worker_id=reply.worker_id,
+                attempt=generation.llm.attempt,
+            )
+        )
+
+    async def warm_llm(self, gen: int, turn: int, messages: list[ChatMessage]) -> None:
+        """Have the conversation so far evaluated while the agent speaks: the next turn's request
+        then evaluates only the caller's words (the LLM worker skips this if it has real work)."""
+        warm = LlmRequest(
+            call_id=self.call_id, gen=gen, turn=turn, messages=messages, tools=self.tools, warm_only=True
+        )
+        await self.bus.publish(subjects.LLM_GENERATE, warm)
+
+    async def speak(self, generation: Generation, text: str, last: bool) -> None:
+        """Send a clause to TTS: the first to any free worker, the rest to the one that took it
+        (so that the clauses of a generation play in order)."""
+        request = generation.tts_request(self.call_id, text, last, self.clock.time())
+        if text:
+            self.emit(
+                TtsRequested(
+                    call_id=self.call_id,
+                    turn=generation.turn,
+                    gen=generation.gen,
+                    index=request.index,
+                    text=text,
+                )
+            )
+        if generation.tts_worker is not None:
+            await self.bus.publish(subjects.tts_worker(generation.tts_worker), request)
+            return
+        reply = await self.bus.request_until_taken(
+            subjects.TTS_SPEAK, request, Accepted, within_s=8, per_try_s=1.0, pause_s=0.05, pause_max_s=0.5
+        )
+        if reply is None:
+            self.error(
+                "tts_unavailable", f"no TTS worker took clause {request.index} of gen {generation.gen}"
+            )
+        else:
+            generation.tts_worker = reply.worker_id

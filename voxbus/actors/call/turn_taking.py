@@ -1,0 +1,224 @@
+"""Turn-taking: who has the floor, and when the caller's turn is over.
+
+:class:`TurnTaking` takes the caller's side of the call (speech started, paused, resumed and
+ended, tentative and final transcripts, key presses, the passing of time) and returns decisions
+for the call actor to carry out. It does no I/O and reads time only from its injected clock, so
+that every case is a unit test and a recorded call replays the same.
+
+What it keeps, and why:
+
+- ``carried``: words of a turn that turned out not to be over (an answer withdrawn unheard because
+  the caller went on, or a short interruption waiting for more): they join the next turn;
+- ``follow_up``: a short interruption ("Stop.", "Wait, sorry.") waiting ``turn.unfinished_wait_ms``
+  for the caller to say more before it is answered alone;
+- ``interrupted``: the caller's latest words interrupted the agent (so a short final waits);
+- ``words_ignored``: the caller's current words over the agent were judged not to interrupt (a
+  backchannel): their final is not a turn while the agent still speaks;
+- ``caller_speaking``, ``last_pause``, ``speech_end``: the VAD's view, for deadlines and metrics;
+- the :class:`~voxbus.actors.call.barge_in.BargeInJudge` for speech over the agent.
+
+The agent's side is the current :class:`~voxbus.actors.call.generation.Generation`, passed in by
+the call actor with each event: none, speculative (thinking on an open turn), answering (nothing
+heard yet: withdrawable), or speaking (held and judged on barge-in).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from voxbus.actors.call.barge_in import BargeAction, BargeInJudge, HoldAudio, Interrupt, ResumeAudio, Verdict
+from voxbus.actors.call.generation import Generation
+from voxbus.actors.turns import words
+from voxbus.clock import Clock
+from voxbus.config import TurnSettings
+from voxbus.schemas.events import (
+    PlayoutHeld,
+    SpeechEnded,
+    SpeechPaused,
+    SpeechResumed,
+    SpeechStarted,
+    SttFinal,
+    SttTentative,
+)
+
+SHORT_INTERRUPTION_WORDS = 3  # "Stop.", "Wait, sorry.": more is coming, most likely
+
+
+@dataclass(frozen=True)
+class DropSpeculative:
+    """The caller went on: the answer started on their unfinished words goes without a trace."""
+
+    generation: Generation
+
+
+@dataclass(frozen=True)
+class Withdraw:
+    """The caller went on before hearing a word of the answer: the turn was not over after all.
+    The answer and the caller's turn leave the history; the words join the next turn."""
+
+    generation: Generation
+
+
+@dataclass(frozen=True)
+class StartSpeculative:
+    """The caller paused mid-phrase: think about these words already, speak only once the turn ends."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class EndTurn:
+    """The caller's turn is over with these words (``final.text``): answer it."""
+
+    final: SttFinal
+    arrived: float  # when the final reached the call actor (epoch s)
+    speech_end_ts: float | None  # capture time of the end of the caller's speech
+    vad_decision_ts: float | None  # when the VAD decided the pause that ended it
+    speculative: Generation | None  # an answer already started on exactly these words: it goes out
+    superseded: Generation | None  # a generation the new turn replaces
+
+
+Decision = BargeAction | DropSpeculative | Withdraw | StartSpeculative | EndTurn
+__all__ = ["Decision", "DropSpeculative", "EndTurn", "HoldAudio", "Interrupt", "ResumeAudio"]
+
+
+class TurnTaking:
+    def __init__(self, barge_in: BargeInJudge, turns: TurnSettings, clock: Clock) -> None:
+        self.barge_in, self.turns, self.clock = barge_in, turns, clock
+        self.caller_speaking = False
+        self.last_pause: SpeechPaused | None = None
+        self.speech_end: SpeechEnded | None = None
+        self.carried = ""
+        self.follow_up: tuple[SttFinal, float] | None = None  # (the words, monotonic deadline)
+        self.interrupted = False
+        self.words_ignored = False
+
+    # --- the caller's voice (VAD) ---------------------------------------------------------------
+    def speech_started(self, event: SpeechStarted, current: Generation | None) -> list[Decision]:
+        self.caller_speaking = True
+        return self._speech_over(event.at_ts or event.ts, current)
+
+    def speech_paused(self, event: SpeechPaused) -> list[Decision]:
+        self.last_pause = event
+        self.caller_speaking = False
+        self.barge_in.caller_paused()
+        return []
+
+    def speech_resumed(self, event: SpeechResumed, current: Generation | None) -> list[Decision]:
+        self.caller_speaking = True
+        self.barge_in.caller_resumed(event.ts)
+        if current is not None and current.speculative:
+            return [DropSpeculative(current)]
+        return self._speech_over(event.ts, current)
+
+    def speech_ended(self, event: SpeechEnded) -> list[Decision]:
+        self.speech_end = event
+        self.caller_speaking = False
+        return []
+
+    def _speech_over(self, onset_ts: float, current: Generation | None) -> list[Decision]:
+        """The caller speaks while the agent speaks or is about to."""
+        self.words_ignored = False
+        if current is None or current.speculative or self.barge_in.holding:
+            return []
+        if current.kind == "answer" and not current.heard_any:
+            self.carried = f"{self.carried} {current.user_text}".strip()
+            return [Withdraw(current)]
+        return [self.barge_in.hold(current, onset_ts)]
+
+    def playout_held(self, event: PlayoutHeld) -> list[Decision]:
+        self.barge_in.audio_held(event)
+        return []
+
+    def playout_ended(self, gen: int) -> list[Decision]:
+        self.barge_in.playout_ended(gen)
+        return []
+
+    # --- the caller's words (STT) ---------------------------------------------------------------
+    def tentative(self, event: SttTentative, current: Generation | None, last_said: str) -> list[Decision]:
+        text = f"{self.carried} {event.text.strip()}".strip()
+        decisions: list[Decision] = []
+        if self.barge_in.holding:
+            verdict = self._judge(text, current, last_said, decisions)
+            if verdict is not Verdict.INTERRUPT:
+                return decisions  # a backchannel, a noise or an echo over the agent (which goes on)
+            current = None
+        if current is not None and current.speculative:
+            decisions.append(DropSpeculative(current))
+            current = None
+        if current is None and text:
+            decisions.append(StartSpeculative(text))
+        return decisions
+
+    def final(self, event: SttFinal, current: Generation | None, last_said: str) -> list[Decision]:
+        self.follow_up = None  # if a short interruption was waiting, the caller went on: it joins
+        text = event.text.strip()
+        if self.carried and text:
+            text, self.carried = f"{self.carried} {text}", ""
+            event = event.model_copy(update={"text": text})
+        arrived = self.clock.time()
+        decisions: list[Decision] = []
+        if self.barge_in.holding:
+            if self._judge(text, current, last_said, decisions) is not Verdict.INTERRUPT:
+                return decisions  # not an interruption: the agent's audio resumes
+            current = None
+        if self.words_ignored and current is not None:
+            self.words_ignored = False
+            return decisions  # the end of words already judged not to interrupt the agent
+        if not text:
+            return decisions
+        interrupted, self.interrupted = self.interrupted, False
+        if interrupted and len(words(text)) <= SHORT_INTERRUPTION_WORDS:
+            # "Stop." or "Wait, sorry.": the caller cut in to say something; listen before answering
+            self.carried = text
+            self.follow_up = (event, self.clock.monotonic() + self.turns.unfinished_wait_ms / 1000)
+            return decisions
+        decisions.append(self._end_turn(event, text, arrived, current))
+        return decisions
+
+    def key_pressed(self, final: SttFinal, current: Generation | None, last_said: str) -> list[Decision]:
+        """A key press is a turn of its own, with no speech to measure its latency from."""
+        self.speech_end = None
+        return self.final(final, current, last_said)
+
+    def _end_turn(self, event: SttFinal, text: str, arrived: float, current: Generation | None) -> EndTurn:
+        speculative = (
+            current if current is not None and current.speculative and current.user_text == text else None
+        )
+        superseded = current if speculative is None else None
+        speech_end_ts = vad_decision_ts = None
+        if self.speech_end is not None:
+            speech_end_ts = self.speech_end.at_ts
+            decided = self.last_pause if event.end_reason == "complete" else self.speech_end
+            vad_decision_ts = decided.ts if decided is not None else self.speech_end.ts
+        return EndTurn(event, arrived, speech_end_ts, vad_decision_ts, speculative, superseded)
+
+    def _judge(
+        self, text: str | None, current: Generation | None, last_said: str, decisions: list[Decision]
+    ) -> Verdict:
+        verdict, actions = self.barge_in.judge(text, current, last_said)
+        decisions.extend(actions)
+        self._note(verdict)
+        return verdict
+
+    def _note(self, verdict: Verdict | None) -> None:
+        if verdict is Verdict.INTERRUPT:
+            self.interrupted = True
+        elif verdict is Verdict.RESUME:
+            self.words_ignored = True
+
+    # --- time -------------------------------------------------------------------------------------
+    def tick(self, current: Generation | None, last_said: str) -> list[Decision]:
+        """Deadlines: a held barge-in decided by its length or its hold running out, and a short
+        interruption the caller did not follow up (answered after all)."""
+        verdict, actions = self.barge_in.due(current)
+        decisions: list[Decision] = list(actions)
+        if verdict is Verdict.INTERRUPT:
+            self.interrupted = True
+            current = None
+        if self.follow_up is not None and not self.caller_speaking:
+            event, deadline = self.follow_up
+            if self.clock.monotonic() >= deadline:
+                self.follow_up, self.carried = None, ""
+                decisions += self.final(event, current, last_said)
+        return decisions
