@@ -24,6 +24,7 @@ from voxbus.bus.embedded import free_port
 from voxbus.media.frames import FRAME_BYTES, FRAME_MS, SAMPLE_RATE, SILENCE
 from voxbus.media.wav import TimelineSink
 from voxbus.sip.frames import read_vector, write_vector
+from voxbus.sip.pjsetup import quiet_pjlib
 from voxbus.sip.pjthread import PjThread
 
 HEARD_LEVEL = 500  # int16 peak that counts as agent audio
@@ -194,6 +195,7 @@ class SipCaller:
 
     # --- pjsua thread ---------------------------------------------------------------------------
     def _setup(self) -> Any:
+        quiet_pjlib()
         ep = self._ep = pj.Endpoint()
         ep.libCreate()
         cfg = pj.EpConfig()

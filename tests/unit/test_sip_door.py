@@ -1,0 +1,36 @@
+"""The SIP door's policy, without a SIP stack."""
+
+from __future__ import annotations
+
+from voxbus.config import SipSettings
+from voxbus.sip.door import MAX_CALLS, Door, codec_priorities, host_of
+
+
+def test_host_of_an_address() -> None:
+    assert host_of("127.0.0.1:5071") == "127.0.0.1"
+    assert host_of("[::1]:5071") == "::1"
+    assert host_of("::1") == "::1"
+
+
+def test_only_allowed_sources_may_call() -> None:
+    door = Door(SipSettings(allow_from=["127.0.0.0/8", "10.1.0.0/16"]))
+    assert door.refusal("127.0.0.1:5060") is None and door.refusal("10.1.2.3:5060") is None
+    assert door.refusal("192.168.1.9:5060") == (403, "Forbidden: source not allowed")
+    assert door.refusal("nonsense:5060") == (403, "Forbidden: unknown source address")
+    assert Door(SipSettings(allow_from=[])).refusal("192.168.1.9:5060") is None
+
+
+def test_a_full_gateway_places_no_more_calls() -> None:
+    assert Door.dial_refusal(MAX_CALLS - 1) is None
+    assert Door.dial_refusal(MAX_CALLS) == f"gateway full ({MAX_CALLS} calls)"
+
+
+def test_codecs_in_order_of_preference_the_rest_disabled() -> None:
+    offered = ["G722/16000/1", "PCMU/8000/1", "PCMA/8000/1", "speex/16000/1", "L16/44100/1"]
+    assert codec_priorities(offered, ["PCMU", "G722"]) == {
+        "G722/16000/1": 254,
+        "PCMU/8000/1": 255,
+        "PCMA/8000/1": 0,
+        "speex/16000/1": 0,
+        "L16/44100/1": 0,
+    }

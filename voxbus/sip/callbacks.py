@@ -1,0 +1,181 @@
+"""pjsua2's side of the gateway: the objects pjsua calls back, each handing its work to the gateway.
+
+Threads: :class:`VoxCall`, :class:`VoxAccount`, :class:`VoxEndpoint` and :class:`PjLog` run on the
+pjsua thread; :class:`BusAudioPort` on pjmedia's clock thread, 50 times a second per call. None
+of them touches the bus: they pass their work to the event loop (``gateway.to_loop``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pjsua2 as pj
+
+from voxbus.logs import get_logger
+from voxbus.media.frames import FRAME_BYTES, FRAME_MS, SAMPLE_RATE, SILENCE, FarEndLevel
+from voxbus.schemas.events import SipRejected, TransferResult
+from voxbus.sip.echo import make_canceller
+from voxbus.sip.frames import read_vector, write_vector
+from voxbus.sip.legs import CallLeg
+
+if TYPE_CHECKING:
+    from voxbus.sip.gateway import SipGateway
+
+log = get_logger(__name__)
+DTMF_METHODS = {0: "rfc2833", 1: "sip-info"}
+
+
+class BusAudioPort(pj.AudioMediaPort):
+    """The bridge between a call's audio and the bus, run by pjmedia's clock thread."""
+
+    def __init__(self, gateway: SipGateway, leg: CallLeg) -> None:
+        super().__init__()
+        self.gateway, self.leg = gateway, leg
+        self.played = 0
+        self.far = FarEndLevel()
+        settings = gateway.settings
+        self.echo = make_canceller(settings.echo_canceller, settings.echo_tail_ms)
+
+    def onFrameReceived(self, frame: pj.MediaFrame) -> None:  # noqa: N802 - pjsua2's name
+        pcm = read_vector(frame.buf) if frame.type == pj.PJMEDIA_FRAME_TYPE_AUDIO else b""
+        if self.echo is not None and pcm:
+            pcm = self.echo.cancel(pcm)
+        self.gateway.to_loop(self.leg.caller_audio, pcm, self.far.db())
+
+    def onFrameRequested(self, frame: pj.MediaFrame) -> None:  # noqa: N802
+        pcm = self.leg.playout.next(self.played) or SILENCE
+        self.played += 1
+        self.far.played(pcm)
+        if self.echo is not None:
+            self.echo.played(pcm)
+        frame.type = pj.PJMEDIA_FRAME_TYPE_AUDIO
+        write_vector(frame.buf, pcm)
+        frame.size = FRAME_BYTES
+
+
+class VoxCall(pj.Call):
+    """pjsua's side of one call; every method runs on the pjsua thread."""
+
+    def __init__(
+        self, gateway: SipGateway, account: pj.Account, leg: CallLeg, pj_call_id: int = pj.PJSUA_INVALID_ID
+    ) -> None:
+        super().__init__(account, pj_call_id)
+        self.gateway, self.leg = gateway, leg
+        self.port: BusAudioPort | None = None
+        self.recorder: pj.AudioMediaRecorder | None = None
+        self.confirmed = False
+        self.transfer_target = ""
+
+    def onCallState(self, prm: Any) -> None:  # noqa: N802
+        info = self.getInfo()
+        if info.state == pj.PJSIP_INV_STATE_CONFIRMED and not self.confirmed:
+            self.confirmed = True
+            self.gateway.to_loop(self.gateway.call_confirmed, self)
+        elif info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
+            self.recorder = None  # closing the recorder writes the WAV header: do it now
+            cause = f"{info.lastStatusCode} {info.lastReason}".strip()
+            self.gateway.to_loop(self.gateway.call_disconnected, self, info.lastStatusCode, cause)
+
+    def onCallMediaState(self, prm: Any) -> None:  # noqa: N802
+        info = self.getInfo()
+        for index, media in enumerate(info.media):
+            if media.type != pj.PJMEDIA_TYPE_AUDIO or media.status != pj.PJSUA_CALL_MEDIA_ACTIVE:
+                continue
+            if self.port is not None:
+                continue
+            call_audio = self.getAudioMedia(index)
+            self.leg.codec = self.getStreamInfo(index).codecName
+            fmt = pj.MediaFormatAudio()
+            fmt.type = pj.PJMEDIA_TYPE_AUDIO
+            fmt.clockRate, fmt.channelCount, fmt.bitsPerSample = SAMPLE_RATE, 1, 16
+            fmt.frameTimeUsec = FRAME_MS * 1000
+            self.port = BusAudioPort(self.gateway, self.leg)
+            self.port.createPort(f"bus-{self.leg.call_id}", fmt)
+            call_audio.startTransmit(self.port)
+            self.port.startTransmit(call_audio)
+            if self.gateway.settings.record_dir is not None:
+                self.recorder = pj.AudioMediaRecorder()
+                path = Path(self.gateway.settings.record_dir) / f"{self.leg.call_id}.wav"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self.recorder.createRecorder(str(path))
+                call_audio.startTransmit(self.recorder)
+                self.port.startTransmit(self.recorder)
+
+    def onDtmfDigit(self, prm: Any) -> None:  # noqa: N802
+        method = DTMF_METHODS.get(prm.method, "")
+        self.gateway.to_loop(self.leg.dtmf, prm.digit, method)
+
+    def onCallTransferStatus(self, prm: Any) -> None:  # noqa: N802
+        final = bool(prm.finalNotify)
+        self.gateway.to_loop(
+            self.gateway.emit,
+            TransferResult(
+                call_id=self.leg.call_id,
+                target=self.transfer_target,
+                code=prm.statusCode,
+                reason=prm.reason,
+                final=final,
+            ),
+        )
+        if final and 200 <= prm.statusCode < 300:
+            # the human queue has the caller: our leg is done (pjsua leaves hanging up to us)
+            prm.cont = False
+            self.leg.hangup_by = "agent"
+            self.hangup(pj.CallOpParam(True))
+
+
+class VoxAccount(pj.Account):
+    def __init__(self, gateway: SipGateway) -> None:
+        super().__init__()
+        self.gateway = gateway
+
+    def onIncomingCall(self, prm: Any) -> None:  # noqa: N802
+        self.gateway.incoming(self, prm)
+
+
+class VoxEndpoint(pj.Endpoint):
+    def __init__(self, gateway: SipGateway) -> None:
+        super().__init__()
+        self.gateway = gateway
+
+    def onRejectedIncomingCall(self, prm: Any) -> None:  # noqa: N802
+        remote = prm.remoteInfo or "unknown"
+        self.gateway.to_loop(
+            self.gateway.emit,
+            SipRejected(
+                gateway=self.gateway.gateway_id,
+                remote=remote,
+                code=prm.statusCode,
+                reason=prm.reason or "rejected",
+            ),
+        )
+
+
+class PjLog(pj.LogWriter):
+    """pjsip's log, as structured log lines; a SIP message pjsip could not parse (and therefore
+    drops without an answer) also becomes a ``sip.rejected`` event."""
+
+    def __init__(self, gateway: SipGateway) -> None:
+        super().__init__()
+        self.gateway = gateway
+        self.seen: dict[str, None] = {}
+
+    def write(self, entry: Any) -> None:
+        text = " ".join(entry.msg.split())
+        if entry.level <= 2:
+            log.warning("pjsip", detail=text)
+        else:
+            log.debug("pjsip", detail=text)
+        if text.startswith("Dropping") and "packet from" in text and text not in self.seen:
+            self.seen[text] = None  # retransmissions of one bad message make one event
+            while len(self.seen) > 64:
+                self.seen.pop(next(iter(self.seen)))
+            self.gateway.emit_threadsafe(
+                SipRejected(
+                    gateway=self.gateway.gateway_id,
+                    remote=text.split("packet from", 1)[1].split()[1],
+                    code=400,
+                    reason=f"malformed message dropped: {text.split(' : ', 1)[-1]}"[:300],
+                )
+            )

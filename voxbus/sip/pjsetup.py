@@ -1,0 +1,63 @@
+"""pjsua2's configuration for a gateway: endpoint, transports and account, from ``[sip]``."""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+from pathlib import Path
+
+import pjsua2 as pj
+
+from voxbus.config import SipSettings
+from voxbus.media.frames import FRAME_MS, SAMPLE_RATE
+from voxbus.sip.door import MAX_CALLS
+
+
+@functools.cache
+def _pjlib() -> ctypes.CDLL:
+    return ctypes.CDLL(str(next(Path(pj.__file__).parent.glob("_pjsua2*.so"))))
+
+
+def quiet_pjlib() -> None:
+    """Keep pjlib's start-up lines off the console: before ``libInit`` installs a log writer,
+    pjlib prints straight to stdout (pjsua2 has no call for its log level; pjlib's own C
+    function does it). Errors still show."""
+    _pjlib().pj_log_set_level(1)
+
+
+def endpoint_config(settings: SipSettings, writer: pj.LogWriter) -> pj.EpConfig:
+    cfg = pj.EpConfig()
+    cfg.uaConfig.threadCnt = 0  # pjsua is polled on its own thread (PjThread)
+    cfg.uaConfig.mainThreadOnly = False
+    cfg.uaConfig.maxCalls = MAX_CALLS
+    cfg.uaConfig.userAgent = "voxbus"
+    cfg.medConfig.clockRate = SAMPLE_RATE
+    cfg.medConfig.sndClockRate = SAMPLE_RATE
+    cfg.medConfig.audioFramePtime = FRAME_MS
+    cfg.medConfig.noVad = True
+    cfg.medConfig.ecTailLen = 0  # echo cancelling is per call (voxbus.sip.echo)
+    cfg.medConfig.jbMinPre = settings.jitter_min_ms
+    cfg.medConfig.jbMaxPre = settings.jitter_max_ms
+    cfg.logConfig.writer = writer
+    cfg.logConfig.level = 4
+    cfg.logConfig.consoleLevel = 4
+    cfg.logConfig.decor = 0
+    return cfg
+
+
+def create_transports(ep: pj.Endpoint, settings: SipSettings) -> None:
+    for transport in settings.transports:
+        tc = pj.TransportConfig()
+        tc.port = settings.port
+        tc.boundAddress = settings.address
+        kind = pj.PJSIP_TRANSPORT_UDP if transport == "udp" else pj.PJSIP_TRANSPORT_TCP
+        ep.transportCreate(kind, tc)
+
+
+def account_config(settings: SipSettings) -> pj.AccountConfig:
+    ac = pj.AccountConfig()
+    ac.idUri = f"sip:voxbus@{settings.address}:{settings.port}"
+    ac.mediaConfig.transportConfig.boundAddress = settings.address  # RTP where SIP is
+    ac.mediaConfig.transportConfig.port = settings.rtp_port
+    ac.mediaConfig.transportConfig.portRange = settings.rtp_port_range
+    return ac
