@@ -21,6 +21,14 @@ from .helpers import of_call, stream_events
 
 pytestmark = pytest.mark.integration
 
+
+@pytest.fixture(autouse=True)
+def short_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Answers short enough to end before the caller's next question, whatever the tiny test model
+    says: the caller's WAV has a fixed timeline (worker processes read the environment)."""
+    monkeypatch.setenv("VOXBUS_AGENT__MAX_TOKENS", "12")
+
+
 TURN_STEPS = [
     "stt.final",
     "llm.requested",

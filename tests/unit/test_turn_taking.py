@@ -80,17 +80,17 @@ class Call:
 
     def tentative(self, text: str) -> list:  # type: ignore[type-arg]
         event = SttTentative(call_id=C, text=text, compute_s=0.1)
-        return self.run(self.turns.tentative(event, self.current, AGENT_SAID))
+        return self.run(self.turns.tentative(event, self.current))
 
     def final(self, text: str, end_reason: str = "complete") -> list:  # type: ignore[type-arg]
         event = SttFinal(call_id=C, text=text, start_ms=0, end_ms=0, compute_s=0.1, end_reason=end_reason)  # type: ignore[arg-type]
-        return self.run(self.turns.final(event, self.current, AGENT_SAID))
+        return self.run(self.turns.final(event, self.current))
 
     def wait(self, seconds: float) -> list:  # type: ignore[type-arg]
         decisions = []
         for _ in range(round(seconds / 0.1)):
             self.clock.advance(0.1)
-            decisions += self.run(self.turns.tick(self.current, AGENT_SAID))
+            decisions += self.run(self.turns.tick(self.current))
         return decisions
 
 
@@ -191,6 +191,31 @@ def test_cough_and_echo_resume_the_agent(words: str, reason: str) -> None:
     call.pause()
     [resume] = call.final(words)
     assert isinstance(resume, ResumeAudio) and resume.event.reason == reason and call.current is speaking
+
+
+def test_echo_is_judged_on_what_was_played_just_before_the_hold() -> None:
+    """A question over a long answer is not taken for echo because the answer, long ago, used
+    the same common words; the words played just before the hold are."""
+    call = Call()
+    story = "Once upon a time there was a knight. That is the way of the story. " * 8
+    speaking = call.agent(text=story)
+    clauses = [
+        *(["Once upon a time there was a knight.", "That is the way of the story."] * 8),
+        "The dragon slept.",
+    ]
+    speaking.clause_texts = dict(enumerate(clauses))
+    speaking.clause_frames = dict.fromkeys(range(len(clauses)), 300)  # 6 s a clause
+    call.start()
+    call.turns.playout_held(PlayoutHeld(call_id=C, gen=speaking.gen, played_ms=99_000))  # in "The dragon..."
+    call.pause()
+    assert kinds(call.final("That is the capital of France.")) == ["Interrupt", "EndTurn"]
+    call.agent(text=story).clause_texts = dict(enumerate(clauses))
+    call.current.clause_frames = dict.fromkeys(range(len(clauses)), 300)  # type: ignore[union-attr]
+    call.start()
+    call.turns.playout_held(PlayoutHeld(call_id=C, gen=call.gen, played_ms=99_000))
+    call.pause()
+    [resume] = call.final("The dragon slept.")
+    assert isinstance(resume, ResumeAudio) and resume.event.reason == "the agent's own voice (echo)"
 
 
 def test_words_over_the_agent_interrupt_it_and_the_history_keeps_what_was_heard() -> None:

@@ -191,12 +191,10 @@ class CallActor(Actor):
         await self._carry_out(self.turn_taking.speech_ended(event))
 
     async def _on_tentative(self, event: SttTentative) -> None:
-        last_said = self.conversation.last_said()
-        await self._carry_out(self.turn_taking.tentative(event, self.agent.current, last_said))
+        await self._carry_out(self.turn_taking.tentative(event, self.agent.current))
 
     async def _on_final(self, event: SttFinal) -> None:
-        last_said = self.conversation.last_said()
-        await self._carry_out(self.turn_taking.final(event, self.agent.current, last_said))
+        await self._carry_out(self.turn_taking.final(event, self.agent.current))
 
     async def _on_dtmf(self, event: DtmfReceived) -> None:
         """A key press is a turn: the agent hears it as a short note in the history."""
@@ -210,15 +208,13 @@ class CallActor(Actor):
             ts=event.ts,
             end_reason="dtmf",
         )
-        await self._carry_out(
-            self.turn_taking.key_pressed(final, self.agent.current, self.conversation.last_said())
-        )
+        await self._carry_out(self.turn_taking.key_pressed(final, self.agent.current))
 
     async def _on_playout_held(self, event: PlayoutHeld) -> None:
         await self._carry_out(self.turn_taking.playout_held(event))
 
     async def _on_tick(self, _tick: Tick) -> None:
-        await self._carry_out(self.turn_taking.tick(self.agent.current, self.conversation.last_said()))
+        await self._carry_out(self.turn_taking.tick(self.agent.current))
         await self.agent.retry_llm_if_quiet()
 
     async def _on_playout_done(self, event: PlayoutDone) -> None:

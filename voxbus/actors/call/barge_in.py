@@ -64,6 +64,12 @@ class Verdict(enum.Enum):
 
 
 BargeAction = HoldAudio | ResumeAudio | Interrupt
+# The agent's own words can come back as echo only from the audio played just before the hold
+# (the caller's phone returns it within a few hundred ms): a long answer's earlier words would make
+# any question that shares a few common words with it look like echo. The margin allows for
+# words being placed in a clause by proportion only.
+ECHO_WINDOW_MS = 4000
+ECHO_MARGIN_MS = 1000
 
 
 class BargeInJudge:
@@ -98,9 +104,7 @@ class BargeInJudge:
         if self.barge is not None and self.barge.gen == gen:
             self.barge = None
 
-    def judge(
-        self, text: str | None, current: Generation | None, last_said: str
-    ) -> tuple[Verdict, list[BargeAction]]:
+    def judge(self, text: str | None, current: Generation | None) -> tuple[Verdict, list[BargeAction]]:
         """Decide the hold on the caller's words (None: on its length alone)."""
         barge = self.barge
         assert barge is not None, "judge() without a hold"
@@ -110,7 +114,12 @@ class BargeInJudge:
         if text is None:
             reason = f"spoke over the agent for {self.turns.barge_in_min_speech_ms} ms"
             return Verdict.INTERRUPT, [self._interrupt(current, reason, "")]
-        agent_said = " ".join([current.text, last_said])
+        played = barge.played_ms
+        agent_said = (
+            current.text  # the gateway has not said where it held yet: any of it
+            if played is None
+            else current.words_played(played - ECHO_WINDOW_MS, played + ECHO_MARGIN_MS)
+        )
         why_not = judge_barge_in(
             text, agent_said, self.lexicon, self.turns.barge_in_min_words, self.turns.echo_overlap
         )
@@ -134,7 +143,7 @@ class BargeInJudge:
             and turns.barge_in_min_words == 0
             and speaking_s * 1000 >= turns.barge_in_min_speech_ms
         ):
-            return self.judge(None, current, "")
+            return self.judge(None, current)
         if (self.clock.monotonic() - barge.started) * 1000 > turns.hold_max_ms and current is not None:
             self.barge = None
             return Verdict.RESUME, [

@@ -61,10 +61,6 @@ class Conversation:
         if heard:
             self.state.history.append(ChatMessage(role="assistant", content=heard, interrupted=True))
 
-    def last_said(self) -> str:
-        """The last message of the history (the agent's own words, when it spoke last)."""
-        return " ".join(m.content for m in self.state.history[-1:])
-
     def prompt(self, pending: str | None = None) -> list[ChatMessage]:
         """The messages for the LLM; ``pending``: words of a turn still open (a speculative
         answer), not in the history yet."""

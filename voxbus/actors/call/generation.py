@@ -150,3 +150,12 @@ class Generation:
     def heard(self, played_ms: int | None) -> str:
         """The words the caller heard when ``played_ms`` of its audio had been played."""
         return heard_part(self.spoken(), (played_ms or 0) // FRAME_MS)
+
+    def words_played(self, from_ms: int, to_ms: int) -> str:
+        """The words of its audio between ``from_ms`` and ``to_ms``. A clause whose length is not
+        known yet (its synthesis not done) counts as played to its end."""
+        said = " ".join(self.clause_texts[i] for i in sorted(self.clause_texts)).split()
+        start = len(self.heard(max(from_ms, 0)).split())
+        known_ms = sum(self.clause_frames.values()) * FRAME_MS
+        end = len(said) if to_ms >= known_ms else len(self.heard(to_ms).split())
+        return " ".join(said[start:end])

@@ -135,11 +135,11 @@ class TurnTaking:
         return []
 
     # --- the caller's words (STT) ---------------------------------------------------------------
-    def tentative(self, event: SttTentative, current: Generation | None, last_said: str) -> list[Decision]:
+    def tentative(self, event: SttTentative, current: Generation | None) -> list[Decision]:
         text = f"{self.carried} {event.text.strip()}".strip()
         decisions: list[Decision] = []
         if self.barge_in.holding:
-            verdict = self._judge(text, current, last_said, decisions)
+            verdict = self._judge(text, current, decisions)
             if verdict is not Verdict.INTERRUPT:
                 return decisions  # a backchannel, a noise or an echo over the agent (which goes on)
             current = None
@@ -150,7 +150,7 @@ class TurnTaking:
             decisions.append(StartSpeculative(text))
         return decisions
 
-    def final(self, event: SttFinal, current: Generation | None, last_said: str) -> list[Decision]:
+    def final(self, event: SttFinal, current: Generation | None) -> list[Decision]:
         self.follow_up = None  # if a short interruption was waiting, the caller went on: it joins
         text = event.text.strip()
         if self.carried and text:
@@ -159,7 +159,7 @@ class TurnTaking:
         arrived = self.clock.time()
         decisions: list[Decision] = []
         if self.barge_in.holding:
-            if self._judge(text, current, last_said, decisions) is not Verdict.INTERRUPT:
+            if self._judge(text, current, decisions) is not Verdict.INTERRUPT:
                 return decisions  # not an interruption: the agent's audio resumes
             current = None
         if self.words_ignored and current is not None:
@@ -176,10 +176,10 @@ class TurnTaking:
         decisions.append(self._end_turn(event, text, arrived, current))
         return decisions
 
-    def key_pressed(self, final: SttFinal, current: Generation | None, last_said: str) -> list[Decision]:
+    def key_pressed(self, final: SttFinal, current: Generation | None) -> list[Decision]:
         """A key press is a turn of its own, with no speech to measure its latency from."""
         self.speech_end = None
-        return self.final(final, current, last_said)
+        return self.final(final, current)
 
     def _end_turn(self, event: SttFinal, text: str, arrived: float, current: Generation | None) -> EndTurn:
         speculative = (
@@ -193,10 +193,8 @@ class TurnTaking:
             vad_decision_ts = decided.ts if decided is not None else self.speech_end.ts
         return EndTurn(event, arrived, speech_end_ts, vad_decision_ts, speculative, superseded)
 
-    def _judge(
-        self, text: str | None, current: Generation | None, last_said: str, decisions: list[Decision]
-    ) -> Verdict:
-        verdict, actions = self.barge_in.judge(text, current, last_said)
+    def _judge(self, text: str | None, current: Generation | None, decisions: list[Decision]) -> Verdict:
+        verdict, actions = self.barge_in.judge(text, current)
         decisions.extend(actions)
         self._note(verdict)
         return verdict
@@ -208,7 +206,7 @@ class TurnTaking:
             self.words_ignored = True
 
     # --- time -------------------------------------------------------------------------------------
-    def tick(self, current: Generation | None, last_said: str) -> list[Decision]:
+    def tick(self, current: Generation | None) -> list[Decision]:
         """Deadlines: a held barge-in decided by its length or its hold running out, and a short
         interruption the caller did not follow up (answered after all)."""
         verdict, actions = self.barge_in.due(current)
@@ -220,5 +218,5 @@ class TurnTaking:
             event, deadline = self.follow_up
             if self.clock.monotonic() >= deadline:
                 self.follow_up, self.carried = None, ""
-                decisions += self.final(event, current, last_said)
+                decisions += self.final(event, current)
         return decisions
