@@ -24,7 +24,7 @@ def test_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[s
         "VOXBUS_DATA_DIR": str(tmp_path / "data"),
         "VOXBUS_MODEL_DIR": os.environ.get("VOXBUS_MODEL_DIR", str(DEFAULT_MODELS)),
         "OMP_WAIT_POLICY": "PASSIVE",
-        "VOXBUS_SIP__PORT": str(free_port()),  # TCP and UDP both: free_port checks TCP only
+        "VOXBUS_SIP__PORT": str(free_port()),
         "VOXBUS_SIP__RTP_PORT": str(30000 + free_port() % 15000 // 2 * 2),
     }
     for key, value in env.items():

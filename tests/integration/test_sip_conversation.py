@@ -96,7 +96,9 @@ async def test_baresip_caller_hears_a_spoken_answer(
         )
     )
     seen = await collect(client, subjects.ALL_CALL_EVENTS)
-    duration = int(spoken[0].end_s + 10)
+    # baresip ends the call when its file ends (spoken[0].end_s + 8 s of call); its own timer
+    # (-t) is only a safety net, long after that: the two must not race to end the call
+    safety_s = int(spoken[0].end_s + 30)
     proc = await asyncio.create_subprocess_exec(
         "baresip",
         "-f",
@@ -104,12 +106,22 @@ async def test_baresip_caller_hears_a_spoken_answer(
         "-e",
         f"/dial sip:voxbus@127.0.0.1:{settings.sip.port}",
         "-t",
-        str(duration),
+        str(safety_s),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
-    out, _ = await asyncio.wait_for(proc.communicate(), duration + 30)
-    await until(lambda: any(isinstance(e, CallEnded) for e in seen), 15)
+    baresip = asyncio.create_task(proc.communicate())
+    call_ended = asyncio.create_task(
+        until(lambda: any(isinstance(e, CallEnded) for e in seen), safety_s + 15)
+    )
+    await asyncio.wait([baresip, call_ended], return_when=asyncio.FIRST_COMPLETED)
+    if not baresip.done():
+        proc.terminate()  # the call is over: baresip has nothing left to do
+    out, _ = await asyncio.wait_for(baresip, 15)
+    try:
+        await asyncio.wait_for(call_ended, 15)  # if baresip exited first, its BYE is on its way
+    except (AssertionError, TimeoutError):
+        pytest.fail(f"no call.ended; baresip said: {out.decode()[-2000:]}")
 
     assert any(isinstance(e, CallStarted) and e.transport == "sip" for e in seen), out.decode()
     turns = [e for e in seen if isinstance(e, TurnMetrics)]
