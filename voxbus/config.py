@@ -178,6 +178,12 @@ class LlmSettings(BaseModel):
     n_threads: int = Field(default=2, ge=1)
     seed: int = 7
     cache_bytes: int = Field(default=1 << 30, ge=0, description="RAM for other calls' prompt states")
+    min_tokens: int = Field(
+        default=0,
+        ge=0,
+        description="no answer ends before this many tokens (a test setting, `make test-long`: "
+        "long answers on purpose, so that a test that assumes short ones fails everywhere); 0: off",
+    )
 
 
 class TtsSettings(BaseModel):

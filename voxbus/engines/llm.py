@@ -39,6 +39,7 @@ class LlamaEngine:
         bos = vocab.token_get_text(self.llm.token_bos()) if self.llm.token_bos() >= 0 else ""
         self._formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
         self._eos_text = eos
+        self.min_tokens = settings.min_tokens
 
     def prompt(
         self, messages: list[ChatMessage], continue_from: str = "", tools: list[dict[str, Any]] | None = None
@@ -62,13 +63,38 @@ class LlamaEngine:
         """Yield text pieces; stops within one token once ``cancelled()`` is true. Blocking."""
         prompt, stops = self.prompt(messages, continue_from, tools)
         for chunk in self.llm.create_completion(
-            prompt, max_tokens=max_tokens, temperature=temperature, stop=stops, stream=True
+            prompt,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            stop=stops,
+            stream=True,
+            logits_processor=self._answer_at_least(prompt, stops) if self.min_tokens else None,
         ):
             if cancelled():
                 return
             text = chunk["choices"][0]["text"]
             if text:
                 yield text
+
+    def _answer_at_least(self, prompt: str, stops: list[str]) -> Any:
+        """A logits processor that keeps the answer from ending before ``llm.min_tokens``: the
+        end-of-turn tokens are ruled out until then (a test setting: long answers on purpose)."""
+        from llama_cpp import LogitsProcessorList
+
+        prompt_tokens = len(self.llm.tokenize(prompt.encode(), special=True))
+        ends = {self.llm.token_eos()}
+        for stop in stops:
+            tokens = self.llm.tokenize(stop.encode(), add_bos=False, special=True)
+            if len(tokens) == 1:
+                ends.add(tokens[0])
+        end_ids = sorted(ends)
+
+        def hold_off_the_end(input_ids: Any, scores: Any) -> Any:
+            if len(input_ids) - prompt_tokens < self.min_tokens:
+                scores[end_ids] = -float("inf")
+            return scores
+
+        return LogitsProcessorList([hold_off_the_end])
 
     def warm(self, messages: list[ChatMessage], tools: list[dict[str, Any]] | None = None) -> None:
         """Evaluate a conversation's opening (system prompt, tools, greeting) so that a call's
