@@ -1,8 +1,8 @@
 """pjsua2's side of the gateway: the objects pjsua calls back, each handing its work to the gateway.
 
 Threads: :class:`VoxCall`, :class:`VoxAccount`, :class:`VoxEndpoint` and :class:`PjLog` run on the
-pjsua thread; :class:`BusAudioPort` on pjmedia's clock thread, 50 times a second per call. None
-of them touches the bus: they pass their work to the event loop (``gateway.to_loop``).
+pjsua thread (the audio ports, on pjmedia's clock thread, are in :mod:`voxbus.sip.media_ports`).
+None of them touches the bus: they pass their work to the event loop (``gateway.to_loop``).
 """
 
 from __future__ import annotations
@@ -13,45 +13,15 @@ from typing import TYPE_CHECKING, Any
 import pjsua2 as pj
 
 from voxbus.logs import get_logger
-from voxbus.media.frames import FRAME_BYTES, FRAME_MS, SAMPLE_RATE, SILENCE, FarEndLevel
 from voxbus.schemas.events import SipRejected, TransferResult
-from voxbus.sip.echo import make_canceller
-from voxbus.sip.frames import read_vector, write_vector
 from voxbus.sip.legs import CallLeg
+from voxbus.sip.media_ports import BusAudioPort
 
 if TYPE_CHECKING:
     from voxbus.sip.gateway import SipGateway
 
 log = get_logger(__name__)
 DTMF_METHODS = {0: "rfc2833", 1: "sip-info"}
-
-
-class BusAudioPort(pj.AudioMediaPort):
-    """The bridge between a call's audio and the bus, run by pjmedia's clock thread."""
-
-    def __init__(self, gateway: SipGateway, leg: CallLeg) -> None:
-        super().__init__()
-        self.gateway, self.leg = gateway, leg
-        self.played = 0
-        self.far = FarEndLevel()
-        settings = gateway.settings
-        self.echo = make_canceller(settings.echo_canceller, settings.echo_tail_ms)
-
-    def onFrameReceived(self, frame: pj.MediaFrame) -> None:  # noqa: N802 - pjsua2's name
-        pcm = read_vector(frame.buf) if frame.type == pj.PJMEDIA_FRAME_TYPE_AUDIO else b""
-        if self.echo is not None and pcm:
-            pcm = self.echo.cancel(pcm)
-        self.gateway.to_loop(self.leg.caller_audio, pcm, self.far.db())
-
-    def onFrameRequested(self, frame: pj.MediaFrame) -> None:  # noqa: N802
-        pcm = self.leg.playout.next(self.played) or SILENCE
-        self.played += 1
-        self.far.played(pcm)
-        if self.echo is not None:
-            self.echo.played(pcm)
-        frame.type = pj.PJMEDIA_FRAME_TYPE_AUDIO
-        write_vector(frame.buf, pcm)
-        frame.size = FRAME_BYTES
 
 
 class VoxCall(pj.Call):
@@ -86,12 +56,7 @@ class VoxCall(pj.Call):
                 continue
             call_audio = self.getAudioMedia(index)
             self.leg.codec = self.getStreamInfo(index).codecName
-            fmt = pj.MediaFormatAudio()
-            fmt.type = pj.PJMEDIA_TYPE_AUDIO
-            fmt.clockRate, fmt.channelCount, fmt.bitsPerSample = SAMPLE_RATE, 1, 16
-            fmt.frameTimeUsec = FRAME_MS * 1000
-            self.port = BusAudioPort(self.gateway, self.leg)
-            self.port.createPort(f"bus-{self.leg.call_id}", fmt)
+            self.port = self.gateway.ports.attach(self.leg)
             call_audio.startTransmit(self.port)
             self.port.startTransmit(call_audio)
             if self.gateway.settings.record_dir is not None:

@@ -31,6 +31,7 @@ from voxbus.schemas.messages import CallControl, DialRequest
 from voxbus.sip.callbacks import PjLog, VoxAccount, VoxCall, VoxEndpoint
 from voxbus.sip.door import Door, codec_priorities
 from voxbus.sip.legs import CallLeg
+from voxbus.sip.media_ports import PortPool
 from voxbus.sip.pjsetup import account_config, create_transports, endpoint_config, quiet_pjlib
 from voxbus.sip.pjthread import PjThread
 
@@ -45,6 +46,7 @@ class SipGateway:
         self.calls: dict[str, VoxCall] = {}  # by voxbus call id; touched on the pjsua thread
         self._reap: list[VoxCall] = []
         self.door = Door(settings)
+        self.ports = PortPool(settings, self.to_loop)  # touched on the pjsua thread
         self.ep: VoxEndpoint | None = None
         self.account: VoxAccount | None = None
 
@@ -97,6 +99,7 @@ class SipGateway:
     def _teardown(self) -> None:
         self.calls.clear()
         self._reap.clear()
+        self.ports.close()
         if self.account is not None:
             self.account.shutdown()
             self.account = None
@@ -174,8 +177,9 @@ class SipGateway:
 
         def forget() -> None:
             self.calls.pop(leg.call_id, None)
-            if call.port is not None and call.port.echo is not None:
-                call.port.echo.close()
+            if call.port is not None:
+                self.ports.release(call.port)
+                call.port = None
             self._reap.append(call)  # released after pjsua's next poll, not inside its callback
 
         self.pj.submit(forget)
