@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from voxbus.config import SipSettings
-from voxbus.sip.door import MAX_CALLS, Door, codec_priorities, host_of
+from voxbus.sip.door import MAX_CALLS, Door, Refusal, codec_priorities, host_of
 
 
 def test_host_of_an_address() -> None:
@@ -15,8 +15,8 @@ def test_host_of_an_address() -> None:
 def test_only_allowed_sources_may_call() -> None:
     door = Door(SipSettings(allow_from=["127.0.0.0/8", "10.1.0.0/16"]))
     assert door.refusal("127.0.0.1:5060") is None and door.refusal("10.1.2.3:5060") is None
-    assert door.refusal("192.168.1.9:5060") == (403, "Forbidden: source not allowed")
-    assert door.refusal("nonsense:5060") == (403, "Forbidden: unknown source address")
+    assert door.refusal("192.168.1.9:5060") == Refusal(403, "Forbidden: source not allowed")
+    assert door.refusal("nonsense:5060") == Refusal(403, "Forbidden: unknown source address")
     assert Door(SipSettings(allow_from=[])).refusal("192.168.1.9:5060") is None
 
 

@@ -10,11 +10,11 @@ import ipaddress
 from collections.abc import Iterable
 
 from voxbus.config import SipSettings
+from voxbus.sip.invite_checks import Refusal, invite_refusal
 
+__all__ = ["MAX_CALLS", "Door", "Refusal", "codec_priorities", "host_of"]
 MAX_CALLS = 4  # compiled into the pjsua2 wheel: a fifth INVITE gets 486 Busy Here
 CODEC_IDS = {"G722": "G722/16000", "PCMU": "PCMU/8000", "PCMA": "PCMA/8000"}
-
-Refusal = tuple[int, str]  # (SIP status code, reason phrase)
 
 
 def host_of(address: str) -> str:
@@ -28,6 +28,11 @@ class Door:
     def __init__(self, settings: SipSettings) -> None:
         self.networks = [ipaddress.ip_network(n, strict=False) for n in settings.allow_from]
 
+    def admit(self, source: str, invite: str) -> Refusal | None:
+        """Why an INVITE (its whole text) from ``source`` (host:port) is refused, or None to
+        answer it."""
+        return self.refusal(source) or invite_refusal(invite)
+
     def refusal(self, source: str) -> Refusal | None:
         """Why a call from ``source`` (host:port) is refused, or None to answer it."""
         if not self.networks:
@@ -35,9 +40,9 @@ class Door:
         try:
             host = ipaddress.ip_address(host_of(source))
         except ValueError:
-            return 403, "Forbidden: unknown source address"
+            return Refusal(403, "Forbidden: unknown source address")
         if not any(host in network for network in self.networks):
-            return 403, "Forbidden: source not allowed"
+            return Refusal(403, "Forbidden: source not allowed")
         return None
 
     @staticmethod

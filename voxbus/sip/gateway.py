@@ -137,16 +137,21 @@ class SipGateway:
         leg = self._new_leg("inbound", source)
         call = VoxCall(self, account, leg, prm.callId)
         leg.remote = call.getInfo().remoteUri or source
-        refusal = self.door.refusal(source)
+        refusal = self.door.admit(source, prm.rdata.wholeMsg)
         op = pj.CallOpParam()
         if refusal is not None:
-            op.statusCode, op.reason = refusal
+            op.statusCode, op.reason = refusal.code, refusal.reason
+            for name, value in refusal.headers.items():
+                header = pj.SipHeader()
+                header.hName, header.hValue = name, value
+                op.txOption.headers.append(header)
             call.answer(op)
             self._reap.append(call)
-            self.to_loop(
-                self.emit,
-                SipRejected(gateway=self.gateway_id, remote=source, code=refusal[0], reason=refusal[1]),
+            rejected = SipRejected(
+                gateway=self.gateway_id, remote=source, code=refusal.code, reason=refusal.reason
             )
+            self.to_loop(self.emit, rejected)
+            log.warning("call refused", remote=source, code=refusal.code, reason=refusal.reason)
             return
         self.calls[leg.call_id] = call
         op.statusCode = 200

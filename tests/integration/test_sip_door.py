@@ -1,0 +1,78 @@
+"""The SIP door against INVITEs that RFC 3261 says to refuse (after RFC 4475's semantic cases):
+each gets its status, never 200, nothing restarts, and a real call placed afterwards is served."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+
+from tests.hostile_sip import cases
+from voxbus.bus import subjects
+from voxbus.bus.connection import Bus
+from voxbus.config import Settings
+from voxbus.schemas.events import SipRejected, WorkerRestarted
+from voxbus.supervisors.system import System
+
+from .test_sip import collect, sipp, until, wait_gateway
+
+pytestmark = pytest.mark.integration
+
+
+def ack_for(invite: bytes, response: bytes) -> bytes:
+    """The ACK of a non-2xx final response (RFC 3261 17.1.1.3), so that the gateway stops
+    retransmitting it."""
+    invite_headers = dict(
+        line.split(": ", 1) for line in invite.decode().split("\r\n\r\n")[0].split("\r\n")[1:]
+    )
+    to = next(line for line in response.decode().split("\r\n") if line.lower().startswith(("to:", "t:")))
+    request_uri = invite.decode().split(" ", 2)[1]
+    lines = [
+        f"ACK {request_uri} SIP/2.0",
+        f"Via: {invite_headers['Via']}",
+        "Max-Forwards: 70",
+        f"From: {invite_headers['From']}",
+        to,
+        f"Call-ID: {invite_headers['Call-ID']}",
+        "CSeq: 1 ACK",
+        "Content-Length: 0",
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+async def final_status(sock: socket.socket, target: tuple[str, int], message: bytes) -> int:
+    """Send an INVITE over UDP and return the status of its final response."""
+    loop = asyncio.get_running_loop()
+    await loop.sock_sendto(sock, message, target)
+    while True:
+        data = await asyncio.wait_for(loop.sock_recv(sock, 65535), 10)
+        status = int(data.split(b" ", 2)[1])
+        if status >= 200:
+            if status >= 300:
+                await loop.sock_sendto(sock, ack_for(message, data), target)
+            return status
+
+
+async def test_invites_the_rfc_refuses_get_their_status_and_the_next_call_is_served(
+    settings: Settings, system: System, client: Bus
+) -> None:
+    await wait_gateway(client)
+    rejected = await collect(client, subjects.system_event("sip.rejected"))
+    restarts = await collect(client, subjects.system_event("worker.restarted"))
+    target = ("127.0.0.1", settings.sip.port)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.setblocking(False)
+        local = f"127.0.0.1:{sock.getsockname()[1]}"
+        answers = {
+            what: await final_status(sock, target, message)
+            for what, message, _ in cases(f"127.0.0.1:{settings.sip.port}", local)
+        }
+    expected = {what: status for what, _, status in cases("x", "y")}
+    assert answers == expected
+    # the refusals voxbus makes itself (pjsip makes the 420 and the 500) are events
+    await until(lambda: {400, 406} <= {e.code for e in rejected if isinstance(e, SipRejected)}, 5)
+    code, out = await sipp("caller_audio_dtmf.xml", f"127.0.0.1:{settings.sip.port}")
+    assert code == 0, out
+    assert not [e for e in restarts if isinstance(e, WorkerRestarted)]
