@@ -18,9 +18,10 @@ def invite(
     cseq: str = "1 INVITE",
     content_length: int | None = None,
     rtp: int = 40000,
+    media_host: str = "127.0.0.1",
 ) -> bytes:
     """An INVITE from ``local`` (host:port) to voxbus at ``target``, changed by ``extra`` headers."""
-    body = SDP.format(rtp=rtp)
+    body = SDP.format(rtp=rtp).replace("c=IN IP4 127.0.0.1", f"c=IN IP4 {media_host}")
     length = len(body) if content_length is None else content_length
     headers = [
         f"INVITE sip:voxbus@{target} SIP/2.0",
@@ -62,4 +63,6 @@ def cases(target: str, local: str) -> list[tuple[str, bytes, int]]:
             420,
         ),
         ("Accept without SDP", invite(target, local, "accept", extra=["Accept: text/nonsense"]), 406),
+        # PROTOS c07-sip: one such packet aborted the gateway (a pjlib assertion at 254 characters)
+        ("an SDP address of 300 characters", invite(target, local, "longc", media_host="a" * 300), 400),
     ]

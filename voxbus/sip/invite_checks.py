@@ -4,8 +4,10 @@
 A plain function on the raw message (``SipRxData.wholeMsg``), asked by the gateway before it
 answers an incoming call: a wrong Content-Length (or several), a single-value header given twice,
 a CSeq whose method is not the request's, a Require of an extension voxbus does not support (420,
-with ``Unsupported``), an Accept without SDP (406). Parsing here is deliberately narrow: pjsip
-has already parsed the message; this only counts headers and compares values.
+with ``Unsupported``), an Accept without SDP (406), and an SDP address of 254 characters or more,
+on which pjlib aborts the whole process (an assertion) when the call is answered. Parsing here is
+deliberately narrow: pjsip has already parsed the message; this only counts headers and compares
+values.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ COMPACT = {
 # headers that may appear once only (RFC 3261 7.3.1; the ones a call depends on)
 SINGLE_VALUE = ("call-id", "cseq", "from", "to", "max-forwards", "content-length", "content-type")
 SUPPORTED_EXTENSIONS = frozenset({"timer", "replaces", "norefersub", "100rel"})  # what pjsua offers
+MAX_ADDRESS = (
+    254  # pjlib aborts the process on a longer host name (an assertion in pj_sockaddr_in_set_str_addr)
+)
 SDP_TYPES = frozenset({"application/sdp", "application/*", "*/*"})
 
 
@@ -110,4 +115,6 @@ def invite_refusal(raw: str) -> Refusal | None:
     accepted = [a.split(";")[0].strip().lower() for v in values.get("accept", []) for a in _split_list(v)]
     if "accept" in values and not SDP_TYPES.intersection(accepted):
         return Refusal(406, "Not Acceptable: voxbus answers with SDP", {"Accept": "application/sdp"})
+    if any(len(token) >= MAX_ADDRESS for token in body.split()):  # addresses in c=, o=, a=rtcp...
+        return Refusal(400, f"Bad Request: an SDP value of {MAX_ADDRESS} characters or more")
     return None
