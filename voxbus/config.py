@@ -205,6 +205,17 @@ class SipSettings(BaseModel):
         default_factory=lambda: ["127.0.0.0/8"],
         description="source networks (CIDR) allowed to call in; empty: anyone",
     )
+    block_after: int = Field(
+        default=20,
+        ge=0,
+        description="a source refused this often within block_window_s is blocked for block_s "
+        "(every INVITE from it gets 403 at once); 0: never (behind Kamailio, which blocks with pike)",
+    )
+    block_window_s: float = Field(default=10.0, gt=0)
+    block_s: float = Field(default=60.0, gt=0)
+    rejected_events: int = Field(
+        default=5, ge=1, description="at most this many sip.rejected events per source per block_window_s"
+    )
     rtp_port: int = Field(default=10000, ge=1024, le=65000, description="first RTP port")
     rtp_port_range: int = Field(default=200, ge=8, description="RTP ports to try from rtp_port")
     transfer_target: str = Field(default="", description="SIP URI of the human queue for transfers")

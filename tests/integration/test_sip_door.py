@@ -54,8 +54,20 @@ async def final_status(sock: socket.socket, target: tuple[str, int], message: by
             return status
 
 
+@pytest.fixture
+def door_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An event for every refusal of the test (the gateway process reads the environment)."""
+    monkeypatch.setenv("VOXBUS_SIP__REJECTED_EVENTS", "50")
+
+
+@pytest.fixture
+def quick_block(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VOXBUS_SIP__BLOCK_AFTER", "5")
+    monkeypatch.setenv("VOXBUS_SIP__BLOCK_S", "3")
+
+
 async def test_invites_the_rfc_refuses_get_their_status_and_the_next_call_is_served(
-    settings: Settings, system: System, client: Bus
+    door_budget: None, settings: Settings, system: System, client: Bus
 ) -> None:
     await wait_gateway(client)
     rejected = await collect(client, subjects.system_event("sip.rejected"))
@@ -76,3 +88,30 @@ async def test_invites_the_rfc_refuses_get_their_status_and_the_next_call_is_ser
     code, out = await sipp("caller_audio_dtmf.xml", f"127.0.0.1:{settings.sip.port}")
     assert code == 0, out
     assert not [e for e in restarts if isinstance(e, WorkerRestarted)]
+
+
+async def test_a_source_that_keeps_sending_garbage_is_blocked_for_a_while(
+    quick_block: None, settings: Settings, system: System, client: Bus
+) -> None:
+    await wait_gateway(client)
+    rejected = await collect(client, subjects.system_event("sip.rejected"))
+    target = ("127.0.0.1", settings.sip.port)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.setblocking(False)
+        local = f"127.0.0.1:{sock.getsockname()[1]}"
+        garbage = [
+            message for _, message, status in cases(f"127.0.0.1:{settings.sip.port}", local) if status == 400
+        ]
+        statuses = [await final_status(sock, target, message) for message in garbage[:4]]
+        assert statuses == [400] * 4
+        # the fifth refusal blocks the source: even a valid INVITE gets 403 now
+        assert await final_status(sock, target, garbage[4]) == 400
+        code, out = await sipp("not_allowed.xml", f"127.0.0.1:{settings.sip.port}")  # expects a 403
+        assert code == 0, out
+    # a few events, not one per message; the block ends after sip.block_s and calls are served
+    await until(lambda: any(isinstance(e, SipRejected) for e in rejected), 5)
+    assert len([e for e in rejected if isinstance(e, SipRejected)]) <= 5
+    await asyncio.sleep(3.5)
+    code, out = await sipp("caller_audio_dtmf.xml", f"127.0.0.1:{settings.sip.port}")
+    assert code == 0, out

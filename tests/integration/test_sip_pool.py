@@ -108,3 +108,44 @@ async def test_twelve_calls_through_kamailio_and_a_killed_shard(pool: tuple[Syst
     assert any(isinstance(e, WorkerRestarted) and e.worker_id == "sip-2" for e in restarts)
     assert await pid_of(client, "sip", "sip-2") != pids[2]
     await client.close()
+
+
+def request(method: str, target: str, local: str, branch: str) -> bytes:
+    lines = [
+        f"{method} sip:voxbus@{target} SIP/2.0",
+        f"Via: SIP/2.0/UDP {local};branch=z9hG4bK{branch};rport",
+        "Max-Forwards: 70",
+        f"From: <sip:probe@{local}>;tag={branch}",
+        f"To: <sip:voxbus@{target}>",
+        f"Call-ID: {branch}@probe",
+        f"CSeq: 1 {method}",
+        f"Contact: <sip:probe@{local}>",
+        "Content-Length: 0",
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+async def test_the_front_answers_what_no_gateway_serves(pool: tuple[System, int]) -> None:
+    """REGISTER gets 405 and an unknown method 501 (RFC 3261), a malformed INVITE its 4xx from
+    Kamailio's sanity checks: none is left unanswered, none reaches a shard."""
+    import socket
+
+    from tests.hostile_sip import cases
+
+    from .test_sip_door import final_status
+
+    _, front = pool
+    target = ("127.0.0.1", front)
+    loop = asyncio.get_running_loop()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.setblocking(False)
+        local = f"127.0.0.1:{sock.getsockname()[1]}"
+        statuses = {}
+        for method in ("REGISTER", "FROBNICATE"):
+            await loop.sock_sendto(sock, request(method, f"127.0.0.1:{front}", local, method.lower()), target)
+            reply = await asyncio.wait_for(loop.sock_recv(sock, 65535), 10)
+            statuses[method] = int(reply.split(b" ", 2)[1])
+        assert statuses == {"REGISTER": 405, "FROBNICATE": 501}
+        cseq = next(m for what, m, _ in cases(f"127.0.0.1:{front}", local) if what.startswith("CSeq"))
+        assert await final_status(sock, target, cseq) == 400

@@ -34,3 +34,34 @@ def test_codecs_in_order_of_preference_the_rest_disabled() -> None:
         "speex/16000/1": 0,
         "L16/44100/1": 0,
     }
+
+
+def test_a_source_refused_too_often_is_blocked_for_a_while() -> None:
+    door = Door(SipSettings(block_after=3, block_window_s=10, block_s=60))
+    for now in (0.0, 1.0):
+        door.counter.refused("10.0.0.9", now)
+    assert not door.counter.blocked("10.0.0.9", 2.0)
+    door.counter.refused("10.0.0.9", 2.0)
+    assert door.counter.blocked("10.0.0.9", 3.0) and not door.counter.blocked("10.0.0.8", 3.0)
+    refusal = door.admit("10.0.0.9:5060", "", now=30.0)
+    assert refusal is not None and refusal.code == 403 and "blocked" in refusal.reason
+    assert not door.counter.blocked("10.0.0.9", 62.1)  # the block ends
+
+
+def test_refusals_spread_over_time_are_not_blocked_and_zero_never_blocks() -> None:
+    door = Door(SipSettings(block_after=3, block_window_s=10))
+    for now in (0.0, 6.0, 12.0, 18.0):
+        door.counter.refused("10.0.0.9", now)
+    assert not door.counter.blocked("10.0.0.9", 18.5)
+    never = Door(SipSettings(block_after=0))
+    for n in range(100):
+        never.counter.refused("10.0.0.9", n / 100)
+    assert not never.counter.blocked("10.0.0.9", 1.0)
+
+
+def test_a_flood_publishes_a_few_events_then_says_how_many_it_left_out() -> None:
+    door = Door(SipSettings(rejected_events=2, block_window_s=10, block_after=0))
+    verdicts = [door.counter.refused("10.0.0.9", n * 0.1) for n in range(10)]
+    assert [v.publish for v in verdicts] == [True, True] + [False] * 8
+    later = door.counter.refused("10.0.0.9", 20.0)
+    assert later.publish and later.suppressed == 8

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pjsua2 as pj
 
 from voxbus.logs import get_logger
-from voxbus.schemas.events import SipRejected, TransferResult
+from voxbus.schemas.events import TransferResult
 from voxbus.sip.legs import CallLeg
 from voxbus.sip.media_ports import BusAudioPort
 
@@ -105,16 +105,7 @@ class VoxEndpoint(pj.Endpoint):
         self.gateway = gateway
 
     def onRejectedIncomingCall(self, prm: Any) -> None:  # noqa: N802
-        remote = prm.remoteInfo or "unknown"
-        self.gateway.to_loop(
-            self.gateway.emit,
-            SipRejected(
-                gateway=self.gateway.gateway_id,
-                remote=remote,
-                code=prm.statusCode,
-                reason=prm.reason or "rejected",
-            ),
-        )
+        self.gateway.rejected(prm.remoteInfo or "unknown", prm.statusCode, prm.reason or "rejected")
 
 
 class PjLog(pj.LogWriter):
@@ -136,11 +127,6 @@ class PjLog(pj.LogWriter):
             self.seen[text] = None  # retransmissions of one bad message make one event
             while len(self.seen) > 64:
                 self.seen.pop(next(iter(self.seen)))
-            self.gateway.emit_threadsafe(
-                SipRejected(
-                    gateway=self.gateway.gateway_id,
-                    remote=text.split("packet from", 1)[1].split()[1],
-                    code=400,
-                    reason=f"malformed message dropped: {text.split(' : ', 1)[-1]}"[:300],
-                )
-            )
+            remote = text.split("packet from", 1)[1].split()[1]
+            reason = f"malformed message dropped: {text.split(' : ', 1)[-1]}"[:300]
+            self.gateway.rejected(remote, 400, reason)

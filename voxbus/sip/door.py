@@ -7,12 +7,15 @@ policy is unit-tested without a SIP stack.
 from __future__ import annotations
 
 import ipaddress
+import threading
+from collections import deque
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from voxbus.config import SipSettings
 from voxbus.sip.invite_checks import Refusal, invite_refusal
 
-__all__ = ["MAX_CALLS", "Door", "Refusal", "codec_priorities", "host_of"]
+__all__ = ["MAX_CALLS", "Door", "Refusal", "RefusalCounter", "Verdict", "codec_priorities", "host_of"]
 MAX_CALLS = 4  # compiled into the pjsua2 wheel: a fifth INVITE gets 486 Busy Here
 CODEC_IDS = {"G722": "G722/16000", "PCMU": "PCMU/8000", "PCMA": "PCMA/8000"}
 
@@ -24,13 +27,71 @@ def host_of(address: str) -> str:
     return address.rsplit(":", 1)[0] if address.count(":") == 1 else address
 
 
+@dataclass
+class Verdict:
+    """What to do about one refusal: publish its event or not, and how many were not published."""
+
+    publish: bool
+    suppressed: int = 0  # refusals of this source since its last published event
+
+
+class RefusalCounter:
+    """Refusals per source host in a sliding window: a flood of garbage from one source is blocked
+    for a while and publishes a few events, not one per message. Thread-safe (pjsua's thread and
+    pjmedia's call it); time is passed in."""
+
+    def __init__(self, block_after: int, window_s: float, block_s: float, events: int) -> None:
+        self.block_after, self.window_s, self.block_s, self.events = block_after, window_s, block_s, events
+        self._seen: dict[str, deque[float]] = {}
+        self._published: dict[str, deque[float]] = {}
+        self._suppressed: dict[str, int] = {}
+        self._blocked_until: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def blocked(self, host: str, now: float) -> bool:
+        with self._lock:
+            until = self._blocked_until.get(host)
+            if until is not None and now >= until:
+                del self._blocked_until[host]
+                return False
+            return until is not None
+
+    def refused(self, host: str, now: float) -> Verdict:
+        """Count a refusal of ``host``; block it once it has been refused too often."""
+        with self._lock:
+            seen = self._recent(self._seen, host, now)
+            seen.append(now)
+            if self.block_after and len(seen) >= self.block_after:
+                self._blocked_until[host] = now + self.block_s
+            published = self._recent(self._published, host, now)
+            if len(published) >= self.events:
+                self._suppressed[host] = self._suppressed.get(host, 0) + 1
+                return Verdict(publish=False)
+            published.append(now)
+            return Verdict(publish=True, suppressed=self._suppressed.pop(host, 0))
+
+    def _recent(self, table: dict[str, deque[float]], host: str, now: float) -> deque[float]:
+        times = table.setdefault(host, deque())
+        while times and times[0] <= now - self.window_s:
+            times.popleft()
+        if len(table) > 10_000:  # many sources: forget the quiet ones
+            for quiet in [h for h, t in table.items() if not t and h != host]:
+                del table[quiet]
+        return times
+
+
 class Door:
     def __init__(self, settings: SipSettings) -> None:
         self.networks = [ipaddress.ip_network(n, strict=False) for n in settings.allow_from]
+        self.counter = RefusalCounter(
+            settings.block_after, settings.block_window_s, settings.block_s, settings.rejected_events
+        )
 
-    def admit(self, source: str, invite: str) -> Refusal | None:
+    def admit(self, source: str, invite: str, now: float) -> Refusal | None:
         """Why an INVITE (its whole text) from ``source`` (host:port) is refused, or None to
         answer it."""
+        if self.counter.blocked(host_of(source), now):
+            return Refusal(403, "Forbidden: source blocked after too many refused requests")
         return self.refusal(source) or invite_refusal(invite)
 
     def refusal(self, source: str) -> Refusal | None:

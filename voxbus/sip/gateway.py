@@ -29,7 +29,7 @@ from voxbus.schemas.base import Accepted
 from voxbus.schemas.events import DialResult, ErrorEvent, Event, SipRejected
 from voxbus.schemas.messages import CallControl, DialRequest
 from voxbus.sip.callbacks import PjLog, VoxAccount, VoxCall, VoxEndpoint
-from voxbus.sip.door import Door, codec_priorities
+from voxbus.sip.door import Door, codec_priorities, host_of
 from voxbus.sip.legs import CallLeg
 from voxbus.sip.media_ports import PortPool
 from voxbus.sip.pjsetup import account_config, create_transports, endpoint_config, quiet_pjlib
@@ -121,6 +121,17 @@ class SipGateway:
     def emit_threadsafe(self, event: Event) -> None:
         self.loop.call_soon_threadsafe(self.bus.emit, event)
 
+    def rejected(self, remote: str, code: int, reason: str) -> None:
+        """A request refused or dropped at the door (any thread): a log line and a ``sip.rejected``
+        event, a few per source per window; a source refused too often is blocked for a while."""
+        verdict = self.door.counter.refused(host_of(remote), time.monotonic())
+        if not verdict.publish:
+            return
+        if verdict.suppressed:
+            reason = f"{reason} ({verdict.suppressed} more from this source not reported)"
+        log.warning("sip request refused", remote=remote, code=code, reason=reason)
+        self.emit_threadsafe(SipRejected(gateway=self.gateway_id, remote=remote, code=code, reason=reason))
+
     # --- inbound (pjsua thread) -----------------------------------------------------------------
     def _new_leg(self, direction: str, remote: str, call_id: str | None = None) -> CallLeg:
         return CallLeg(
@@ -137,7 +148,7 @@ class SipGateway:
         leg = self._new_leg("inbound", source)
         call = VoxCall(self, account, leg, prm.callId)
         leg.remote = call.getInfo().remoteUri or source
-        refusal = self.door.admit(source, prm.rdata.wholeMsg)
+        refusal = self.door.admit(source, prm.rdata.wholeMsg, time.monotonic())
         op = pj.CallOpParam()
         if refusal is not None:
             op.statusCode, op.reason = refusal.code, refusal.reason
@@ -147,11 +158,7 @@ class SipGateway:
                 op.txOption.headers.append(header)
             call.answer(op)
             self._reap.append(call)
-            rejected = SipRejected(
-                gateway=self.gateway_id, remote=source, code=refusal.code, reason=refusal.reason
-            )
-            self.to_loop(self.emit, rejected)
-            log.warning("call refused", remote=source, code=refusal.code, reason=refusal.reason)
+            self.rejected(source, refusal.code, refusal.reason)
             return
         self.calls[leg.call_id] = call
         op.statusCode = 200
