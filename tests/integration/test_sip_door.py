@@ -4,7 +4,9 @@ each gets its status, never 200, nothing restarts, and a real call placed afterw
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
+from collections.abc import Iterator
 
 import pytest
 
@@ -41,6 +43,15 @@ def ack_for(invite: bytes, response: bytes) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
+@contextlib.contextmanager
+def udp_probe() -> Iterator[tuple[socket.socket, str]]:
+    """A UDP socket on loopback to send hand-made requests from, and its host:port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.setblocking(False)
+        yield sock, f"127.0.0.1:{sock.getsockname()[1]}"
+
+
 async def final_status(sock: socket.socket, target: tuple[str, int], message: bytes) -> int:
     """Send an INVITE over UDP and return the status of its final response."""
     loop = asyncio.get_running_loop()
@@ -73,10 +84,7 @@ async def test_invites_the_rfc_refuses_get_their_status_and_the_next_call_is_ser
     rejected = await collect(client, subjects.system_event("sip.rejected"))
     restarts = await collect(client, subjects.system_event("worker.restarted"))
     target = ("127.0.0.1", settings.sip.port)
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.setblocking(False)
-        local = f"127.0.0.1:{sock.getsockname()[1]}"
+    with udp_probe() as (sock, local):
         answers = {
             what: await final_status(sock, target, message)
             for what, message, _ in cases(f"127.0.0.1:{settings.sip.port}", local)
@@ -96,10 +104,7 @@ async def test_a_source_that_keeps_sending_garbage_is_blocked_for_a_while(
     await wait_gateway(client)
     rejected = await collect(client, subjects.system_event("sip.rejected"))
     target = ("127.0.0.1", settings.sip.port)
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.setblocking(False)
-        local = f"127.0.0.1:{sock.getsockname()[1]}"
+    with udp_probe() as (sock, local):
         garbage = [
             message for _, message, status in cases(f"127.0.0.1:{settings.sip.port}", local) if status == 400
         ]

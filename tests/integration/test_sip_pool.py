@@ -128,19 +128,14 @@ def request(method: str, target: str, local: str, branch: str) -> bytes:
 async def test_the_front_answers_what_no_gateway_serves(pool: tuple[System, int]) -> None:
     """REGISTER gets 405 and an unknown method 501 (RFC 3261), a malformed INVITE its 4xx from
     Kamailio's sanity checks: none is left unanswered, none reaches a shard."""
-    import socket
-
     from tests.hostile_sip import cases
 
-    from .test_sip_door import final_status
+    from .test_sip_door import final_status, udp_probe
 
     _, front = pool
     target = ("127.0.0.1", front)
     loop = asyncio.get_running_loop()
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.setblocking(False)
-        local = f"127.0.0.1:{sock.getsockname()[1]}"
+    with udp_probe() as (sock, local):
         statuses = {}
         for method in ("REGISTER", "FROBNICATE"):
             await loop.sock_sendto(sock, request(method, f"127.0.0.1:{front}", local, method.lower()), target)

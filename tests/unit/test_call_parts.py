@@ -121,3 +121,11 @@ def test_turn_metrics_measure_from_the_end_of_speech() -> None:
     assert metrics.orchestration_ms == 170.0
     generation.held_back = True
     assert turn_metrics("c", generation, interrupted=True).orchestration_ms is None
+
+
+def test_a_generation_stopped_unheard_leaves_nothing_heard() -> None:
+    generation = answer()
+    generation.text = "Paris is the capital."
+    assert generation.heard_at_end() == ""  # superseded before a frame was played
+    generation.timeline.marks["first_audio"] = 1.0
+    assert generation.heard_at_end() == "Paris is the capital."

@@ -293,3 +293,32 @@ def test_the_agent_finishing_ends_the_hold() -> None:
     call.pause()
     [end] = call.final("Thanks, that's all.")
     assert isinstance(end, EndTurn)
+
+
+def test_a_short_interruption_waits_for_the_words_of_a_caller_who_went_on() -> None:
+    """The caller goes on within the wait; their pause comes after its deadline, and whisper's
+    words a moment later: the short interruption is not answered alone in between."""
+    call = Call()
+    call.agent()
+    call.start()
+    call.pause()
+    call.final("Stop.")
+    call.wait(0.4)
+    call.start()  # the caller goes on
+    call.wait(1.5)
+    call.pause()
+    assert call.wait(0.3) == []  # past the deadline, between the pause and the words
+    [end] = call.final("What is the capital of France?")
+    assert isinstance(end, EndTurn) and end.final.text == "Stop. What is the capital of France?"
+
+
+def test_a_short_interruption_followed_by_a_noise_is_answered_alone() -> None:
+    call = Call()
+    call.agent()
+    call.start()
+    call.pause()
+    call.final("Wait.")
+    call.start()
+    call.pause()
+    [end] = call.final("")  # no words: a breath, a noise
+    assert isinstance(end, EndTurn) and end.final.text == "Wait."

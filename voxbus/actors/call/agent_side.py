@@ -151,7 +151,9 @@ class AgentSide:
             self.current = None
         if generation.speculative or not trace:
             return  # nothing was said, nothing was recorded
-        self.conversation.cut_answer(generation.history_index, generation.text if heard is None else heard)
+        self.conversation.cut_answer(
+            generation.history_index, generation.heard_at_end() if heard is None else heard
+        )
         if generation.kind == "answer":
             self.out.emit(turn_metrics(self.call_id, generation, interrupted=True))
         self._set_state("listening")

@@ -151,6 +151,11 @@ class Generation:
         """The words the caller heard when ``played_ms`` of its audio had been played."""
         return heard_part(self.spoken(), (played_ms or 0) // FRAME_MS)
 
+    def heard_at_end(self) -> str:
+        """What the caller heard of it when it is stopped with no playout report: all of it once
+        its audio started (a call ended mid-answer), nothing if none was played (superseded)."""
+        return self.text if self.heard_any else ""
+
     def words_played(self, from_ms: int, to_ms: int) -> str:
         """The words of its audio between ``from_ms`` and ``to_ms``. A clause whose length is not
         known yet (its synthesis not done) counts as played to its end."""

@@ -10,7 +10,8 @@ What it keeps, and why:
 - ``carried``: words of a turn that turned out not to be over (an answer withdrawn unheard because
   the caller went on, or a short interruption waiting for more): they join the next turn;
 - ``follow_up``: a short interruption ("Stop.", "Wait, sorry.") waiting ``turn.unfinished_wait_ms``
-  for the caller to say more before it is answered alone;
+  for the caller to say more before it is answered alone; once the caller speaks again it waits
+  for their words, however long whisper takes;
 - ``interrupted``: the caller's latest words interrupted the agent (so a short final waits);
 - ``words_ignored``: the caller's current words over the agent were judged not to interrupt (a
   backchannel): their final is not a turn while the agent still speaks;
@@ -89,13 +90,15 @@ class TurnTaking:
         self.last_pause: SpeechPaused | None = None
         self.speech_end: SpeechEnded | None = None
         self.carried = ""
-        self.follow_up: tuple[SttFinal, float] | None = None  # (the words, monotonic deadline)
+        # (the words, monotonic deadline; None once the caller goes on)
+        self.follow_up: tuple[SttFinal, float | None] | None = None
         self.interrupted = False
         self.words_ignored = False
 
     # --- the caller's voice (VAD) ---------------------------------------------------------------
     def speech_started(self, event: SpeechStarted, current: Generation | None) -> list[Decision]:
         self.caller_speaking = True
+        self._going_on()
         return self._speech_over(event.at_ts or event.ts, current)
 
     def speech_paused(self, event: SpeechPaused) -> list[Decision]:
@@ -107,6 +110,7 @@ class TurnTaking:
     def speech_resumed(self, event: SpeechResumed, current: Generation | None) -> list[Decision]:
         self.caller_speaking = True
         self.barge_in.caller_resumed(event.ts)
+        self._going_on()
         if current is not None and current.speculative:
             return [DropSpeculative(current)]
         return self._speech_over(event.ts, current)
@@ -115,6 +119,12 @@ class TurnTaking:
         self.speech_end = event
         self.caller_speaking = False
         return []
+
+    def _going_on(self) -> None:
+        """The caller speaks again after a short interruption: its wait is over, their words
+        (whenever whisper delivers them) join it."""
+        if self.follow_up is not None:
+            self.follow_up = (self.follow_up[0], None)
 
     def _speech_over(self, onset_ts: float, current: Generation | None) -> list[Decision]:
         """The caller speaks while the agent speaks or is about to."""
@@ -151,8 +161,11 @@ class TurnTaking:
         return decisions
 
     def final(self, event: SttFinal, current: Generation | None) -> list[Decision]:
-        self.follow_up = None  # if a short interruption was waiting, the caller went on: it joins
+        waiting, self.follow_up = self.follow_up, None  # a short interruption: these words join it
         text = event.text.strip()
+        if not text and waiting is not None:  # what followed it had no words: it is answered alone
+            event, self.carried = waiting[0], ""
+            text = event.text.strip()
         if self.carried and text:
             text, self.carried = f"{self.carried} {text}", ""
             event = event.model_copy(update={"text": text})
@@ -216,7 +229,7 @@ class TurnTaking:
             current = None
         if self.follow_up is not None and not self.caller_speaking:
             event, deadline = self.follow_up
-            if self.clock.monotonic() >= deadline:
+            if deadline is not None and self.clock.monotonic() >= deadline:
                 self.follow_up, self.carried = None, ""
                 decisions += self.final(event, current)
         return decisions
