@@ -136,7 +136,9 @@ async def test_worker_with_missing_model_says_so_on_the_bus(test_env: dict[str, 
     done = await asyncio.to_thread(
         voxbus, "--nats-url", nats_url, "worker", "llm", env={"VOXBUS_MODELS__LLM": "/nowhere/x.gguf"}
     )
-    await asyncio.sleep(0.3)
+    from .test_sip import until
+
+    await until(lambda: any(isinstance(e, ErrorEvent) for e in seen), 10)
     await bus.close()
     assert done.returncode == 2 and "/nowhere/x.gguf" in one_line(done.stderr)
     assert any(isinstance(e, ErrorEvent) and "/nowhere/x.gguf" in e.message for e in seen)

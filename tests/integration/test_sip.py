@@ -75,7 +75,7 @@ async def test_sipp_call_with_audio_and_dtmf(
     await client.subscribe("voxbus.call.*.audio.in", AudioFrame, on_frame)
     code, out = await sipp("caller_audio_dtmf.xml", f"127.0.0.1:{settings.sip.port}")
     assert code == 0, out
-    await asyncio.sleep(0.5)
+    await until(lambda: any(isinstance(e, CallEnded) for e in events), 10)
 
     started = [e for e in events if isinstance(e, CallStarted)]
     assert len(started) == 1 and started[0].transport == "sip"
@@ -127,7 +127,7 @@ async def test_bad_invites_get_their_sip_error_and_an_event(
     for scenario in ("malformed_invite.xml", "malformed_sdp.xml", "unsupported_codecs.xml"):
         code, out = await sipp(scenario, target)
         assert code == 0, f"{scenario}: {out}"
-    await asyncio.sleep(0.5)
+    await until(lambda: {400, 488} <= {e.code for e in rejected if isinstance(e, SipRejected)}, 5)
     reasons = {e.code: e.reason for e in rejected if isinstance(e, SipRejected)}
     assert reasons[400].startswith(("malformed message dropped", "Bad SDP"))
     assert any("Bad SDP" in e.reason for e in rejected if isinstance(e, SipRejected))
@@ -149,7 +149,7 @@ async def test_a_caller_from_a_source_not_allowed_is_refused(
     rejected = await collect(client, subjects.system_event("sip.rejected"))
     code, out = await sipp("not_allowed.xml", f"127.0.0.1:{settings.sip.port}")
     assert code == 0, out
-    await asyncio.sleep(0.3)
+    await until(lambda: any(isinstance(e, SipRejected) for e in rejected), 5)
     refusals = [e for e in rejected if isinstance(e, SipRejected)]
     assert refusals and refusals[0].code == 403 and refusals[0].remote.startswith("127.0.0.1:")
 
@@ -160,7 +160,7 @@ async def test_outbound_call_to_a_sipp_uas_and_the_agent_hangs_up(
     await wait_gateway(client)
     uas_port = free_port()
     uas = asyncio.create_task(sipp_uas(uas_port))
-    await asyncio.sleep(0.5)
+    await until(lambda: udp_port_taken(uas_port), 10)  # sipp listens
     call_id = "sip-out-test"
     seen = await collect(client, subjects.call_events(call_id))
     reply = await client.request(
@@ -233,8 +233,14 @@ async def test_gateway_shuts_down_cleanly_with_a_call_up(settings: Settings, nat
         from .test_recovery import pid_of
 
         await pid_of(bus, "sip", "sip-9")
+        frames: list[AudioFrame] = []
+
+        async def on_frame(frame: AudioFrame, _m: Msg) -> None:
+            frames.append(frame)
+
+        await bus.subscribe("voxbus.call.*.audio.in", AudioFrame, on_frame)
         caller = asyncio.create_task(sipp("caller_until_bye.xml", f"127.0.0.1:{settings.sip.port}"))
-        await asyncio.sleep(2.0)
+        await until(lambda: len(frames) > 25, 20)  # a call is up, its audio flowing
         gateway.terminate()
         code = await asyncio.wait_for(gateway.wait(), 20)
         stderr = (await gateway.stderr.read()).decode()  # type: ignore[union-attr]
@@ -262,6 +268,17 @@ async def until(condition, timeout_s: float) -> None:  # type: ignore[no-untyped
     while not condition():
         assert loop.time() < deadline, "timed out waiting"
         await asyncio.sleep(0.05)
+
+
+def udp_port_taken(port: int) -> bool:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+        return False
 
 
 def _wav_ok(path: Path) -> bool:

@@ -34,6 +34,24 @@ KAMAILIO_CFG = Path(__file__).parents[2] / "deploy" / "kamailio" / "kamailio.cfg
 SHARDS = 3
 
 
+async def kamailio_answering(front: int, kamailio: asyncio.subprocess.Process) -> None:
+    """Wait until Kamailio answers an OPTIONS on its front port."""
+    from .test_sip_door import udp_probe
+
+    loop = asyncio.get_running_loop()
+    with udp_probe() as (sock, local):
+        for attempt in range(100):
+            assert kamailio.returncode is None, "kamailio did not start"
+            ping = request("OPTIONS", f"127.0.0.1:{front}", local, f"ping{attempt}")
+            await loop.sock_sendto(sock, ping, ("127.0.0.1", front))
+            try:
+                await asyncio.wait_for(loop.sock_recv(sock, 65535), 0.2)
+                return
+            except TimeoutError:
+                continue
+    raise AssertionError("kamailio does not answer OPTIONS")
+
+
 @pytest.fixture
 async def pool(settings: Settings, tmp_path: Path) -> AsyncIterator[tuple[System, int]]:
     """Three gateway shards (no models: audio both ways only) behind Kamailio."""
@@ -69,8 +87,7 @@ async def pool(settings: Settings, tmp_path: Path) -> AsyncIterator[tuple[System
     )
     (tmp_path / "run").mkdir(exist_ok=True)
     try:
-        await asyncio.sleep(1.5)
-        assert kamailio.returncode is None, "kamailio did not start"
+        await kamailio_answering(front, kamailio)
         yield system, front
     finally:
         kamailio.terminate()

@@ -11,6 +11,7 @@ one gateway, not both.
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 import time
 from collections import deque
@@ -85,19 +86,23 @@ class CallerResult:
 
 
 class _Port(pj.AudioMediaPort):
+    caller: SipCaller | None = None  # None once the call is over: the callbacks do nothing
+
     def __init__(self, caller: SipCaller) -> None:
         super().__init__()
         self.caller = caller
 
     def onFrameRequested(self, frame: pj.MediaFrame) -> None:  # noqa: N802 - pjsua2's name
-        pcm = self.caller.next_frame()
+        caller = self.caller
+        pcm = caller.next_frame() if caller is not None else SILENCE
         frame.type = pj.PJMEDIA_FRAME_TYPE_AUDIO
         write_vector(frame.buf, pcm)
         frame.size = FRAME_BYTES
 
     def onFrameReceived(self, frame: pj.MediaFrame) -> None:  # noqa: N802
-        pcm = read_vector(frame.buf) if frame.type == pj.PJMEDIA_FRAME_TYPE_AUDIO else b""
-        self.caller.heard(pcm)
+        caller = self.caller
+        if caller is not None:
+            caller.heard(read_vector(frame.buf) if frame.type == pj.PJMEDIA_FRAME_TYPE_AUDIO else b"")
 
 
 class _Call(pj.Call):
@@ -237,7 +242,17 @@ class SipCaller:
             self._call.hangup(pj.CallOpParam(True))
 
     def _teardown(self) -> None:
-        self._call = None
+        # The port is destroyed here, while pjsua lives and the call's media is gone, not by the
+        # garbage collector at some later moment: a pjsua2 port destroyed after libDestroy (or
+        # during the next call's set-up, with pjsua created anew) crashed the process.
+        call, self._call = self._call, None
+        if call is not None:
+            if call.port is not None:
+                call.port.caller = None
+                call.port = None
+            call.caller = None  # type: ignore[assignment]
+            del call
+        gc.collect()
         if self._account is not None:
             self._account.shutdown()
             self._account = None

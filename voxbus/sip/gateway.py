@@ -12,6 +12,7 @@ calls means more gateway processes behind a SIP front such as Kamailio (see ``de
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 import uuid
 from collections.abc import Callable
@@ -100,6 +101,7 @@ class SipGateway:
         self.calls.clear()
         self._reap.clear()
         self.ports.close()
+        gc.collect()  # no pjsua2 object may outlive libDestroy and be collected later
         if self.account is not None:
             self.account.shutdown()
             self.account = None

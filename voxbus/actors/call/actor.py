@@ -1,12 +1,15 @@
 """The call actor: one per call, a small coordinator over named parts.
 
-It subscribes to the call's events, hands each to the part that owns it, and carries out what the
-part decides. The parts, in the order a caller turn flows through them:
+It subscribes to the call's events and hands each to the part that owns it; the decisions of
+turn-taking go to the agent's side, which carries them out. The parts, in the order a caller turn
+flows through them:
 
 - :mod:`~voxbus.actors.call.turn_taking` (:class:`TurnTaking`): who has the floor; when the
   caller's turn is over; speculative starts, withdrawals, short interruptions;
 - :mod:`~voxbus.actors.call.barge_in` (:class:`BargeInJudge`): caller speech over the agent, held
   and judged;
+- :mod:`~voxbus.actors.call.agent_side` (:class:`AgentSide`): carries the decisions out; owns the
+  generation in flight, feeds it the LLM's chunks, sends its clauses to TTS;
 - :mod:`~voxbus.actors.call.generation` (:class:`Generation`): one answer or greeting in flight,
   from LLM text to TTS clauses and what the caller heard of them;
 - :mod:`~voxbus.actors.call.conversation` (:class:`Conversation`, :class:`CallStore`): the history
@@ -14,7 +17,9 @@ part decides. The parts, in the order a caller turn flows through them:
 - :mod:`~voxbus.actors.call.metrics`: ``turn.metrics`` from a generation's timeline;
 - :mod:`~voxbus.actors.call.outbound` (:class:`Outbound`): everything sent to the bus.
 
-The parts do no I/O and read time only from the injected :class:`~voxbus.clock.Clock`.
+Only :class:`Outbound` talks to the bus; the deciding parts (turn-taking, barge-in, generation,
+conversation, metrics) are plain objects. All of them read time only from the injected
+:class:`~voxbus.clock.Clock`.
 """
 
 from __future__ import annotations

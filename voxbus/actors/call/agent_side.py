@@ -52,13 +52,11 @@ class AgentSide:
         settings: AgentSettings,
         clock: Clock,
     ) -> None:
-        self.conversation, self.store, self.out, self.settings, self.clock = (
-            conversation,
-            store,
-            out,
-            settings,
-            clock,
-        )
+        self.conversation = conversation
+        self.store = store
+        self.out = out
+        self.settings = settings
+        self.clock = clock
         self.call_id = out.call_id
         self.current: Generation | None = None
         self.state_name = "listening"  # listening, thinking or speaking (state.changed)
@@ -73,8 +71,8 @@ class AgentSide:
     def _set_state(self, state: str) -> None:
         if state != self.state_name:
             self.state_name = state
-            event = StateChanged(call_id=self.call_id, turn=self.state.turn, gen=self.state.gen, state=state)  # type: ignore[arg-type]
-            self.out.emit(event)
+            turn, gen = self.state.turn, self.state.gen
+            self.out.emit(StateChanged(call_id=self.call_id, turn=turn, gen=gen, state=state))  # type: ignore[arg-type]
 
     async def carry_out(self, decisions: list[Decision]) -> None:
         for decision in decisions:
@@ -90,16 +88,21 @@ class AgentSide:
                 case DropSpeculative(generation=generation):
                     await self.cancel(generation, "the caller went on")
                 case Withdraw(generation=generation):
-                    self.conversation.withdraw_turn()
-                    await self.cancel(generation, "the caller went on", trace=False)
-                    self._set_state("listening")
-                    await self.save()
+                    await self._withdraw(generation)
                 case StartSpeculative(text=text):
                     await self._start_speculative(text)
                 case EndTurn():
                     await self._answer(decision)
 
     # --- generations --------------------------------------------------------------------------
+    async def _withdraw(self, generation: Generation) -> None:
+        """The caller went on before hearing a word of the answer: the answer goes unheard and
+        their turn leaves the history (turn-taking carries its words into the next one)."""
+        self.conversation.withdraw_turn()
+        await self.cancel(generation, "the caller went on", trace=False)
+        self._set_state("listening")
+        await self.save()
+
     def _new_generation(self, kind: Kind) -> Generation:
         gen = self.conversation.next_gen()
         self.current = Generation.start(
