@@ -27,6 +27,25 @@ pytestmark = pytest.mark.integration
 QUESTION = CallerScript(lines=[Line(text="What is the capital of France?", pause_before_s=3.0)], tail_s=0.5)
 
 
+def baresip_port() -> int:
+    """A port for baresip's SIP: it listens on UDP and TCP there and for TLS on the next port
+    (baresip 1.0 ignores ``sip_transports``), so that one must be free as well: a taken one made
+    baresip exit at start ("SIP/TLS transport failed: Address already in use") and the call never
+    came."""
+    import socket
+
+    from voxbus.bus.embedded import free_port
+
+    while True:
+        port = free_port()
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tls:
+            try:
+                tls.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+            return port
+
+
 def speech_after(pcm: np.ndarray, rate: int, start_s: float, whisper: WhisperEngine) -> str:
     """Transcription of what was heard after ``start_s`` (the agent's answer)."""
     tail = pcm[int(start_s * rate) :].astype(np.float32) / 32768.0
@@ -70,7 +89,7 @@ async def test_baresip_caller_hears_a_spoken_answer(
     conf, recordings = tmp_path / "baresip", tmp_path / "recordings"
     conf.mkdir()
     recordings.mkdir()
-    port, rtp = free_port(), 40000 + free_port() % 10000 // 2 * 2
+    port, rtp = baresip_port(), 40000 + free_port() % 10000 // 2 * 2
     (conf / "accounts").write_text(f"<sip:caller@127.0.0.1:{port}>;regint=0\n")
     (conf / "config").write_text(
         "\n".join(
