@@ -16,6 +16,7 @@ words handle echo without touching the caller's voice.
 from __future__ import annotations
 
 import ctypes
+import functools
 import threading
 from pathlib import Path
 from typing import Literal
@@ -33,7 +34,9 @@ ALGORITHMS: dict[str, int] = {
 }
 
 
-def _library() -> ctypes.CDLL:
+@functools.cache
+def native_library() -> ctypes.CDLL:
+    """pjsua2's native library (pjlib and pjmedia are exported from it), loaded once."""
     found = sorted(Path(pj.__file__).parent.glob("_pjsua2*.so"))
     if not found:
         raise RuntimeError("pjsua2's native library not found beside the pjsua2 package")
@@ -61,18 +64,13 @@ def _library() -> ctypes.CDLL:
     return lib
 
 
-_LIB: ctypes.CDLL | None = None
-
-
 class EchoCanceller:
     """One call's canceller. Create it on a pjsua-registered thread (pjsua's pool); feed it on
     the clock thread: :meth:`played` with each agent frame sent, :meth:`cancel` with each caller
     frame received."""
 
     def __init__(self, algorithm: Algorithm, tail_ms: int) -> None:
-        global _LIB
-        _LIB = _LIB or _library()
-        self._lib = _LIB
+        self._lib = native_library()
         self._pool = self._lib.pjsua_pool_create(b"echo", 4096, 4096)
         self._state = ctypes.c_void_p()
         options = ALGORITHMS[algorithm] | pj.PJMEDIA_ECHO_NO_LOCK

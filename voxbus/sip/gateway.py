@@ -48,6 +48,7 @@ class SipGateway:
         self._reap: list[VoxCall] = []
         self.door = Door(settings)
         self.ports = PortPool(settings, self.to_loop)  # touched on the pjsua thread
+        self.actions = self._call_actions()
         self.ep: VoxEndpoint | None = None
         self.account: VoxAccount | None = None
 
@@ -208,7 +209,7 @@ class SipGateway:
                 return
             if by:
                 call.leg.hangup_by = by
-            action = self._actions.get(command.action)
+            action = self.actions.get(command.action)
             if action is not None:
                 action(call, command)
 
@@ -220,8 +221,7 @@ class SipGateway:
 
         self.pj.submit(run).add_done_callback(report)
 
-    @property
-    def _actions(self) -> dict[str, Callable[[VoxCall, CallControl], None]]:
+    def _call_actions(self) -> dict[str, Callable[[VoxCall, CallControl], None]]:
         """What pjsua does for each call-control action (hold, resume and flush never get here: the
         leg's playout queue carries them out)."""
         return {"hangup": self._hang_up, "transfer": self._transfer, "dtmf": self._send_dtmf}

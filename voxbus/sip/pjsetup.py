@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-import ctypes
-import functools
-from pathlib import Path
-
 import pjsua2 as pj
 
 from voxbus.config import SipSettings
 from voxbus.media.frames import FRAME_MS, SAMPLE_RATE
 from voxbus.sip.door import MAX_CALLS
-
-
-@functools.cache
-def _pjlib() -> ctypes.CDLL:
-    return ctypes.CDLL(str(next(Path(pj.__file__).parent.glob("_pjsua2*.so"))))
+from voxbus.sip.echo import native_library
 
 
 def quiet_pjlib() -> None:
     """Keep pjlib's start-up lines off the console: before ``libInit`` installs a log writer,
     pjlib prints straight to stdout (pjsua2 has no call for its log level; pjlib's own C
     function does it). Errors still show."""
-    _pjlib().pj_log_set_level(1)
+    native_library().pj_log_set_level(1)
 
 
 def endpoint_config(settings: SipSettings, writer: pj.LogWriter) -> pj.EpConfig:
