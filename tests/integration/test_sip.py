@@ -45,10 +45,13 @@ async def sipp(scenario: str, target: str, *extra: str, timeout: float = 60) -> 
     return proc.returncode or 0, out.decode(errors="replace")
 
 
-async def wait_gateway(bus: Bus) -> None:
+async def wait_all_serving(bus: Bus) -> None:
+    """Every role of the test system has loaded its model and serves: a call placed earlier is
+    answered by the gateway but greeted late (the TTS worker still loading), and a caller's WAV
+    with a fixed timeline then speaks over the greeting."""
     from .test_recovery import pid_of
 
-    await pid_of(bus, "sip", "sip-1")
+    await asyncio.gather(*(pid_of(bus, role, f"{role}-1") for role in ("sip", "stt", "llm", "tts", "agent")))
 
 
 @pytest.fixture
@@ -61,7 +64,7 @@ def recording(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 async def test_sipp_call_with_audio_and_dtmf(
     recording: Path, settings: Settings, system: System, client: Bus
 ) -> None:
-    await wait_gateway(client)
+    await wait_all_serving(client)
     events: list[Event] = []
     frames: dict[str, list[AudioFrame]] = {}
 
@@ -121,7 +124,7 @@ async def collect(bus: Bus, subject: str) -> list[Event]:
 async def test_bad_invites_get_their_sip_error_and_an_event(
     settings: Settings, system: System, client: Bus
 ) -> None:
-    await wait_gateway(client)
+    await wait_all_serving(client)
     rejected = await collect(client, subjects.system_event("sip.rejected"))
     target = f"127.0.0.1:{settings.sip.port}"
     for scenario in ("malformed_invite.xml", "malformed_sdp.xml", "unsupported_codecs.xml"):
@@ -145,7 +148,7 @@ def locked_door(monkeypatch: pytest.MonkeyPatch) -> None:
 async def test_a_caller_from_a_source_not_allowed_is_refused(
     locked_door: None, settings: Settings, system: System, client: Bus
 ) -> None:
-    await wait_gateway(client)
+    await wait_all_serving(client)
     rejected = await collect(client, subjects.system_event("sip.rejected"))
     code, out = await sipp("not_allowed.xml", f"127.0.0.1:{settings.sip.port}")
     assert code == 0, out
@@ -157,7 +160,7 @@ async def test_a_caller_from_a_source_not_allowed_is_refused(
 async def test_outbound_call_to_a_sipp_uas_and_the_agent_hangs_up(
     settings: Settings, system: System, client: Bus
 ) -> None:
-    await wait_gateway(client)
+    await wait_all_serving(client)
     uas_port = free_port()
     uas = asyncio.create_task(sipp_uas(uas_port))
     await until(lambda: udp_port_taken(uas_port), 10)  # sipp listens
@@ -179,7 +182,7 @@ async def test_outbound_call_to_a_sipp_uas_and_the_agent_hangs_up(
 
 
 async def test_dialing_nobody_is_a_failed_dial(system: System, client: Bus) -> None:
-    await wait_gateway(client)
+    await wait_all_serving(client)
     call_id = "sip-out-nobody"
     seen = await collect(client, subjects.call_events(call_id))
     await client.request(
@@ -194,7 +197,7 @@ async def test_dialing_nobody_is_a_failed_dial(system: System, client: Bus) -> N
 
 
 async def test_blind_transfer_to_the_human_queue(settings: Settings, system: System, client: Bus) -> None:
-    await wait_gateway(client)
+    await wait_all_serving(client)
     seen = await collect(client, subjects.ALL_CALL_EVENTS)
     caller = asyncio.create_task(sipp("caller_transfer.xml", f"127.0.0.1:{settings.sip.port}"))
     await until(lambda: any(isinstance(e, CallStarted) for e in seen), 30)

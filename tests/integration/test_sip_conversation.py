@@ -21,7 +21,7 @@ from voxbus.media.wav import read_wav, write_wav
 from voxbus.schemas.events import CallEnded, CallStarted, TurnMetrics
 from voxbus.supervisors.system import System
 
-from .test_sip import collect, until, wait_gateway
+from .test_sip import collect, until, wait_all_serving
 
 pytestmark = pytest.mark.integration
 QUESTION = CallerScript(lines=[Line(text="What is the capital of France?", pause_before_s=3.0)], tail_s=0.5)
@@ -58,7 +58,7 @@ async def test_own_sip_caller_hears_a_spoken_answer(
 ) -> None:  # type: ignore[no-untyped-def]
     from voxbus.commands import sip_call
 
-    await wait_gateway(client)
+    await wait_all_serving(client)
     wav, spoken = caller(QUESTION)
     heard, metrics, _ = await sip_call(system.url, settings, wav, tmp_path / "heard.wav")
     assert heard.confirmed and heard.hung_up_by == "caller"
@@ -78,7 +78,7 @@ async def test_baresip_caller_hears_a_spoken_answer(
 ) -> None:  # type: ignore[no-untyped-def]
     from voxbus.bus.embedded import free_port
 
-    await wait_gateway(client)
+    await wait_all_serving(client)
     wav16k, spoken = caller(QUESTION)
     # baresip's aufile wants the call's own rate, and ends the call when the file ends: the
     # caller stays silent on the line for a while after the question

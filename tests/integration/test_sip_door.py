@@ -17,7 +17,7 @@ from voxbus.config import Settings
 from voxbus.schemas.events import SipRejected, WorkerRestarted
 from voxbus.supervisors.system import System
 
-from .test_sip import collect, sipp, until, wait_gateway
+from .test_sip import collect, sipp, until, wait_all_serving
 
 pytestmark = pytest.mark.integration
 
@@ -80,7 +80,7 @@ def quick_block(monkeypatch: pytest.MonkeyPatch) -> None:
 async def test_invites_the_rfc_refuses_get_their_status_and_the_next_call_is_served(
     door_budget: None, settings: Settings, system: System, client: Bus
 ) -> None:
-    await wait_gateway(client)
+    await wait_all_serving(client)
     rejected = await collect(client, subjects.system_event("sip.rejected"))
     restarts = await collect(client, subjects.system_event("worker.restarted"))
     target = ("127.0.0.1", settings.sip.port)
@@ -101,7 +101,7 @@ async def test_invites_the_rfc_refuses_get_their_status_and_the_next_call_is_ser
 async def test_a_source_that_keeps_sending_garbage_is_blocked_for_a_while(
     quick_block: None, settings: Settings, system: System, client: Bus
 ) -> None:
-    await wait_gateway(client)
+    await wait_all_serving(client)
     rejected = await collect(client, subjects.system_event("sip.rejected"))
     target = ("127.0.0.1", settings.sip.port)
     with udp_probe() as (sock, local):

@@ -33,7 +33,7 @@ from voxbus.schemas.events import (
 from voxbus.schemas.messages import CallState
 from voxbus.supervisors.system import System
 
-from .test_sip import wait_gateway
+from .test_sip import wait_all_serving
 
 pytestmark = pytest.mark.integration
 STORY = "Please tell me a long story about a brave knight and a dragon."
@@ -62,7 +62,7 @@ async def talk(
     client = Bus(system.url, name="test-client", source="test")
     await client.connect(attempts=5)
     try:
-        await wait_gateway(client)
+        await wait_all_serving(client)
         player = DialoguePlayer(dialogue, [render_line(line, piper) for line in dialogue.lines])
         heard, _, events = await sip_call(system.url, settings, player, out, echo_gain=echo_gain, quiet=True)
         call_id = next(e.call_id for e in events if getattr(e, "call_id", None))
