@@ -216,6 +216,11 @@ class SipSettings(BaseModel):
     rejected_events: int = Field(
         default=5, ge=1, description="at most this many sip.rejected events per source per block_window_s"
     )
+    new_calls_per_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="new calls admitted per second per gateway (4 at once); beyond it INVITEs get 503",
+    )
     rtp_port: int = Field(default=10000, ge=1024, le=65000, description="first RTP port")
     rtp_port_range: int = Field(default=200, ge=8, description="RTP ports to try from rtp_port")
     transfer_target: str = Field(default="", description="SIP URI of the human queue for transfers")

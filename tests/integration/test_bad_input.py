@@ -18,7 +18,7 @@ from voxbus.media.wav import WavSource
 from voxbus.schemas.base import Rejected
 from voxbus.schemas.events import ErrorEvent, Event, TurnMetrics, WorkerRestarted
 
-from .test_recovery import pid_of
+from .helpers import pid_of
 
 pytestmark = pytest.mark.integration
 

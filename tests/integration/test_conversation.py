@@ -17,7 +17,7 @@ from voxbus.media.wav import WavSource, read_wav
 from voxbus.schemas.events import PlayoutStarted, TurnMetrics
 
 from .conftest import THREE_QUESTIONS
-from .helpers import of_call, stream_events
+from .helpers import of_call, stream_events, wait_all_serving
 
 pytestmark = pytest.mark.integration
 
@@ -45,6 +45,7 @@ TURN_STEPS = [
 async def test_three_questions_get_three_spoken_answers(
     settings: Settings, client: Bus, caller, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
+    await wait_all_serving(client)
     wav, spoken = caller(THREE_QUESTIONS)
     call = FileCall(client, WavSource(wav))
     result = await call.run()

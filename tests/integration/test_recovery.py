@@ -22,9 +22,9 @@ from voxbus.schemas.events import (
     TurnMetrics,
     WorkerRestarted,
 )
-from voxbus.schemas.messages import CallState, Heartbeat, LlmChunk
+from voxbus.schemas.messages import CallState, LlmChunk
 
-from .helpers import of_call, stream_events
+from .helpers import of_call, pid_of, stream_events
 
 pytestmark = pytest.mark.integration
 
@@ -41,20 +41,6 @@ TWO_QUESTIONS = CallerScript(
     ],
     tail_s=0.5,
 )
-
-
-async def pid_of(bus: Bus, role: str, worker_id: str) -> int:
-    found: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-
-    async def on_beat(beat: Heartbeat, _msg: Msg) -> None:
-        if not found.done():
-            found.set_result(beat.pid)
-
-    sub = await bus.subscribe(subjects.health(role, worker_id), Heartbeat, on_beat)
-    try:
-        return await asyncio.wait_for(found, 30)
-    finally:
-        await sub.unsubscribe()
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from voxbus.schemas.events import (
 from voxbus.schemas.messages import AudioFrame, CallControl, DialRequest
 from voxbus.supervisors.system import System
 
-from .helpers import sipp_command
+from .helpers import pid_of, sipp_command, wait_all_serving
 
 pytestmark = [
     pytest.mark.integration,
@@ -43,15 +43,6 @@ async def sipp(scenario: str, target: str, *extra: str, timeout: float = 60) -> 
     )
     out, _ = await asyncio.wait_for(proc.communicate(), timeout)
     return proc.returncode or 0, out.decode(errors="replace")
-
-
-async def wait_all_serving(bus: Bus) -> None:
-    """Every role of the test system has loaded its model and serves: a call placed earlier is
-    answered by the gateway but greeted late (the TTS worker still loading), and a caller's WAV
-    with a fixed timeline then speaks over the greeting."""
-    from .test_recovery import pid_of
-
-    await asyncio.gather(*(pid_of(bus, role, f"{role}-1") for role in ("sip", "stt", "llm", "tts", "agent")))
 
 
 @pytest.fixture
@@ -233,8 +224,6 @@ async def test_gateway_shuts_down_cleanly_with_a_call_up(settings: Settings, nat
     bus = Bus(nats_url, "test")
     await bus.connect(attempts=5)
     try:
-        from .test_recovery import pid_of
-
         await pid_of(bus, "sip", "sip-9")
         frames: list[AudioFrame] = []
 

@@ -9,15 +9,18 @@ import socket
 from collections.abc import Iterator
 
 import pytest
+from nats.aio.msg import Msg
 
-from tests.hostile_sip import cases
+from tests.hostile_sip import cases, invite
 from voxbus.bus import subjects
 from voxbus.bus.connection import Bus
 from voxbus.config import Settings
-from voxbus.schemas.events import SipRejected, WorkerRestarted
+from voxbus.schemas.events import CallEnded, CallStarted, SipRejected, WorkerRestarted
+from voxbus.schemas.messages import AudioFrame
 from voxbus.supervisors.system import System
 
-from .test_sip import collect, sipp, until, wait_all_serving
+from .helpers import wait_all_serving
+from .test_sip import collect, sipp, until
 
 pytestmark = pytest.mark.integration
 
@@ -53,16 +56,33 @@ def udp_probe() -> Iterator[tuple[socket.socket, str]]:
 
 
 async def final_status(sock: socket.socket, target: tuple[str, int], message: bytes) -> int:
-    """Send an INVITE over UDP and return the status of its final response."""
+    """Send a request over UDP and return the status of its final response (an INVITE's refusal
+    is acknowledged)."""
     loop = asyncio.get_running_loop()
     await loop.sock_sendto(sock, message, target)
     while True:
         data = await asyncio.wait_for(loop.sock_recv(sock, 65535), 10)
         status = int(data.split(b" ", 2)[1])
         if status >= 200:
-            if status >= 300:
+            if status >= 300 and message.startswith(b"INVITE "):
                 await loop.sock_sendto(sock, ack_for(message, data), target)
             return status
+
+
+def out_of_dialog(method: str, target: str, local: str) -> bytes:
+    """A request outside any dialog, with nothing to refuse in it but its method."""
+    lines = [
+        f"{method} sip:voxbus@{target} SIP/2.0",
+        f"Via: SIP/2.0/UDP {local};branch=z9hG4bK{method.lower()};rport",
+        "Max-Forwards: 70",
+        f"From: <sip:torture@{local}>;tag={method.lower()}",
+        f"To: <sip:voxbus@{target}>",
+        f"Call-ID: {method.lower()}@torture",
+        f"CSeq: 1 {method}",
+        f"Contact: <sip:torture@{local}>",
+        "Content-Length: 0",
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
 @pytest.fixture
@@ -89,10 +109,16 @@ async def test_invites_the_rfc_refuses_get_their_status_and_the_next_call_is_ser
             what: await final_status(sock, target, message)
             for what, message, _ in cases(f"127.0.0.1:{settings.sip.port}", local)
         }
+        methods = {
+            method: await final_status(sock, target, out_of_dialog(method, f"{target[0]}:{target[1]}", local))
+            for method in ("OPTIONS", "REGISTER", "SUBSCRIBE", "FOO")
+        }
     expected = {what: status for what, _, status in cases("x", "y")}
     assert answers == expected
-    # the refusals voxbus makes itself (pjsip makes the 420 and the 500) are events
-    await until(lambda: {400, 406} <= {e.code for e in rejected if isinstance(e, SipRejected)}, 5)
+    # voxbus is no registrar and has no presence: every request gets its answer (RFC 3261 8.2.1)
+    assert methods == {"OPTIONS": 200, "REGISTER": 405, "SUBSCRIBE": 405, "FOO": 501}
+    # every refusal is an event
+    await until(lambda: {400, 406, 420} <= {e.code for e in rejected if isinstance(e, SipRejected)}, 5)
     code, out = await sipp("caller_audio_dtmf.xml", f"127.0.0.1:{settings.sip.port}")
     assert code == 0, out
     assert not [e for e in restarts if isinstance(e, WorkerRestarted)]
@@ -120,3 +146,52 @@ async def test_a_source_that_keeps_sending_garbage_is_blocked_for_a_while(
     await asyncio.sleep(3.5)
     code, out = await sipp("caller_audio_dtmf.xml", f"127.0.0.1:{settings.sip.port}")
     assert code == 0, out
+
+
+async def test_a_burst_of_invites_gets_503_and_the_call_in_progress_keeps_its_audio(
+    settings: Settings, system: System, client: Bus
+) -> None:
+    """200 INVITEs in 2 s while a call is up: those beyond the new-call rate get 503 before pjsip
+    allocates anything (pjlib's socket table once ran out and aborted the process); the rest reach
+    pjsua and are refused there for their codec (488), after it allocated their RTP sockets."""
+    await wait_all_serving(client)
+    restarts = await collect(client, subjects.system_event("worker.restarted"))
+    events = await collect(client, subjects.ALL_CALL_EVENTS)
+    frames: list[AudioFrame] = []
+
+    async def on_frame(frame: AudioFrame, _m: Msg) -> None:
+        frames.append(frame)
+
+    await client.subscribe("voxbus.call.*.audio.in", AudioFrame, on_frame)
+    port = settings.sip.port
+    call = asyncio.create_task(sipp("caller_audio_dtmf.xml", f"127.0.0.1:{port}"))
+    await until(lambda: any(isinstance(e, CallStarted) for e in events), 15)
+    loop = asyncio.get_running_loop()
+    statuses: dict[str, int] = {}
+    with udp_probe() as (sock, local):
+        burst = [invite(f"127.0.0.1:{port}", local, f"burst{i}", codec="98 opus/48000/2") for i in range(200)]
+
+        async def answers() -> None:
+            while len(statuses) < len(burst):
+                data = await loop.sock_recv(sock, 65535)
+                status = int(data.split(b" ", 2)[1])
+                call_id = next(line for line in data.decode().split("\r\n") if line.startswith("Call-ID"))
+                if status >= 200:
+                    statuses[call_id.split(": ", 1)[1]] = status
+                    branch = call_id.split(": ", 1)[1].split("@")[0]
+                    sent = burst[int(branch.removeprefix("burst"))]
+                    await loop.sock_sendto(sock, ack_for(sent, data), ("127.0.0.1", port))
+
+        reading = asyncio.create_task(answers())
+        for message in burst:
+            await loop.sock_sendto(sock, message, ("127.0.0.1", port))
+            await asyncio.sleep(0.01)
+        await asyncio.wait_for(reading, 15)
+    code, out = await call
+    assert code == 0, out
+    counts = {status: list(statuses.values()).count(status) for status in set(statuses.values())}
+    assert set(counts) <= {503, 488} and counts.get(503, 0) >= 150, counts
+    assert [f.seq for f in frames] == list(range(len(frames))) and len(frames) > 150
+    await until(lambda: any(isinstance(e, CallEnded) for e in events), 10)
+    assert [e.frames_in for e in events if isinstance(e, CallEnded)] == [len(frames)]
+    assert not [e for e in restarts if isinstance(e, WorkerRestarted)]

@@ -19,8 +19,7 @@ from voxbus.config import Settings
 from voxbus.schemas.events import Event, WorkerRestarted
 from voxbus.supervisors.system import System
 
-from .helpers import sipp_command
-from .test_recovery import pid_of
+from .helpers import pid_of, sipp_command
 from .test_sip import SCENARIOS
 
 pytestmark = [

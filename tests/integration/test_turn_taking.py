@@ -33,7 +33,7 @@ from voxbus.schemas.events import (
 from voxbus.schemas.messages import CallState
 from voxbus.supervisors.system import System
 
-from .test_sip import wait_all_serving
+from .helpers import wait_all_serving
 
 pytestmark = pytest.mark.integration
 STORY = "Please tell me a long story about a brave knight and a dragon."

@@ -119,7 +119,8 @@ class PjLog(pj.LogWriter):
 
     def write(self, entry: Any) -> None:
         text = " ".join(entry.msg.split())
-        if entry.level <= 2:
+        # a refused call is reported once, rate-limited, by onRejectedIncomingCall: not here too
+        if entry.level <= 2 and not text.startswith("Request verification failed"):
             log.warning("pjsip", detail=text)
         else:
             log.debug("pjsip", detail=text)

@@ -56,13 +56,15 @@ class RefusalCounter:
                 return False
             return until is not None
 
-    def refused(self, host: str, now: float) -> Verdict:
-        """Count a refusal of ``host``; block it once it has been refused too often."""
+    def refused(self, host: str, now: float, blocks: bool = True) -> Verdict:
+        """Count a refusal of ``host``; block it once it has been refused too often (refusals that
+        do not ``block``, a full gateway's 503, only count towards the event budget)."""
         with self._lock:
-            seen = self._recent(self._seen, host, now)
-            seen.append(now)
-            if self.block_after and len(seen) >= self.block_after:
-                self._blocked_until[host] = now + self.block_s
+            if blocks:
+                seen = self._recent(self._seen, host, now)
+                seen.append(now)
+                if self.block_after and len(seen) >= self.block_after:
+                    self._blocked_until[host] = now + self.block_s
             published = self._recent(self._published, host, now)
             if len(published) >= self.events:
                 self._suppressed[host] = self._suppressed.get(host, 0) + 1
@@ -90,9 +92,13 @@ class Door:
     def admit(self, source: str, invite: str, now: float) -> Refusal | None:
         """Why an INVITE (its whole text) from ``source`` (host:port) is refused, or None to
         answer it."""
+        return self.source_refusal(source, now) or invite_refusal(invite)
+
+    def source_refusal(self, source: str, now: float) -> Refusal | None:
+        """Why any request from ``source`` is refused (blocked for a while, or not allowed), or None."""
         if self.counter.blocked(host_of(source), now):
             return Refusal(403, "Forbidden: source blocked after too many refused requests")
-        return self.refusal(source) or invite_refusal(invite)
+        return self.refusal(source)
 
     def refusal(self, source: str) -> Refusal | None:
         """Why a call from ``source`` (host:port) is refused, or None to answer it."""

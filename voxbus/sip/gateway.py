@@ -31,9 +31,11 @@ from voxbus.schemas.events import DialResult, ErrorEvent, Event, SipRejected
 from voxbus.schemas.messages import CallControl, DialRequest
 from voxbus.sip.callbacks import PjLog, VoxAccount, VoxCall, VoxEndpoint
 from voxbus.sip.door import Door, codec_priorities, host_of
+from voxbus.sip.front_policy import Decision, FrontPolicy, Request
 from voxbus.sip.legs import CallLeg
 from voxbus.sip.media_ports import PortPool
 from voxbus.sip.pjsetup import account_config, create_transports, endpoint_config, quiet_pjlib
+from voxbus.sip.pjsip_front import PjsipFront
 from voxbus.sip.pjthread import PjThread
 
 log = get_logger(__name__)
@@ -47,6 +49,8 @@ class SipGateway:
         self.calls: dict[str, VoxCall] = {}  # by voxbus call id; touched on the pjsua thread
         self._reap: list[VoxCall] = []
         self.door = Door(settings)
+        self.front_policy = FrontPolicy(self.door, settings.new_calls_per_s)
+        self.front = PjsipFront(self._judge, self.rejected)
         self.ports = PortPool(settings, self.to_loop)  # touched on the pjsua thread
         self.actions = self._call_actions()
         self.ep: VoxEndpoint | None = None
@@ -85,6 +89,8 @@ class SipGateway:
         ep.libInit(endpoint_config(self.settings, self._log_writer))
         create_transports(ep, self.settings)
         ep.libStart()
+        settings = self.settings
+        self.front.install(settings.address, settings.port, settings.transports[0], ep.libHandleEvents)
         ep.audDevManager().setNullDev()
         available = [info.codecId for info in ep.codecEnum2()]
         for codec_id, priority in codec_priorities(available, self.settings.codecs).items():
@@ -107,6 +113,7 @@ class SipGateway:
             self.account.shutdown()
             self.account = None
         if self.ep is not None:
+            self.front.uninstall()
             self.ep.libDestroy()
             self.ep = None
 
@@ -124,10 +131,10 @@ class SipGateway:
     def emit_threadsafe(self, event: Event) -> None:
         self.loop.call_soon_threadsafe(self.bus.emit, event)
 
-    def rejected(self, remote: str, code: int, reason: str) -> None:
+    def rejected(self, remote: str, code: int, reason: str, blocks: bool = True) -> None:
         """A request refused or dropped at the door (any thread): a log line and a ``sip.rejected``
         event, a few per source per window; a source refused too often is blocked for a while."""
-        verdict = self.door.counter.refused(host_of(remote), time.monotonic())
+        verdict = self.door.counter.refused(host_of(remote), time.monotonic(), blocks)
         if not verdict.publish:
             return
         if verdict.suppressed:
@@ -136,6 +143,10 @@ class SipGateway:
         self.emit_threadsafe(SipRejected(gateway=self.gateway_id, remote=remote, code=code, reason=reason))
 
     # --- inbound (pjsua thread) -----------------------------------------------------------------
+    def _judge(self, request: Request, now: float) -> Decision:
+        """The front's decision on a request, before pjsip allocates anything for it."""
+        return self.front_policy.judge(request, len(self.calls), now)
+
     def _new_leg(self, direction: str, remote: str, call_id: str | None = None) -> CallLeg:
         return CallLeg(
             bus=self.bus,
@@ -151,6 +162,7 @@ class SipGateway:
         leg = self._new_leg("inbound", source)
         call = VoxCall(self, account, leg, prm.callId)
         leg.remote = call.getInfo().remoteUri or source
+        # the front refused bad INVITEs already; this is the second line, should it be off
         refusal = self.door.admit(source, prm.rdata.wholeMsg, time.monotonic())
         op = pj.CallOpParam()
         if refusal is not None:

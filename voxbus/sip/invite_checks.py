@@ -45,7 +45,7 @@ class Refusal:
     headers: dict[str, str] = field(default_factory=dict)  # extra headers of the answer
 
 
-def _headers(head: str) -> tuple[str, list[tuple[str, str]]]:
+def parse_head(head: str) -> tuple[str, list[tuple[str, str]]]:
     """The request line and the headers (lower-case names, compact forms expanded), unfolded."""
     lines: list[str] = []
     for line in head.split("\n"):
@@ -63,7 +63,7 @@ def _headers(head: str) -> tuple[str, list[tuple[str, str]]]:
     return lines[0] if lines else "", headers
 
 
-def _split_list(value: str) -> list[str]:
+def split_list(value: str) -> list[str]:
     """A header's comma-separated values, commas inside quotes or <...> left alone."""
     parts, depth, quoted, current = [], 0, False, ""
     for char in value:
@@ -88,7 +88,7 @@ def invite_refusal(raw: str) -> Refusal | None:
     head, sep, body = raw.partition("\r\n\r\n")
     if not sep:
         head, _, body = raw.partition("\n\n")
-    request_line, headers = _headers(head)
+    request_line, headers = parse_head(head)
     method = request_line.split(" ", 1)[0]
     values: dict[str, list[str]] = {}
     for name, value in headers:
@@ -96,7 +96,7 @@ def invite_refusal(raw: str) -> Refusal | None:
     for name in SINGLE_VALUE:
         found = values.get(name, [])
         if len(found) > 1 or (
-            name in ("from", "to", "call-id") and any(len(_split_list(v)) > 1 for v in found)
+            name in ("from", "to", "call-id") and any(len(split_list(v)) > 1 for v in found)
         ):
             return Refusal(400, f"Bad Request: more than one {name.title()}")
     cseq = values.get("cseq", [""])[0].split()
@@ -108,11 +108,11 @@ def invite_refusal(raw: str) -> Refusal | None:
             return Refusal(400, "Bad Request: unreadable Content-Length")
         if int(length) > len(body.encode("utf-8", "surrogateescape")):
             return Refusal(400, "Bad Request: Content-Length larger than the body")
-    required = [o.lower() for v in values.get("require", []) for o in _split_list(v)]
+    required = [o.lower() for v in values.get("require", []) for o in split_list(v)]
     unknown = [o for o in required if o not in SUPPORTED_EXTENSIONS]
     if unknown:
         return Refusal(420, "Bad Extension", {"Unsupported": ", ".join(unknown)})
-    accepted = [a.split(";")[0].strip().lower() for v in values.get("accept", []) for a in _split_list(v)]
+    accepted = [a.split(";")[0].strip().lower() for v in values.get("accept", []) for a in split_list(v)]
     if "accept" in values and not SDP_TYPES.intersection(accepted):
         return Refusal(406, "Not Acceptable: voxbus answers with SDP", {"Accept": "application/sdp"})
     if any(len(token) >= MAX_ADDRESS for token in body.split()):  # addresses in c=, o=, a=rtcp...

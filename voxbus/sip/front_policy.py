@@ -1,0 +1,121 @@
+"""What the SIP front answers before pjsip's transaction layer sees a request: the method table,
+the door's admission of INVITEs, capacity and the rate of new calls.
+
+Plain data and functions, no pjsua (``voxbus.sip.pjsip_front`` carries the decisions out inside
+pjsip), so the policy is unit-tested without a SIP stack. Everything refused here is refused
+statelessly, before pjsip allocates a transaction, a dialog, a call slot or RTP sockets for it: a
+burst of INVITEs costs a parse and a datagram each, and cannot exhaust pjlib's socket table (a
+pjlib assertion that aborts the process).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from voxbus.sip.door import MAX_CALLS, Door
+from voxbus.sip.invite_checks import Refusal, invite_refusal, parse_head
+
+__all__ = ["ALLOW", "Answer", "Drop", "FrontPolicy", "Pass", "Request", "TokenBucket"]
+
+ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, REFER, NOTIFY, INFO, UPDATE, PRACK"
+PASSED_ON = frozenset({"INVITE", "ACK", "BYE", "CANCEL", "REFER", "NOTIFY", "INFO", "UPDATE", "PRACK"})
+NOT_SERVED = frozenset({"REGISTER", "SUBSCRIBE", "PUBLISH", "MESSAGE"})  # no registrar, presence or IM
+TRANSACTION_S = 32.0  # RFC 3261 timer B/H: how long an INVITE's retransmissions may come
+
+
+@dataclass(frozen=True)
+class Request:
+    """A request as the front sees it: its source (host:port) and its whole text."""
+
+    source: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Pass:
+    """Let pjsip (and pjsua) handle the request."""
+
+
+@dataclass(frozen=True)
+class Drop:
+    """Consume the request without an answer (an ACK from a blocked source: ACKs get none)."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """Answer statelessly with ``refusal``'s status; ``blocks``: a refusal that counts towards
+    blocking its source (garbage does, a full gateway does not, an OPTIONS' 200 is no refusal)."""
+
+    refusal: Refusal
+    refused: bool = True
+    blocks: bool = True
+
+
+Decision = Pass | Drop | Answer
+
+
+class TokenBucket:
+    """At most ``rate`` admissions a second on average, ``burst`` at once; time is passed in."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate, self.burst = rate, burst
+        self.tokens, self.at = burst, 0.0
+
+    def take(self, now: float) -> bool:
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+class FrontPolicy:
+    """Decides, for each request, whether pjsip sees it. Called on the pjsua thread only."""
+
+    def __init__(self, door: Door, new_calls_per_s: float) -> None:
+        self.door = door
+        self.new_calls = TokenBucket(new_calls_per_s, burst=MAX_CALLS)
+        self.passed: OrderedDict[str, float] = OrderedDict()  # INVITE transactions let in, by time
+
+    def judge(self, request: Request, calls_now: int, now: float) -> Decision:
+        request_line, headers = parse_head(request.text.partition("\r\n\r\n")[0])
+        method = request_line.split(" ", 1)[0].upper()
+        values = dict(reversed(headers))  # the first of each header
+        refused_source = self.door.source_refusal(request.source, now)
+        if refused_source is not None:
+            return Drop() if method == "ACK" else Answer(refused_source)
+        if ";tag=" in values.get("to", "").replace(" ", "").lower() or method in ("ACK", "CANCEL"):
+            return Pass()  # within a dialog or a transaction: pjsip matches it or answers 481
+        if method == "OPTIONS":
+            headers_out = {"Allow": ALLOW, "Accept": "application/sdp"}
+            return Answer(Refusal(200, "OK", headers_out), refused=False)
+        if method in NOT_SERVED:
+            return Answer(Refusal(405, "Method Not Allowed", {"Allow": ALLOW}))
+        if method not in PASSED_ON:
+            return Answer(Refusal(501, "Not Implemented", {"Allow": ALLOW}))
+        if method != "INVITE":
+            return Pass()
+        branch = values.get("via", "").partition("branch=")[2].split(";")[0].strip()
+        return self._invite(request, f"{values.get('call-id', '')} {branch}", calls_now, now)
+
+    def _invite(self, request: Request, transaction: str, calls_now: int, now: float) -> Decision:
+        self._forget(now)
+        if transaction in self.passed:
+            return Pass()  # a retransmission of an INVITE let in: its transaction answers it
+        refusal = invite_refusal(request.text)
+        if refusal is not None:
+            return Answer(refusal)
+        if calls_now >= MAX_CALLS:
+            full = f"Service Unavailable: gateway full ({MAX_CALLS} calls)"
+            return Answer(Refusal(503, full, {"Retry-After": "5"}), blocks=False)
+        if not self.new_calls.take(now):
+            busy = Refusal(503, "Service Unavailable: too many new calls a second", {"Retry-After": "1"})
+            return Answer(busy, blocks=False)
+        self.passed[transaction] = now
+        return Pass()
+
+    def _forget(self, now: float) -> None:
+        while self.passed and next(iter(self.passed.values())) < now - TRANSACTION_S:
+            self.passed.popitem(last=False)
