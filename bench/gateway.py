@@ -152,7 +152,7 @@ async def load(calls: int, seconds: int, workdir: Path) -> dict[str, object]:
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
     )
-    bus = Bus(system.url, "bench")
+    bus = Bus(system.url, "bench", creds=system.creds("admin"))
     await bus.connect(attempts=5)
     ended: list[CallEnded] = []
 
@@ -225,7 +225,7 @@ async def hop(clicks: int) -> dict[str, object]:
     os.environ["VOXBUS_SIP__PORT"] = str(settings.sip.port)
     system = System(settings, workers=(("sip", "sip-1"),))
     await system.start()
-    bus = Bus(system.url, "bench")
+    bus = Bus(system.url, "bench", creds=system.creds("admin"))
     await bus.connect(attempts=5)
     await echo(bus)
     await shard_pids(bus, 1)

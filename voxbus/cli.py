@@ -30,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="TOML configuration file (also VOXBUS_CONFIG)")
     p.add_argument("--profile", choices=["default", "test"], help="model profile (VOXBUS_PROFILE)")
     p.add_argument("--nats-url", help="NATS server URL (VOXBUS_NATS_URL); unset: embedded server")
+    p.add_argument("--nats-creds", help="bus credentials file (VOXBUS_NATS_CREDS); see `voxbus creds`")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     sub.add_parser("up", help="run everything: embedded NATS, supervisors and all workers")
@@ -69,6 +70,11 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("action", choices=["list", "fetch", "verify"])
     m.add_argument("--all-profiles", action="store_true", help="every profile, not just --profile")
 
+    cr = sub.add_parser("creds", help="issue bus credentials for a third party (a 0600 file)")
+    cr.add_argument("role", choices=["reader", "operator", "tools", "admin"], help="what it may do")
+    cr.add_argument("--user", help="user name (default: the role)")
+    cr.add_argument("--audio", action="store_true", help="a reader or operator may hear the calls")
+
     sub.add_parser("config", help="print the effective configuration")
     s = sub.add_parser("schemas", help="write the JSON Schema of every message and event")
     s.add_argument("--out", type=Path, required=True)
@@ -87,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         ("config", "VOXBUS_CONFIG"),
         ("profile", "VOXBUS_PROFILE"),
         ("nats_url", "VOXBUS_NATS_URL"),
+        ("nats_creds", "VOXBUS_NATS_CREDS"),
     ):
         if getattr(args, flag):
             os.environ[env] = str(getattr(args, flag))
@@ -127,10 +134,12 @@ def _run_any(coro: Coroutine[Any, Any, Any]) -> Any:
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    from voxbus.bus.auth import CredentialsInvalid
     from voxbus.bus.connection import BusUnreachable
     from voxbus.engines.models import ModelMissing
     from voxbus.media.file_call import NoAgent
     from voxbus.media.wav import BadWav
+    from voxbus.supervisors.system import client_creds
     from voxbus.supervisors.tree import Escalation
 
     try:
@@ -145,6 +154,11 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         if args.command == "models":
             return _models(args, settings)
+        if args.command == "creds":
+            from voxbus.supervisors.system import grant
+
+            print(grant(settings, args.role, args.user or args.role, args.audio))
+            return 0
         if args.command == "up":
             from voxbus.commands import up
 
@@ -178,12 +192,13 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         if args.command == "dial":
             from voxbus.commands import dial
 
-            return _run(dial(_running_url(settings), args.uri, args.timeout))
+            return _run(dial(_running_url(settings), args.uri, args.timeout, client_creds(settings)))
         if args.command == "events":
             from voxbus.commands import tail_events
 
-            return _run(tail_events(_running_url(settings), args.call, args.all, args.json))
-    except (ModelMissing, BadWav, BusUnreachable, NoAgent, Escalation) as exc:
+            url = _running_url(settings)
+            return _run(tail_events(url, args.call, args.all, args.json, client_creds(settings)))
+    except (ModelMissing, BadWav, BusUnreachable, NoAgent, Escalation, CredentialsInvalid) as exc:
         raise CliError(str(exc)) from None
     raise CliError(f"unknown command {args.command}")
 

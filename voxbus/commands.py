@@ -30,7 +30,7 @@ from voxbus.schemas.events import (
     WorkerExited,
     WorkerRestarted,
 )
-from voxbus.supervisors.system import System
+from voxbus.supervisors.system import System, client_creds
 
 if TYPE_CHECKING:
     from voxbus.sip.caller import Voice
@@ -99,7 +99,7 @@ async def up(settings: Settings) -> int:
 
 async def talk(settings: Settings, url: str, wav: Path, out: Path, max_seconds: float) -> int:
     source = WavSource(wav)
-    bus = Bus(url, name="voxbus-talk", source="file-call")
+    bus = Bus(url, name="voxbus-talk", source="file-call", creds=client_creds(settings))
     await bus.connect(attempts=3)
     try:
         call = FileCall(bus, source, max_s=max_seconds, on_event=_printer)
@@ -170,7 +170,7 @@ async def sip_call(  # type: ignore[no-untyped-def]
     every event of the call)."""
     from voxbus.sip.caller import SipCaller
 
-    bus = Bus(url, name="voxbus-sip-caller", source="sip-caller")
+    bus = Bus(url, name="voxbus-sip-caller", source="sip-caller", creds=client_creds(settings))
     await bus.connect(attempts=5)
     metrics: list[dict[str, object]] = []
     events: list[Event] = []
@@ -194,11 +194,13 @@ async def sip_call(  # type: ignore[no-untyped-def]
         await bus.close()
 
 
-async def tail_events(url: str, call_id: str | None, replay: bool, as_json: bool) -> int:
+async def tail_events(
+    url: str, call_id: str | None, replay: bool, as_json: bool, creds: Path | None = None
+) -> int:
     from voxbus.actors.runtime import stop_on_signals
 
     stopping = stop_on_signals()
-    bus = Bus(url, name="voxbus-events", source="events")
+    bus = Bus(url, name="voxbus-events", source="events", creds=creds)
     await bus.connect(attempts=3)
     assert bus.js is not None
 
@@ -234,7 +236,7 @@ async def tail_events(url: str, call_id: str | None, replay: bool, as_json: bool
     return 0
 
 
-async def dial(url: str, uri: str, timeout_s: float) -> int:
+async def dial(url: str, uri: str, timeout_s: float, creds: Path | None = None) -> int:
     """Place a call through the running gateway; follow it until it ends."""
     import uuid
 
@@ -242,7 +244,7 @@ async def dial(url: str, uri: str, timeout_s: float) -> int:
     from voxbus.schemas.events import CallEnded, DialResult
     from voxbus.schemas.messages import DialRequest
 
-    bus = Bus(url, name="voxbus-dial", source="dial")
+    bus = Bus(url, name="voxbus-dial", source="dial", creds=creds)
     await bus.connect(attempts=3)
     call_id = f"sip-out-{uuid.uuid4().hex[:10]}"
     ended: asyncio.Future[int] = asyncio.get_running_loop().create_future()

@@ -251,6 +251,10 @@ class Settings(BaseSettings):
     )
 
     nats_url: str | None = Field(default=None, description="NATS server URL; unset: start an embedded server")
+    nats_creds: Path | None = Field(
+        default=None,
+        description="bus credentials file (`voxbus creds`); unset: voxbus up's own for each process",
+    )
     data_dir: Path = Field(default_factory=_default_data_dir)
     model_dir: Path | None = Field(
         default=None, description="where bundled models are assembled; unset: <data_dir>/models"

@@ -12,6 +12,7 @@ from voxbus.config import Settings
 from voxbus.engines.models import model_path
 from voxbus.engines.tts import PiperEngine
 from voxbus.media.script import CallerScript, Line, SpokenLine, render
+from voxbus.schemas.events import ErrorEvent
 from voxbus.supervisors.system import System
 
 THREE_QUESTIONS = CallerScript(
@@ -48,12 +49,29 @@ async def system(settings: Settings) -> AsyncIterator[System]:
     running = System(settings)
     await running.start()
     yield running
+    problems = await permission_problems(running)
     await running.stop()
+    assert not problems, f"a worker was refused by the bus: {problems}"
+
+
+async def permission_problems(system: System) -> list[str]:
+    """What the bus refused the system's own processes (their credentials lack a permission)."""
+    from .helpers import stream_events
+
+    if system.bus is None or system.bus.js is None:
+        return []
+    await system.bus.flush_events()
+    events = await stream_events(system.bus.js)
+    return [
+        e.message
+        for _, e in events
+        if isinstance(e, ErrorEvent) and e.code == "bus_permission" and "/" in e.source
+    ]
 
 
 @pytest.fixture
 async def client(system: System) -> AsyncIterator[Bus]:
-    bus = Bus(system.url, name="test-client", source="test")
+    bus = Bus(system.url, name="test-client", source="test", creds=system.creds("admin"))
     await bus.connect(attempts=5)
     yield bus
     await bus.close()

@@ -1,4 +1,5 @@
-"""Supervision with real processes: a killed LLM worker and a killed call actor (agent process)."""
+"""Supervision with real processes: a killed LLM worker, a killed call actor (agent process) and a
+killed nats-server."""
 
 from __future__ import annotations
 
@@ -23,8 +24,9 @@ from voxbus.schemas.events import (
     WorkerRestarted,
 )
 from voxbus.schemas.messages import CallState, LlmChunk
+from voxbus.supervisors.system import System
 
-from .helpers import of_call, pid_of, stream_events
+from .helpers import of_call, pid_of, stream_events, wait_all_serving
 
 pytestmark = pytest.mark.integration
 
@@ -111,3 +113,37 @@ async def test_killed_call_actor_resumes_the_conversation(answer_tokens: None, c
     users = [m.content.lower() for m in state.history if m.role == "user"]
     assert len(users) == 2 and "story" in users[0] and "name" in users[1]
     assert state.ended
+
+
+@pytest.mark.parametrize("answer_tokens", [25], indirect=True)
+async def test_killed_nats_server_is_restarted_and_the_call_goes_on(
+    answer_tokens: None, system: System, client: Bus, caller
+) -> None:  # type: ignore[no-untyped-def]
+    """kill -9 of the embedded nats-server mid-call: the supervisor starts it again on the same
+    port and store, every process reconnects, the caller's next question is answered, and the
+    event stream has every event of the call, with no gap."""
+    await wait_all_serving(client)
+    wav, _ = caller(TWO_QUESTIONS)
+    assert system.nats is not None and system.nats.proc is not None
+    server_pid = system.nats.proc.pid
+    call = FileCall(client, WavSource(wav))
+    killed = asyncio.Event()
+
+    def on_event(event: Event) -> None:
+        if isinstance(event, TurnMetrics) and event.turn == 1 and not killed.is_set():
+            killed.set()
+            os.kill(server_pid, signal.SIGKILL)
+
+    call.on_event = on_event
+    result = await call.run()
+
+    assert killed.is_set() and system.nats_restarts == 1
+    assert system.nats.proc.pid != server_pid
+    metrics = [e for e in result.events if isinstance(e, TurnMetrics)]
+    assert [m.turn for m in metrics] == [1, 2], "the question after the outage is answered"
+    assert client.js is not None
+    events = await stream_events(client.js)  # raises if a sequence number is missing
+    restarted = [e for _, e in events if isinstance(e, WorkerRestarted) and e.role == "nats"]
+    assert restarted and "SIGKILL" in restarted[0].reason
+    stored = {(e.type, e.ts) for _, e in of_call(events, call.call_id)}
+    assert {(e.type, e.ts) for e in result.events} <= stored  # none lost

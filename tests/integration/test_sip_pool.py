@@ -106,7 +106,7 @@ async def sipp_calls(target: str, calls: int, timeout: float = 120) -> tuple[int
 
 async def test_twelve_calls_through_kamailio_and_a_killed_shard(pool: tuple[System, int]) -> None:
     system, front = pool
-    client = Bus(system.url, "test")
+    client = Bus(system.url, "test", creds=system.creds("admin"))
     await client.connect(attempts=5)
     restarts: list[Event] = []
 

@@ -59,7 +59,7 @@ async def talk(
 ):  # type: ignore[no-untyped-def]
     from voxbus.commands import sip_call
 
-    client = Bus(system.url, name="test-client", source="test")
+    client = Bus(system.url, name="test-client", source="test", creds=system.creds("admin"))
     await client.connect(attempts=5)
     try:
         await wait_all_serving(client)

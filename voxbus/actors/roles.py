@@ -78,7 +78,7 @@ async def _serve(
 async def run_role(settings: Settings, url: str, role: str, worker_id: str) -> int:
     """Run one role until SIGTERM/SIGINT; returns the process exit code."""
     stopping = stop_on_signals()
-    bus = Bus(url, name=f"voxbus-{role}-{worker_id}", source=f"{role}/{worker_id}")
+    bus = Bus(url, name=f"voxbus-{role}-{worker_id}", source=f"{role}/{worker_id}", creds=settings.nats_creds)
     await bus.connect()
     assert bus.js is not None
     await ensure_events_stream(bus.js)

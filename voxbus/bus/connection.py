@@ -18,6 +18,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
@@ -30,6 +31,7 @@ from nats.js import JetStreamContext
 from pydantic import BaseModel
 
 from voxbus.bus import subjects
+from voxbus.bus.auth import Credentials, may_publish
 from voxbus.bus.codec import BadMessage, decode, decode_event, encode
 from voxbus.logs import get_logger
 from voxbus.schemas.base import Rejected
@@ -52,10 +54,11 @@ def event_subject(event: Event) -> str:
 class Bus:
     """A process's NATS connection: publish, subscribe with schemas, emit events reliably."""
 
-    def __init__(self, url: str, name: str, source: str = "") -> None:
+    def __init__(self, url: str, name: str, source: str = "", creds: Path | None = None) -> None:
         self.url = url
         self.name = name
         self.source = source or name
+        self.creds = creds  # a credentials file (voxbus.bus.auth); None: connect anonymously
         self.nc: Client = Client()
         self.js: JetStreamContext | None = None
         self.audio_dropped = 0
@@ -67,30 +70,51 @@ class Bus:
         self._subs: list[Subscription] = []
         self._closing = False
         self._last_error = ""
+        self.permission_errors: list[str] = []  # what the server refused this credential, latest last
+        self._refused = ""  # why the server refused to let us in, if it did
+        self._connecting: asyncio.Future[None] | None = None
+        self._may_emit = True  # a reader's credential may not publish events
 
     # --- lifecycle --------------------------------------------------------------------------------
     async def connect(self, attempts: int | None = None, backoff_max_s: float = 5.0) -> None:
         """Connect, retrying with backoff; ``attempts=None`` retries forever."""
         delay, tried = 0.1, 0
+        login: dict[str, Any] = {}
+        if self.creds is not None:
+            creds = Credentials.load(self.creds)  # a bad file is a configuration error: raised at once
+            self._may_emit = may_publish(creds.role, subjects.system_event("error"))
+            login = {
+                "user": creds.user,
+                "password": creds.password.get_secret_value(),
+                "inbox_prefix": creds.inbox_prefix,
+            }
         while True:
             tried += 1
             try:
                 # nats-py retries a first connection forever when reconnects are unlimited, so
                 # reachability is probed first: a refused port is reported and retried here
                 await _probe(self.url)
-                await self.nc.connect(
-                    servers=[self.url],
-                    name=self.name,
-                    connect_timeout=2,
-                    allow_reconnect=True,
-                    max_reconnect_attempts=-1,
-                    reconnect_time_wait=0.5,
-                    pending_size=8 * 1024 * 1024,
-                    error_cb=self._on_error,
-                    disconnected_cb=self._on_disconnected,
-                    reconnected_cb=self._on_reconnected,
+                self._connecting = asyncio.ensure_future(
+                    self.nc.connect(
+                        servers=[self.url],
+                        name=self.name,
+                        connect_timeout=2,
+                        allow_reconnect=True,
+                        max_reconnect_attempts=-1,
+                        reconnect_time_wait=0.5,
+                        pending_size=8 * 1024 * 1024,
+                        error_cb=self._on_error,
+                        disconnected_cb=self._on_disconnected,
+                        reconnected_cb=self._on_reconnected,
+                        **login,
+                    )
                 )
+                await self._connecting
                 break
+            except asyncio.CancelledError:
+                if not self._refused:
+                    raise
+                raise BusUnreachable(f"NATS at {self.url} refused us ({self._refused})") from None
             except Exception as exc:  # nats-py raises several types for "cannot connect"
                 reason = f"{type(exc).__name__}: {exc}".strip(": ")
                 if attempts is not None and tried >= attempts:
@@ -123,6 +147,20 @@ class Bus:
 
     async def _on_error(self, exc: Exception) -> None:
         text = f"{type(exc).__name__}: {exc}"
+        if "authorization violation" in text.lower() and self._connecting and not self._connecting.done():
+            # nats-py retries a refused first connection forever: stop it, connect() says why
+            self._refused = "Authorization Violation: wrong or missing credentials"
+            self._connecting.cancel()
+            return
+        if "permissions violation" in text.lower():
+            # this process's credential does not allow what it tried: a deployment error, each once
+            if text not in self.permission_errors:
+                log.error("refused by the bus: not allowed for this credential", error=text)
+                self.permission_errors.append(text)
+                del self.permission_errors[:-50]
+                if self._may_emit:  # and an event about it, if this credential may publish one
+                    self.emit(ErrorEvent(code="bus_permission", message=f"{self.source}: {text}"[:300]))
+            return
         if text != self._last_error:  # a reconnect loop repeats the same error: say it once
             log.warning("nats error", error=text)
         self._last_error = text

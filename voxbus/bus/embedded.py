@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from voxbus.logs import get_logger
@@ -67,9 +68,11 @@ def die_with_parent(parent_pid: int) -> None:
 class EmbeddedNats:
     """One nats-server process with JetStream, listening on 127.0.0.1."""
 
-    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+    def __init__(self, data_dir: Path, port: int | None = None, config: Path | None = None) -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
+        self.config = config  # a configuration file (the users and their permissions), if any
+        self.stopping = False
         self.proc: asyncio.subprocess.Process | None = None
 
     @property
@@ -80,6 +83,7 @@ class EmbeddedNats:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.proc = await asyncio.create_subprocess_exec(
             server_binary(),
+            *(["-c", str(self.config)] if self.config else []),
             "-js",
             "-sd",
             str(self.data_dir),
@@ -105,11 +109,41 @@ class EmbeddedNats:
         await self.stop()
         raise RuntimeError(f"nats-server did not listen on {self.url} within {timeout_s:.0f} s")
 
+    async def keep_alive(self, restarted: Callable[[str], None]) -> None:
+        """Supervise the server like a worker: when it dies, start it again on the same port with
+        the same store (JetStream's events and call state survive), then call ``restarted`` with
+        the reason. Every process's connection comes back by itself (nats-py reconnects, and the
+        outbox sends the events it kept). Not limited in number: without the bus nothing works."""
+        while True:
+            code = await self.wait()
+            if self.stopping:
+                return
+            reason = f"exited with code {code}" if code >= 0 else f"killed by {signal.Signals(-code).name}"
+            log.error("embedded nats-server died; starting it again", reason=reason, url=self.url)
+            delay = 0.05
+            while True:
+                try:
+                    await self.start()
+                    break
+                except RuntimeError as exc:
+                    if self.stopping:
+                        return
+                    log.error("embedded nats-server did not start", error=str(exc), retry_in_s=delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 2.0)
+            restarted(reason)
+
+    def reload(self) -> None:
+        """Read the configuration file again (new users), without dropping a connection."""
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGHUP)
+
     async def wait(self) -> int:
         assert self.proc is not None
         return await self.proc.wait()
 
     async def stop(self) -> None:
+        self.stopping = True
         if self.proc is None or self.proc.returncode is not None:
             return
         self.proc.terminate()

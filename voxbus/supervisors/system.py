@@ -8,6 +8,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
+from voxbus.bus.auth import issue, secure_embedded_server
 from voxbus.bus.connection import Bus
 from voxbus.bus.embedded import EmbeddedNats
 from voxbus.bus.streams import call_state_bucket, ensure_events_stream
@@ -37,6 +38,41 @@ def url_file(settings: Settings) -> Path:
     return settings.data_dir / "run" / "nats.url"
 
 
+def auth_dir(settings: Settings) -> Path:
+    """Where `voxbus up` keeps the bus credentials (0700; each file 0600)."""
+    return settings.data_dir / "auth"
+
+
+def client_creds(settings: Settings) -> Path | None:
+    """The credentials of a local client command (`talk`, `call`, `events`, `dial`): the
+    configured ones, else the running embedded system's admin credentials, if readable."""
+    if settings.nats_creds is not None:
+        return settings.nats_creds
+    admin = auth_dir(settings) / "admin.json"
+    return admin if admin.is_file() else None
+
+
+def pid_file(settings: Settings) -> Path:
+    """The embedded nats-server's pid, for `voxbus creds` to make it read its users again."""
+    return settings.data_dir / "run" / "nats.pid"
+
+
+def grant(settings: Settings, role: str, user: str, audio: bool = False) -> Path:
+    """Issue a credential for a third party (``voxbus creds``) and, when the embedded server
+    runs, make it read its users again (SIGHUP: no connection is dropped)."""
+    import contextlib
+    import os
+    import signal
+
+    path = issue(auth_dir(settings), user, role, audio)
+    secure_embedded_server(auth_dir(settings), settings.data_dir / "run" / "nats.conf")
+    pid = pid_file(settings)
+    if pid.is_file():
+        with contextlib.suppress(ProcessLookupError, ValueError):  # not running: read at its next start
+            os.kill(int(pid.read_text()), signal.SIGHUP)
+    return path
+
+
 def check_models(settings: Settings, roles: set[str] | None = None) -> None:
     """Fail at the door, in one line, when a model the roles need is missing (raises ModelMissing)."""
     for kind in ("stt", "llm", "tts"):
@@ -59,13 +95,19 @@ class System:
             "workers", settings.supervision, self._restarted, self._escalated
         )
         self.supervision: asyncio.Task[None] | None = None
+        self.nats_keeper: asyncio.Task[None] | None = None
+        self.nats_restarts = 0
 
     async def start(self) -> str:
         check_models(self.settings, {worker[0] for worker in self.workers})
         if not self.url:
-            self.nats = EmbeddedNats(self.settings.data_dir / "nats")
+            data = self.settings.data_dir
+            config = secure_embedded_server(auth_dir(self.settings), data / "run" / "nats.conf")
+            self.nats = EmbeddedNats(data / "nats", config=config)
             self.url = await self.nats.start()
-        self.bus = Bus(self.url, name="voxbus-supervisor", source="supervisor")
+            self._write_pid()
+            self.nats_keeper = asyncio.create_task(self.nats.keep_alive(self._nats_restarted))
+        self.bus = Bus(self.url, name="voxbus-supervisor", source="supervisor", creds=self.creds("admin"))
         await self.bus.connect(attempts=None if self.settings.nats_url else 5)
         assert self.bus.js is not None
         await ensure_events_stream(self.bus.js)
@@ -77,6 +119,24 @@ class System:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(self.url + "\n")
         return self.url
+
+    def _write_pid(self) -> None:
+        assert self.nats is not None and self.nats.proc is not None
+        pid_file(self.settings).write_text(f"{self.nats.proc.pid}\n")
+
+    def _nats_restarted(self, reason: str) -> None:
+        self._write_pid()
+        self.nats_restarts += 1
+        assert self.bus is not None
+        restarted = WorkerRestarted(role="nats", worker_id="nats", reason=reason, restarts=self.nats_restarts)
+        self.bus.emit(restarted)
+
+    def creds(self, role: str) -> Path | None:
+        """The credentials file a process of ``role`` connects with: its own on the embedded
+        server, the configured one (``nats_creds``) on an external server."""
+        if self.nats is not None:
+            return auth_dir(self.settings) / f"{role}.json"
+        return self.settings.nats_creds
 
     async def while_healthy(self, work: Coroutine[Any, Any, T]) -> T:
         """Run ``work`` unless supervision gives up first (then raise its Escalation)."""
@@ -94,6 +154,7 @@ class System:
         """A worker process child; ``extra`` are arguments of its command (a shard's port)."""
         assert self.bus is not None
         bus, settings, url = self.bus, self.settings, self.url
+        creds = self.creds(role)
         return ChildSpec(
             id=worker_id,
             start=lambda: WorkerProcess(
@@ -104,6 +165,7 @@ class System:
                 args=[
                     "--nats-url",
                     url,
+                    *(["--nats-creds", str(creds)] if creds else []),
                     *COMMAND_OF_ROLE.get(role, ["worker", role]),
                     "--id",
                     worker_id,
@@ -120,7 +182,10 @@ class System:
             await self.bus.close()
         if self.nats:
             await self.nats.stop()
+        if self.nats_keeper:
+            self.nats_keeper.cancel()
         url_file(self.settings).unlink(missing_ok=True)
+        pid_file(self.settings).unlink(missing_ok=True)
 
     def _restarted(self, event: RestartEvent) -> None:
         assert self.bus is not None

@@ -1,0 +1,103 @@
+"""Bus credentials and the least permissions of each role, without a server."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from voxbus.bus import subjects
+from voxbus.bus.auth import (
+    ROLES,
+    Credentials,
+    CredentialsInvalid,
+    issue,
+    permissions,
+    server_config,
+    subject_matches,
+)
+
+
+def may(patterns: tuple[str, ...], subject: str) -> bool:
+    return any(subject_matches(p, subject) for p in patterns)
+
+
+def test_subject_matching_follows_nats() -> None:
+    assert subject_matches("voxbus.call.*.ctl", "voxbus.call.c1.ctl")
+    assert not subject_matches("voxbus.call.*.ctl", "voxbus.call.c1.ctl.x")
+    assert subject_matches("voxbus.call.>", "voxbus.call.c1.evt.x")
+    assert not subject_matches("voxbus.call.>", "voxbus.call")
+    assert subject_matches(">", "anything.at.all")
+
+
+def test_only_the_agent_and_the_operator_may_send_call_control() -> None:
+    ctl = subjects.control("c1")
+    allowed = {role for role in ROLES if may(permissions(role).publish, ctl)}
+    assert allowed == {"admin", "agent", "operator"}
+
+
+def test_only_stt_hears_the_caller_only_the_gateway_the_agent_and_a_reader_only_when_granted() -> None:
+    audio = subjects.audio_in("c1")
+    assert {role for role in ROLES if may(permissions(role).subscribe, audio)} == {"admin", "stt"}
+    agent_audio = subjects.audio_out("c1")
+    assert {role for role in ROLES if may(permissions(role).subscribe, agent_audio)} == {"admin", "sip"}
+    assert may(permissions("reader").deny_subscribe, audio)
+    granted = permissions("reader", audio=True)
+    assert may(granted.subscribe, audio) and not granted.deny_subscribe
+
+
+def test_each_service_queue_is_served_by_its_own_role_only() -> None:
+    served = {
+        subjects.STT_SESSIONS: "stt",
+        subjects.LLM_GENERATE: "llm",
+        subjects.TTS_SPEAK: "tts",
+        subjects.AGENT_CALLS: "agent",
+        subjects.SIP_DIAL: "sip",
+        subjects.tool("book"): "tools",
+    }
+    for subject, role in served.items():
+        assert {r for r in ROLES if may(permissions(r).subscribe, subject)} == {"admin", role}, subject
+
+
+def test_readers_see_events_and_workers_publish_them() -> None:
+    event = subjects.call_event("c1", "turn.metrics")
+    for role in ("reader", "operator"):
+        assert may(permissions(role).subscribe, event) and not may(permissions(role).publish, event)
+    for role in ("sip", "stt", "llm", "tts", "agent"):
+        assert may(permissions(role).publish, event)
+        assert may(permissions(role).publish, subjects.health(role, f"{role}-1"))
+        assert not may(permissions(role).publish, subjects.health("llm" if role != "llm" else "tts", "x-1"))
+
+
+def test_an_unknown_role_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown bus role"):
+        permissions("root")
+
+
+def test_issued_credentials_are_private_kept_and_hashed_for_the_server(tmp_path: Path) -> None:
+    path = issue(tmp_path / "auth", "crm", "reader")
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    assert issue(tmp_path / "auth", "crm", "reader") == path  # kept across restarts
+    creds = Credentials.load(path)
+    assert creds.user == "crm" and creds.inbox_prefix == "_INBOX_crm"
+    assert "crm" not in repr(creds.password) and creds.password.get_secret_value() not in repr(creds)
+    config = server_config(tmp_path / "auth")
+    assert creds.password.get_secret_value() not in config
+    users = json.loads(config.removeprefix("authorization: "))["users"]
+    assert users[0]["password"].startswith("$2a$")
+    assert "_INBOX_crm.>" in users[0]["permissions"]["subscribe"]["allow"]
+
+
+def test_a_credentials_file_readable_by_others_or_broken_is_refused(tmp_path: Path) -> None:
+    path = issue(tmp_path / "auth", "crm", "reader")
+    os.chmod(path, 0o644)
+    with pytest.raises(CredentialsInvalid, match="readable by others"):
+        Credentials.load(path)
+    os.chmod(path, 0o600)
+    path.write_text("{}")
+    with pytest.raises(CredentialsInvalid, match="not a voxbus credentials file"):
+        Credentials.load(path)
+    with pytest.raises(CredentialsInvalid, match="No such file"):
+        Credentials.load(tmp_path / "missing.json")
