@@ -216,6 +216,21 @@ class SipSettings(BaseModel):
     rejected_events: int = Field(
         default=5, ge=1, description="at most this many sip.rejected events per source per block_window_s"
     )
+    max_calls: int = Field(
+        default=4,
+        ge=1,
+        le=4,
+        description="calls this gateway takes at once (at most 4, the wheel's limit); beyond: 503",
+    )
+    dial_allow: list[str] = Field(
+        default_factory=lambda: ["sip:*@127.0.0.1", "sip:*@127.0.0.1:*"],
+        description="SIP URIs (shell patterns) voxbus may dial out to; others are refused (toll fraud)",
+    )
+    dials_per_minute: int = Field(default=10, ge=0, description="outbound calls a gateway places a minute")
+    transfer_allow: list[str] = Field(
+        default_factory=list,
+        description="SIP URIs (shell patterns) a transfer may go to, besides transfer_target",
+    )
     new_calls_per_s: float = Field(
         default=5.0,
         gt=0,

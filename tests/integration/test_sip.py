@@ -13,12 +13,13 @@ from voxbus.bus import subjects
 from voxbus.bus.connection import Bus
 from voxbus.bus.embedded import free_port
 from voxbus.config import Settings
-from voxbus.schemas.base import Accepted
+from voxbus.schemas.base import Accepted, Rejected
 from voxbus.schemas.events import (
     CallEnded,
     CallStarted,
     DialResult,
     DtmfReceived,
+    ErrorEvent,
     Event,
     SipRejected,
     TransferResult,
@@ -172,8 +173,14 @@ async def test_outbound_call_to_a_sipp_uas_and_the_agent_hangs_up(
     assert ended.hangup_by == "agent"
 
 
-async def test_dialing_nobody_is_a_failed_dial(system: System, client: Bus) -> None:
+async def test_dialing_nobody_is_a_failed_dial_and_a_forbidden_destination_is_refused(
+    system: System, client: Bus
+) -> None:
     await wait_all_serving(client)
+    # toll fraud: only destinations in sip.dial_allow (default: loopback) are dialled
+    premium = DialRequest(call_id="sip-out-premium", uri="sip:0900123@premium.example")
+    refused = await client.request(subjects.SIP_DIAL, premium, Rejected, 10)
+    assert "sip.dial_allow" in refused.reason
     call_id = "sip-out-nobody"
     seen = await collect(client, subjects.call_events(call_id))
     await client.request(
@@ -187,13 +194,27 @@ async def test_dialing_nobody_is_a_failed_dial(system: System, client: Bus) -> N
     assert result.result in ("failed", "no_answer") and result.code >= 400
 
 
-async def test_blind_transfer_to_the_human_queue(settings: Settings, system: System, client: Bus) -> None:
+QUEUE = "sip:queue@127.0.0.1:5999"
+
+
+@pytest.fixture
+def human_queue(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VOXBUS_SIP__TRANSFER_TARGET", QUEUE)
+
+
+async def test_blind_transfer_to_the_human_queue_and_nowhere_else(
+    human_queue: None, settings: Settings, system: System, client: Bus
+) -> None:
     await wait_all_serving(client)
     seen = await collect(client, subjects.ALL_CALL_EVENTS)
     caller = asyncio.create_task(sipp("caller_transfer.xml", f"127.0.0.1:{settings.sip.port}"))
     await until(lambda: any(isinstance(e, CallStarted) for e in seen), 30)
     call_id = next(e for e in seen if isinstance(e, CallStarted)).call_id
-    queue = "sip:queue@127.0.0.1:5999"
+    # a target outside sip.transfer_target and sip.transfer_allow is refused, whoever asks
+    elsewhere = CallControl(call_id=call_id, action="transfer", target="sip:0900123@premium.example")
+    await client.publish(subjects.control(call_id), elsewhere)
+    await until(lambda: any(isinstance(e, ErrorEvent) and e.code == "ctl_failed" for e in seen), 10)
+    queue = QUEUE
     await client.publish(
         subjects.control(call_id), CallControl(call_id=call_id, action="transfer", target=queue)
     )

@@ -195,3 +195,27 @@ async def test_a_burst_of_invites_gets_503_and_the_call_in_progress_keeps_its_au
     await until(lambda: any(isinstance(e, CallEnded) for e in events), 10)
     assert [e.frames_in for e in events if isinstance(e, CallEnded)] == [len(frames)]
     assert not [e for e in restarts if isinstance(e, WorkerRestarted)]
+
+
+@pytest.fixture
+def one_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VOXBUS_SIP__MAX_CALLS", "1")
+
+
+async def test_beyond_its_capacity_a_gateway_answers_503_and_the_call_it_holds_goes_on(
+    one_call: None, settings: Settings, system: System, client: Bus
+) -> None:
+    """Admission control: a gateway set to one call refuses the second with 503 and Retry-After
+    (so that Kamailio tries another node) instead of slowing the call it holds."""
+    await wait_all_serving(client)
+    events = await collect(client, subjects.ALL_CALL_EVENTS)
+    port = settings.sip.port
+    first = asyncio.create_task(sipp("caller_audio_dtmf.xml", f"127.0.0.1:{port}"))
+    await until(lambda: any(isinstance(e, CallStarted) for e in events), 15)
+    with udp_probe() as (sock, local):
+        second = invite(f"127.0.0.1:{port}", local, "second")
+        assert await final_status(sock, ("127.0.0.1", port), second) == 503
+    code, out = await first
+    assert code == 0, out
+    await until(lambda: any(isinstance(e, CallEnded) for e in events), 10)
+    assert len([e for e in events if isinstance(e, CallStarted)]) == 1

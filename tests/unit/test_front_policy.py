@@ -81,6 +81,12 @@ def test_invites_the_rfc_refuses_are_refused_here_with_their_status() -> None:
         assert isinstance(decision, Answer) and decision.refusal.code in (400, 406, 420), what
 
 
+def test_a_gateway_of_one_call_is_full_with_one() -> None:
+    decision = policy(max_calls=1).judge(a_call("second"), 1, 0.0)
+    assert isinstance(decision, Answer) and decision.refusal.code == 503
+    assert "1 calls" in decision.refusal.reason
+
+
 def test_a_full_gateway_answers_503_without_counting_towards_a_block() -> None:
     decision = policy().judge(a_call("full"), MAX_CALLS, 0.0)
     assert isinstance(decision, Answer) and decision.refusal.code == 503 and not decision.blocks

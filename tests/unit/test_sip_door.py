@@ -20,9 +20,26 @@ def test_only_allowed_sources_may_call() -> None:
     assert Door(SipSettings(allow_from=[])).refusal("192.168.1.9:5060") is None
 
 
-def test_a_full_gateway_places_no_more_calls() -> None:
-    assert Door.dial_refusal(MAX_CALLS - 1) is None
-    assert Door.dial_refusal(MAX_CALLS) == f"gateway full ({MAX_CALLS} calls)"
+def test_dialling_out_only_to_allowed_destinations_within_capacity_and_rate() -> None:
+    door = Door(SipSettings(dials_per_minute=2))
+    assert door.dial_refusal("sip:bob@127.0.0.1:5080", MAX_CALLS - 1, 0.0) is None
+    assert door.dial_refusal("sip:bob@127.0.0.1", MAX_CALLS, 0.0) == f"gateway full ({MAX_CALLS} calls)"
+    refused = door.dial_refusal("sip:0900123@premium.example", 0, 0.0)
+    assert refused is not None and "sip.dial_allow" in refused
+    assert door.dial_refusal("sip:bob@127.0.0.1", 0, 1.0) is None
+    too_many = door.dial_refusal("sip:bob@127.0.0.1", 0, 2.0)
+    assert too_many is not None and "dials_per_minute" in too_many
+    assert door.dial_refusal("sip:bob@127.0.0.1", 0, 61.0) is None  # a minute later
+    small = Door(SipSettings(max_calls=1))
+    assert small.dial_refusal("sip:bob@127.0.0.1", 1, 0.0) == "gateway full (1 calls)"
+
+
+def test_transfers_go_to_the_queue_or_an_allowed_target_only() -> None:
+    door = Door(SipSettings(transfer_target="sip:queue@pbx", transfer_allow=["sip:*@sales.pbx"]))
+    assert door.transfer_refusal("sip:queue@pbx") is None
+    assert door.transfer_refusal("sip:anna@sales.pbx") is None
+    refused = door.transfer_refusal("sip:0900123@premium.example")
+    assert refused is not None and "transfer_allow" in refused
 
 
 def test_codecs_in_order_of_preference_the_rest_disabled() -> None:

@@ -6,6 +6,7 @@ policy is unit-tested without a SIP stack.
 
 from __future__ import annotations
 
+import fnmatch
 import ipaddress
 import threading
 from collections import deque
@@ -16,7 +17,7 @@ from voxbus.config import SipSettings
 from voxbus.sip.invite_checks import Refusal, invite_refusal
 
 __all__ = ["MAX_CALLS", "Door", "Refusal", "RefusalCounter", "Verdict", "codec_priorities", "host_of"]
-MAX_CALLS = 4  # compiled into the pjsua2 wheel: a fifth INVITE gets 486 Busy Here
+MAX_CALLS = 4  # compiled into the pjsua2 wheel (sip.max_calls may lower it; the front says 503)
 CODEC_IDS = {"G722": "G722/16000", "PCMU": "PCMU/8000", "PCMA": "PCMA/8000"}
 
 
@@ -88,6 +89,10 @@ class Door:
         self.counter = RefusalCounter(
             settings.block_after, settings.block_window_s, settings.block_s, settings.rejected_events
         )
+        self.max_calls = settings.max_calls
+        self.dial_allow, self.dials_per_minute = settings.dial_allow, settings.dials_per_minute
+        self.transfer_target, self.transfer_allow = settings.transfer_target, settings.transfer_allow
+        self._dials: deque[float] = deque()  # when the outbound calls of the last minute were placed
 
     def admit(self, source: str, invite: str, now: float) -> Refusal | None:
         """Why an INVITE (its whole text) from ``source`` (host:port) is refused, or None to
@@ -112,10 +117,28 @@ class Door:
             return Refusal(403, "Forbidden: source not allowed")
         return None
 
-    @staticmethod
-    def dial_refusal(calls_now: int) -> str | None:
-        """Why an outbound call cannot be placed now, or None."""
-        return f"gateway full ({MAX_CALLS} calls)" if calls_now >= MAX_CALLS else None
+    def dial_refusal(self, uri: str, calls_now: int, now: float) -> str | None:
+        """Why an outbound call to ``uri`` cannot be placed now, or None: only destinations in
+        ``sip.dial_allow``, at most ``sip.dials_per_minute``, and not on a full gateway."""
+        if not any(fnmatch.fnmatchcase(uri, pattern) for pattern in self.dial_allow):
+            return f"destination {uri[:80]!r} not in sip.dial_allow"
+        if calls_now >= self.max_calls:
+            return f"gateway full ({self.max_calls} calls)"
+        while self._dials and self._dials[0] <= now - 60:
+            self._dials.popleft()
+        if len(self._dials) >= self.dials_per_minute:
+            return f"more than sip.dials_per_minute ({self.dials_per_minute}) outbound calls"
+        self._dials.append(now)
+        return None
+
+    def transfer_refusal(self, target: str) -> str | None:
+        """Why a call may not be transferred to ``target``, or None: the configured queue
+        (``sip.transfer_target``) and ``sip.transfer_allow`` only, whoever asks."""
+        if target == self.transfer_target or any(
+            fnmatch.fnmatchcase(target, pattern) for pattern in self.transfer_allow
+        ):
+            return None
+        return f"transfer target {target[:80]!r} is neither sip.transfer_target nor in sip.transfer_allow"
 
 
 def codec_priorities(available: Iterable[str], wanted: list[str]) -> dict[str, int]:

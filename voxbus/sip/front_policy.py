@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from voxbus.sip.door import MAX_CALLS, Door
+from voxbus.sip.door import Door
 from voxbus.sip.invite_checks import Refusal, invite_refusal, parse_head
 
 __all__ = ["ALLOW", "Answer", "Drop", "FrontPolicy", "Pass", "Request", "TokenBucket"]
@@ -76,7 +76,7 @@ class FrontPolicy:
 
     def __init__(self, door: Door, new_calls_per_s: float) -> None:
         self.door = door
-        self.new_calls = TokenBucket(new_calls_per_s, burst=MAX_CALLS)
+        self.new_calls = TokenBucket(new_calls_per_s, burst=door.max_calls)
         self.passed: OrderedDict[str, float] = OrderedDict()  # INVITE transactions let in, by time
 
     def judge(self, request: Request, calls_now: int, now: float) -> Decision:
@@ -107,8 +107,8 @@ class FrontPolicy:
         refusal = invite_refusal(request.text)
         if refusal is not None:
             return Answer(refusal)
-        if calls_now >= MAX_CALLS:
-            full = f"Service Unavailable: gateway full ({MAX_CALLS} calls)"
+        if calls_now >= self.door.max_calls:
+            full = f"Service Unavailable: gateway full ({self.door.max_calls} calls)"
             return Answer(Refusal(503, full, {"Retry-After": "5"}), blocks=False)
         if not self.new_calls.take(now):
             busy = Refusal(503, "Service Unavailable: too many new calls a second", {"Retry-After": "1"})

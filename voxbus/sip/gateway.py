@@ -5,7 +5,7 @@ thread runs the audio ports (50 times a second per call); the event loop talks t
 from either thread hand their work to the loop with ``call_soon_threadsafe``; the loop hands pjsua
 work to the pjsua thread with ``PjThread.submit``.
 
-The wheel is compiled for at most 4 calls per process: a fifth INVITE gets 486 Busy Here. More
+The wheel is compiled for at most 4 calls per process: a fifth INVITE gets 503 from the front. More
 calls means more gateway processes behind a SIP front such as Kamailio (see ``deploy/kamailio``).
 """
 
@@ -248,6 +248,9 @@ class SipGateway:
         target = command.target or self.settings.transfer_target
         if not target:
             raise ValueError("transfer: no target and no sip.transfer_target configured")
+        refusal = self.door.transfer_refusal(target)
+        if refusal is not None:
+            raise ValueError(refusal)
         call.transfer_target = target
         call.xfer(target, pj.CallOpParam(True))
 
@@ -263,9 +266,11 @@ class SipGateway:
         except subjects.BadCallId as exc:
             await reply_rejected(msg, self.gateway_id, str(exc))
             return
-        full = self.door.dial_refusal(len(self.calls))
-        if full is not None:
-            await reply_rejected(msg, self.gateway_id, full)
+        refusal = self.door.dial_refusal(request.uri, len(self.calls), time.monotonic())
+        if refusal is not None:
+            log.warning("dial refused", call_id=request.call_id, reason=refusal)
+            self.emit(DialResult(call_id=request.call_id, uri=request.uri, result="failed", reason=refusal))
+            await reply_rejected(msg, self.gateway_id, refusal)
             return
 
         def place() -> None:
