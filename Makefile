@@ -69,6 +69,7 @@ bench: models models-test
 	$(PY) bench/latency.py --profile test --profile default --out bench/results
 	$(PY) bench/gateway.py --calls 12 --seconds 30 --out bench/results
 	$(PY) bench/echo.py --out bench/results
+	$(PY) bench/nats_outage.py --kills 5 --out bench/results
 
 clean:
 	rm -rf $(VENV) $(STAMPS) build *.egg-info out
