@@ -155,3 +155,22 @@ async def test_backoff_delays_a_repeated_restart() -> None:
     assert loop.time() - began >= 0.29  # second restart within the window waits
     await sup.stop()
     await task
+
+
+async def test_a_child_facing_the_outside_never_exhausts_the_intensity_of_the_others() -> None:
+    """A gateway's crashes can be caused by anyone who reaches its SIP port: they back off but do
+    not count towards the restart intensity, so they cannot take the whole system down."""
+    log: list[str] = []
+    commands: dict[str, asyncio.Queue[str]] = {}
+    sup = Supervisor("s", max_restarts=2, backoff=no_backoff())
+    door = ChildSpec(id="sip", start=lambda: Child(log, "sip", commands), exposed=True)
+    task = await run_sup(sup, [door, *specs(["stt"], log, commands)])
+    for _ in range(6):
+        commands["sip"].put_nowait("crash")
+        await settle()
+    assert log.count("start sip") == 7 and not task.done()
+    for _ in range(3):  # the others' intensity is still whole: the third crash escalates
+        commands["stt"].put_nowait("crash")
+        await settle()
+    with pytest.raises(Escalation):
+        await asyncio.wait_for(task, 2)

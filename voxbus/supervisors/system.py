@@ -157,6 +157,7 @@ class System:
         creds = self.creds(role)
         return ChildSpec(
             id=worker_id,
+            exposed=role == "sip",  # its SIP port faces the outside
             start=lambda: WorkerProcess(
                 role=role,
                 worker_id=worker_id,

@@ -45,6 +45,9 @@ class ChildSpec:
     id: str
     start: Callable[[], Runnable]  # makes a fresh child for every (re)start
     restart: RestartType = "permanent"
+    # faces the outside (a SIP gateway): anyone who reaches it may make it crash, so its restarts
+    # back off but never count towards the supervisor's intensity (they cannot end the system)
+    exposed: bool = False
 
 
 @dataclass
@@ -107,6 +110,7 @@ class Supervisor:
         self._order: list[str] = []
         self._children: dict[str, _Running] = {}
         self._restart_times: deque[float] = deque()
+        self._exposed_times: dict[str, deque[float]] = {}  # restarts of exposed children, each apart
         self._changed = asyncio.Event()
         self._stopping = False
 
@@ -162,10 +166,11 @@ class Supervisor:
             del self._children[spec.id]
             return
         now = time.monotonic()
-        self._restart_times.append(now)
-        while self._restart_times and now - self._restart_times[0] > self.max_seconds:
-            self._restart_times.popleft()
-        if len(self._restart_times) > self.max_restarts:
+        times = self._exposed_times.setdefault(spec.id, deque()) if spec.exposed else self._restart_times
+        times.append(now)
+        while times and now - times[0] > self.max_seconds:
+            times.popleft()
+        if not spec.exposed and len(times) > self.max_restarts:
             message = (
                 f"{self.name}: {len(self._restart_times)} restarts in "
                 f"{self.max_seconds:.0f} s (limit {self.max_restarts}); "
@@ -180,7 +185,7 @@ class Supervisor:
             to_restart = self._order[self._order.index(spec.id) :]
             for later in to_restart[1:]:
                 await _cancel(self._children[later].task)
-        delay = self.backoff.delay(len(self._restart_times))
+        delay = self.backoff.delay(len(times))
         log.warning(
             "restarting child",
             supervisor=self.name,
