@@ -153,7 +153,27 @@ async def run_suite(name: str, messages: list[Case], prober: Prober, rate: float
     return {"suite": name, "sent": sent, "too_big_for_udp": too_big, "answers": dict(sorted(answers.items()))}
 
 
-async def bench(protos: Path | None, every: int, rate: float, tmp: Path) -> dict:
+async def _kamailio_before(port: int, tmp: Path) -> tuple[asyncio.subprocess.Process, int]:
+    """Kamailio with the shipped configuration, one shard behind it (the gateway on ``port``)."""
+    front = free_port()
+    (tmp / "dispatcher.list").write_text(f"1 sip:127.0.0.1:{port}\n")
+    config = tmp / "kamailio.cfg"
+    config.write_text(
+        (ROOT / "deploy/kamailio/kamailio.cfg")
+        .read_text()
+        .replace("udp:127.0.0.1:5060", f"udp:127.0.0.1:{front}")
+        .replace("/etc/kamailio/voxbus-dispatcher.list", str(tmp / "dispatcher.list"))
+    )
+    (tmp / "kamailio-run").mkdir(exist_ok=True)
+    proc = await asyncio.create_subprocess_exec(
+        "kamailio", "-f", str(config), "-DD", "-E", "-n", "1", "-Y", str(tmp / "kamailio-run"),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    await asyncio.sleep(3)  # listening, and its first OPTIONS probe found the shard
+    return proc, front
+
+
+async def bench(protos: Path | None, every: int, rate: float, tmp: Path, through_kamailio: bool) -> dict:
     settings = load_settings()
     port = free_port()
     settings.sip = settings.sip.model_copy(update={"port": port})
@@ -169,29 +189,37 @@ async def bench(protos: Path | None, every: int, rate: float, tmp: Path) -> dict
 
     await bus.subscribe(subjects.system_event("worker.restarted"), None, on_restart)
     await asyncio.sleep(3)  # the gateway up
-    prober = Prober(("127.0.0.1", port))
+    kamailio = await _kamailio_before(port, tmp) if through_kamailio else None
+    target_port = kamailio[1] if kamailio else port
+    prober = Prober(("127.0.0.1", target_port))
     listening = asyncio.create_task(prober.listen())
     results = []
     local = f"127.0.0.1:{prober.port}"
-    ours = [(f"{branch}@torture", message, None) for branch, message in _ours(f"127.0.0.1:{port}", local)]
+    to = f"127.0.0.1:{target_port}"
+    ours = [(f"{branch}@torture", message, None) for branch, message in _ours(to, local)]
     results.append(await run_suite("RFC 4475 semantic cases (tests/hostile_sip.py)", ours, prober, rate))
     if protos is not None:
         files = sorted(protos.iterdir())[::every]
         messages = []
         for number, path in ((int(p.name), p) for p in files):
             invite, *rest = protos_messages(path.read_bytes())
-            teardown = fill(rest[0], number, f"127.0.0.1:{port}", prober.port) if rest else None
-            filled = fill(invite, number, f"127.0.0.1:{port}", prober.port)
+            teardown = fill(rest[0], number, to, prober.port) if rest else None
+            filled = fill(invite, number, to, prober.port)
             messages.append((f"protos-{number:07d}@127.0.0.1", filled, teardown))
         print(f"PROTOS: {len(messages)} cases at {rate}/s...", flush=True)
         results.append(await run_suite(f"PROTOS c07-sip (every {every})", messages, prober, rate))
     listening.cancel()
     await asyncio.sleep(35)  # calls PROTOS set up and left (no ACK) end after RFC 3261's 32 s
-    served = await _a_real_call(port)
+    served = await _a_real_call(target_port)
+    if kamailio:
+        kamailio[0].terminate()
+        await kamailio[0].wait()
     await bus.close()
     await system.stop()
     return {
-        "target": "embedded gateway (voxbus up's SIP port, no Kamailio)",
+        "target": "Kamailio (deploy/kamailio) before one gateway"
+        if through_kamailio
+        else "embedded gateway (voxbus up's SIP port, no Kamailio)",
         "rate_per_s": rate,
         "block_after": int(os.environ["VOXBUS_SIP__BLOCK_AFTER"]),
         "suites": results,
@@ -252,6 +280,7 @@ def main() -> int:
         help="sip.block_after for the gateway: 0 (as behind Kamailio) lets every message reach the "
         "parser; with the default 20 the source is blocked after 20 refusals and the rest get 403",
     )
+    parser.add_argument("--through-kamailio", action="store_true", help="send to Kamailio before the gateway")
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
     os.environ["VOXBUS_SIP__BLOCK_AFTER"] = str(args.block_after)
@@ -259,10 +288,11 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         os.environ.setdefault("VOXBUS_DATA_DIR", tmp)
-        result = asyncio.run(bench(args.protos, args.every, args.rate, Path(tmp)))
+        result = asyncio.run(bench(args.protos, args.every, args.rate, Path(tmp), args.through_kamailio))
     print(json.dumps(result, indent=2))
-    (args.out / "sip_torture.json").write_text(json.dumps(result, indent=2))
-    plot(result, args.out / "sip_torture.png")
+    name = "sip_torture_kamailio" if args.through_kamailio else "sip_torture"
+    (args.out / f"{name}.json").write_text(json.dumps(result, indent=2))
+    plot(result, args.out / f"{name}.png")
     return 0
 
 
