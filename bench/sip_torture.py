@@ -150,7 +150,14 @@ async def run_suite(name: str, messages: list[Case], prober: Prober, rate: float
     await asyncio.sleep(WAIT_S + 1)
     keys = [key for key, _, _ in messages]
     answers = Counter(str(prober.finals.get(key, "none")) for key in keys)
-    return {"suite": name, "sent": sent, "too_big_for_udp": too_big, "answers": dict(sorted(answers.items()))}
+    set_up = [key for key in keys if 200 <= prober.finals.get(key, 0) < 300]
+    return {
+        "suite": name,
+        "sent": sent,
+        "too_big_for_udp": too_big,
+        "answers": dict(sorted(answers.items())),
+        "set_up_calls": set_up,  # the INVITEs answered 2xx, for a closer look
+    }
 
 
 async def _kamailio_before(port: int, tmp: Path) -> tuple[asyncio.subprocess.Process, int]:
