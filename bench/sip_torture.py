@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -30,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.hostile_sip import cases as rfc4475_cases  # noqa: E402
+from tests.integration.helpers import kamailio_front  # noqa: E402
 from voxbus.bus import subjects  # noqa: E402
 from voxbus.bus.connection import Bus  # noqa: E402
 from voxbus.bus.embedded import free_port  # noqa: E402
@@ -160,26 +162,6 @@ async def run_suite(name: str, messages: list[Case], prober: Prober, rate: float
     }
 
 
-async def _kamailio_before(port: int, tmp: Path) -> tuple[asyncio.subprocess.Process, int]:
-    """Kamailio with the shipped configuration, one shard behind it (the gateway on ``port``)."""
-    front = free_port()
-    (tmp / "dispatcher.list").write_text(f"1 sip:127.0.0.1:{port}\n")
-    config = tmp / "kamailio.cfg"
-    config.write_text(
-        (ROOT / "deploy/kamailio/kamailio.cfg")
-        .read_text()
-        .replace("udp:127.0.0.1:5060", f"udp:127.0.0.1:{front}")
-        .replace("/etc/kamailio/voxbus-dispatcher.list", str(tmp / "dispatcher.list"))
-    )
-    (tmp / "kamailio-run").mkdir(exist_ok=True)
-    proc = await asyncio.create_subprocess_exec(
-        "kamailio", "-f", str(config), "-DD", "-E", "-n", "1", "-Y", str(tmp / "kamailio-run"),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    await asyncio.sleep(3)  # listening, and its first OPTIONS probe found the shard
-    return proc, front
-
-
 async def bench(protos: Path | None, every: int, rate: float, tmp: Path, through_kamailio: bool) -> dict:
     settings = load_settings()
     port = free_port()
@@ -196,8 +178,8 @@ async def bench(protos: Path | None, every: int, rate: float, tmp: Path, through
 
     await bus.subscribe(subjects.system_event("worker.restarted"), None, on_restart)
     await asyncio.sleep(3)  # the gateway up
-    kamailio = await _kamailio_before(port, tmp) if through_kamailio else None
-    target_port = kamailio[1] if kamailio else port
+    fronts = contextlib.AsyncExitStack()
+    target_port = await fronts.enter_async_context(kamailio_front([port], tmp)) if through_kamailio else port
     prober = Prober(("127.0.0.1", target_port))
     listening = asyncio.create_task(prober.listen())
     results = []
@@ -218,9 +200,7 @@ async def bench(protos: Path | None, every: int, rate: float, tmp: Path, through
     listening.cancel()
     await asyncio.sleep(35)  # calls PROTOS set up and left (no ACK) end after RFC 3261's 32 s
     served = await _a_real_call(target_port)
-    if kamailio:
-        kamailio[0].terminate()
-        await kamailio[0].wait()
+    await fronts.aclose()
     await bus.close()
     await system.stop()
     return {

@@ -71,3 +71,20 @@ def cases(target: str, local: str) -> list[tuple[str, bytes, int]]:
         # PROTOS c07-sip: one such packet aborted the gateway (a pjlib assertion at 254 characters)
         ("an SDP address of 300 characters", invite(target, local, "longc", media_host="a" * 300), 400),
     ]
+
+
+def out_of_dialog(method: str, target: str, local: str, branch: str = "") -> bytes:
+    """A request outside any dialog, with nothing to refuse in it but its method."""
+    branch = branch or method.lower()
+    lines = [
+        f"{method} sip:voxbus@{target} SIP/2.0",
+        f"Via: SIP/2.0/UDP {local};branch=z9hG4bK{branch};rport",
+        "Max-Forwards: 70",
+        f"From: <sip:probe@{local}>;tag={branch}",
+        f"To: <sip:voxbus@{target}>",
+        f"Call-ID: {branch}@probe",
+        f"CSeq: 1 {method}",
+        f"Contact: <sip:probe@{local}>",
+        "Content-Length: 0",
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()

@@ -4,6 +4,9 @@ do), waiting for workers to serve, and peers' command lines."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -61,3 +64,57 @@ async def wait_all_serving(bus: Bus) -> None:
     answered by the gateway but greeted late (the TTS worker still loading), and a caller's WAV
     with a fixed timeline then speaks over the greeting."""
     await asyncio.gather(*(pid_of(bus, role, f"{role}-1") for role in ("sip", "stt", "llm", "tts", "agent")))
+
+
+KAMAILIO_CFG = Path(__file__).parents[2] / "deploy" / "kamailio" / "kamailio.cfg"
+
+
+@contextlib.asynccontextmanager
+async def kamailio_front(shard_ports: list[int], folder: Path) -> AsyncIterator[int]:
+    """Kamailio with the shipped configuration before gateway shards on ``shard_ports``, on a
+    free port of its own (yielded once it answers OPTIONS)."""
+    from voxbus.bus.embedded import free_port
+
+    front = free_port()
+    dispatcher = folder / "dispatcher.list"
+    dispatcher.write_text("".join(f"1 sip:127.0.0.1:{p}\n" for p in shard_ports))
+    config = folder / "kamailio.cfg"
+    config.write_text(
+        KAMAILIO_CFG.read_text()
+        .replace("udp:127.0.0.1:5060", f"udp:127.0.0.1:{front}")
+        .replace("/etc/kamailio/voxbus-dispatcher.list", str(dispatcher))
+    )
+    (folder / "run").mkdir(exist_ok=True)
+    kamailio = await asyncio.create_subprocess_exec(
+        "kamailio", "-f", str(config), "-DD", "-E", "-n", "1", "-Y", str(folder / "run"),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        await _answering(front, kamailio)
+        yield front
+    finally:
+        kamailio.terminate()
+        await kamailio.wait()
+
+
+async def _answering(front: int, kamailio: asyncio.subprocess.Process) -> None:
+    """Wait until Kamailio answers an OPTIONS on its front port."""
+    import socket
+
+    from tests.hostile_sip import out_of_dialog
+
+    loop = asyncio.get_running_loop()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.setblocking(False)
+        local = f"127.0.0.1:{sock.getsockname()[1]}"
+        for attempt in range(100):
+            assert kamailio.returncode is None, "kamailio did not start"
+            ping = out_of_dialog("OPTIONS", f"127.0.0.1:{front}", local, f"ping{attempt}")
+            await loop.sock_sendto(sock, ping, ("127.0.0.1", front))
+            try:
+                await asyncio.wait_for(loop.sock_recv(sock, 65535), 0.2)
+                return
+            except TimeoutError:
+                continue
+    raise AssertionError("kamailio does not answer OPTIONS")

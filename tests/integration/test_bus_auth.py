@@ -14,7 +14,7 @@ from voxbus.bus import subjects
 from voxbus.bus.connection import Bus, BusUnreachable
 from voxbus.config import Settings
 from voxbus.schemas.messages import CallControl
-from voxbus.supervisors.system import System, auth_dir, grant
+from voxbus.supervisors.system import System, auth_dir, grant, server_config_file
 
 from .test_sip import until
 
@@ -63,7 +63,7 @@ async def test_a_third_party_reader_sees_events_but_never_audio(settings: Settin
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(auth_dir(settings).stat().st_mode) == 0o700
     secret = json.loads(path.read_text())["password"]
-    for stored in (auth_dir(settings) / "users.json", settings.data_dir / "run" / "nats.conf"):
+    for stored in (auth_dir(settings) / "users.json", server_config_file(settings)):
         assert secret not in stored.read_text()  # the server keeps only bcrypt hashes
     reader = await connected(system, "reader", path)  # the server read its users again
     try:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 from nats.aio.msg import Msg
 
-from tests.hostile_sip import cases, invite
+from tests.hostile_sip import cases, invite, out_of_dialog
 from voxbus.bus import subjects
 from voxbus.bus.connection import Bus
 from voxbus.config import Settings
@@ -67,22 +67,6 @@ async def final_status(sock: socket.socket, target: tuple[str, int], message: by
             if status >= 300 and message.startswith(b"INVITE "):
                 await loop.sock_sendto(sock, ack_for(message, data), target)
             return status
-
-
-def out_of_dialog(method: str, target: str, local: str) -> bytes:
-    """A request outside any dialog, with nothing to refuse in it but its method."""
-    lines = [
-        f"{method} sip:voxbus@{target} SIP/2.0",
-        f"Via: SIP/2.0/UDP {local};branch=z9hG4bK{method.lower()};rport",
-        "Max-Forwards: 70",
-        f"From: <sip:torture@{local}>;tag={method.lower()}",
-        f"To: <sip:voxbus@{target}>",
-        f"Call-ID: {method.lower()}@torture",
-        f"CSeq: 1 {method}",
-        f"Contact: <sip:torture@{local}>",
-        "Content-Length: 0",
-    ]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
 @pytest.fixture

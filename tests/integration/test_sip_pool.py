@@ -19,7 +19,7 @@ from voxbus.config import Settings
 from voxbus.schemas.events import Event, WorkerRestarted
 from voxbus.supervisors.system import System
 
-from .helpers import pid_of, sipp_command
+from .helpers import kamailio_front, pid_of, sipp_command
 from .test_sip import SCENARIOS
 
 pytestmark = [
@@ -29,26 +29,7 @@ pytestmark = [
         reason="kamailio and sipp: make sip-peers",
     ),
 ]
-KAMAILIO_CFG = Path(__file__).parents[2] / "deploy" / "kamailio" / "kamailio.cfg"
 SHARDS = 3
-
-
-async def kamailio_answering(front: int, kamailio: asyncio.subprocess.Process) -> None:
-    """Wait until Kamailio answers an OPTIONS on its front port."""
-    from .test_sip_door import udp_probe
-
-    loop = asyncio.get_running_loop()
-    with udp_probe() as (sock, local):
-        for attempt in range(100):
-            assert kamailio.returncode is None, "kamailio did not start"
-            ping = request("OPTIONS", f"127.0.0.1:{front}", local, f"ping{attempt}")
-            await loop.sock_sendto(sock, ping, ("127.0.0.1", front))
-            try:
-                await asyncio.wait_for(loop.sock_recv(sock, 65535), 0.2)
-                return
-            except TimeoutError:
-                continue
-    raise AssertionError("kamailio does not answer OPTIONS")
 
 
 @pytest.fixture
@@ -62,35 +43,10 @@ async def pool(settings: Settings, tmp_path: Path) -> AsyncIterator[tuple[System
     )
     system = System(settings, workers=workers)  # type: ignore[arg-type]
     await system.start()
-    front = free_port()
-    dispatcher = tmp_path / "dispatcher.list"
-    dispatcher.write_text("".join(f"1 sip:127.0.0.1:{p}\n" for p in ports))
-    config = tmp_path / "kamailio.cfg"
-    config.write_text(
-        KAMAILIO_CFG.read_text()
-        .replace("udp:127.0.0.1:5060", f"udp:127.0.0.1:{front}")
-        .replace("/etc/kamailio/voxbus-dispatcher.list", str(dispatcher))
-    )
-    kamailio = await asyncio.create_subprocess_exec(
-        "kamailio",
-        "-f",
-        str(config),
-        "-DD",
-        "-E",
-        "-n",
-        "1",
-        "-Y",
-        str(tmp_path / "run"),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    (tmp_path / "run").mkdir(exist_ok=True)
     try:
-        await kamailio_answering(front, kamailio)
-        yield system, front
+        async with kamailio_front(ports, tmp_path) as front:
+            yield system, front
     finally:
-        kamailio.terminate()
-        await kamailio.wait()
         await system.stop()
 
 
@@ -126,25 +82,10 @@ async def test_twelve_calls_through_kamailio_and_a_killed_shard(pool: tuple[Syst
     await client.close()
 
 
-def request(method: str, target: str, local: str, branch: str) -> bytes:
-    lines = [
-        f"{method} sip:voxbus@{target} SIP/2.0",
-        f"Via: SIP/2.0/UDP {local};branch=z9hG4bK{branch};rport",
-        "Max-Forwards: 70",
-        f"From: <sip:probe@{local}>;tag={branch}",
-        f"To: <sip:voxbus@{target}>",
-        f"Call-ID: {branch}@probe",
-        f"CSeq: 1 {method}",
-        f"Contact: <sip:probe@{local}>",
-        "Content-Length: 0",
-    ]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode()
-
-
 async def test_the_front_answers_what_no_gateway_serves(pool: tuple[System, int]) -> None:
     """REGISTER gets 405 and an unknown method 501 (RFC 3261), a malformed INVITE its 4xx from
     Kamailio's sanity checks: none is left unanswered, none reaches a shard."""
-    from tests.hostile_sip import cases
+    from tests.hostile_sip import cases, out_of_dialog
 
     from .test_sip_door import final_status, udp_probe
 
@@ -154,7 +95,7 @@ async def test_the_front_answers_what_no_gateway_serves(pool: tuple[System, int]
     with udp_probe() as (sock, local):
         statuses = {}
         for method in ("REGISTER", "FROBNICATE"):
-            await loop.sock_sendto(sock, request(method, f"127.0.0.1:{front}", local, method.lower()), target)
+            await loop.sock_sendto(sock, out_of_dialog(method, f"127.0.0.1:{front}", local), target)
             reply = await asyncio.wait_for(loop.sock_recv(sock, 65535), 10)
             statuses[method] = int(reply.split(b" ", 2)[1])
         assert statuses == {"REGISTER": 405, "FROBNICATE": 501}

@@ -133,11 +133,6 @@ class EmbeddedNats:
                     delay = min(delay * 2, 2.0)
             restarted(reason)
 
-    def reload(self) -> None:
-        """Read the configuration file again (new users), without dropping a connection."""
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGHUP)
-
     async def wait(self) -> int:
         assert self.proc is not None
         return await self.proc.wait()

@@ -45,11 +45,15 @@ class Drop:
 @dataclass(frozen=True)
 class Answer:
     """Answer statelessly with ``refusal``'s status; ``blocks``: a refusal that counts towards
-    blocking its source (garbage does, a full gateway does not, an OPTIONS' 200 is no refusal)."""
+    blocking its source (garbage does, a full gateway does not)."""
 
     refusal: Refusal
-    refused: bool = True
     blocks: bool = True
+
+    @property
+    def refused(self) -> bool:
+        """An error status (an OPTIONS' 200 is no refusal: no event, no count)."""
+        return self.refusal.code >= 300
 
 
 Decision = Pass | Drop | Answer
@@ -90,7 +94,7 @@ class FrontPolicy:
             return Pass()  # within a dialog or a transaction: pjsip matches it or answers 481
         if method == "OPTIONS":
             headers_out = {"Allow": ALLOW, "Accept": "application/sdp"}
-            return Answer(Refusal(200, "OK", headers_out), refused=False)
+            return Answer(Refusal(200, "OK", headers_out))
         if method in NOT_SERVED:
             return Answer(Refusal(405, "Method Not Allowed", {"Allow": ALLOW}))
         if method not in PASSED_ON:

@@ -52,6 +52,11 @@ def client_creds(settings: Settings) -> Path | None:
     return admin if admin.is_file() else None
 
 
+def server_config_file(settings: Settings) -> Path:
+    """The embedded nats-server's configuration: its users and their permissions (0600)."""
+    return settings.data_dir / "run" / "nats.conf"
+
+
 def pid_file(settings: Settings) -> Path:
     """The embedded nats-server's pid, for `voxbus creds` to make it read its users again."""
     return settings.data_dir / "run" / "nats.pid"
@@ -65,7 +70,7 @@ def grant(settings: Settings, role: str, user: str, audio: bool = False) -> Path
     import signal
 
     path = issue(auth_dir(settings), user, role, audio)
-    secure_embedded_server(auth_dir(settings), settings.data_dir / "run" / "nats.conf")
+    secure_embedded_server(auth_dir(settings), server_config_file(settings))
     pid = pid_file(settings)
     if pid.is_file():
         with contextlib.suppress(ProcessLookupError, ValueError):  # not running: read at its next start
@@ -101,9 +106,8 @@ class System:
     async def start(self) -> str:
         check_models(self.settings, {worker[0] for worker in self.workers})
         if not self.url:
-            data = self.settings.data_dir
-            config = secure_embedded_server(auth_dir(self.settings), data / "run" / "nats.conf")
-            self.nats = EmbeddedNats(data / "nats", config=config)
+            config = secure_embedded_server(auth_dir(self.settings), server_config_file(self.settings))
+            self.nats = EmbeddedNats(self.settings.data_dir / "nats", config=config)
             self.url = await self.nats.start()
             self._write_pid()
             self.nats_keeper = asyncio.create_task(self.nats.keep_alive(self._nats_restarted))
