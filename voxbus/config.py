@@ -56,6 +56,19 @@ class AgentSettings(BaseModel):
         description="offer the call-control tools (transfer_to_human, hang_up) to the LLM; off by "
         "default: the bundled 1.5B model does not call them and the longer prompt slows its answers",
     )
+    service_tools: list[str] = Field(
+        default_factory=lambda: ["*"],
+        description="tools served on voxbus.tool.<name> that calls may use (shell patterns); found "
+        "with $SRV.INFO when a call starts. Only holders of a 'tools' bus credential can serve one",
+    )
+    tool_hold_after_ms: int = Field(
+        default=400, ge=0, description="a tool still running after this long: the holding phrase is said"
+    )
+    tool_holding_phrase: str = "One moment, let me check."
+    tool_failure_phrase: str = (
+        "I'm sorry, I can't check that right now. Would you like me to put you through to a colleague?"
+    )
+    tool_rounds: int = Field(default=3, ge=1, le=10, description="tool calls one answer may chain")
 
 
 class SttSettings(BaseModel):

@@ -62,9 +62,11 @@ class AgentService:
             except ValueError:
                 continue
             if state.owner == self.agent_id and not state.ended:
-                self._start_actor(state.call_id, resume=True, caller=state.caller, source=state.source)
+                self._start_actor(state.call_id, True, state.caller, state.source, state.called)
 
-    def _start_actor(self, call_id: str, resume: bool, caller: str, source: str) -> CallActor:
+    def _start_actor(
+        self, call_id: str, resume: bool, caller: str, source: str, called: str = ""
+    ) -> CallActor:
         first = [True]
 
         def make() -> CallActor:
@@ -78,6 +80,7 @@ class AgentService:
                 resume=resume or not first[0],
                 caller=caller,
                 source=source,
+                called=called,
             )
             first[0] = False
             self.actors[call_id] = actor
@@ -97,7 +100,9 @@ class AgentService:
         if actor is None or not actor.running:
             if request.call_id in self.calls.children():
                 await self.calls.terminate_child(request.call_id)
-            actor = self._start_actor(request.call_id, request.resume, request.caller, request.source)
+            actor = self._start_actor(
+                request.call_id, request.resume, request.caller, request.source, request.called
+            )
         try:
             await asyncio.wait_for(actor.ready.wait(), READY_TIMEOUT_S)
         except TimeoutError:

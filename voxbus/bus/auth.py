@@ -114,6 +114,7 @@ def permissions(role: str, audio: bool = False) -> Permissions:
                 f"{call}.cancel",
                 f"{call}.ctl",
                 f"{P}.tool.>",
+                "$SRV.INFO",  # which tools are up
                 f"$KV.{subjects.CALL_STATE_BUCKET}.>",
                 *_consumer_api(KV),  # kv.keys() (resuming calls) reads the bucket with a consumer
                 f"$JS.API.DIRECT.GET.{KV}.>",

@@ -13,7 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from voxbus.config import LlmSettings
+from voxbus.engines.tool_calls import OPEN, call_grammar, call_start, canonical, undecided_tail
 from voxbus.schemas.messages import ChatMessage
+
+TOOL_CALL_MAX_TOKENS = 256
 
 
 class LlamaEngine:
@@ -60,21 +63,58 @@ class LlamaEngine:
         cancelled: Callable[[], bool] = lambda: False,
         tools: list[dict[str, Any]] | None = None,
     ) -> Iterator[str]:
-        """Yield text pieces; stops within one token once ``cancelled()`` is true. Blocking."""
+        """Yield text pieces; stops within one token once ``cancelled()`` is true. Blocking.
+
+        With ``tools``, a tool call is decoded under a grammar of the offered tools and yielded
+        whole, in canonical form (see :mod:`voxbus.engines.tool_calls`); the answer ends there."""
         prompt, stops = self.prompt(messages, continue_from, tools)
+        said, sent = "", 0
+        for text in self._complete(prompt, stops, max_tokens, temperature):
+            if cancelled():
+                return
+            said += text
+            start = call_start(said) if tools else None
+            if start is not None:
+                if start > sent:
+                    yield said[sent:start]
+                yield from self._tool_call(prompt + said[:start], stops, tools or [], cancelled)
+                return
+            ready = len(said) - (undecided_tail(said) if tools else 0)
+            if ready > sent:
+                yield said[sent:ready]
+                sent = ready
+        if len(said) > sent:
+            yield said[sent:]
+
+    def _complete(
+        self, prompt: str, stops: list[str], max_tokens: int, temperature: float, grammar: Any = None
+    ) -> Iterator[str]:
         for chunk in self.llm.create_completion(
             prompt,
             max_tokens=max_tokens,
             temperature=temperature,
             stop=stops,
             stream=True,
-            logits_processor=self._answer_at_least(prompt, stops) if self.min_tokens else None,
+            grammar=grammar,
+            logits_processor=self._answer_at_least(prompt, stops)
+            if self.min_tokens and not grammar
+            else None,
         ):
-            if cancelled():
-                return
             text = chunk["choices"][0]["text"]
             if text:
                 yield text
+
+    def _tool_call(
+        self, before: str, stops: list[str], tools: list[dict[str, Any]], cancelled: Callable[[], bool]
+    ) -> Iterator[str]:
+        body = ""
+        for text in self._complete(
+            before + OPEN + "\n", stops, TOOL_CALL_MAX_TOKENS, 0.0, call_grammar(tools)
+        ):
+            if cancelled():
+                return
+            body += text
+        yield canonical(body)
 
     def _answer_at_least(self, prompt: str, stops: list[str]) -> Any:
         """A logits processor that keeps the answer from ending before ``llm.min_tokens``: the

@@ -254,11 +254,45 @@ class DtmfReceived(CallEvent):
 
 
 class ToolCalled(CallEvent):
-    """The agent called one of its tools (carried out once what it said before was played)."""
+    """The agent called one of its tools: call control (carried out once what it said before was
+    played) or a tool served on ``voxbus.tool.<name>`` (``tool.result`` or ``tool.failed`` follows)."""
 
     type: Literal["tool.called"] = "tool.called"
     name: str
     arguments: dict[str, Any] = Field(default_factory=dict)
+    call_key: str = Field(default="", description="the idempotency key of this tool call")
+
+
+class ToolResult(CallEvent):
+    """A served tool answered ``ok: true``."""
+
+    type: Literal["tool.result"] = "tool.result"
+    name: str
+    call_key: str
+    result: Any = None
+    latency_ms: float
+    attempts: int
+
+
+class ToolFailed(CallEvent):
+    """A tool call that did not succeed, and why: ``refused`` (the tool said no, e.g. a slot
+    taken), ``timeout``, ``unavailable`` (no service), ``bad_reply``, ``unknown_tool``,
+    ``bad_arguments`` (checked against the tool's schema before any request)."""
+
+    type: Literal["tool.failed"] = "tool.failed"
+    name: str
+    call_key: str
+    failure: Literal["refused", "timeout", "unavailable", "bad_reply", "unknown_tool", "bad_arguments"]
+    error: str
+    latency_ms: float
+    attempts: int
+
+
+class ToolsOffered(CallEvent):
+    """The tools offered to the LLM for this call, found at its start (``$SRV.INFO``)."""
+
+    type: Literal["tools.offered"] = "tools.offered"
+    names: list[str]
 
 
 class DialResult(CallEvent):
@@ -333,7 +367,7 @@ CALL_EVENTS: tuple[type[CallEvent], ...] = (
     SpeechEnded, SttPartial, SttTentative, SttFinal, LlmRequested, LlmFirstToken, LlmDone,
     LlmCancelled, LlmRetried, TtsRequested, TtsFirstFrame, TtsClauseDone, TtsDone, PlayoutStarted,
     PlayoutHeld, PlayoutResumed, PlayoutDone, BargeIn, TurnMetrics, DtmfReceived, DialResult,
-    TransferResult, ToolCalled,
+    TransferResult, ToolCalled, ToolResult, ToolFailed, ToolsOffered,
 )  # fmt: skip
 SYSTEM_EVENTS: tuple[type[Event], ...] = (
     ErrorEvent, SipRejected, WorkerStarted, WorkerRestarted, WorkerExited, SupervisorEscalated,

@@ -35,7 +35,7 @@ class AudioFrame(Message):
 
 
 class ChatMessage(Message):
-    role: Literal["system", "user", "assistant"]
+    role: Literal["system", "user", "assistant", "tool"]
     content: str
     interrupted: bool = False
 
@@ -46,6 +46,7 @@ class CallStart(Message):
     call_id: str
     source: str = "file"
     caller: str = ""
+    called: str = Field(default="", description="the number called: the SIP request URI's user")
     resume: bool = Field(default=False, description="the call exists: resume its saved state")
 
 
@@ -153,9 +154,11 @@ class CallState(Message):
     call_id: str
     owner: str = Field(description="id of the agent process that runs the call actor")
     caller: str = ""
+    called: str = ""
     source: str = "file"
     started_ts: float = Field(default_factory=now)
     turn: int = 0
     gen: int = 0
     history: list[ChatMessage] = Field(default_factory=list)
+    context: str = Field(default="", description="what the LLM knows of this call: date, caller")
     ended: bool = False

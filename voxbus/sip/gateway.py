@@ -32,6 +32,7 @@ from voxbus.schemas.messages import CallControl, DialRequest
 from voxbus.sip.callbacks import PjLog, VoxAccount, VoxCall, VoxEndpoint
 from voxbus.sip.door import Door, codec_priorities, host_of
 from voxbus.sip.front_policy import Decision, FrontPolicy, Request
+from voxbus.sip.invite_checks import request_user
 from voxbus.sip.legs import CallLeg
 from voxbus.sip.media_ports import PortPool
 from voxbus.sip.pjsetup import account_config, create_transports, endpoint_config, quiet_pjlib
@@ -162,6 +163,7 @@ class SipGateway:
         leg = self._new_leg("inbound", source)
         call = VoxCall(self, account, leg, prm.callId)
         leg.remote = call.getInfo().remoteUri or source
+        leg.called = request_user(prm.rdata.wholeMsg)
         # the front refused bad INVITEs already; this is the second line, should it be off
         refusal = self.door.admit(source, prm.rdata.wholeMsg, time.monotonic())
         op = pj.CallOpParam()

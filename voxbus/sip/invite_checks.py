@@ -118,3 +118,15 @@ def invite_refusal(raw: str) -> Refusal | None:
     if any(len(token) >= MAX_ADDRESS for token in body.split()):  # addresses in c=, o=, a=rtcp...
         return Refusal(400, f"Bad Request: an SDP value of {MAX_ADDRESS} characters or more")
     return None
+
+
+def request_user(whole_msg: str) -> str:
+    """The user part of the request URI (``INVITE sip:2000@host SIP/2.0`` -> ``2000``): the number
+    called. Empty if there is none; only characters a phone number or SIP user name may hold."""
+    first = whole_msg.split("\r\n", 1)[0].split("\n", 1)[0].split(" ")
+    uri = first[1] if len(first) >= 3 else ""
+    scheme, _, rest = uri.partition(":")
+    if scheme.lower() not in ("sip", "sips", "tel") or "@" not in rest and scheme.lower() != "tel":
+        return ""
+    user = rest.split("@", 1)[0].split(";", 1)[0]
+    return user if all(c.isalnum() or c in "+-_.*#" for c in user) and len(user) <= 64 else ""

@@ -34,8 +34,9 @@ from nats.js.kv import KeyValue
 from voxbus.actors.base import Actor
 from voxbus.actors.call.agent_side import AgentSide
 from voxbus.actors.call.barge_in import BargeInJudge
-from voxbus.actors.call.conversation import CallStore, Conversation
+from voxbus.actors.call.conversation import CallStore, Conversation, call_context
 from voxbus.actors.call.outbound import Outbound
+from voxbus.actors.call.tool_use import ToolFinished, ToolUse
 from voxbus.actors.call.turn_taking import Decision, TurnTaking
 from voxbus.bus import subjects
 from voxbus.bus.codec import BadMessage
@@ -64,6 +65,7 @@ from voxbus.schemas.events import (
     WorkerStarted,
 )
 from voxbus.schemas.messages import CallState, LlmChunk
+from voxbus.tools.invoke import CallContext
 
 log = get_logger(__name__)
 TICK_S = 0.1
@@ -85,6 +87,7 @@ class CallActor(Actor):
         resume: bool = False,
         caller: str = "",
         source: str = "file",
+        called: str = "",
         clock: Clock | None = None,
     ) -> None:
         super().__init__()
@@ -92,12 +95,15 @@ class CallActor(Actor):
         self.clock = clock or SystemClock()
         self.bus, self.settings, self.call_id, self.owner, self.resume = bus, settings, call_id, owner, resume
         self.store = CallStore(kv)
-        state = CallState(call_id=call_id, owner=owner, caller=caller, source=source)
+        state = CallState(call_id=call_id, owner=owner, caller=caller, called=called, source=source)
         self.conversation = Conversation(state, settings)
         self.out = Outbound(bus, self.clock, call_id, settings)
         judge = BargeInJudge(call_id, turns, turns.lexicon(), self.clock)
         self.turn_taking = TurnTaking(judge, turns, self.clock)
         self.agent = AgentSide(self.conversation, self.store, self.out, settings, self.clock)
+        context = CallContext(call_id=call_id, caller=caller, called=called)
+        self.tools = ToolUse(bus, self.out, settings, context, self.tell)
+        self.agent.tools = self.tools
         self.stt_worker: str | None = None
         self.ready = asyncio.Event()
         self._subs: list[Subscription] = []
@@ -117,6 +123,7 @@ class CallActor(Actor):
             (TtsFirstFrame, self.agent.tts_first_frame),
             (TtsClauseDone, self.agent.clause_done),
             (PlayoutStarted, self.agent.playout_started),
+            (ToolFinished, self.agent.tool_finished),
             (CallEnded, self._on_call_ended),
             (WorkerStarted, self._on_worker_started),
             (Tick, self._on_tick),
@@ -138,6 +145,7 @@ class CallActor(Actor):
             await self.bus.subscribe(subjects.system_event("worker.started"), None, tell),
         ]
         self._ticker = asyncio.create_task(self._tick())
+        self.tools.start_discovery()
         self.stt_worker = await self.out.open_stt()
         if resumed:
             history_len = len(self.state.history)
@@ -151,12 +159,14 @@ class CallActor(Actor):
             self.out.emit(
                 CallStarted(call_id=self.call_id, caller=self.state.caller, transport=self.state.source)
             )
+            self.state.context = call_context(self.clock.time(), self.state)
             await self.agent.save()
             if self.settings.greeting:
                 await self.agent.greet()
         self.ready.set()
 
     async def on_stop(self) -> None:
+        await self.tools.close()
         if self._ticker:
             self._ticker.cancel()
         for sub in self._subs:
@@ -221,6 +231,7 @@ class CallActor(Actor):
     async def _on_tick(self, _tick: Tick) -> None:
         await self._carry_out(self.turn_taking.tick(self.agent.current))
         await self.agent.retry_llm_if_quiet()
+        await self.agent.hold_if_tool_slow()
 
     async def _on_playout_done(self, event: PlayoutDone) -> None:
         ended = await self.agent.playout_done(event)

@@ -13,6 +13,8 @@ from voxbus.actors.call.conversation import CallStore, Conversation
 from voxbus.actors.call.generation import Generation, Kind
 from voxbus.actors.call.metrics import turn_metrics
 from voxbus.actors.call.outbound import Outbound
+from voxbus.actors.call.tool_flow import ServedToolFlow
+from voxbus.actors.call.tool_use import ToolUse
 from voxbus.actors.call.turn_taking import (
     Decision,
     DropSpeculative,
@@ -24,7 +26,6 @@ from voxbus.actors.call.turn_taking import (
     Withdraw,
 )
 from voxbus.actors.clauses import speakable
-from voxbus.actors.tools import ToolCall
 from voxbus.clock import Clock
 from voxbus.config import AgentSettings
 from voxbus.schemas.events import (
@@ -34,16 +35,13 @@ from voxbus.schemas.events import (
     PlayoutDone,
     PlayoutStarted,
     StateChanged,
-    ToolCalled,
     TtsClauseDone,
     TtsFirstFrame,
 )
-from voxbus.schemas.messages import CallControl, CallState, LlmChunk
-
-TOOL_ACTIONS = {"transfer_to_human": "transfer", "hang_up": "hangup"}
+from voxbus.schemas.messages import CallState, LlmChunk
 
 
-class AgentSide:
+class AgentSide(ServedToolFlow):
     def __init__(
         self,
         conversation: Conversation,
@@ -58,6 +56,7 @@ class AgentSide:
         self.settings = settings
         self.clock = clock
         self.call_id = out.call_id
+        self.tools: ToolUse | None = None  # set by the actor: the call's served tools
         self.current: Generation | None = None
         self.state_name = "listening"  # listening, thinking or speaking (state.changed)
 
@@ -124,8 +123,11 @@ class AgentSide:
             await self.save()
             for clause, last in generation.release():
                 await self._speak(generation, clause, last)
+            for call in generation.tools_deferred:  # a tool is used only once the turn is over
+                self._use_tool(generation, call)
+            generation.tools_deferred.clear()
             if generation.llm.done:
-                await self._answer_complete(generation)
+                await self._llm_finished(generation)
             return
         if end.superseded is not None:
             await self.cancel(end.superseded, "superseded by a new caller turn")
@@ -163,6 +165,8 @@ class AgentSide:
         await self.save()
 
     async def _request_llm(self, generation: Generation) -> None:
+        if self.tools is not None:
+            await self.tools.ready()
         pending = generation.user_text if generation.speculative else None  # the turn is still open
         await self.out.request_llm(generation, self.conversation.prompt(pending))
 
@@ -197,29 +201,26 @@ class AgentSide:
             self._use_tool(generation, call)
         for problem in taken.errors:
             self.out.error("bad_tool_call", f"gen {generation.gen}: {problem}")
-        for clause, last in taken.clauses:
+        for clause, last in generation.wait_for_tools(taken.clauses, self.clock.monotonic()):
             await self._speak(generation, clause, last)
         if chunk.done and not generation.speculative:
+            await self._llm_finished(generation)
+
+    async def _llm_finished(self, generation: Generation) -> None:
+        if not generation.awaiting_tools:
             await self._answer_complete(generation)
+            return
+        self.conversation.add_tool_calls(generation.round_text())
+        for response in generation.early_responses:
+            self.conversation.add_tool_response(response)
+        generation.early_responses.clear()
+        await self.save()
+        await self._after_tools(generation)
 
     async def _answer_complete(self, generation: Generation) -> None:
-        generation.history_index = self.conversation.add_answer(generation.text)
+        generation.history_index = self.conversation.add_answer(generation.text[generation.answer_from :])
         await self.save()
         await self.out.warm_llm(self.state.gen, self.state.turn, self.conversation.prompt())
-
-    def _use_tool(self, generation: Generation, call: ToolCall) -> None:
-        """Call control waits until what the agent said before it has been played."""
-        self.out.emit(
-            ToolCalled(
-                call_id=self.call_id,
-                turn=generation.turn,
-                gen=generation.gen,
-                name=call.name,
-                arguments=call.arguments,
-            )
-        )
-        action = TOOL_ACTIONS[call.name]
-        generation.after_playout.append(CallControl(call_id=self.call_id, action=action))  # type: ignore[arg-type]
 
     async def greet(self) -> None:
         generation = self._new_generation("greeting")
@@ -261,7 +262,8 @@ class AgentSide:
         """The gateway played a generation's audio to its end (or stopped): the generation id
         when that ended it."""
         generation = self._of_current(event)
-        if generation is None or (not generation.llm.done and event.complete):
+        waiting = not generation.llm.done or generation.awaiting_tools if generation else False
+        if generation is None or (waiting and event.complete):
             return None  # not ours, or it played all audio so far and more is coming
         self.current = None
         self._set_state("listening")

@@ -9,6 +9,11 @@ call actor resumes the conversation.
 
 from __future__ import annotations
 
+import json
+import re
+from datetime import datetime
+from typing import Any
+
 from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
@@ -54,6 +59,15 @@ class Conversation:
         self.state.history.append(ChatMessage(role="assistant", content=text))
         return len(self.state.history) - 1
 
+    def add_tool_calls(self, text: str) -> None:
+        """The LLM's tool calls (and any words before them) enter the history as it wrote them."""
+        self.state.history.append(ChatMessage(role="assistant", content=text))
+
+    def add_tool_response(self, response: dict[str, Any]) -> None:
+        """A tool's response, as the LLM reads it back (kept even if the answer was cut off)."""
+        content = json.dumps(response, ensure_ascii=False, separators=(",", ":"))
+        self.state.history.append(ChatMessage(role="tool", content=content))
+
     def cut_answer(self, index: int | None, heard: str) -> None:
         """An answer was interrupted: the history keeps only what the caller heard of it, marked."""
         if index is not None:
@@ -73,8 +87,12 @@ class Conversation:
             m.model_copy(update={"content": m.content + INTERRUPTED_MARK}) if m.interrupted else m
             for m in history
         ]
-        # the system prompt never changes within a call: the LLM worker keeps it evaluated
-        return [ChatMessage(role="system", content=self.settings.system_prompt), *shown]
+        # the system prompt (and the tools rendered after it) never change: the LLM worker keeps
+        # them evaluated; what is particular to this call comes in a second system message
+        system = [ChatMessage(role="system", content=self.settings.system_prompt)]
+        if self.state.context:
+            system.append(ChatMessage(role="system", content=self.state.context))
+        return [*system, *shown]
 
 
 def history_start(length: int, keep: int) -> int:
@@ -109,3 +127,21 @@ class CallStore:
 
     async def save(self, state: CallState) -> None:
         await self.kv.put(state.call_id, state.model_dump_json().encode())
+
+
+def caller_number(uri: str) -> str:
+    """The user part of a SIP address (``"Ann" <sip:+15551234567@host>`` -> ``+15551234567``)."""
+    found = re.search(r"(?:sips?|tel):([^@;>\s]+)", uri)
+    return found.group(1) if found else ""
+
+
+def call_context(now: float, state: CallState) -> str:
+    """What the LLM is told about this call: the date and time (callers say "Friday"), who calls
+    and which number they called."""
+    when = datetime.fromtimestamp(now).astimezone()
+    lines = [f"Today is {when:%A} {when:%Y-%m-%d}, the time is {when:%H:%M}."]
+    if number := caller_number(state.caller):
+        lines.append(f"The caller's number is {number}.")
+    if state.called:
+        lines.append(f"They called {state.called}.")
+    return " ".join(lines)

@@ -14,7 +14,7 @@ superseded, interrupted); the greeting starts at speaking.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from voxbus.actors.call.metrics import Timeline
 from voxbus.actors.clauses import ClauseSplitter
@@ -83,6 +83,16 @@ class Generation:
     after_playout: list[CallControl] = field(default_factory=list)  # call control once played
     history_index: int | None = None  # where its answer sits in the history, once complete
     timeline: Timeline = field(default_factory=Timeline)
+    # served tools: calls made, calls not answered yet, calls held while speculative, LLM rounds
+    tools_started: int = 0
+    round_calls: int = 0  # tool calls the LLM made in this round
+    tools_pending: int = 0
+    tools_deferred: list[ToolCall] = field(default_factory=list)
+    tool_rounds: int = 0
+    tool_waiting_since: float | None = None  # monotonic s: the LLM ended on a tool call
+    holding_said: bool = False
+    early_responses: list[dict[str, Any]] = field(default_factory=list)  # before the LLM's end
+    answer_from: int = 0  # where this LLM round's text starts in ``text``
 
     @classmethod
     def start(cls, gen: int, turn: int, kind: Kind, min_clause_chars: int, now: float) -> Generation:
@@ -120,6 +130,30 @@ class Generation:
             llm.done = True
             clauses.append((self.splitter.flush(), True))
         return Taken(clauses, calls, errors)
+
+    def wait_for_tools(self, clauses: list[tuple[str, bool]], now: float) -> list[tuple[str, bool]]:
+        """The LLM ended on served tool calls: the answer goes on once they answer, so what it
+        said so far does not end it."""
+        if not (self.llm.done and (self.round_calls or self.tools_deferred)):
+            return clauses
+        self.tool_waiting_since = now
+        return [(text, False) for text, _last in clauses if text]
+
+    @property
+    def awaiting_tools(self) -> bool:
+        return self.tool_waiting_since is not None
+
+    def next_round(self, now: float) -> None:
+        """The tools answered: the LLM is asked again, and says what follows from them."""
+        self.llm = LlmStream(now)
+        self.answer_from = len(self.text)
+        self.tool_rounds += 1
+        self.round_calls = 0
+        self.tool_waiting_since = None
+
+    def round_text(self) -> str:
+        """What the LLM said in this round, tool calls included (for the history)."""
+        return self.llm.raw
 
     def hold(self, text: str, last: bool) -> bool:
         """Keep a clause back while speculative (True); it is said only if the turn ends with

@@ -26,10 +26,8 @@ log = get_logger(__name__)
 class Outbound:
     def __init__(self, bus: Bus, clock: Clock, call_id: str, settings: AgentSettings) -> None:
         self.bus, self.clock, self.call_id, self.settings = bus, clock, call_id, settings
-
-    @property
-    def tools(self) -> list[dict[str, Any]]:
-        return CALL_TOOLS if self.settings.tools else []
+        # offered to the LLM: call control if enabled; the served tools join when found
+        self.tools: list[dict[str, Any]] = list(CALL_TOOLS) if settings.tools else []
 
     # --- events and call control -------------------------------------------------------------
     def emit(self, event: Event) -> None:

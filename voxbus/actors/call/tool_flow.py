@@ -1,0 +1,125 @@
+"""The agent's side of a call, for tools: calling them, the holding phrase, and what follows.
+
+A generation that ends on tool calls waits for them: the call-control tools (transfer, hang up)
+are carried out once what was said before them has been played; a served tool is called at once
+(a speculative generation's calls wait until the caller's turn is over: nothing is booked on words
+the caller may still take back). If the tool takes longer than ``agent.tool_hold_after_ms`` and
+nothing was said yet, the holding phrase is. Once every call of the round has answered, the LLM is
+asked again with the responses in the history, and says what follows from them; a tool that could
+not be asked (timeout, no service, a reply that breaks the contract) or rounds used up end the
+answer with ``agent.tool_failure_phrase``, which offers a person.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from voxbus.actors.call.generation import Generation
+from voxbus.actors.call.tool_use import ToolFinished
+from voxbus.actors.clauses import speakable
+from voxbus.actors.tools import ToolCall
+from voxbus.schemas.events import ToolCalled
+from voxbus.schemas.messages import CallControl
+
+if TYPE_CHECKING:
+    from voxbus.actors.call.conversation import Conversation
+    from voxbus.actors.call.outbound import Outbound
+    from voxbus.actors.call.tool_use import ToolUse
+    from voxbus.clock import Clock
+    from voxbus.config import AgentSettings
+
+TOOL_ACTIONS = {"transfer_to_human": "transfer", "hang_up": "hangup"}
+
+
+class ServedToolFlow:
+    """Mixed into :class:`~voxbus.actors.call.agent_side.AgentSide`: its tool-calling half."""
+
+    conversation: Conversation
+    out: Outbound
+    settings: AgentSettings
+    clock: Clock
+    call_id: str
+    tools: ToolUse | None
+    current: Generation | None
+
+    async def save(self) -> None:
+        raise NotImplementedError
+
+    async def _speak(self, generation: Generation, text: str, last: bool) -> None:
+        raise NotImplementedError
+
+    async def _request_llm(self, generation: Generation) -> None:
+        raise NotImplementedError
+
+    async def _answer_complete(self, generation: Generation) -> None:
+        raise NotImplementedError
+
+    async def tool_finished(self, done: ToolFinished) -> None:
+        """A tool answered (or failed): its response enters the history whatever became of the
+        generation (a barge-in does not lose it); the generation, if still current, goes on."""
+        generation = done.generation
+        assert self.tools is not None
+        self.tools.report(done)
+        generation.tools_pending -= 1
+        if generation is self.current and not generation.llm.done:
+            generation.early_responses.append(done.outcome.for_llm())  # after the calls, in order
+        else:
+            self.conversation.add_tool_response(done.outcome.for_llm())
+        if done.technical_failure:
+            generation.tool_rounds = self.settings.tool_rounds  # no more rounds: a person is offered
+        await self.save()
+        if generation is self.current and generation.llm.done:
+            await self._after_tools(generation)
+
+    async def _after_tools(self, generation: Generation) -> None:
+        """Every tool of this round answered: the LLM says what follows from them, or, if a tool
+        could not be asked or the rounds are used up, the agent says so and offers a person."""
+        if generation.tools_pending or generation is not self.current:
+            return
+        if generation.tool_rounds >= self.settings.tool_rounds:
+            phrase = self.settings.tool_failure_phrase
+            generation.next_round(self.clock.monotonic())
+            generation.llm.done = True
+            generation.text += phrase
+            await self._speak(generation, speakable(phrase), last=True)
+            await self._answer_complete(generation)
+            return
+        generation.next_round(self.clock.monotonic())
+        await self._request_llm(generation)
+
+    async def hold_if_tool_slow(self) -> None:
+        """A tool is taking more than a moment and nothing was said yet: the holding phrase."""
+        generation = self.current
+        if generation is None or generation.holding_said or generation.tool_waiting_since is None:
+            return
+        if generation.text.strip():
+            return  # it said something before the call ("Let me check that.")
+        waited_ms = (self.clock.monotonic() - generation.tool_waiting_since) * 1000
+        if waited_ms >= self.settings.tool_hold_after_ms:
+            generation.holding_said = True
+            await self._speak(generation, self.settings.tool_holding_phrase, last=False)
+
+    def _use_tool(self, generation: Generation, call: ToolCall) -> None:
+        if call.name in TOOL_ACTIONS and not self.settings.tools:
+            self.out.error("bad_tool_call", f"gen {generation.gen}: {call.name} is not offered (agent.tools)")
+            return
+        if call.name not in TOOL_ACTIONS:
+            if self.tools is None:
+                self.out.error("bad_tool_call", f"gen {generation.gen}: unknown tool {call.name!r}")
+            elif generation.speculative:
+                generation.tools_deferred.append(call)
+            else:  # an unknown name or bad arguments are answered by tool.failed
+                self.tools.start(generation, call)
+            return
+        # call control waits until what the agent said before it has been played
+        self.out.emit(
+            ToolCalled(
+                call_id=self.call_id,
+                turn=generation.turn,
+                gen=generation.gen,
+                name=call.name,
+                arguments=call.arguments,
+            )
+        )
+        action = TOOL_ACTIONS[call.name]
+        generation.after_playout.append(CallControl(call_id=self.call_id, action=action))  # type: ignore[arg-type]

@@ -1,0 +1,134 @@
+"""The tools of one call: which are offered to the LLM, calling them, and their events.
+
+At the call's start the tools that are up are found (``$SRV.INFO``) and narrowed to the agent's
+``service_tools`` patterns; the call-control tools (transfer, hang up) join them when
+``agent.tools`` is on. A served tool runs as a task beside the actor; its outcome comes back to
+the actor as a :class:`ToolFinished` message, so that the conversation changes in the actor's
+order. Each call gets an idempotency key (call, generation, index) that a retry repeats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from voxbus.actors.call.generation import Generation
+from voxbus.actors.call.outbound import Outbound
+from voxbus.actors.tools import CALL_TOOLS, ToolCall
+from voxbus.bus.connection import Bus
+from voxbus.config import AgentSettings
+from voxbus.logs import get_logger
+from voxbus.schemas.events import ToolCalled, ToolFailed, ToolResult, ToolsOffered
+from voxbus.tools.catalog import discover
+from voxbus.tools.contract import ToolSpec
+from voxbus.tools.invoke import CallContext, ToolOutcome, call_tool
+
+log = get_logger(__name__)
+CONTROL_TOOLS = {t["function"]["name"] for t in CALL_TOOLS}
+TECHNICAL = {"timeout", "unavailable", "bad_reply"}  # the tool could not be asked: a person is offered
+
+
+@dataclass
+class ToolFinished:
+    """Actor message: a served tool call of ``generation`` is over."""
+
+    generation: Generation
+    key: str
+    outcome: ToolOutcome
+
+    @property
+    def technical_failure(self) -> bool:
+        return self.outcome.failure in TECHNICAL
+
+
+class ToolUse:
+    def __init__(
+        self,
+        bus: Bus,
+        out: Outbound,
+        settings: AgentSettings,
+        context: CallContext,
+        deliver: Callable[[ToolFinished], None],
+    ) -> None:
+        self.bus, self.out, self.settings, self.context, self.deliver = bus, out, settings, context, deliver
+        self.specs: dict[str, ToolSpec] = {}
+        self.found: asyncio.Task[None] | None = None
+        self._running: set[asyncio.Task[None]] = set()
+
+    def start_discovery(self) -> None:
+        if self.settings.service_tools:
+            self.found = asyncio.create_task(self._discover())
+
+    async def ready(self) -> None:
+        """Wait until the call's tools are known (they are offered from the first answer on)."""
+        if self.found is not None:
+            await asyncio.shield(self.found)
+
+    async def _discover(self) -> None:
+        try:
+            catalog = await discover(self.bus.nc)
+        except Exception as exc:  # no tools this call, said once; the conversation goes on
+            self.out.error("tools_unavailable", f"finding tools failed: {type(exc).__name__}: {exc}")
+            return
+        for problem in catalog.problems:
+            self.out.error("tool_invalid", problem)
+        allowed = self.settings.service_tools
+        self.specs = {
+            name: spec
+            for name, spec in sorted(catalog.tools.items())
+            if name not in CONTROL_TOOLS and any(fnmatch.fnmatchcase(name, p) for p in allowed)
+        }
+        self.out.tools = [spec.for_llm() for spec in self.specs.values()] + self.out.tools
+        self.out.emit(
+            ToolsOffered(call_id=self.context.call_id, names=[t["function"]["name"] for t in self.out.tools])
+        )
+
+    def start(self, generation: Generation, call: ToolCall) -> None:
+        """Call a served tool for ``generation``; its outcome arrives as :class:`ToolFinished`."""
+        index = generation.tools_started
+        generation.tools_started += 1
+        generation.round_calls += 1
+        generation.tools_pending += 1
+        key = f"{self.context.call_id}:{generation.gen}:{index}"
+        self.out.emit(
+            ToolCalled(
+                call_id=self.context.call_id,
+                turn=generation.turn,
+                gen=generation.gen,
+                name=call.name,
+                arguments=call.arguments,
+                call_key=key,
+            )
+        )
+        task = asyncio.create_task(self._run(generation, call, key))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def _run(self, generation: Generation, call: ToolCall, key: str) -> None:
+        spec = self.specs.get(call.name)
+        outcome = await call_tool(self.bus.nc, spec, call.name, call.arguments, self.context, key)
+        self.deliver(ToolFinished(generation, key, outcome))
+
+    def report(self, done: ToolFinished) -> None:
+        """The tool call's event: ``tool.result`` or ``tool.failed``."""
+        outcome, generation = done.outcome, done.generation
+        common = dict(
+            call_id=self.context.call_id,
+            turn=generation.turn,
+            gen=generation.gen,
+            name=outcome.name,
+            call_key=done.key,
+            latency_ms=round(outcome.latency_s * 1000, 1),
+            attempts=outcome.attempts,
+        )
+        if outcome.ok:
+            self.out.emit(ToolResult(result=outcome.result, **common))  # type: ignore[arg-type]
+            return
+        log.warning("tool call failed", call_id=self.context.call_id, tool=outcome.name, error=outcome.error)
+        self.out.emit(ToolFailed(failure=outcome.failure or "refused", error=outcome.error, **common))  # type: ignore[arg-type]
+
+    async def close(self) -> None:
+        for task in [*self._running, *([self.found] if self.found else [])]:
+            task.cancel()

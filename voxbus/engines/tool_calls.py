@@ -1,0 +1,78 @@
+"""Tool calls the LLM cannot get wrong: spotted in the stream, then decoded under a grammar.
+
+Small models announce a tool call in different ways: Qwen's ``<tool_call>`` token, or a bare JSON
+object at the start of the answer (the special token is not always printed), sometimes with
+doubled braces. The engine watches the free text for such a start; from there it decodes the call
+again under a grammar built from the offered tools' JSON Schemas (llama.cpp's JSON-Schema-to-GBNF),
+so the call is always one of the offered tools with arguments of the right shape, and it is
+handed on in one canonical form: ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>``.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from typing import Any
+
+OPEN, CLOSE = "<tool_call>", "</tool_call>"
+SENTENCE_ENDS = ".!?:"
+
+
+def call_start(said: str) -> int | None:
+    """Where a tool call starts in the text generated so far (None: none yet)."""
+    tagged = said.find(OPEN)
+    brace = said.find("{")
+    if brace >= 0:
+        before = said[:brace].rstrip()
+        if before and not before.endswith(OPEN) and before[-1] not in SENTENCE_ENDS:
+            brace = -1  # a brace inside a sentence is not a call
+    found = [i for i in (tagged, brace) if i >= 0]
+    if not found:
+        return None
+    start = min(found)
+    before = said[:start].rstrip()
+    return len(before) - len(OPEN) if before.endswith(OPEN) else start
+
+
+def undecided_tail(said: str) -> int:
+    """How many characters at the end could still turn out to be the start of ``<tool_call>``."""
+    for n in range(min(len(OPEN) - 1, len(said)), 0, -1):
+        if OPEN.startswith(said[-n:]):
+            return n
+    return 0
+
+
+def call_schema(tools: list[dict[str, Any]]) -> dict[str, Any]:
+    """One JSON Schema that only the offered tools' calls satisfy."""
+    variants = [
+        {
+            "type": "object",
+            "properties": {
+                "name": {"const": tool["function"]["name"]},
+                "arguments": tool["function"].get("parameters") or {"type": "object"},
+            },
+            "required": ["name", "arguments"],
+            "additionalProperties": False,
+        }
+        for tool in tools
+    ]
+    return variants[0] if len(variants) == 1 else {"oneOf": variants}
+
+
+@lru_cache(maxsize=32)
+def _grammar_for(schema_json: str) -> Any:
+    from llama_cpp import LlamaGrammar
+
+    try:
+        return LlamaGrammar.from_json_schema(schema_json, verbose=False)
+    except Exception:  # a schema feature the converter lacks: any JSON object, checked later
+        return LlamaGrammar.from_json_schema(json.dumps({"type": "object"}), verbose=False)
+
+
+def call_grammar(tools: list[dict[str, Any]]) -> Any:
+    return _grammar_for(json.dumps(call_schema(tools)))
+
+
+def canonical(body: str) -> str:
+    """The decoded call in the one form the call actor reads."""
+    return f"{OPEN}{body.strip()}{CLOSE}"

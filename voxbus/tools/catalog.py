@@ -1,0 +1,86 @@
+"""Which tools are up: ``$SRV.INFO`` answered by every NATS service on the bus.
+
+Services that are not tool services answer too and are ignored. Replicas of one service (the same
+service name) serve a tool together; two *different* services claiming the same tool name are a
+conflict, and neither is offered (an agent must not guess which one moves a booking).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+
+from voxbus.tools.contract import BadTool, ToolSpec, spec_from_endpoint
+
+INFO_SUBJECT = "$SRV.INFO"
+
+
+@dataclass
+class Catalog:
+    tools: dict[str, ToolSpec] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)  # one line each: bad endpoints, conflicts
+
+
+async def discover(nc: Client, within_s: float = 0.5, quiet_s: float = 0.1) -> Catalog:
+    """Ask every service for its info; gather answers for up to ``within_s``, ending early once
+    ``quiet_s`` passes with no new answer."""
+    answers: asyncio.Queue[Msg] = asyncio.Queue()
+
+    async def collect(msg: Msg) -> None:
+        answers.put_nowait(msg)
+
+    inbox = nc.new_inbox()
+    sub = await nc.subscribe(inbox, cb=collect)
+    infos: list[bytes] = []
+    try:
+        await nc.publish(INFO_SUBJECT, b"", reply=inbox)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within_s
+        while (left := deadline - loop.time()) > 0:
+            wait = min(left, quiet_s) if infos else left
+            try:
+                infos.append((await asyncio.wait_for(answers.get(), wait)).data)
+            except TimeoutError:
+                break
+    finally:
+        await sub.unsubscribe()
+    return catalog_of(infos)
+
+
+def catalog_of(infos: list[bytes]) -> Catalog:
+    """The tools that the ``$SRV.INFO`` answers describe (pure: unit-tested with no bus)."""
+    catalog = Catalog()
+    owners: dict[str, str] = {}
+    conflicted: set[str] = set()
+    for raw in infos:
+        try:
+            info = json.loads(raw)
+            service = f"{info['name']}/{info['id']}"
+            endpoints = info.get("endpoints") or []
+        except (ValueError, KeyError, TypeError) as exc:
+            catalog.problems.append(f"unreadable $SRV.INFO answer: {exc}")
+            continue
+        for endpoint in endpoints:
+            try:
+                spec = spec_from_endpoint(service, endpoint)
+            except BadTool as exc:
+                catalog.problems.append(str(exc))
+                continue
+            if spec is None:
+                continue
+            owner = owners.setdefault(spec.name, info["name"])
+            if owner != info["name"]:
+                if spec.name not in conflicted:
+                    catalog.problems.append(
+                        f"tool {spec.name} is served by two services, {owner} and {info['name']}: not offered"
+                    )
+                conflicted.add(spec.name)
+                continue
+            catalog.tools.setdefault(spec.name, spec)
+    for name in conflicted:
+        catalog.tools.pop(name, None)
+    return catalog
