@@ -19,7 +19,7 @@ import json
 import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
 from voxbus.bus import subjects
 
@@ -44,7 +44,7 @@ class ToolRequest(BaseModel):
 class ToolReply(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    ok: bool
+    ok: StrictBool
     result: Any = None
     error: str | None = None
 
