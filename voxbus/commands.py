@@ -164,6 +164,7 @@ async def sip_call(  # type: ignore[no-untyped-def]
     uri: str | None = None,
     echo_gain: float = 0.0,
     quiet: bool = False,
+    caller_user: str = "caller",
 ):
     """Call voxbus over SIP with the project's own caller (a WAV or a reacting voice), printing
     the conversation from the event stream; returns (what the caller heard, the turns' metrics,
@@ -184,7 +185,8 @@ async def sip_call(  # type: ignore[no-untyped-def]
 
     try:
         await bus.subscribe(subjects.ALL_CALL_EVENTS, None, on_event)
-        caller = SipCaller(WavSource(voice).frames if isinstance(voice, Path) else voice, echo_gain=echo_gain)
+        frames = WavSource(voice).frames if isinstance(voice, Path) else voice
+        caller = SipCaller(frames, echo_gain=echo_gain, user=caller_user)
         target = uri or f"sip:voxbus@{settings.sip.address}:{settings.sip.port}"
         heard = await caller.call(target)
         heard.heard.save(out)

@@ -69,6 +69,11 @@ class AgentSettings(BaseModel):
         "I'm sorry, I can't check that right now. Would you like me to put you through to a colleague?"
     )
     tool_rounds: int = Field(default=3, ge=1, le=10, description="tool calls one answer may chain")
+    start_tool: str = Field(
+        default="",
+        description="a served tool called when a call starts, with no arguments (it sees the caller's "
+        "number and the number called), whose result the LLM is given: a CRM lookup. Empty: none",
+    )
 
 
 class SttSettings(BaseModel):

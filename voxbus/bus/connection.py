@@ -5,7 +5,8 @@
   buffered, because a frame played late is worse than a frame not played.
 - Events must not be lost: :meth:`Bus.emit` puts them in an ordered outbox that a pump publishes to
   JetStream, retrying until the server acknowledges. Each event carries a ``Nats-Msg-Id`` so a
-  retried publish is stored once.
+  retried publish is stored once; a subscriber sees the retry too (the first publish may have
+  reached it before the server died unacknowledged), so subscriptions drop an id seen already.
 - Every subscription decodes into its pydantic model at the boundary; a message that is not
   msgpack or fails its schema becomes an ``error`` event naming the subject, and the handler is
   not called. Handler crashes are the owner's business (actors crash to their supervisor).
@@ -16,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -279,7 +280,11 @@ class Bus:
     ) -> Subscription:
         """Subscribe; each message is decoded into ``model`` (or any event when ``model`` is None)."""
 
+        seen: OrderedDict[str, None] = OrderedDict()
+
         async def on_msg(msg: Msg) -> None:
+            if _seen_before(seen, msg):
+                return
             try:
                 decoded: Any = (
                     decode_event(msg.subject, msg.data)
@@ -296,6 +301,22 @@ class Bus:
         sub = await self.nc.subscribe(subject, queue=queue, cb=on_msg)
         self._subs.append(sub)
         return sub
+
+
+SEEN_IDS = 4096  # event ids remembered per subscription: more than any outage's retried backlog
+
+
+def _seen_before(seen: OrderedDict[str, None], msg: Msg) -> bool:
+    """A retried event this subscription has received already (same ``Nats-Msg-Id``)."""
+    msg_id = msg.headers.get("Nats-Msg-Id") if msg.headers else None
+    if msg_id is None:
+        return False
+    if msg_id in seen:
+        return True
+    seen[msg_id] = None
+    if len(seen) > SEEN_IDS:
+        seen.popitem(last=False)
+    return False
 
 
 async def _probe(url: str, timeout_s: float = 2.0) -> None:

@@ -150,7 +150,9 @@ class SipCaller:
         codecs: tuple[str, ...] = ("PCMU/8000",),
         echo_gain: float = 0.0,
         echo_delay_ms: int = 60,
+        user: str = "caller",
     ) -> None:
+        self.user = user  # the From URI's user: the caller's number as the agent sees it
         self.voice: Voice = WavVoice(voice, settle_s) if isinstance(voice, list) else voice
         self.max_ticks = int(max_s * 1000 / FRAME_MS)
         self.echo_gain = echo_gain
@@ -224,7 +226,7 @@ class SipCaller:
             ep.codecSetPriority(info.codecId, 200 if wanted else 0)
         self._account = pj.Account()
         ac = pj.AccountConfig()
-        ac.idUri = f"sip:caller@127.0.0.1:{tc.port}"
+        ac.idUri = f"sip:{self.user}@127.0.0.1:{tc.port}"
         ac.mediaConfig.transportConfig.boundAddress = "127.0.0.1"  # RTP on loopback only
         ac.mediaConfig.transportConfig.port = 20000 + free_port() % 20000 // 2 * 2
         ac.mediaConfig.transportConfig.portRange = 100

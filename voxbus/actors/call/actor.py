@@ -108,6 +108,7 @@ class CallActor(Actor):
         self.ready = asyncio.Event()
         self._subs: list[Subscription] = []
         self._ticker: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
         for message_type, handler in [
             (SpeechStarted, self._on_speech_started),
             (SpeechPaused, self._on_speech_paused),
@@ -163,15 +164,26 @@ class CallActor(Actor):
             await self.agent.save()
             if self.settings.greeting:
                 await self.agent.greet()
+            self._tasks.add(asyncio.create_task(self._warm_with_tools()))
         self.ready.set()
 
     async def on_stop(self) -> None:
         await self.tools.close()
+        for task in self._tasks:
+            task.cancel()
         if self._ticker:
             self._ticker.cancel()
         for sub in self._subs:
             with contextlib.suppress(Exception):  # the connection may be closing already
                 await sub.unsubscribe()
+
+    async def _warm_with_tools(self) -> None:
+        """Once the call's tools are known, have the LLM evaluate the prompt with them while the
+        greeting plays: the caller's first turn then costs only its own words."""
+        await self.tools.ready()
+        if self.tools.specs:
+            self.tools.enrich(self.state)
+            await self.out.warm_llm(self.state.gen, self.state.turn, self.conversation.prompt())
 
     async def _tell_decoded(self, message: object, _msg: Msg) -> None:
         self.tell(message)

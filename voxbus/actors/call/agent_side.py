@@ -167,6 +167,7 @@ class AgentSide(ServedToolFlow):
     async def _request_llm(self, generation: Generation) -> None:
         if self.tools is not None:
             await self.tools.ready()
+            self.tools.enrich(self.state)
         pending = generation.user_text if generation.speculative else None  # the turn is still open
         await self.out.request_llm(generation, self.conversation.prompt(pending))
 

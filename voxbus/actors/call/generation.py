@@ -89,7 +89,8 @@ class Generation:
     tools_pending: int = 0
     tools_deferred: list[ToolCall] = field(default_factory=list)
     tool_rounds: int = 0
-    tool_waiting_since: float | None = None  # monotonic s: the LLM ended on a tool call
+    waiting_for_tools: bool = False  # the LLM ended on tool calls not answered yet
+    tools_since: float | None = None  # monotonic s: the LLM first ended on a tool call
     holding_said: bool = False
     early_responses: list[dict[str, Any]] = field(default_factory=list)  # before the LLM's end
     answer_from: int = 0  # where this LLM round's text starts in ``text``
@@ -136,12 +137,14 @@ class Generation:
         said so far does not end it."""
         if not (self.llm.done and (self.round_calls or self.tools_deferred)):
             return clauses
-        self.tool_waiting_since = now
+        self.waiting_for_tools = True
+        if self.tools_since is None:
+            self.tools_since = now
         return [(text, False) for text, _last in clauses if text]
 
     @property
     def awaiting_tools(self) -> bool:
-        return self.tool_waiting_since is not None
+        return self.waiting_for_tools
 
     def next_round(self, now: float) -> None:
         """The tools answered: the LLM is asked again, and says what follows from them."""
@@ -149,7 +152,7 @@ class Generation:
         self.answer_from = len(self.text)
         self.tool_rounds += 1
         self.round_calls = 0
-        self.tool_waiting_since = None
+        self.waiting_for_tools = False
 
     def round_text(self) -> str:
         """What the LLM said in this round, tool calls included (for the history)."""

@@ -58,7 +58,7 @@ class ServedToolFlow:
         """A tool answered (or failed): its response enters the history whatever became of the
         generation (a barge-in does not lose it); the generation, if still current, goes on."""
         generation = done.generation
-        assert self.tools is not None
+        assert self.tools is not None and generation is not None
         self.tools.report(done)
         generation.tools_pending -= 1
         if generation is self.current and not generation.llm.done:
@@ -88,13 +88,14 @@ class ServedToolFlow:
         await self._request_llm(generation)
 
     async def hold_if_tool_slow(self) -> None:
-        """A tool is taking more than a moment and nothing was said yet: the holding phrase."""
+        """The answer waits on tools (the call, or the LLM's answer from its result) for more
+        than a moment and nothing was said yet: the holding phrase."""
         generation = self.current
-        if generation is None or generation.holding_said or generation.tool_waiting_since is None:
+        if generation is None or generation.holding_said or generation.tools_since is None:
             return
         if generation.text.strip():
-            return  # it said something before the call ("Let me check that.")
-        waited_ms = (self.clock.monotonic() - generation.tool_waiting_since) * 1000
+            return  # it said something before the call ("Let me check that."), or answers already
+        waited_ms = (self.clock.monotonic() - generation.tools_since) * 1000
         if waited_ms >= self.settings.tool_hold_after_ms:
             generation.holding_said = True
             await self._speak(generation, self.settings.tool_holding_phrase, last=False)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -21,6 +22,7 @@ from voxbus.bus.connection import Bus
 from voxbus.config import AgentSettings
 from voxbus.logs import get_logger
 from voxbus.schemas.events import ToolCalled, ToolFailed, ToolResult, ToolsOffered
+from voxbus.schemas.messages import CallState
 from voxbus.tools.catalog import discover
 from voxbus.tools.contract import ToolSpec
 from voxbus.tools.invoke import CallContext, ToolOutcome, call_tool
@@ -34,7 +36,7 @@ TECHNICAL = {"timeout", "unavailable", "bad_reply"}  # the tool could not be ask
 class ToolFinished:
     """Actor message: a served tool call of ``generation`` is over."""
 
-    generation: Generation
+    generation: Generation | None  # None: the call's start tool
     key: str
     outcome: ToolOutcome
 
@@ -55,6 +57,7 @@ class ToolUse:
         self.bus, self.out, self.settings, self.context, self.deliver = bus, out, settings, context, deliver
         self.specs: dict[str, ToolSpec] = {}
         self.found: asyncio.Task[None] | None = None
+        self.start_result = ""  # the start tool's answer, for the LLM's context
         self._running: set[asyncio.Task[None]] = set()
 
     def start_discovery(self) -> None:
@@ -81,9 +84,26 @@ class ToolUse:
             if name not in CONTROL_TOOLS and any(fnmatch.fnmatchcase(name, p) for p in allowed)
         }
         self.out.tools = [spec.for_llm() for spec in self.specs.values()] + self.out.tools
-        self.out.emit(
-            ToolsOffered(call_id=self.context.call_id, names=[t["function"]["name"] for t in self.out.tools])
-        )
+        names = [t["function"]["name"] for t in self.out.tools]
+        self.out.emit(ToolsOffered(call_id=self.context.call_id, names=names))
+        if self.settings.start_tool:
+            spec = catalog.tools.get(self.settings.start_tool)
+            self.start_result = await self._look_up(self.settings.start_tool, spec)
+
+    async def _look_up(self, name: str, spec: ToolSpec | None) -> str:
+        """The start tool's result, as a line for the LLM's context ('' if it failed)."""
+        key = f"{self.context.call_id}:start"
+        self.out.emit(ToolCalled(call_id=self.context.call_id, name=name, call_key=key))
+        outcome = await call_tool(self.bus.nc, spec, name, {}, self.context, key)
+        self.report(ToolFinished(None, key, outcome))
+        if not outcome.ok:
+            return ""
+        return f"{name}: {json.dumps(outcome.result, ensure_ascii=False, separators=(',', ':'))}"
+
+    def enrich(self, state: CallState) -> None:
+        """Give the LLM the start tool's answer, once (a resumed call has it already)."""
+        if self.start_result and self.start_result not in state.context:
+            state.context = f"{state.context} {self.start_result}".strip()
 
     def start(self, generation: Generation, call: ToolCall) -> None:
         """Call a served tool for ``generation``; its outcome arrives as :class:`ToolFinished`."""
@@ -116,8 +136,8 @@ class ToolUse:
         outcome, generation = done.outcome, done.generation
         common = dict(
             call_id=self.context.call_id,
-            turn=generation.turn,
-            gen=generation.gen,
+            turn=generation.turn if generation else None,
+            gen=generation.gen if generation else None,
             name=outcome.name,
             call_key=done.key,
             latency_ms=round(outcome.latency_s * 1000, 1),

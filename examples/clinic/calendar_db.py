@@ -1,0 +1,180 @@
+"""The clinic's calendar: patients and appointments in one SQLite file.
+
+One chair, half-hour slots from 09:00 to 16:30 on weekdays. Plain ``sqlite3``: the calendar is a
+stand-in for whatever system a clinic already runs.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+SLOT_MINUTES = 30
+FIRST, LAST = "09:00", "16:30"
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS patients (
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL, phone TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS appointments (
+    id INTEGER PRIMARY KEY, patient_id INTEGER NOT NULL REFERENCES patients(id),
+    start TEXT NOT NULL, kind TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'booked',
+    changed TEXT NOT NULL DEFAULT '');
+CREATE UNIQUE INDEX IF NOT EXISTS one_per_slot ON appointments(start) WHERE status = 'booked';
+"""
+
+
+class CalendarError(ValueError):
+    """Something the caller asked that the calendar cannot do; the message says what, for them."""
+
+
+def phone_of(address: str) -> str:
+    """The digits (and leading +) of a phone number or SIP address."""
+    found = re.search(r"(?:sips?:|tel:)?(\+?\d[\d\-\s]{3,})", address)
+    return re.sub(r"[\s\-]", "", found.group(1)) if found else ""
+
+
+def day_slots(day: date) -> list[str]:
+    if day.weekday() >= 5:
+        return []
+    at = datetime.combine(day, datetime.strptime(FIRST, "%H:%M").time())
+    end = datetime.combine(day, datetime.strptime(LAST, "%H:%M").time())
+    slots = []
+    while at <= end:
+        slots.append(at.strftime("%Y-%m-%d %H:%M"))
+        at += timedelta(minutes=SLOT_MINUTES)
+    return slots
+
+
+class Calendar:
+    def __init__(self, path: Path) -> None:
+        self.db = sqlite3.connect(path, isolation_level=None)  # autocommit; changes use BEGIN
+        self.db.row_factory = sqlite3.Row
+        self.db.executescript(SCHEMA)
+
+    def seed(self, today: date) -> None:
+        """Demo data: a few patients, a booking for each, some slots taken."""
+        if self.db.execute("SELECT count(*) FROM patients").fetchone()[0]:
+            return
+        days = [today + timedelta(days=n) for n in range(1, 15) if (today + timedelta(days=n)).weekday() < 5]
+        patients = [
+            ("Peter Walsh", "+15551234567"),
+            ("Maria Lopez", "+15557654321"),
+            ("Ken Ito", "+15550001111"),
+        ]
+        for n, (name, phone) in enumerate(patients, start=1):
+            self.db.execute("INSERT INTO patients (id, name, phone) VALUES (?, ?, ?)", (n, name, phone))
+        booked = [
+            (1, f"{days[1]} 10:00", "check-up"),
+            (2, f"{days[0]} 14:00", "cleaning"),
+            (3, f"{days[3]} 09:00", "filling"),
+        ]
+        for day in days[:5]:  # some slots taken by others, so that not every time is free
+            booked += [
+                (3 if day != days[3] else 2, f"{day} {t}", "cleaning") for t in ("09:30", "11:00", "15:00")
+            ]
+        for n, (patient, start, kind) in enumerate(booked, start=12):
+            self.db.execute(
+                "INSERT INTO appointments (id, patient_id, start, kind) VALUES (?, ?, ?, ?)",
+                (n, patient, start, kind),
+            )
+
+    def patient(self, phone: str) -> dict | None:
+        row = self.db.execute("SELECT * FROM patients WHERE phone = ?", (phone_of(phone),)).fetchone()
+        if row is None:
+            return None
+        return {"patient_id": row["id"], "name": row["name"], "appointments": self.appointments(row["id"])}
+
+    def appointments(self, patient_id: int) -> list[dict]:
+        rows = self.db.execute(
+            "SELECT id, start, kind FROM appointments"
+            " WHERE patient_id = ? AND status = 'booked' ORDER BY start",
+            (patient_id,),
+        ).fetchall()
+        return [
+            {
+                "appointment_id": r["id"],
+                "start": r["start"],
+                "weekday": _weekday(r["start"]),
+                "kind": r["kind"],
+            }
+            for r in rows
+        ]
+
+    def appointment(self, appointment_id: int) -> sqlite3.Row | None:
+        return self.db.execute("SELECT * FROM appointments WHERE id = ?", (appointment_id,)).fetchone()
+
+    def free(self, day: date) -> list[str]:
+        taken = {
+            r["start"]
+            for r in self.db.execute(
+                "SELECT start FROM appointments WHERE status = 'booked' AND start LIKE ?", (f"{day}%",)
+            )
+        }
+        return [slot[11:] for slot in day_slots(day) if slot not in taken]
+
+    def move(self, appointment_id: int, new_start: str, phone: str) -> dict:
+        row = self._own(appointment_id, phone)
+        start = _slot(new_start)
+        if start[11:] not in self.free(date.fromisoformat(start[:10])):
+            raise CalendarError(f"{start} is not free")
+        self.db.execute(
+            "UPDATE appointments SET start = ?, changed = ? WHERE id = ?",
+            (start, f"moved from {row['start']}", appointment_id),
+        )
+        return {
+            "appointment_id": appointment_id,
+            "old_start": row["start"],
+            "new_start": start,
+            "weekday": _weekday(start),
+        }
+
+    def cancel(self, appointment_id: int, phone: str) -> dict:
+        row = self._own(appointment_id, phone)
+        self.db.execute(
+            "UPDATE appointments SET status = 'cancelled', changed = 'cancelled' WHERE id = ?",
+            (appointment_id,),
+        )
+        return {"appointment_id": appointment_id, "cancelled": row["start"]}
+
+    def book(self, start: str, kind: str, phone: str) -> dict:
+        patient = self.patient(phone)
+        if patient is None:
+            raise CalendarError("the caller is not a registered patient")
+        slot = _slot(start)
+        if slot[11:] not in self.free(date.fromisoformat(slot[:10])):
+            raise CalendarError(f"{slot} is not free")
+        cursor = self.db.execute(
+            "INSERT INTO appointments (patient_id, start, kind) VALUES (?, ?, ?)",
+            (patient["patient_id"], slot, kind),
+        )
+        return {"appointment_id": cursor.lastrowid, "start": slot, "weekday": _weekday(slot), "kind": kind}
+
+    def _own(self, appointment_id: int, phone: str) -> sqlite3.Row:
+        """The appointment, if it is the caller's: a caller's words never reach someone else's."""
+        row = self.appointment(appointment_id)
+        patient = self.patient(phone)
+        if (
+            row is None
+            or row["status"] != "booked"
+            or patient is None
+            or row["patient_id"] != patient["patient_id"]
+        ):
+            raise CalendarError(f"the caller has no appointment {appointment_id}")
+        return row
+
+    def row(self, appointment_id: int) -> dict:
+        found = self.appointment(appointment_id)
+        return dict(found) if found else {}
+
+
+def _slot(text: str) -> str:
+    try:
+        at = datetime.strptime(text.strip(), "%Y-%m-%d %H:%M")
+    except ValueError:
+        raise CalendarError(f"{text!r} is not a time like 2026-12-04 11:30") from None
+    return at.strftime("%Y-%m-%d %H:%M")
+
+
+def _weekday(start: str) -> str:
+    return datetime.strptime(start[:10], "%Y-%m-%d").strftime("%A")

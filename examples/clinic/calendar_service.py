@@ -1,0 +1,125 @@
+"""The clinic's calendar served to voxbus agents as tools: an example third party.
+
+    python examples/clinic/calendar_service.py NATS_URL --db clinic.sqlite [--creds FILE] [--seed]
+
+Five tools on ``voxbus.tool.<name>`` (one NATS service, ``clinic-calendar``): ``find_patient``
+(called by the agent when a call starts: the caller's record and bookings, by their number),
+``list_free_slots``, ``reschedule``, ``book`` and ``cancel``. A change applies only to the
+caller's own appointments (their number comes with every request, not from their words), and a
+retried request changes nothing twice (the helper answers a repeated idempotency key from memory).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from datetime import date
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+sys.path.insert(0, str(Path(__file__).parent))
+from calendar_db import Calendar, CalendarError  # noqa: E402
+
+from voxbus.bus.connection import Bus  # noqa: E402
+from voxbus.tools.service import ToolContext, ToolError, ToolService  # noqa: E402
+
+
+class NoArguments(BaseModel):
+    pass
+
+
+class Day(BaseModel):
+    date: str = Field(description="the day, YYYY-MM-DD")
+
+
+class Move(BaseModel):
+    appointment_id: int
+    new_start: str = Field(description="one of the free times, YYYY-MM-DD HH:MM")
+
+
+class Booking(BaseModel):
+    start: str = Field(description="one of the free times, YYYY-MM-DD HH:MM")
+    kind: str = Field(default="check-up", description="check-up, cleaning or filling")
+
+
+class Appointment(BaseModel):
+    appointment_id: int
+
+
+def build_service(calendar: Calendar, delay_s: float = 0.0) -> ToolService:
+    """The tools over ``calendar``; ``delay_s``: a slower back end (tests, the demo's holding phrase)."""
+    service = ToolService(
+        "clinic-calendar", version="1.0.0", description="Bright Smile dental clinic calendar"
+    )
+
+    async def act(work, *args):  # type: ignore[no-untyped-def]
+        await asyncio.sleep(delay_s)
+        try:
+            return work(*args)
+        except CalendarError as exc:
+            raise ToolError(str(exc)) from None
+
+    @service.tool("The caller's patient record and bookings, found by their phone number.")
+    async def find_patient(args: NoArguments, ctx: ToolContext) -> dict:
+        found = await act(calendar.patient, ctx.caller)
+        return found or {"error": "no patient with this phone number"}
+
+    @service.tool("The free appointment times on one day.")
+    async def list_free_slots(args: Day, ctx: ToolContext) -> dict:
+        try:
+            day = date.fromisoformat(args.date)
+        except ValueError:
+            raise ToolError(f"{args.date!r} is not a date like 2026-12-04") from None
+        free = await act(calendar.free, day)
+        return {"date": args.date, "weekday": f"{day:%A}", "free": free or "closed"}
+
+    @service.tool("Move the caller's appointment to a free time the caller chose.")
+    async def reschedule(args: Move, ctx: ToolContext) -> dict:
+        return await act(calendar.move, args.appointment_id, args.new_start, ctx.caller)
+
+    @service.tool("Book a new appointment for the caller at a free time they chose.")
+    async def book(args: Booking, ctx: ToolContext) -> dict:
+        return await act(calendar.book, args.start, args.kind, ctx.caller)
+
+    @service.tool("Cancel the caller's appointment.")
+    async def cancel(args: Appointment, ctx: ToolContext) -> dict:
+        return await act(calendar.cancel, args.appointment_id, ctx.caller)
+
+    return service
+
+
+async def serve(url: str, db: Path, creds: Path | None, seed: bool, delay_s: float) -> None:
+    calendar = Calendar(db)
+    if seed:
+        calendar.seed(date.today())
+    bus = Bus(url, name="clinic-calendar", source="clinic-calendar", creds=creds)
+    await bus.connect(attempts=10)
+    service = build_service(calendar, delay_s)
+    await service.start(bus.nc)
+    print(f"clinic calendar serving {', '.join(service.tools)} from {db}", flush=True)
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await service.stop()
+    await bus.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Serve the clinic's calendar tools to voxbus agents.")
+    parser.add_argument("url", help="NATS server URL")
+    parser.add_argument("--db", type=Path, default=Path("clinic.sqlite"), help="SQLite calendar file")
+    parser.add_argument(
+        "--creds", type=Path, help="bus credentials (`voxbus creds tools --user clinic-calendar`)"
+    )
+    parser.add_argument("--seed", action="store_true", help="fill an empty calendar with demo patients")
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds each tool takes (a slow back end)")
+    args = parser.parse_args()
+    asyncio.run(serve(args.url, args.db, args.creds, args.seed, args.delay))
+
+
+if __name__ == "__main__":
+    main()
