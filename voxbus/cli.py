@@ -69,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     m = sub.add_parser("models", help="list, fetch (download, assemble) and verify the models")
     m.add_argument("action", choices=["list", "fetch", "verify"])
     m.add_argument("--all-profiles", action="store_true", help="every profile, not just --profile")
+    m.add_argument("--name", action="append", help="a catalogue model by name instead (repeatable; see list)")
 
     cr = sub.add_parser("creds", help="issue bus credentials for a third party (a 0600 file)")
     cr.add_argument("role", choices=["reader", "operator", "tools", "admin"], help="what it may do")
@@ -225,6 +226,17 @@ def _models(args: argparse.Namespace, settings: Settings) -> int:
 
     profiles = ["default", "test"] if args.all_profiles else [settings.profile]
     specs = models.specs_for(profiles)  # type: ignore[arg-type]
+    if args.name:
+        unknown = [n for n in args.name if n not in models.CATALOGUE]
+        if unknown:
+            print(
+                f"voxbus: no model {', '.join(unknown)} in the catalogue: {', '.join(models.CATALOGUE)}",
+                file=sys.stderr,
+            )
+            return 2
+        specs, profiles = [models.CATALOGUE[n] for n in args.name], args.name
+    elif args.action == "list":
+        specs = list(models.CATALOGUE.values())
     if args.action == "list":
         for spec in specs:
             folder = models.models_dir(settings) / spec.name
@@ -242,5 +254,5 @@ def _models(args: argparse.Namespace, settings: Settings) -> int:
     for problem in problems:
         print(f"voxbus: model {problem}", file=sys.stderr)
     if not problems:
-        print(f"models of profile(s) {', '.join(profiles)}: all present, sha256 verified")
+        print(f"models of {', '.join(profiles)}: all present, sha256 verified")
     return 1 if problems else 0

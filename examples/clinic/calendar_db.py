@@ -168,6 +168,24 @@ class Calendar:
         return dict(found) if found else {}
 
 
+WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+
+
+def resolve_day(text: str, today: date) -> date:
+    """A day as callers (and small models) name it: 'friday' (the next one), 'tomorrow', 'today'
+    or YYYY-MM-DD."""
+    word = text.strip().lower()
+    if word in ("today", "tomorrow"):
+        return today + timedelta(days=0 if word == "today" else 1)
+    for n, name in enumerate(WEEKDAYS):
+        if word.startswith(name[:3]) and (word in name or name in word):
+            return today + timedelta(days=(n - today.weekday() - 1) % 7 + 1)
+    try:
+        return date.fromisoformat(word[:10])
+    except ValueError:
+        raise CalendarError(f"{text!r} is not a day: say a weekday, 'tomorrow' or YYYY-MM-DD") from None
+
+
 def _slot(text: str) -> str:
     try:
         at = datetime.strptime(text.strip(), "%Y-%m-%d %H:%M")

@@ -21,7 +21,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 sys.path.insert(0, str(Path(__file__).parent))
-from calendar_db import Calendar, CalendarError  # noqa: E402
+from calendar_db import Calendar, CalendarError, resolve_day  # noqa: E402
 
 from voxbus.bus.connection import Bus  # noqa: E402
 from voxbus.tools.service import ToolContext, ToolError, ToolService  # noqa: E402
@@ -32,16 +32,18 @@ class NoArguments(BaseModel):
 
 
 class Day(BaseModel):
-    date: str = Field(description="the day, YYYY-MM-DD")
+    day: str = Field(description="a weekday name, 'tomorrow' or YYYY-MM-DD")
 
 
 class Move(BaseModel):
     appointment_id: int
-    new_start: str = Field(description="one of the free times, YYYY-MM-DD HH:MM")
+    day: str = Field(description="a weekday name, 'tomorrow' or YYYY-MM-DD")
+    time: str = Field(description="HH:MM, 24-hour")
 
 
 class Booking(BaseModel):
-    start: str = Field(description="one of the free times, YYYY-MM-DD HH:MM")
+    day: str = Field(description="a weekday name, 'tomorrow' or YYYY-MM-DD")
+    time: str = Field(description="HH:MM, 24-hour")
     kind: str = Field(default="check-up", description="check-up, cleaning or filling")
 
 
@@ -67,22 +69,21 @@ def build_service(calendar: Calendar, delay_s: float = 0.0) -> ToolService:
         found = await act(calendar.patient, ctx.caller)
         return found or {"error": "no patient with this phone number"}
 
-    @service.tool("The free appointment times on one day.")
+    @service.tool("Find the free appointment times on a day. Call it whenever the caller names a day.")
     async def list_free_slots(args: Day, ctx: ToolContext) -> dict:
-        try:
-            day = date.fromisoformat(args.date)
-        except ValueError:
-            raise ToolError(f"{args.date!r} is not a date like 2026-12-04") from None
+        day = await act(resolve_day, args.day, date.today())
         free = await act(calendar.free, day)
-        return {"date": args.date, "weekday": f"{day:%A}", "free": free or "closed"}
+        return {"date": f"{day}", "weekday": f"{day:%A}", "free": free or "closed"}
 
-    @service.tool("Move the caller's appointment to a free time the caller chose.")
+    @service.tool("Move the caller's appointment to a day and time the caller chose.")
     async def reschedule(args: Move, ctx: ToolContext) -> dict:
-        return await act(calendar.move, args.appointment_id, args.new_start, ctx.caller)
+        day = await act(resolve_day, args.day, date.today())
+        return await act(calendar.move, args.appointment_id, f"{day} {args.time}", ctx.caller)
 
-    @service.tool("Book a new appointment for the caller at a free time they chose.")
+    @service.tool("Book a new appointment for the caller on a day and time they chose.")
     async def book(args: Booking, ctx: ToolContext) -> dict:
-        return await act(calendar.book, args.start, args.kind, ctx.caller)
+        day = await act(resolve_day, args.day, date.today())
+        return await act(calendar.book, f"{day} {args.time}", args.kind, ctx.caller)
 
     @service.tool("Cancel the caller's appointment.")
     async def cancel(args: Appointment, ctx: ToolContext) -> dict:

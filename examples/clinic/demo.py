@@ -29,6 +29,7 @@ from voxbus.config import load_settings  # noqa: E402
 from voxbus.engines.models import model_path  # noqa: E402
 from voxbus.engines.tts import PiperEngine  # noqa: E402
 from voxbus.media.dialogue import Dialogue, DialogueLine, DialoguePlayer, render_line  # noqa: E402
+from voxbus.supervisors.serving import wait_all_serving  # noqa: E402
 from voxbus.supervisors.system import System, grant  # noqa: E402
 
 CALLER_NUMBER = "+15551234567"  # Peter Walsh in the demo calendar
@@ -67,6 +68,7 @@ async def demo(out: Path) -> dict:
         log_bus = Bus(url, "clinic-call-log", "clinic-call-log", grant(settings, "reader", "clinic-call-log"))
         await tools_bus.connect(attempts=10)
         await log_bus.connect(attempts=10)
+        await wait_all_serving(log_bus, timeout_s=300)
         service = build_service(calendar)
         await service.start(tools_bus.nc)
         call_log = CallLog(out / "calls.sqlite")

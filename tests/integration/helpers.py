@@ -8,14 +8,12 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from voxbus.bus import subjects
 from voxbus.bus.codec import decode_event
-from voxbus.bus.connection import Bus
 from voxbus.schemas.events import Event
-from voxbus.schemas.messages import Heartbeat
+from voxbus.supervisors.serving import pid_of, wait_all_serving  # noqa: F401 - the tests' helpers
 
 
 async def stream_events(js: JetStreamContext) -> list[tuple[int, Event]]:
@@ -42,28 +40,6 @@ def sipp_command(scenario: list[str], target: str | None, calls: int = 1, *extra
         "-mi", "127.0.0.1", "-mp", str(free_port()), "-nostdin", *extra,
         *([target] if target else []),
     ]  # fmt: skip
-
-
-async def pid_of(bus: Bus, role: str, worker_id: str) -> int:
-    """The process id of a worker once it serves (its first heartbeat comes after its model loaded)."""
-    found: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-
-    async def on_beat(beat: Heartbeat, _msg: Msg) -> None:
-        if not found.done():
-            found.set_result(beat.pid)
-
-    sub = await bus.subscribe(subjects.health(role, worker_id), Heartbeat, on_beat)
-    try:
-        return await asyncio.wait_for(found, 30)
-    finally:
-        await sub.unsubscribe()
-
-
-async def wait_all_serving(bus: Bus) -> None:
-    """Every role of the test system has loaded its model and serves: a call placed earlier is
-    answered by the gateway but greeted late (the TTS worker still loading), and a caller's WAV
-    with a fixed timeline then speaks over the greeting."""
-    await asyncio.gather(*(pid_of(bus, role, f"{role}-1") for role in ("sip", "stt", "llm", "tts", "agent")))
 
 
 KAMAILIO_CFG = Path(__file__).parents[2] / "deploy" / "kamailio" / "kamailio.cfg"

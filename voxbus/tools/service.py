@@ -115,7 +115,7 @@ class ToolService:
                     handler=self._handler(tool),
                     metadata={
                         "description": tool.description,
-                        "parameters": json.dumps(tool.arguments.model_json_schema()),
+                        "parameters": json.dumps(compact_schema(tool.arguments.model_json_schema())),
                         "timeout_s": str(tool.timeout_s),
                     },
                 )
@@ -171,6 +171,15 @@ class ToolService:
         if isinstance(result, BaseModel):
             result = result.model_dump(mode="json")
         return _reply(True, result=result)
+
+
+def compact_schema(schema: Any) -> Any:
+    """The schema without pydantic's ``title`` entries: every token of it is in the LLM's prompt."""
+    if isinstance(schema, dict):
+        return {k: compact_schema(v) for k, v in schema.items() if not (k == "title" and isinstance(v, str))}
+    if isinstance(schema, list):
+        return [compact_schema(v) for v in schema]
+    return schema
 
 
 def _reply(ok: bool, result: Any = None, error: str | None = None) -> bytes:
