@@ -37,26 +37,28 @@ sip-peers:
 	@command -v sipp >/dev/null && command -v baresip >/dev/null && command -v kamailio >/dev/null \
 	  || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q sip-tester baresip kamailio; }
 
+# a caller moves a dental appointment over SIP: the clinic's calendar and call log as third parties
 demo: models
-	$(VENV)/bin/voxbus --profile default demo --out out/demo
+	$(PY) examples/clinic/demo.py --out out/demo
 
 up: models
 	$(VENV)/bin/voxbus up
 
-test: models-test sip-peers
+# the test profile's tiny LLM, and the default one for the tests whose model must call tools
+test: models models-test sip-peers
 	$(VENV)/bin/pytest -q
 
 # the suite while other processes keep both cores busy (STRESS_LOAD percent each): a test that
 # holds only on an idle machine fails here
 STRESS_LOAD ?= 60
-test-stress: models-test sip-peers
+test-stress: models models-test sip-peers
 	@command -v stress-ng >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q stress-ng; }
 	stress-ng --cpu 2 --cpu-load $(STRESS_LOAD) --timeout 3600s --quiet & load=$$!; \
 	  $(VENV)/bin/pytest -q; status=$$?; kill $$load; exit $$status
 
 # the suite with answers that never end before 60 tokens: a test that assumes the tiny model
 # answers briefly fails on every machine, not only on some
-test-long: models-test sip-peers
+test-long: models models-test sip-peers
 	VOXBUS_LLM__MIN_TOKENS=60 $(VENV)/bin/pytest -q
 
 test-unit: install
@@ -70,6 +72,8 @@ bench: models models-test
 	$(PY) bench/gateway.py --calls 12 --seconds 30 --out bench/results
 	$(PY) bench/echo.py --out bench/results
 	$(PY) bench/nats_outage.py --kills 5 --out bench/results
+	$(VENV)/bin/voxbus models fetch --name qwen2.5-coder-0.5b-instruct-q4_k_m
+	$(PY) bench/tool_calls.py --out bench/results
 
 clean:
 	rm -rf $(VENV) $(STAMPS) build *.egg-info out

@@ -39,8 +39,14 @@ from voxbus.tools.service import compact_schema  # noqa: E402
 
 TODAY = date(2026, 12, 1)  # a Tuesday: the context says so, and relative days resolve from it
 CLINIC = tomllib.loads((ROOT / "examples" / "clinic" / "voxbus.toml").read_text())["agent"]
+FEW_SHOT = (
+    " Examples. Caller: Can I come on Monday? You: call list_free_slots with day monday. Caller: Friday "
+    "at 11:30 please. You: call reschedule with the appointment_id, day friday and time 11:30. Caller: "
+    "Please cancel it. You: call cancel. Caller: Can I speak to someone? You: call transfer_to_human."
+)
 PROMPTS = {
     "clinic": CLINIC["system_prompt"],
+    "few-shot": CLINIC["system_prompt"] + FEW_SHOT,
     "plain": "You are Anna, the receptionist of Bright Smile dental clinic, on the phone. Answer in one or "
     "two short sentences. Use the tools to find free times and to move, book or cancel appointments.",
 }
@@ -195,12 +201,12 @@ def run_candidate(model: str, prompt: str, tools: list[dict[str, Any]], ctx: str
         )
     ttft = {}
     for label, offered in (("with_tools", tools), ("without_tools", None)):
-        question = [*system, greeting, ChatMessage(role="user", content="What time is my appointment?")]
-        engine.warm(question[:-1], offered)
-        times = []
-        for _ in range(3):
+        times = []  # the conversation so far cached (as in a call), the caller's new words not
+        for question in ("What time is my appointment?", "Is the dentist in today?", "Where are you?"):
+            messages = [*system, greeting, ChatMessage(role="user", content=question)]
+            engine.warm(messages[:-1], offered)
             started = time.perf_counter()
-            next(iter(engine.stream(question, 8, 0.0, tools=offered)))
+            next(iter(engine.stream(messages, 8, 0.0, tools=offered)))
             times.append(time.perf_counter() - started)
         ttft[label] = round(statistics.median(times) * 1000)
     calls = [r["total_ms"] for r in results if r["got"] and r["got"] != "hang_up"]

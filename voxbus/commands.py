@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
 import time
 from datetime import datetime
@@ -26,6 +27,9 @@ from voxbus.schemas.events import (
     Event,
     LlmDone,
     SttFinal,
+    ToolCalled,
+    ToolFailed,
+    ToolResult,
     TurnMetrics,
     WorkerExited,
     WorkerRestarted,
@@ -51,12 +55,22 @@ def describe(event: Event) -> str:
     return f"{when} {call:18} {event.type:18} {fields}"
 
 
+TOOL_CALL_BLOCK = re.compile(r"<tool_call>.*?</tool_call>", re.DOTALL)
+
+
 def conversation_line(event: Event) -> str | None:
     """What `talk` and `demo` print: the words, the latency, and trouble."""
     if isinstance(event, SttFinal) and event.text:
         return f"  caller: {event.text}"
     if isinstance(event, LlmDone):
-        return f"  agent:  {event.text.strip()}"
+        words = TOOL_CALL_BLOCK.sub("", event.text).strip()
+        return f"  agent:  {words}" if words else None
+    if isinstance(event, ToolCalled):
+        return f"          [tool {event.name} {json.dumps(event.arguments)}]"
+    if isinstance(event, ToolResult):
+        return f"          [tool {event.name}: {json.dumps(event.result)[:160]} ({event.latency_ms:.0f} ms)]"
+    if isinstance(event, ToolFailed):
+        return f"          [tool {event.name} failed, {event.failure}: {event.error}]"
     if isinstance(event, TurnMetrics) and event.first_audio_ms is not None:
         return (
             f"          turn {event.turn}: first agent audio {event.first_audio_ms:.0f} ms after "

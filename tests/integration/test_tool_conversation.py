@@ -1,0 +1,143 @@
+"""A caller uses the clinic's tools over a real SIP call: the default model, a real calendar
+service on NATS, a real SQLite file. The assertions hold whatever the model says in words: they
+check the tool calls, the calendar and the phrases that are voxbus's own."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from voxbus.bus.connection import Bus
+from voxbus.config import Settings, load_settings
+from voxbus.media.script import CallerScript, Line
+from voxbus.schemas.events import Event, ToolCalled, ToolFailed, ToolResult, ToolsOffered, TtsRequested
+from voxbus.supervisors.system import System, grant
+
+from .helpers import wait_all_serving
+
+CLINIC = Path(__file__).resolve().parents[2] / "examples" / "clinic"
+sys.path.insert(0, str(CLINIC))
+
+from calendar_db import Calendar, resolve_day  # noqa: E402
+from calendar_service import build_service  # noqa: E402
+
+pytestmark = pytest.mark.integration
+PATIENT = "+15551234567"
+MOVE = CallerScript(
+    lines=[Line(text="Hello. Please move my appointment to Friday at eleven thirty.", pause_before_s=4.5)],
+    tail_s=40.0,
+)
+
+
+@pytest.fixture
+def clinic_settings(test_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """The clinic's agent (examples/clinic/voxbus.toml) on the default model: the test
+    profile's tiny model does not call tools."""
+    monkeypatch.setenv("VOXBUS_CONFIG", str(CLINIC / "voxbus.toml"))
+    monkeypatch.setenv("VOXBUS_PROFILE", "default")
+    return load_settings()
+
+
+@pytest.fixture
+async def clinic(clinic_settings: Settings, tmp_path: Path) -> AsyncIterator[tuple[System, Bus, Calendar]]:
+    system = System(clinic_settings)
+    await system.start()
+    calendar = Calendar(tmp_path / "clinic.sqlite")
+    calendar.seed(date.today())
+    tools_bus = Bus(system.url, "clinic-calendar", creds=grant(clinic_settings, "tools", "clinic-calendar"))
+    await tools_bus.connect(attempts=5)
+    admin = await _admin(system)
+    try:
+        await wait_all_serving(admin, timeout_s=120)
+        yield system, tools_bus, calendar
+    finally:
+        await admin.close()
+        await tools_bus.close()
+        await system.stop()
+
+
+async def _admin(system: System) -> Bus:
+    bus = Bus(system.url, "test", creds=system.creds("admin"))
+    await bus.connect(attempts=5)
+    return bus
+
+
+async def call(system: System, settings: Settings, caller, tmp_path: Path) -> list[Event]:  # type: ignore[no-untyped-def]
+    from voxbus.commands import sip_call
+
+    wav, _ = caller(MOVE)
+    _, _, events = await sip_call(system.url, settings, wav, tmp_path / "heard.wav", caller_user=PATIENT)
+    return events
+
+
+def spoken(events: list[Event]) -> list[str]:
+    return [e.text for e in events if isinstance(e, TtsRequested)]
+
+
+async def test_a_caller_moves_their_appointment(
+    clinic: tuple[System, Bus, Calendar], clinic_settings: Settings, caller, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    system, tools_bus, calendar = clinic
+    before = calendar.row(12)
+    service = build_service(calendar, delay_s=0.3)
+    await service.start(tools_bus.nc)
+    events = await call(system, clinic_settings, caller, tmp_path)
+    found = [e for e in events if isinstance(e, ToolResult) and e.name == "find_patient"]
+    assert found and found[0].result["name"] == "Peter Walsh"  # the caller's record, by their number
+    moves = [e for e in events if isinstance(e, ToolCalled) and e.name == "reschedule"]
+    calls = [(e.name, e.arguments) for e in events if isinstance(e, ToolCalled)]
+    assert moves, f"no reschedule among the tool calls: {calls}"
+    assert moves[0].arguments["appointment_id"] == 12
+    friday = resolve_day("friday", date.today())
+    assert resolve_day(moves[0].arguments["day"], date.today()) == friday
+    assert any(isinstance(e, ToolResult) and e.name == "reschedule" for e in events), spoken(events)
+    after = calendar.row(12)
+    assert after["start"] == f"{friday} 11:30" and before["start"] != after["start"]
+    said = spoken(events)
+    assert clinic_settings.agent.tool_holding_phrase in said  # the caller was not left in silence
+    confirmation = said[said.index(clinic_settings.agent.tool_holding_phrase) + 1 :]
+    assert any(text.strip() for text in confirmation), said  # and then heard an answer
+    await service.stop()
+
+
+@pytest.mark.parametrize("trouble", ["gone", "slow"])
+async def test_a_calendar_that_is_gone_or_slow_gets_an_offer_of_a_person(
+    trouble: str, clinic: tuple[System, Bus, Calendar], clinic_settings: Settings, caller, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    system, tools_bus, calendar = clinic
+    service = build_service(calendar, delay_s=3.0 if trouble == "slow" else 0.0)
+    if trouble == "slow":
+        for tool in service.tools.values():
+            tool.timeout_s = 0.5  # each try gives up long before the calendar answers
+    await service.start(tools_bus.nc)
+    offered = asyncio.Event()
+
+    async def stop_when_offered(event: Event, _msg: object) -> None:
+        if isinstance(event, ToolsOffered) and trouble == "gone":
+            await service.stop()  # up when the call started, gone before the tool call
+        if isinstance(event, ToolsOffered):
+            offered.set()
+
+    watcher = await _admin(system)
+    await watcher.subscribe("voxbus.call.*.evt.tools.offered", None, stop_when_offered)
+    events = await call(system, clinic_settings, caller, tmp_path)
+    assert offered.is_set()
+    failed = [e for e in events if isinstance(e, ToolFailed) and e.name == "reschedule"]
+    assert failed, [(type(e).__name__, getattr(e, "name", "")) for e in events if "Tool" in type(e).__name__]
+    assert (
+        failed[0].failure == ("unavailable" if trouble == "gone" else "timeout") and failed[0].attempts == 2
+    )
+    assert clinic_settings.agent.tool_failure_phrase in spoken(events)
+    if trouble == "gone":
+        assert calendar.row(12)["start"] != f"{resolve_day('friday', date.today())} 11:30"  # nothing done
+    assert not [
+        e for e in events if isinstance(e, ToolResult) and e.name == "reschedule"
+    ]  # a late reply is ignored
+    await watcher.close()
+    if trouble == "slow":
+        await service.stop()

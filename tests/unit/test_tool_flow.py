@@ -1,0 +1,201 @@
+"""The agent's side with tools, without a bus: a generation that ends on a served tool call waits
+for it, says the holding phrase when it takes a moment, answers from the result, offers a person
+when the tool cannot be asked, and never loses a result to a barge-in."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from voxbus.actors.call.agent_side import AgentSide
+from voxbus.actors.call.conversation import Conversation
+from voxbus.actors.call.generation import Generation
+from voxbus.actors.call.tool_use import ToolFinished
+from voxbus.actors.call.turn_taking import EndTurn, StartSpeculative
+from voxbus.actors.tools import ToolCall
+from voxbus.clock import ManualClock
+from voxbus.config import AgentSettings
+from voxbus.schemas.events import SttFinal
+from voxbus.schemas.messages import CallState, ChatMessage, LlmChunk
+from voxbus.tools.invoke import ToolOutcome
+
+CALL = '<tool_call>{"name": "list_free_slots", "arguments": {"day": "friday"}}</tool_call>'
+
+
+class FakeOut:
+    """Records what the agent's side sends (a stand-in for the bus in a unit test)."""
+
+    call_id = "c"
+
+    def __init__(self) -> None:
+        self.spoken: list[tuple[str, bool]] = []
+        self.llm_requests: list[list[ChatMessage]] = []
+        self.events: list[Any] = []
+        self.tools: list[dict[str, Any]] = []
+
+    def emit(self, event: Any) -> None:
+        self.events.append(event)
+
+    def error(self, code: str, message: str) -> None:
+        self.events.append((code, message))
+
+    async def control(self, action: str, gen: int | None = None) -> None: ...
+
+    async def send(self, command: Any) -> None: ...
+
+    async def cancel(self, generation: Generation, reason: str) -> None: ...
+
+    async def request_llm(self, generation: Generation, messages: list[ChatMessage]) -> None:
+        generation.llm.worker = "llm-1"
+        self.llm_requests.append(messages)
+
+    async def warm_llm(self, gen: int, turn: int, messages: list[ChatMessage]) -> None: ...
+
+    async def speak(self, generation: Generation, text: str, last: bool) -> None:
+        generation.tts_request("c", text, last, 0.0)
+        self.spoken.append((text, last))
+
+
+class FakeStore:
+    async def save(self, state: CallState) -> None: ...
+
+
+class FakeTools:
+    def __init__(self) -> None:
+        self.started: list[ToolCall] = []
+        self.reported: list[ToolFinished] = []
+
+    async def ready(self) -> None: ...
+
+    def enrich(self, state: CallState) -> None: ...
+
+    def start(self, generation: Generation, call: ToolCall) -> None:
+        generation.tools_started += 1
+        generation.round_calls += 1
+        generation.tools_pending += 1
+        self.started.append(call)
+
+    def report(self, done: ToolFinished) -> None:
+        self.reported.append(done)
+
+
+def agent() -> tuple[AgentSide, FakeOut, FakeTools, ManualClock]:
+    clock, out, tools = ManualClock(), FakeOut(), FakeTools()
+    settings = AgentSettings(tool_hold_after_ms=400)
+    side = AgentSide(
+        Conversation(CallState(call_id="c", owner="a"), settings), FakeStore(), out, settings, clock
+    )  # type: ignore[arg-type]
+    side.tools = tools  # type: ignore[assignment]
+    return side, out, tools, clock
+
+
+def chunk(side: AgentSide, text: str, done: bool = False) -> LlmChunk:
+    assert side.current is not None
+    return LlmChunk(call_id="c", gen=side.current.gen, seq=0, text=text, done=done, worker_id="llm-1")
+
+
+async def caller_says(side: AgentSide, text: str) -> Generation:
+    final = SttFinal(call_id="c", text=text, start_ms=0, end_ms=900, compute_s=0.1, ts=0.0)
+    await side.carry_out([EndTurn(final, 0.0, None, None, None, None)])
+    assert side.current is not None
+    return side.current
+
+
+def result(generation: Generation, ok: bool = True, failure: str | None = None) -> ToolFinished:
+    outcome = ToolOutcome(
+        name="list_free_slots", arguments={}, ok=ok, result={"free": ["11:30"]} if ok else None,
+        error="" if ok else "no service serves list_free_slots right now", failure=failure,  # type: ignore[arg-type]
+    )  # fmt: skip
+    return ToolFinished(generation, f"c:{generation.gen}:0", outcome)
+
+
+async def test_a_slow_tool_gets_the_holding_phrase_and_the_answer_comes_from_its_result() -> None:
+    side, out, tools, clock = agent()
+    generation = await caller_says(side, "Anything free on Friday?")
+    await side.chunk(chunk(side, CALL))
+    await side.chunk(chunk(side, "", done=True))
+    assert [c.name for c in tools.started] == ["list_free_slots"] and out.spoken == []
+    clock.advance(0.3)
+    await side.hold_if_tool_slow()
+    assert out.spoken == []  # a moment is not yet too long
+    clock.advance(0.2)
+    await side.hold_if_tool_slow()
+    await side.hold_if_tool_slow()
+    assert out.spoken == [("One moment, let me check.", False)]  # once, and not the last clause
+    await side.tool_finished(result(generation))
+    assert len(out.llm_requests) == 2  # asked again, with the tool's response
+    roles = [m.role for m in out.llm_requests[-1]]
+    assert roles[-3:] == ["user", "assistant", "tool"]
+    assert (
+        '"11:30"' in out.llm_requests[-1][-1].content
+        and "list_free_slots" in out.llm_requests[-1][-2].content
+    )
+    await side.chunk(chunk(side, "Friday at 11:30 is free."))
+    await side.chunk(chunk(side, "", done=True))
+    assert out.spoken[-1] == ("", True) and ("Friday at 11:30 is free.", False) in out.spoken
+    history = [(m.role, m.content) for m in side.conversation.history]
+    assert history[-1] == ("assistant", "Friday at 11:30 is free.")
+    assert [r for r, _ in history] == ["user", "assistant", "tool", "assistant"]
+
+
+async def test_a_tool_that_cannot_be_asked_ends_the_answer_with_an_offer_of_a_person() -> None:
+    side, out, _tools, _clock = agent()
+    generation = await caller_says(side, "Anything free on Friday?")
+    await side.chunk(chunk(side, CALL))
+    await side.chunk(chunk(side, "", done=True))
+    await side.tool_finished(result(generation, ok=False, failure="unavailable"))
+    assert len(out.llm_requests) == 1  # not asked again
+    assert out.spoken[-1] == (AgentSettings().tool_failure_phrase, True)
+    assert side.conversation.history[-1].content == AgentSettings().tool_failure_phrase
+
+
+async def test_a_refusal_goes_back_to_the_llm_which_says_what_follows() -> None:
+    side, out, _tools, _clock = agent()
+    generation = await caller_says(side, "Move it to Saturday at ten.")
+    await side.chunk(chunk(side, CALL))
+    await side.chunk(chunk(side, "", done=True))
+    await side.tool_finished(result(generation, ok=False, failure="refused"))
+    assert len(out.llm_requests) == 2 and '"error"' in out.llm_requests[-1][-1].content
+
+
+async def test_a_barge_in_while_the_tool_runs_keeps_its_result_and_asks_nothing_more() -> None:
+    side, out, _tools, _clock = agent()
+    generation = await caller_says(side, "Anything free on Friday?")
+    await side.chunk(chunk(side, CALL))
+    await side.chunk(chunk(side, "", done=True))
+    await side.cancel(generation, "barge-in", heard="")
+    await side.tool_finished(result(generation))
+    assert len(out.llm_requests) == 1
+    assert side.conversation.history[-1].role == "tool" and "11:30" in side.conversation.history[-1].content
+
+
+async def test_a_result_before_the_llm_ends_keeps_the_history_in_order() -> None:
+    side, out, _tools, _clock = agent()
+    generation = await caller_says(side, "Anything free on Friday?")
+    await side.chunk(chunk(side, CALL))
+    await side.tool_finished(result(generation))  # a fast tool answers before the done chunk
+    assert len(out.llm_requests) == 1
+    await side.chunk(chunk(side, "", done=True))
+    assert [m.role for m in side.conversation.history] == ["user", "assistant", "tool"]
+    assert len(out.llm_requests) == 2
+
+
+@pytest.mark.parametrize("turn_ends", [True, False])
+async def test_a_speculative_answer_calls_its_tools_only_once_the_turn_is_over(turn_ends: bool) -> None:
+    side, _out, tools, _clock = agent()
+    await side.carry_out([StartSpeculative(text="Move it to Friday at 11:30")])
+    speculative = side.current
+    assert speculative is not None
+    await side.chunk(chunk(side, CALL))
+    await side.chunk(chunk(side, "", done=True))
+    assert tools.started == []  # nothing is done on words the caller may take back
+    final = SttFinal(
+        call_id="c", text="Move it to Friday at 11:30", start_ms=0, end_ms=900, compute_s=0.1, ts=0.0
+    )
+    if turn_ends:
+        await side.carry_out([EndTurn(final, 0.0, None, None, speculative, None)])
+        assert [c.name for c in tools.started] == ["list_free_slots"]
+    else:
+        await side.cancel(speculative, "the caller went on")
+        assert tools.started == []
