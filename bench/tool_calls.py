@@ -38,7 +38,9 @@ from voxbus.schemas.messages import ChatMessage  # noqa: E402
 from voxbus.tools.service import compact_schema  # noqa: E402
 
 TODAY = date(2026, 12, 1)  # a Tuesday: the context says so, and relative days resolve from it
-CLINIC = tomllib.loads((ROOT / "examples" / "clinic" / "voxbus.toml").read_text())["agent"]
+CLINIC = tomllib.loads((ROOT / "examples" / "clinic" / "voxbus.toml").read_text())["agents"]["clinic"][
+    "agent"
+]
 FEW_SHOT = (
     " Examples. Caller: Can I come on Monday? You: call list_free_slots with day monday. Caller: Friday "
     "at 11:30 please. You: call reschedule with the appointment_id, day friday and time 11:30. Caller: "

@@ -140,6 +140,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     from voxbus.engines.models import ModelMissing
     from voxbus.media.file_call import NoAgent
     from voxbus.media.wav import BadWav
+    from voxbus.profiles import ProfileError
     from voxbus.supervisors.system import client_creds
     from voxbus.supervisors.tree import Escalation
 
@@ -199,7 +200,15 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
             url = _running_url(settings)
             return _run(tail_events(url, args.call, args.all, args.json, client_creds(settings)))
-    except (ModelMissing, BadWav, BusUnreachable, NoAgent, Escalation, CredentialsInvalid) as exc:
+    except (
+        ModelMissing,
+        BadWav,
+        BusUnreachable,
+        NoAgent,
+        Escalation,
+        CredentialsInvalid,
+        ProfileError,
+    ) as exc:
         raise CliError(str(exc)) from None
     raise CliError(f"unknown command {args.command}")
 

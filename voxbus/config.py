@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -36,6 +36,8 @@ class ModelPaths(BaseModel):
 
 
 class AgentSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt setting is an error, not a silent default
+
     system_prompt: str = (
         "You are a friendly voice assistant on a phone call. Answer in one or two short, plain "
         "sentences, without lists, markdown or emoji. If one of your replies ends with a dash, the "
@@ -69,6 +71,12 @@ class AgentSettings(BaseModel):
         "I'm sorry, I can't check that right now. Would you like me to put you through to a colleague?"
     )
     tool_rounds: int = Field(default=3, ge=1, le=10, description="tool calls one answer may chain")
+    transfer_target: str = Field(
+        default="",
+        description="SIP URI this agent's transfers go to (empty: sip.transfer_target); the gateway "
+        "refuses any target that is not sip.transfer_target or in sip.transfer_allow",
+    )
+    max_call_s: float = Field(default=0, ge=0, description="the agent hangs up after this long; 0: no limit")
     start_tool: str = Field(
         default="",
         description="a served tool called when a call starts, with no arguments (it sees the caller's "
@@ -268,6 +276,16 @@ class SipSettings(BaseModel):
     jitter_max_ms: int = Field(default=200, ge=20)
 
 
+class AgentProfile(BaseModel):
+    """One agent of a business line (``[agents.NAME]``, or a file in ``agents_dir``): the numbers
+    it answers and what it changes of the ``[agent]`` settings; see voxbus/profiles.py."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    numbers: list[str] = Field(default_factory=list, description="numbers called that reach this agent")
+    agent: dict[str, Any] = Field(default_factory=dict, description="[agent] settings this agent overrides")
+
+
 class SupervisionSettings(BaseModel):
     heartbeat_interval_s: float = Field(default=0.5, gt=0)
     heartbeat_timeout_s: float = Field(default=3.0, gt=0, description="silence before 'hung'")
@@ -301,6 +319,12 @@ class Settings(BaseSettings):
     tts: TtsSettings = TtsSettings()
     supervision: SupervisionSettings = SupervisionSettings()
     sip: SipSettings = SipSettings()
+    agents: dict[str, AgentProfile] = Field(
+        default_factory=dict, description="agent profiles by name ([agents.NAME]; see voxbus/profiles.py)"
+    )
+    agents_dir: Path | None = Field(
+        default=None, description="a folder of agent profiles, one TOML file each"
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["console", "json"] = "console"
 

@@ -33,6 +33,7 @@ from voxbus.supervisors.serving import wait_all_serving  # noqa: E402
 from voxbus.supervisors.system import System, grant  # noqa: E402
 
 CALLER_NUMBER = "+15551234567"  # Peter Walsh in the demo calendar
+CLINIC_URI = "sip:2000@127.0.0.1:{port}"  # the clinic's number: its agent profile answers
 APPOINTMENT = 12
 DIALOGUE = Dialogue(
     lines=[
@@ -74,7 +75,14 @@ async def demo(out: Path) -> dict:
         call_log = CallLog(out / "calls.sqlite")
         following = asyncio.create_task(follow(log_bus, call_log, stop))
         _, _, events = await system.while_healthy(
-            sip_call(url, settings, player, out / "reply.wav", caller_user=CALLER_NUMBER)
+            sip_call(
+                url,
+                settings,
+                player,
+                out / "reply.wav",
+                uri=CLINIC_URI.format(port=settings.sip.port),
+                caller_user=CALLER_NUMBER,
+            )
         )
         await asyncio.sleep(2.0)  # the call log catches the last events
         stop.set()

@@ -20,6 +20,7 @@ from voxbus.bus.connection import Bus, reply_rejected
 from voxbus.bus.streams import call_state_bucket
 from voxbus.config import Settings
 from voxbus.logs import get_logger
+from voxbus.profiles import Profiles
 from voxbus.schemas.base import Accepted
 from voxbus.schemas.events import SupervisorEscalated, WorkerRestarted
 from voxbus.schemas.messages import CallStart, CallState
@@ -32,6 +33,7 @@ READY_TIMEOUT_S = 10.0
 class AgentService:
     def __init__(self, bus: Bus, settings: Settings, agent_id: str) -> None:
         self.bus, self.settings, self.agent_id = bus, settings, agent_id
+        self.profiles = Profiles(settings)  # a wrong profile stops the process here, in one line
         self.calls = Supervisor.from_settings(
             f"calls@{agent_id}", settings.supervision, self._restarted, self._escalated
         )
@@ -69,11 +71,13 @@ class AgentService:
     ) -> CallActor:
         first = [True]
 
+        profile, agent, _ = self.profiles.pick(called)
+
         def make() -> CallActor:
             actor = CallActor(
                 self.bus,
                 self.kv,
-                self.settings.agent,
+                agent,
                 self.settings.turn,
                 call_id,
                 self.agent_id,  # type: ignore[arg-type]
@@ -81,6 +85,7 @@ class AgentService:
                 caller=caller,
                 source=source,
                 called=called,
+                profile=profile,
             )
             first[0] = False
             self.actors[call_id] = actor

@@ -30,6 +30,8 @@ class CallEvent(Event):
 class CallStarted(CallEvent):
     type: Literal["call.started"] = "call.started"
     caller: str = ""
+    called: str = Field(default="", description="the number called (SIP request URI user)")
+    agent: str = Field(default="", description="the agent profile that answers it ('' : [agent])")
     transport: str = "file"
 
 

@@ -15,6 +15,7 @@ from voxbus.bus.streams import call_state_bucket, ensure_events_stream
 from voxbus.config import Settings
 from voxbus.engines.models import model_path
 from voxbus.logs import get_logger
+from voxbus.profiles import Profiles
 from voxbus.schemas.events import SupervisorEscalated, WorkerRestarted
 from voxbus.supervisors.process import WorkerProcess
 from voxbus.supervisors.tree import ChildSpec, Escalation, RestartEvent, Supervisor
@@ -105,6 +106,7 @@ class System:
 
     async def start(self) -> str:
         check_models(self.settings, {worker[0] for worker in self.workers})
+        Profiles(self.settings)  # a wrong agent profile is said at the door, in one line
         if not self.url:
             config = secure_embedded_server(auth_dir(self.settings), server_config_file(self.settings))
             self.nats = EmbeddedNats(self.settings.data_dir / "nats", config=config)

@@ -88,6 +88,7 @@ class CallActor(Actor):
         caller: str = "",
         source: str = "file",
         called: str = "",
+        profile: str = "",
         clock: Clock | None = None,
     ) -> None:
         super().__init__()
@@ -95,6 +96,7 @@ class CallActor(Actor):
         self.clock = clock or SystemClock()
         self.bus, self.settings, self.call_id, self.owner, self.resume = bus, settings, call_id, owner, resume
         self.store = CallStore(kv)
+        self.profile = profile  # the agent profile answering (voxbus.profiles); "" for [agent]
         state = CallState(call_id=call_id, owner=owner, caller=caller, called=called, source=source)
         self.conversation = Conversation(state, settings)
         self.out = Outbound(bus, self.clock, call_id, settings)
@@ -109,6 +111,7 @@ class CallActor(Actor):
         self._subs: list[Subscription] = []
         self._ticker: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._time_up = False
         for message_type, handler in [
             (SpeechStarted, self._on_speech_started),
             (SpeechPaused, self._on_speech_paused),
@@ -157,9 +160,14 @@ class CallActor(Actor):
             )
             log.info("call resumed", call_id=self.call_id, history=history_len)
         else:
-            self.out.emit(
-                CallStarted(call_id=self.call_id, caller=self.state.caller, transport=self.state.source)
+            started = CallStarted(
+                call_id=self.call_id,
+                caller=self.state.caller,
+                called=self.state.called,
+                agent=self.profile,
+                transport=self.state.source,
             )
+            self.out.emit(started)
             self.state.context = call_context(self.clock.time(), self.state)
             await self.agent.save()
             if self.settings.greeting:
@@ -176,6 +184,13 @@ class CallActor(Actor):
         for sub in self._subs:
             with contextlib.suppress(Exception):  # the connection may be closing already
                 await sub.unsubscribe()
+
+    async def _hang_up_if_too_long(self) -> None:
+        limit = self.settings.max_call_s
+        if limit and not self._time_up and self.clock.time() - self.state.started_ts > limit:
+            self._time_up = True
+            log.info("call longer than agent.max_call_s: hanging up", call_id=self.call_id, limit_s=limit)
+            await self.out.control("hangup")
 
     async def _warm_with_tools(self) -> None:
         """Once the call's tools are known, have the LLM evaluate the prompt with them while the
@@ -244,6 +259,7 @@ class CallActor(Actor):
         await self._carry_out(self.turn_taking.tick(self.agent.current))
         await self.agent.retry_llm_if_quiet()
         await self.agent.hold_if_tool_slow()
+        await self._hang_up_if_too_long()
 
     async def _on_playout_done(self, event: PlayoutDone) -> None:
         ended = await self.agent.playout_done(event)

@@ -123,4 +123,6 @@ class ServedToolFlow:
             )
         )
         action = TOOL_ACTIONS[call.name]
-        generation.after_playout.append(CallControl(call_id=self.call_id, action=action))  # type: ignore[arg-type]
+        target = (self.settings.transfer_target or None) if action == "transfer" else None
+        command = CallControl(call_id=self.call_id, action=action, target=target)  # type: ignore[arg-type]
+        generation.after_playout.append(command)

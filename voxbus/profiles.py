@@ -1,0 +1,67 @@
+"""Agent profiles: one agent per business line, picked by the number called.
+
+A profile names the numbers it answers (the SIP request URI's user, e.g. ``2000`` or
+``+15550002000``) and overrides any of the ``[agent]`` settings: instructions, greeting, tools,
+the start tool; plus its own transfer target and longest call. Profiles come from ``[agents.NAME]``
+tables in the configuration and from ``agents_dir`` (one TOML file per agent, named after the
+file). A call to a number no profile claims gets the ``[agent]`` settings themselves.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from voxbus.config import AgentProfile, AgentSettings, Settings
+
+
+class ProfileError(ValueError):
+    """A profile file or table that is wrong; the message names it and the field, in one line."""
+
+
+class Profiles:
+    def __init__(self, settings: Settings) -> None:
+        self.base = settings.agent
+        self.profiles: dict[str, AgentProfile] = dict(settings.agents)
+        if settings.agents_dir is not None:
+            for path in sorted(Path(settings.agents_dir).glob("*.toml")):
+                self.profiles[path.stem] = _load(path)
+        self.by_number: dict[str, str] = {}
+        for name, profile in self.profiles.items():
+            for number in profile.numbers:
+                if number in self.by_number:
+                    raise ProfileError(
+                        f"number {number} is claimed by agents {self.by_number[number]} and {name}"
+                    )
+                self.by_number[number] = name
+        self._agents = {name: self._merged(name, p) for name, p in self.profiles.items()}
+
+    def _merged(self, name: str, profile: AgentProfile) -> AgentSettings:
+        try:
+            # validated whole (unknown keys and bad values fail here), taken from the base otherwise
+            return AgentSettings.model_validate({**self.base.model_dump(), **profile.agent})
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise ProfileError(
+                f"agent {name}: agent.{'.'.join(map(str, first['loc']))}: {first['msg']}"
+            ) from None
+
+    def pick(self, called: str) -> tuple[str, AgentSettings, AgentProfile | None]:
+        """(profile name, its agent settings, the profile) for a number called; ("", [agent], None)
+        when no profile claims it."""
+        name = self.by_number.get(called, "")
+        if not name:
+            return "", self.base, None
+        return name, self._agents[name], self.profiles[name]
+
+
+def _load(path: Path) -> AgentProfile:
+    try:
+        return AgentProfile.model_validate(tomllib.loads(path.read_text()))
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(f"{path}: not TOML: {exc}") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ProfileError(f"{path}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
