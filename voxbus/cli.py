@@ -71,6 +71,13 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--all-profiles", action="store_true", help="every profile, not just --profile")
     m.add_argument("--name", action="append", help="a catalogue model by name instead (repeatable; see list)")
 
+    wh = sub.add_parser("webhook", help="POST call events to an HTTP endpoint (HMAC-signed, retried)")
+    wh.add_argument("url", help="http(s) URL that receives one JSON event per POST")
+    wh.add_argument("--events", nargs="+", default=["*"], help="event types, shell patterns (default: all)")
+    secret = wh.add_mutually_exclusive_group(required=True)
+    secret.add_argument("--secret-env", metavar="NAME", help="environment variable holding the HMAC secret")
+    secret.add_argument("--secret-file", type=Path, metavar="PATH", help="file holding the HMAC secret")
+
     cr = sub.add_parser("creds", help="issue bus credentials for a third party (a 0600 file)")
     cr.add_argument("role", choices=["reader", "operator", "tools", "admin"], help="what it may do")
     cr.add_argument("--user", help="user name (default: the role)")
@@ -161,6 +168,12 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
             print(grant(settings, args.role, args.user or args.role, args.audio))
             return 0
+        if args.command == "webhook":
+            from voxbus.commands import webhook
+
+            if not args.url.startswith(("http://", "https://")):
+                raise CliError(f"webhook URL {args.url!r} must start with http:// or https://")
+            return _run(webhook(settings, _running_url(settings), args.url, _secret(args), args.events))
         if args.command == "up":
             from voxbus.commands import up
 
@@ -217,6 +230,22 @@ def _require_url(settings: Settings) -> str:
     if not settings.nats_url:
         raise CliError("this command needs --nats-url (or VOXBUS_NATS_URL)")
     return settings.nats_url
+
+
+def _secret(args: argparse.Namespace) -> bytes:
+    """The webhook's HMAC secret, from the environment or a file (never from the configuration)."""
+    if args.secret_env:
+        value = os.environ.get(args.secret_env, "")
+        if not value:
+            raise CliError(f"environment variable {args.secret_env} is empty or unset")
+        return value.encode()
+    try:
+        value = args.secret_file.read_text().strip()
+    except OSError as exc:
+        raise CliError(f"webhook secret file {args.secret_file}: {exc.strerror}") from None
+    if not value:
+        raise CliError(f"webhook secret file {args.secret_file} is empty")
+    return value.encode()
 
 
 def _running_url(settings: Settings) -> str:

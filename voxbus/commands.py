@@ -91,6 +91,25 @@ def _printer(event: Event) -> None:
         print(line, flush=True)
 
 
+async def webhook(settings: Settings, nats_url: str, url: str, secret: bytes, events: list[str]) -> int:
+    """Forward chosen call events to ``url`` until stopped (SIGINT/SIGTERM)."""
+    from voxbus.actors.runtime import stop_on_signals
+    from voxbus.webhook import Webhook
+
+    forwarder = Webhook(
+        Bus(nats_url, name="voxbus-webhook", source="webhook", creds=client_creds(settings)),
+        url,
+        secret,
+        events,
+    )
+    await forwarder.bus.connect(attempts=3)
+    try:
+        await forwarder.run(stop_on_signals())
+    finally:
+        await forwarder.bus.close()
+    return 0
+
+
 async def up(settings: Settings) -> int:
     from voxbus.actors.runtime import stop_on_signals
 

@@ -115,17 +115,20 @@ async def follow(bus: Bus, log: CallLog, stop: asyncio.Event) -> None:
     sub = await bus.js.pull_subscribe(
         subjects.ALL_CALL_EVENTS, durable=DURABLE, stream=subjects.EVENTS_STREAM, config=config
     )
-    while not stop.is_set():
-        try:
-            batch = await sub.fetch(64, timeout=0.5)
-        except (NatsTimeout, TimeoutError):
-            continue
-        for msg in batch:
+    try:
+        while not stop.is_set():
             try:
-                log.write(msg.metadata.sequence.stream, decode_event(msg.subject, msg.data))
-            except BadMessage as exc:  # not one of ours: said once, not retried forever
-                print(f"skipping an unreadable event: {exc}", flush=True)
-            await msg.ack()
+                batch = await sub.fetch(64, timeout=0.5)
+            except (NatsTimeout, TimeoutError):
+                continue
+            for msg in batch:
+                try:
+                    log.write(msg.metadata.sequence.stream, decode_event(msg.subject, msg.data))
+                except BadMessage as exc:  # not one of ours: said once, not retried forever
+                    print(f"skipping an unreadable event: {exc}", flush=True)
+                await msg.ack()
+    finally:
+        await sub.unsubscribe()  # the durable consumer stays on the server, with its position
 
 
 async def run(url: str, db: Path, creds: Path | None) -> None:

@@ -42,7 +42,7 @@ def test_profiles_come_from_a_folder_of_files_too(tmp_path: Path) -> None:
     [
         ({"a.toml": 'numbers = ["1"]', "b.toml": 'numbers = ["1"]'}, "claimed by agents a and b"),
         ({"a.toml": 'numbers = ["1"]\n[agent]\ngreting = "typo"'}, "agent.greting"),
-        ({"a.toml": '[agent]\nmax_tokens = -3'}, "agent.max_tokens"),
+        ({"a.toml": "[agent]\nmax_tokens = -3"}, "agent.max_tokens"),
         ({"a.toml": "numbers = [1"}, "not TOML"),
         ({"a.toml": 'number = ["1"]'}, "number"),
     ],
