@@ -78,6 +78,20 @@ def _parser() -> argparse.ArgumentParser:
     secret.add_argument("--secret-env", metavar="NAME", help="environment variable holding the HMAC secret")
     secret.add_argument("--secret-file", type=Path, metavar="PATH", help="file holding the HMAC secret")
 
+    mc = sub.add_parser(
+        "mcp", help="serve an MCP server's tools to the agents (as voxbus.tool.<server>_<tool>)"
+    )
+    mc.add_argument("server", help="a short name: the tools are named <server>_<tool>")
+    where = mc.add_mutually_exclusive_group(required=True)
+    where.add_argument("--url", help="a streamable-HTTP MCP server")
+    where.add_argument(
+        "--command",
+        dest="command_line",
+        nargs=argparse.REMAINDER,
+        help="a stdio MCP server: the command that starts it",
+    )
+    mc.add_argument("--timeout", type=float, default=5.0, help="seconds a call to one of its tools may take")
+
     cr = sub.add_parser("creds", help="issue bus credentials for a third party (a 0600 file)")
     cr.add_argument("role", choices=["reader", "operator", "tools", "admin"], help="what it may do")
     cr.add_argument("--user", help="user name (default: the role)")
@@ -174,6 +188,16 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             if not args.url.startswith(("http://", "https://")):
                 raise CliError(f"webhook URL {args.url!r} must start with http:// or https://")
             return _run(webhook(settings, _running_url(settings), args.url, _secret(args), args.events))
+        if args.command == "mcp":
+            from voxbus.commands import serve_mcp
+
+            if args.command_line is None and not args.url:
+                raise CliError("mcp: give --url or --command")
+            return _run(
+                serve_mcp(
+                    settings, _running_url(settings), args.server, args.command_line, args.url, args.timeout
+                )
+            )
         if args.command == "up":
             from voxbus.commands import up
 

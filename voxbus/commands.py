@@ -110,6 +110,32 @@ async def webhook(settings: Settings, nats_url: str, url: str, secret: bytes, ev
     return 0
 
 
+async def serve_mcp(
+    settings: Settings,
+    nats_url: str,
+    server: str,
+    command: list[str] | None,
+    url: str | None,
+    timeout_s: float,
+) -> int:
+    """Serve an MCP server's tools on the bus until stopped (SIGINT/SIGTERM)."""
+    from voxbus.actors.runtime import stop_on_signals
+    from voxbus.tools.mcp_bridge import bridge, mcp_session
+
+    stopping = stop_on_signals()
+    bus = Bus(nats_url, name=f"voxbus-mcp-{server}", source=f"mcp-{server}", creds=client_creds(settings))
+    await bus.connect(attempts=3)
+    try:
+        async with mcp_session(command, url) as session:
+            service = await bridge(bus.nc, server, session, timeout_s)
+            print(f"serving {', '.join(sorted(service.tools))} from MCP server {server}", flush=True)
+            await stopping.wait()
+            await service.stop()
+    finally:
+        await bus.close()
+    return 0
+
+
 async def up(settings: Settings) -> int:
     from voxbus.actors.runtime import stop_on_signals
 

@@ -36,7 +36,16 @@ from pydantic import BaseModel, ValidationError
 
 from voxbus.logs import get_logger
 from voxbus.tools.catalog import discover
-from voxbus.tools.contract import TOOL_PREFIX, BadTool, ToolReply, ToolRequest, check_name
+from voxbus.tools.contract import (
+    TOOL_PREFIX,
+    BadTool,
+    ToolReply,
+    ToolRequest,
+    ToolSpec,
+    argument_problem,
+    check_name,
+    check_schema,
+)
 
 log = get_logger(__name__)
 QUEUE_GROUP = "voxbus.tools"  # replicas of a service share the work
@@ -60,9 +69,15 @@ ToolFunction = Callable[[Any, ToolContext], Awaitable[Any]]
 class _Tool:
     name: str
     description: str
-    arguments: type[BaseModel]
+    arguments: type[BaseModel] | None  # None: ``schema`` describes them, the function gets a dict
     timeout_s: float
     function: ToolFunction
+    schema: dict[str, Any] | None = None
+
+    def parameters(self) -> dict[str, Any]:
+        if self.arguments is None:
+            return self.schema or {"type": "object", "properties": {}}
+        return compact_schema(self.arguments.model_json_schema())
 
 
 class ToolError(Exception):
@@ -94,6 +109,20 @@ class ToolService:
 
         return register
 
+    def add(
+        self,
+        name: str,
+        description: str,
+        schema: dict[str, Any],
+        function: ToolFunction,
+        timeout_s: float = 3.0,
+    ) -> None:
+        """Declare a tool by its JSON Schema (a bridge to another tool system): the function gets
+        the arguments as a dict, checked against ``schema`` first."""
+        check_name(name)
+        check_schema(name, self.name, schema)
+        self.tools[name] = _Tool(name, description, None, timeout_s, function, schema)
+
     async def start(self, nc: Client, check_taken: bool = True) -> Service:
         """Serve the tools on ``nc``. :class:`BadTool` if another service already serves one of
         these names (replicas of this same service are welcome)."""
@@ -115,7 +144,7 @@ class ToolService:
                     handler=self._handler(tool),
                     metadata={
                         "description": tool.description,
-                        "parameters": json.dumps(compact_schema(tool.arguments.model_json_schema())),
+                        "parameters": json.dumps(tool.parameters()),
                         "timeout_s": str(tool.timeout_s),
                     },
                 )
@@ -148,12 +177,19 @@ class ToolService:
         return handle
 
     async def _run(self, tool: _Tool, call: ToolRequest) -> bytes:
-        try:
-            arguments = tool.arguments.model_validate(call.arguments)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "arguments"
-            return _reply(False, error=f"bad arguments: {where}: {first['msg']}")
+        arguments: Any = call.arguments
+        if tool.arguments is not None:
+            try:
+                arguments = tool.arguments.model_validate(call.arguments)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(p) for p in first["loc"]) or "arguments"
+                return _reply(False, error=f"bad arguments: {where}: {first['msg']}")
+        else:
+            spec = ToolSpec(name=tool.name, description=tool.description, parameters=tool.parameters())
+            problem = argument_problem(spec, call.arguments)
+            if problem is not None:
+                return _reply(False, error=f"bad arguments: {problem}")
         context = ToolContext(
             call_id=call.call_id,
             caller=call.caller,
