@@ -126,7 +126,7 @@ class Webhook:
             log.warning(
                 "webhook not delivered, retrying",
                 url=self.url,
-                event=event.type,
+                event_type=event.type,
                 reason=why,
                 retry_in_s=delay,
             )

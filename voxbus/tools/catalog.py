@@ -33,6 +33,10 @@ async def discover(nc: Client, within_s: float = 0.5, quiet_s: float = 0.1) -> C
     async def collect(msg: Msg) -> None:
         answers.put_nowait(msg)
 
+    def no_responders(msg: Msg) -> bool:
+        """The server's own answer when no service listens (status 503, no body)."""
+        return not msg.data and bool(msg.headers) and msg.headers.get("Status") == "503"
+
     inbox = nc.new_inbox()
     sub = await nc.subscribe(inbox, cb=collect)
     infos: list[bytes] = []
@@ -43,9 +47,12 @@ async def discover(nc: Client, within_s: float = 0.5, quiet_s: float = 0.1) -> C
         while (left := deadline - loop.time()) > 0:
             wait = min(left, quiet_s) if infos else left
             try:
-                infos.append((await asyncio.wait_for(answers.get(), wait)).data)
+                msg = await asyncio.wait_for(answers.get(), wait)
             except TimeoutError:
                 break
+            if no_responders(msg):
+                break  # no service on the bus at all: no need to wait
+            infos.append(msg.data)
     finally:
         await sub.unsubscribe()
     return catalog_of(infos)
