@@ -46,11 +46,17 @@ FEW_SHOT = (
     "at 11:30 please. You: call reschedule with the appointment_id, day friday and time 11:30. Caller: "
     "Please cancel it. You: call cancel. Caller: Can I speak to someone? You: call transfer_to_human."
 )
+RULES = (
+    "You are Anna, the receptionist of Bright Smile dental clinic, on the phone. Answer in one or two "
+    "short sentences, and do not repeat the clinic's name. You do not know which times are free: when "
+    "the caller asks what is free, or names a day without a time, call list_free_slots for that day. "
+    "When the caller picks a day and time, call reschedule. Never say an appointment was moved unless "
+    "reschedule answered."
+)
 PROMPTS = {
-    "clinic": CLINIC["system_prompt"],
+    "clinic": CLINIC["system_prompt"],  # what examples/clinic ships
+    "rules": RULES,
     "few-shot": CLINIC["system_prompt"] + FEW_SHOT,
-    "plain": "You are Anna, the receptionist of Bright Smile dental clinic, on the phone. Answer in one or "
-    "two short sentences. Use the tools to find free times and to move, book or cancel appointments.",
 }
 FREE = '{"date": "2026-12-04", "weekday": "Friday", "free": ["09:00", "11:30", "14:00"]}'
 OFFERED = [
@@ -270,7 +276,7 @@ def main() -> None:
     parser.add_argument("--prompt", action="append", choices=sorted(PROMPTS))
     args = parser.parse_args()
     models = args.model or ["qwen2.5-coder-1.5b-instruct-q4_k_m", "qwen2.5-coder-0.5b-instruct-q4_k_m"]
-    prompts = args.prompt or ["clinic", "plain"]
+    prompts = args.prompt or list(PROMPTS)
     tools, ctx = clinic_tools(), context()
     runs = []
     for model in models:

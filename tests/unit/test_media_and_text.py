@@ -134,3 +134,12 @@ def test_model_errors_name_the_file_and_the_fix(tmp_path: Path) -> None:
     with pytest.raises(ModelMissing) as err:
         model_path(settings, "tts")
     assert "mine.onnx" in str(err.value) and "models.tts" in str(err.value)
+
+
+def test_dates_and_times_are_read_as_people_say_them() -> None:
+    from voxbus.actors.clauses import speakable
+
+    assert speakable("Moved to 2026-12-04 at 14:00.") == "Moved to Friday, December 4 at 2 PM."
+    assert speakable("Free: 09:00, 11:30 and 16:45") == "Free: 9 AM, 11:30 AM and 4:45 PM"
+    assert speakable("at 10:30 am, or 2026-13-45") == "at 10:30 am, or 2026-13-45"  # left as they are
+    assert speakable("**Sure** the score was 3:1") == "Sure the score was 3:1"  # not a time

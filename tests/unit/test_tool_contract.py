@@ -103,9 +103,12 @@ def test_a_tool_call_is_spotted_in_any_of_the_shapes_small_models_use() -> None:
     assert call_start("Let me check. <tool_call>") == 14
     assert call_start('Sure. <tool_call>\n{"name"') == 6
     assert call_start('One moment. {"name"') == 12
+    assert call_start('<tools>\n{"name"') == 0
+    assert call_start("Sure. <tool_response>\n{") == 6  # about to make up a result: a call instead
     assert call_start("It costs {about} ten") is None  # a brace inside a sentence
     assert call_start("plain words") is None
     assert undecided_tail("hello <tool") == 5 and undecided_tail("hello") == 0
+    assert undecided_tail("ok <tools>\n") == 8 and undecided_tail("a < b") == 0
 
 
 def test_the_call_grammar_admits_only_the_offered_tools() -> None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 
+from voxbus.actors.spoken import spoken_dates
+
 _SENTENCE_END = re.compile(r"[.!?]+[\"')\]]*\s+")
 _ANY_END = re.compile(r"[.!?,;:]+[\"')\]]*\s+")
 _MARKUP = re.compile(r"[*_#`~>|]+")
@@ -34,8 +36,8 @@ _ABBREVIATIONS = {
 
 
 def speakable(text: str) -> str:
-    """Drop markdown and collapse whitespace: what TTS should read aloud."""
-    return " ".join(_MARKUP.sub(" ", text).split())
+    """Drop markdown, say dates and times as people do, collapse whitespace: what TTS reads aloud."""
+    return " ".join(spoken_dates(_MARKUP.sub(" ", text)).split())
 
 
 class ClauseSplitter:

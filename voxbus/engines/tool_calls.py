@@ -1,9 +1,11 @@
 """Tool calls the LLM cannot get wrong: spotted in the stream, then decoded under a grammar.
 
-Small models announce a tool call in different ways: Qwen's ``<tool_call>`` token, or a bare JSON
+Small models announce a tool call in different ways: Qwen's ``<tool_call>`` token, a bare JSON
 object at the start of the answer (the special token is not always printed), sometimes with
-doubled braces. The engine watches the free text for such a start; from there it decodes the call
-again under a grammar built from the offered tools' JSON Schemas (llama.cpp's JSON-Schema-to-GBNF),
+doubled braces, or a JSON object after some other tag (``<tools>``, even ``<tool_response>``: a
+model about to make up a tool's answer instead of asking the tool). The engine watches the free
+text for such a start (holding back a tag until it sees what follows); from there it decodes the
+call again under a grammar built from the offered tools' JSON Schemas (llama.cpp's JSON-Schema-to-GBNF),
 so the call is always one of the offered tools with arguments of the right shape, and it is
 handed on in one canonical form: ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>``.
 """
@@ -11,11 +13,14 @@ handed on in one canonical form: ``<tool_call>{"name": ..., "arguments": {...}}<
 from __future__ import annotations
 
 import json
+import re
 from functools import lru_cache
 from typing import Any
 
 OPEN, CLOSE = "<tool_call>", "</tool_call>"
 SENTENCE_ENDS = ".!?:"
+TAG_AT_END = re.compile(r"<[a-z_]+>$")  # a tag right before a "{": the model's way of starting a call
+TAG_BEGUN = re.compile(r"<[a-z_]*>?\s*$")
 
 
 def call_start(said: str) -> int | None:
@@ -24,22 +29,20 @@ def call_start(said: str) -> int | None:
     brace = said.find("{")
     if brace >= 0:
         before = said[:brace].rstrip()
-        if before and not before.endswith(OPEN) and before[-1] not in SENTENCE_ENDS:
+        tag = TAG_AT_END.search(before)
+        if tag is not None:
+            brace = tag.start()  # "<tools>\n{...": the tag goes too
+        elif before and before[-1] not in SENTENCE_ENDS:
             brace = -1  # a brace inside a sentence is not a call
     found = [i for i in (tagged, brace) if i >= 0]
-    if not found:
-        return None
-    start = min(found)
-    before = said[:start].rstrip()
-    return len(before) - len(OPEN) if before.endswith(OPEN) else start
+    return min(found) if found else None
 
 
 def undecided_tail(said: str) -> int:
-    """How many characters at the end could still turn out to be the start of ``<tool_call>``."""
-    for n in range(min(len(OPEN) - 1, len(said)), 0, -1):
-        if OPEN.startswith(said[-n:]):
-            return n
-    return 0
+    """How many characters at the end could still turn out to start a call: a tag, whole or
+    begun (``<tool_c``, ``<tools>``), and the whitespace after it."""
+    tail = TAG_BEGUN.search(said)
+    return len(tail.group()) if tail else 0
 
 
 def call_schema(tools: list[dict[str, Any]]) -> dict[str, Any]:
