@@ -96,6 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     cr.add_argument("role", choices=["reader", "operator", "tools", "admin"], help="what it may do")
     cr.add_argument("--user", help="user name (default: the role)")
     cr.add_argument("--audio", action="store_true", help="a reader or operator may hear the calls")
+    cr.add_argument("--tool", action="append", help="a tools credential serves only these tools (repeatable)")
 
     sub.add_parser("config", help="print the effective configuration")
     s = sub.add_parser("schemas", help="write the JSON Schema of every message and event")
@@ -180,7 +181,10 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         if args.command == "creds":
             from voxbus.supervisors.system import grant
 
-            print(grant(settings, args.role, args.user or args.role, args.audio))
+            try:
+                print(grant(settings, args.role, args.user or args.role, args.audio, tuple(args.tool or ())))
+            except ValueError as exc:
+                raise CliError(str(exc)) from None
             return 0
         if args.command == "webhook":
             from voxbus.commands import webhook

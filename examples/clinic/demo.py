@@ -63,9 +63,9 @@ async def demo(out: Path) -> dict:
     url = await system.start()
     stop = asyncio.Event()
     try:
-        tools_bus = Bus(
-            url, "clinic-calendar", "clinic-calendar", grant(settings, "tools", "clinic-calendar")
-        )
+        served = ("find_patient", "list_free_slots", "reschedule", "book", "cancel")  # these and no others
+        calendar_creds = grant(settings, "tools", "clinic-calendar", tools=served)
+        tools_bus = Bus(url, "clinic-calendar", "clinic-calendar", calendar_creds)
         log_bus = Bus(url, "clinic-call-log", "clinic-call-log", grant(settings, "reader", "clinic-call-log"))
         await tools_bus.connect(attempts=10)
         await log_bus.connect(attempts=10)

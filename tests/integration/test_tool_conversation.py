@@ -58,7 +58,11 @@ async def clinic(clinic_settings: Settings, tmp_path: Path) -> AsyncIterator[tup
     await system.start()
     calendar = Calendar(tmp_path / "clinic.sqlite")
     calendar.seed(date.today())
-    tools_bus = Bus(system.url, "clinic-calendar", creds=grant(clinic_settings, "tools", "clinic-calendar"))
+    # a credential that may serve the clinic's tools and no others
+    served = ("find_patient", "list_free_slots", "reschedule", "book", "cancel")
+    tools_bus = Bus(
+        system.url, "clinic-calendar", creds=grant(clinic_settings, "tools", "clinic-calendar", tools=served)
+    )
     await tools_bus.connect(attempts=5)
     admin = await _admin(system)
     try:

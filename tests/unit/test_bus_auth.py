@@ -101,3 +101,18 @@ def test_a_credentials_file_readable_by_others_or_broken_is_refused(tmp_path: Pa
         Credentials.load(path)
     with pytest.raises(CredentialsInvalid, match="No such file"):
         Credentials.load(tmp_path / "missing.json")
+
+
+def test_a_tools_credential_may_be_narrowed_to_the_tools_it_serves(tmp_path: Path) -> None:
+    from voxbus.bus.auth import issue, permissions, server_config
+
+    narrow = permissions("tools", tools=("list_free_slots", "book"))
+    assert subject_matches(narrow.subscribe[0], "voxbus.tool.list_free_slots")
+    assert not any(subject_matches(p, "voxbus.tool.transfer") for p in narrow.subscribe)
+    assert any(subject_matches(p, "voxbus.tool.transfer") for p in permissions("tools").subscribe)
+    issue(tmp_path, "calendar", "tools", tools=("book",))
+    assert '"voxbus.tool.book"' in server_config(tmp_path) and '"voxbus.tool.>"' not in server_config(
+        tmp_path
+    )
+    with pytest.raises(ValueError, match="tool name"):
+        permissions("tools", tools=("rm -rf",))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,7 @@ __all__ = [
 ]
 
 P = subjects.PREFIX
+TOOL_NAME = re.compile(r"^[a-z][a-z0-9_]{0,47}$")  # as voxbus.tools.contract.NAME
 EVENTS = (f"{P}.call.*.evt.>", f"{P}.sys.evt.>")
 EVENTS_STREAM_API = (
     f"$JS.API.STREAM.INFO.{subjects.EVENTS_STREAM}",
@@ -89,8 +91,12 @@ def _reader(audio: bool) -> Permissions:
     )
 
 
-def permissions(role: str, audio: bool = False) -> Permissions:
-    """The least a role needs (``audio``: a reader or operator granted the calls' audio)."""
+def permissions(role: str, audio: bool = False, tools: tuple[str, ...] = ()) -> Permissions:
+    """The least a role needs (``audio``: a reader or operator granted the calls' audio; ``tools``:
+    the only tool names a tools credential may serve, all when empty)."""
+    for name in tools:
+        if not TOOL_NAME.match(name):
+            raise ValueError(f"tool name {name!r} must match {TOOL_NAME.pattern}")
     call = f"{P}.call.*"
     table = {
         "admin": Permissions(publish=(">",), subscribe=(">",), responses=True),
@@ -129,7 +135,7 @@ def permissions(role: str, audio: bool = False) -> Permissions:
         ),
         "tools": Permissions(
             publish=("$SRV.>",),
-            subscribe=(f"{P}.tool.>", "$SRV.>"),
+            subscribe=(*(subjects.tool(n) for n in tools or (">",)), "$SRV.>"),
             responses=True,
         ),
     }
@@ -195,12 +201,12 @@ def _write_private(path: Path, text: str) -> None:
     os.chmod(path, 0o600)
 
 
-def issue(auth_dir: Path, user: str, role: str, audio: bool = False) -> Path:
+def issue(auth_dir: Path, user: str, role: str, audio: bool = False, tools: tuple[str, ...] = ()) -> Path:
     """A credential for ``user`` in ``role`` (kept if it exists): its file, 0600, in ``auth_dir``;
     the user's bcrypt hash joins ``users.json``, from which the server's configuration is made."""
     import bcrypt
 
-    permissions(role, audio)  # an unknown role fails here, before anything is written
+    permissions(role, audio, tools)  # an unknown role or a bad name fails here, before anything is written
     path = auth_dir / f"{user}.json"
     users = _users(auth_dir)
     if path.is_file() and user in users:
@@ -212,7 +218,7 @@ def issue(auth_dir: Path, user: str, role: str, audio: bool = False) -> Path:
     # nats-server's bcrypt (Go) reads the 2a prefix; 2b is the same algorithm for our passwords
     hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=10)).decode()
     hashed = hashed.replace("$2b$", "$2a$", 1)
-    users[user] = {"role": role, "audio": audio, "hash": hashed}
+    users[user] = {"role": role, "audio": audio, "tools": list(tools), "hash": hashed}
     _write_private(auth_dir / "users.json", json.dumps(users, indent=1) + "\n")
     return path
 
@@ -226,7 +232,7 @@ def server_config(auth_dir: Path) -> str:
     """The ``authorization`` block of nats-server's configuration, from ``users.json``."""
     entries = []
     for user, entry in sorted(_users(auth_dir).items()):
-        perms = permissions(str(entry["role"]), bool(entry.get("audio")))
+        perms = permissions(str(entry["role"]), bool(entry.get("audio")), tuple(entry.get("tools") or ()))  # type: ignore[arg-type]
         inbox = f"_INBOX_{user}.>"
         subscribe: dict[str, list[str]] = {"allow": [*perms.subscribe, inbox]}
         if perms.deny_subscribe:

@@ -63,14 +63,14 @@ def pid_file(settings: Settings) -> Path:
     return settings.data_dir / "run" / "nats.pid"
 
 
-def grant(settings: Settings, role: str, user: str, audio: bool = False) -> Path:
+def grant(settings: Settings, role: str, user: str, audio: bool = False, tools: tuple[str, ...] = ()) -> Path:
     """Issue a credential for a third party (``voxbus creds``) and, when the embedded server
     runs, make it read its users again (SIGHUP: no connection is dropped)."""
     import contextlib
     import os
     import signal
 
-    path = issue(auth_dir(settings), user, role, audio)
+    path = issue(auth_dir(settings), user, role, audio, tools)
     secure_embedded_server(auth_dir(settings), server_config_file(settings))
     pid = pid_file(settings)
     if pid.is_file():
