@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from voxbus.bus import subjects
 from voxbus.bus.connection import Bus
 from voxbus.config import AgentSettings, Settings, load_settings
-from voxbus.media.script import CallerScript, Line
+from voxbus.engines.tts import PiperEngine
+from voxbus.media.dialogue import Dialogue, DialogueLine, DialoguePlayer, render_line
 from voxbus.schemas.events import (
     CallStarted,
     Event,
@@ -23,7 +25,9 @@ from voxbus.schemas.events import (
     ToolResult,
     ToolsOffered,
     TtsRequested,
+    TurnMetrics,
 )
+from voxbus.schemas.messages import CallControl
 from voxbus.supervisors.system import System, grant
 
 from .helpers import wait_all_serving
@@ -37,9 +41,9 @@ from calendar_service import build_service  # noqa: E402
 pytestmark = pytest.mark.integration
 CLINIC_AGENT = AgentSettings()  # the clinic keeps voxbus's own holding and failure phrases
 PATIENT = "+15551234567"
-MOVE = CallerScript(
-    lines=[Line(text="Hello. Please move my appointment to Friday at eleven thirty.", pause_before_s=4.5)],
-    tail_s=40.0,
+MOVE = Dialogue(
+    lines=[DialogueLine(text="Hello. Please move my appointment to Friday at eleven thirty.")],
+    settle_s=120.0,  # the call ends when the answer has been played (see call())
 )
 
 
@@ -80,14 +84,30 @@ async def _admin(system: System) -> Bus:
     return bus
 
 
-async def call(system: System, settings: Settings, caller, tmp_path: Path) -> list[Event]:  # type: ignore[no-untyped-def]
+async def call(system: System, settings: Settings, piper: PiperEngine, tmp_path: Path) -> list[Event]:
+    """The patient asks once the greeting is over (a caller reacting to what it hears, not a fixed
+    timeline), and the call ends once the answer to that turn has been played: slow machines
+    take longer, and nothing here depends on how long."""
     from voxbus.commands import sip_call
 
-    wav, _ = caller(MOVE)
+    player = DialoguePlayer(MOVE, [render_line(line, piper) for line in MOVE.lines])
+    watcher = await _admin(system)
+
+    async def hang_up_when_answered(event: Event, _msg: object) -> None:
+        if isinstance(event, TurnMetrics) and event.turn >= 1:
+            await asyncio.sleep(0.5)
+            await watcher.publish(
+                subjects.control(event.call_id), CallControl(call_id=event.call_id, action="hangup")
+            )
+
+    await watcher.subscribe(subjects.ALL_CALL_EVENTS, None, hang_up_when_answered)
     clinic = f"sip:2000@127.0.0.1:{settings.sip.port}"  # the clinic's number picks its agent profile
-    _, _, events = await sip_call(
-        system.url, settings, wav, tmp_path / "heard.wav", clinic, caller_user=PATIENT
-    )
+    try:
+        _, _, events = await sip_call(
+            system.url, settings, player, tmp_path / "heard.wav", clinic, caller_user=PATIENT
+        )
+    finally:
+        await watcher.close()
     return events
 
 
@@ -96,13 +116,13 @@ def spoken(events: list[Event]) -> list[str]:
 
 
 async def test_a_caller_moves_their_appointment(
-    clinic: tuple[System, Bus, Calendar], clinic_settings: Settings, caller, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+    clinic: tuple[System, Bus, Calendar], clinic_settings: Settings, piper: PiperEngine, tmp_path: Path
+) -> None:
     system, tools_bus, calendar = clinic
     before = calendar.row(12)
     service = build_service(calendar, delay_s=0.3)
     await service.start(tools_bus.nc)
-    events = await call(system, clinic_settings, caller, tmp_path)
+    events = await call(system, clinic_settings, piper, tmp_path)
     started = [e for e in events if isinstance(e, CallStarted)]
     assert started and started[0].agent == "clinic" and started[0].called == "2000"
     found = [e for e in events if isinstance(e, ToolResult) and e.name == "find_patient"]
@@ -125,8 +145,12 @@ async def test_a_caller_moves_their_appointment(
 
 @pytest.mark.parametrize("trouble", ["gone", "slow"])
 async def test_a_calendar_that_is_gone_or_slow_gets_an_offer_of_a_person(
-    trouble: str, clinic: tuple[System, Bus, Calendar], clinic_settings: Settings, caller, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+    trouble: str,
+    clinic: tuple[System, Bus, Calendar],
+    clinic_settings: Settings,
+    piper: PiperEngine,
+    tmp_path: Path,
+) -> None:
     system, tools_bus, calendar = clinic
     service = build_service(calendar, delay_s=3.0 if trouble == "slow" else 0.0)
     if trouble == "slow":
@@ -143,7 +167,7 @@ async def test_a_calendar_that_is_gone_or_slow_gets_an_offer_of_a_person(
 
     watcher = await _admin(system)
     await watcher.subscribe("voxbus.call.*.evt.tools.offered", None, stop_when_offered)
-    events = await call(system, clinic_settings, caller, tmp_path)
+    events = await call(system, clinic_settings, piper, tmp_path)
     assert offered.is_set()
     failed = [e for e in events if isinstance(e, ToolFailed) and e.name == "reschedule"]
     assert failed, [(type(e).__name__, getattr(e, "name", "")) for e in events if "Tool" in type(e).__name__]
