@@ -1,0 +1,199 @@
+"""The clinic scenario over SIP: does the caller get their appointment moved, and how long do they
+wait for the holding phrase and for the confirmation?
+
+Ten SIP calls to the clinic's number (examples/clinic, its agent profile, the default model), each
+a patient asking to move their appointment to a given day and time (a caller reacting to the agent:
+it speaks once the greeting is over). Per call: the calendar afterwards (success: the appointment at
+the asked time), the tool calls, and from the end of the caller's request to the first agent audio
+heard (the holding phrase, when one is said) and to the answer after it.
+
+    python bench/clinic_calls.py --out bench/results [--calls 10]
+
+Writes clinic_calls.json and clinic_calls.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "examples" / "clinic"))
+os.environ.setdefault("VOXBUS_CONFIG", str(ROOT / "examples" / "clinic" / "voxbus.toml"))
+
+from calendar_db import Calendar, resolve_day  # noqa: E402
+from calendar_service import build_service  # noqa: E402
+
+from voxbus.bus import subjects  # noqa: E402
+from voxbus.bus.connection import Bus  # noqa: E402
+from voxbus.config import load_settings  # noqa: E402
+from voxbus.engines.models import model_path  # noqa: E402
+from voxbus.engines.tts import PiperEngine  # noqa: E402
+from voxbus.media.dialogue import Dialogue, DialogueLine, DialoguePlayer, render_line  # noqa: E402
+from voxbus.media.frames import FRAME_MS  # noqa: E402
+from voxbus.schemas.events import Event, ToolCalled, TurnMetrics  # noqa: E402
+from voxbus.schemas.messages import CallControl  # noqa: E402
+from voxbus.supervisors.serving import wait_all_serving  # noqa: E402
+from voxbus.supervisors.system import System, grant  # noqa: E402
+
+REQUESTS = [
+    ("Hello. Please move my appointment to Friday at eleven thirty.", "friday", "11:30"),
+    ("Hi, can you move my appointment to Monday at ten?", "monday", "10:00"),
+    ("I need to move my check-up to Wednesday at two in the afternoon.", "wednesday", "14:00"),
+    ("Could you change my appointment to Friday at nine?", "friday", "09:00"),
+    ("Please move my appointment to Tuesday at half past ten.", "tuesday", "10:30"),
+    ("Hello, I'd like to move my appointment to Monday at one thirty.", "monday", "13:30"),
+    ("Can I move my appointment to Thursday at four?", "thursday", "16:00"),
+    ("Please reschedule my appointment to Wednesday at noon.", "wednesday", "12:00"),
+    ("Hi, move my appointment to Friday at three please.", "friday", "15:00"),
+    ("Could you put my appointment on Monday at eleven thirty instead?", "monday", "11:30"),
+]
+PATIENT = "+15551234567"
+GAP_TICKS = 15  # 300 ms of quiet separates the holding phrase from the answer
+
+
+def segments(loud: np.ndarray, after: int) -> list[int]:
+    """Starts of the loud stretches after ``after`` (ticks)."""
+    later = loud[loud >= after]
+    if not len(later):
+        return []
+    return [int(later[0])] + [
+        int(t) for t, gap in zip(later[1:], np.diff(later), strict=True) if gap > GAP_TICKS
+    ]
+
+
+async def one_call(system: System, settings: Any, piper: PiperEngine, said: str, out: Path) -> dict[str, Any]:
+    from voxbus.commands import sip_call
+
+    dialogue = Dialogue(lines=[DialogueLine(text=said)], settle_s=120.0)
+    player = DialoguePlayer(dialogue, [render_line(line, piper) for line in dialogue.lines])
+    watcher = Bus(system.url, "bench", creds=system.creds("admin"))
+    await watcher.connect(attempts=5)
+
+    async def hang_up_when_answered(event: Event, _msg: object) -> None:
+        if isinstance(event, TurnMetrics) and event.turn >= 1:
+            await asyncio.sleep(0.5)
+            await watcher.publish(
+                subjects.control(event.call_id), CallControl(call_id=event.call_id, action="hangup")
+            )
+
+    await watcher.subscribe(subjects.ALL_CALL_EVENTS, None, hang_up_when_answered)
+    uri = f"sip:2000@127.0.0.1:{settings.sip.port}"
+    heard, _, events = await sip_call(system.url, settings, player, out, uri, quiet=True, caller_user=PATIENT)
+    await watcher.close()
+    end = player.timings[0].end_tick
+    starts = segments(heard.loud_frames(), end)
+    holding = settings_agent(settings).tool_holding_phrase
+    said_holding = any(getattr(e, "text", "") == holding for e in events)
+    first = (starts[0] - end) * FRAME_MS if starts else None
+    answer = (starts[1] - end) * FRAME_MS if said_holding and len(starts) > 1 else first
+    calls = [(e.name, e.arguments) for e in events if isinstance(e, ToolCalled) and e.name != "find_patient"]
+    return {"said": said, "tool_calls": calls, "first_audio_ms": first, "holding_phrase": said_holding,
+            "answer_ms": answer}  # fmt: skip
+
+
+def settings_agent(settings: Any) -> Any:
+    from voxbus.profiles import Profiles
+
+    return Profiles(settings).pick("2000")[1]
+
+
+async def run(calls: int, out: Path) -> dict[str, Any]:
+    settings = load_settings()
+    piper = PiperEngine(model_path(settings, "tts"), settings.tts)
+    calendar = Calendar(out / "clinic.sqlite")
+    calendar.seed(date.today())
+    original = calendar.row(12)["start"]
+    system = System(settings)
+    await system.start()
+    rows = []
+    try:
+        admin = Bus(system.url, "bench", creds=system.creds("admin"))
+        await admin.connect(attempts=5)
+        await wait_all_serving(admin, timeout_s=300)
+        await admin.close()
+        served = ("find_patient", "list_free_slots", "reschedule", "book", "cancel")
+        tools_bus = Bus(
+            system.url, "clinic-calendar", creds=grant(settings, "tools", "clinic-calendar", tools=served)
+        )
+        await tools_bus.connect(attempts=5)
+        service = build_service(calendar)
+        await service.start(tools_bus.nc)
+        for n, (said, day, time) in enumerate(REQUESTS[:calls], start=1):
+            calendar.db.execute("UPDATE appointments SET start = ?, changed = '' WHERE id = 12", (original,))
+            row = await one_call(system, settings, piper, said, out / f"heard-{n}.wav")
+            expected = f"{resolve_day(day, date.today())} {time}"
+            row |= {"expected": expected, "calendar": calendar.row(12)["start"]}
+            row["success"] = row["calendar"] == expected
+            rows.append(row)
+            mark = "ok " if row["success"] else "BAD"
+            timing = f"first audio {row['first_audio_ms']} ms, answer {row['answer_ms']} ms"
+            print(f"{mark} {said[:60]:60} -> {row['calendar']} ({timing})", flush=True)
+        await service.stop()
+        await tools_bus.close()
+    finally:
+        await system.stop()
+    firsts = [r["first_audio_ms"] for r in rows if r["first_audio_ms"] is not None]
+    answers = [r["answer_ms"] for r in rows if r["answer_ms"] is not None]
+    return {
+        "calls": len(rows), "success": sum(r["success"] for r in rows),
+        "first_audio_ms_median": statistics.median(firsts) if firsts else None,
+        "answer_ms_median": statistics.median(answers) if answers else None,
+        "holding_phrases": sum(r["holding_phrase"] for r in rows), "rows": rows,
+    }  # fmt: skip
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = result["rows"]
+    fig, ax = plt.subplots(figsize=(9, 4))
+    x = range(1, len(rows) + 1)
+    ax.bar(
+        [i - 0.2 for i in x],
+        [r["first_audio_ms"] or 0 for r in rows],
+        0.4,
+        label="first agent audio (holding phrase)",
+    )
+    ax.bar([i + 0.2 for i in x], [r["answer_ms"] or 0 for r in rows], 0.4, label="the answer after the tool")
+    for i, r in zip(x, rows, strict=True):
+        ax.text(i, 50, "ok" if r["success"] else "x", ha="center", color="green" if r["success"] else "red")
+    ax.set_xlabel("call")
+    ax.set_ylabel("ms after the end of the caller's request")
+    ax.set_title(f"Clinic calls over SIP: {result['success']}/{result['calls']} appointments moved as asked")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    parser.add_argument("--calls", type=int, default=10)
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    work = Path(os.environ.get("TMPDIR", "/tmp")) / "voxbus-clinic-bench"
+    work.mkdir(exist_ok=True)
+    result = asyncio.run(run(args.calls, work))
+    (args.out / "clinic_calls.json").write_text(json.dumps(result, indent=1))
+    plot(result, args.out / "clinic_calls.png")
+    medians = (
+        f"median first audio {result['first_audio_ms_median']} ms, answer {result['answer_ms_median']} ms"
+    )
+    print(f"{result['success']}/{result['calls']} moved; {medians}")
+
+
+if __name__ == "__main__":
+    main()
