@@ -33,15 +33,13 @@ os.environ.setdefault("VOXBUS_CONFIG", str(ROOT / "examples" / "clinic" / "voxbu
 from calendar_db import Calendar, resolve_day  # noqa: E402
 from calendar_service import build_service  # noqa: E402
 
-from voxbus.bus import subjects  # noqa: E402
 from voxbus.bus.connection import Bus  # noqa: E402
 from voxbus.config import load_settings  # noqa: E402
 from voxbus.engines.models import model_path  # noqa: E402
 from voxbus.engines.tts import PiperEngine  # noqa: E402
 from voxbus.media.dialogue import Dialogue, DialogueLine, DialoguePlayer, render_line  # noqa: E402
 from voxbus.media.frames import FRAME_MS  # noqa: E402
-from voxbus.schemas.events import Event, ToolCalled, TurnMetrics  # noqa: E402
-from voxbus.schemas.messages import CallControl  # noqa: E402
+from voxbus.schemas.events import ToolCalled  # noqa: E402
 from voxbus.supervisors.serving import wait_all_serving  # noqa: E402
 from voxbus.supervisors.system import System, grant  # noqa: E402
 
@@ -76,20 +74,10 @@ async def one_call(system: System, settings: Any, piper: PiperEngine, said: str,
 
     dialogue = Dialogue(lines=[DialogueLine(text=said)], settle_s=120.0)
     player = DialoguePlayer(dialogue, [render_line(line, piper) for line in dialogue.lines])
-    watcher = Bus(system.url, "bench", creds=system.creds("admin"))
-    await watcher.connect(attempts=5)
-
-    async def hang_up_when_answered(event: Event, _msg: object) -> None:
-        if isinstance(event, TurnMetrics) and event.turn >= 1:
-            await asyncio.sleep(0.5)
-            await watcher.publish(
-                subjects.control(event.call_id), CallControl(call_id=event.call_id, action="hangup")
-            )
-
-    await watcher.subscribe(subjects.ALL_CALL_EVENTS, None, hang_up_when_answered)
     uri = f"sip:2000@127.0.0.1:{settings.sip.port}"
-    heard, _, events = await sip_call(system.url, settings, player, out, uri, quiet=True, caller_user=PATIENT)
-    await watcher.close()
+    heard, _, events = await sip_call(
+        system.url, settings, player, out, uri, quiet=True, caller_user=PATIENT, end_after_turn=1
+    )
     end = player.timings[0].end_tick
     starts = segments(heard.loud_frames(), end)
     holding = settings_agent(settings).tool_holding_phrase

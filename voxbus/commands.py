@@ -224,16 +224,19 @@ async def sip_call(  # type: ignore[no-untyped-def]
     echo_gain: float = 0.0,
     quiet: bool = False,
     caller_user: str = "caller",
+    end_after_turn: int | None = None,
 ):
     """Call voxbus over SIP with the project's own caller (a WAV or a reacting voice), printing
     the conversation from the event stream; returns (what the caller heard, the turns' metrics,
-    every event of the call)."""
+    every event of the call). ``end_after_turn``: hang up once that turn's answer has been played
+    (however long it took), instead of when the caller's audio runs out."""
     from voxbus.sip.caller import SipCaller
 
     bus = Bus(url, name="voxbus-sip-caller", source="sip-caller", creds=client_creds(settings))
     await bus.connect(attempts=5)
     metrics: list[dict[str, object]] = []
     events: list[Event] = []
+    ending: list[asyncio.Task[None]] = []
 
     async def on_event(event: Event, _msg: Msg) -> None:
         if not quiet:
@@ -241,6 +244,8 @@ async def sip_call(  # type: ignore[no-untyped-def]
         events.append(event)
         if isinstance(event, TurnMetrics):
             metrics.append(event.model_dump(exclude={"v", "source"}))
+            if end_after_turn is not None and event.turn >= end_after_turn:
+                ending.append(asyncio.create_task(_hang_up(bus, event.call_id, after_s=0.5)))
 
     try:
         await bus.subscribe(subjects.ALL_CALL_EVENTS, None, on_event)
@@ -253,6 +258,13 @@ async def sip_call(  # type: ignore[no-untyped-def]
         return heard, metrics, events
     finally:
         await bus.close()
+
+
+async def _hang_up(bus: Bus, call_id: str, after_s: float) -> None:
+    from voxbus.schemas.messages import CallControl
+
+    await asyncio.sleep(after_s)  # the answer's last frames reach the caller
+    await bus.publish(subjects.control(call_id), CallControl(call_id=call_id, action="hangup"))
 
 
 async def tail_events(

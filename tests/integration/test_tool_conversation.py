@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from voxbus.bus import subjects
 from voxbus.bus.connection import Bus
 from voxbus.config import AgentSettings, Settings, load_settings
 from voxbus.engines.tts import PiperEngine
@@ -25,9 +24,7 @@ from voxbus.schemas.events import (
     ToolResult,
     ToolsOffered,
     TtsRequested,
-    TurnMetrics,
 )
-from voxbus.schemas.messages import CallControl
 from voxbus.supervisors.system import System, grant
 
 from .helpers import wait_all_serving
@@ -91,23 +88,11 @@ async def call(system: System, settings: Settings, piper: PiperEngine, tmp_path:
     from voxbus.commands import sip_call
 
     player = DialoguePlayer(MOVE, [render_line(line, piper) for line in MOVE.lines])
-    watcher = await _admin(system)
-
-    async def hang_up_when_answered(event: Event, _msg: object) -> None:
-        if isinstance(event, TurnMetrics) and event.turn >= 1:
-            await asyncio.sleep(0.5)
-            await watcher.publish(
-                subjects.control(event.call_id), CallControl(call_id=event.call_id, action="hangup")
-            )
-
-    await watcher.subscribe(subjects.ALL_CALL_EVENTS, None, hang_up_when_answered)
     clinic = f"sip:2000@127.0.0.1:{settings.sip.port}"  # the clinic's number picks its agent profile
-    try:
-        _, _, events = await sip_call(
-            system.url, settings, player, tmp_path / "heard.wav", clinic, caller_user=PATIENT
-        )
-    finally:
-        await watcher.close()
+    heard = tmp_path / "heard.wav"
+    _, _, events = await sip_call(
+        system.url, settings, player, heard, clinic, caller_user=PATIENT, end_after_turn=1
+    )
     return events
 
 
