@@ -286,9 +286,11 @@ def main() -> None:
             r = runs[-1]
             print(f"  right tool {r['right_tool']}/{r['cases']}, right arguments {r['right_args']}, "
                   f"malformed {r['malformed']}, first token {r['first_token_ms']}", flush=True)  # fmt: skip
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "tool_calls.json").write_text(json.dumps({"today": str(TODAY), "runs": runs}, indent=1))
-    plot(runs, args.out / "tool_calls.png")
+            # written after each candidate: a long run stopped early keeps what it measured
+            args.out.mkdir(parents=True, exist_ok=True)
+            result = {"today": str(TODAY), "runs": runs}
+            (args.out / "tool_calls.json").write_text(json.dumps(result, indent=1))
+            plot(runs, args.out / "tool_calls.png")
 
 
 if __name__ == "__main__":
