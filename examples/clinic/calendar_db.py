@@ -116,6 +116,8 @@ class Calendar:
     def move(self, appointment_id: int, new_start: str, phone: str) -> dict:
         row = self._own(appointment_id, phone)
         start = _slot(new_start)
+        if start == row["start"]:  # asked twice: it is there already
+            return {"appointment_id": appointment_id, "new_start": start, "weekday": _weekday(start)}
         if start[11:] not in self.free(date.fromisoformat(start[:10])):
             raise CalendarError(f"{start} is not free")
         self.db.execute(
@@ -187,8 +189,16 @@ def resolve_day(text: str, today: date) -> date:
 
 
 def _slot(text: str) -> str:
+    """A day and a time, the time as people and transcripts write it: 11:30, 11.30, 1130, 11."""
+    day, _, time = text.strip().partition(" ")
+    found = re.fullmatch(r"(\d{1,2})(?:[:.]?(\d{2}))?\s*(am|pm|a\.m\.|p\.m\.)?", time.strip().lower())
     try:
-        at = datetime.strptime(text.strip(), "%Y-%m-%d %H:%M")
+        if found is None:
+            raise ValueError(time)
+        hour, minute = int(found[1]), int(found[2] or 0)
+        if found[3] and found[3].startswith("p") and hour < 12:
+            hour += 12
+        at = datetime.strptime(f"{day} {hour:02d}:{minute:02d}", "%Y-%m-%d %H:%M")
     except ValueError:
         raise CalendarError(f"{text!r} is not a time like 2026-12-04 11:30") from None
     return at.strftime("%Y-%m-%d %H:%M")

@@ -55,3 +55,16 @@ def test_a_wrong_profile_is_refused_in_one_line(tmp_path: Path, files: dict[str,
     with pytest.raises(ProfileError, match=why) as refused:
         Profiles(settings(tmp_path, agents_dir=folder))
     assert "\n" not in str(refused.value)
+
+
+def test_an_agents_prompt_is_warmed_with_the_tools_its_calls_are_offered(tmp_path: Path) -> None:
+    from voxbus.actors.prewarm import offered
+
+    clinic = tomllib.loads(CLINIC_TOML.read_text())["agents"]
+    agent = Profiles(settings(tmp_path, agents=clinic)).pick("2000")[1]
+    found = {
+        n: {"type": "function", "function": {"name": n}}
+        for n in ("reschedule", "find_patient", "book", "hang_up")
+    }
+    names = [t["function"]["name"] for t in offered(agent, found)]
+    assert names == ["book", "reschedule", "transfer_to_human", "hang_up"]  # as a call offers them

@@ -199,3 +199,16 @@ async def test_a_speculative_answer_calls_its_tools_only_once_the_turn_is_over(t
     else:
         await side.cancel(speculative, "the caller went on")
         assert tools.started == []
+
+
+async def test_the_same_call_twice_in_one_answer_is_not_made_again() -> None:
+    side, out, tools, _clock = agent()
+    generation = await caller_says(side, "Anything free on Friday?")
+    await side.chunk(chunk(side, CALL))
+    await side.chunk(chunk(side, "", done=True))
+    await side.tool_finished(result(generation))
+    await side.chunk(chunk(side, CALL))  # the model asks again for what it has
+    await side.chunk(chunk(side, "", done=True))
+    assert len(tools.started) == 1 and len(out.llm_requests) == 3  # not called; the LLM asked again
+    assert "already called" in out.llm_requests[-1][-1].content
+    assert [m.role for m in out.llm_requests[-1][-4:]] == ["assistant", "tool", "assistant", "tool"]

@@ -14,6 +14,7 @@ from nats.aio.msg import Msg
 from nats.js.kv import KeyValue
 
 from voxbus.actors.call import CallActor
+from voxbus.actors.prewarm import keep_prompts_warm
 from voxbus.bus import subjects
 from voxbus.bus.codec import encode
 from voxbus.bus.connection import Bus, reply_rejected
@@ -40,6 +41,8 @@ class AgentService:
         self.actors: dict[str, CallActor] = {}
         self.kv: KeyValue | None = None
         self.supervision: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        self._prewarm: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         assert self.bus.js is not None
@@ -47,6 +50,7 @@ class AgentService:
         self.supervision = asyncio.create_task(self.calls.run())
         await self._resume_owned()
         await self.bus.subscribe(subjects.AGENT_CALLS, CallStart, self._on_call, queue="agent")
+        self._prewarm = asyncio.create_task(keep_prompts_warm(self.bus, self.profiles, self._stopping))
 
     def session_ids(self) -> list[str]:
         return sorted(self.actors)

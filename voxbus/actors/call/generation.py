@@ -94,6 +94,8 @@ class Generation:
     holding_said: bool = False
     early_responses: list[dict[str, Any]] = field(default_factory=list)  # before the LLM's end
     answer_from: int = 0  # where this LLM round's text starts in ``text``
+    calls_made: set[str] = field(default_factory=set)  # served calls (name and arguments) so far
+    repeated_call: bool = False  # this round repeated one of them: not made again
 
     @classmethod
     def start(cls, gen: int, turn: int, kind: Kind, min_clause_chars: int, now: float) -> Generation:
@@ -135,7 +137,7 @@ class Generation:
     def wait_for_tools(self, clauses: list[tuple[str, bool]], now: float) -> list[tuple[str, bool]]:
         """The LLM ended on served tool calls: the answer goes on once they answer, so what it
         said so far does not end it."""
-        if not (self.llm.done and (self.round_calls or self.tools_deferred)):
+        if not (self.llm.done and (self.round_calls or self.tools_deferred or self.repeated_call)):
             return clauses
         self.waiting_for_tools = True
         if self.tools_since is None:
@@ -153,6 +155,7 @@ class Generation:
         self.tool_rounds += 1
         self.round_calls = 0
         self.waiting_for_tools = False
+        self.repeated_call = False
 
     def round_text(self) -> str:
         """What the LLM said in this round, tool calls included (for the history)."""

@@ -12,6 +12,7 @@ answer with ``agent.tool_failure_phrase``, which offers a person.
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 from voxbus.actors.call.generation import Generation
@@ -107,9 +108,17 @@ class ServedToolFlow:
         if call.name not in TOOL_ACTIONS:
             if self.tools is None:
                 self.out.error("bad_tool_call", f"gen {generation.gen}: unknown tool {call.name!r}")
+            elif (
+                key := f"{call.name} {json.dumps(call.arguments, sort_keys=True)}"
+            ) in generation.calls_made:
+                # the same call again within one answer: its result is in the history already
+                generation.repeated_call = True
+                note = {"note": f"{call.name} was already called with these arguments; see its result"}
+                generation.early_responses.append(note)  # after the call in the history
             elif generation.speculative:
                 generation.tools_deferred.append(call)
             else:  # an unknown name or bad arguments are answered by tool.failed
+                generation.calls_made.add(key)
                 self.tools.start(generation, call)
             return
         # call control waits until what the agent said before it has been played
