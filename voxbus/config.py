@@ -52,7 +52,15 @@ class AgentSettings(BaseModel):
     min_clause_chars: int = Field(
         default=12, ge=1, description="a clause shorter than this waits for more text"
     )
-    request_timeout_s: float = Field(default=2.0, gt=0)
+    request_timeout_s: float = Field(
+        default=2.0, gt=0, description="an LLM worker silent this long while streaming is asked again"
+    )
+    first_token_timeout_s: float = Field(
+        default=20.0,
+        gt=0,
+        description="an LLM worker silent this long before its first chunk is asked again (a long "
+        "prompt not yet cached takes seconds to evaluate: asking sooner only queues the same work)",
+    )
     tools: bool = Field(
         default=False,
         description="offer the call-control tools (transfer_to_human, hang_up) to the LLM; off by "

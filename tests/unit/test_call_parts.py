@@ -46,6 +46,9 @@ def test_an_llm_request_is_retried_when_nobody_took_it_or_the_worker_went_quiet(
     assert generation.llm.retry_reason(10.2, 2.0) is None
     assert generation.llm.retry_reason(10.3, 2.0) == "no worker accepted"
     generation.llm.worker = "llm-1"
+    assert generation.llm.retry_reason(12.5, 2.0, 20.0) is None  # evaluating a long prompt: no chunk yet
+    assert generation.llm.retry_reason(30.5, 2.0, 20.0) == "worker llm-1 silent for 20.5 s"
+    generation.llm.streamed = True  # it has streamed: a pause of 2 s is a dead worker
     assert generation.llm.retry_reason(11.9, 2.0) is None
     assert generation.llm.retry_reason(12.5, 2.0) == "worker llm-1 silent for 2.5 s"
 

@@ -175,7 +175,9 @@ class AgentSide(ServedToolFlow):
         generation = self.current
         if generation is None or generation.kind != "answer" or generation.llm.done:
             return
-        reason = generation.llm.retry_reason(self.clock.monotonic(), self.settings.request_timeout_s)
+        reason = generation.llm.retry_reason(
+            self.clock.monotonic(), self.settings.request_timeout_s, self.settings.first_token_timeout_s
+        )
         if reason is None:
             return
         generation.llm.attempt += 1

@@ -36,19 +36,23 @@ class LlmStream:
     worker: str | None = None
     attempt: int = 1
     raw: str = ""  # everything the LLM said, tool calls included
+    streamed: bool = False  # a chunk of this request has arrived
     done: bool = False
     tools: ToolCallFilter = field(default_factory=ToolCallFilter)
 
     def accepts(self, chunk: LlmChunk) -> bool:
         return not self.done and chunk.worker_id == self.worker
 
-    def retry_reason(self, now: float, timeout_s: float) -> str | None:
+    def retry_reason(self, now: float, timeout_s: float, first_token_timeout_s: float = 20.0) -> str | None:
         """Why the generation must be asked again (None: wait). A request nobody took is asked
-        again after 250 ms; a worker that took it and went quiet after ``timeout_s``."""
+        again after 250 ms; a worker that took it and went quiet after ``timeout_s`` once it has
+        streamed, or after ``first_token_timeout_s`` before its first chunk (evaluating a long
+        prompt that is not cached yet takes seconds: asking again then only queues the same work)."""
         quiet = now - self.last_progress
         if self.worker is None and quiet > 0.25:
             return "no worker accepted"
-        if quiet > timeout_s:
+        limit = timeout_s if self.streamed else max(timeout_s, first_token_timeout_s)
+        if quiet > limit:
             return f"worker {self.worker} silent for {quiet:.1f} s"
         return None
 
@@ -121,6 +125,7 @@ class Generation:
         """Add a chunk of LLM text (already checked with :meth:`LlmStream.accepts`)."""
         llm = self.llm
         llm.last_progress = now
+        llm.streamed = True
         llm.raw += chunk.text
         spoken, calls = llm.tools.push(chunk.text)
         if chunk.done:

@@ -79,6 +79,7 @@ class Outbound:
             temperature=self.settings.temperature,
         )
         generation.llm.last_progress = self.clock.monotonic()
+        generation.llm.streamed = False  # this request has not streamed yet
         try:
             reply = await self.bus.request(subjects.LLM_GENERATE, request, Accepted, 1.0)
         except (NoRespondersError, NatsTimeout, BadMessage) as exc:
