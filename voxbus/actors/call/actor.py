@@ -149,7 +149,6 @@ class CallActor(Actor):
             await self.bus.subscribe(subjects.system_event("worker.started"), None, tell),
         ]
         self._ticker = asyncio.create_task(self._tick())
-        self.tools.start_discovery()
         self.stt_worker = await self.out.open_stt()
         if resumed:
             history_len = len(self.state.history)
@@ -159,6 +158,7 @@ class CallActor(Actor):
                 )
             )
             log.info("call resumed", call_id=self.call_id, history=history_len)
+            self.tools.start_discovery()
         else:
             started = CallStarted(
                 call_id=self.call_id,
@@ -168,6 +168,7 @@ class CallActor(Actor):
                 transport=self.state.source,
             )
             self.out.emit(started)
+            self.tools.start_discovery()  # after call.started: a call's events begin with it
             self.state.context = call_context(self.clock.time(), self.state)
             await self.agent.save()
             if self.settings.greeting:
