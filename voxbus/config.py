@@ -270,12 +270,6 @@ class SipSettings(BaseModel):
         gt=0,
         description="new calls admitted per second per gateway (4 at once); beyond it INVITEs get 503",
     )
-    relay_stale_ms: int = Field(
-        default=1000,
-        ge=100,
-        description="an INVITE the front proxy stamped (X-Voxbus-Relayed) longer ago than this is not "
-        "answered: the proxy has moved on to another shard. Keep it below the proxy's fr_timer",
-    )
     rtp_port: int = Field(default=10000, ge=1024, le=65000, description="first RTP port")
     rtp_port_range: int = Field(default=200, ge=8, description="RTP ports to try from rtp_port")
     transfer_target: str = Field(default="", description="SIP URI of the human queue for transfers")

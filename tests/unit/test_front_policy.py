@@ -118,18 +118,3 @@ def test_token_bucket_refills_at_its_rate_up_to_its_burst() -> None:
     assert [bucket.take(0.0) for _ in range(3)] == [True, True, False]
     assert bucket.take(0.5) and not bucket.take(0.5)
     assert bucket.take(10.0) and bucket.take(10.0) and not bucket.take(10.0)
-
-
-def test_an_invite_the_front_proxy_gave_up_on_is_not_answered() -> None:
-    """Kamailio stamps each relay; a gateway too slow to see the INVITE within relay_stale_ms
-    stays silent (Kamailio has tried the next shard: a late 200 from here would fork the call)."""
-    front = FrontPolicy(Door(SipSettings()), new_calls_per_s=5, relay_stale_s=1.0, wall_clock=lambda: 1000.0)
-
-    def relayed(branch: str, *stamps: float) -> Request:
-        extra = [f"X-Voxbus-Relayed: {s:.6f}" for s in stamps]
-        return Request(SOURCE, invite("127.0.0.1:5060", SOURCE, branch, extra=extra).decode())
-
-    assert front.judge(relayed("z9hG4bK-fresh", 999.5), 0, 1.0) == Pass()
-    assert front.judge(relayed("z9hG4bK-stale", 998.5), 0, 1.0) == Drop()
-    assert front.judge(relayed("z9hG4bK-failover", 990.0, 999.9), 0, 1.0) == Pass()  # the last stamp counts
-    assert front.judge(a_call("z9hG4bK-direct"), 0, 1.0) == Pass()  # no proxy: no stamp, no opinion

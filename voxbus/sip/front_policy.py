@@ -10,9 +10,7 @@ pjlib assertion that aborts the process).
 
 from __future__ import annotations
 
-import time
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from voxbus.sip.door import Door
@@ -24,7 +22,6 @@ ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, REFER, NOTIFY, INFO, UPDATE, PRACK"
 PASSED_ON = frozenset({"INVITE", "ACK", "BYE", "CANCEL", "REFER", "NOTIFY", "INFO", "UPDATE", "PRACK"})
 NOT_SERVED = frozenset({"REGISTER", "SUBSCRIBE", "PUBLISH", "MESSAGE"})  # no registrar, presence or IM
 TRANSACTION_S = 32.0  # RFC 3261 timer B/H: how long an INVITE's retransmissions may come
-RELAYED_HEADER = "x-voxbus-relayed"  # epoch seconds when the front proxy (Kamailio) sent the INVITE
 
 
 @dataclass(frozen=True)
@@ -81,15 +78,8 @@ class TokenBucket:
 class FrontPolicy:
     """Decides, for each request, whether pjsip sees it. Called on the pjsua thread only."""
 
-    def __init__(
-        self,
-        door: Door,
-        new_calls_per_s: float,
-        relay_stale_s: float = 1.0,
-        wall_clock: Callable[[], float] = time.time,
-    ) -> None:
+    def __init__(self, door: Door, new_calls_per_s: float) -> None:
         self.door = door
-        self.relay_stale_s, self.wall_clock = relay_stale_s, wall_clock
         self.new_calls = TokenBucket(new_calls_per_s, burst=door.max_calls)
         self.passed: OrderedDict[str, float] = OrderedDict()  # INVITE transactions let in, by time
 
@@ -112,21 +102,12 @@ class FrontPolicy:
         if method != "INVITE":
             return Pass()
         branch = values.get("via", "").partition("branch=")[2].split(";")[0].strip()
-        relayed = [v for name, v in headers if name == RELAYED_HEADER]
-        transaction = f"{values.get('call-id', '')} {branch}"
-        return self._invite(request, transaction, relayed[-1] if relayed else None, calls_now, now)
+        return self._invite(request, f"{values.get('call-id', '')} {branch}", calls_now, now)
 
-    def _invite(
-        self, request: Request, transaction: str, relayed: str | None, calls_now: int, now: float
-    ) -> Decision:
+    def _invite(self, request: Request, transaction: str, calls_now: int, now: float) -> Decision:
         self._forget(now)
         if transaction in self.passed:
             return Pass()  # a retransmission of an INVITE let in: its transaction answers it
-        if relayed is not None and self._stale(relayed):
-            # the front proxy gives up on a shard that has not answered within its fr_timer and
-            # tries the next one; an answer from here now would reach the caller as a second 200
-            # (a forked call). A gateway slowed down (a busy machine) stays silent instead.
-            return Drop()
         refusal = invite_refusal(request.text)
         if refusal is not None:
             return Answer(refusal)
@@ -138,12 +119,6 @@ class FrontPolicy:
             return Answer(busy, blocks=False)
         self.passed[transaction] = now
         return Pass()
-
-    def _stale(self, relayed: str) -> bool:
-        try:
-            return self.wall_clock() - float(relayed) > self.relay_stale_s
-        except ValueError:
-            return False  # not our proxy's stamp: no opinion
 
     def _forget(self, now: float) -> None:
         while self.passed and next(iter(self.passed.values())) < now - TRANSACTION_S:

@@ -50,7 +50,7 @@ class SipGateway:
         self.calls: dict[str, VoxCall] = {}  # by voxbus call id; touched on the pjsua thread
         self._reap: list[VoxCall] = []
         self.door = Door(settings)
-        self.front_policy = FrontPolicy(self.door, settings.new_calls_per_s, settings.relay_stale_ms / 1000)
+        self.front_policy = FrontPolicy(self.door, settings.new_calls_per_s)
         self.front = PjsipFront(self._judge, self.rejected)
         self.ports = PortPool(settings, self.to_loop)  # touched on the pjsua thread
         self.actions = self._call_actions()
