@@ -76,7 +76,44 @@ def grant(settings: Settings, role: str, user: str, audio: bool = False, tools: 
     if pid.is_file():
         with contextlib.suppress(ProcessLookupError, ValueError):  # not running: read at its next start
             os.kill(int(pid.read_text()), signal.SIGHUP)
+            url = url_file(settings)
+            if url.is_file():  # the reload is asynchronous: return once the new user is let in
+                accepted(url.read_text().strip(), path)
     return path
+
+
+def accepted(url: str, creds_path: Path, within_s: float = 5.0) -> bool:
+    """Wait until the NATS server at ``url`` lets ``creds_path``'s user in (a CONNECT and a PING
+    over a plain socket: the server answers PONG, or -ERR while it has not read the user yet)."""
+    import json
+    import socket
+    import time
+    from urllib.parse import urlparse
+
+    from voxbus.bus.auth import Credentials
+
+    creds = Credentials.load(creds_path)
+    where = urlparse(url if "://" in url else f"nats://{url}")
+    hello = {
+        "user": creds.user,
+        "pass": creds.password.get_secret_value(),
+        "verbose": False,
+        "pedantic": False,
+    }
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(
+                (where.hostname or "127.0.0.1", where.port or 4222), timeout=1
+            ) as s:
+                s.recv(4096)  # INFO
+                s.sendall(f"CONNECT {json.dumps(hello)}\r\nPING\r\n".encode())
+                if b"PONG" in s.recv(4096):
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.05)
+    return False
 
 
 def check_models(settings: Settings, roles: set[str] | None = None) -> None:
