@@ -36,7 +36,7 @@ class Profiles:
                         f"number {number} is claimed by agents {self.by_number[number]} and {name}"
                     )
                 self.by_number[number] = name
-        self._agents = {name: self._merged(name, p) for name, p in self.profiles.items()}
+        self.agents = {name: self._merged(name, p) for name, p in self.profiles.items()}
 
     def _merged(self, name: str, profile: AgentProfile) -> AgentSettings:
         try:
@@ -54,7 +54,7 @@ class Profiles:
         name = self.by_number.get(called, "")
         if not name:
             return "", self.base, None
-        return name, self._agents[name], self.profiles[name]
+        return name, self.agents[name], self.profiles[name]
 
 
 def _load(path: Path) -> AgentProfile:

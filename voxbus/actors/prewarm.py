@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fnmatch
 
-from voxbus.actors.call.tool_use import CONTROL_TOOLS
+from voxbus.actors.call.tool_use import served_tools
 from voxbus.actors.tools import CALL_TOOLS
 from voxbus.bus import subjects
 from voxbus.bus.connection import Bus
@@ -29,19 +28,13 @@ PERIOD_S = 15.0
 
 def offered(agent: AgentSettings, found: dict[str, dict]) -> list[dict]:
     """The tools a call of ``agent`` is offered, in the order the call actor offers them."""
-    served = [
-        spec
-        for name, spec in sorted(found.items())
-        if name not in CONTROL_TOOLS and any(fnmatch.fnmatchcase(name, p) for p in agent.service_tools)
-    ]
-    return served + (list(CALL_TOOLS) if agent.tools else [])
+    return list(served_tools(agent, found).values()) + (list(CALL_TOOLS) if agent.tools else [])
 
 
 async def keep_prompts_warm(bus: Bus, profiles: Profiles, stop: asyncio.Event) -> None:
     warmed: dict[str, str] = {}
-    agents = {"": profiles.base} | {
-        name: profiles.pick(p.numbers[0])[1] for name, p in profiles.profiles.items() if p.numbers
-    }
+    reachable = {name: agent for name, agent in profiles.agents.items() if profiles.profiles[name].numbers}
+    agents = {"": profiles.base} | reachable
     while not stop.is_set():
         try:
             catalog = await discover(bus.nc)

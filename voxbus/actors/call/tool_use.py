@@ -14,6 +14,7 @@ import fnmatch
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from voxbus.actors.call.generation import Generation
 from voxbus.actors.call.outbound import Outbound
@@ -29,7 +30,18 @@ from voxbus.tools.invoke import CallContext, ToolOutcome, call_tool
 
 log = get_logger(__name__)
 CONTROL_TOOLS = {t["function"]["name"] for t in CALL_TOOLS}
+T = TypeVar("T")
 TECHNICAL = {"timeout", "unavailable", "bad_reply"}  # the tool could not be asked: a person is offered
+
+
+def served_tools(agent: AgentSettings, found: dict[str, T]) -> dict[str, T]:
+    """The served tools an agent's calls are offered, by name, in the order they are offered:
+    those its ``service_tools`` patterns allow (call control is never a served tool)."""
+    return {
+        name: tool
+        for name, tool in sorted(found.items())
+        if name not in CONTROL_TOOLS and any(fnmatch.fnmatchcase(name, p) for p in agent.service_tools)
+    }
 
 
 @dataclass
@@ -77,12 +89,7 @@ class ToolUse:
             return
         for problem in catalog.problems:
             self.out.error("tool_invalid", problem)
-        allowed = self.settings.service_tools
-        self.specs = {
-            name: spec
-            for name, spec in sorted(catalog.tools.items())
-            if name not in CONTROL_TOOLS and any(fnmatch.fnmatchcase(name, p) for p in allowed)
-        }
+        self.specs = served_tools(self.settings, catalog.tools)
         self.out.tools = [spec.for_llm() for spec in self.specs.values()] + self.out.tools
         names = [t["function"]["name"] for t in self.out.tools]
         self.out.emit(ToolsOffered(call_id=self.context.call_id, names=names))
