@@ -262,18 +262,12 @@ def _require_url(settings: Settings) -> str:
 
 def _secret(args: argparse.Namespace) -> bytes:
     """The webhook's HMAC secret, from the environment or a file (never from the configuration)."""
-    if args.secret_env:
-        value = os.environ.get(args.secret_env, "")
-        if not value:
-            raise CliError(f"environment variable {args.secret_env} is empty or unset")
-        return value.encode()
+    from voxbus.secrets import SecretMissing, read_secret
+
     try:
-        value = args.secret_file.read_text().strip()
-    except OSError as exc:
-        raise CliError(f"webhook secret file {args.secret_file}: {exc.strerror}") from None
-    if not value:
-        raise CliError(f"webhook secret file {args.secret_file} is empty")
-    return value.encode()
+        return read_secret("webhook secret", args.secret_env, args.secret_file).encode()
+    except SecretMissing as exc:
+        raise CliError(str(exc)) from None
 
 
 def _running_url(settings: Settings) -> str:

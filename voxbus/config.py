@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -28,11 +28,39 @@ def _default_data_dir() -> Path:
 
 
 class ModelPaths(BaseModel):
-    """Override any model with your own files; unset means the profile's bundled model."""
+    """Override any model with your own files (unset means the profile's bundled model), and
+    optionally think on an OpenAI-compatible server instead of the in-process LLM."""
+
+    model_config = ConfigDict(extra="forbid")
 
     stt: Path | None = Field(default=None, description="CTranslate2 whisper model directory")
     llm: Path | None = Field(default=None, description="GGUF file")
     tts: Path | None = Field(default=None, description="piper .onnx voice (its .onnx.json beside)")
+    llm_url: str | None = Field(
+        default=None,
+        description="an OpenAI-compatible server (vLLM, llama.cpp's server, Ollama...): "
+        "'http://host:port/v1'; unset: the in-process LLM. See [llm] fallback",
+    )
+    llm_model: str = Field(default="default", description="the model name sent to llm_url")
+    llm_api_key_env: str = Field(default="", description="environment variable holding llm_url's API key")
+    llm_api_key_file: Path | None = Field(default=None, description="file holding llm_url's API key")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_key_in_clear(cls, data: Any) -> Any:
+        if isinstance(data, dict) and {"llm_api_key", "api_key"} & set(data):
+            raise ValueError(
+                "an API key does not go in the configuration: name an environment variable "
+                "(models.llm_api_key_env) or a file (models.llm_api_key_file)"
+            )
+        return data
+
+    @field_validator("llm_url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise ValueError(f"{url!r} is not an http:// or https:// URL")
+        return url
 
 
 class AgentSettings(BaseModel):
@@ -217,6 +245,18 @@ class LlmSettings(BaseModel):
         ge=0,
         description="no answer ends before this many tokens (a test setting, `make test-long`: "
         "long answers on purpose, so that a test that assumes short ones fails everywhere); 0: off",
+    )
+    fallback: Literal["local", "none"] = Field(
+        default="local",
+        description="with models.llm_url: when the server fails, the in-process model answers "
+        "('local', which keeps it loaded) or the answer fails ('none')",
+    )
+    remote_first_token_timeout_s: float = Field(
+        default=3.0, gt=0, description="the server silent this long (before a token or between two): failed"
+    )
+    remote_connect_timeout_s: float = Field(default=1.0, gt=0)
+    remote_retry_after_s: float = Field(
+        default=10.0, ge=0, description="after a failure, the server is tried again this much later"
     )
 
 

@@ -20,10 +20,10 @@ from nats.aio.msg import Msg
 from voxbus.bus import subjects
 from voxbus.bus.codec import encode
 from voxbus.bus.connection import Bus
-from voxbus.engines.llm import LlamaEngine
+from voxbus.engines.llm_fallback import FallbackLlmEngine, LlmEngine
 from voxbus.logs import get_logger
 from voxbus.schemas.base import Accepted
-from voxbus.schemas.events import LlmCancelled, LlmDone, LlmFirstToken
+from voxbus.schemas.events import LlmCancelled, LlmDone, LlmFallback, LlmFirstToken
 from voxbus.schemas.messages import Cancel, ChatMessage, LlmChunk, LlmRequest
 
 log = get_logger(__name__)
@@ -35,7 +35,7 @@ class LlmWorker:
         self,
         bus: Bus,
         worker_id: str,
-        engine: LlamaEngine,
+        engine: LlmEngine,
         opening: list[ChatMessage] | None = None,
         tools: list[dict[str, Any]] | None = None,
     ) -> None:
@@ -105,6 +105,18 @@ class LlmWorker:
         except Exception:  # a failed warm-up costs only speed
             log.exception("warm-up failed", call_id=request.call_id)
 
+    def _fell_back(self, request: LlmRequest, reason: str, received_chars: int) -> None:
+        log.warning("remote LLM failed: the local model answers", call_id=request.call_id, reason=reason)
+        self.bus.emit(
+            LlmFallback(
+                call_id=request.call_id,
+                gen=request.gen,
+                turn=request.turn,
+                reason=reason,
+                received_chars=received_chars,
+            )
+        )
+
     async def _generate(self, request: LlmRequest) -> None:
         key = (request.call_id, request.gen)
         subject = subjects.llm_chunks(request.call_id)
@@ -132,6 +144,10 @@ class LlmWorker:
 
         if key in self.cancelled:
             return
+        if isinstance(self.engine, FallbackLlmEngine):
+            self.engine.on_fallback = lambda reason, chars: loop.call_soon_threadsafe(
+                self._fell_back, request, reason, chars
+            )
         future = loop.run_in_executor(self.pool, produce)
         seq, text = 0, []
         try:

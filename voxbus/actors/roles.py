@@ -40,10 +40,10 @@ async def _serve(
         return Served(stt.session_ids)
     if role == "llm":
         from voxbus.actors.llm_worker import LlmWorker
-        from voxbus.engines.llm import LlamaEngine
+        from voxbus.engines.llm_fallback import llm_engine_for
         from voxbus.schemas.messages import ChatMessage
 
-        engine = await asyncio.to_thread(LlamaEngine, model_path(settings, "llm"), settings.llm)
+        engine = await asyncio.to_thread(llm_engine_for, settings)
         opening = [ChatMessage(role="system", content=settings.agent.system_prompt)]
         if settings.agent.greeting:
             opening.append(ChatMessage(role="assistant", content=settings.agent.greeting))

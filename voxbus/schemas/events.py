@@ -143,6 +143,15 @@ class LlmCancelled(CallEvent):
     tokens: int
 
 
+class LlmFallback(CallEvent):
+    """The remote LLM server failed (``reason``); the local model answers instead, going on after
+    the ``received_chars`` the server had already sent."""
+
+    type: Literal["llm.fallback"] = "llm.fallback"
+    reason: str
+    received_chars: int
+
+
 class LlmRetried(CallEvent):
     type: Literal["llm.retried"] = "llm.retried"
     reason: str
@@ -367,8 +376,8 @@ class SupervisorEscalated(Event):
 CALL_EVENTS: tuple[type[CallEvent], ...] = (
     CallStarted, CallResumed, CallEnded, StateChanged, SpeechStarted, SpeechPaused, SpeechResumed,
     SpeechEnded, SttPartial, SttTentative, SttFinal, LlmRequested, LlmFirstToken, LlmDone,
-    LlmCancelled, LlmRetried, TtsRequested, TtsFirstFrame, TtsClauseDone, TtsDone, PlayoutStarted,
-    PlayoutHeld, PlayoutResumed, PlayoutDone, BargeIn, TurnMetrics, DtmfReceived, DialResult,
+    LlmCancelled, LlmRetried, LlmFallback, TtsRequested, TtsFirstFrame, TtsClauseDone, TtsDone,
+    PlayoutStarted, PlayoutHeld, PlayoutResumed, PlayoutDone, BargeIn, TurnMetrics, DtmfReceived, DialResult,
     TransferResult, ToolCalled, ToolResult, ToolFailed, ToolsOffered,
 )  # fmt: skip
 SYSTEM_EVENTS: tuple[type[Event], ...] = (
