@@ -74,6 +74,7 @@ bench: models models-test
 	$(PY) bench/nats_outage.py --kills 5 --out bench/results
 	$(VENV)/bin/voxbus models fetch --name qwen2.5-coder-0.5b-instruct-q4_k_m
 	$(PY) bench/tool_calls.py --out bench/results
+	$(PY) bench/remote_llm.py --profile default --out bench/results
 	$(PY) bench/clinic_calls.py --out bench/results --calls 10
 
 clean:

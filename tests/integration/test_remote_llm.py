@@ -4,20 +4,17 @@ with the test model; barge-in closes its stream, and when it dies the local mode
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from voxbus.bus.connection import Bus
-from voxbus.bus.embedded import free_port
 from voxbus.config import Settings, load_settings
 from voxbus.engines.llm import LlamaEngine
 from voxbus.engines.llm_fallback import FallbackLlmEngine
+from voxbus.engines.llm_server import LlmServer
 from voxbus.engines.models import model_path
 from voxbus.engines.remote_llm import RemoteLlmEngine
 from voxbus.media.file_call import FileCall
@@ -32,37 +29,14 @@ pytestmark = pytest.mark.integration
 QUESTION = [ChatMessage(role="system", content="Answer briefly."), ChatMessage(role="user", content="Hi!")]
 
 
-class LlmServer:
-    def __init__(self, model: Path, log: Path) -> None:
-        self.port, self.log = free_port(), log
-        self.url = f"http://127.0.0.1:{self.port}/v1"
-        command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1"]
-        command += ["--port", str(self.port), "--n_ctx", "2048", "--n_threads", "1"]
-        with log.open("wb") as out:
-            self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
-
-    def wait_ready(self, within_s: float = 90.0) -> None:
-        deadline = time.monotonic() + within_s
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.log.read_text()[-2000:]
-            try:
-                if httpx.get(f"{self.url}/models", timeout=1.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        raise AssertionError(f"the LLM server did not start: {self.log.read_text()[-2000:]}")
-
-    def says(self, text: str, within_s: float = 20.0) -> bool:
-        deadline = time.monotonic() + within_s
-        while time.monotonic() < deadline:
-            if text in self.log.read_text(errors="replace"):
-                return True
-            time.sleep(0.05)
-        return False
-
-    def stop(self) -> None:
-        self.process.kill()
-        self.process.wait()
+def says(server: LlmServer, text: str, within_s: float = 20.0) -> bool:
+    """Whether the server's log shows ``text`` (within a while)."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        if text in server.log.read_text(errors="replace"):
+            return True
+        time.sleep(0.05)
+    return False
 
 
 @pytest.fixture
@@ -102,7 +76,7 @@ def test_a_conversation_and_a_barge_in_that_closes_the_stream(llm_server: LlmSer
     for piece in long.stream(QUESTION, 400, 0.0, cancelled=lambda: len(received) >= 3):
         received.append(piece)
     assert len(received) == 3
-    assert llm_server.says("Disconnected from client"), "the server did not see the stream closed"
+    assert says(llm_server, "Disconnected from client"), "the server did not see the stream closed"
 
 
 def test_the_server_killed_mid_answer_the_local_model_finishes_it(
@@ -132,7 +106,7 @@ async def test_a_caller_hears_an_answer_when_the_server_dies(
     wav, _ = caller(CallerScript(lines=[Line(text="What is the capital of France?", pause_before_s=1.5)]))
 
     def kill_at_first_token(event: Event) -> None:
-        if isinstance(event, LlmFirstToken) and llm_server.process.poll() is None:
+        if isinstance(event, LlmFirstToken) and llm_server.running():
             llm_server.stop()
 
     result = await FileCall(client, WavSource(wav), on_event=kill_at_first_token).run()
