@@ -34,8 +34,8 @@ models-test: install
 
 # real SIP peers for the tests, from Debian: sipp (sip-tester), baresip, kamailio
 sip-peers:
-	@command -v sipp >/dev/null && command -v baresip >/dev/null && command -v kamailio >/dev/null \
-	  || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q sip-tester baresip kamailio; }
+	@command -v sipp >/dev/null && command -v baresip >/dev/null && command -v kamailio >/dev/null && command -v espeak-ng >/dev/null \
+	  || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q sip-tester baresip kamailio espeak-ng; }
 
 # a caller moves a dental appointment over SIP: the clinic's calendar and call log as third parties
 demo: models

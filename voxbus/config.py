@@ -33,7 +33,10 @@ class ModelPaths(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    stt: Path | None = Field(default=None, description="CTranslate2 whisper model directory")
+    stt: Path | None = Field(default=None, description="CTranslate2 whisper model directory (English)")
+    stt_multilingual: Path | None = Field(
+        default=None, description="a multilingual whisper, for calls in other languages and 'auto'"
+    )
     llm: Path | None = Field(default=None, description="GGUF file")
     tts: Path | None = Field(default=None, description="piper .onnx voice (its .onnx.json beside)")
     llm_url: str | None = Field(
@@ -72,6 +75,11 @@ class AgentSettings(BaseModel):
         "caller cut you off there: do not repeat it, answer what they say next."
     )
     greeting: str = "Hello, how can I help you?"
+    language: str = Field(
+        default="en",
+        description="the language of this agent's calls: 'en', 'fr' or any other with word lists in "
+        "turn.lexicons and a voice in tts.voices; 'auto': the caller's first words choose among those",
+    )
     max_tokens: int = Field(default=80, gt=0, le=2048)
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
     history_messages: int = Field(
@@ -135,12 +143,15 @@ class SttSettings(BaseModel):
         description="publish a partial transcript this often while the caller speaks; 0: off. Whisper "
         "runs one job at a time, so a partial under way when the caller pauses delays the turn's end",
     )
-    language: str = "en"
     prompt: str = Field(
         default="Uh, hmm, um... so, uh, well, um.",
         description="primes whisper to write hesitations ('um', 'uh') instead of dropping them: the end "
         "of turn needs them ('I'd like to book, um' must not read as a finished sentence). Fillers "
-        "only: whisper tends to skip speech that repeats its prompt",
+        "only: whisper tends to skip speech that repeats its prompt. English; see prompts",
+    )
+    prompts: dict[str, str] = Field(
+        default_factory=lambda: {"fr": "Euh, hum, ben... alors, euh, bon."},
+        description="the same priming for other languages, by language code",
     )
     context_s: float = Field(
         default=16.0,
@@ -151,6 +162,12 @@ class SttSettings(BaseModel):
     )
     beam_size: int = Field(default=1, ge=1)
     cpu_threads: int = Field(default=2, ge=1)
+
+    def prompt_for(self, language: str | None) -> str:
+        """Whisper's priming text for a language (None: not known yet, no priming)."""
+        if language == "en":
+            return self.prompt
+        return self.prompts.get(language or "", "")
 
 
 class Lexicon(BaseModel):
@@ -180,6 +197,24 @@ ENGLISH = Lexicon(
         "some", "any", "is", "are", "was", "were", "am", "be", "would", "could", "should", "can",
         "will", "i", "i'd", "i'm", "we", "want", "need", "like", "please", "also", "maybe", "when",
         "where", "how", "what", "until", "after", "before", "around", "between",
+    ],
+)  # fmt: skip
+
+
+FRENCH = Lexicon(
+    backchannels=[
+        "oui", "ouais", "d'accord", "ok", "okay", "mh", "mhm", "hm", "ah", "oh", "bien", "très bien",
+        "parfait", "entendu", "je vois", "voilà", "exactement", "c'est ça", "c'est bon", "bon",
+        "super", "merci",
+        "ah bon", "ah oui", "oui oui", "bien sûr", "tout à fait", "en effet",
+    ],
+    fillers=["euh", "heu", "ben", "bah", "hum", "hein", "bon", "enfin", "du coup", "genre", "quoi"],
+    continuations=[
+        "et", "ou", "mais", "donc", "car", "parce que", "pour", "de", "du", "des", "le", "la", "les",
+        "un", "une", "à", "au", "aux", "en", "dans", "sur", "avec", "sans", "chez", "par", "que",
+        "qui", "si", "mon", "ma", "mes", "ton", "ta", "votre", "vos", "notre", "nos", "ce", "cette",
+        "je", "j'ai", "je suis", "je voudrais", "il", "elle", "on", "nous", "vous", "est", "suis",
+        "voudrais", "vers", "avant", "après", "entre", "quand", "comme", "aussi", "plutôt",
     ],
 )  # fmt: skip
 
@@ -226,13 +261,23 @@ class TurnSettings(BaseModel):
         description="caller words heard during the agent's speech count as its echo when this "
         "share of them are the agent's own recent words",
     )
-    language: str = Field(default="en", description="which lexicon to use")
-    lexicons: dict[str, Lexicon] = Field(default_factory=lambda: {"en": ENGLISH})
+    lexicons: dict[str, Lexicon] = Field(
+        default_factory=lambda: {"en": ENGLISH, "fr": FRENCH},
+        description="turn-taking word lists by language (agent.language picks one); add a language here",
+    )
 
-    def lexicon(self) -> Lexicon:
-        if self.language not in self.lexicons:
-            raise ValueError(f"turn.language {self.language!r} has no entry in turn.lexicons")
-        return self.lexicons[self.language]
+    def lexicon(self, language: str) -> Lexicon:
+        """The word lists of a language; for 'auto' (not known yet) those of every language."""
+        if language == "auto":
+            merged = Lexicon()
+            for lexicon in self.lexicons.values():
+                merged.backchannels += lexicon.backchannels
+                merged.fillers += lexicon.fillers
+                merged.continuations += lexicon.continuations
+            return merged
+        if language not in self.lexicons:
+            raise ValueError(f"language {language!r} has no entry in turn.lexicons")
+        return self.lexicons[language]
 
 
 class LlmSettings(BaseModel):
@@ -262,6 +307,11 @@ class LlmSettings(BaseModel):
 
 class TtsSettings(BaseModel):
     length_scale: float | None = Field(default=None, gt=0)
+    voices: dict[str, str] = Field(
+        default_factory=lambda: {"fr": "espeak-ng:fr"},
+        description="the voice of each language other than English (which speaks with models.tts): a "
+        "piper .onnx file (its .onnx.json beside it), or 'espeak-ng:VOICE' (Debian's espeak-ng)",
+    )
 
 
 class SipSettings(BaseModel):

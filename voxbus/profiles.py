@@ -37,6 +37,18 @@ class Profiles:
                     )
                 self.by_number[number] = name
         self.agents = {name: self._merged(name, p) for name, p in self.profiles.items()}
+        self.spoken = spoken_languages(settings)
+        for name, agent in [("[agent]", self.base), *self.agents.items()]:
+            if agent.language != "auto" and agent.language not in self.spoken:
+                raise ProfileError(
+                    f"agent {name}: language {agent.language!r} needs word lists (turn.lexicons) and a "
+                    f"voice (tts.voices); these languages have both: {', '.join(self.spoken)}"
+                )
+
+    def languages(self) -> list[str]:
+        """Every language a call may be in: the agents' own, and for 'auto' all that are spoken."""
+        chosen = {agent.language for agent in [self.base, *self.agents.values()]}
+        return [lang for lang in self.spoken if lang in chosen or "auto" in chosen]
 
     def _merged(self, name: str, profile: AgentProfile) -> AgentSettings:
         try:
@@ -65,3 +77,9 @@ def _load(path: Path) -> AgentProfile:
     except ValidationError as exc:
         first = exc.errors()[0]
         raise ProfileError(f"{path}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+
+
+def spoken_languages(settings: Settings) -> list[str]:
+    """Languages with turn-taking word lists and a voice: English (the bundled voice) and every
+    language of ``turn.lexicons`` with an entry in ``tts.voices``."""
+    return ["en", *(lang for lang in settings.turn.lexicons if lang != "en" and lang in settings.tts.voices)]

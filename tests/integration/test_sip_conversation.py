@@ -50,7 +50,7 @@ def baresip_port() -> int:
 def speech_after(pcm: np.ndarray, rate: int, start_s: float, whisper: WhisperEngine) -> str:
     """Transcription of what was heard after ``start_s`` (the agent's answer)."""
     tail = pcm[int(start_s * rate) :].astype(np.float32) / 32768.0
-    text, _ = whisper.transcribe(resample(tail, rate, SAMPLE_RATE) if rate != SAMPLE_RATE else tail)
+    text = whisper.transcribe(resample(tail, rate, SAMPLE_RATE) if rate != SAMPLE_RATE else tail).text
     return text
 
 

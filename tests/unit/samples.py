@@ -40,6 +40,7 @@ SAMPLES: list[BaseModel] = [
     ev.LlmDone(call_id=C, gen=1, text="It is."),
     ev.LlmCancelled(call_id=C, gen=1, reason="barge-in", tokens=3),
     ev.LlmRetried(call_id=C, gen=1, reason="silent", attempt=2, received_chars=4),
+    ev.LanguageChosen(call_id=C, turn=1, language="fr"),
     ev.LlmFallback(call_id=C, gen=1, reason="http://127.0.0.1:8080/v1: ReadError", received_chars=4),
     ev.TtsRequested(call_id=C, gen=1, index=0, text="It is."),
     ev.TtsFirstFrame(call_id=C, gen=1, index=0, latency_s=0.08),

@@ -137,9 +137,18 @@ def test_model_errors_name_the_file_and_the_fix(tmp_path: Path) -> None:
 
 
 def test_dates_and_times_are_read_as_people_say_them() -> None:
-    from voxbus.actors.clauses import speakable
+    from voxbus.actors.spoken import spoken_dates
 
-    assert speakable("Moved to 2026-12-04 at 14:00.") == "Moved to Friday, December 4 at 2 PM."
-    assert speakable("Free: 09:00, 11:30 and 16:45") == "Free: 9 AM, 11:30 AM and 4:45 PM"
-    assert speakable("at 10:30 am, or 2026-13-45") == "at 10:30 am, or 2026-13-45"  # left as they are
-    assert speakable("**Sure** the score was 3:1") == "Sure the score was 3:1"  # not a time
+    assert spoken_dates("Moved to 2026-12-04 at 14:00.") == "Moved to Friday, December 4 at 2 PM."
+    assert spoken_dates("Free: 09:00, 11:30 and 16:45") == "Free: 9 AM, 11:30 AM and 4:45 PM"
+    assert spoken_dates("at 10:30 am, or 2026-13-45") == "at 10:30 am, or 2026-13-45"  # left as they are
+    assert spoken_dates("the score was 3:1") == "the score was 3:1"  # not a time
+    # in French, as a French receptionist says them
+    assert (
+        spoken_dates("Déplacé au 2026-12-04 à 14:30.", "fr")
+        == "Déplacé au vendredi 4 décembre à 14 heures 30."
+    )
+    assert spoken_dates("Libre le 2027-01-01 à 09:00 ou 12:00", "fr") == (
+        "Libre le vendredi 1er janvier à 9 heures ou midi"
+    )
+    assert spoken_dates("2026-12-04 14:00", "de") == "2026-12-04 14:00"  # the voice reads them

@@ -133,7 +133,7 @@ async def test_a_slow_tool_gets_the_holding_phrase_and_the_answer_comes_from_its
     )
     await side.chunk(chunk(side, "Friday at 11:30 is free."))
     await side.chunk(chunk(side, "", done=True))
-    assert out.spoken[-1] == ("", True) and ("Friday at 11:30 AM is free.", False) in out.spoken
+    assert out.spoken[-1] == ("", True) and ("Friday at 11:30 is free.", False) in out.spoken
     history = [(m.role, m.content) for m in side.conversation.history]
     assert history[-1] == ("assistant", "Friday at 11:30 is free.")
     assert [r for r, _ in history] == ["user", "assistant", "tool", "assistant"]

@@ -36,7 +36,7 @@ class Call:
     def __init__(self, **turn_settings: object) -> None:
         self.clock = ManualClock()
         self.settings = TurnSettings(**turn_settings)  # type: ignore[arg-type]
-        judge = BargeInJudge(C, self.settings, self.settings.lexicon(), self.clock)
+        judge = BargeInJudge(C, self.settings, self.settings.lexicon("en"), self.clock)
         self.turns = TurnTaking(judge, self.settings, self.clock)
         self.current: Generation | None = None
         self.gen = 0

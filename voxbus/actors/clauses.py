@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import re
 
-from voxbus.actors.spoken import spoken_dates
-
 _SENTENCE_END = re.compile(r"[.!?]+[\"')\]]*\s+")
 _ANY_END = re.compile(r"[.!?,;:]+[\"')\]]*\s+")
 _MARKUP = re.compile(r"[*_#`~>|]+")
-_ENDS_CLAUSE = re.compile(r"([A-Za-z]+)[.!?,;:]$")
+_ENDS_CLAUSE = re.compile(r"([^\W\d_]+)[.!?,;:]$")  # a word, in any alphabet
 _ABBREVIATIONS = {
     "mr",
     "mrs",
@@ -36,8 +34,9 @@ _ABBREVIATIONS = {
 
 
 def speakable(text: str) -> str:
-    """Drop markdown, say dates and times as people do, collapse whitespace: what TTS reads aloud."""
-    return " ".join(spoken_dates(_MARKUP.sub(" ", text)).split())
+    """Drop markdown and collapse whitespace: what TTS reads aloud (dates and times are made
+    speakable in the call's language as clauses go out, see voxbus.actors.spoken)."""
+    return " ".join(_MARKUP.sub(" ", text).split())
 
 
 class ClauseSplitter:

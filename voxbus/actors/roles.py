@@ -12,6 +12,7 @@ from voxbus.bus.streams import ensure_events_stream
 from voxbus.config import Settings
 from voxbus.engines.models import ModelMissing, model_path
 from voxbus.logs import get_logger
+from voxbus.profiles import Profiles
 from voxbus.schemas.events import ErrorEvent
 
 log = get_logger(__name__)
@@ -30,12 +31,19 @@ async def _serve(
 ) -> tuple[Callable[[], list[str]], asyncio.Task[None] | None]:
     """Load the role's engine and subscribe; returns (session lister, a task whose end is fatal)."""
     if role == "stt":
-        from voxbus.actors.stt_worker import SttWorker
+        from voxbus.actors.stt_worker import SttWorker, Transcriber
         from voxbus.engines.stt import WhisperEngine
 
         engine = await asyncio.to_thread(WhisperEngine, model_path(settings, "stt"), settings.stt)
         await asyncio.to_thread(engine.warm)
-        stt = SttWorker(bus, worker_id, settings.stt, settings.turn, engine)
+        languages = Profiles(settings).languages()
+        multilingual = None
+        if any(lang != "en" for lang in languages):  # calls in other languages, or 'auto'
+            path = model_path(settings, "stt_multilingual")
+            multilingual = await asyncio.to_thread(WhisperEngine, path, settings.stt)
+            await asyncio.to_thread(multilingual.warm)
+        transcriber = Transcriber(engine, multilingual, languages)
+        stt = SttWorker(bus, worker_id, settings.stt, settings.turn, transcriber)
         await stt.start()
         return Served(stt.session_ids)
     if role == "llm":
@@ -54,10 +62,15 @@ async def _serve(
         return Served(llm.session_ids)
     if role == "tts":
         from voxbus.actors.tts_worker import TtsWorker
-        from voxbus.engines.tts import PiperEngine
+        from voxbus.engines.tts import PiperEngine, voice_engine
 
-        engine = await asyncio.to_thread(PiperEngine, model_path(settings, "tts"), settings.tts)
-        tts = TtsWorker(bus, worker_id, engine)
+        voices = {"en": await asyncio.to_thread(PiperEngine, model_path(settings, "tts"), settings.tts)}
+        for language in Profiles(settings).languages():
+            if language != "en":
+                voices[language] = await asyncio.to_thread(
+                    voice_engine, settings.tts.voices[language], settings.tts
+                )
+        tts = TtsWorker(bus, worker_id, voices)
         await tts.start()
         return Served(tts.session_ids)
     if role == "agent":

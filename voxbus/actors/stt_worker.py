@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -27,7 +28,7 @@ from voxbus.bus import subjects
 from voxbus.bus.codec import encode
 from voxbus.bus.connection import Bus
 from voxbus.config import Lexicon, SttSettings, TurnSettings
-from voxbus.engines.stt import WhisperEngine
+from voxbus.engines.stt import Transcript, WhisperEngine
 from voxbus.logs import get_logger
 from voxbus.media.frames import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, level_db, to_float
 from voxbus.media.vad import SileroStream, SpeechGate
@@ -51,17 +52,31 @@ TRAILING_MS = 120  # audio kept after the last speech window: word endings live 
 
 
 class Transcriber:
-    """One thread for whisper, shared by every call of this process."""
+    """One thread for whisper, shared by every call of this process: the English model for
+    English calls, the multilingual one for the others and for calls whose language is 'auto'."""
 
-    def __init__(self, engine: WhisperEngine) -> None:
-        self.engine = engine
+    def __init__(
+        self,
+        english: WhisperEngine,
+        multilingual: WhisperEngine | None = None,
+        languages: Collection[str] = (),
+    ) -> None:
+        self.english, self.multilingual = english, multilingual
+        self.languages = tuple(languages)  # what 'auto' chooses among
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whisper")
         self.pending = 0
 
-    async def transcribe(self, audio: np.ndarray) -> tuple[str, float]:
+    def _run(self, audio: np.ndarray, language: str) -> Transcript:
+        if language == "en" or self.multilingual is None:
+            return self.english.transcribe(audio, "en")
+        if language == "auto":
+            return self.multilingual.transcribe(audio, None, self.languages)
+        return self.multilingual.transcribe(audio, language)
+
+    async def transcribe(self, audio: np.ndarray, language: str = "en") -> Transcript:
         self.pending += 1
         try:
-            return await asyncio.get_running_loop().run_in_executor(self.pool, self.engine.transcribe, audio)
+            return await asyncio.get_running_loop().run_in_executor(self.pool, self._run, audio, language)
         finally:
             self.pending -= 1
 
@@ -96,9 +111,12 @@ class CallSession:
         turns: TurnSettings,
         transcriber: Transcriber,
         on_close: callable,  # type: ignore[valid-type]
+        language: str = "en",
     ) -> None:
-        self.bus, self.call_id, self.settings = bus, call_id, settings
-        self.lexicon: Lexicon = turns.lexicon()
+        self.bus, self.call_id, self.settings, self.turns = bus, call_id, settings, turns
+        # 'auto' until the first words: their language is the call's from then on
+        self.language = language
+        self.lexicon: Lexicon = turns.lexicon(language)
         self.echo_gate_db = turns.echo_gate_db
         self.transcriber = transcriber
         self.on_close = on_close
@@ -219,10 +237,12 @@ class CallSession:
             self._end_turn(turn, "unfinished_timeout")
 
     async def _transcribe(self, turn: Turn, version: int, audio: np.ndarray) -> None:
-        text, compute_s = await self.transcriber.transcribe(audio)
+        text, compute_s, language = await self.transcriber.transcribe(audio, self.language)
         if turn is not self.turn or version != turn.version:
             return  # the caller went on: a later pause transcribes the whole turn again
         turn.text, turn.compute_s = text, compute_s
+        if self.language == "auto" and text and language in self.turns.lexicons:
+            self.language, self.lexicon = language, self.turns.lexicon(language)
         if turn.silence_over:
             self._end_turn(turn, "unfinished_timeout")
         elif text and looks_unfinished(text, self.lexicon):
@@ -248,6 +268,7 @@ class CallSession:
                 end_ms=turn.pause_ms,
                 compute_s=round(turn.compute_s, 4),
                 end_reason=reason,  # type: ignore[arg-type]
+                language=self.language if self.language != "auto" else "",
             )
         )
 
@@ -271,7 +292,7 @@ class CallSession:
         self._spawn(self._partial(np.concatenate(self.turn.audio)))
 
     async def _partial(self, audio: np.ndarray) -> None:
-        text, _ = await self.transcriber.transcribe(audio)
+        text = (await self.transcriber.transcribe(audio, self.language)).text
         if text:
             self.bus.emit(SttPartial(call_id=self.call_id, text=text))
 
@@ -283,10 +304,10 @@ class CallSession:
 
 class SttWorker:
     def __init__(
-        self, bus: Bus, worker_id: str, settings: SttSettings, turns: TurnSettings, engine: WhisperEngine
+        self, bus: Bus, worker_id: str, settings: SttSettings, turns: TurnSettings, transcriber: Transcriber
     ) -> None:
         self.bus, self.worker_id, self.settings, self.turns = bus, worker_id, settings, turns
-        self.transcriber = Transcriber(engine)
+        self.transcriber = transcriber
         self.sessions: dict[str, CallSession] = {}
 
     async def start(self) -> None:
@@ -306,6 +327,7 @@ class SttWorker:
                 self.turns,
                 self.transcriber,
                 lambda cid: self.sessions.pop(cid, None),
+                request.language,
             )
             await session.open()
             self.sessions[request.call_id] = session

@@ -19,11 +19,11 @@ from nats.aio.msg import Msg
 from voxbus.bus import subjects
 from voxbus.bus.codec import encode
 from voxbus.bus.connection import Bus
-from voxbus.engines.tts import PiperEngine
+from voxbus.engines.tts import VoiceEngine
 from voxbus.logs import get_logger
 from voxbus.media.frames import SILENCE
 from voxbus.schemas.base import Accepted
-from voxbus.schemas.events import TtsClauseDone, TtsDone, TtsFirstFrame
+from voxbus.schemas.events import ErrorEvent, TtsClauseDone, TtsDone, TtsFirstFrame
 from voxbus.schemas.messages import AudioFrame, Cancel, TtsRequest
 
 log = get_logger(__name__)
@@ -36,8 +36,9 @@ class GenerationAudio:
 
 
 class TtsWorker:
-    def __init__(self, bus: Bus, worker_id: str, engine: PiperEngine) -> None:
-        self.bus, self.worker_id, self.engine = bus, worker_id, engine
+    def __init__(self, bus: Bus, worker_id: str, voices: dict[str, VoiceEngine]) -> None:
+        """``voices``: one per language the calls may be in; "en" is required."""
+        self.bus, self.worker_id, self.voices = bus, worker_id, voices
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="piper")
         self.queue: asyncio.Queue[tuple[TtsRequest, float]] = asyncio.Queue()
         self.generations: dict[tuple[str, int], GenerationAudio] = {}
@@ -75,6 +76,20 @@ class TtsWorker:
                 log.exception("synthesis failed", call_id=request.call_id, gen=request.gen)
                 self._finish(request.call_id, request.gen, cancelled=True)
 
+    def _voice(self, request: TtsRequest) -> VoiceEngine:
+        voice = self.voices.get(request.language)
+        if voice is None:  # the configuration names the languages in use: a foreign request
+            log.warning("no voice for the language: English speaks", language=request.language)
+            self.bus.emit(
+                ErrorEvent(
+                    call_id=request.call_id,
+                    code="no_voice",
+                    message=f"no voice for language {request.language!r} (tts.voices): English speaks",
+                )
+            )
+            return self.voices["en"]
+        return voice
+
     async def _speak(self, request: TtsRequest, received: float) -> None:
         key = (request.call_id, request.gen)
         if key in self.cancelled:
@@ -84,10 +99,11 @@ class TtsWorker:
         loop = asyncio.get_running_loop()
         frames: asyncio.Queue[bytes | None] = asyncio.Queue()
         stop = threading.Event()
+        voice = self._voice(request)
 
         def produce() -> None:
             try:
-                for pcm in self.engine.frames(request.text, lambda: stop.is_set() or key in self.cancelled):
+                for pcm in voice.frames(request.text, lambda: stop.is_set() or key in self.cancelled):
                     loop.call_soon_threadsafe(frames.put_nowait, pcm)
             finally:
                 loop.call_soon_threadsafe(frames.put_nowait, None)

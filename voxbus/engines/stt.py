@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Collection
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -41,52 +43,82 @@ def without_repeats(text: str) -> str:
     return " ".join(kept)
 
 
+class Transcript(NamedTuple):
+    text: str
+    compute_s: float
+    language: str  # the language transcribed: the one asked for, or the one whisper heard
+
+
 class WhisperEngine:
+    """One whisper model. An English-only model (``tiny.en``) transcribes English; a multilingual
+    one transcribes the language it is asked for, or with ``language=None`` the one it hears."""
+
     def __init__(self, model_dir: Path, settings: SttSettings) -> None:
         from faster_whisper import WhisperModel
-        from faster_whisper.tokenizer import Tokenizer
 
         self.settings = settings
         self.model = WhisperModel(
             str(model_dir), device="cpu", compute_type="int8", cpu_threads=settings.cpu_threads
         )
-        self.tokenizer = Tokenizer(
-            self.model.hf_tokenizer,
-            self.model.model.is_multilingual,
-            task="transcribe",
-            language=settings.language,
-        )
-        prompt = self.tokenizer.encode(" " + settings.prompt.strip()) if settings.prompt.strip() else []
-        self._prompt = [
-            *([self.tokenizer.sot_prev, *prompt] if prompt else []),
-            *self.tokenizer.sot_sequence,
-            self.tokenizer.no_timestamps,
-        ]
+        self.multilingual = self.model.model.is_multilingual
+        self.tokenizer = self._tokenizer("en")  # decoding does not depend on the language
+        self._prompts: dict[str, list[int]] = {}
+
+    def _tokenizer(self, language: str) -> Any:
+        from faster_whisper.tokenizer import Tokenizer
+
+        return Tokenizer(self.model.hf_tokenizer, self.multilingual, task="transcribe", language=language)
+
+    def _prompt(self, language: str) -> list[int]:
+        """The decoder's start for a language: the priming text, then whisper's task tokens."""
+        if language not in self._prompts:
+            tokenizer = self._tokenizer(language)
+            priming = self.settings.prompt_for(language).strip()
+            prompt = tokenizer.encode(" " + priming) if priming else []
+            self._prompts[language] = [
+                *([tokenizer.sot_prev, *prompt] if prompt else []),
+                *tokenizer.sot_sequence,
+                tokenizer.no_timestamps,
+            ]
+        return self._prompts[language]
 
     def warm(self) -> None:
         """The first transcription of a process is several times slower (allocations, caches):
         pay for it before the first caller does. Blocking."""
-        self.transcribe(np.zeros(SAMPLE_RATE, np.float32))
+        self.transcribe(np.zeros(SAMPLE_RATE, np.float32), "en" if not self.multilingual else None)
 
-    def transcribe(self, audio: np.ndarray) -> tuple[str, float]:
-        """float32 16 kHz samples -> (text, compute seconds). Blocking: run it in a thread."""
+    def transcribe(
+        self, audio: np.ndarray, language: str | None = "en", among: Collection[str] = ()
+    ) -> Transcript:
+        """float32 16 kHz samples -> the words. ``language=None``: whisper detects it (a
+        multilingual model only), the likeliest of ``among`` if given. Blocking: run it in a thread."""
+        if not self.multilingual:
+            language = "en"
+        # telling languages apart needs whisper's whole window: with less, French was taken for
+        # English one time in four (espeak-ng voices, this machine)
         context_s = self.settings.context_s
-        if context_s < FULL_CONTEXT_S and len(audio) + 4 * SAMPLE_RATE <= FULL_CONTEXT_S * SAMPLE_RATE:
-            return self._transcribe_short(audio, max(context_s, len(audio) / SAMPLE_RATE + 4))
+        short = len(audio) + 4 * SAMPLE_RATE <= FULL_CONTEXT_S * SAMPLE_RATE
+        if short and language is None:
+            return self._transcribe_short(audio, FULL_CONTEXT_S, language, among)
+        if short and context_s < FULL_CONTEXT_S:
+            seconds = max(context_s, len(audio) / SAMPLE_RATE + 4)
+            return self._transcribe_short(audio, seconds, language, among)
         started = time.perf_counter()
-        segments, _ = self.model.transcribe(
+        segments, info = self.model.transcribe(
             audio,
-            language=self.settings.language,
+            language=language,
             beam_size=self.settings.beam_size,
             vad_filter=False,
             without_timestamps=True,
             condition_on_previous_text=False,
-            initial_prompt=self.settings.prompt or None,
+            initial_prompt=self.settings.prompt_for(language) or None,
         )
         text = spoken_words(" ".join(s.text for s in segments))
-        return text, time.perf_counter() - started
+        return Transcript(text, time.perf_counter() - started, info.language)
 
-    def _transcribe_short(self, audio: np.ndarray, context_s: float) -> tuple[str, float]:
+    def _transcribe_short(
+        self, audio: np.ndarray, context_s: float, language: str | None, among: Collection[str]
+    ) -> Transcript:
         """Whisper on ``context_s`` seconds instead of 30: the turn, then silence."""
         import ctranslate2
 
@@ -100,17 +132,21 @@ class WhisperEngine:
         encoded = self.model.model.encode(
             ctranslate2.StorageView.from_array(np.ascontiguousarray(features[None])), to_cpu=False
         )
+        if language is None:  # the likeliest language, from the same encoder output
+            heard = [token[2:-2] for token, _ in self.model.model.detect_language(encoded)[0]]
+            language = next((code for code in heard if not among or code in among), heard[0])
+        prompt = self._prompt(language)
         result = self.model.model.generate(
             encoded,
-            [self._prompt],
+            [prompt],
             beam_size=self.settings.beam_size,
-            max_length=len(self._prompt) + int(8 * len(audio) / SAMPLE_RATE) + 8,  # ~3 words a second
+            max_length=len(prompt) + int(8 * len(audio) / SAMPLE_RATE) + 8,  # ~3 words a second
             suppress_blank=True,
             suppress_tokens=[-1],
             return_no_speech_prob=True,
         )[0]
         if result.no_speech_prob > NO_SPEECH:
-            return "", time.perf_counter() - started
+            return Transcript("", time.perf_counter() - started, language)
         tokens = [t for t in result.sequences_ids[0] if t < self.tokenizer.eot]
         text = without_repeats(spoken_words(self.tokenizer.decode(tokens)))
-        return text, time.perf_counter() - started
+        return Transcript(text, time.perf_counter() - started, language)

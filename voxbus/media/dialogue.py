@@ -15,7 +15,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
-from voxbus.engines.tts import PiperEngine
+from voxbus.engines.tts import VoiceEngine
 from voxbus.media.frames import FRAME_BYTES, FRAME_MS, SILENCE
 from voxbus.media.script import trim_silence
 
@@ -64,7 +64,7 @@ def cough(seconds: float = 0.25, seed: int = 3) -> bytes:
     return (np.clip(noise * envelope * 9000, -32767, 32767)).astype(np.int16).tobytes()
 
 
-def render_line(line: DialogueLine, engine: PiperEngine) -> list[bytes]:
+def render_line(line: DialogueLine, engine: VoiceEngine) -> list[bytes]:
     if line.text.startswith("noise:"):
         pcm = cough()
     else:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, Field
 
-from voxbus.engines.tts import PiperEngine
+from voxbus.engines.tts import VoiceEngine
 from voxbus.media.frames import FRAME_BYTES, SAMPLE_RATE
 from voxbus.media.wav import write_wav
 
@@ -45,7 +45,7 @@ def trim_silence(samples: np.ndarray) -> np.ndarray:
     return samples[loud[0] : loud[-1] + 1] if len(loud) else samples[:0]
 
 
-def render(script: CallerScript, engine: PiperEngine, out: Path) -> list[SpokenLine]:
+def render(script: CallerScript, engine: VoiceEngine, out: Path) -> list[SpokenLine]:
     """Write the caller WAV (16 kHz) and return where each line starts and ends."""
     pieces: list[np.ndarray] = []
     spoken: list[SpokenLine] = []

@@ -117,6 +117,14 @@ class SttFinal(CallEvent):
         description="complete: the words read finished at the first pause; unfinished_timeout: "
         "they did not, and the caller stayed silent for turn.unfinished_wait_ms",
     )
+    language: str = Field(default="", description="the language of the call's words, once known")
+
+
+class LanguageChosen(CallEvent):
+    """The call's language, chosen by the caller's first words (``agent.language = "auto"``)."""
+
+    type: Literal["call.language"] = "call.language"
+    language: str
 
 
 # --- thinking -------------------------------------------------------------------------------------
@@ -375,7 +383,7 @@ class SupervisorEscalated(Event):
 
 CALL_EVENTS: tuple[type[CallEvent], ...] = (
     CallStarted, CallResumed, CallEnded, StateChanged, SpeechStarted, SpeechPaused, SpeechResumed,
-    SpeechEnded, SttPartial, SttTentative, SttFinal, LlmRequested, LlmFirstToken, LlmDone,
+    SpeechEnded, SttPartial, SttTentative, SttFinal, LanguageChosen, LlmRequested, LlmFirstToken, LlmDone,
     LlmCancelled, LlmRetried, LlmFallback, TtsRequested, TtsFirstFrame, TtsClauseDone, TtsDone,
     PlayoutStarted, PlayoutHeld, PlayoutResumed, PlayoutDone, BargeIn, TurnMetrics, DtmfReceived, DialResult,
     TransferResult, ToolCalled, ToolResult, ToolFailed, ToolsOffered,

@@ -55,6 +55,9 @@ class SttSession(Message):
 
     call_id: str
     start_seq: int = 0
+    language: str = Field(
+        default="en", pattern=r"^(auto|[a-z]{2,3})$", description="the call's language, or 'auto'"
+    )
 
 
 class LlmRequest(Message):
@@ -102,6 +105,7 @@ class TtsRequest(Message):
     text: str
     last: bool = Field(default=False, description="no more clauses follow in this generation")
     start_seq: int = Field(default=0, ge=0, description="first audio.out sequence number to use")
+    language: str = Field(default="en", pattern=r"^[a-z]{2,3}$", description="picks the voice (tts.voices)")
 
 
 class DialRequest(Message):
@@ -161,4 +165,5 @@ class CallState(Message):
     gen: int = 0
     history: list[ChatMessage] = Field(default_factory=list)
     context: str = Field(default="", description="what the LLM knows of this call: date, caller")
+    language: str = Field(default="en", description="the call's language; 'auto' until the caller speaks")
     ended: bool = False

@@ -118,8 +118,13 @@ def accepted(url: str, creds_path: Path, within_s: float = 5.0) -> bool:
 
 def check_models(settings: Settings, roles: set[str] | None = None) -> None:
     """Fail at the door, in one line, when a model the roles need is missing (raises ModelMissing)."""
-    for kind in ("stt", "llm", "tts"):
-        if roles is None or kind in roles:
+    needed: list[tuple[str, str]] = [("stt", "stt"), ("tts", "tts")]
+    if settings.models.llm_url is None or settings.llm.fallback == "local":
+        needed.append(("llm", "llm"))
+    if any(language != "en" for language in Profiles(settings).languages()):
+        needed.append(("stt", "stt_multilingual"))  # calls in other languages, or 'auto'
+    for role, kind in needed:
+        if roles is None or role in roles:
             model_path(settings, kind)  # type: ignore[arg-type]
 
 
@@ -142,8 +147,8 @@ class System:
         self.nats_restarts = 0
 
     async def start(self) -> str:
-        check_models(self.settings, {worker[0] for worker in self.workers})
         Profiles(self.settings)  # a wrong agent profile is said at the door, in one line
+        check_models(self.settings, {worker[0] for worker in self.workers})
         if not self.url:
             config = secure_embedded_server(auth_dir(self.settings), server_config_file(self.settings))
             self.nats = EmbeddedNats(self.settings.data_dir / "nats", config=config)

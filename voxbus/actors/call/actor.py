@@ -34,7 +34,7 @@ from nats.js.kv import KeyValue
 from voxbus.actors.base import Actor
 from voxbus.actors.call.agent_side import AgentSide
 from voxbus.actors.call.barge_in import BargeInJudge
-from voxbus.actors.call.conversation import CallStore, Conversation, call_context
+from voxbus.actors.call.conversation import CallStore, Conversation, call_context, with_language
 from voxbus.actors.call.outbound import Outbound
 from voxbus.actors.call.tool_use import ToolFinished, ToolUse
 from voxbus.actors.call.turn_taking import Decision, TurnTaking
@@ -50,6 +50,7 @@ from voxbus.schemas.events import (
     CallStarted,
     DtmfReceived,
     Event,
+    LanguageChosen,
     LlmFirstToken,
     PlayoutDone,
     PlayoutHeld,
@@ -97,10 +98,18 @@ class CallActor(Actor):
         self.bus, self.settings, self.call_id, self.owner, self.resume = bus, settings, call_id, owner, resume
         self.store = CallStore(kv)
         self.profile = profile  # the agent profile answering (voxbus.profiles); "" for [agent]
-        state = CallState(call_id=call_id, owner=owner, caller=caller, called=called, source=source)
+        state = CallState(
+            call_id=call_id,
+            owner=owner,
+            caller=caller,
+            called=called,
+            source=source,
+            language=settings.language,
+        )
         self.conversation = Conversation(state, settings)
         self.out = Outbound(bus, self.clock, call_id, settings)
-        judge = BargeInJudge(call_id, turns, turns.lexicon(), self.clock)
+        self.turns = turns
+        judge = BargeInJudge(call_id, turns, turns.lexicon(settings.language), self.clock)
         self.turn_taking = TurnTaking(judge, turns, self.clock)
         self.agent = AgentSide(self.conversation, self.store, self.out, settings, self.clock)
         context = CallContext(call_id=call_id, caller=caller, called=called)
@@ -149,7 +158,9 @@ class CallActor(Actor):
             await self.bus.subscribe(subjects.system_event("worker.started"), None, tell),
         ]
         self._ticker = asyncio.create_task(self._tick())
-        self.stt_worker = await self.out.open_stt()
+        if resumed:
+            self._language_known(self.state.language)
+        self.stt_worker = await self.out.open_stt(self.state.language)
         if resumed:
             history_len = len(self.state.history)
             self.out.emit(
@@ -237,7 +248,20 @@ class CallActor(Actor):
         await self._carry_out(self.turn_taking.tentative(event, self.agent.current))
 
     async def _on_final(self, event: SttFinal) -> None:
+        if self.state.language == "auto" and event.language:
+            self.state.language = event.language
+            self._language_known(event.language)
+            self.out.emit(LanguageChosen(call_id=self.call_id, turn=self.state.turn, language=event.language))
         await self._carry_out(self.turn_taking.final(event, self.agent.current))
+
+    def _language_known(self, language: str) -> None:
+        """The call's language is known (chosen by the caller's words, or saved): the voice, the
+        barge-in word lists and the LLM's instructions follow it."""
+        if language == "auto":
+            return
+        self.out.language = language
+        self.turn_taking.barge_in.lexicon = self.turns.lexicon(language)
+        self.state.context = with_language(self.state.context, language)
 
     async def _on_dtmf(self, event: DtmfReceived) -> None:
         """A key press is a turn: the agent hears it as a short note in the history."""
@@ -274,7 +298,7 @@ class CallActor(Actor):
     async def _on_worker_started(self, event: WorkerStarted) -> None:
         if event.role == "stt" and event.worker_id == self.stt_worker:
             log.info("stt worker restarted, reopening the session", call_id=self.call_id)
-            self.stt_worker = await self.out.open_stt() or self.stt_worker
+            self.stt_worker = await self.out.open_stt(self.state.language) or self.stt_worker
 
     async def _on_call_ended(self, event: CallEnded) -> None:
         await self.agent.end_call()

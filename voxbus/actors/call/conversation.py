@@ -144,4 +144,23 @@ def call_context(now: float, state: CallState) -> str:
         lines.append(f"The caller's number is {number}.")
     if state.called:
         lines.append(f"They called {state.called}.")
-    return " ".join(lines)
+    context = " ".join(lines)
+    return with_language(context, state.language) if state.language not in ("en", "auto") else context
+
+
+LANGUAGE_NAMES = {
+    "en": "English",
+    "fr": "French",
+    "de": "German",
+    "es": "Spanish",
+    "it": "Italian",
+    "nl": "Dutch",
+}
+
+
+def with_language(context: str, language: str) -> str:
+    """The context with the call's language in it: the LLM answers in the caller's language
+    whatever the language of its instructions."""
+    name = LANGUAGE_NAMES.get(language, language)
+    note = f"The caller speaks {name}: answer in {name}."
+    return context if note in context else f"{context} {note}".strip()

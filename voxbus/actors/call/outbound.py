@@ -9,6 +9,7 @@ from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 
 from voxbus.actors.call.generation import Generation
+from voxbus.actors.spoken import spoken_dates
 from voxbus.actors.tools import CALL_TOOLS
 from voxbus.bus import subjects
 from voxbus.bus.codec import BadMessage
@@ -26,6 +27,7 @@ log = get_logger(__name__)
 class Outbound:
     def __init__(self, bus: Bus, clock: Clock, call_id: str, settings: AgentSettings) -> None:
         self.bus, self.clock, self.call_id, self.settings = bus, clock, call_id, settings
+        self.language = "en" if settings.language == "auto" else settings.language  # what TTS speaks
         # offered to the LLM: call control if enabled; the served tools join when found
         self.tools: list[dict[str, Any]] = list(CALL_TOOLS) if settings.tools else []
 
@@ -54,9 +56,9 @@ class Outbound:
             await self.control("flush", generation.gen)
 
     # --- workers ------------------------------------------------------------------------------
-    async def open_stt(self) -> str | None:
+    async def open_stt(self, language: str) -> str | None:
         """Have an STT worker take the call's audio; its id, or None (with an error event)."""
-        request = SttSession(call_id=self.call_id)
+        request = SttSession(call_id=self.call_id, language=language)
         reply = await self.bus.request_until_taken(
             subjects.STT_SESSIONS, request, Accepted, within_s=45, per_try_s=2.0, pause_s=0.1, pause_max_s=1.0
         )
@@ -113,7 +115,9 @@ class Outbound:
     async def speak(self, generation: Generation, text: str, last: bool) -> None:
         """Send a clause to TTS: the first to any free worker, the rest to the one that took it
         (so that the clauses of a generation play in order)."""
+        text = spoken_dates(text, self.language)
         request = generation.tts_request(self.call_id, text, last, self.clock.time())
+        request.language = self.language
         if text:
             self.emit(
                 TtsRequested(
