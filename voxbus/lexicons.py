@@ -1,0 +1,55 @@
+"""Turn-taking word lists per language (backchannels, fillers, continuations), built in for
+English and French; more come from ``turn.lexicons`` in the configuration."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class Lexicon(BaseModel):
+    """Words that shape turn-taking in one language (lower case; multi-word entries allowed)."""
+
+    backchannels: list[str] = Field(
+        default_factory=list, description="acknowledgements that do not take the turn: 'uh-huh', 'yeah'"
+    )
+    fillers: list[str] = Field(default_factory=list, description="hesitation sounds: 'um', 'uh'")
+    continuations: list[str] = Field(
+        default_factory=list,
+        description="a phrase ending in one of these is unfinished: conjunctions, prepositions, articles",
+    )
+
+
+ENGLISH = Lexicon(
+    backchannels=[
+        "uh huh", "mhm", "mm hmm", "mm", "hmm", "yeah", "yes", "yep", "yup", "okay", "ok", "right",
+        "sure", "alright", "all right", "i see", "got it", "cool", "nice", "great", "oh", "ah",
+        "uh", "um", "wow", "really", "true", "exactly", "indeed", "fine", "good",
+    ],
+    fillers=["um", "uh", "er", "erm", "uhm", "hmm", "mm", "ah", "like", "you know", "i mean"],
+    continuations=[
+        "and", "or", "but", "so", "because", "cause", "if", "then", "than", "that", "which", "who",
+        "to", "for", "of", "with", "without", "in", "on", "at", "by", "from", "about", "into",
+        "the", "a", "an", "my", "your", "our", "their", "his", "her", "its", "this", "these",
+        "some", "any", "is", "are", "was", "were", "am", "be", "would", "could", "should", "can",
+        "will", "i", "i'd", "i'm", "we", "want", "need", "like", "please", "also", "maybe", "when",
+        "where", "how", "what", "until", "after", "before", "around", "between",
+    ],
+)  # fmt: skip
+
+
+FRENCH = Lexicon(
+    backchannels=[
+        "oui", "ouais", "d'accord", "ok", "okay", "mh", "mhm", "hm", "ah", "oh", "bien", "très bien",
+        "parfait", "entendu", "je vois", "voilà", "exactement", "c'est ça", "c'est bon", "bon",
+        "super", "merci",
+        "ah bon", "ah oui", "oui oui", "bien sûr", "tout à fait", "en effet",
+    ],
+    fillers=["euh", "heu", "ben", "bah", "hum", "hein", "bon", "enfin", "du coup", "genre", "quoi"],
+    continuations=[
+        "et", "ou", "mais", "donc", "car", "parce que", "pour", "de", "du", "des", "le", "la", "les",
+        "un", "une", "à", "au", "aux", "en", "dans", "sur", "avec", "sans", "chez", "par", "que",
+        "qui", "si", "mon", "ma", "mes", "ton", "ta", "votre", "vos", "notre", "nos", "ce", "cette",
+        "je", "j'ai", "je suis", "je voudrais", "il", "elle", "on", "nous", "vous", "est", "suis",
+        "voudrais", "vers", "avant", "après", "entre", "quand", "comme", "aussi", "plutôt",
+    ],
+)  # fmt: skip
