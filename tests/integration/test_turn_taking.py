@@ -41,8 +41,10 @@ STORY = "Please tell me a long story about a brave knight and a dragon."
 
 @pytest.fixture
 async def long_answers(test_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[System]:
-    """The system with answers long enough to interrupt while the LLM is still generating."""
+    """The system with answers long enough to interrupt while the LLM is still generating, whatever
+    the test model would say: it may not end its answer before 300 tokens."""
     monkeypatch.setenv("VOXBUS_AGENT__MAX_TOKENS", "400")  # worker processes read the environment
+    monkeypatch.setenv("VOXBUS_LLM__MIN_TOKENS", "300")
     running = System(load_settings())
     await running.start()
     yield running
