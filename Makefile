@@ -11,7 +11,7 @@ LLAMA_CMAKE_ARGS := -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX
 LLAMA_WHEELS := $(HOME)/.cache/voxbus/wheels/llama-cpp-python-$(LLAMA_VERSION)-avx2
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: install models models-test sip-peers demo up test test-unit test-stress test-long lint bench clean
+.PHONY: install models models-test sip-peers browser demo up test test-unit test-stress test-long lint bench clean
 
 install: $(STAMPS)/install
 
@@ -37,6 +37,11 @@ sip-peers:
 	@command -v sipp >/dev/null && command -v baresip >/dev/null && command -v kamailio >/dev/null && command -v espeak-ng >/dev/null \
 	  || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q sip-tester baresip kamailio espeak-ng; }
 
+# the console's browser tests drive Debian's chromium through its chromedriver (no browser download)
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null \
+	  || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; }
+
 # a caller moves a dental appointment over SIP: the clinic's calendar and call log as third parties
 demo: models
 	$(PY) examples/clinic/demo.py --out out/demo
@@ -45,20 +50,20 @@ up: models
 	$(VENV)/bin/voxbus up
 
 # the test profile's tiny LLM, and the default one for the tests whose model must call tools
-test: models models-test sip-peers
+test: models models-test sip-peers browser
 	$(VENV)/bin/pytest -q
 
 # the suite while other processes keep both cores busy (STRESS_LOAD percent each): a test that
 # holds only on an idle machine fails here
 STRESS_LOAD ?= 60
-test-stress: models models-test sip-peers
+test-stress: models models-test sip-peers browser
 	@command -v stress-ng >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q stress-ng; }
 	stress-ng --cpu 2 --cpu-load $(STRESS_LOAD) --timeout 3600s --quiet & load=$$!; \
 	  $(VENV)/bin/pytest -q; status=$$?; kill $$load; exit $$status
 
 # the suite with answers that never end before 60 tokens: a test that assumes the tiny model
 # answers briefly fails on every machine, not only on some
-test-long: models models-test sip-peers
+test-long: models models-test sip-peers browser
 	VOXBUS_LLM__MIN_TOKENS=60 $(VENV)/bin/pytest -q
 
 test-unit: install

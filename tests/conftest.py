@@ -25,6 +25,8 @@ def test_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[s
         "VOXBUS_MODEL_DIR": os.environ.get("VOXBUS_MODEL_DIR", str(DEFAULT_MODELS)),
         "OMP_WAIT_POLICY": "PASSIVE",
         "VOXBUS_SIP__PORT": str(free_port()),
+        "VOXBUS_CONSOLE__ENABLED": "false",  # the console tests turn it on
+        "VOXBUS_CONSOLE__PORT": "0",
         "VOXBUS_SIP__RTP_PORT": str(30000 + free_port() % 15000 // 2 * 2),
     }
     for key, value in env.items():

@@ -98,6 +98,9 @@ def _parser() -> argparse.ArgumentParser:
     cr.add_argument("--audio", action="store_true", help="a reader or operator may hear the calls")
     cr.add_argument("--tool", action="append", help="a tools credential serves only these tools (repeatable)")
 
+    from voxbus.console.cli import add_parsers as console_parsers
+
+    console_parsers(sub)
     sub.add_parser("config", help="print the effective configuration")
     s = sub.add_parser("schemas", help="write the JSON Schema of every message and event")
     s.add_argument("--out", type=Path, required=True)
@@ -236,6 +239,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             from voxbus.commands import dial
 
             return _run(dial(_running_url(settings), args.uri, args.timeout, client_creds(settings)))
+        if args.command in ("console", "kpi", "calls"):
+            return _console(args, settings)
         if args.command == "events":
             from voxbus.commands import tail_events
 
@@ -252,6 +257,38 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     ) as exc:
         raise CliError(str(exc)) from None
     raise CliError(f"unknown command {args.command}")
+
+
+def _console(args: argparse.Namespace, settings: Settings) -> int:
+    from voxbus.console import cli as console
+
+    try:
+        if args.command == "kpi":
+            return console.kpi(args, settings)
+        if args.command == "calls":
+            return console.calls(args, settings, lambda ids: _run_any(_erase(settings, ids)))
+        if args.hash_password:
+            return console.hash_password()
+    except console.UsageError as exc:
+        raise CliError(str(exc)) from None
+    from voxbus.actors.roles import run_role
+
+    return _run(run_role(settings, _running_url(settings), "console", args.id or f"console-{os.getpid()}"))
+
+
+async def _erase(settings: Settings, call_ids: list[str]) -> int:
+    from voxbus.bus.connection import Bus
+    from voxbus.console.erase import erase_calls
+    from voxbus.console.service import records_path
+    from voxbus.console.store import CallRecords
+    from voxbus.supervisors.system import client_creds
+
+    bus = Bus(_running_url(settings), name="voxbus-calls-erase", creds=client_creds(settings))
+    await bus.connect(attempts=3)
+    try:
+        return await erase_calls(bus, CallRecords(records_path(settings)), call_ids)
+    finally:
+        await bus.close()
 
 
 def _require_url(settings: Settings) -> str:

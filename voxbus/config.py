@@ -19,6 +19,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from voxbus.console.settings import ConsoleSettings
 from voxbus.lexicons import ENGLISH, FRENCH, Lexicon  # noqa: F401  (Lexicon: part of the settings' API)
 
 Profile = Literal["default", "test"]
@@ -370,6 +371,7 @@ class Settings(BaseSettings):
     tts: TtsSettings = TtsSettings()
     supervision: SupervisionSettings = SupervisionSettings()
     sip: SipSettings = SipSettings()
+    console: ConsoleSettings = ConsoleSettings()
     agents: dict[str, AgentProfile] = Field(
         default_factory=dict, description="agent profiles by name ([agents.NAME]; see voxbus/profiles.py)"
     )

@@ -38,6 +38,12 @@ def test_only_the_agent_and_the_operator_may_send_call_control() -> None:
     assert allowed == {"admin", "agent", "operator"}
 
 
+def test_only_the_operator_and_the_console_may_step_into_a_call_and_only_the_agent_hears_them() -> None:
+    op = subjects.operator("c1")
+    assert {role for role in ROLES if may(permissions(role).publish, op)} == {"admin", "operator", "console"}
+    assert {role for role in ROLES if may(permissions(role).subscribe, op)} == {"admin", "agent"}
+
+
 def test_only_stt_hears_the_caller_only_the_gateway_the_agent_and_a_reader_only_when_granted() -> None:
     audio = subjects.audio_in("c1")
     assert {role for role in ROLES if may(permissions(role).subscribe, audio)} == {"admin", "stt"}

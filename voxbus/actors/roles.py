@@ -16,7 +16,7 @@ from voxbus.profiles import Profiles
 from voxbus.schemas.events import ErrorEvent
 
 log = get_logger(__name__)
-ROLES = ("stt", "llm", "tts", "agent", "sip")
+ROLES = ("stt", "llm", "tts", "agent", "sip", "console")
 
 
 @dataclass
@@ -85,6 +85,12 @@ async def _serve(
         gateway = SipGateway(bus, settings.sip, worker_id)
         await gateway.start()
         return Served(gateway.session_ids, close=gateway.stop)
+    if role == "console":
+        from voxbus.console.service import ConsoleService
+
+        console = ConsoleService(bus, settings)
+        await console.start()
+        return Served(console.sessions, close=console.stop)
     raise ValueError(f"unknown role {role!r}: one of {', '.join(ROLES)}")
 
 

@@ -22,9 +22,15 @@ async def heartbeat(
     subject = subjects.health(role, worker_id)
     while True:
         if bus.nc.is_connected:
-            await bus.publish(
-                subject, Heartbeat(role=role, worker_id=worker_id, pid=os.getpid(), sessions=sessions())
+            times = os.times()
+            beat = Heartbeat(
+                role=role,
+                worker_id=worker_id,
+                pid=os.getpid(),
+                sessions=sessions(),
+                cpu_s=times.user + times.system + times.children_user + times.children_system,
             )
+            await bus.publish(subject, beat)
         await asyncio.sleep(interval_s)
 
 

@@ -125,13 +125,33 @@ def permissions(role: str, audio: bool = False, tools: tuple[str, ...] = ()) -> 
                 *_consumer_api(KV),  # kv.keys() (resuming calls) reads the bucket with a consumer
                 f"$JS.API.DIRECT.GET.{KV}.>",
             ),
-            (subjects.AGENT_CALLS, f"{call}.evt.>", f"{call}.llm", f"{P}.sys.evt.worker.started"),
+            (
+                subjects.AGENT_CALLS,
+                f"{call}.evt.>",
+                f"{call}.llm",
+                f"{call}.op",
+                f"{P}.sys.evt.worker.started",
+            ),
         ),
         "reader": _reader(audio),
         "operator": Permissions(
-            publish=(*READ_EVENTS_API, f"{call}.ctl", subjects.SIP_DIAL),
+            publish=(*READ_EVENTS_API, *EVENTS_STREAM_API, f"{call}.ctl", f"{call}.op", subjects.SIP_DIAL),
             subscribe=_reader(audio).subscribe,
             deny_subscribe=_reader(audio).deny_subscribe,
+        ),
+        "console": Permissions(  # the operator console: reads, steps in, erases by retention
+            publish=(
+                *READ_EVENTS_API,
+                *EVENTS_STREAM_API,
+                *_consumer_api(KV),
+                f"{call}.op",  # steps in through the call actor, never straight to the gateway
+                f"$JS.API.STREAM.PURGE.{subjects.EVENTS_STREAM}",
+                f"$KV.{subjects.CALL_STATE_BUCKET}.>",
+                f"{P}.sys.evt.>",
+                f"{P}.sys.health.console.*",
+            ),
+            subscribe=(*EVENTS, f"{P}.sys.health.>"),
+            deny_subscribe=(f"{P}.call.*.audio.>",),
         ),
         "tools": Permissions(
             publish=("$SRV.>",),
@@ -159,8 +179,8 @@ def may_publish(role: str, subject: str) -> bool:
     return any(subject_matches(p, subject) for p in permissions(role).publish)
 
 
-ROLES = ("admin", "sip", "stt", "llm", "tts", "agent", "reader", "operator", "tools")
-SERVICE_ROLES = ("admin", "sip", "stt", "llm", "tts", "agent")  # issued by `voxbus up` itself
+ROLES = ("admin", "sip", "stt", "llm", "tts", "agent", "reader", "operator", "console", "tools")
+SERVICE_ROLES = ("admin", "sip", "stt", "llm", "tts", "agent", "console")  # issued by `voxbus up` itself
 
 
 class CredentialsInvalid(ValueError):

@@ -51,6 +51,11 @@ def control(call_id: str) -> str:
     return f"{PREFIX}.call.{call_id}.ctl"
 
 
+def operator(call_id: str) -> str:
+    """Requests from the operator console to the call actor (hang up, transfer, say, guide)."""
+    return f"{PREFIX}.call.{call_id}.op"
+
+
 def cancel(call_id: str) -> str:
     return f"{PREFIX}.call.{call_id}.cancel"
 

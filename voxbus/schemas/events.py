@@ -332,6 +332,19 @@ class TransferResult(CallEvent):
     final: bool = True
 
 
+class OperatorActed(CallEvent):
+    """An operator stepped into the call from the console: ``hangup``, ``transfer``, ``say`` (the
+    agent speaks ``text`` next) or ``guide`` (a note the LLM sees and the caller never hears).
+    ``ok`` false: the call actor refused it and ``reason`` says why."""
+
+    type: Literal["operator.acted"] = "operator.acted"
+    operator: str = Field(description="the console user who acted")
+    action: Literal["hangup", "transfer", "say", "guide"]
+    text: str = ""
+    ok: bool = True
+    reason: str = ""
+
+
 # --- errors and supervision -----------------------------------------------------------------------
 class ErrorEvent(Event):
     """Something was wrong; ``message`` says what in one line. ``call_id`` is set when known."""
@@ -386,7 +399,7 @@ CALL_EVENTS: tuple[type[CallEvent], ...] = (
     SpeechEnded, SttPartial, SttTentative, SttFinal, LanguageChosen, LlmRequested, LlmFirstToken, LlmDone,
     LlmCancelled, LlmRetried, LlmFallback, TtsRequested, TtsFirstFrame, TtsClauseDone, TtsDone,
     PlayoutStarted, PlayoutHeld, PlayoutResumed, PlayoutDone, BargeIn, TurnMetrics, DtmfReceived, DialResult,
-    TransferResult, ToolCalled, ToolResult, ToolFailed, ToolsOffered,
+    TransferResult, ToolCalled, ToolResult, ToolFailed, ToolsOffered, OperatorActed,
 )  # fmt: skip
 SYSTEM_EVENTS: tuple[type[Event], ...] = (
     ErrorEvent, SipRejected, WorkerStarted, WorkerRestarted, WorkerExited, SupervisorEscalated,

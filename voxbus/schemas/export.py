@@ -21,6 +21,7 @@ MESSAGES: tuple[type[BaseModel], ...] = (
     messages.Cancel,
     messages.DialRequest,
     messages.CallControl,
+    messages.OperatorCommand,
     messages.Heartbeat,
     messages.CallState,
     base.Accepted,

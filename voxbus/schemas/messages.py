@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from voxbus.schemas.base import Message, now
 
@@ -141,6 +141,22 @@ class CallControl(Message):
     digits: str | None = None
 
 
+class OperatorCommand(Message):
+    """A request on ``voxbus.call.<id>.op`` from the operator console to the call's actor; the
+    reply is :class:`~voxbus.schemas.base.Accepted` or :class:`~voxbus.schemas.base.Rejected`."""
+
+    call_id: str
+    operator: str = Field(min_length=1, max_length=64)
+    action: Literal["hangup", "transfer", "say", "guide"]
+    text: str = Field(default="", max_length=1000, description="say: the sentence; guide: the note")
+
+    @model_validator(mode="after")
+    def _text_where_needed(self) -> OperatorCommand:
+        if self.action in ("say", "guide") and not self.text.strip():
+            raise ValueError(f"{self.action} needs a text")
+        return self
+
+
 class Heartbeat(Message):
     """On ``voxbus.sys.health.<role>.<id>``: a process is alive and its event loop is turning."""
 
@@ -149,6 +165,7 @@ class Heartbeat(Message):
     pid: int
     ts: float = Field(default_factory=now)
     sessions: list[str] = Field(default_factory=list, description="call ids this process serves")
+    cpu_s: float = Field(default=0.0, description="CPU seconds (user + system) the process has used")
 
 
 class CallState(Message):

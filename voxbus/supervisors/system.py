@@ -31,7 +31,7 @@ DEFAULT_WORKERS = (
     ("agent", "agent-1"),
     ("sip", "sip-1"),
 )
-COMMAND_OF_ROLE = {"agent": ["agent"], "sip": ["gateway"]}
+COMMAND_OF_ROLE = {"agent": ["agent"], "sip": ["gateway"], "console": ["console"]}
 
 
 def url_file(settings: Settings) -> Path:
@@ -135,6 +135,8 @@ class System:
         workers: tuple[tuple[str, str] | tuple[str, str, list[str]], ...] = DEFAULT_WORKERS,
     ) -> None:
         self.settings = settings
+        if workers is DEFAULT_WORKERS and settings.console.enabled:
+            workers = (*workers, ("console", "console-1"))
         self.workers = workers
         self.nats: EmbeddedNats | None = None
         self.url = settings.nats_url or ""

@@ -35,6 +35,7 @@ from voxbus.actors.base import Actor
 from voxbus.actors.call.agent_side import AgentSide
 from voxbus.actors.call.barge_in import BargeInJudge
 from voxbus.actors.call.conversation import CallStore, Conversation, call_context, with_language
+from voxbus.actors.call.operator import OperatorDesk, OperatorRequest
 from voxbus.actors.call.outbound import Outbound
 from voxbus.actors.call.tool_use import ToolFinished, ToolUse
 from voxbus.actors.call.turn_taking import Decision, TurnTaking
@@ -65,7 +66,7 @@ from voxbus.schemas.events import (
     TtsFirstFrame,
     WorkerStarted,
 )
-from voxbus.schemas.messages import CallState, LlmChunk
+from voxbus.schemas.messages import CallState, LlmChunk, OperatorCommand
 from voxbus.tools.invoke import CallContext
 
 log = get_logger(__name__)
@@ -115,6 +116,7 @@ class CallActor(Actor):
         context = CallContext(call_id=call_id, caller=caller, called=called)
         self.tools = ToolUse(bus, self.out, settings, context, self.tell)
         self.agent.tools = self.tools
+        self.desk = OperatorDesk(self.agent, self.out, settings)
         self.stt_worker: str | None = None
         self.ready = asyncio.Event()
         self._subs: list[Subscription] = []
@@ -137,6 +139,7 @@ class CallActor(Actor):
             (TtsClauseDone, self.agent.clause_done),
             (PlayoutStarted, self.agent.playout_started),
             (ToolFinished, self.agent.tool_finished),
+            (OperatorRequest, self._on_operator),
             (CallEnded, self._on_call_ended),
             (WorkerStarted, self._on_worker_started),
             (Tick, self._on_tick),
@@ -156,6 +159,7 @@ class CallActor(Actor):
             await self.bus.subscribe(subjects.call_events(self.call_id), None, tell),
             await self.bus.subscribe(subjects.llm_chunks(self.call_id), LlmChunk, tell),
             await self.bus.subscribe(subjects.system_event("worker.started"), None, tell),
+            await self.bus.subscribe(subjects.operator(self.call_id), OperatorCommand, self._tell_operator),
         ]
         self._ticker = asyncio.create_task(self._tick())
         if resumed:
@@ -214,6 +218,12 @@ class CallActor(Actor):
 
     async def _tell_decoded(self, message: object, _msg: Msg) -> None:
         self.tell(message)
+
+    async def _tell_operator(self, command: OperatorCommand, msg: Msg) -> None:
+        self.tell(OperatorRequest(command, msg))
+
+    async def _on_operator(self, request: OperatorRequest) -> None:
+        await self.desk.handle(request, self.owner)
 
     async def _tick(self) -> None:
         while True:
@@ -290,6 +300,7 @@ class CallActor(Actor):
         ended = await self.agent.playout_done(event)
         if ended is not None:
             self.turn_taking.playout_ended(ended)
+            await self.desk.say_next()
 
     async def _carry_out(self, decisions: list[Decision]) -> None:
         await self.agent.carry_out(decisions)

@@ -226,11 +226,16 @@ class AgentSide(ServedToolFlow):
         await self.out.warm_llm(self.state.gen, self.state.turn, self.conversation.prompt())
 
     async def greet(self) -> None:
+        await self.say(self.settings.greeting)
+
+    async def say(self, text: str) -> None:
+        """Speak ``text`` as the agent's words, not written by the LLM (the greeting, a sentence
+        an operator typed); it enters the history as said."""
         generation = self._new_generation("greeting")
         generation.llm.done = True
-        generation.text = self.settings.greeting
-        generation.history_index = self.conversation.add_answer(self.settings.greeting)
-        await self._speak(generation, speakable(self.settings.greeting), last=True)
+        generation.text = text
+        generation.history_index = self.conversation.add_answer(text)
+        await self._speak(generation, speakable(text), last=True)
         await self.save()
 
     async def _speak(self, generation: Generation, text: str, last: bool) -> None:

@@ -1,0 +1,194 @@
+// The voxbus operator console: live calls from the server-sent feed, one call's transcript and
+// turns, the step-in actions, and the day's KPIs. No framework and nothing fetched from outside.
+"use strict";
+const $ = (id) => document.getElementById(id);
+const state = { me: null, calls: [], selected: null, lines: new Map(), feed: null };
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  for (const child of children) node.append(child);
+  return node;
+}
+
+async function api(path, options = {}) {
+  const response = await fetch(path, { credentials: "same-origin", ...options });
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(body.error || `${response.status}`);
+  return body;
+}
+
+async function start() {
+  try { state.me = await api("/api/me"); } catch { state.me = null; }
+  $("login").hidden = !!state.me;
+  $("app").hidden = !state.me;
+  if (!state.me) return;
+  $("who").textContent = `${state.me.name} (${state.me.role})`;
+  document.querySelectorAll(".supervisor-only").forEach((n) => { n.hidden = state.me.role !== "supervisor"; });
+  openFeed();
+  loadKpis();
+  setInterval(tickDurations, 1000);
+  setInterval(loadKpis, 30000);
+}
+
+$("login").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  $("login-error").textContent = "";
+  try {
+    await api("/login", { method: "POST", body: new FormData($("login")) });
+    start();
+  } catch (err) { $("login-error").textContent = err.message; }
+});
+
+function openFeed() {
+  state.feed = new EventSource("/api/feed");
+  state.feed.onmessage = (m) => {
+    const message = JSON.parse(m.data);
+    if (message.kind === "calls") showCalls(message.calls);
+    else if (message.kind === "event") onEvent(message.event);
+  };
+}
+
+// --- live calls ---------------------------------------------------------------------------------
+function showCalls(calls) {
+  state.calls = calls;
+  const body = $("calls").querySelector("tbody");
+  body.replaceChildren(...calls.map((c) => {
+    const row = el("tr", { "data-call": c.call_id },
+      el("td", {}, c.caller || "—"), el("td", {}, c.called || "—"), el("td", {}, c.agent || "default"),
+      el("td", {}, el("span", { class: `state ${c.state}` }, c.state)),
+      el("td", { class: "duration", "data-started": c.started }, ""),
+      el("td", {}, c.last_latency_ms == null ? "—" : `${Math.round(c.last_latency_ms)} ms`));
+    if (c.call_id === state.selected) row.classList.add("selected");
+    row.addEventListener("click", () => select(c.call_id));
+    return row;
+  }));
+  $("calls-count").textContent = calls.length;
+  $("no-calls").hidden = calls.length > 0;
+  tickDurations();
+}
+
+function tickDurations() {
+  const now = Date.now() / 1000;
+  document.querySelectorAll("td.duration").forEach((td) => {
+    const s = Math.max(0, Math.round(now - Number(td.dataset.started)));
+    td.textContent = `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+  });
+}
+
+// --- one call -----------------------------------------------------------------------------------
+async function select(callId) {
+  state.selected = callId;
+  state.lines = new Map();
+  $("call").hidden = false;
+  $("call-title").textContent = callId;
+  $("transcript").replaceChildren();
+  $("turns").replaceChildren();
+  $("message").textContent = "";
+  showCalls(state.calls);
+  try {
+    const record = await api(`/api/calls/${encodeURIComponent(callId)}`);
+    if (state.selected !== callId) return;
+    for (const line of record.transcript) addLine(line.speaker, line.text, line.mark, line.gen);
+    for (const turn of record.turns) addTurn({ vad: turn.vad_ms, stt: turn.stt_ms, llm: turn.llm_ms, tts: turn.tts_ms, audio: turn.first_audio_ms });
+  } catch { /* not recorded yet: the feed fills it in */ }
+}
+
+function addLine(speaker, text, mark = "", gen = null) {
+  const key = speaker === "agent" && gen != null ? `agent-${gen}` : null;
+  if (key && state.lines.has(key)) {
+    const text_node = state.lines.get(key).querySelector(".text");
+    text_node.textContent = `${text_node.textContent} ${text}`;
+    return;
+  }
+  const line = el("div", { class: `line ${speaker.split(" ")[0]} ${mark}` },
+    el("span", { class: "who" }, speaker), el("span", { class: "text" }, text));
+  if (key) state.lines.set(key, line);
+  $("transcript").append(line);
+  $("transcript").scrollTop = $("transcript").scrollHeight;
+}
+
+function onEvent(e) {
+  if (e.call_id !== state.selected) return;
+  switch (e.type) {
+    case "stt.final": if (e.text.trim()) addLine("caller", e.text.trim()); break;
+    case "tts.requested": if (e.text.trim()) addLine("agent", e.text.trim(), "", e.gen); break;
+    case "barge_in": {
+      if (e.decision === "interrupt") state.lines.get(`agent-${e.gen}`)?.classList.add("interrupted");
+      else if (e.text) addLine("caller", e.text, "backchannel");
+      break;
+    }
+    case "tool.called": addLine("tool", `${e.name}…`, "tool"); break;
+    case "tool.result": addLine("tool", `${e.name}: done`, "tool"); break;
+    case "tool.failed": addLine("tool", `${e.name}: ${e.failure}`, "tool"); break;
+    case "operator.acted": addLine(`operator ${e.operator}`, `${e.action} ${e.text}`.trim() + (e.ok ? "" : ` (refused: ${e.reason})`), "operator"); break;
+    case "turn.metrics": addTurn({ vad: e.vad_decision_ms, stt: e.stt_final_ms, llm: e.llm_first_token_ms, tts: e.tts_first_frame_ms, audio: e.first_audio_ms }); break;
+    case "call.ended": $("message").textContent = `The call ended (${e.cause}).`; break;
+  }
+}
+
+function addTurn(t) {
+  if (t.audio == null) return;
+  const scale = 100 / Math.max(t.audio, 1500);
+  const stages = [["vad", t.vad], ["stt", t.stt], ["llm", t.llm], ["tts", t.tts], ["play", t.audio]];
+  let before = 0;
+  const parts = [];
+  for (const [name, at] of stages) {
+    if (at == null || at < before) continue;
+    parts.push(el("i", { class: name, style: `width:${(at - before) * scale}%`, title: `${name} ${Math.round(at - before)} ms` }));
+    before = at;
+  }
+  $("turns").append(el("div", { class: "turn" }, el("span", {}, `${Math.round(t.audio)} ms`), el("div", { class: "bar" }, ...parts)));
+}
+
+document.querySelectorAll("#actions button").forEach((button) => button.addEventListener("click", async () => {
+  const input = button.dataset.input ? $(button.dataset.input) : null;
+  const body = input ? JSON.stringify({ text: input.value }) : "{}";
+  $("message").className = "";
+  try {
+    await api(`/api/calls/${encodeURIComponent(state.selected)}/${button.dataset.action}`, {
+      method: "POST", headers: { "Content-Type": "application/json" }, body });
+    $("message").textContent = `${button.dataset.action}: done`;
+    if (input) input.value = "";
+  } catch (err) {
+    $("message").className = "error";
+    $("message").textContent = `${button.dataset.action}: ${err.message}`;
+  }
+}));
+
+// --- KPIs ---------------------------------------------------------------------------------------
+const KPI_SHOWN = [
+  ["calls", "Calls", (v) => v], ["avg_handling_s", "Avg handling", (v) => `${v.toFixed(0)} s`],
+  ["resolution_rate", "Resolved", pct], ["transfer_rate", "Transferred", pct], ["abandoned", "Abandoned", (v) => v],
+  ["barge_ins_per_call", "Barge-ins / call", (v) => v.toFixed(1)],
+  ["latency_p50_ms", "Latency p50", (v) => `${Math.round(v)} ms`], ["latency_p95_ms", "Latency p95", (v) => `${Math.round(v)} ms`],
+  ["cpu_s_per_call", "CPU / call", (v) => `${v.toFixed(0)} s`], ["cost_per_call", "Cost / call", (v) => v.toFixed(4)],
+];
+function pct(v) { return `${(100 * v).toFixed(0)} %`; }
+
+async function loadKpis() {
+  let data;
+  try { data = await api(`/api/kpi?since=${Date.now() / 1000 - 86400}`); } catch { return; }
+  $("kpi-cards").replaceChildren(...KPI_SHOWN.map(([key, label, show]) =>
+    el("div", { class: "card", "data-kpi": key }, el("b", {}, data.kpis[key] == null ? "—" : String(show(data.kpis[key]))), label)));
+  drawLatency(data.turns.filter((t) => t.first_audio_ms != null));
+}
+
+function drawLatency(turns) {
+  const svg = $("latency-chart");
+  const ns = "http://www.w3.org/2000/svg";
+  svg.replaceChildren();
+  if (!turns.length) return;
+  const top = Math.max(1000, ...turns.map((t) => t.first_audio_ms));
+  const w = 600 / turns.length;
+  turns.forEach((t, i) => {
+    const h = (t.first_audio_ms / top) * 150;
+    const bar = document.createElementNS(ns, "rect");
+    bar.setAttribute("x", i * w + 1); bar.setAttribute("width", Math.max(w - 2, 1));
+    bar.setAttribute("y", 160 - h); bar.setAttribute("height", h);
+    bar.setAttribute("fill", t.first_audio_ms <= 700 ? "#57c48a" : "#f5a623");
+    svg.append(bar);
+  });
+}
+
+start();
