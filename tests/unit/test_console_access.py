@@ -74,5 +74,7 @@ async def test_live_calls_follow_events_and_heartbeats() -> None:
     assert {c.call_id for c in live.snapshot()} == {"c2"}  # c1: no agent has it for 3.5 s
     live.on_event(CallEnded(call_id="c2", duration_s=9), now=106.0)
     assert live.snapshot() == []
+    live.on_heartbeat(Heartbeat(role="agent", worker_id="agent-1", pid=1, sessions=["c2"]), now=106.2)
+    assert live.snapshot() == []  # still listed while its actor stops: it has ended all the same
     live.unlisten(feed)
     await asyncio.sleep(0)

@@ -29,10 +29,19 @@ T0 = 1_800_000_000.0
 
 def answered(call_id: str, gen: int, ts: float, latency_ms: float, said: str) -> list[Event]:
     return [
-        SttFinal(call_id=call_id, ts=ts, text="I need to move my appointment.", compute_s=0.1, start_ms=0, end_ms=900),
+        SttFinal(
+            call_id=call_id,
+            ts=ts,
+            text="I need to move my appointment.",
+            compute_s=0.1,
+            start_ms=0,
+            end_ms=900,
+        ),
         TtsRequested(call_id=call_id, gen=gen, ts=ts + 0.5, text=said, index=0),
         TtsRequested(call_id=call_id, gen=gen, ts=ts + 0.6, text="Which day suits you?", index=1),
-        TurnMetrics(call_id=call_id, gen=gen, ts=ts + 2, user_text="", agent_text=said, first_audio_ms=latency_ms),
+        TurnMetrics(
+            call_id=call_id, gen=gen, ts=ts + 2, user_text="", agent_text=said, first_audio_ms=latency_ms
+        ),
     ]
 
 
@@ -44,7 +53,15 @@ def records(tmp_path: Path) -> CallRecords:
         CallStarted(call_id="a", ts=T0, caller="+4411", called="clinic", transport="sip"),
         *answered("a", 2, T0 + 5, 600.0, "Sure."),
         *answered("a", 3, T0 + 15, 900.0, "Done."),
-        BargeIn(call_id="a", gen=3, ts=T0 + 16, decision="interrupt", reason="words", onset_ts=T0 + 16, heard_text="Done"),
+        BargeIn(
+            call_id="a",
+            gen=3,
+            ts=T0 + 16,
+            decision="interrupt",
+            reason="words",
+            onset_ts=T0 + 16,
+            heard_text="Done",
+        ),
         ToolResult(call_id="a", ts=T0 + 17, name="book", call_key="k", latency_ms=40, attempts=1),
         CallEnded(call_id="a", ts=T0 + 60, duration_s=60, hangup_by="caller"),
         # transferred
@@ -71,7 +88,9 @@ def test_kpis_match_what_happened(records: CallRecords) -> None:
     assert kpis.avg_handling_s == pytest.approx((60 + 11 + 3) / 3)
     assert kpis.barge_ins_per_call == pytest.approx(1 / 3)
     assert kpis.latency_p50_ms == pytest.approx(700.0)
-    assert kpis.cpu_s_per_call == pytest.approx(30.0) and kpis.cost_per_call == pytest.approx(30 / 3600 * 0.036)
+    assert kpis.cpu_s_per_call == pytest.approx(30.0) and kpis.cost_per_call == pytest.approx(
+        30 / 3600 * 0.036
+    )
     assert compute_kpis(records, T0 + 150, T0 + 300, 0.036).calls == 1  # only call c started then
 
 
@@ -81,7 +100,9 @@ def test_the_transcript_marks_interruptions_and_operators(records: CallRecords) 
     agent = [line for line in record.transcript if line.speaker == "agent"]
     assert agent[0].text == "Sure. Which day suits you?" and agent[0].mark == ""
     assert agent[1].text == "Done" and agent[1].mark == "interrupted"  # what the caller heard of it
-    records.apply(100, OperatorActed(call_id="a", ts=T0 + 30, operator="ann", action="guide", text="Offer Friday"))
+    records.apply(
+        100, OperatorActed(call_id="a", ts=T0 + 30, operator="ann", action="guide", text="Offer Friday")
+    )
     lines = call_record(records, "a").transcript  # type: ignore[union-attr]
     assert any(line.speaker == "operator ann" and "Offer Friday" in line.text for line in lines)
     assert [c.call_id for c in list_calls(records)] == ["c", "b", "a"]
@@ -95,7 +116,9 @@ def test_an_event_delivered_twice_is_written_once(records: CallRecords) -> None:
 
 def test_card_numbers_phone_numbers_and_mail_addresses_never_reach_the_disk(tmp_path: Path) -> None:
     store = CallRecords(tmp_path / "r.sqlite", DEFAULT_REDACT)
-    said = "My card is 4111 1111 1111 1111, call 07700 900123 or mail jo.doe@example.com on 2026-12-01 at 10:30."
+    said = (
+        "My card is 4111 1111 1111 1111, call 07700 900123 or mail jo.doe@example.com on 2026-12-01 at 10:30."
+    )
     store.apply(1, SttFinal(call_id="x", ts=T0, text=said, compute_s=0.1, start_ms=0, end_ms=900))
     text = call_record(store, "x").transcript[0].text  # type: ignore[union-attr]
     assert "4111" not in text and "900123" not in text and "example.com" not in text

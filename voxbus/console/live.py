@@ -46,6 +46,7 @@ class LiveCalls:
         self.redact, self.lookup, self.stale_s = redact, lookup, stale_s
         self.calls: dict[str, LiveCall] = {}
         self.seen: dict[str, float] = {}
+        self.ended: dict[str, float] = {}  # an agent may list a call for a moment after it ended
         self.listeners: set[asyncio.Queue[dict[str, Any]]] = set()
 
     def snapshot(self) -> list[LiveCall]:
@@ -71,6 +72,7 @@ class LiveCalls:
                 self.seen[call_id] = now
                 self._calls_changed()
             case CallEnded():
+                self.ended[call_id] = now
                 self._gone(call_id)
             case StateChanged() if call_id in self.calls:
                 self.calls[call_id].state = event.state
@@ -87,6 +89,8 @@ class LiveCalls:
         if beat.role != "agent":
             return
         for call_id in beat.sessions:
+            if call_id in self.ended:
+                continue
             self.seen[call_id] = now
             if call_id not in self.calls:  # up before the console, or its call.started not seen
                 known = self.lookup(call_id)
@@ -98,6 +102,8 @@ class LiveCalls:
         """Forget calls no agent has reported for ``stale_s``."""
         for call_id in [c for c, seen in self.seen.items() if now - seen > self.stale_s]:
             self._gone(call_id)
+        for call_id in [c for c, at in self.ended.items() if now - at > 60 * self.stale_s]:
+            del self.ended[call_id]
 
     def _gone(self, call_id: str) -> None:
         self.seen.pop(call_id, None)

@@ -55,7 +55,7 @@ function showCalls(calls) {
   const body = $("calls").querySelector("tbody");
   body.replaceChildren(...calls.map((c) => {
     const row = el("tr", { "data-call": c.call_id },
-      el("td", {}, c.caller || "—"), el("td", {}, c.called || "—"), el("td", {}, c.agent || "default"),
+      el("td", {}, party(c.caller)), el("td", {}, party(c.called)), el("td", {}, c.agent || "default"),
       el("td", {}, el("span", { class: `state ${c.state}` }, c.state)),
       el("td", { class: "duration", "data-started": c.started }, ""),
       el("td", {}, c.last_latency_ms == null ? "—" : `${Math.round(c.last_latency_ms)} ms`));
@@ -66,6 +66,13 @@ function showCalls(calls) {
   $("calls-count").textContent = calls.length;
   $("no-calls").hidden = calls.length > 0;
   tickDurations();
+}
+
+// "<sip:+4420@pbx>" or "Ann <sip:ann@pbx>" -> "+4420@pbx", as an operator reads a number
+function party(uri) {
+  if (!uri) return "—";
+  const match = /<?sips?:([^>;]+)>?/.exec(uri);
+  return match ? match[1] : uri;
 }
 
 function tickDurations() {
