@@ -37,10 +37,11 @@ sip-peers:
 	@command -v sipp >/dev/null && command -v baresip >/dev/null && command -v kamailio >/dev/null && command -v espeak-ng >/dev/null \
 	  || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q sip-tester baresip kamailio espeak-ng; }
 
-# the console's browser tests drive Debian's chromium through its chromedriver (no browser download)
+# the console's tests drive Debian's chromium through its chromedriver (no browser download), and
+# the terminal console in tmux
 browser:
-	@command -v chromium >/dev/null && command -v chromedriver >/dev/null \
-	  || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; }
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && command -v tmux >/dev/null \
+	  || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver tmux; }
 
 # a caller moves a dental appointment over SIP: the clinic's calendar and call log as third parties
 demo: models

@@ -271,6 +271,15 @@ def _console(args: argparse.Namespace, settings: Settings) -> int:
             return console.hash_password()
     except console.UsageError as exc:
         raise CliError(str(exc)) from None
+    if not args.web:
+        import getpass
+
+        from voxbus.console.terminal import run_terminal
+        from voxbus.supervisors.system import client_creds
+
+        operator = args.operator or getpass.getuser()
+        url, creds = _running_url(settings), client_creds(settings)
+        return _run(run_terminal(url, creds, operator, settings.console.redact))
     from voxbus.actors.roles import run_role
 
     return _run(run_role(settings, _running_url(settings), "console", args.id or f"console-{os.getpid()}"))

@@ -26,9 +26,10 @@ class UsageError(ValueError):
 
 
 def add_parsers(sub: Any) -> None:  # argparse's _SubParsersAction is private
-    c = sub.add_parser("console", help="serve the operator console (web) against a running NATS")
-    c.add_argument("--web", action="store_true", help="the web console (the default)")
-    c.add_argument("--id", help="console id (default: console-<pid>)")
+    c = sub.add_parser("console", help="the operator console in this terminal (--web: serve the web one)")
+    c.add_argument("--web", action="store_true", help="serve the web console (voxbus up does already)")
+    c.add_argument("--id", help="web console id (default: console-<pid>)")
+    c.add_argument("--operator", help="your name on the actions you take (default: your login name)")
     c.add_argument("--hash-password", action="store_true", help="read a password, print its bcrypt hash")
 
     k = sub.add_parser("kpi", help="the KPIs of a period, from the console's call records")

@@ -17,24 +17,23 @@ from pathlib import Path
 
 import uvicorn
 from nats.aio.msg import Msg
-from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from voxbus.bus import subjects
-from voxbus.bus.codec import BadMessage, decode, decode_event, encode
+from voxbus.bus.codec import BadMessage, decode_event
 from voxbus.bus.connection import Bus
 from voxbus.config import Settings
 from voxbus.console.auth import ConsoleAuth, default_users, session_key
 from voxbus.console.erase import apply_retention
 from voxbus.console.live import LiveCalls
 from voxbus.console.metrics import CallMetrics
+from voxbus.console.operate import ask_call_actor
 from voxbus.console.records import call_record
 from voxbus.console.store import CallRecords
 from voxbus.console.web import ConsoleWeb
 from voxbus.logs import get_logger
-from voxbus.schemas.base import Accepted, Rejected
 from voxbus.schemas.events import Event
 from voxbus.schemas.messages import Heartbeat, OperatorCommand
 
@@ -134,20 +133,7 @@ class ConsoleService:
 
     async def act(self, command: OperatorCommand) -> str | None:
         """Ask the call's actor to carry out an operator's command; None when it did."""
-        try:
-            msg = await self.bus.nc.request(subjects.operator(command.call_id), encode(command), timeout=3.0)
-        except NoRespondersError:
-            return "no call actor answers for this call (it has ended)"
-        except NatsTimeout:
-            return "the call actor did not answer in time"
-        try:
-            decode(msg.subject or "", msg.data, Accepted)
-            return None
-        except BadMessage:
-            try:
-                return decode(msg.subject or "", msg.data, Rejected).reason
-            except BadMessage as exc:
-                return f"unreadable answer from the call actor: {exc.reason}"
+        return await ask_call_actor(self.bus, command)
 
     async def _follow(self) -> None:
         """Write every call event into the records, from where this console left off."""

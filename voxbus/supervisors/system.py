@@ -31,7 +31,7 @@ DEFAULT_WORKERS = (
     ("agent", "agent-1"),
     ("sip", "sip-1"),
 )
-COMMAND_OF_ROLE = {"agent": ["agent"], "sip": ["gateway"], "console": ["console"]}
+COMMAND_OF_ROLE = {"agent": ["agent"], "sip": ["gateway"], "console": ["console", "--web"]}
 
 
 def url_file(settings: Settings) -> Path:
