@@ -284,6 +284,15 @@ def test_min_words_makes_a_one_word_interruption_resume() -> None:
     assert isinstance(resume, ResumeAudio) and resume.event.reason.startswith("1 words")
 
 
+def test_a_stutter_counts_as_one_word() -> None:
+    call = Call(barge_in_min_words=2)
+    call.agent()
+    call.start()
+    call.pause()
+    [resume] = call.final("Ré-ré-ré-ré...")  # "oui, oui, oui" as whisper heard it over a loaded line
+    assert isinstance(resume, ResumeAudio) and resume.event.reason.startswith("1 words")
+
+
 def test_the_agent_finishing_ends_the_hold() -> None:
     call = Call()
     speaking = call.agent()

@@ -104,6 +104,7 @@ def judge_barge_in(
     found = content_words(text, lexicon)
     if not found:
         return "a backchannel"
-    if len(found) < min_words:
-        return f"{len(found)} words, fewer than turn.barge_in_min_words={min_words}"
+    distinct = len(set(found))  # a stutter ("I-I-I", a syllable misheard four times) is one word
+    if distinct < min_words:
+        return f"{distinct} words, fewer than turn.barge_in_min_words={min_words}"
     return None
