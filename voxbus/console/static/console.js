@@ -45,7 +45,10 @@ function openFeed() {
   state.feed.onmessage = (m) => {
     const message = JSON.parse(m.data);
     if (message.kind === "calls") showCalls(message.calls);
-    else if (message.kind === "event") onEvent(message.event);
+    else if (message.kind === "event") {
+      onEvent(message.event);
+      if (["turn.metrics", "call.ended"].includes(message.event.type)) kpisSoon();
+    }
   };
 }
 
@@ -92,6 +95,7 @@ async function select(callId) {
   $("transcript").replaceChildren();
   $("turns").replaceChildren();
   $("message").textContent = "";
+  $("call-status").textContent = "";
   showCalls(state.calls);
   try {
     const record = await api(`/api/calls/${encodeURIComponent(callId)}`);
@@ -130,7 +134,7 @@ function onEvent(e) {
     case "tool.failed": addLine("tool", `${e.name}: ${e.failure}`, "tool"); break;
     case "operator.acted": addLine(`operator ${e.operator}`, `${e.action} ${e.text}`.trim() + (e.ok ? "" : ` (refused: ${e.reason})`), "operator"); break;
     case "turn.metrics": addTurn({ vad: e.vad_decision_ms, stt: e.stt_final_ms, llm: e.llm_first_token_ms, tts: e.tts_first_frame_ms, audio: e.first_audio_ms }); break;
-    case "call.ended": $("message").textContent = `The call ended (${e.cause}).`; break;
+    case "call.ended": $("call-status").textContent = `The call ended (${e.cause}).`; break;
   }
 }
 
@@ -172,6 +176,11 @@ const KPI_SHOWN = [
   ["cpu_s_per_call", "CPU / call", (v) => `${v.toFixed(0)} s`], ["cost_per_call", "Cost / call", (v) => v.toFixed(4)],
 ];
 function pct(v) { return `${(100 * v).toFixed(0)} %`; }
+
+let kpiTimer = null;
+function kpisSoon() {  // a turn answered or a call ended: the numbers move, at most every 2 s
+  if (kpiTimer === null) kpiTimer = setTimeout(() => { kpiTimer = null; loadKpis(); }, 2000);
+}
 
 async function loadKpis() {
   let data;
