@@ -82,6 +82,7 @@ bench: models models-test
 	$(PY) bench/tool_calls.py --out bench/results
 	$(PY) bench/remote_llm.py --profile default --out bench/results
 	$(PY) bench/clinic_calls.py --out bench/results --calls 10
+	$(PY) bench/console.py --calls 4 --out bench/results
 
 clean:
 	rm -rf $(VENV) $(STAMPS) build *.egg-info out

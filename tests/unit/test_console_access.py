@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from pydantic import ValidationError
 
-from voxbus.console.auth import ConsoleAuth, Operator, hash_password
+from voxbus.console.auth import ConsoleAuth, LoginThrottle, Operator, hash_password
 from voxbus.console.live import LiveCalls
 from voxbus.console.settings import ConsoleSettings, ConsoleUser
 from voxbus.schemas.events import CallEnded, CallStarted, StateChanged, SttFinal
@@ -36,6 +36,18 @@ def test_a_forged_or_foreign_session_is_nobody() -> None:
     assert ConsoleAuth(USERS, "other key" * 8, 1).operator(cookie) is None  # signed by another server
     assert ConsoleAuth({"ann": USERS["ann"]}, "k" * 64, 1).operator(cookie) is None  # vic was removed
     assert auth.operator("") is None and auth.operator("not a session") is None
+
+
+def test_wrong_passwords_from_one_address_are_throttled() -> None:
+    throttle = LoginThrottle(attempts=3, window_s=60)
+    for t in range(3):
+        assert not throttle.blocked("10.0.0.9", now=100.0 + t)
+        throttle.failed("10.0.0.9", now=100.0 + t)
+    assert throttle.blocked("10.0.0.9", now=103.0) and not throttle.blocked("10.0.0.8", now=103.0)
+    assert not throttle.blocked("10.0.0.9", now=161.0)  # the window passed
+    throttle.failed("10.0.0.8", now=170.0)
+    throttle.succeeded("10.0.0.8")
+    assert "10.0.0.8" not in throttle.failures
 
 
 def test_console_settings_refuse_what_cannot_work() -> None:

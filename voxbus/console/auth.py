@@ -88,3 +88,26 @@ class ConsoleAuth:
             return None
         user = self.users.get(data.get("name", "")) if isinstance(data, dict) else None
         return Operator(name=data["name"], role=user.role) if user else None
+
+
+class LoginThrottle:
+    """Wrong passwords from one address: after ``attempts`` within ``window_s``, that address is
+    refused for ``window_s`` without a bcrypt check (which costs CPU on purpose)."""
+
+    def __init__(self, attempts: int = 5, window_s: float = 60.0) -> None:
+        self.attempts, self.window_s = attempts, window_s
+        self.failures: dict[str, list[float]] = {}
+
+    def blocked(self, address: str, now: float) -> bool:
+        recent = [t for t in self.failures.get(address, []) if now - t < self.window_s]
+        if recent:
+            self.failures[address] = recent
+        else:
+            self.failures.pop(address, None)
+        return len(recent) >= self.attempts
+
+    def failed(self, address: str, now: float) -> None:
+        self.failures.setdefault(address, []).append(now)
+
+    def succeeded(self, address: str) -> None:
+        self.failures.pop(address, None)

@@ -35,5 +35,8 @@ async def erase_calls(bus: Bus, records: CallRecords, call_ids: list[str]) -> in
 
 
 async def apply_retention(bus: Bus, records: CallRecords, retention_days: float) -> int:
-    """Erase every call that started more than ``retention_days`` ago."""
-    return await erase_calls(bus, records, calls_before(records, time.time() - retention_days * 86400))
+    """Erase every call that started more than ``retention_days`` ago (and the CPU samples of
+    that time, which the KPIs of those calls used)."""
+    limit = time.time() - retention_days * 86400
+    records.db.execute("DELETE FROM cpu WHERE ts < ?", (limit,))
+    return await erase_calls(bus, records, calls_before(records, limit))

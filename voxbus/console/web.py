@@ -22,7 +22,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from voxbus.console.auth import COOKIE, ConsoleAuth, Operator
+from voxbus.console.auth import COOKIE, ConsoleAuth, LoginThrottle, Operator
 from voxbus.console.kpi import compute_kpis
 from voxbus.console.live import LiveCalls
 from voxbus.console.metrics import CallMetrics
@@ -52,6 +52,7 @@ class ConsoleWeb:
     ) -> None:
         self.auth, self.records, self.live, self.metrics, self.act = auth, records, live, metrics, act
         self.price = price_per_core_hour
+        self.throttle = LoginThrottle()
         self.app = Starlette(
             routes=[
                 Route("/", self.page),
