@@ -17,6 +17,7 @@ import pytest
 from nats.js.errors import NotFoundError
 from prometheus_client.parser import text_string_to_metric_families
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -105,9 +106,15 @@ def act(driver: webdriver.Chrome, action: str, text: str = "") -> str:
 def watch_guide_and_say(driver: webdriver.Chrome, url: str) -> list[str]:
     """Log in, see the call appear, its transcript grow; guide the agent and speak to the caller."""
     log_in(driver, url, "ann")
-    wait = WebDriverWait(driver, 60)
-    wait.until(seen.element_to_be_clickable((By.CSS_SELECTOR, "#calls tbody tr[data-call]"))).click()
+    # the rows are drawn again at every change of a call's state: a row found may be gone when
+    # clicked, so finding and clicking are retried together
+    wait = WebDriverWait(
+        driver, 60, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)
+    )
+    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#calls tbody tr[data-call]").click() or True)
     wait.until(seen.presence_of_element_located((By.CSS_SELECTOR, "#transcript .line.caller")))
+    callers = [c.text for c in driver.find_elements(By.CSS_SELECTOR, "#transcript .line.caller")]
+    assert len(set(callers)) == len(callers), callers  # the record and the feed: each line once
     return [act(driver, "guide", GUIDE), act(driver, "say", SAY)]
 
 

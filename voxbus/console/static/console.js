@@ -90,6 +90,8 @@ function tickDurations() {
 async function select(callId) {
   state.selected = callId;
   state.lines = new Map();
+  state.loading = [];  // feed events of this call that arrive while its record loads
+  state.loadedUntil = 0;
   $("call").hidden = false;
   $("call-title").textContent = callId;
   $("transcript").replaceChildren();
@@ -102,7 +104,12 @@ async function select(callId) {
     if (state.selected !== callId) return;
     for (const line of record.transcript) addLine(line.speaker, line.text, line.mark, line.gen);
     for (const turn of record.turns) addTurn({ vad: turn.vad_ms, stt: turn.stt_ms, llm: turn.llm_ms, tts: turn.tts_ms, audio: turn.first_audio_ms });
+    state.loadedUntil = Math.max(0, ...record.transcript.map((l) => l.ts), ...record.turns.map((t) => t.ts));
   } catch { /* not recorded yet: the feed fills it in */ }
+  if (state.selected !== callId) return;
+  const waiting = state.loading;
+  state.loading = null;
+  waiting.forEach(onEvent);  // what the record already held is skipped by its time
 }
 
 function addLine(speaker, text, mark = "", gen = null) {
@@ -121,6 +128,8 @@ function addLine(speaker, text, mark = "", gen = null) {
 
 function onEvent(e) {
   if (e.call_id !== state.selected) return;
+  if (state.loading) { state.loading.push(e); return; }
+  if (e.ts <= state.loadedUntil) return;
   switch (e.type) {
     case "stt.final": if (e.text.trim()) addLine("caller", e.text.trim()); break;
     case "tts.requested": if (e.text.trim()) addLine("agent", e.text.trim(), "", e.gen); break;
