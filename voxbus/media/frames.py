@@ -35,9 +35,9 @@ def level_db(samples: np.ndarray) -> float:
 
 class FarEndLevel:
     """The level of the agent audio recently played to a caller (the reference for the echo
-    gate): the loudest 20 ms frame of the last ``window`` (240 ms, longer than the echo's round
-    trip), so that the echo of any frame still on its way is measured against that frame; None
-    while the agent is silent."""
+    gate): the loudest 20 ms frame of the last ``window`` frames, which must outlast the echo's
+    round trip (both jitter buffers included), so that the echo of any frame still on its way is
+    measured against that frame; None while the agent is silent."""
 
     SILENT_DB = -60.0
 

@@ -30,11 +30,12 @@ class BusAudioPort(pj.AudioMediaPort):
     leg: CallLeg | None = None
     echo: EchoCanceller | None = None
 
-    def __init__(self, to_loop: Callable[..., None]) -> None:
+    def __init__(self, to_loop: Callable[..., None], far_window: int) -> None:
         super().__init__()
         self.to_loop = to_loop
         self.played = 0
-        self.far = FarEndLevel()
+        self.far_window = far_window
+        self.far = FarEndLevel(far_window)
 
     def onFrameReceived(self, frame: pj.MediaFrame) -> None:  # noqa: N802 - pjsua2's name
         leg, echo = self.leg, self.echo
@@ -73,7 +74,7 @@ class PortPool:
     def attach(self, leg: CallLeg) -> BusAudioPort:
         """A port for ``leg``'s call: a free one, or a new one that joins the pool for good."""
         port = self.free.pop() if self.free else self._create()
-        port.played, port.far = 0, FarEndLevel()
+        port.played, port.far = 0, FarEndLevel(port.far_window)
         port.echo = make_canceller(self.settings.echo_canceller, self.settings.echo_tail_ms)
         port.leg = leg  # last: from here on the clock thread moves this call's audio
         return port
@@ -99,7 +100,11 @@ class PortPool:
         fmt.type = pj.PJMEDIA_TYPE_AUDIO
         fmt.clockRate, fmt.channelCount, fmt.bitsPerSample = SAMPLE_RATE, 1, 16
         fmt.frameTimeUsec = FRAME_MS * 1000
-        port = BusAudioPort(self.to_loop)
+        # the echo of a frame comes back through the caller's jitter buffer and ours: up to
+        # twice sip.jitter_max_ms, plus a few frames of buffering on each side (measured: the
+        # default 240 ms let a loaded machine's echo through the gate)
+        far_window = (2 * self.settings.jitter_max_ms + 200) // FRAME_MS
+        port = BusAudioPort(self.to_loop, far_window)
         port.createPort(f"bus-{len(self.all)}", fmt)
         self.all.append(port)
         return port
