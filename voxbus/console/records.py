@@ -80,19 +80,33 @@ def list_calls(
     return [_summary(row) for row in rows]
 
 
-def call_record(records: CallRecords, call_id: str) -> CallRecord | None:
+def call_summary(records: CallRecords, call_id: str) -> CallSummary | None:
     row = records.db.execute("SELECT * FROM calls WHERE call_id = ?", (call_id,)).fetchone()
-    if row is None:
+    return _summary(row) if row is not None else None
+
+
+def call_record(records: CallRecords, call_id: str) -> CallRecord | None:
+    summary = call_summary(records, call_id)
+    if summary is None:
         return None
     lines = records.db.execute(
         "SELECT ts, speaker, text, mark, gen FROM lines WHERE call_id = ? ORDER BY ts, id", (call_id,)
     ).fetchall()
     turns = records.db.execute("SELECT * FROM turns WHERE call_id = ? ORDER BY ts", (call_id,)).fetchall()
     return CallRecord(
-        call=_summary(row),
+        call=summary,
         transcript=[TranscriptLine.model_validate(dict(line)) for line in lines],
         turns=[TurnLatency.model_validate({k: t[k] for k in t.keys() if k != "call_id"}) for t in turns],  # noqa: SIM118
     )
+
+
+def turns_between(records: CallRecords, since: float, until: float) -> list[dict[str, float | None]]:
+    """Every answered turn of the period with its latency stages (the console's chart)."""
+    rows = records.db.execute(
+        "SELECT ts, first_audio_ms, stt_ms, llm_ms, tts_ms FROM turns WHERE ts >= ? AND ts < ? ORDER BY ts",
+        (since, until),
+    )
+    return [dict(row) for row in rows]
 
 
 def calls_of_caller(records: CallRecords, caller: str) -> list[str]:

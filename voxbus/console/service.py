@@ -30,7 +30,7 @@ from voxbus.console.erase import apply_retention
 from voxbus.console.live import LiveCalls
 from voxbus.console.metrics import CallMetrics
 from voxbus.console.operate import ask_call_actor
-from voxbus.console.records import call_record
+from voxbus.console.records import call_summary
 from voxbus.console.store import CallRecords
 from voxbus.console.web import ConsoleWeb
 from voxbus.logs import get_logger
@@ -57,7 +57,7 @@ class ConsoleService:
         self.bus, self.settings = bus, settings
         console = settings.console
         self.records = CallRecords(records_path(settings), console.redact)
-        self.live = LiveCalls(self.records.redact, self._known_call)
+        self.live = LiveCalls(self.records.redact, lambda call_id: call_summary(self.records, call_id))
         self.metrics = CallMetrics()
         auth_dir = settings.data_dir / "auth"
         users = console.users or default_users(auth_dir)
@@ -70,10 +70,6 @@ class ConsoleService:
         self._tasks: list[asyncio.Task[None]] = []
         self._sampled: dict[str, float] = {}
         self._stop = asyncio.Event()
-
-    def _known_call(self, call_id: str):  # type: ignore[no-untyped-def]
-        record = call_record(self.records, call_id)
-        return record.call if record else None
 
     def sessions(self) -> list[str]:
         return list(self.live.calls)

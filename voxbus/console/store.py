@@ -55,6 +55,18 @@ CREATE TABLE IF NOT EXISTS progress (id INTEGER PRIMARY KEY CHECK (id = 1), last
 REDACTED = "[redacted]"
 
 
+class Redactor:
+    """Replaces every match of the configured patterns (``console.redact``) by ``[redacted]``."""
+
+    def __init__(self, patterns: list[str] | None) -> None:
+        self.patterns = [re.compile(p) for p in patterns or []]
+
+    def __call__(self, text: str) -> str:
+        for pattern in self.patterns:
+            text = pattern.sub(REDACTED, text)
+        return text
+
+
 class CallRecords:
     """The store: ``apply`` writes, the query functions in :mod:`voxbus.console.records` read."""
 
@@ -66,7 +78,7 @@ class CallRecords:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.executescript(SCHEMA)
         path.chmod(0o600)  # transcripts are personal data
-        self.patterns = [re.compile(p) for p in redact or []]
+        self.redact = Redactor(redact)
 
     def close(self) -> None:
         self.db.close()
@@ -75,11 +87,6 @@ class CallRecords:
     def last_seq(self) -> int:
         row = self.db.execute("SELECT last_seq FROM progress WHERE id = 1").fetchone()
         return row[0] if row else 0
-
-    def redact(self, text: str) -> str:
-        for pattern in self.patterns:
-            text = pattern.sub(REDACTED, text)
-        return text
 
     def apply(self, seq: int, event: Event) -> None:
         """Write one event and its stream sequence in one transaction (redelivered: skipped)."""

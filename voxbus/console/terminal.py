@@ -20,6 +20,7 @@ from voxbus.bus import subjects
 from voxbus.bus.connection import Bus
 from voxbus.console.live import LiveCalls
 from voxbus.console.operate import ask_call_actor
+from voxbus.console.store import Redactor
 from voxbus.schemas.events import (
     BargeIn,
     Event,
@@ -151,15 +152,7 @@ class TerminalConsole(App[None]):
 
 
 async def run_terminal(url: str, creds: Any, operator: str, redact_patterns: list[str]) -> int:
-    import re
-
-    patterns = [re.compile(p) for p in redact_patterns]
-
-    def redact(text: str) -> str:
-        for pattern in patterns:
-            text = pattern.sub("[redacted]", text)
-        return text
-
+    redact = Redactor(redact_patterns)
     bus = Bus(url, name="voxbus-console-terminal", source=f"console/{operator}", creds=creds)
     await bus.connect(attempts=5)
     try:

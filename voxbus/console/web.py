@@ -26,7 +26,7 @@ from voxbus.console.auth import COOKIE, ConsoleAuth, LoginThrottle, Operator
 from voxbus.console.kpi import compute_kpis
 from voxbus.console.live import LiveCalls
 from voxbus.console.metrics import CallMetrics
-from voxbus.console.records import call_record, list_calls
+from voxbus.console.records import call_record, list_calls, turns_between
 from voxbus.console.store import CallRecords
 from voxbus.logs import get_logger
 from voxbus.schemas.messages import OperatorCommand
@@ -151,12 +151,8 @@ class ConsoleWeb:
         until = _number(request.query_params.get("until"), time.time())
         since = _number(request.query_params.get("since"), until - 86400)
         kpis = compute_kpis(self.records, since, until, self.price)
-        turns = self.records.db.execute(
-            "SELECT ts, first_audio_ms, stt_ms, llm_ms, tts_ms FROM turns "
-            "WHERE ts >= ? AND ts < ? ORDER BY ts",
-            (since, until),
-        ).fetchall()
-        return JSONResponse({"kpis": kpis.model_dump(), "turns": [dict(t) for t in turns]})
+        turns = turns_between(self.records, since, until)
+        return JSONResponse({"kpis": kpis.model_dump(), "turns": turns})
 
     async def feed(self, request: Request) -> Response:
         if not self._operator(request):
