@@ -269,6 +269,8 @@ def _console(args: argparse.Namespace, settings: Settings) -> int:
             return console.calls(args, settings, lambda ids: _run_any(_erase(settings, ids)))
         if args.hash_password:
             return console.hash_password()
+        if args.new_token:
+            return console.new_token(args.new_token, args.role)
     except console.UsageError as exc:
         raise CliError(str(exc)) from None
     if not args.web:
@@ -295,7 +297,7 @@ async def _erase(settings: Settings, call_ids: list[str]) -> int:
     bus = Bus(_running_url(settings), name="voxbus-calls-erase", creds=client_creds(settings))
     await bus.connect(attempts=3)
     try:
-        return await erase_calls(bus, CallRecords(records_path(settings)), call_ids)
+        return await erase_calls(bus, CallRecords(records_path(settings)), call_ids, settings.sip.record_dir)
     finally:
         await bus.close()
 

@@ -123,6 +123,21 @@ class AgentSettings(BaseModel):
         description="SIP URI this agent's transfers go to (empty: sip.transfer_target); the gateway "
         "refuses any target that is not sip.transfer_target or in sip.transfer_allow",
     )
+    warm_transfer: bool = Field(
+        default=True,
+        description="before a transfer, the LLM writes a summary for the person taking over "
+        "(transfer.summary) while the caller hears transfer_holding_phrase; off: a blind transfer",
+    )
+    transfer_holding_phrase: str = "Please hold on, I'm putting you through to a colleague."
+    transfer_failed_phrase: str = (
+        "I'm sorry, none of my colleagues could take your call just now. I'm still here: how else can I help?"
+    )
+    transfer_summary_timeout_s: float = Field(default=6.0, gt=0, description="then the caller's words")
+    transfer_answer_timeout_s: float = Field(
+        default=45.0,
+        gt=0,
+        description="no outcome of a transfer after this long: the agent takes it back",
+    )
     max_call_s: float = Field(default=0, ge=0, description="the agent hangs up after this long; 0: no limit")
     start_tool: str = Field(
         default="",

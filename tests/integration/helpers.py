@@ -42,6 +42,18 @@ def sipp_command(scenario: list[str], target: str | None, calls: int = 1, *extra
     ]  # fmt: skip
 
 
+async def sipp_uas(port: int, scenario: tuple[str, ...] = ("-sn", "uas")) -> tuple[int, str]:
+    """A sipp UAS for one call on ``port`` (sipp's own answering scenario by default): its exit
+    code and output."""
+    command = sipp_command(list(scenario), None, 1, "-timeout", "60")
+    command[command.index("-p") + 1] = str(port)  # the UAS listens where the test dials
+    proc = await asyncio.create_subprocess_exec(
+        *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    out, _ = await proc.communicate()
+    return proc.returncode or 0, out.decode(errors="replace")
+
+
 KAMAILIO_CFG = Path(__file__).parents[2] / "deploy" / "kamailio" / "kamailio.cfg"
 
 

@@ -115,7 +115,14 @@ def watch_guide_and_say(driver: webdriver.Chrome, url: str) -> list[str]:
     wait.until(seen.presence_of_element_located((By.CSS_SELECTOR, "#transcript .line.caller")))
     callers = [c.text for c in driver.find_elements(By.CSS_SELECTOR, "#transcript .line.caller")]
     assert len(set(callers)) == len(callers), callers  # the record and the feed: each line once
+    driver.find_element(By.ID, "listen").click()  # both sides of the call, in the browser
+    wait.until(lambda d: d.find_element(By.ID, "listen-status").text.startswith("listening"))
     return [act(driver, "guide", GUIDE), act(driver, "say", SAY)]
+
+
+def frames_listened(driver: webdriver.Chrome) -> list[int]:
+    """Frames of the caller's and of the agent's side the page has received and played."""
+    return driver.execute_script("return window.voxbusListen.frames")
 
 
 async def test_an_operator_watches_guides_speaks_to_and_hangs_up_a_sip_call(
@@ -145,11 +152,14 @@ async def test_an_operator_watches_guides_speaks_to_and_hangs_up_a_sip_call(
         said = await wait_for(events, lambda e: isinstance(e, TtsRequested) and e.text == SAY)
         await wait_for(events, lambda e: isinstance(e, PlayoutDone) and e.gen == said.gen)
         call_id = said.call_id
+        caller_frames, agent_frames = await asyncio.to_thread(frames_listened, driver)
+        assert caller_frames > 50 and agent_frames > 50  # the supervisor heard the operator's sentence
         async with httpx.AsyncClient(base_url=url) as viewer:  # a viewer may watch, not step in
             assert (await viewer.post("/login", data={"user": "vic", "password": "wrong"})).status_code == 401
             await viewer.post("/login", data={"user": "vic", "password": PASSWORDS["vic"]})
             refused = await viewer.post(f"/api/calls/{call_id}/hangup")
             assert refused.status_code == 403 and "viewer" in refused.json()["error"]
+            assert (await viewer.get(f"/api/calls/{call_id}/listen")).status_code == 403
         async with httpx.AsyncClient(base_url=url, cookies={"voxbus_console": "forged"}) as forger:
             assert (await forger.post(f"/api/calls/{call_id}/hangup")).status_code == 401
         await asyncio.to_thread(driver.save_screenshot, str(tmp_path / "console.png"))
@@ -231,7 +241,7 @@ def transcribe_from(heard: Path, call_start: float, events: list[Event], gen: in
 
 
 async def test_a_call_is_erased_everywhere_and_retention_erases_old_calls(
-    console: System, caller, tmp_path: Path
+    console: System, caller, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]
     settings = console.settings
     client = Bus(console.url, name="test-client", source="test", creds=console.creds("admin"))
@@ -245,7 +255,13 @@ async def test_a_call_is_erased_everywhere_and_retention_erases_old_calls(
         calls.append(call.call_id)
         await wait_for_record(settings, call.call_id)
     first, second = calls
+    recordings = tmp_path / "recordings"  # what the gateway writes with sip.record_dir
+    recordings.mkdir()
+    for call_id in calls:
+        (recordings / f"{call_id}.wav").write_bytes(b"RIFF")
+    monkeypatch.setenv("VOXBUS_SIP__RECORD_DIR", str(recordings))
     assert await asyncio.to_thread(main, ["calls", "erase", first]) == 0  # the operator's command
+    assert sorted(p.name for p in recordings.iterdir()) == [f"{second}.wav"]
     kv = await client.js.key_value(subjects.CALL_STATE_BUCKET)
     for where in (subjects.call_event(first, "call.started"), subjects.call_event(first, "call.ended")):
         with pytest.raises(NotFoundError):
@@ -258,7 +274,8 @@ async def test_a_call_is_erased_everywhere_and_retention_erases_old_calls(
     # retention: everything older than the period goes (here: a period shorter than the call's age)
     from voxbus.console.erase import apply_retention
 
-    assert await apply_retention(client, records, retention_days=1e-9) == 1
+    assert await apply_retention(client, records, retention_days=1e-9, recordings=recordings) == 1
+    assert not list(recordings.iterdir())
     assert call_record(records, second) is None
     with pytest.raises(NotFoundError):
         await client.js.get_last_msg(subjects.EVENTS_STREAM, subjects.call_event(second, "call.ended"))

@@ -27,7 +27,7 @@ from voxbus.schemas.events import (
 from voxbus.schemas.messages import AudioFrame, CallControl, DialRequest
 from voxbus.supervisors.system import System
 
-from .helpers import pid_of, sipp_command, wait_all_serving
+from .helpers import pid_of, sipp_command, sipp_uas, wait_all_serving
 
 pytestmark = [
     pytest.mark.integration,
@@ -263,16 +263,6 @@ async def test_gateway_shuts_down_cleanly_with_a_call_up(settings: Settings, nat
         assert sipp_code == 0, out  # the caller got a BYE and answered it
     finally:
         await bus.close()
-
-
-async def sipp_uas(port: int) -> tuple[int, str]:
-    command = sipp_command(["-sn", "uas"], None, 1, "-timeout", "60")
-    command[command.index("-p") + 1] = str(port)  # the UAS listens where the test dials
-    proc = await asyncio.create_subprocess_exec(
-        *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
-    )
-    out, _ = await proc.communicate()
-    return proc.returncode or 0, out.decode(errors="replace")
 
 
 async def until(condition, timeout_s: float) -> None:  # type: ignore[no-untyped-def]

@@ -52,6 +52,23 @@ def test_only_stt_hears_the_caller_only_the_gateway_the_agent_and_a_reader_only_
     assert may(permissions("reader").deny_subscribe, audio)
     granted = permissions("reader", audio=True)
     assert may(granted.subscribe, audio) and not granted.deny_subscribe
+    # the console listens in only when console.listen_in granted it the calls' audio
+    assert may(permissions("console").deny_subscribe, audio)
+    listening = permissions("console", audio=True)
+    assert may(listening.subscribe, audio) and may(listening.subscribe, agent_audio)
+    assert not may(listening.publish, audio) and not listening.deny_subscribe
+
+
+def test_a_grant_of_audio_follows_the_setting_and_keeps_the_password(tmp_path: Path) -> None:
+    path = issue(tmp_path, "console", "console", audio=True)
+    password = Credentials.load(path).password.get_secret_value()
+    assert issue(tmp_path, "console", "console", audio=False) == path
+    users = json.loads((tmp_path / "users.json").read_text())
+    assert users["console"]["audio"] is False
+    assert Credentials.load(path).password.get_secret_value() == password
+    config = json.loads(server_config(tmp_path).removeprefix("authorization: "))
+    rules = next(u["permissions"] for u in config["users"] if u["user"] == "console")
+    assert rules["subscribe"]["deny"] == ["voxbus.call.*.audio.>"]
 
 
 def test_each_service_queue_is_served_by_its_own_role_only() -> None:

@@ -7,9 +7,9 @@ import asyncio
 import pytest
 from pydantic import ValidationError
 
-from voxbus.console.auth import ConsoleAuth, LoginThrottle, Operator, hash_password
+from voxbus.console.auth import ConsoleAuth, LoginThrottle, Operator, hash_password, new_token
 from voxbus.console.live import LiveCalls
-from voxbus.console.settings import ConsoleSettings, ConsoleUser
+from voxbus.console.settings import ConsoleSettings, ConsoleToken, ConsoleUser
 from voxbus.schemas.events import CallEnded, CallStarted, StateChanged, SttFinal
 from voxbus.schemas.messages import Heartbeat, OperatorCommand
 
@@ -38,6 +38,20 @@ def test_a_forged_or_foreign_session_is_nobody() -> None:
     assert auth.operator("") is None and auth.operator("not a session") is None
 
 
+def test_an_api_token_is_its_program_and_nothing_else() -> None:
+    token, digest = new_token()
+    assert digest not in token and len(token) >= 40
+    tokens = {"wallboard": ConsoleToken(token_sha256=digest)}
+    auth = ConsoleAuth(USERS, "k" * 64, 1, tokens)
+    assert auth.bearer(f"Bearer {token}") == Operator(name="token:wallboard", role="viewer")
+    assert auth.bearer(f"bearer {token}") is not None  # the scheme is case-insensitive (RFC 7235)
+    other, _ = new_token()
+    for header in (f"Bearer {other}", f"Basic {token}", "Bearer ", None, token, f"Bearer {digest}"):
+        assert auth.bearer(header) is None, header
+    with pytest.raises(ValidationError, match="token_sha256"):
+        ConsoleSettings(tokens={"crm": {"token_sha256": token}})  # type: ignore[dict-item]
+
+
 def test_wrong_passwords_from_one_address_are_throttled() -> None:
     throttle = LoginThrottle(attempts=3, window_s=60)
     for t in range(3):
@@ -55,7 +69,7 @@ def test_console_settings_refuse_what_cannot_work() -> None:
         ConsoleSettings(users={"ann": {"password_hash": "secret in clear"}})  # type: ignore[dict-item]
     with pytest.raises(ValidationError, match="not a regular expression"):
         ConsoleSettings(redact=["(unclosed"])
-    with pytest.raises(ValidationError, match="user name"):
+    with pytest.raises(ValidationError, match="console name"):
         ConsoleSettings(users={"a b": USERS["ann"]})
 
 

@@ -150,8 +150,8 @@ def permissions(role: str, audio: bool = False, tools: tuple[str, ...] = ()) -> 
                 f"{P}.sys.evt.>",
                 f"{P}.sys.health.console.*",
             ),
-            subscribe=(*EVENTS, f"{P}.sys.health.>"),
-            deny_subscribe=(f"{P}.call.*.audio.>",),
+            subscribe=(*EVENTS, f"{P}.sys.health.>", *((f"{call}.audio.>",) if audio else ())),
+            deny_subscribe=() if audio else (f"{P}.call.*.audio.>",),  # listen-in only when granted
         ),
         "tools": Permissions(
             publish=("$SRV.>",),
@@ -230,6 +230,9 @@ def issue(auth_dir: Path, user: str, role: str, audio: bool = False, tools: tupl
     path = auth_dir / f"{user}.json"
     users = _users(auth_dir)
     if path.is_file() and user in users:
+        if bool(users[user].get("audio")) != audio:  # the grant of audio changed: the same password
+            users[user]["audio"] = audio
+            _write_private(auth_dir / "users.json", json.dumps(users, indent=1) + "\n")
         return path
     password = secrets.token_urlsafe(32)
     creds = Credentials(user=user, password=SecretStr(password), role=role, audio=audio)
@@ -265,10 +268,11 @@ def server_config(auth_dir: Path) -> str:
     return "authorization: " + json.dumps({"users": entries}, indent=1) + "\n"
 
 
-def secure_embedded_server(auth_dir: Path, config_path: Path) -> Path:
+def secure_embedded_server(auth_dir: Path, config_path: Path, listen_in: bool = False) -> Path:
     """Issue the service roles' credentials (kept across restarts) and write nats-server's
-    configuration (0600) with every user issued so far; returns the configuration's path."""
+    configuration (0600) with every user issued so far; returns the configuration's path.
+    ``listen_in``: the console may subscribe to the calls' audio (``console.listen_in``)."""
     for role in SERVICE_ROLES:
-        issue(auth_dir, role, role)
+        issue(auth_dir, role, role, audio=listen_in and role == "console")
     _write_private(config_path, server_config(auth_dir))
     return config_path

@@ -5,10 +5,15 @@ a session cannot be forged or stretched past ``console.session_hours`` without t
 A viewer watches; a supervisor may also step in. With no users configured, ``voxbus up`` makes
 one supervisor, ``admin``, whose password it writes to a 0600 file in the data directory: the
 console works with no configuration and no password ever sits in a config file or a log.
+
+Programs (a wallboard, a CRM) use an API token instead: ``Authorization: Bearer <token>``, whose
+SHA-256 and role are in ``[console.tokens]``; they act as ``token:<name>``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import secrets
 from pathlib import Path
@@ -18,7 +23,7 @@ import bcrypt
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from pydantic import BaseModel
 
-from voxbus.console.settings import ConsoleUser
+from voxbus.console.settings import ConsoleToken, ConsoleUser
 
 COOKIE = "voxbus_console"
 # checked when the user name is unknown, so that a wrong name costs the same time as a wrong password
@@ -62,9 +67,23 @@ def default_users(auth_dir: Path) -> dict[str, ConsoleUser]:
     return {"admin": ConsoleUser(password_hash=hash_password(password), role="supervisor")}
 
 
+def new_token() -> tuple[str, str]:
+    """A fresh API token and its SHA-256 (the configuration keeps only the hash). A token is 256
+    random bits: a fast hash is enough, unlike a password, which needs bcrypt."""
+    token = secrets.token_urlsafe(32)
+    return token, hashlib.sha256(token.encode()).hexdigest()
+
+
 class ConsoleAuth:
-    def __init__(self, users: dict[str, ConsoleUser], key: str, session_hours: float) -> None:
+    def __init__(
+        self,
+        users: dict[str, ConsoleUser],
+        key: str,
+        session_hours: float,
+        tokens: dict[str, ConsoleToken] | None = None,
+    ) -> None:
         self.users = users
+        self.tokens = {t.token_sha256: (name, t.role) for name, t in (tokens or {}).items()}
         self.signer = URLSafeTimedSerializer(key, salt="voxbus-console-session")
         self.max_age_s = int(session_hours * 3600)
 
@@ -88,6 +107,17 @@ class ConsoleAuth:
             return None
         user = self.users.get(data.get("name", "")) if isinstance(data, dict) else None
         return Operator(name=data["name"], role=user.role) if user else None
+
+    def bearer(self, authorization: str | None) -> Operator | None:
+        """The program an ``Authorization: Bearer`` token belongs to, as ``token:<name>``."""
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None
+        digest = hashlib.sha256(token.strip().encode()).hexdigest()
+        for known, (name, role) in self.tokens.items():
+            if hmac.compare_digest(known, digest):
+                return Operator(name=f"token:{name}", role=role)
+        return None
 
 
 class LoginThrottle:

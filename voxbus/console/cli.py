@@ -31,6 +31,8 @@ def add_parsers(sub: Any) -> None:  # argparse's _SubParsersAction is private
     c.add_argument("--id", help="web console id (default: console-<pid>)")
     c.add_argument("--operator", help="your name on the actions you take (default: your login name)")
     c.add_argument("--hash-password", action="store_true", help="read a password, print its bcrypt hash")
+    c.add_argument("--new-token", metavar="NAME", help="make an API token for a program; prints it once")
+    c.add_argument("--role", choices=["viewer", "supervisor"], default="viewer", help="--new-token: its role")
 
     k = sub.add_parser("kpi", help="the KPIs of a period, from the console's call records")
     k.add_argument("--since", default="24h", help="how far back: 30m, 24h, 7d, or an ISO date (default 24h)")
@@ -121,4 +123,20 @@ def hash_password() -> int:
     if len(password) < 8:
         raise UsageError("a console password has at least 8 characters")
     print(bcrypt_hash(password))
+    return 0
+
+
+def new_token(name: str, role: str) -> int:
+    from pydantic import ValidationError
+
+    from voxbus.console.auth import new_token as make
+    from voxbus.console.settings import ConsoleSettings
+
+    try:
+        ConsoleSettings(tokens={name: {"token_sha256": "0" * 64, "role": role}})  # type: ignore[dict-item]
+    except ValidationError as exc:
+        raise UsageError(exc.errors()[0]["msg"]) from None
+    token, digest = make()
+    print(f"token (shown once; give it to the program): {token}", file=sys.stderr)
+    print(f'[console.tokens.{name}]\ntoken_sha256 = "{digest}"\nrole = "{role}"')
     return 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import uvicorn
@@ -27,6 +28,7 @@ from voxbus.bus.connection import Bus
 from voxbus.config import Settings
 from voxbus.console.auth import ConsoleAuth, default_users, session_key
 from voxbus.console.erase import apply_retention
+from voxbus.console.listen import call_audio
 from voxbus.console.live import LiveCalls
 from voxbus.console.metrics import CallMetrics
 from voxbus.console.operate import ask_call_actor
@@ -61,15 +63,19 @@ class ConsoleService:
         self.metrics = CallMetrics()
         auth_dir = settings.data_dir / "auth"
         users = console.users or default_users(auth_dir)
-        auth = ConsoleAuth(users, session_key(auth_dir), console.session_hours)
+        auth = ConsoleAuth(users, session_key(auth_dir), console.session_hours, console.tokens)
+        listen = self._listen if console.listen_in else None
         self.web = ConsoleWeb(
-            auth, self.records, self.live, self.metrics, self.act, console.price_per_core_hour
+            auth, self.records, self.live, self.metrics, self.act, console.price_per_core_hour, listen
         )
         self.server: uvicorn.Server | None = None
         self.url = ""
         self._tasks: list[asyncio.Task[None]] = []
         self._sampled: dict[str, float] = {}
         self._stop = asyncio.Event()
+
+    def _listen(self, call_id: str) -> AsyncIterator[bytes]:
+        return call_audio(self.bus, call_id, lambda c: c in self.live.calls)
 
     def sessions(self) -> list[str]:
         return list(self.live.calls)
@@ -165,7 +171,9 @@ class ConsoleService:
     async def _retention(self) -> None:
         while True:
             try:
-                await apply_retention(self.bus, self.records, self.settings.console.retention_days)
+                await apply_retention(
+                    self.bus, self.records, self.settings.console.retention_days, self.settings.sip.record_dir
+                )
             except Exception as exc:  # tried again next hour
                 log.warning("retention sweep failed", problem=repr(exc))
             await asyncio.sleep(RETENTION_EVERY_S)

@@ -24,6 +24,14 @@ class ConsoleUser(BaseModel):
     role: Literal["viewer", "supervisor"] = "viewer"
 
 
+class ConsoleToken(BaseModel):
+    """An API token for a program (a wallboard, a CRM): the SHA-256 of the token, never the token
+    (``voxbus console --new-token NAME`` prints both once), and what its holder may do."""
+
+    token_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    role: Literal["viewer", "supervisor"] = "viewer"
+
+
 class ConsoleSettings(BaseModel):
     enabled: bool = Field(default=True, description="voxbus up serves the console")
     address: str = Field(default="127.0.0.1", description="where the web console listens")
@@ -33,6 +41,10 @@ class ConsoleSettings(BaseModel):
         description="operators by name; none: voxbus up creates a supervisor 'admin' whose password "
         "it writes, 0600, to <data_dir>/auth/console-admin.txt",
     )
+    tokens: dict[str, ConsoleToken] = Field(
+        default_factory=dict,
+        description="API tokens by name, sent as 'Authorization: Bearer <token>'; acts as 'token:<name>'",
+    )
     store: Path | None = Field(default=None, description="the call records; unset: <data_dir>/console.sqlite")
     retention_days: float = Field(
         default=30.0, gt=0, description="transcripts, records and events older than this are erased"
@@ -40,6 +52,11 @@ class ConsoleSettings(BaseModel):
     redact: list[str] = Field(
         default_factory=lambda: list(DEFAULT_REDACT),
         description="regular expressions whose matches are replaced by [redacted] in stored transcripts",
+    )
+    listen_in: bool = Field(
+        default=True,
+        description="supervisors may listen to a live call (both sides) in the browser; the console's "
+        "bus credential then reads the calls' audio. Off: it never can",
     )
     price_per_core_hour: float = Field(default=0.04, ge=0, description="for the cost per call KPI")
     session_hours: float = Field(default=12.0, gt=0, description="how long a login lasts")
@@ -54,10 +71,10 @@ class ConsoleSettings(BaseModel):
                 raise ValueError(f"redact pattern {pattern!r} is not a regular expression: {exc}") from exc
         return patterns
 
-    @field_validator("users")
+    @field_validator("users", "tokens")
     @classmethod
-    def _names(cls, users: dict[str, ConsoleUser]) -> dict[str, ConsoleUser]:
+    def _names(cls, users: dict[str, BaseModel]) -> dict[str, BaseModel]:
         for name in users:
             if not re.fullmatch(r"[A-Za-z0-9_.@-]{1,64}", name):
-                raise ValueError(f"console user name {name!r}: letters, digits and _.@- only")
+                raise ValueError(f"console name {name!r} (a user or a token): letters, digits and _.@- only")
         return users

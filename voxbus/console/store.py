@@ -26,6 +26,8 @@ from voxbus.schemas.events import (
     ToolFailed,
     ToolResult,
     TransferResult,
+    TransferReturned,
+    TransferSummary,
     TtsRequested,
     TurnMetrics,
 )
@@ -154,6 +156,11 @@ class CallRecords:
                 self._line(call_id, event.ts, "tool", f"{event.name}: {event.failure}", "tool", event.gen)
             case TransferResult(code=code) if 200 <= code < 300:
                 self.db.execute("UPDATE calls SET transferred = 1 WHERE call_id = ?", (call_id,))
+            case TransferSummary():
+                self._line(call_id, event.ts, "handover", event.summary, "transfer", event.gen)
+            case TransferReturned():
+                what = f"transfer not answered ({event.code} {event.reason}".strip() + "): back to the agent"
+                self._line(call_id, event.ts, "handover", what, "transfer", event.gen)
             case OperatorActed():
                 self._count(call_id, "operator_actions")
                 what = f"{event.action} {event.text}".strip() + (

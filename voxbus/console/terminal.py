@@ -28,6 +28,8 @@ from voxbus.schemas.events import (
     SttFinal,
     ToolFailed,
     ToolResult,
+    TransferReturned,
+    TransferSummary,
     TtsRequested,
 )
 from voxbus.schemas.messages import Heartbeat, OperatorCommand
@@ -52,6 +54,10 @@ def transcript_line(event: Event, redact: Any) -> str | None:
         case OperatorActed():
             refused = "" if event.ok else f" (refused: {event.reason})"
             return f"[magenta]{event.operator}  {event.action} {event.text}{refused}[/magenta]"
+        case TransferSummary():
+            return f"[yellow]handover  {redact(event.summary)}[/yellow]"
+        case TransferReturned():
+            return f"[yellow]handover  not answered ({event.code}): back to the agent[/yellow]"
     return None
 
 

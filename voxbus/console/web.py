@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from sse_starlette.sse import EventSourceResponse
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -34,6 +34,7 @@ from voxbus.schemas.messages import OperatorCommand
 log = get_logger(__name__)
 STATIC = Path(__file__).parent / "static"
 Act = Callable[[OperatorCommand], Awaitable[str | None]]  # None: done; else why not
+Listen = Callable[[str], AsyncIterator[bytes]]  # a call's audio records (voxbus.console.listen)
 
 
 def error(status: int, message: str) -> JSONResponse:
@@ -49,8 +50,10 @@ class ConsoleWeb:
         metrics: CallMetrics,
         act: Act,
         price_per_core_hour: float,
+        listen: Listen | None = None,
     ) -> None:
         self.auth, self.records, self.live, self.metrics, self.act = auth, records, live, metrics, act
+        self.listen = listen  # None: listening in is off (console.listen_in)
         self.price = price_per_core_hour
         self.throttle = LoginThrottle()
         self.app = Starlette(
@@ -61,6 +64,7 @@ class ConsoleWeb:
                 Route("/api/me", self.me),
                 Route("/api/calls", self.calls),
                 Route("/api/calls/{call_id}", self.call),
+                Route("/api/calls/{call_id}/listen", self.listen_in),
                 Route("/api/calls/{call_id}/{action}", self.action, methods=["POST"]),
                 Route("/api/history", self.history),
                 Route("/api/kpi", self.kpi),
@@ -71,7 +75,10 @@ class ConsoleWeb:
         )
 
     def _operator(self, request: Request) -> Operator | None:
-        return self.auth.operator(request.cookies.get(COOKIE))
+        """Who asks: a logged-in operator's cookie, or a program's API token."""
+        return self.auth.operator(request.cookies.get(COOKIE)) or self.auth.bearer(
+            request.headers.get("authorization")
+        )
 
     async def page(self, _request: Request) -> Response:
         return FileResponse(STATIC / "index.html")
@@ -138,6 +145,26 @@ class ConsoleWeb:
         if refused is not None:
             return error(409, refused)
         return JSONResponse({"ok": True})
+
+    async def listen_in(self, request: Request) -> Response:
+        """Both sides of a live call's audio (supervisors only: a recording of a person's voice
+        is more than a transcript), until the call ends or the listener goes."""
+        operator = self._operator(request)
+        if operator is None:
+            return error(401, "not logged in")
+        if not operator.may_act:
+            return error(403, f"{operator.name} is a viewer: only a supervisor may listen in")
+        if self.listen is None:
+            return error(403, "listening in is off (console.listen_in)")
+        call_id = request.path_params["call_id"]
+        if call_id not in self.live.calls:
+            return error(404, f"no call {call_id[:64]!r} is up")
+        log.info("listening in", user=operator.name, call_id=call_id)
+        return StreamingResponse(
+            self.listen(call_id),
+            media_type="application/octet-stream",
+            headers={"Cache-Control": "no-store", "X-Voxbus-Record": "1+640 (side, PCM16 LE 16 kHz)"},
+        )
 
     async def history(self, request: Request) -> Response:
         if not self._operator(request):

@@ -332,6 +332,31 @@ class TransferResult(CallEvent):
     final: bool = True
 
 
+class TransferSummary(CallEvent):
+    """A warm transfer is about to hand the call to a person: who calls, what they want, what was
+    done, for the colleague taking over (published before the SIP transfer starts). ``source``:
+    ``llm`` (written by the LLM while the caller heard the holding phrase) or ``transcript`` (the
+    caller's last words, when the LLM did not answer in ``agent.transfer_summary_timeout_s``)."""
+
+    type: Literal["transfer.summary"] = "transfer.summary"
+    target: str = Field(description="where the call goes ('' : the gateway's sip.transfer_target)")
+    caller: str = ""
+    called: str = ""
+    summary: str
+    source: Literal["llm", "transcript"]
+    requested_by: str = Field(description="'agent' (the LLM's transfer tool) or the operator's name")
+
+
+class TransferReturned(CallEvent):
+    """A transfer did not reach a person (refused, unanswered, or no outcome within
+    ``agent.transfer_answer_timeout_s``): the call is the agent's again and it says so."""
+
+    type: Literal["transfer.returned"] = "transfer.returned"
+    target: str
+    code: int = Field(description="the SIP status the transfer ended with; 0: no outcome in time")
+    reason: str = ""
+
+
 class OperatorActed(CallEvent):
     """An operator stepped into the call from the console: ``hangup``, ``transfer``, ``say`` (the
     agent speaks ``text`` next) or ``guide`` (a note the LLM sees and the caller never hears).
@@ -399,7 +424,8 @@ CALL_EVENTS: tuple[type[CallEvent], ...] = (
     SpeechEnded, SttPartial, SttTentative, SttFinal, LanguageChosen, LlmRequested, LlmFirstToken, LlmDone,
     LlmCancelled, LlmRetried, LlmFallback, TtsRequested, TtsFirstFrame, TtsClauseDone, TtsDone,
     PlayoutStarted, PlayoutHeld, PlayoutResumed, PlayoutDone, BargeIn, TurnMetrics, DtmfReceived, DialResult,
-    TransferResult, ToolCalled, ToolResult, ToolFailed, ToolsOffered, OperatorActed,
+    TransferResult, TransferSummary, TransferReturned, ToolCalled, ToolResult, ToolFailed, ToolsOffered,
+    OperatorActed,
 )  # fmt: skip
 SYSTEM_EVENTS: tuple[type[Event], ...] = (
     ErrorEvent, SipRejected, WorkerStarted, WorkerRestarted, WorkerExited, SupervisorEscalated,

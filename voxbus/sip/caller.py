@@ -11,6 +11,7 @@ one gateway, not both.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import threading
 import time
@@ -68,6 +69,9 @@ class CallerResult:
     hung_up_by: str = ""
     timeline: list[int] = field(default_factory=list)
     first_tick_ts: float | None = None  # wall time of tick 0: maps ticks to event timestamps
+    # transfers the agent asked for (REFER), each: the target and how the call to it ended
+    # (0: still up when the caller hung up; 200: answered)
+    transfers: list[tuple[str, int]] = field(default_factory=list)
 
     def onsets_after(self, times_s: list[float]) -> list[float | None]:
         """For each time, when agent audio was first heard after it (seconds), or None."""
@@ -108,7 +112,7 @@ class _Port(pj.AudioMediaPort):
 class _Call(pj.Call):
     def __init__(self, caller: SipCaller, account: pj.Account) -> None:
         super().__init__(account)
-        self.caller = caller
+        self.caller, self.account = caller, account
         self.port: _Port | None = None
 
     def onCallState(self, prm: Any) -> None:  # noqa: N802
@@ -121,6 +125,15 @@ class _Call(pj.Call):
             if not self.caller.result.hung_up_by:
                 self.caller.result.hung_up_by = "remote"
             self.caller.done.set()
+
+    def onCallTransferRequest(self, prm: Any) -> None:  # noqa: N802
+        """A blind transfer (REFER): accepted, and the call to the target placed by pjsua, which
+        reports its progress to the agent (NOTIFY); our call to the agent stays up meanwhile."""
+        result = self.caller.result
+        result.transfers.append((prm.dstUri, 0))
+        leg = _TransferLeg(self.caller, self.account, len(result.transfers) - 1)
+        self.caller.transfer_legs.append(leg)
+        prm.newCall = leg
 
     def onCallMediaState(self, prm: Any) -> None:  # noqa: N802
         info = self.getInfo()
@@ -139,6 +152,23 @@ class _Call(pj.Call):
                 self.port.createPort("caller", fmt)
                 audio.startTransmit(self.port)
                 self.port.startTransmit(audio)
+
+
+class _TransferLeg(pj.Call):
+    """The call a REFER makes the caller place to the transfer target, as a phone does; no audio
+    is connected (the test peers at the target play none): only its outcome is kept."""
+
+    def __init__(self, caller: SipCaller, account: pj.Account, index: int) -> None:
+        super().__init__(account)
+        self.caller, self.index = caller, index
+
+    def onCallState(self, prm: Any) -> None:  # noqa: N802
+        info = self.getInfo()
+        target = self.caller.result.transfers[self.index][0]
+        if info.state == pj.PJSIP_INV_STATE_CONFIRMED:
+            self.caller.result.transfers[self.index] = (target, 200)
+        elif info.state == pj.PJSIP_INV_STATE_DISCONNECTED and info.lastStatusCode >= 300:
+            self.caller.result.transfers[self.index] = (target, info.lastStatusCode)
 
 
 class SipCaller:
@@ -170,6 +200,7 @@ class SipCaller:
         self._ep: pj.Endpoint | None = None
         self._account: pj.Account | None = None
         self._call: _Call | None = None
+        self.transfer_legs: list[_TransferLeg] = []
 
     # --- clock thread -------------------------------------------------------------------------
     def next_frame(self) -> bytes:
@@ -254,6 +285,11 @@ class SipCaller:
                 call.port = None
             call.caller = None  # type: ignore[assignment]
             del call
+        for leg in self.transfer_legs:
+            with contextlib.suppress(pj.Error):  # already over
+                if leg.isActive():
+                    leg.hangup(pj.CallOpParam(True))
+        self.transfer_legs.clear()
         gc.collect()
         if self._account is not None:
             self._account.shutdown()

@@ -63,6 +63,11 @@ def pid_file(settings: Settings) -> Path:
     return settings.data_dir / "run" / "nats.pid"
 
 
+def listens_in(settings: Settings) -> bool:
+    """The console serves live call audio to supervisors: its bus credential may read audio."""
+    return settings.console.enabled and settings.console.listen_in
+
+
 def grant(settings: Settings, role: str, user: str, audio: bool = False, tools: tuple[str, ...] = ()) -> Path:
     """Issue a credential for a third party (``voxbus creds``) and, when the embedded server
     runs, make it read its users again (SIGHUP: no connection is dropped)."""
@@ -71,7 +76,7 @@ def grant(settings: Settings, role: str, user: str, audio: bool = False, tools: 
     import signal
 
     path = issue(auth_dir(settings), user, role, audio, tools)
-    secure_embedded_server(auth_dir(settings), server_config_file(settings))
+    secure_embedded_server(auth_dir(settings), server_config_file(settings), listens_in(settings))
     pid = pid_file(settings)
     if pid.is_file():
         with contextlib.suppress(ProcessLookupError, ValueError):  # not running: read at its next start
@@ -152,7 +157,9 @@ class System:
         Profiles(self.settings)  # a wrong agent profile is said at the door, in one line
         check_models(self.settings, {worker[0] for worker in self.workers})
         if not self.url:
-            config = secure_embedded_server(auth_dir(self.settings), server_config_file(self.settings))
+            config = secure_embedded_server(
+                auth_dir(self.settings), server_config_file(self.settings), listens_in(self.settings)
+            )
             self.nats = EmbeddedNats(self.settings.data_dir / "nats", config=config)
             self.url = await self.nats.start()
             self._write_pid()

@@ -35,6 +35,7 @@ from voxbus.actors.base import Actor
 from voxbus.actors.call.agent_side import AgentSide
 from voxbus.actors.call.barge_in import BargeInJudge
 from voxbus.actors.call.conversation import CallStore, Conversation, call_context, with_language
+from voxbus.actors.call.handoff import Handoff
 from voxbus.actors.call.operator import OperatorDesk, OperatorRequest
 from voxbus.actors.call.outbound import Outbound
 from voxbus.actors.call.tool_use import ToolFinished, ToolUse
@@ -62,6 +63,7 @@ from voxbus.schemas.events import (
     SpeechStarted,
     SttFinal,
     SttTentative,
+    TransferResult,
     TtsClauseDone,
     TtsFirstFrame,
     WorkerStarted,
@@ -117,6 +119,8 @@ class CallActor(Actor):
         self.tools = ToolUse(bus, self.out, settings, context, self.tell)
         self.agent.tools = self.tools
         self.desk = OperatorDesk(self.agent, self.out, settings)
+        self.handoff = Handoff(self.conversation, self.desk, self.out, settings, self.clock)
+        self.desk.transfer = self.agent.transfer = self.handoff.start
         self.stt_worker: str | None = None
         self.ready = asyncio.Event()
         self._subs: list[Subscription] = []
@@ -133,12 +137,13 @@ class CallActor(Actor):
             (DtmfReceived, self._on_dtmf),
             (PlayoutHeld, self._on_playout_held),
             (PlayoutDone, self._on_playout_done),
-            (LlmChunk, self.agent.chunk),
+            (LlmChunk, self._on_llm_chunk),
             (LlmFirstToken, self.agent.first_token),
             (TtsFirstFrame, self.agent.tts_first_frame),
             (TtsClauseDone, self.agent.clause_done),
             (PlayoutStarted, self.agent.playout_started),
             (ToolFinished, self.agent.tool_finished),
+            (TransferResult, self.handoff.result),
             (OperatorRequest, self._on_operator),
             (CallEnded, self._on_call_ended),
             (WorkerStarted, self._on_worker_started),
@@ -294,6 +299,7 @@ class CallActor(Actor):
         await self._carry_out(self.turn_taking.tick(self.agent.current))
         await self.agent.retry_llm_if_quiet()
         await self.agent.hold_if_tool_slow()
+        await self.handoff.tick()
         await self._hang_up_if_too_long()
 
     async def _on_playout_done(self, event: PlayoutDone) -> None:
@@ -301,6 +307,9 @@ class CallActor(Actor):
         if ended is not None:
             self.turn_taking.playout_ended(ended)
             await self.desk.say_next()
+
+    async def _on_llm_chunk(self, chunk: LlmChunk) -> None:
+        await (self.handoff.chunk(chunk) if self.handoff.owns(chunk) else self.agent.chunk(chunk))
 
     async def _carry_out(self, decisions: list[Decision]) -> None:
         await self.agent.carry_out(decisions)

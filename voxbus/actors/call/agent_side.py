@@ -9,6 +9,8 @@ through :class:`Outbound`; its time comes from the injected clock.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from voxbus.actors.call.conversation import CallStore, Conversation
 from voxbus.actors.call.generation import Generation, Kind
 from voxbus.actors.call.metrics import turn_metrics
@@ -57,6 +59,7 @@ class AgentSide(ServedToolFlow):
         self.clock = clock
         self.call_id = out.call_id
         self.tools: ToolUse | None = None  # set by the actor: the call's served tools
+        self.transfer: Callable[[str], Awaitable[str | None]] | None = None  # set by the actor: handoff
         self.current: Generation | None = None
         self.state_name = "listening"  # listening, thinking or speaking (state.changed)
 
@@ -279,7 +282,10 @@ class AgentSide(ServedToolFlow):
             self.out.emit(turn_metrics(self.call_id, generation, interrupted=not event.complete))
         if event.complete:
             for command in generation.after_playout:
-                await self.out.send(command)
+                if command.action == "transfer" and self.transfer is not None:
+                    await self.transfer("agent")  # a warm transfer: summary first
+                else:
+                    await self.out.send(command)
         return generation.gen
 
     async def end_call(self) -> None:

@@ -4,8 +4,9 @@ The console sends an :class:`~voxbus.schemas.messages.OperatorCommand` as a requ
 ``voxbus.call.<id>.op``; the actor answers at once (accepted, or rejected with the reason) and
 publishes ``operator.acted`` naming the operator, so that every step-in is on the record.
 
-- ``hangup`` and ``transfer`` go to the gateway now, whatever the agent is doing; a transfer goes
-  only to the profile's configured target (the gateway checks it against ``sip.transfer_allow``
+- ``hangup`` goes to the gateway now, whatever the agent is doing; ``transfer`` starts a warm
+  transfer (:mod:`~voxbus.actors.call.handoff`), or a blind one, and goes only to the profile's
+  configured target (the gateway checks it against ``sip.transfer_allow``
   too): an operator console is not a dial pad;
 - ``say``: the sentence is spoken next, after the answer being played if there is one, and enters
   the history as the agent's words (the LLM then knows what the caller heard);
@@ -16,6 +17,7 @@ publishes ``operator.acted`` naming the operator, so that every step-in is on th
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from nats.aio.msg import Msg
@@ -43,6 +45,8 @@ class OperatorDesk:
     def __init__(self, agent: AgentSide, out: Outbound, settings: AgentSettings) -> None:
         self.agent, self.out, self.settings = agent, out, settings
         self.to_say: deque[str] = deque()
+        # a warm transfer (voxbus.actors.call.handoff), set by the call actor: who asks -> refusal
+        self.transfer: Callable[[str], Awaitable[str | None]] | None = None
 
     async def handle(self, request: OperatorRequest, owner: str) -> None:
         command = request.command
@@ -75,6 +79,8 @@ class OperatorDesk:
         match command.action:
             case "hangup":
                 await self.out.control("hangup")
+            case "transfer" if self.transfer is not None:
+                return await self.transfer(command.operator)
             case "transfer":
                 target = self.settings.transfer_target or None  # None: the gateway's sip.transfer_target
                 await self.out.send(CallControl(call_id=self.out.call_id, action="transfer", target=target))

@@ -55,6 +55,12 @@ class Outbound:
         if generation.clauses:  # audio was asked for
             await self.control("flush", generation.gen)
 
+    async def cancel_gen(self, gen: int, reason: str) -> None:
+        """Stop a request that produces no audio (a transfer summary) at the LLM worker."""
+        await self.bus.publish(
+            subjects.cancel(self.call_id), Cancel(call_id=self.call_id, gen=gen, reason=reason)
+        )
+
     # --- workers ------------------------------------------------------------------------------
     async def open_stt(self, language: str) -> str | None:
         """Have an STT worker take the call's audio; its id, or None (with an error event)."""
@@ -103,6 +109,19 @@ class Outbound:
                 attempt=generation.llm.attempt,
             )
         )
+
+    async def ask_llm(self, gen: int, turn: int, messages: list[ChatMessage], max_tokens: int) -> None:
+        """A request whose text is not spoken (a transfer summary): no tools, streamed back on the
+        call's LLM subject like any other; nobody taking it is the caller's timeout to handle."""
+        request = LlmRequest(
+            call_id=self.call_id, gen=gen, turn=turn, messages=messages, max_tokens=max_tokens
+        )
+        try:
+            await self.bus.request(subjects.LLM_GENERATE, request, Accepted, 1.0)
+        except (NoRespondersError, NatsTimeout, BadMessage) as exc:
+            log.warning(
+                "no LLM worker took the request", call_id=self.call_id, gen=gen, reason=type(exc).__name__
+            )
 
     async def warm_llm(self, gen: int, turn: int, messages: list[ChatMessage]) -> None:
         """Have the conversation so far evaluated while the agent speaks: the next turn's request

@@ -88,6 +88,7 @@ function tickDurations() {
 
 // --- one call -----------------------------------------------------------------------------------
 async function select(callId) {
+  if (listen.callId && listen.callId !== callId) stopListening();
   state.selected = callId;
   state.lines = new Map();
   state.loading = [];  // feed events of this call that arrive while its record loads
@@ -175,6 +176,70 @@ document.querySelectorAll("#actions button").forEach((button) => button.addEvent
     $("message").textContent = `${button.dataset.action}: ${err.message}`;
   }
 }));
+
+// --- listening in: both sides, as records of a side byte (0 caller, 1 agent) + 20 ms of PCM16 at 16 kHz
+const RECORD = 1 + 640;
+const listen = { ctx: null, reader: null, callId: null, next: [0, 0], frames: [0, 0] };
+window.voxbusListen = listen;  // what the page has received, for the browser test
+
+async function startListening(callId) {
+  stopListening();
+  listen.ctx = listen.ctx || new AudioContext({ sampleRate: 16000 });
+  await listen.ctx.resume();
+  const response = await fetch(`/api/calls/${encodeURIComponent(callId)}/listen`, { credentials: "same-origin" });
+  if (!response.ok) {
+    const body = await response.json().catch(() => ({}));
+    throw new Error(body.error || `${response.status}`);
+  }
+  listen.callId = callId;
+  listen.reader = response.body.getReader();
+  $("listen").textContent = "Stop listening";
+  $("listen-status").textContent = "listening: caller and agent";
+  let pending = new Uint8Array(0);
+  for (;;) {
+    const { value, done } = await listen.reader.read().catch(() => ({ done: true }));
+    if (done) break;
+    const joined = new Uint8Array(pending.length + value.length);
+    joined.set(pending);
+    joined.set(value, pending.length);
+    let at = 0;
+    for (; at + RECORD <= joined.length; at += RECORD) play(joined[at], joined.slice(at + 1, at + RECORD));
+    pending = joined.slice(at);
+  }
+  if (listen.callId === callId) stopListening();
+}
+
+function stopListening() {
+  if (listen.reader) listen.reader.cancel().catch(() => {});
+  listen.reader = null;
+  listen.callId = null;
+  $("listen").textContent = "Listen in";
+  $("listen-status").textContent = "";
+}
+
+// each side plays on its own schedule, 150 ms behind, so that network jitter does not click
+function play(side, bytes) {
+  if (side > 1) return;
+  listen.frames[side] += 1;
+  const samples = new Int16Array(bytes.buffer);
+  const buffer = listen.ctx.createBuffer(1, samples.length, 16000);
+  const data = buffer.getChannelData(0);
+  for (let i = 0; i < samples.length; i++) data[i] = samples[i] / 32768;
+  const source = listen.ctx.createBufferSource();
+  source.buffer = buffer;
+  source.connect(listen.ctx.destination);
+  const now = listen.ctx.currentTime;
+  const at = listen.next[side] < now + 0.02 ? now + 0.15 : listen.next[side];
+  source.start(at);
+  listen.next[side] = at + buffer.duration;
+}
+
+$("listen").addEventListener("click", () => {
+  if (listen.reader) return stopListening();
+  startListening(state.selected).catch((err) => {
+    $("listen-status").textContent = `listen: ${err.message}`;
+  });
+});
 
 // --- KPIs ---------------------------------------------------------------------------------------
 const KPI_SHOWN = [
