@@ -16,7 +16,7 @@ from voxbus.bus.connection import Bus
 from voxbus.media.file_call import FileCall
 from voxbus.media.script import CallerScript, Line
 from voxbus.media.wav import WavSource
-from voxbus.schemas.events import CallEnded, OperatorActed
+from voxbus.schemas.events import CallEnded, OperatorActed, TtsRequested
 from voxbus.supervisors.system import System
 
 from .helpers import wait_all_serving
@@ -49,9 +49,15 @@ async def test_the_terminal_console_shows_a_live_call_and_steps_in(
         f"env {env} TERM=xterm-256color {shlex.quote(sys.executable)} -m voxbus --nats-url {system.url} "
         f"--nats-creds {system.creds('admin')} console --operator tess"
     )
+    # the console is opened once the greeting has been said: it shows it from the call's history
+    async with asyncio.timeout(60):
+        while not (said := [e for e in call.result.events if isinstance(e, TtsRequested)]):
+            await asyncio.sleep(0.1)
+    greeting = said[0].text[:30]
     tmux("new-session", "-d", "-s", session, "-x", "200", "-y", "50", command)
     try:
         await screen_shows(session, call.call_id)  # the live call appears
+        await screen_shows(session, f"agent   {greeting}")  # with what was said before it opened
         tmux("send-keys", "-t", session, "g")
         tmux("send-keys", "-t", session, "-l", "Offer Friday morning.")
         tmux("send-keys", "-t", session, "Enter")

@@ -12,6 +12,7 @@ from voxbus.bus.streams import ensure_events_stream
 from voxbus.config import Settings
 from voxbus.engines.models import ModelMissing, model_path
 from voxbus.logs import get_logger
+from voxbus.privacy import Redactor
 from voxbus.profiles import Profiles
 from voxbus.schemas.events import ErrorEvent
 
@@ -98,6 +99,8 @@ async def run_role(settings: Settings, url: str, role: str, worker_id: str) -> i
     """Run one role until SIGTERM/SIGINT; returns the process exit code."""
     stopping = stop_on_signals()
     bus = Bus(url, name=f"voxbus-{role}-{worker_id}", source=f"{role}/{worker_id}", creds=settings.nats_creds)
+    if settings.console.redact_events:
+        bus.redactor = Redactor(settings.console.redact)
     await bus.connect()
     assert bus.js is not None
     await ensure_events_stream(bus.js)

@@ -35,6 +35,7 @@ from voxbus.bus import subjects
 from voxbus.bus.auth import Credentials, may_publish
 from voxbus.bus.codec import BadMessage, decode, decode_event, encode
 from voxbus.logs import get_logger
+from voxbus.privacy import Redactor
 from voxbus.schemas.base import Rejected
 from voxbus.schemas.events import CallEvent, ErrorEvent, Event
 
@@ -75,6 +76,7 @@ class Bus:
         self._refused = ""  # why the server refused to let us in, if it did
         self._connecting: asyncio.Future[None] | None = None
         self._may_emit = True  # a reader's credential may not publish events
+        self.redactor: Redactor | None = None  # set: events are redacted before they leave (privacy)
 
     # --- lifecycle --------------------------------------------------------------------------------
     async def connect(self, attempts: int | None = None, backoff_max_s: float = 5.0) -> None:
@@ -225,6 +227,8 @@ class Bus:
         """Queue an event for JetStream; delivered in order, retried until acknowledged."""
         if not event.source:
             event.source = self.source
+        if self.redactor is not None:
+            event = self.redactor.event(event)
         self._outbox.append((event_subject(event), encode(event), uuid.uuid4().hex))
         self._outbox_idle.clear()
         self._outbox_ready.set()

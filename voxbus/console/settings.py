@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, field_validator
 
 # spoken card numbers, phone numbers and e-mail addresses, as whisper writes them
 DEFAULT_REDACT = [
-    r"\b(?:\d[ -]?){13,19}\b",
+    r"\b\d(?:[ -]?\d){12,18}\b",  # 13 to 19 digits, spaced or not: a card number
     r"(?<!\w)\+?\d(?:[ .-]?\d){8,14}\b",  # nine digits or more: not a date
     r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+",
 ]
@@ -57,6 +57,11 @@ class ConsoleSettings(BaseModel):
         default=True,
         description="supervisors may listen to a live call (both sides) in the browser; the console's "
         "bus credential then reads the calls' audio. Off: it never can",
+    )
+    redact_events: bool = Field(
+        default=False,
+        description="also redact the events as they are published (the stream, third parties and the "
+        "agent's LLM then see [redacted]: a number the caller says cannot reach a tool)",
     )
     price_per_core_hour: float = Field(default=0.04, ge=0, description="for the cost per call KPI")
     session_hours: float = Field(default=12.0, gt=0, description="how long a login lasts")

@@ -11,10 +11,10 @@ SQLite from the standard library: one file, no server, readable by any tool an a
 
 from __future__ import annotations
 
-import re
 import sqlite3
 from pathlib import Path
 
+from voxbus.privacy import Redactor
 from voxbus.schemas.events import (
     BargeIn,
     CallEnded,
@@ -54,19 +54,6 @@ CREATE TABLE IF NOT EXISTS cpu (worker TEXT, pid INTEGER, ts REAL, cpu_s REAL);
 CREATE INDEX IF NOT EXISTS cpu_ts ON cpu (ts);
 CREATE TABLE IF NOT EXISTS progress (id INTEGER PRIMARY KEY CHECK (id = 1), last_seq INTEGER);
 """
-REDACTED = "[redacted]"
-
-
-class Redactor:
-    """Replaces every match of the configured patterns (``console.redact``) by ``[redacted]``."""
-
-    def __init__(self, patterns: list[str] | None) -> None:
-        self.patterns = [re.compile(p) for p in patterns or []]
-
-    def __call__(self, text: str) -> str:
-        for pattern in self.patterns:
-            text = pattern.sub(REDACTED, text)
-        return text
 
 
 class CallRecords:

@@ -18,9 +18,10 @@ from textual.widgets import DataTable, Footer, Header, Input, RichLog, Static
 
 from voxbus.bus import subjects
 from voxbus.bus.connection import Bus
+from voxbus.console.history import call_events_so_far
 from voxbus.console.live import LiveCalls
 from voxbus.console.operate import ask_call_actor
-from voxbus.console.store import Redactor
+from voxbus.privacy import Redactor
 from voxbus.schemas.events import (
     BargeIn,
     Event,
@@ -80,6 +81,7 @@ class TerminalConsole(App[None]):
         self.live = LiveCalls(redact, lambda _id: None)
         self.selected: str | None = None
         self.pending: str | None = None  # "say" or "guide" while its text is typed
+        self.loading: list[Event] | None = None  # live events of the selected call while its history loads
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -97,8 +99,11 @@ class TerminalConsole(App[None]):
 
     async def _on_event(self, event: Event, _msg: Msg) -> None:
         self.live.on_event(event, time.time())
-        if getattr(event, "call_id", None) == self.selected and (line := transcript_line(event, self.redact)):
-            self.query_one(RichLog).write(line)
+        if getattr(event, "call_id", None) == self.selected:
+            if self.loading is not None:  # its history is being read: written after it
+                self.loading.append(event)
+            elif line := transcript_line(event, self.redact):
+                self.query_one(RichLog).write(line)
         self._refresh()
 
     async def _on_heartbeat(self, beat: Heartbeat, _msg: Msg) -> None:
@@ -126,9 +131,30 @@ class TerminalConsole(App[None]):
 
     def _select(self, call_id: str) -> None:
         self.selected = call_id
+        self.loading = []
         log = self.query_one(RichLog)
         log.clear()
-        log.write(f"[dim]call {call_id}: live transcript from now on[/dim]")
+        log.write(f"[dim]call {call_id}[/dim]")
+        self.run_worker(self._load_history(call_id), exclusive=True, group="history")
+
+    async def _load_history(self, call_id: str) -> None:
+        """What was said before the call was opened, then what arrived meanwhile (by time)."""
+        try:
+            events = await call_events_so_far(self.bus, call_id)
+        except Exception as exc:  # no stream access (a credential without it): live lines only
+            events = []
+            self.query_one("#status", Static).update(f"no history for {call_id}: {exc}")
+        if self.selected != call_id:
+            return
+        log = self.query_one(RichLog)
+        for event in events:
+            if line := transcript_line(event, self.redact):
+                log.write(line)
+        until = max((e.ts for e in events), default=0.0)
+        waiting, self.loading = self.loading or [], None
+        for event in waiting:
+            if event.ts > until and (line := transcript_line(event, self.redact)):
+                log.write(line)
 
     def action_ask_text(self, action: str) -> None:
         if self.selected is None:
