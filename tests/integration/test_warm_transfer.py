@@ -8,11 +8,14 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from selenium import webdriver
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 
 from voxbus.bus import subjects
 from voxbus.bus.connection import Bus
@@ -26,6 +29,7 @@ from voxbus.console.service import records_path
 from voxbus.console.store import CallRecords
 from voxbus.engines.tts import PiperEngine
 from voxbus.media.dialogue import Dialogue, DialogueLine, DialoguePlayer, render_line
+from voxbus.privacy import Redactor
 from voxbus.schemas.events import (
     CallEnded,
     CallStarted,
@@ -40,10 +44,10 @@ from voxbus.schemas.events import (
 from voxbus.supervisors.system import System
 
 from .helpers import sipp_uas
-from .test_console import console_url, transcribe_from, wait_for, wait_for_record
+from .test_console import PASSWORDS, browser, console_url, log_in, transcribe_from, wait_for, wait_for_record
 
 pytestmark = pytest.mark.integration
-SUPERVISOR = ("sue", "sue's long secret")
+SUPERVISOR = ("ann", PASSWORDS["ann"])
 SCENARIOS = Path(__file__).parent / "sipp"
 CRM_TOKEN = new_token()  # a program that reads the calls with an API token
 
@@ -89,6 +93,13 @@ async def desk(
     await system.stop()
 
 
+@pytest.fixture
+def driver() -> Iterator[webdriver.Chrome]:
+    page = browser()
+    yield page
+    page.quit()
+
+
 async def transfer_from_the_console(url: str, events: list[Event], earlier: tuple[str, ...] = ()) -> str:
     """Once the caller's first question is answered, the supervisor transfers the call (not one
     of the ``earlier`` calls)."""
@@ -102,12 +113,18 @@ async def transfer_from_the_console(url: str, events: list[Event], earlier: tupl
     return metrics.call_id
 
 
+def handover_shown(driver) -> str:  # type: ignore[no-untyped-def]
+    wait = WebDriverWait(driver, 30)
+    wait.until(lambda d: d.find_element(By.ID, "handover").is_displayed())
+    return driver.find_element(By.ID, "handover-summary").text
+
+
 def of_call(events: list[Event], call_id: str) -> list[Event]:
     return [e for e in events if getattr(e, "call_id", None) == call_id]
 
 
 async def test_warm_transfers_and_the_kpis_of_real_calls(
-    desk: tuple[System, int], piper: PiperEngine, tmp_path: Path
+    desk: tuple[System, int], piper: PiperEngine, tmp_path: Path, driver: webdriver.Chrome
 ) -> None:
     system, port = desk
     settings, target = system.settings, f"sip:desk@127.0.0.1:{port}"
@@ -127,12 +144,17 @@ async def test_warm_transfers_and_the_kpis_of_real_calls(
     def voice() -> DialoguePlayer:
         return DialoguePlayer(Dialogue(lines=[line], settle_s=300), rendered)
 
+    # a supervisor's page is open: the handover note shows there before the colleague's phone rings
+    await asyncio.to_thread(log_in, driver, url, SUPERVISOR[0])
+
     # 1. the colleague's phone is busy: the call comes back to the agent, which says so
     busy = asyncio.create_task(sipp_uas(port, ("-sf", str(SCENARIOS / "desk_busy.xml"))))
     caller = UntilReleased(voice())
     heard_wav = tmp_path / "heard.wav"
     call = asyncio.create_task(sip_call(system.url, settings, caller, heard_wav, quiet=True))
     first = await transfer_from_the_console(url, events)
+    noted = await wait_for(events, lambda e: isinstance(e, TransferSummary) and e.call_id == first, 60)
+    shown = await asyncio.to_thread(handover_shown, driver)
     returned = await wait_for(events, lambda e: isinstance(e, TransferReturned) and e.call_id == first, 60)
     sorry = await wait_for(
         events,
@@ -149,6 +171,7 @@ async def test_warm_transfers_and_the_kpis_of_real_calls(
     assert story.index(summary) < story.index(result) < story.index(returned)
     assert summary.summary.strip() and summary.requested_by == SUPERVISOR[0] and "caller@" in summary.caller
     assert result.code == 486 and returned.code == 486
+    assert shown == Redactor(settings.console.redact)(noted.summary)  # as the console shows any text
     assert heard.transfers == [(target, 486)] and heard.hung_up_by == "caller"
     assert heard.first_tick_ts is not None
     words = await asyncio.to_thread(

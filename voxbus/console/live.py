@@ -18,7 +18,7 @@ from voxbus.console.records import CallSummary
 from voxbus.schemas.events import CallEnded, CallStarted, Event, LanguageChosen, StateChanged, TurnMetrics
 from voxbus.schemas.messages import Heartbeat
 
-TEXT_FIELDS = ("text", "heard_text", "user_text", "agent_text")
+TEXT_FIELDS = ("text", "heard_text", "user_text", "agent_text", "summary")
 HIDDEN_FIELDS = ("arguments", "result")  # tool payloads may carry personal data: the record has them
 QUEUE_LIMIT = 1000  # a page that stops reading loses its feed, not the console's memory
 

@@ -46,11 +46,21 @@ function openFeed() {
     const message = JSON.parse(m.data);
     if (message.kind === "calls") showCalls(message.calls);
     else if (message.kind === "event") {
+      if (message.event.type === "transfer.summary") showHandover(message.event);
       onEvent(message.event);
       if (["turn.metrics", "call.ended"].includes(message.event.type)) kpisSoon();
     }
   };
 }
+
+// a warm transfer's note, shown to everyone watching before the person's phone rings
+function showHandover(e) {
+  $("handover-caller").textContent = party(e.caller);
+  $("handover-target").textContent = `to ${e.target ? party(e.target) : "the queue"}, asked by ${e.requested_by}`;
+  $("handover-summary").textContent = e.summary;
+  $("handover").hidden = false;
+}
+$("handover-close").addEventListener("click", () => { $("handover").hidden = true; });
 
 // --- live calls ---------------------------------------------------------------------------------
 function showCalls(calls) {
@@ -142,6 +152,8 @@ function onEvent(e) {
     case "tool.called": addLine("tool", `${e.name}…`, "tool"); break;
     case "tool.result": addLine("tool", `${e.name}: done`, "tool"); break;
     case "tool.failed": addLine("tool", `${e.name}: ${e.failure}`, "tool"); break;
+    case "transfer.summary": addLine("handover", e.summary, "transfer"); break;
+    case "transfer.returned": addLine("handover", `transfer not answered (${e.code} ${e.reason}): back to the agent`.replace(" )", ")"), "transfer"); break;
     case "operator.acted": addLine(`operator ${e.operator}`, `${e.action} ${e.text}`.trim() + (e.ok ? "" : ` (refused: ${e.reason})`), "operator"); break;
     case "turn.metrics": addTurn({ vad: e.vad_decision_ms, stt: e.stt_final_ms, llm: e.llm_first_token_ms, tts: e.tts_first_frame_ms, audio: e.first_audio_ms }); break;
     case "call.ended": $("call-status").textContent = `The call ended (${e.cause}).`; break;
