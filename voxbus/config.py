@@ -21,6 +21,7 @@ from pydantic_settings import (
 
 from voxbus.console.settings import ConsoleSettings
 from voxbus.lexicons import ENGLISH, FRENCH, Lexicon  # noqa: F401  (Lexicon: part of the settings' API)
+from voxbus.sip.digest import SipAuthSettings
 
 Profile = Literal["default", "test"]
 
@@ -293,6 +294,9 @@ class SipSettings(BaseModel):
         default_factory=lambda: ["G722", "PCMU", "PCMA"],
         min_length=1,
         description="codec preference, best first; others are disabled",
+    )
+    auth: SipAuthSettings = Field(
+        default_factory=SipAuthSettings, description="digest authentication of calls in (trunks, PBXs)"
     )
     allow_from: list[str] = Field(
         default_factory=lambda: ["127.0.0.0/8"],

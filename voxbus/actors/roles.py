@@ -83,7 +83,8 @@ async def _serve(
     if role == "sip":
         from voxbus.sip.gateway import SipGateway
 
-        gateway = SipGateway(bus, settings.sip, worker_id)
+        # the machine's gateways share the key of their digest nonces (any shard checks any answer)
+        gateway = SipGateway(bus, settings.sip, worker_id, settings.data_dir / "auth" / "sip-nonce.key")
         await gateway.start()
         return Served(gateway.session_ids, close=gateway.stop)
     if role == "console":

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import fnmatch
 import ipaddress
+import secrets
 import threading
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from voxbus.config import SipSettings
+from voxbus.sip.digest import DigestGuard
 from voxbus.sip.invite_checks import Refusal, invite_refusal
 
 __all__ = ["MAX_CALLS", "Door", "Refusal", "RefusalCounter", "Verdict", "codec_priorities", "host_of"]
@@ -84,7 +86,7 @@ class RefusalCounter:
 
 
 class Door:
-    def __init__(self, settings: SipSettings) -> None:
+    def __init__(self, settings: SipSettings, nonce_key: bytes = b"") -> None:
         self.networks = [ipaddress.ip_network(n, strict=False) for n in settings.allow_from]
         self.counter = RefusalCounter(
             settings.block_after, settings.block_window_s, settings.block_s, settings.rejected_events
@@ -93,11 +95,18 @@ class Door:
         self.dial_allow, self.dials_per_minute = settings.dial_allow, settings.dials_per_minute
         self.transfer_target, self.transfer_allow = settings.transfer_target, settings.transfer_allow
         self._dials: deque[float] = deque()  # when the outbound calls of the last minute were placed
+        # without a shared key (tests, a lone gateway), a key of this process: nonces still check out here
+        key = nonce_key or secrets.token_bytes(32)
+        self.digest = DigestGuard(settings.auth, key) if settings.auth.required else None
 
     def admit(self, source: str, invite: str, now: float) -> Refusal | None:
         """Why an INVITE (its whole text) from ``source`` (host:port) is refused, or None to
         answer it."""
-        return self.source_refusal(source, now) or invite_refusal(invite)
+        return self.source_refusal(source, now) or invite_refusal(invite) or self.auth_refusal(invite, now)
+
+    def auth_refusal(self, invite: str, now: float) -> Refusal | None:
+        """The digest challenge or refusal of an INVITE when ``sip.auth.required``, else None."""
+        return self.digest.refusal(invite, now) if self.digest is not None else None
 
     def source_refusal(self, source: str, now: float) -> Refusal | None:
         """Why any request from ``source`` is refused (blocked for a while, or not allowed), or None."""

@@ -52,8 +52,9 @@ class Answer:
 
     @property
     def refused(self) -> bool:
-        """An error status (an OPTIONS' 200 is no refusal: no event, no count)."""
-        return self.refusal.code >= 300
+        """An error status (an OPTIONS' 200 is no refusal, a digest challenge neither: no event,
+        no count)."""
+        return self.refusal.code >= 300 and self.refusal.code != 401
 
 
 Decision = Pass | Drop | Answer
@@ -111,6 +112,9 @@ class FrontPolicy:
         refusal = invite_refusal(request.text)
         if refusal is not None:
             return Answer(refusal)
+        refusal = self.door.auth_refusal(request.text, now)
+        if refusal is not None:  # a challenge is how digest starts: it blocks no one
+            return Answer(refusal, blocks=refusal.code != 401)
         if calls_now >= self.door.max_calls:
             full = f"Service Unavailable: gateway full ({self.door.max_calls} calls)"
             return Answer(Refusal(503, full, {"Retry-After": "5"}), blocks=False)

@@ -16,6 +16,7 @@ import gc
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pjsua2 as pj
@@ -30,6 +31,7 @@ from voxbus.schemas.base import Accepted
 from voxbus.schemas.events import DialResult, ErrorEvent, Event, SipRejected
 from voxbus.schemas.messages import CallControl, DialRequest
 from voxbus.sip.callbacks import PjLog, VoxAccount, VoxCall, VoxEndpoint
+from voxbus.sip.digest import nonce_key
 from voxbus.sip.door import Door, codec_priorities, host_of
 from voxbus.sip.front_policy import Decision, FrontPolicy, Request
 from voxbus.sip.invite_checks import request_user
@@ -43,13 +45,15 @@ log = get_logger(__name__)
 
 
 class SipGateway:
-    def __init__(self, bus: Bus, settings: SipSettings, gateway_id: str) -> None:
+    def __init__(
+        self, bus: Bus, settings: SipSettings, gateway_id: str, nonce_key_path: Path | None = None
+    ) -> None:
         self.bus, self.settings, self.gateway_id = bus, settings, gateway_id
         self.loop = asyncio.get_running_loop()
         self.pj = PjThread(f"pjsua-{gateway_id}")
         self.calls: dict[str, VoxCall] = {}  # by voxbus call id; touched on the pjsua thread
         self._reap: list[VoxCall] = []
-        self.door = Door(settings)
+        self.door = Door(settings, nonce_key(nonce_key_path) if nonce_key_path else b"")
         self.front_policy = FrontPolicy(self.door, settings.new_calls_per_s)
         self.front = PjsipFront(self._judge, self.rejected)
         self.ports = PortPool(settings, self.to_loop)  # touched on the pjsua thread
