@@ -98,6 +98,11 @@ def _parser() -> argparse.ArgumentParser:
     cr.add_argument("--audio", action="store_true", help="a reader or operator may hear the calls")
     cr.add_argument("--tool", action="append", help="a tools credential serves only these tools (repeatable)")
 
+    ce = sub.add_parser("certs", help="make a fleet CA and a NATS server certificate (TLS between machines)")
+    ce.add_argument("--hosts", required=True, help="the NATS servers' names and addresses, comma-separated")
+    ce.add_argument("--out", type=Path, help="folder (default: <data_dir>/tls)")
+    ce.add_argument("--renew", action="store_true", help="a new server certificate under the same CA")
+
     from voxbus.console.cli import add_parsers as console_parsers
 
     console_parsers(sub)
@@ -188,6 +193,15 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
                 print(grant(settings, args.role, args.user or args.role, args.audio, tuple(args.tool or ())))
             except ValueError as exc:
                 raise CliError(str(exc)) from None
+            return 0
+        if args.command == "certs":
+            from voxbus.bus.tls import make_fleet_certs, server_tls_block
+
+            hosts = [h.strip() for h in args.hosts.split(",") if h.strip()]
+            folder = make_fleet_certs(args.out or settings.data_dir / "tls", hosts, renew=args.renew)
+            print(
+                f"# certificates in {folder} (0700); nats-server's configuration:\n{server_tls_block(folder)}"
+            )
             return 0
         if args.command == "webhook":
             from voxbus.commands import webhook

@@ -377,6 +377,11 @@ class Settings(BaseSettings):
         default=None,
         description="bus credentials file (`voxbus creds`); unset: voxbus up's own for each process",
     )
+    nats_tls: bool = Field(
+        default=False,
+        description="the embedded NATS speaks TLS only, with a fleet CA and certificate made in "
+        "<data_dir>/tls (voxbus certs); every credential then carries the CA",
+    )
     data_dir: Path = Field(default_factory=_default_data_dir)
     model_dir: Path | None = Field(
         default=None, description="where bundled models are assembled; unset: <data_dir>/models"

@@ -194,6 +194,7 @@ class Credentials(BaseModel):
     password: SecretStr
     role: str
     audio: bool = False
+    ca_pem: str | None = None  # the fleet CA the bus's TLS certificate must chain to (voxbus.bus.tls)
 
     @property
     def inbox_prefix(self) -> str:
@@ -221,9 +222,17 @@ def _write_private(path: Path, text: str) -> None:
     os.chmod(path, 0o600)
 
 
-def issue(auth_dir: Path, user: str, role: str, audio: bool = False, tools: tuple[str, ...] = ()) -> Path:
+def issue(
+    auth_dir: Path,
+    user: str,
+    role: str,
+    audio: bool = False,
+    tools: tuple[str, ...] = (),
+    ca_pem: str | None = None,
+) -> Path:
     """A credential for ``user`` in ``role`` (kept if it exists): its file, 0600, in ``auth_dir``;
-    the user's bcrypt hash joins ``users.json``, from which the server's configuration is made."""
+    the user's bcrypt hash joins ``users.json``, from which the server's configuration is made.
+    ``ca_pem``: the bus speaks TLS with a certificate of this CA, which the file then carries."""
     import bcrypt
 
     permissions(role, audio, tools)  # an unknown role or a bad name fails here, before anything is written
@@ -233,9 +242,12 @@ def issue(auth_dir: Path, user: str, role: str, audio: bool = False, tools: tupl
         if bool(users[user].get("audio")) != audio:  # the grant of audio changed: the same password
             users[user]["audio"] = audio
             _write_private(auth_dir / "users.json", json.dumps(users, indent=1) + "\n")
+        kept = json.loads(path.read_text())
+        if kept.get("ca_pem") != ca_pem:  # TLS turned on or off, or a new CA: the same password
+            _write_private(path, json.dumps({**kept, "ca_pem": ca_pem}) + "\n")
         return path
     password = secrets.token_urlsafe(32)
-    creds = Credentials(user=user, password=SecretStr(password), role=role, audio=audio)
+    creds = Credentials(user=user, password=SecretStr(password), role=role, audio=audio, ca_pem=ca_pem)
     payload = {**creds.model_dump(), "password": password}
     _write_private(path, json.dumps(payload) + "\n")
     # nats-server's bcrypt (Go) reads the 2a prefix; 2b is the same algorithm for our passwords
@@ -268,11 +280,17 @@ def server_config(auth_dir: Path) -> str:
     return "authorization: " + json.dumps({"users": entries}, indent=1) + "\n"
 
 
-def secure_embedded_server(auth_dir: Path, config_path: Path, listen_in: bool = False) -> Path:
+def secure_embedded_server(
+    auth_dir: Path, config_path: Path, listen_in: bool = False, tls_dir: Path | None = None
+) -> Path:
     """Issue the service roles' credentials (kept across restarts) and write nats-server's
     configuration (0600) with every user issued so far; returns the configuration's path.
-    ``listen_in``: the console may subscribe to the calls' audio (``console.listen_in``)."""
+    ``listen_in``: the console may subscribe to the calls' audio (``console.listen_in``);
+    ``tls_dir``: the server speaks TLS only, with the certificates there (``voxbus.bus.tls``)."""
+    from voxbus.bus.tls import server_tls_block
+
+    ca_pem = (tls_dir / "ca.pem").read_text() if tls_dir else None
     for role in SERVICE_ROLES:
-        issue(auth_dir, role, role, audio=listen_in and role == "console")
-    _write_private(config_path, server_config(auth_dir))
+        issue(auth_dir, role, role, audio=listen_in and role == "console", ca_pem=ca_pem)
+    _write_private(config_path, server_config(auth_dir) + (server_tls_block(tls_dir) if tls_dir else ""))
     return config_path

@@ -91,6 +91,10 @@ class Bus:
                 "password": creds.password.get_secret_value(),
                 "inbox_prefix": creds.inbox_prefix,
             }
+            if creds.ca_pem:  # the bus speaks TLS: trust its fleet's CA, and nothing else
+                from voxbus.bus.tls import client_context
+
+                login["tls"] = client_context(creds.ca_pem)
         while True:
             tried += 1
             try:

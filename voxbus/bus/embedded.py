@@ -68,16 +68,19 @@ def die_with_parent(parent_pid: int) -> None:
 class EmbeddedNats:
     """One nats-server process with JetStream, listening on 127.0.0.1."""
 
-    def __init__(self, data_dir: Path, port: int | None = None, config: Path | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, port: int | None = None, config: Path | None = None, tls: bool = False
+    ) -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
         self.config = config  # a configuration file (the users and their permissions), if any
+        self.tls = tls  # the configuration makes it speak TLS only
         self.stopping = False
         self.proc: asyncio.subprocess.Process | None = None
 
     @property
     def url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
+        return f"{'tls' if self.tls else 'nats'}://127.0.0.1:{self.port}"
 
     async def start(self, timeout_s: float = 10.0) -> str:
         self.data_dir.mkdir(parents=True, exist_ok=True)

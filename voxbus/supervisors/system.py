@@ -68,6 +68,15 @@ def listens_in(settings: Settings) -> bool:
     return settings.console.enabled and settings.console.listen_in
 
 
+def tls_dir(settings: Settings) -> Path | None:
+    """Where the embedded server's TLS certificates are (made at first use), when ``nats_tls``."""
+    if not settings.nats_tls:
+        return None
+    from voxbus.bus.tls import make_fleet_certs
+
+    return make_fleet_certs(settings.data_dir / "tls", ["127.0.0.1", "localhost"])
+
+
 def grant(settings: Settings, role: str, user: str, audio: bool = False, tools: tuple[str, ...] = ()) -> Path:
     """Issue a credential for a third party (``voxbus creds``) and, when the embedded server
     runs, make it read its users again (SIGHUP: no connection is dropped)."""
@@ -75,8 +84,10 @@ def grant(settings: Settings, role: str, user: str, audio: bool = False, tools: 
     import os
     import signal
 
-    path = issue(auth_dir(settings), user, role, audio, tools)
-    secure_embedded_server(auth_dir(settings), server_config_file(settings), listens_in(settings))
+    tls = tls_dir(settings)
+    ca_pem = (tls / "ca.pem").read_text() if tls else None
+    path = issue(auth_dir(settings), user, role, audio, tools, ca_pem)
+    secure_embedded_server(auth_dir(settings), server_config_file(settings), listens_in(settings), tls)
     pid = pid_file(settings)
     if pid.is_file():
         with contextlib.suppress(ProcessLookupError, ValueError):  # not running: read at its next start
@@ -96,6 +107,7 @@ def accepted(url: str, creds_path: Path, within_s: float = 5.0) -> bool:
     from urllib.parse import urlparse
 
     from voxbus.bus.auth import Credentials
+    from voxbus.bus.tls import client_context
 
     creds = Credentials.load(creds_path)
     where = urlparse(url if "://" in url else f"nats://{url}")
@@ -108,10 +120,14 @@ def accepted(url: str, creds_path: Path, within_s: float = 5.0) -> bool:
     deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
         try:
-            with socket.create_connection(
-                (where.hostname or "127.0.0.1", where.port or 4222), timeout=1
-            ) as s:
-                s.recv(4096)  # INFO
+            host = where.hostname or "127.0.0.1"
+            with socket.create_connection((host, where.port or 4222), timeout=1) as plain:
+                plain.recv(4096)  # INFO, in clear; with TLS the handshake follows it
+                s = (
+                    client_context(creds.ca_pem).wrap_socket(plain, server_hostname=host)
+                    if creds.ca_pem
+                    else plain
+                )
                 s.sendall(f"CONNECT {json.dumps(hello)}\r\nPING\r\n".encode())
                 if b"PONG" in s.recv(4096):
                     return True
@@ -157,10 +173,11 @@ class System:
         Profiles(self.settings)  # a wrong agent profile is said at the door, in one line
         check_models(self.settings, {worker[0] for worker in self.workers})
         if not self.url:
+            tls = tls_dir(self.settings)
             config = secure_embedded_server(
-                auth_dir(self.settings), server_config_file(self.settings), listens_in(self.settings)
+                auth_dir(self.settings), server_config_file(self.settings), listens_in(self.settings), tls
             )
-            self.nats = EmbeddedNats(self.settings.data_dir / "nats", config=config)
+            self.nats = EmbeddedNats(self.settings.data_dir / "nats", config=config, tls=tls is not None)
             self.url = await self.nats.start()
             self._write_pid()
             self.nats_keeper = asyncio.create_task(self.nats.keep_alive(self._nats_restarted))
