@@ -33,7 +33,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--nats-creds", help="bus credentials file (VOXBUS_NATS_CREDS); see `voxbus creds`")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    sub.add_parser("up", help="run everything: embedded NATS, supervisors and all workers")
+    u = sub.add_parser("up", help="run everything: embedded NATS, supervisors and all workers")
+    u.add_argument(
+        "--cluster", type=int, choices=[1, 3, 5], help="embedded NATS servers (default: nats_cluster)"
+    )
     w = sub.add_parser("worker", help="run one worker role against a NATS server")
     w.add_argument("role", choices=["stt", "llm", "tts"])
     w.add_argument("--id", help="worker id (default: <role>-<pid>)")
@@ -221,6 +224,9 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             )
         if args.command == "up":
             from voxbus.commands import up
+
+            if args.cluster:
+                settings.nats_cluster = args.cluster
 
             return _run(up(settings))
         if args.command in ("worker", "agent", "gateway"):

@@ -21,7 +21,7 @@ from pydantic_settings import (
 
 from voxbus.console.settings import ConsoleSettings
 from voxbus.lexicons import ENGLISH, FRENCH, Lexicon  # noqa: F401  (Lexicon: part of the settings' API)
-from voxbus.sip.digest import SipAuthSettings
+from voxbus.sip.settings import SipSettings  # noqa: F401  (part of the settings' API)
 
 Profile = Literal["default", "test"]
 
@@ -284,69 +284,6 @@ class TtsSettings(BaseModel):
     )
 
 
-class SipSettings(BaseModel):
-    """The SIP gateway (pjsua2). At most 4 calls per gateway process (compiled into the wheel)."""
-
-    address: str = Field(default="127.0.0.1", description="address to listen on")
-    port: int = Field(default=5060, ge=1, le=65535)
-    transports: list[Literal["udp", "tcp"]] = Field(default_factory=lambda: ["udp", "tcp"], min_length=1)
-    codecs: list[Literal["G722", "PCMU", "PCMA"]] = Field(
-        default_factory=lambda: ["G722", "PCMU", "PCMA"],
-        min_length=1,
-        description="codec preference, best first; others are disabled",
-    )
-    auth: SipAuthSettings = Field(
-        default_factory=SipAuthSettings, description="digest authentication of calls in (trunks, PBXs)"
-    )
-    allow_from: list[str] = Field(
-        default_factory=lambda: ["127.0.0.0/8"],
-        description="source networks (CIDR) allowed to call in; empty: anyone",
-    )
-    block_after: int = Field(
-        default=20,
-        ge=0,
-        description="a source refused this often within block_window_s is blocked for block_s "
-        "(every INVITE from it gets 403 at once); 0: never (behind Kamailio, which blocks with pike)",
-    )
-    block_window_s: float = Field(default=10.0, gt=0)
-    block_s: float = Field(default=60.0, gt=0)
-    rejected_events: int = Field(
-        default=5, ge=1, description="at most this many sip.rejected events per source per block_window_s"
-    )
-    max_calls: int = Field(
-        default=4,
-        ge=1,
-        le=4,
-        description="calls this gateway takes at once (at most 4, the wheel's limit); beyond: 503",
-    )
-    dial_allow: list[str] = Field(
-        default_factory=lambda: ["sip:*@127.0.0.1", "sip:*@127.0.0.1:*"],
-        description="SIP URIs (shell patterns) voxbus may dial out to; others are refused (toll fraud)",
-    )
-    dials_per_minute: int = Field(default=10, ge=0, description="outbound calls a gateway places a minute")
-    transfer_allow: list[str] = Field(
-        default_factory=list,
-        description="SIP URIs (shell patterns) a transfer may go to, besides transfer_target",
-    )
-    new_calls_per_s: float = Field(
-        default=5.0,
-        gt=0,
-        description="new calls admitted per second per gateway (4 at once); beyond it INVITEs get 503",
-    )
-    rtp_port: int = Field(default=10000, ge=1024, le=65000, description="first RTP port")
-    rtp_port_range: int = Field(default=200, ge=8, description="RTP ports to try from rtp_port")
-    transfer_target: str = Field(default="", description="SIP URI of the human queue for transfers")
-    record_dir: Path | None = Field(default=None, description="record every call here (off when unset)")
-    echo_canceller: Literal["speex", "webrtc", "webrtc-aec3", "simple", "off"] = Field(
-        default="off",
-        description="pjmedia echo canceller on the caller's audio (see voxbus/sip/echo.py: Speex removes "
-        "~20 dB of echo but also ~10 dB of the caller's voice while both speak, which deafens barge-in)",
-    )
-    echo_tail_ms: int = Field(default=200, ge=10, le=800, description="longest echo delay cancelled")
-    jitter_min_ms: int = Field(default=20, ge=0, description="pjmedia jitter buffer minimum prefetch")
-    jitter_max_ms: int = Field(default=200, ge=20)
-
-
 class AgentProfile(BaseModel):
     """One agent of a business line (``[agents.NAME]``, or a file in ``agents_dir``): the numbers
     it answers and what it changes of the ``[agent]`` settings; see voxbus/profiles.py."""
@@ -377,6 +314,13 @@ class Settings(BaseSettings):
         default=None,
         description="bus credentials file (`voxbus creds`); unset: voxbus up's own for each process",
     )
+    nats_cluster: int = Field(
+        default=1,
+        ge=1,
+        le=5,
+        description="embedded NATS servers: 3 or 5 form a cluster keeping events and call state in "
+        "3 or 5 copies, so that a node may die mid-call (voxbus up --cluster 3)",
+    )
     nats_tls: bool = Field(
         default=False,
         description="the embedded NATS speaks TLS only, with a fleet CA and certificate made in "
@@ -404,6 +348,15 @@ class Settings(BaseSettings):
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["console", "json"] = "console"
+
+    @field_validator("nats_cluster")
+    @classmethod
+    def _odd_cluster(cls, size: int) -> int:
+        if size % 2 == 0:
+            raise ValueError(
+                "a NATS cluster has an odd number of servers (1, 3 or 5): a quorum must be possible"
+            )
+        return size
 
     @classmethod
     def settings_customise_sources(

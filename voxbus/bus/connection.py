@@ -103,7 +103,7 @@ class Bus:
                 await _probe(self.url)
                 self._connecting = asyncio.ensure_future(
                     self.nc.connect(
-                        servers=[self.url],
+                        servers=self.url.split(","),  # a cluster's nodes: any live one serves
                         name=self.name,
                         connect_timeout=2,
                         allow_reconnect=True,
@@ -327,12 +327,22 @@ def _seen_before(seen: OrderedDict[str, None], msg: Msg) -> bool:
     return False
 
 
-async def _probe(url: str, timeout_s: float = 2.0) -> None:
-    parsed = urlparse(url if "://" in url else f"nats://{url}")
-    _, writer = await asyncio.wait_for(
-        asyncio.open_connection(parsed.hostname or "127.0.0.1", parsed.port or 4222), timeout_s
-    )
-    writer.close()
+async def _probe(urls: str, timeout_s: float = 2.0) -> None:
+    """Raise unless one of the servers (comma-separated URLs) accepts a TCP connection."""
+    failure: Exception | None = None
+    for url in urls.split(","):
+        parsed = urlparse(url if "://" in url else f"nats://{url}")
+        try:
+            _, writer = await asyncio.wait_for(
+                asyncio.open_connection(parsed.hostname or "127.0.0.1", parsed.port or 4222), timeout_s
+            )
+        except (OSError, TimeoutError) as exc:
+            failure = exc
+            continue
+        writer.close()
+        return
+    assert failure is not None
+    raise failure
 
 
 async def reply_rejected(msg: Msg, worker_id: str, reason: str) -> None:

@@ -69,12 +69,18 @@ class EmbeddedNats:
     """One nats-server process with JetStream, listening on 127.0.0.1."""
 
     def __init__(
-        self, data_dir: Path, port: int | None = None, config: Path | None = None, tls: bool = False
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        config: Path | None = None,
+        tls: bool = False,
+        cluster: list[str] | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
         self.config = config  # a configuration file (the users and their permissions), if any
         self.tls = tls  # the configuration makes it speak TLS only
+        self.cluster = cluster or []  # a cluster node's own arguments (voxbus.bus.cluster)
         self.stopping = False
         self.proc: asyncio.subprocess.Process | None = None
 
@@ -87,6 +93,7 @@ class EmbeddedNats:
         self.proc = await asyncio.create_subprocess_exec(
             server_binary(),
             *(["-c", str(self.config)] if self.config else []),
+            *self.cluster,
             "-js",
             "-sd",
             str(self.data_dir),

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from voxbus.bus.auth import issue, secure_embedded_server
+from voxbus.bus.cluster import EmbeddedCluster
 from voxbus.bus.connection import Bus
 from voxbus.bus.embedded import EmbeddedNats
 from voxbus.bus.streams import call_state_bucket, ensure_events_stream
@@ -91,10 +92,11 @@ def grant(settings: Settings, role: str, user: str, audio: bool = False, tools: 
     pid = pid_file(settings)
     if pid.is_file():
         with contextlib.suppress(ProcessLookupError, ValueError):  # not running: read at its next start
-            os.kill(int(pid.read_text()), signal.SIGHUP)
+            for server in pid.read_text().split():  # every node of a cluster
+                os.kill(int(server), signal.SIGHUP)
             url = url_file(settings)
             if url.is_file():  # the reload is asynchronous: return once the new user is let in
-                accepted(url.read_text().strip(), path)
+                accepted(url.read_text().strip().split(",")[0], path)
     return path
 
 
@@ -159,7 +161,7 @@ class System:
         if workers is DEFAULT_WORKERS and settings.console.enabled:
             workers = (*workers, ("console", "console-1"))
         self.workers = workers
-        self.nats: EmbeddedNats | None = None
+        self.nats: EmbeddedNats | EmbeddedCluster | None = None
         self.url = settings.nats_url or ""
         self.bus: Bus | None = None
         self.supervisor = Supervisor.from_settings(
@@ -177,15 +179,21 @@ class System:
             config = secure_embedded_server(
                 auth_dir(self.settings), server_config_file(self.settings), listens_in(self.settings), tls
             )
-            self.nats = EmbeddedNats(self.settings.data_dir / "nats", config=config, tls=tls is not None)
+            size, data = self.settings.nats_cluster, self.settings.data_dir / "nats"
+            self.nats = (
+                EmbeddedCluster(data, size, config=config, tls=tls is not None)
+                if size > 1
+                else EmbeddedNats(data, config=config, tls=tls is not None)
+            )
             self.url = await self.nats.start()
             self._write_pid()
             self.nats_keeper = asyncio.create_task(self.nats.keep_alive(self._nats_restarted))
         self.bus = Bus(self.url, name="voxbus-supervisor", source="supervisor", creds=self.creds("admin"))
         await self.bus.connect(attempts=None if self.settings.nats_url else 5)
         assert self.bus.js is not None
-        await ensure_events_stream(self.bus.js)
-        await call_state_bucket(self.bus.js)
+        replicas = self.settings.nats_cluster if self.nats is not None else 1
+        await ensure_events_stream(self.bus.js, replicas)
+        await call_state_bucket(self.bus.js, replicas)
         for role, worker_id, *extra in self.workers:
             self.supervisor.start_child(self._spec(role, worker_id, *extra))
         self.supervision = asyncio.create_task(self.supervisor.run())
@@ -195,8 +203,9 @@ class System:
         return self.url
 
     def _write_pid(self) -> None:
-        assert self.nats is not None and self.nats.proc is not None
-        pid_file(self.settings).write_text(f"{self.nats.proc.pid}\n")
+        assert self.nats is not None
+        pids = self.nats.pids if isinstance(self.nats, EmbeddedCluster) else [self.nats.proc.pid]  # type: ignore[union-attr]
+        pid_file(self.settings).write_text("".join(f"{pid}\n" for pid in pids))
 
     def _nats_restarted(self, reason: str) -> None:
         self._write_pid()

@@ -1,0 +1,81 @@
+"""A NATS cluster under the system (``nats_cluster = 3``): the events stream and the call-state
+bucket in three copies; a node killed with SIGKILL mid-call is started again and rejoins, the call
+goes on, and the stream holds every event of the call."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+
+import pytest
+
+from voxbus.bus import subjects
+from voxbus.bus.cluster import EmbeddedCluster
+from voxbus.bus.connection import Bus
+from voxbus.config import Settings, load_settings
+from voxbus.media.file_call import FileCall
+from voxbus.media.script import CallerScript, Line
+from voxbus.media.wav import WavSource
+from voxbus.schemas.events import CallEnded, TurnMetrics, WorkerRestarted
+from voxbus.supervisors.system import System
+
+from .helpers import of_call, stream_events, wait_all_serving
+
+pytestmark = pytest.mark.integration
+TWO_QUESTIONS = CallerScript(
+    lines=[
+        Line(text="What is the capital of France?", pause_before_s=2.5),
+        Line(text="How many days are there in a week?", pause_before_s=8.0),
+    ],
+    tail_s=0.5,
+)
+
+
+@pytest.fixture
+def settings(test_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
+    monkeypatch.setenv("VOXBUS_NATS_CLUSTER", "3")
+    return load_settings()
+
+
+async def test_a_node_killed_mid_call_the_call_goes_on_and_no_event_is_lost(
+    system: System, client: Bus, caller
+) -> None:  # type: ignore[no-untyped-def]
+    assert isinstance(system.nats, EmbeddedCluster) and len(system.url.split(",")) == 3
+    await wait_all_serving(client)
+    assert client.js is not None
+    stream = await client.js.stream_info(subjects.EVENTS_STREAM)
+    assert stream.config.num_replicas == 3
+    restarts: list[WorkerRestarted] = []
+
+    async def on_restart(event: WorkerRestarted, _msg: object) -> None:
+        restarts.append(event)
+
+    await client.subscribe(subjects.system_event("worker.restarted"), WorkerRestarted, on_restart)
+    wav, _ = caller(TWO_QUESTIONS)
+    call = FileCall(client, WavSource(wav))
+    running = asyncio.create_task(call.run())
+    async with asyncio.timeout(90):  # the first answer is played: kill a node before the second question
+        while not any(isinstance(e, TurnMetrics) for e in call.result.events):
+            await asyncio.sleep(0.05)
+    victim = system.nats.nodes[1]
+    assert victim.proc is not None
+    os.kill(victim.proc.pid, signal.SIGKILL)
+    result = await asyncio.wait_for(running, 120)
+    answered = [e for e in result.events if isinstance(e, TurnMetrics) and e.first_audio_ms is not None]
+    assert [m.turn for m in answered] == [1, 2], [e.type for e in result.events]  # the call went on
+    async with asyncio.timeout(30):  # the node is back, said so, and has caught up
+        while not any(r.role == "nats" for r in restarts):
+            await asyncio.sleep(0.1)
+        while not all(
+            peer.current
+            for peer in (await client.js.stream_info(subjects.EVENTS_STREAM)).cluster.replicas or []
+        ):
+            await asyncio.sleep(0.2)
+    assert "voxbus-2" in restarts[0].reason and "SIGKILL" in restarts[0].reason
+    stored = [e for _seq, e in of_call(await stream_events(client.js), call.call_id)]
+    seen_live = {(e.type, e.ts) for e in result.events}
+    kept = {(e.type, e.ts) for e in stored}
+    assert seen_live <= kept, sorted(seen_live - kept)  # every event the call showed is in the stream
+    assert len(kept) == len(stored)  # each once, though the outbox retried through the outage
+    assert any(isinstance(e, CallEnded) for e in stored)
