@@ -88,6 +88,9 @@ SAMPLES: list[BaseModel] = [
     ),
     ev.TransferReturned(call_id=C, target="sip:queue@127.0.0.1", code=486, reason="Busy Here"),
     ev.SipRejected(gateway="sip-1", remote="10.0.0.9:5060", code=403, reason="source not allowed"),
+    ev.SipRegistered(
+        gateway="sip-1", aor="sip:2000@trunk.example", ok=True, code=200, reason="OK", expires_s=300
+    ),
     ev.ErrorEvent(code="bad_message", message="not msgpack", subject="voxbus.x"),
     ev.WorkerStarted(role="llm", worker_id="llm-1", pid=42),
     ev.WorkerRestarted(role="llm", worker_id="llm-1", reason="SIGKILL", restarts=1),

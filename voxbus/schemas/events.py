@@ -381,6 +381,19 @@ class ErrorEvent(Event):
     message: str
 
 
+class SipRegistered(Event):
+    """The gateway's registration to a trunk or PBX (``sip.registration``) succeeded (``ok``, good for
+    ``expires_s``), was refused or lapsed (``code`` and ``reason`` say why); sent at each change."""
+
+    type: Literal["sip.registered"] = "sip.registered"
+    gateway: str
+    aor: str = Field(description="the address of record registered, sip:user@domain")
+    ok: bool
+    code: int
+    reason: str = ""
+    expires_s: int = 0
+
+
 class SipRejected(Event):
     """An inbound call or request refused at the door (source not allowed, codecs, capacity...)."""
 
@@ -428,7 +441,7 @@ CALL_EVENTS: tuple[type[CallEvent], ...] = (
     OperatorActed,
 )  # fmt: skip
 SYSTEM_EVENTS: tuple[type[Event], ...] = (
-    ErrorEvent, SipRejected, WorkerStarted, WorkerRestarted, WorkerExited, SupervisorEscalated,
+    ErrorEvent, SipRejected, SipRegistered, WorkerStarted, WorkerRestarted, WorkerExited, SupervisorEscalated,
 )  # fmt: skip
 ALL_EVENTS = CALL_EVENTS + SYSTEM_EVENTS
 

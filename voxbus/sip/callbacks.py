@@ -98,6 +98,9 @@ class VoxAccount(pj.Account):
     def onIncomingCall(self, prm: Any) -> None:  # noqa: N802
         self.gateway.incoming(self, prm)
 
+    def onRegState(self, prm: Any) -> None:  # noqa: N802 - the trunk account's registration
+        self.gateway.to_loop(self.gateway.registered, int(prm.code), str(prm.reason), int(prm.expiration))
+
 
 class VoxEndpoint(pj.Endpoint):
     def __init__(self, gateway: SipGateway) -> None:

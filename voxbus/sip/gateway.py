@@ -28,8 +28,9 @@ from voxbus.bus.connection import Bus, reply_rejected
 from voxbus.config import SipSettings
 from voxbus.logs import get_logger
 from voxbus.schemas.base import Accepted
-from voxbus.schemas.events import DialResult, ErrorEvent, Event, SipRejected
+from voxbus.schemas.events import DialResult, ErrorEvent, Event, SipRegistered, SipRejected
 from voxbus.schemas.messages import CallControl, DialRequest
+from voxbus.secrets import read_secret
 from voxbus.sip.callbacks import PjLog, VoxAccount, VoxCall, VoxEndpoint
 from voxbus.sip.digest import nonce_key
 from voxbus.sip.door import Door, codec_priorities, host_of
@@ -37,7 +38,13 @@ from voxbus.sip.front_policy import Decision, FrontPolicy, Request
 from voxbus.sip.invite_checks import request_user
 from voxbus.sip.legs import CallLeg
 from voxbus.sip.media_ports import PortPool
-from voxbus.sip.pjsetup import account_config, create_transports, endpoint_config, quiet_pjlib
+from voxbus.sip.pjsetup import (
+    account_config,
+    create_transports,
+    endpoint_config,
+    quiet_pjlib,
+    trunk_account_config,
+)
 from voxbus.sip.pjsip_front import PjsipFront
 from voxbus.sip.pjthread import PjThread
 
@@ -60,6 +67,13 @@ class SipGateway:
         self.actions = self._call_actions()
         self.ep: VoxEndpoint | None = None
         self.account: VoxAccount | None = None
+        self.trunk: VoxAccount | None = None  # registered to sip.registration's registrar, if any
+        registration = settings.registration
+        self._trunk_password = (
+            read_secret("sip.registration", registration.password_env, registration.password_file)
+            if registration is not None
+            else ""
+        )
 
     # --- lifecycle --------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -102,6 +116,9 @@ class SipGateway:
             ep.codecSetPriority(codec_id, priority)
         account = self.account = VoxAccount(self)
         account.create(account_config(self.settings), True)
+        if self.settings.registration is not None:  # calls to the trunk's numbers come in through it
+            trunk = self.trunk = VoxAccount(self)
+            trunk.create(trunk_account_config(self.settings, self._trunk_password), True)
 
         def poll(ms: int) -> None:
             ep.libHandleEvents(ms)
@@ -114,9 +131,10 @@ class SipGateway:
         self._reap.clear()
         self.ports.close()
         gc.collect()  # no pjsua2 object may outlive libDestroy and be collected later
-        if self.account is not None:
-            self.account.shutdown()
-            self.account = None
+        for account in (self.trunk, self.account):  # the trunk's shutdown unregisters
+            if account is not None:
+                account.shutdown()
+        self.account = self.trunk = None
         if self.ep is not None:
             self.front.uninstall()
             self.ep.libDestroy()
@@ -160,6 +178,20 @@ class SipGateway:
             remote=remote,
             emit=self.emit_threadsafe,
             control=self.control,
+        )
+
+    def registered(self, code: int, reason: str, expires_s: int) -> None:
+        """The trunk registration's state changed (loop): an event, and an error line if it failed."""
+        assert self.settings.registration is not None
+        aor, ok = self.settings.registration.aor, code == 200 and expires_s > 0
+        if ok:
+            log.info("registered to the trunk", aor=aor, expires_s=expires_s)
+        else:
+            log.error("trunk registration failed", aor=aor, code=code, reason=reason)
+        self.emit(
+            SipRegistered(
+                gateway=self.gateway_id, aor=aor, ok=ok, code=code, reason=reason[:200], expires_s=expires_s
+            )
         )
 
     def incoming(self, account: pj.Account, prm: Any) -> None:

@@ -53,3 +53,17 @@ def account_config(settings: SipSettings) -> pj.AccountConfig:
     ac.mediaConfig.transportConfig.port = settings.rtp_port
     ac.mediaConfig.transportConfig.portRange = settings.rtp_port_range
     return ac
+
+
+def trunk_account_config(settings: SipSettings, password: str) -> pj.AccountConfig:
+    """The account that registers to ``sip.registration``'s registrar (its calls come in through it)."""
+    registration = settings.registration
+    assert registration is not None
+    ac = account_config(settings)
+    ac.idUri = registration.aor
+    ac.regConfig.registrarUri = registration.registrar
+    ac.regConfig.timeoutSec = registration.expires_s
+    ac.regConfig.retryIntervalSec = 30
+    cred = pj.AuthCredInfo("digest", "*", registration.auth_user or registration.user, 0, password)
+    ac.sipConfig.authCreds.append(cred)
+    return ac

@@ -10,6 +10,26 @@ from pydantic import BaseModel, Field
 from voxbus.sip.digest import SipAuthSettings
 
 
+class SipRegistration(BaseModel):
+    """Registration to a SIP trunk or PBX, so that calls to its numbers (DIDs) reach voxbus: the
+    gateway keeps a REGISTER up for ``user`` at ``registrar``, answering its digest challenge."""
+
+    registrar: str = Field(pattern=r"^sips?:[^\s]+$", description="the registrar's SIP URI")
+    user: str = Field(pattern=r"^[A-Za-z0-9_.+-]{1,64}$", description="the number or user registered")
+    domain: str = Field(
+        default="", description="the address-of-record's domain (default: the registrar's host)"
+    )
+    auth_user: str = Field(default="", description="the digest user name (default: user)")
+    password_env: str | None = Field(default=None, description="environment variable holding the password")
+    password_file: Path | None = Field(default=None, description="file holding the password")
+    expires_s: int = Field(default=300, ge=60, le=86400)
+
+    @property
+    def aor(self) -> str:
+        host = self.domain or self.registrar.split(":", 1)[1].split(";")[0]
+        return f"sip:{self.user}@{host}"
+
+
 class SipSettings(BaseModel):
     """The SIP gateway (pjsua2). At most 4 calls per gateway process (compiled into the wheel)."""
 
@@ -20,6 +40,9 @@ class SipSettings(BaseModel):
         default_factory=lambda: ["G722", "PCMU", "PCMA"],
         min_length=1,
         description="codec preference, best first; others are disabled",
+    )
+    registration: SipRegistration | None = Field(
+        default=None, description="register to a trunk or PBX for inbound numbers (DIDs); unset: none"
     )
     auth: SipAuthSettings = Field(
         default_factory=SipAuthSettings, description="digest authentication of calls in (trunks, PBXs)"
