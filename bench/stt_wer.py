@@ -1,0 +1,231 @@
+"""Word error rate of the STT models on phone-line audio, by language, voice, codec and noise.
+
+Callers' lines rich in names, dates, times, numbers and addresses (below, checked in as text: the
+audio is made at each run, deterministically) are spoken by voices other than the agent's
+(Debian's espeak-ng variants), sent through the phone line as a gateway receives it (8 kHz
+narrowband G.711 mu-law, PCMU; or 16 kHz for G.722's wideband, approximated by its 7 kHz band;
+line noise at 20 dB SNR on every third line) and transcribed by voxbus's own whisper engine with
+its production settings (the turn's window, the filler prompt). WER = word-level edit distance
+over the reference's words, after lower-casing and dropping punctuation (digits are kept as
+written: a model that writes "ten thirty" for "10:30" is wrong by two words, as a booking tool
+would find it). Writes ``stt_wer.json`` and ``stt_wer.png``.
+
+    python bench/stt_wer.py --out bench/results            # English and French, every model
+    python bench/stt_wer.py --language fr --codec PCMU     # one language, one codec
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+import unicodedata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soxr
+
+from voxbus.config import load_settings
+from voxbus.engines.models import model_path
+from voxbus.engines.stt import WhisperEngine
+
+RATE = 16_000
+ENGLISH = [
+    "Hi, this is Peter Walsh, I'd like to move my appointment to Friday.",
+    "My name is Margaret O'Connor and I have a cleaning on Tuesday at 10:30.",
+    "Could you book me in with Doctor Patel next Wednesday afternoon?",
+    "The earliest slot you have would be great, I'm free from 9 in the morning.",
+    "I live at 42 Baker Street, London, postcode NW1 6XE.",
+    "My date of birth is the 3rd of March 1985.",
+    "Can I change it to the 14th of December at a quarter past two?",
+    "I need to cancel tomorrow's visit, my dog is sick.",
+    "Is there anything on Monday between 11 and 1?",
+    "Please send the confirmation to my mobile, it ends in 4471.",
+    "Yes, Thursday the 12th at 4 pm works for me.",
+    "No, not the morning, I work until noon on weekdays.",
+    "It's for my son, James Whitaker, he's seven years old.",
+    "Do I need to bring anything with me, like my insurance card?",
+    "We moved to 17 Elm Avenue, Apartment 3B, in Cambridge.",
+    "I was told to come back in six weeks for a check-up.",
+    "Is Doctor Nguyen available on the 2nd of January?",
+    "Half past eight on Saturday would be perfect, thank you.",
+    "My reference number is 5 5 7 2 9.",
+    "Could you read that back to me, please?",
+]
+FRENCH = [
+    "Bonjour, c'est Pierre Martin, je voudrais déplacer mon rendez-vous à vendredi.",
+    "J'ai un détartrage mardi à dix heures et demie, je ne peux pas venir.",
+    "Est-ce que le docteur Dupont est disponible mercredi après-midi ?",
+    "Le plus tôt possible serait parfait, je suis libre à partir de neuf heures.",
+    "J'habite au douze rue de la République, à Lyon.",
+    "Ma date de naissance est le trois mars mille neuf cent quatre-vingt-cinq.",
+    "Pouvez-vous le mettre le quatorze décembre à quatorze heures ?",
+    "Je dois annuler la visite de demain, mon chien est malade.",
+    "Avez-vous quelque chose lundi entre onze heures et midi ?",
+    "Oui, jeudi à seize heures, ça me convient très bien.",
+    "C'est pour mon fils, Lucas Bernard, il a sept ans.",
+    "Dois-je apporter ma carte vitale ?",
+]
+VOICES = {"en": ["en-us", "en-gb+m3", "en-us+f2"], "fr": ["fr", "fr+m3", "fr+f2"]}
+MODELS = {"en": ["stt", "stt_multilingual"], "fr": ["stt_multilingual"]}  # tiny.en hears English only
+
+
+def speak(text: str, voice: str) -> np.ndarray:
+    """espeak-ng's voice, 16 kHz float32."""
+    wav = subprocess.run(
+        ["espeak-ng", "-v", voice, "-s", "165", "--stdout"],
+        input=text.encode(),
+        capture_output=True,
+        check=True,
+    ).stdout
+    import io
+    import wave
+
+    with wave.open(io.BytesIO(wav)) as w:
+        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16).astype(np.float32) / 32768
+        rate = w.getframerate()
+    return np.asarray(soxr.resample(pcm, rate, RATE), dtype=np.float32)
+
+
+def mu_law(audio: np.ndarray) -> np.ndarray:
+    """G.711 mu-law (PCMU) encoded and decoded: the 8-bit companding a phone line applies."""
+    mu = 255.0
+    clipped = np.clip(audio, -1.0, 1.0)
+    encoded = np.sign(clipped) * np.log1p(mu * np.abs(clipped)) / np.log1p(mu)
+    quantised = np.round((encoded + 1) / 2 * 255) / 255 * 2 - 1
+    return (np.sign(quantised) * np.expm1(np.abs(quantised) * np.log1p(mu)) / mu).astype(np.float32)
+
+
+def line(audio: np.ndarray, codec: str, noisy: bool, seed: int) -> np.ndarray:
+    """The caller's audio as the gateway gets it from the line."""
+    if codec == "PCMU":
+        narrow = soxr.resample(audio, RATE, 8000)
+        out = soxr.resample(mu_law(np.asarray(narrow, np.float32)), 8000, RATE)
+    else:  # G.722: wideband, 50-7000 Hz
+        out = soxr.resample(soxr.resample(audio, RATE, 14_000), 14_000, RATE)
+    out = np.asarray(out, np.float32)
+    if noisy:
+        rng = np.random.default_rng(seed)
+        power = float(np.mean(out**2)) or 1e-6
+        out = out + rng.normal(0, np.sqrt(power / 100), len(out)).astype(np.float32)  # 20 dB SNR
+    return np.concatenate([np.zeros(RATE // 4, np.float32), out, np.zeros(RATE // 4, np.float32)])
+
+
+def words(text: str) -> list[str]:
+    text = unicodedata.normalize("NFC", text.lower()).replace("’", "'")
+    text = re.sub(r"(?<=\d)[:.,](?=\d)", "", text)  # 10:30 and 10.30 alike
+    return re.findall(r"[\w']+", text)
+
+
+def edit_distance(reference: list[str], heard: list[str]) -> int:
+    row = list(range(len(heard) + 1))
+    for i, ref in enumerate(reference, 1):
+        previous, row[0] = row[0], i
+        for j, word in enumerate(heard, 1):
+            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (ref != word))
+    return row[-1]
+
+
+def run(languages: list[str], codecs: list[str], first: int | None = None) -> dict[str, Any]:
+    settings = load_settings(profile="default")
+    rows: list[dict[str, Any]] = []
+    for kind in sorted({k for lang in languages for k in MODELS[lang]}):
+        engine = WhisperEngine(model_path(settings, kind), settings.stt)  # type: ignore[arg-type]
+        engine.warm()
+        for language in (lang for lang in languages if kind in MODELS[lang]):
+            lines = (ENGLISH if language == "en" else FRENCH)[:first]
+            for v, voice in enumerate(VOICES[language]):
+                for i, text in enumerate(lines):
+                    clean = speak(text, voice)
+                    for codec in codecs:
+                        noisy = (i + v) % 3 == 0
+                        audio = line(clean, codec, noisy, seed=i * 10 + v)
+                        started = time.perf_counter()
+                        heard = engine.transcribe(audio, language).text
+                        compute = time.perf_counter() - started
+                        reference = words(text)
+                        errors = edit_distance(reference, words(heard))
+                        rows.append(
+                            {"model": kind, "language": language, "voice": voice, "codec": codec,
+                             "noisy": noisy, "text": text, "heard": heard, "words": len(reference),
+                             "errors": errors, "compute_s": round(compute, 3),
+                             "audio_s": round(len(audio) / RATE, 2)}
+                        )  # fmt: skip
+                        print(f"{kind:17} {language} {voice:9} {codec} {'noisy' if noisy else 'clean'} "
+                              f"{errors}/{len(reference)}  {heard}", flush=True)  # fmt: skip
+    return {"rows": rows, "summary": summarise(rows)}
+
+
+def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((row["model"], row["language"], row["codec"]), []).append(row)
+    summary = []
+    for (model, language, codec), group in sorted(groups.items()):
+        summary.append(
+            {
+                "model": model, "language": language, "codec": codec, "utterances": len(group),
+                "voices": len({r["voice"] for r in group}),
+                "wer": round(sum(r["errors"] for r in group) / sum(r["words"] for r in group), 4),
+                "wer_clean": _wer([r for r in group if not r["noisy"]]),
+                "wer_noisy": _wer([r for r in group if r["noisy"]]),
+                "compute_s_median": round(statistics.median(r["compute_s"] for r in group), 3),
+            }
+        )  # fmt: skip
+    return summary
+
+
+def _wer(rows: list[dict[str, Any]]) -> float | None:
+    return round(sum(r["errors"] for r in rows) / sum(r["words"] for r in rows), 4) if rows else None
+
+
+def plot(summary: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = {"stt": "tiny.en", "stt_multilingual": "base"}
+    labels = [f"{names[s['model']]}\n{s['language']} {s['codec']}" for s in summary]
+    fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(summary)), 4))
+    ax.bar(labels, [100 * s["wer"] for s in summary], color="#3b6fd4")
+    ax.axhline(8, color="#c0392b", linestyle="--", label="target 8 %")
+    ax.set_ylabel("word error rate (%)")
+    ax.set_title("STT on phone-line audio (espeak-ng callers, 1 in 3 with line noise)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--language", action="append", choices=["en", "fr"], default=[])
+    parser.add_argument("--codec", action="append", choices=["PCMU", "G722"], default=[])
+    parser.add_argument("--lines", type=int, help="only the first N lines of each language (a quick look)")
+    parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    args = parser.parse_args()
+    if shutil.which("espeak-ng") is None:
+        print("bench/stt_wer.py: espeak-ng is missing (make sip-peers installs it)", file=sys.stderr)
+        return 2
+    results = run(args.language or ["en", "fr"], args.codec or ["PCMU", "G722"], args.lines)
+    results["machine"] = {
+        "cpu": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "stt_wer.json").write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n")
+    plot(results["summary"], args.out / "stt_wer.png")
+    for s in results["summary"]:
+        print(json.dumps(s))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
