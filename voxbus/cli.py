@@ -49,6 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     dl = sub.add_parser("dial", help="place an outbound call from the running system to a SIP URI")
     dl.add_argument("uri", help="sip:user@host[:port]")
     dl.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for an answer")
+    dl.add_argument("--agent", default="", help="the agent profile that talks (default: [agent])")
+    dl.add_argument("--context", default="", help="what the agent is told about the call: why it is placed")
 
     t = sub.add_parser("talk", help="hold a file call against a running system")
     t.add_argument("wav", type=Path, help="the caller's audio (16-bit PCM WAV)")
@@ -258,7 +260,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         if args.command == "dial":
             from voxbus.commands import dial
 
-            return _run(dial(_running_url(settings), args.uri, args.timeout, client_creds(settings)))
+            target = (args.uri, args.agent, args.context)
+            return _run(dial(_running_url(settings), target, args.timeout, client_creds(settings)))
         if args.command in ("console", "kpi", "calls"):
             return _console(args, settings)
         if args.command == "events":

@@ -309,8 +309,9 @@ async def tail_events(
     return 0
 
 
-async def dial(url: str, uri: str, timeout_s: float, creds: Path | None = None) -> int:
-    """Place a call through the running gateway; follow it until it ends."""
+async def dial(url: str, target: tuple[str, str, str], timeout_s: float, creds: Path | None = None) -> int:
+    """Place a call through the running gateway (``target``: the URI, the agent profile, what the
+    agent is told about the call); follow it until it ends."""
     import uuid
 
     from voxbus.schemas.base import Accepted
@@ -335,7 +336,8 @@ async def dial(url: str, uri: str, timeout_s: float, creds: Path | None = None) 
 
     try:
         await bus.subscribe(subjects.call_events(call_id), None, on_event)
-        request = DialRequest(call_id=call_id, uri=uri, timeout_s=timeout_s)
+        uri, agent, context = target
+        request = DialRequest(call_id=call_id, uri=uri, timeout_s=timeout_s, agent=agent, context=context)
         reply = await bus.request(subjects.SIP_DIAL, request, Accepted, 10.0)
         print(f"calling {uri} as {call_id} via {reply.worker_id}", flush=True)
         return await ended

@@ -60,6 +60,14 @@ class Profiles:
                 f"agent {name}: agent.{'.'.join(map(str, first['loc']))}: {first['msg']}"
             ) from None
 
+    def named(self, name: str) -> tuple[str, AgentSettings, AgentProfile | None]:
+        """The profile an outbound call names ('': [agent]); ProfileError if there is none."""
+        if not name:
+            return "", self.base, None
+        if name not in self.agents:
+            raise ProfileError(f"unknown agent profile {name!r}: one of {', '.join(self.agents) or 'none'}")
+        return name, self.agents[name], self.profiles[name]
+
     def pick(self, called: str) -> tuple[str, AgentSettings, AgentProfile | None]:
         """(profile name, its agent settings, the profile) for a number called; ("", [agent], None)
         when no profile claims it."""

@@ -21,7 +21,7 @@ from voxbus.bus.connection import Bus, reply_rejected
 from voxbus.bus.streams import call_state_bucket
 from voxbus.config import Settings
 from voxbus.logs import get_logger
-from voxbus.profiles import Profiles
+from voxbus.profiles import ProfileError, Profiles
 from voxbus.schemas.base import Accepted
 from voxbus.schemas.events import SupervisorEscalated, WorkerRestarted
 from voxbus.schemas.messages import CallStart, CallState
@@ -71,11 +71,20 @@ class AgentService:
                 self._start_actor(state.call_id, True, state.caller, state.source, state.called)
 
     def _start_actor(
-        self, call_id: str, resume: bool, caller: str, source: str, called: str = ""
+        self,
+        call_id: str,
+        resume: bool,
+        caller: str,
+        source: str,
+        called: str = "",
+        named: str = "",
+        purpose: str = "",
     ) -> CallActor:
+        """A call's actor, supervised; the agent profile is the one an outbound call ``named``,
+        else the one of the number ``called``."""
         first = [True]
 
-        profile, agent, _ = self.profiles.pick(called)
+        profile, agent, _ = self.profiles.named(named) if named else self.profiles.pick(called)
 
         def make() -> CallActor:
             actor = CallActor(
@@ -90,6 +99,7 @@ class AgentService:
                 source=source,
                 called=called,
                 profile=profile,
+                purpose=purpose,
             )
             first[0] = False
             self.actors[call_id] = actor
@@ -109,9 +119,19 @@ class AgentService:
         if actor is None or not actor.running:
             if request.call_id in self.calls.children():
                 await self.calls.terminate_child(request.call_id)
-            actor = self._start_actor(
-                request.call_id, request.resume, request.caller, request.source, request.called
-            )
+            try:
+                actor = self._start_actor(
+                    request.call_id,
+                    request.resume,
+                    request.caller,
+                    request.source,
+                    request.called,
+                    request.agent,
+                    request.context,
+                )
+            except ProfileError as exc:
+                await reply_rejected(msg, self.agent_id, str(exc))
+                return
         try:
             await asyncio.wait_for(actor.ready.wait(), READY_TIMEOUT_S)
         except TimeoutError:

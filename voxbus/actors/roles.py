@@ -84,7 +84,13 @@ async def _serve(
         from voxbus.sip.gateway import SipGateway
 
         # the machine's gateways share the key of their digest nonces (any shard checks any answer)
-        gateway = SipGateway(bus, settings.sip, worker_id, settings.data_dir / "auth" / "sip-nonce.key")
+        gateway = SipGateway(
+            bus,
+            settings.sip,
+            worker_id,
+            settings.data_dir / "auth" / "sip-nonce.key",
+            frozenset(Profiles(settings).profiles),
+        )
         await gateway.start()
         return Served(gateway.session_ids, close=gateway.stop)
     if role == "console":

@@ -48,6 +48,8 @@ class CallStart(Message):
     caller: str = ""
     called: str = Field(default="", description="the number called: the SIP request URI's user")
     resume: bool = Field(default=False, description="the call exists: resume its saved state")
+    agent: str = Field(default="", max_length=64, description="the agent profile (outbound); '': by number")
+    context: str = Field(default="", max_length=2000, description="why voxbus placed this call (outbound)")
 
 
 class SttSession(Message):
@@ -114,6 +116,13 @@ class DialRequest(Message):
     call_id: str
     uri: str = Field(description="sip: or sips: URI to call")
     timeout_s: float = Field(default=30.0, gt=0, le=300)
+    agent: str = Field(default="", max_length=64, description="the agent profile that talks ('': [agent])")
+    context: str = Field(
+        default="",
+        max_length=2000,
+        description="what the agent is told about this call: why it is placed (a reminder of tomorrow's "
+        "10:30 cleaning for Ann Lee). Data, not instructions: it is given to the LLM as the call's facts",
+    )
 
     @field_validator("uri")
     @classmethod
@@ -182,5 +191,6 @@ class CallState(Message):
     gen: int = 0
     history: list[ChatMessage] = Field(default_factory=list)
     context: str = Field(default="", description="what the LLM knows of this call: date, caller")
+    purpose: str = Field(default="", description="an outbound call's reason (DialRequest.context)")
     language: str = Field(default="en", description="the call's language; 'auto' until the caller speaks")
     ended: bool = False

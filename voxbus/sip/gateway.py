@@ -53,9 +53,15 @@ log = get_logger(__name__)
 
 class SipGateway:
     def __init__(
-        self, bus: Bus, settings: SipSettings, gateway_id: str, nonce_key_path: Path | None = None
+        self,
+        bus: Bus,
+        settings: SipSettings,
+        gateway_id: str,
+        nonce_key_path: Path | None = None,
+        agents: frozenset[str] = frozenset(),
     ) -> None:
         self.bus, self.settings, self.gateway_id = bus, settings, gateway_id
+        self.agents = agents  # the agent profiles an outbound call may name
         self.loop = asyncio.get_running_loop()
         self.pj = PjThread(f"pjsua-{gateway_id}")
         self.calls: dict[str, VoxCall] = {}  # by voxbus call id; touched on the pjsua thread
@@ -304,7 +310,11 @@ class SipGateway:
         except subjects.BadCallId as exc:
             await reply_rejected(msg, self.gateway_id, str(exc))
             return
-        refusal = self.door.dial_refusal(request.uri, len(self.calls), time.monotonic())
+        refusal = (
+            f"unknown agent profile {request.agent!r}"
+            if request.agent and request.agent not in self.agents
+            else self.door.dial_refusal(request.uri, len(self.calls), time.monotonic())
+        )
         if refusal is not None:
             log.warning("dial refused", call_id=request.call_id, reason=refusal)
             self.emit(DialResult(call_id=request.call_id, uri=request.uri, result="failed", reason=refusal))
@@ -314,6 +324,7 @@ class SipGateway:
         def place() -> None:
             assert self.account is not None
             leg = self._new_leg("outbound", request.uri, request.call_id)
+            leg.agent, leg.context = request.agent, request.context
             call = VoxCall(self, self.account, leg)
             self.calls[leg.call_id] = call
             op = pj.CallOpParam(True)

@@ -38,6 +38,8 @@ class CallLeg:
     control: Callable[[str, CallControl], None]  # runs a ctl command on the pjsua thread
     codec: str = ""
     called: str = ""  # the request URI's user: which number (which agent profile) was called
+    agent: str = ""  # outbound: the agent profile that talks
+    context: str = ""  # outbound: why the call is placed, for the agent
     started: float = field(default_factory=time.monotonic)
     hangup_by: str = ""
     inbox: asyncio.Queue[tuple[bytes, float | None]] = field(default_factory=asyncio.Queue)
@@ -80,7 +82,14 @@ class CallLeg:
             self.frames_in = seq
 
     async def _attach(self) -> None:
-        request = CallStart(call_id=self.call_id, source="sip", caller=self.remote, called=self.called)
+        request = CallStart(
+            call_id=self.call_id,
+            source="sip",
+            caller=self.remote,
+            called=self.called,
+            agent=self.agent,
+            context=self.context,
+        )
         taken = await self.bus.request_until_taken(
             subjects.AGENT_CALLS, request, Accepted, within_s=AGENT_ATTACH_S, per_try_s=15.0, pause_s=0.25
         )

@@ -94,6 +94,7 @@ class CallActor(Actor):
         called: str = "",
         profile: str = "",
         clock: Clock | None = None,
+        purpose: str = "",
     ) -> None:
         super().__init__()
         self.name = f"call/{call_id}"
@@ -108,6 +109,7 @@ class CallActor(Actor):
             called=called,
             source=source,
             language=settings.language,
+            purpose=purpose,
         )
         self.conversation = Conversation(state, settings)
         self.out = Outbound(bus, self.clock, call_id, settings)

@@ -142,7 +142,9 @@ def call_context(now: float, state: CallState) -> str:
     lines = [f"Today is {when:%A} {when:%Y-%m-%d}, the time is {when:%H:%M}."]
     if number := caller_number(state.caller):
         lines.append(f"The caller's number is {number}.")
-    if state.called:
+    if state.purpose:  # voxbus placed the call: the person answering did not ask for anything yet
+        lines.append(f"You placed this call; what it is about: {state.purpose}")
+    elif state.called:
         lines.append(f"They called {state.called}.")
     context = " ".join(lines)
     return with_language(context, state.language) if state.language not in ("en", "auto") else context
