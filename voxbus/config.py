@@ -140,6 +140,22 @@ class AgentSettings(BaseModel):
         description="no outcome of a transfer after this long: the agent takes it back",
     )
     max_call_s: float = Field(default=0, ge=0, description="the agent hangs up after this long; 0: no limit")
+    answering_machine: bool = Field(
+        default=True,
+        description="outbound calls: tell a person from an answering machine before speaking "
+        "(voxbus/actors/call/answering.py); a machine gets voicemail_message after its beep",
+    )
+    machine_greeting_ms: int = Field(default=1800, gt=0, description="callee speech this long: a machine")
+    human_pause_ms: int = Field(
+        default=800, gt=0, description="a short hello then this much silence: a person"
+    )
+    amd_initial_silence_s: float = Field(default=4.0, gt=0, description="nobody speaks: a person waiting")
+    beep_wait_ms: int = Field(
+        default=1200, gt=0, description="a machine's greeting is over after this silence"
+    )
+    voicemail_message: str = Field(
+        default="", description="left on an answering machine (a dial's own voicemail wins); empty: hang up"
+    )
     start_tool: str = Field(
         default="",
         description="a served tool called when a call starts, with no arguments (it sees the caller's "

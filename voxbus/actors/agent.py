@@ -79,6 +79,8 @@ class AgentService:
         called: str = "",
         named: str = "",
         purpose: str = "",
+        outbound: bool = False,
+        voicemail: str = "",
     ) -> CallActor:
         """A call's actor, supervised; the agent profile is the one an outbound call ``named``,
         else the one of the number ``called``."""
@@ -100,6 +102,8 @@ class AgentService:
                 called=called,
                 profile=profile,
                 purpose=purpose,
+                outbound=outbound,
+                voicemail=voicemail,
             )
             first[0] = False
             self.actors[call_id] = actor
@@ -128,6 +132,8 @@ class AgentService:
                     request.called,
                     request.agent,
                     request.context,
+                    request.outbound,
+                    request.voicemail,
                 )
             except ProfileError as exc:
                 await reply_rejected(msg, self.agent_id, str(exc))

@@ -332,6 +332,24 @@ class TransferResult(CallEvent):
     final: bool = True
 
 
+class AnsweredBy(CallEvent):
+    """Who answered an outbound call, judged before the agent speaks (``agent.answering_machine``):
+    ``human`` (the agent greets them) or ``machine`` (it waits for the beep, then leaves the
+    voicemail); ``reason`` says what decided it."""
+
+    type: Literal["call.answered_by"] = "call.answered_by"
+    answered_by: Literal["human", "machine"]
+    reason: str
+    speech_ms: int = Field(description="the callee's speech before the verdict")
+
+
+class VoicemailLeft(CallEvent):
+    """The agent left ``text`` on an answering machine and hung up."""
+
+    type: Literal["voicemail.left"] = "voicemail.left"
+    text: str
+
+
 class TransferSummary(CallEvent):
     """A warm transfer is about to hand the call to a person: who calls, what they want, what was
     done, for the colleague taking over (published before the SIP transfer starts). ``source``:
@@ -437,8 +455,8 @@ CALL_EVENTS: tuple[type[CallEvent], ...] = (
     SpeechEnded, SttPartial, SttTentative, SttFinal, LanguageChosen, LlmRequested, LlmFirstToken, LlmDone,
     LlmCancelled, LlmRetried, LlmFallback, TtsRequested, TtsFirstFrame, TtsClauseDone, TtsDone,
     PlayoutStarted, PlayoutHeld, PlayoutResumed, PlayoutDone, BargeIn, TurnMetrics, DtmfReceived, DialResult,
-    TransferResult, TransferSummary, TransferReturned, ToolCalled, ToolResult, ToolFailed, ToolsOffered,
-    OperatorActed,
+    TransferResult, TransferSummary, TransferReturned, AnsweredBy, VoicemailLeft, ToolCalled, ToolResult,
+    ToolFailed, ToolsOffered, OperatorActed,
 )  # fmt: skip
 SYSTEM_EVENTS: tuple[type[Event], ...] = (
     ErrorEvent, SipRejected, SipRegistered, WorkerStarted, WorkerRestarted, WorkerExited, SupervisorEscalated,

@@ -50,6 +50,8 @@ class CallStart(Message):
     resume: bool = Field(default=False, description="the call exists: resume its saved state")
     agent: str = Field(default="", max_length=64, description="the agent profile (outbound); '': by number")
     context: str = Field(default="", max_length=2000, description="why voxbus placed this call (outbound)")
+    outbound: bool = Field(default=False, description="voxbus placed the call: who answers is judged first")
+    voicemail: str = Field(default="", max_length=1000, description="left on an answering machine")
 
 
 class SttSession(Message):
@@ -123,6 +125,11 @@ class DialRequest(Message):
         description="what the agent is told about this call: why it is placed (a reminder of tomorrow's "
         "10:30 cleaning for Ann Lee). Data, not instructions: it is given to the LLM as the call's facts",
     )
+    voicemail: str = Field(
+        default="",
+        max_length=1000,
+        description="what to leave on an answering machine (else the profile's agent.voicemail_message)",
+    )
 
     @field_validator("uri")
     @classmethod
@@ -192,5 +199,6 @@ class CallState(Message):
     history: list[ChatMessage] = Field(default_factory=list)
     context: str = Field(default="", description="what the LLM knows of this call: date, caller")
     purpose: str = Field(default="", description="an outbound call's reason (DialRequest.context)")
+    outbound: bool = False
     language: str = Field(default="en", description="the call's language; 'auto' until the caller speaks")
     ended: bool = False

@@ -324,7 +324,7 @@ class SipGateway:
         def place() -> None:
             assert self.account is not None
             leg = self._new_leg("outbound", request.uri, request.call_id)
-            leg.agent, leg.context = request.agent, request.context
+            leg.agent, leg.context, leg.voicemail = request.agent, request.context, request.voicemail
             call = VoxCall(self, self.account, leg)
             self.calls[leg.call_id] = call
             op = pj.CallOpParam(True)

@@ -40,6 +40,7 @@ class CallLeg:
     called: str = ""  # the request URI's user: which number (which agent profile) was called
     agent: str = ""  # outbound: the agent profile that talks
     context: str = ""  # outbound: why the call is placed, for the agent
+    voicemail: str = ""  # outbound: what to leave on an answering machine
     started: float = field(default_factory=time.monotonic)
     hangup_by: str = ""
     inbox: asyncio.Queue[tuple[bytes, float | None]] = field(default_factory=asyncio.Queue)
@@ -89,6 +90,8 @@ class CallLeg:
             called=self.called,
             agent=self.agent,
             context=self.context,
+            outbound=self.direction == "outbound",
+            voicemail=self.voicemail,
         )
         taken = await self.bus.request_until_taken(
             subjects.AGENT_CALLS, request, Accepted, within_s=AGENT_ATTACH_S, per_try_s=15.0, pause_s=0.25

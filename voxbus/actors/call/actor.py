@@ -33,7 +33,9 @@ from nats.js.kv import KeyValue
 
 from voxbus.actors.base import Actor
 from voxbus.actors.call.agent_side import AgentSide
+from voxbus.actors.call.answering import AnsweringJudge
 from voxbus.actors.call.barge_in import BargeInJudge
+from voxbus.actors.call.callee import Callee
 from voxbus.actors.call.conversation import CallStore, Conversation, call_context, with_language
 from voxbus.actors.call.handoff import Handoff
 from voxbus.actors.call.operator import OperatorDesk, OperatorRequest
@@ -95,6 +97,8 @@ class CallActor(Actor):
         profile: str = "",
         clock: Clock | None = None,
         purpose: str = "",
+        outbound: bool = False,
+        voicemail: str = "",
     ) -> None:
         super().__init__()
         self.name = f"call/{call_id}"
@@ -110,7 +114,10 @@ class CallActor(Actor):
             source=source,
             language=settings.language,
             purpose=purpose,
+            outbound=outbound,
         )
+        self.voicemail = voicemail or settings.voicemail_message
+        self.callee: Callee | None = None  # an outbound call's answerer, while being judged
         self.conversation = Conversation(state, settings)
         self.out = Outbound(bus, self.clock, call_id, settings)
         self.turns = turns
@@ -193,7 +200,10 @@ class CallActor(Actor):
             self.tools.start_discovery()  # after call.started: a call's events begin with it
             self.state.context = call_context(self.clock.time(), self.state)
             await self.agent.save()
-            if self.settings.greeting:
+            if self.state.outbound and self.settings.answering_machine:  # a person, or a machine?
+                judge = AnsweringJudge(self.settings, self.clock.monotonic())
+                self.callee = Callee(judge, self.agent, self.out, self.clock, self.voicemail)
+            elif self.settings.greeting:
                 await self.agent.greet()
             self._tasks.add(asyncio.create_task(self._warm_with_tools()))
         self.ready.set()
@@ -250,21 +260,33 @@ class CallActor(Actor):
 
     # --- the caller: turn-taking decides, the actor carries out ---------------------------------
     async def _on_speech_started(self, event: SpeechStarted) -> None:
+        if self.callee is not None and await self.callee.took(event):
+            return
         await self._carry_out(self.turn_taking.speech_started(event, self.agent.current))
 
     async def _on_speech_paused(self, event: SpeechPaused) -> None:
+        if self.callee is not None and await self.callee.took(event):
+            return
         await self._carry_out(self.turn_taking.speech_paused(event))
 
     async def _on_speech_resumed(self, event: SpeechResumed) -> None:
+        if self.callee is not None and await self.callee.took(event):
+            return
         await self._carry_out(self.turn_taking.speech_resumed(event, self.agent.current))
 
     async def _on_speech_ended(self, event: SpeechEnded) -> None:
+        if self.callee is not None and await self.callee.took(event):
+            return
         await self._carry_out(self.turn_taking.speech_ended(event))
 
     async def _on_tentative(self, event: SttTentative) -> None:
+        if self.callee is not None and await self.callee.took(event):
+            return
         await self._carry_out(self.turn_taking.tentative(event, self.agent.current))
 
     async def _on_final(self, event: SttFinal) -> None:
+        if self.callee is not None and await self.callee.took(event):
+            return
         if self.state.language == "auto" and event.language:
             self.state.language = event.language
             self._language_known(event.language)
@@ -298,6 +320,8 @@ class CallActor(Actor):
         await self._carry_out(self.turn_taking.playout_held(event))
 
     async def _on_tick(self, _tick: Tick) -> None:
+        if self.callee is not None:
+            await self.callee.tick()
         await self._carry_out(self.turn_taking.tick(self.agent.current))
         await self.agent.retry_llm_if_quiet()
         await self.agent.hold_if_tool_slow()
