@@ -87,6 +87,8 @@ SAMPLES: list[BaseModel] = [
         requested_by="agent",
     ),
     ev.TransferReturned(call_id=C, target="sip:queue@127.0.0.1", code=486, reason="Busy Here"),
+    ev.AnsweredBy(call_id=C, answered_by="machine", reason="a greeting of 2400 ms", speech_ms=2400),
+    ev.VoicemailLeft(call_id=C, text="Your cleaning is tomorrow at 10:30. Goodbye."),
     ev.SipRejected(gateway="sip-1", remote="10.0.0.9:5060", code=403, reason="source not allowed"),
     ev.SipRegistered(
         gateway="sip-1", aor="sip:2000@trunk.example", ok=True, code=200, reason="OK", expires_s=300
