@@ -17,6 +17,11 @@ class Lexicon(BaseModel):
         default_factory=list,
         description="a phrase ending in one of these is unfinished: conjunctions, prepositions, articles",
     )
+    interruptions: list[str] = Field(
+        default_factory=list,
+        description="words that cut the agent off whatever it just said ('stop', 'wait'): never taken "
+        "for its echo, however short the phrase",
+    )
 
 
 ENGLISH = Lexicon(
@@ -34,6 +39,8 @@ ENGLISH = Lexicon(
         "will", "i", "i'd", "i'm", "we", "want", "need", "like", "please", "also", "maybe", "when",
         "where", "how", "what", "until", "after", "before", "around", "between",
     ],
+    # strong cues only: an agent's answers say "sorry", "no" and "but" too, and their echo must not cut in
+    interruptions=["stop", "wait", "hold on", "hang on", "excuse me"],
 )  # fmt: skip
 
 
@@ -52,4 +59,5 @@ FRENCH = Lexicon(
         "je", "j'ai", "je suis", "je voudrais", "il", "elle", "on", "nous", "vous", "est", "suis",
         "voudrais", "vers", "avant", "après", "entre", "quand", "comme", "aussi", "plutôt",
     ],
+    interruptions=["stop", "attendez", "attends", "arrêtez", "excusez-moi"],
 )  # fmt: skip

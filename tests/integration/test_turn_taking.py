@@ -123,7 +123,10 @@ async def test_caller_interrupts_the_agent_mid_answer(
     loud = heard.loud_frames()
     assert np.any((loud > timings[1].start_tick) & (loud < held_tick)), "the caller never heard the agent"
     after = loud[loud > held_tick + 200 / FRAME_MS]  # the path from the gateway to the caller's ear
-    assert len(after) and after[0] > timings[1].end_tick, "agent audio went on over the caller"
+    assert len(after) and after[0] > timings[1].end_tick, (
+        f"agent audio went on over the caller: held at tick {held_tick:.0f}, heard again at {after[0]}; "
+        f"{story(events)}"
+    )
     # the history keeps what the caller heard of the answer, marked interrupted, then the new turn
     said = " ".join(t.text for t in of(events, TtsRequested, gen))
     cut = [m for m in state.history if m.interrupted]

@@ -218,6 +218,35 @@ def test_echo_is_judged_on_what_was_played_just_before_the_hold() -> None:
     assert isinstance(resume, ResumeAudio) and resume.event.reason == "the agent's own voice (echo)"
 
 
+def test_a_cut_in_cue_interrupts_even_when_the_agent_just_said_the_word() -> None:
+    call = Call()
+    speaking = call.agent(text="The bus would not stop at the station, so we walked.")
+    call.start()
+    call.pause()
+    [interrupt] = call.final("Stop, stop.")  # a short cut-in: answered once they go on
+    assert isinstance(interrupt, Interrupt) and interrupt.generation is speaking
+    call = Call()
+    call.agent(text="The bus would not stop at the station, so we walked.")
+    call.start()
+    call.pause()
+    [resume] = call.final("would not stop")  # its echo does not start with the cue
+    assert isinstance(resume, ResumeAudio) and resume.event.reason == "the agent's own voice (echo)"
+
+
+def test_words_that_do_not_interrupt_do_not_resume_the_agent_over_the_caller_speaking_again() -> None:
+    """ "Uh-huh" judged while the caller is already saying more: the hold goes on, and what they say
+    next decides (the agent is never resumed over the caller)."""
+    call = Call()
+    speaking = call.agent()
+    call.start()
+    call.pause()
+    call.resume()  # the caller goes on before the backchannel's words are judged
+    assert call.final("Uh-huh.") == []  # no ResumeAudio: the hold goes on
+    assert call.turns.barge_in.holding and call.current is speaking
+    call.pause()
+    assert kinds(call.final("Can you book me in for Tuesday?")) == ["Interrupt", "EndTurn"]
+
+
 def test_words_over_the_agent_interrupt_it_and_the_history_keeps_what_was_heard() -> None:
     call = Call()
     speaking = call.agent(text="Paris is the capital. It lies on the Seine river.")

@@ -99,7 +99,10 @@ def judge_barge_in(
     """Why words spoken over the agent do *not* interrupt it, or None if they do."""
     if not words(text):
         return "no words (a noise or a cough)"
-    if is_echo(text, agent_said, overlap):
+    heard = words(text)
+    # "Stop, stop." or "Wait, ..." cut in whatever the agent just said; "...would not stop" may be its echo
+    cut_in = any(heard[: len(cue)] == cue for cue in map(words, lexicon.interruptions) if cue)
+    if not cut_in and is_echo(text, agent_said, overlap):
         return "the agent's own voice (echo)"
     found = content_words(text, lexicon)
     if not found:

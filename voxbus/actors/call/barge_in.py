@@ -60,6 +60,7 @@ class Interrupt:
 class Verdict(enum.Enum):
     INTERRUPT = "interrupt"  # the agent stops; the caller's words are a turn
     RESUME = "resume"  # the agent goes on; the caller's words are not a turn
+    HOLD = "hold"  # not these words, but the caller speaks again: their next words are judged
     GONE = "gone"  # the generation ended before the words came: nothing to decide
 
 
@@ -104,8 +105,12 @@ class BargeInJudge:
         if self.barge is not None and self.barge.gen == gen:
             self.barge = None
 
-    def judge(self, text: str | None, current: Generation | None) -> tuple[Verdict, list[BargeAction]]:
-        """Decide the hold on the caller's words (None: on its length alone)."""
+    def judge(
+        self, text: str | None, current: Generation | None, speaking: bool = False
+    ) -> tuple[Verdict, list[BargeAction]]:
+        """Decide the hold on the caller's words (None: on its length alone). ``speaking``: the
+        caller has started speaking again since these words: words that would not interrupt do not
+        resume the agent over them; the hold goes on and the next words are judged."""
         barge = self.barge
         assert barge is not None, "judge() without a hold"
         if current is None or current.gen != barge.gen:
@@ -125,6 +130,9 @@ class BargeInJudge:
         )
         if why_not is None:
             return Verdict.INTERRUPT, [self._interrupt(current, "words over the agent", text)]
+        if speaking:  # resuming now would play the agent over the caller: judge what they say next
+            barge.started, barge.voiced_since, barge.paused = self.clock.monotonic(), self.clock.time(), False
+            return Verdict.HOLD, []
         self.barge = None
         return Verdict.RESUME, [
             ResumeAudio(current.gen, self._event(barge, current, "ignored", why_not, text))

@@ -207,7 +207,7 @@ class TurnTaking:
         return EndTurn(event, arrived, speech_end_ts, vad_decision_ts, speculative, superseded)
 
     def _judge(self, text: str | None, current: Generation | None, decisions: list[Decision]) -> Verdict:
-        verdict, actions = self.barge_in.judge(text, current)
+        verdict, actions = self.barge_in.judge(text, current, speaking=self.caller_speaking)
         decisions.extend(actions)
         self._note(verdict)
         return verdict
@@ -215,7 +215,7 @@ class TurnTaking:
     def _note(self, verdict: Verdict | None) -> None:
         if verdict is Verdict.INTERRUPT:
             self.interrupted = True
-        elif verdict is Verdict.RESUME:
+        elif verdict in (Verdict.RESUME, Verdict.HOLD):
             self.words_ignored = True
 
     # --- time -------------------------------------------------------------------------------------
