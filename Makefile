@@ -78,6 +78,7 @@ bench: models models-test
 	$(PY) bench/gateway.py --calls 12 --seconds 30 --out bench/results
 	$(PY) bench/echo.py --out bench/results
 	$(PY) bench/stt_wer.py --out bench/results
+	$(PY) bench/french_call.py --out bench/results
 	$(PY) bench/nats_outage.py --kills 5 --out bench/results
 	$(VENV)/bin/voxbus models fetch --name qwen2.5-coder-0.5b-instruct-q4_k_m
 	$(PY) bench/tool_calls.py --out bench/results

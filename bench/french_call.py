@@ -22,6 +22,7 @@ from typing import Any
 from voxbus.bus.embedded import free_port
 from voxbus.commands import sip_call
 from voxbus.config import load_settings
+from voxbus.engines.models import models_dir
 from voxbus.engines.tts import EspeakEngine
 from voxbus.logs import setup_logging
 from voxbus.media.dialogue import Dialogue, DialogueLine, DialoguePlayer, render_line
@@ -48,6 +49,7 @@ CALLER_VOICE = "fr+f2"
 
 async def run() -> dict[str, Any]:
     data = Path(tempfile.mkdtemp(prefix="voxbus-french-"))
+    os.environ.setdefault("VOXBUS_MODEL_DIR", str(models_dir(load_settings())))  # not under the temp dir
     os.environ.update(AGENT | {"VOXBUS_DATA_DIR": str(data), "VOXBUS_CONSOLE__ENABLED": "false"})
     os.environ["VOXBUS_SIP__PORT"] = str(free_port())
     settings = load_settings(profile="default")
