@@ -7,6 +7,7 @@ import json
 import re
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,6 +24,7 @@ from voxbus.media.file_call import FileCall
 from voxbus.media.wav import WavSource
 from voxbus.schemas.events import (
     BargeIn,
+    CallEvent,
     ErrorEvent,
     Event,
     LlmDone,
@@ -225,11 +227,13 @@ async def sip_call(  # type: ignore[no-untyped-def]
     quiet: bool = False,
     caller_user: str = "caller",
     end_after_turn: int | None = None,
+    end_on: Callable[[Event], bool] | None = None,
 ):
     """Call voxbus over SIP with the project's own caller (a WAV or a reacting voice), printing
     the conversation from the event stream; returns (what the caller heard, the turns' metrics,
     every event of the call). ``end_after_turn``: hang up once that turn's answer has been played
-    (however long it took), instead of when the caller's audio runs out."""
+    (however long it took), instead of when the caller's audio runs out; ``end_on``: hang up two
+    seconds after the first event it accepts."""
     from voxbus.sip.caller import SipCaller
 
     bus = Bus(url, name="voxbus-sip-caller", source="sip-caller", creds=client_creds(settings))
@@ -246,6 +250,8 @@ async def sip_call(  # type: ignore[no-untyped-def]
             metrics.append(event.model_dump(exclude={"v", "source"}))
             if end_after_turn is not None and event.turn >= end_after_turn:
                 ending.append(asyncio.create_task(_hang_up(bus, event.call_id, after_s=0.5)))
+        if end_on is not None and not ending and isinstance(event, CallEvent) and end_on(event):
+            ending.append(asyncio.create_task(_hang_up(bus, event.call_id, after_s=2.0)))
 
     try:
         await bus.subscribe(subjects.ALL_CALL_EVENTS, None, on_event)

@@ -128,6 +128,9 @@ async def test_a_caller_moves_their_appointment(
     await service.stop()
 
 
+CHANGING_TOOLS = ("list_free_slots", "reschedule", "book", "cancel")  # the calendar's, after the lookup
+
+
 @pytest.mark.parametrize("trouble", ["gone", "slow"])
 async def test_a_calendar_that_is_gone_or_slow_gets_an_offer_of_a_person(
     trouble: str,
@@ -154,7 +157,9 @@ async def test_a_calendar_that_is_gone_or_slow_gets_an_offer_of_a_person(
     await watcher.subscribe("voxbus.call.*.evt.tools.offered", None, stop_when_offered)
     events = await call(system, clinic_settings, piper, tmp_path)
     assert offered.is_set()
-    failed = [e for e in events if isinstance(e, ToolFailed) and e.name == "reschedule"]
+    # whichever calendar tool the model picks for the request ("move" misheard as "do" made it pick
+    # `book` once): it fails, and the caller is offered a person
+    failed = [e for e in events if isinstance(e, ToolFailed) and e.name in CHANGING_TOOLS]
     assert failed, [(type(e).__name__, getattr(e, "name", "")) for e in events if "Tool" in type(e).__name__]
     assert (
         failed[0].failure == ("unavailable" if trouble == "gone" else "timeout") and failed[0].attempts == 2
@@ -163,7 +168,7 @@ async def test_a_calendar_that_is_gone_or_slow_gets_an_offer_of_a_person(
     if trouble == "gone":
         assert calendar.row(12)["start"] != f"{resolve_day('friday', date.today())} 11:30"  # nothing done
     assert not [
-        e for e in events if isinstance(e, ToolResult) and e.name == "reschedule"
+        e for e in events if isinstance(e, ToolResult) and e.name in CHANGING_TOOLS
     ]  # a late reply is ignored
     await watcher.close()
     if trouble == "slow":
