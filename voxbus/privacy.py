@@ -12,7 +12,10 @@ from voxbus.schemas.events import Event
 
 REDACTED = "[redacted]"
 # the fields of events that carry what people said or typed, and what tools were given and gave back
-SPOKEN_FIELDS = ("text", "heard_text", "summary", "arguments", "result", "message")
+SPOKEN_FIELDS = (
+    "text", "heard_text", "user_text", "agent_text", "summary",
+    "arguments", "result", "message", "error", "reason",
+)  # fmt: skip
 
 
 class Redactor:

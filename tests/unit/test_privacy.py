@@ -8,7 +8,7 @@ import asyncio
 from voxbus.bus.connection import Bus
 from voxbus.console.settings import DEFAULT_REDACT
 from voxbus.privacy import REDACTED, Redactor
-from voxbus.schemas.events import CallStarted, SttFinal, ToolCalled, ToolResult
+from voxbus.schemas.events import CallStarted, SttFinal, ToolCalled, ToolResult, TurnMetrics
 
 CARD = "4111 1111 1111 1111"
 
@@ -35,6 +35,9 @@ def test_spoken_fields_and_tool_arguments_are_redacted_the_rest_kept() -> None:
         latency_ms=3.0, attempts=1,
     )  # fmt: skip
     assert redact.event(result).result == {"rows": [{"mail": REDACTED}]}  # type: ignore[attr-defined]
+    metrics = TurnMetrics(call_id="c1", turn=1, gen=1, user_text=f"it is {CARD}", agent_text=f"Got {CARD}.")
+    clean_metrics = redact.event(metrics)
+    assert CARD not in clean_metrics.model_dump_json() and clean_metrics.turn == 1  # type: ignore[attr-defined]
     started = CallStarted(call_id="c1", caller="<sip:+442079460958@pbx>")
     assert redact.event(started) is started  # who called is the call's identity, not its content
 
