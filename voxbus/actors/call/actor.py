@@ -210,6 +210,7 @@ class CallActor(Actor):
 
     async def on_stop(self) -> None:
         await self.tools.close()
+        await self.store.close()  # a state the bucket could not take yet is written now, if it can be
         for task in self._tasks:
             task.cancel()
         if self._ticker:

@@ -14,11 +14,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from nats.js.errors import KeyNotFoundError
-from nats.js.kv import KeyValue
-
-from voxbus.bus import subjects
-from voxbus.bus.codec import BadMessage
+from voxbus.actors.call.store import CallStore  # noqa: F401  (where the actor finds it)
 from voxbus.config import AgentSettings
 from voxbus.schemas.messages import CallState, ChatMessage
 
@@ -106,27 +102,6 @@ def history_start(length: int, keep: int) -> int:
         return 0
     step = max(2, keep // 2)
     return -(-(length - keep) // step) * step  # the next multiple of step at or above the excess
-
-
-class CallStore:
-    """Call states in the ``voxbus_calls`` key-value bucket, by call id."""
-
-    def __init__(self, kv: KeyValue) -> None:
-        self.kv = kv
-
-    async def load(self, call_id: str) -> CallState | None:
-        """The saved state (None if there is none); :class:`BadMessage` if it is unreadable."""
-        try:
-            entry = await self.kv.get(call_id)
-        except KeyNotFoundError:
-            return None
-        try:
-            return CallState.model_validate_json(entry.value or b"")
-        except ValueError as exc:
-            raise BadMessage(f"kv {subjects.CALL_STATE_BUCKET}.{call_id}", str(exc).splitlines()[0]) from None
-
-    async def save(self, state: CallState) -> None:
-        await self.kv.put(state.call_id, state.model_dump_json().encode())
 
 
 def caller_number(uri: str) -> str:
