@@ -150,10 +150,14 @@ async def test_caller_interrupts_the_agent_mid_answer(
     assert cut and cut[0].content == barge[0].heard_text
     assert 0 < len(cut[0].content.split()) < len(said.split())
     assert said.startswith(cut[0].content)
-    users = [m.content.lower() for m in state.history if m.role == "user"]
-    assert "story" in users[0] and "france" in users[1]
+    # the words the caller cut in with became the next turn, and it was answered (whatever whisper
+    # made of them: once "Stop, stop. What is the capital of France?" came out as "So, uh, we have a
+    # little of a brand.")
+    users = [m.content for m in state.history if m.role == "user"]
+    finals = [e.text for e in of(events, SttFinal) if e.ts > barge[0].ts]
+    assert len(users) >= 2 and users[-1].strip() and any(f.strip() in users[-1] for f in finals if f.strip())
     answers = [m for m in of(events, TurnMetrics) if m.gen != gen]
-    assert answers and "france" in answers[-1].user_text.lower()
+    assert answers and answers[-1].user_text == users[-1]
 
 
 async def test_backchannel_cough_and_echo_do_not_interrupt(
