@@ -72,14 +72,22 @@ async def kamailio_front(shard_ports: list[int], folder: Path) -> AsyncIterator[
         .replace("udp:127.0.0.1:5060", f"udp:127.0.0.1:{front}")
         .replace("/etc/kamailio/voxbus-dispatcher.list", str(dispatcher))
     )
-    (folder / "run").mkdir(exist_ok=True)
+    async with running_kamailio(config, front, folder / "run"):
+        yield front
+
+
+@contextlib.asynccontextmanager
+async def running_kamailio(config: Path, port: int, run_dir: Path) -> AsyncIterator[None]:
+    """Kamailio with ``config`` (listening on ``port``), until the block ends; entered once it
+    answers OPTIONS."""
+    run_dir.mkdir(exist_ok=True)
     kamailio = await asyncio.create_subprocess_exec(
-        "kamailio", "-f", str(config), "-DD", "-E", "-n", "1", "-Y", str(folder / "run"),
+        "kamailio", "-f", str(config), "-DD", "-E", "-n", "1", "-Y", str(run_dir),
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        await _answering(front, kamailio)
-        yield front
+        await _answering(port, kamailio)
+        yield
     finally:
         kamailio.terminate()
         await kamailio.wait()

@@ -17,7 +17,7 @@ from voxbus.config import Settings, load_settings
 from voxbus.schemas.events import CallStarted, Event, SipRegistered
 from voxbus.supervisors.system import System
 
-from .helpers import sipp_command, stream_events, wait_all_serving
+from .helpers import running_kamailio, sipp_command, stream_events, wait_all_serving
 
 pytestmark = pytest.mark.integration
 REGISTRAR_CFG = Path(__file__).parent / "kamailio" / "registrar.cfg"
@@ -28,8 +28,6 @@ DID = "2000"
 @pytest.fixture
 async def registrar(tmp_path: Path) -> AsyncIterator[int]:
     """The trunk's registrar (Kamailio) on a free port."""
-    from .helpers import _answering
-
     port = free_port()
     config = tmp_path / "registrar.cfg"
     config.write_text(
@@ -37,17 +35,8 @@ async def registrar(tmp_path: Path) -> AsyncIterator[int]:
         .replace("udp:127.0.0.1:5060", f"udp:127.0.0.1:{port}")
         .replace("TRUNK_PASSWORD", PASSWORD)
     )
-    (tmp_path / "kamailio-run").mkdir()
-    kamailio = await asyncio.create_subprocess_exec(
-        "kamailio", "-f", str(config), "-DD", "-E", "-n", "1", "-Y", str(tmp_path / "kamailio-run"),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        await _answering(port, kamailio)
+    async with running_kamailio(config, port, tmp_path / "kamailio-run"):
         yield port
-    finally:
-        kamailio.terminate()
-        await kamailio.wait()
 
 
 def registering(monkeypatch: pytest.MonkeyPatch, port: int, password: str) -> Settings:
