@@ -3,11 +3,14 @@ as a PBX could; what each got, whether the gateway restarted, and whether a real
 
 Suites: the PROTOS c07-sip test cases (University of Oulu, 4,527 malformed INVITEs; GPLv2, not
 shipped with voxbus: pass the folder of case files from the rtckit/protos-sip-test-cases
-repository) and the project's own RFC 4475 semantic cases (``tests/hostile_sip.py``).
+repository), the project's own RFC 4475 semantic cases (``tests/hostile_sip.py``), and mutated
+requests of every method, generated from a seed (``tests/sip_mutations.py``).
 
     python bench/sip_torture.py --protos /path/to/protos-sip-test-cases/cases --rate 8
+    python bench/sip_torture.py --mutations 10000 --mutation-rate 100 [--through-kamailio]
 
-Writes ``sip_torture.json`` and ``sip_torture.png`` (answers per status) into ``--out``.
+Writes ``sip_torture.json`` and ``sip_torture.png`` (answers per status) into ``--out``
+(``sip_fuzz*.json`` for a run of mutations alone).
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ import contextlib
 import json
 import os
 import re
-import socket
 import sys
 import tempfile
 import time
@@ -32,15 +34,17 @@ sys.path.insert(0, str(ROOT))
 
 from tests.hostile_sip import cases as rfc4475_cases  # noqa: E402
 from tests.integration.helpers import kamailio_front  # noqa: E402
+from tests.sip_mutations import mutated_messages  # noqa: E402
+from tests.sip_probe import Prober  # noqa: E402
 from voxbus.bus import subjects  # noqa: E402
 from voxbus.bus.connection import Bus  # noqa: E402
 from voxbus.bus.embedded import free_port  # noqa: E402
 from voxbus.config import load_settings  # noqa: E402
 from voxbus.logs import setup_logging  # noqa: E402
 from voxbus.schemas.events import Event, WorkerRestarted  # noqa: E402
+from voxbus.supervisors.serving import pid_of  # noqa: E402
 from voxbus.supervisors.system import System  # noqa: E402
 
-UDP_MAX = 65507
 WAIT_S = 2.0  # for a final answer, before the case is torn down with its CANCEL
 
 
@@ -76,65 +80,6 @@ def fill(template: bytes, number: int, target: str, local_port: int) -> bytes:
     return head + sep + body
 
 
-class Prober:
-    """Sends requests from one UDP socket and collects every answer by Call-ID."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.setblocking(False)
-        self.port = self.sock.getsockname()[1]
-        self.finals: dict[str, int] = {}
-        self.provisional: set[str] = set()
-
-    async def listen(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            data = await loop.sock_recv(self.sock, 65535)
-            match = re.search(rb"^SIP/2\.0 (\d{3})", data)
-            call_id = re.search(rb"(?im)^(?:call-id|i)\s*:\s*(\S+)", data)
-            if not match or not call_id or re.search(rb"(?im)^cseq\s*:\s*\d+\s+(CANCEL|ACK|BYE)", data):
-                continue  # the answers to the INVITEs only (not to their teardowns)
-            status, key = int(match.group(1)), call_id.group(1).decode(errors="replace")
-            if status < 200:
-                self.provisional.add(key)
-            elif key not in self.finals:
-                self.finals[key] = status
-                if status < 300:  # a call was set up: end it at once, as a caller would
-                    for method, cseq in (("ACK", 1), ("BYE", 2)):
-                        await self.send(self._in_dialog(data, method, cseq))
-
-    def _in_dialog(self, response: bytes, method: str, cseq: int) -> bytes:
-        """An ACK or BYE within the dialog a 2xx set up (RFC 3261 12.2.1.1, no route set)."""
-        text = response.decode(errors="replace")
-        header = {}
-        for line in text.split("\r\n")[1:]:
-            name, _, value = line.partition(":")
-            header.setdefault(name.strip().lower(), value.strip())
-        contact = re.search(r"<([^>]+)>", header.get("contact", "")) or re.search(
-            r"(\S+)", header.get("contact", "")
-        )
-        target = contact.group(1) if contact else f"sip:voxbus@{self.target[0]}:{self.target[1]}"
-        lines = [
-            f"{method} {target} SIP/2.0",
-            f"Via: SIP/2.0/UDP 127.0.0.1:{self.port};branch=z9hG4bK{method.lower()}{time.monotonic_ns()}",
-            "Max-Forwards: 70",
-            f"From: {header.get('from', '')}",
-            f"To: {header.get('to', '')}",
-            f"Call-ID: {header.get('call-id', '')}",
-            f"CSeq: {cseq} {method}",
-            "Content-Length: 0",
-        ]
-        return ("\r\n".join(lines) + "\r\n\r\n").encode()
-
-    async def send(self, message: bytes) -> bool:
-        if len(message) > UDP_MAX:
-            return False
-        await asyncio.get_running_loop().sock_sendto(self.sock, message, self.target)
-        return True
-
-
 Case = tuple[str, bytes, bytes | None]  # Call-ID, the INVITE, its teardown
 
 
@@ -162,7 +107,7 @@ async def run_suite(name: str, messages: list[Case], prober: Prober, rate: float
     }
 
 
-async def bench(protos: Path | None, every: int, rate: float, tmp: Path, through_kamailio: bool) -> dict:
+async def bench(args: argparse.Namespace, tmp: Path) -> dict:
     settings = load_settings()
     port = free_port()
     settings.sip = settings.sip.model_copy(update={"port": port})
@@ -177,17 +122,46 @@ async def bench(protos: Path | None, every: int, rate: float, tmp: Path, through
         restarts.append(event)
 
     await bus.subscribe(subjects.system_event("worker.restarted"), None, on_restart)
-    await asyncio.sleep(3)  # the gateway up
+    gateway_pid = await pid_of(bus, "sip", "sip-1")
+    rss_before = rss_kb(gateway_pid)
     fronts = contextlib.AsyncExitStack()
-    target_port = await fronts.enter_async_context(kamailio_front([port], tmp)) if through_kamailio else port
+    target_port = (
+        await fronts.enter_async_context(kamailio_front([port], tmp)) if args.through_kamailio else port
+    )
     prober = Prober(("127.0.0.1", target_port))
     listening = asyncio.create_task(prober.listen())
     results = []
     local = f"127.0.0.1:{prober.port}"
     to = f"127.0.0.1:{target_port}"
     ours = [(f"{branch}@torture", message, None) for branch, message in _ours(to, local)]
-    results.append(await run_suite("RFC 4475 semantic cases (tests/hostile_sip.py)", ours, prober, rate))
+    results.append(await run_suite("RFC 4475 semantic cases (tests/hostile_sip.py)", ours, prober, args.rate))
+    if args.mutations:
+        fuzzer = Prober(("127.0.0.1", target_port), ignore=())  # answers to BYE and CANCEL count here
+        fuzzing = asyncio.create_task(fuzzer.listen())
+        cases = mutated_messages(args.mutations, to, f"127.0.0.1:{fuzzer.port}", args.seed)
+        print(f"mutations: {len(cases)} messages at {args.mutation_rate}/s...", flush=True)
+        mutated = [(call_id, message, None) for call_id, _, message in cases]
+        suite = await run_suite(
+            f"mutated requests (tests/sip_mutations.py, seed {args.seed})",
+            mutated,
+            fuzzer,
+            args.mutation_rate,
+        )
+        suite["improper_answers"] = len(fuzzer.improper)
+        suite["improper_samples"] = [sample.decode(errors="replace") for sample in fuzzer.improper[:5]]
+        suite["answers_2xx_by_mutation"] = dict(
+            Counter(
+                what for call_id, what, _ in cases if 200 <= fuzzer.finals.get(call_id, 0) < 300
+            ).most_common(10)
+        )
+        suite["unanswered_by_mutation"] = dict(
+            Counter(what for call_id, what, _ in cases if call_id not in fuzzer.finals).most_common(12)
+        )
+        results.append(suite)
+        fuzzing.cancel()
+    protos = args.protos
     if protos is not None:
+        rate, every = args.rate, args.every
         files = sorted(protos.iterdir())[::every]
         messages = []
         for number, path in ((int(p.name), p) for p in files):
@@ -198,21 +172,34 @@ async def bench(protos: Path | None, every: int, rate: float, tmp: Path, through
         print(f"PROTOS: {len(messages)} cases at {rate}/s...", flush=True)
         results.append(await run_suite(f"PROTOS c07-sip (every {every})", messages, prober, rate))
     listening.cancel()
-    await asyncio.sleep(35)  # calls PROTOS set up and left (no ACK) end after RFC 3261's 32 s
+    if protos is not None:
+        await asyncio.sleep(35)  # calls PROTOS set up and left (no ACK) end after RFC 3261's 32 s
     served = await _a_real_call(target_port)
+    rss_after = rss_kb(gateway_pid)
     await fronts.aclose()
-    await bus.close()
-    await system.stop()
-    return {
+    result = {
         "target": "Kamailio (deploy/kamailio) before one gateway"
-        if through_kamailio
+        if args.through_kamailio
         else "embedded gateway (voxbus up's SIP port, no Kamailio)",
-        "rate_per_s": rate,
+        "rate_per_s": args.rate,
         "block_after": int(os.environ["VOXBUS_SIP__BLOCK_AFTER"]),
         "suites": results,
         "gateway_restarts": len([e for e in restarts if isinstance(e, WorkerRestarted)]),
         "real_call_afterwards": served,
+        "gateway_pid_unchanged": await pid_of(bus, "sip", "sip-1") == gateway_pid,
+        "gateway_rss_kb": {"before": rss_before, "after": rss_after},
     }
+    await bus.close()
+    await system.stop()
+    return result
+
+
+def rss_kb(pid: int) -> int:
+    """Resident set size of a process, from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
 
 
 def _ours(target: str, local: str) -> list[tuple[str, bytes]]:
@@ -267,6 +254,9 @@ def main() -> int:
         help="sip.block_after for the gateway: 0 (as behind Kamailio) lets every message reach the "
         "parser; with the default 20 the source is blocked after 20 refusals and the rest get 403",
     )
+    parser.add_argument("--mutations", type=int, default=0, help="mutated requests to send (0: none)")
+    parser.add_argument("--mutation-rate", type=float, default=100.0, help="mutated requests a second")
+    parser.add_argument("--seed", type=int, default=4475, help="the mutations' random seed")
     parser.add_argument("--through-kamailio", action="store_true", help="send to Kamailio before the gateway")
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
@@ -275,9 +265,10 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         os.environ.setdefault("VOXBUS_DATA_DIR", tmp)
-        result = asyncio.run(bench(args.protos, args.every, args.rate, Path(tmp), args.through_kamailio))
+        result = asyncio.run(bench(args, Path(tmp)))
     print(json.dumps(result, indent=2))
-    name = "sip_torture_kamailio" if args.through_kamailio else "sip_torture"
+    name = "sip_fuzz" if args.mutations and args.protos is None else "sip_torture"
+    name += "_kamailio" if args.through_kamailio else ""
     (args.out / f"{name}.json").write_text(json.dumps(result, indent=2))
     plot(result, args.out / f"{name}.png")
     return 0

@@ -12,6 +12,8 @@ import pytest
 from nats.aio.msg import Msg
 
 from tests.hostile_sip import cases, invite, out_of_dialog
+from tests.sip_mutations import mutated_messages
+from tests.sip_probe import Prober
 from voxbus.bus import subjects
 from voxbus.bus.connection import Bus
 from voxbus.config import Settings
@@ -95,14 +97,50 @@ async def test_invites_the_rfc_refuses_get_their_status_and_the_next_call_is_ser
         }
         methods = {
             method: await final_status(sock, target, out_of_dialog(method, f"{target[0]}:{target[1]}", local))
-            for method in ("OPTIONS", "REGISTER", "SUBSCRIBE", "FOO")
+            for method in ("OPTIONS", "REGISTER", "SUBSCRIBE", "FOO", "BYE")
         }
     expected = {what: status for what, _, status in cases("x", "y")}
     assert answers == expected
     # voxbus is no registrar and has no presence: every request gets its answer (RFC 3261 8.2.1)
-    assert methods == {"OPTIONS": 200, "REGISTER": 405, "SUBSCRIBE": 405, "FOO": 501}
+    # and a BYE that matches no dialog its 481 (RFC 3261 15.1.2)
+    assert methods == {"OPTIONS": 200, "REGISTER": 405, "SUBSCRIBE": 405, "FOO": 501, "BYE": 481}
     # every refusal is an event
     await until(lambda: {400, 406, 420} <= {e.code for e in rejected if isinstance(e, SipRejected)}, 5)
+    code, out = await sipp("caller_audio_dtmf.xml", f"127.0.0.1:{settings.sip.port}")
+    assert code == 0, out
+    assert not [e for e in restarts if isinstance(e, WorkerRestarted)]
+
+
+@pytest.fixture
+def no_block(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every message reaches the parser (as behind Kamailio, which blocks floods itself)."""
+    monkeypatch.setenv("VOXBUS_SIP__BLOCK_AFTER", "0")
+
+
+async def test_mutated_requests_get_proper_answers_and_the_next_call_is_served(
+    no_block: None, settings: Settings, system: System, client: Bus
+) -> None:
+    """The short form of ``bench/sip_torture.py --mutations``: 300 mutated requests of every method
+    at 100 a second. What is answered is a proper SIP response; what is not is a message no one
+    could answer (no Via, a mangled request line, beyond pjsip's 4,000-byte datagram limit)."""
+    await wait_all_serving(client)
+    restarts = await collect(client, subjects.system_event("worker.restarted"))
+    prober = Prober(("127.0.0.1", settings.sip.port), ignore=())
+    listening = asyncio.create_task(prober.listen())
+    cases = mutated_messages(300, f"127.0.0.1:{settings.sip.port}", f"127.0.0.1:{prober.port}", seed=17)
+    for _, _, message in cases:
+        await prober.send(message)
+        await asyncio.sleep(0.01)
+    # the gateway reads its socket in order: once a last OPTIONS is answered, all before it were read
+    await prober.send(
+        out_of_dialog("OPTIONS", f"127.0.0.1:{settings.sip.port}", f"127.0.0.1:{prober.port}", "last")
+    )
+    await until(lambda: "last@probe" in prober.finals, 10)
+    listening.cancel()
+    assert not prober.improper, prober.improper[:3]
+    assert len(prober.finals) > 30, prober.finals  # about 1 in 6 is answerable
+    statuses = set(prober.finals.values())
+    assert {400, 405, 481} <= statuses, statuses
     code, out = await sipp("caller_audio_dtmf.xml", f"127.0.0.1:{settings.sip.port}")
     assert code == 0, out
     assert not [e for e in restarts if isinstance(e, WorkerRestarted)]

@@ -51,8 +51,19 @@ def test_out_of_dialog_methods_voxbus_does_not_serve_are_answered_here(method: s
 
 @pytest.mark.parametrize("method", ["ACK", "CANCEL", "BYE", "INFO", "REFER", "NOTIFY", "UPDATE", "PRACK"])
 def test_requests_of_transactions_and_dialogs_go_on_to_pjsip(method: str) -> None:
-    assert policy().judge(request(method), 0, 0.0) == Pass()
     assert policy().judge(request(method, to_tag=True), 0, 0.0) == Pass()
+
+
+@pytest.mark.parametrize("method", ["ACK", "CANCEL"])
+def test_an_ack_or_cancel_with_no_to_tag_goes_on_to_its_transaction(method: str) -> None:
+    assert policy().judge(request(method), 0, 0.0) == Pass()
+
+
+@pytest.mark.parametrize("method", ["BYE", "INFO", "REFER", "NOTIFY", "UPDATE", "PRACK"])
+def test_a_dialog_request_outside_any_dialog_gets_481_here(method: str) -> None:
+    """pjsip leaves these unanswered (the sender would retransmit for 32 s); RFC 3261 15.1.2: 481."""
+    decision = policy().judge(request(method), 0, 0.0)
+    assert isinstance(decision, Answer) and decision.refusal.code == 481
 
 
 def test_an_unknown_method_inside_a_dialog_goes_on_to_pjsip() -> None:

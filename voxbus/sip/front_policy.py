@@ -20,6 +20,7 @@ __all__ = ["ALLOW", "Answer", "Drop", "FrontPolicy", "Pass", "Request", "TokenBu
 
 ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, REFER, NOTIFY, INFO, UPDATE, PRACK"
 PASSED_ON = frozenset({"INVITE", "ACK", "BYE", "CANCEL", "REFER", "NOTIFY", "INFO", "UPDATE", "PRACK"})
+IN_DIALOG_ONLY = frozenset({"BYE", "REFER", "NOTIFY", "INFO", "UPDATE", "PRACK"})  # RFC 3261 15.1.2
 NOT_SERVED = frozenset({"REGISTER", "SUBSCRIBE", "PUBLISH", "MESSAGE"})  # no registrar, presence or IM
 TRANSACTION_S = 32.0  # RFC 3261 timer B/H: how long an INVITE's retransmissions may come
 
@@ -93,6 +94,8 @@ class FrontPolicy:
             return Drop() if method == "ACK" else Answer(refused_source)
         if ";tag=" in values.get("to", "").replace(" ", "").lower() or method in ("ACK", "CANCEL"):
             return Pass()  # within a dialog or a transaction: pjsip matches it or answers 481
+        if method in IN_DIALOG_ONLY:  # with no To tag it can match no dialog; pjsip would not answer
+            return Answer(Refusal(481, "Call/Transaction Does Not Exist"))
         if method == "OPTIONS":
             headers_out = {"Allow": ALLOW, "Accept": "application/sdp"}
             return Answer(Refusal(200, "OK", headers_out))
