@@ -7,8 +7,9 @@ import pytest
 
 from tests.hostile_sip import cases, invite
 from voxbus.config import SipSettings
+from voxbus.ratelimit import TokenBucket
 from voxbus.sip.door import MAX_CALLS, Door
-from voxbus.sip.front_policy import ALLOW, Answer, Drop, FrontPolicy, Pass, Request, TokenBucket
+from voxbus.sip.front_policy import ALLOW, Answer, Drop, FrontPolicy, Pass, Request
 
 SOURCE = "127.0.0.1:5999"
 

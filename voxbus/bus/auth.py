@@ -13,6 +13,7 @@ several operators better and are a later step.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -175,6 +176,7 @@ def subject_matches(pattern: str, subject: str) -> bool:
     return len(p) == len(s)
 
 
+@functools.lru_cache(maxsize=4096)
 def may_publish(role: str, subject: str) -> bool:
     return any(subject_matches(p, subject) for p in permissions(role).publish)
 

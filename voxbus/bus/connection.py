@@ -36,10 +36,13 @@ from voxbus.bus.auth import Credentials, may_publish
 from voxbus.bus.codec import BadMessage, decode, decode_event, encode
 from voxbus.logs import get_logger
 from voxbus.privacy import Redactor
+from voxbus.ratelimit import Trickle
 from voxbus.schemas.base import Rejected
 from voxbus.schemas.events import CallEvent, ErrorEvent, Event
 
 log = get_logger(__name__)
+BAD_REPORTS_BURST = 30  # bad messages reported one by one at once
+BAD_REPORTS_PER_S = 1.0  # and then a second
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -76,6 +79,11 @@ class Bus:
         self._refused = ""  # why the server refused to let us in, if it did
         self._connecting: asyncio.Future[None] | None = None
         self._may_emit = True  # a reader's credential may not publish events
+        self._role = ""  # the credential's role; empty: anonymous (a bus with no authentication)
+        # a flood of bad messages (a broken or hostile client) must not flood the log and the events
+        # stream in turn, where it would push out real calls' events: a burst, then a trickle
+        # (one trickle per subscription, so that a flood on one subject hides nothing on another)
+        self._bad_reports = Trickle(BAD_REPORTS_PER_S, burst=BAD_REPORTS_BURST)
         self.redactor: Redactor | None = None  # set: events are redacted before they leave (privacy)
 
     # --- lifecycle --------------------------------------------------------------------------------
@@ -86,6 +94,7 @@ class Bus:
         if self.creds is not None:
             creds = Credentials.load(self.creds)  # a bad file is a configuration error: raised at once
             self._may_emit = may_publish(creds.role, subjects.system_event("error"))
+            self._role = creds.role
             login = {
                 "user": creds.user,
                 "password": creds.password.get_secret_value(),
@@ -233,7 +242,18 @@ class Bus:
             event.source = self.source
         if self.redactor is not None:
             event = self.redactor.event(event)
-        self._outbox.append((event_subject(event), encode(event), uuid.uuid4().hex))
+        subject = event_subject(event)
+        if self._role and not may_publish(self._role, subject):
+            # the server would refuse it, JetStream would never acknowledge it and the outbox would
+            # hold every later event behind it: a call's error becomes a system error, others are
+            # said in the log and dropped
+            if isinstance(event, ErrorEvent) and event.call_id is not None:
+                event = event.model_copy(update={"call_id": None})
+                subject = event_subject(event)
+            if not may_publish(self._role, subject):
+                log.error("event not allowed for this credential, dropped", subject=subject, role=self._role)
+                return
+        self._outbox.append((subject, encode(event), uuid.uuid4().hex))
         self._outbox_idle.clear()
         self._outbox_ready.set()
 
@@ -268,16 +288,23 @@ class Bus:
             self._outbox.popleft()
 
     # --- subscribing ------------------------------------------------------------------------------
-    def report_bad(self, exc: BadMessage) -> None:
-        """One log line and one error event for a message that failed its decoding."""
-        log.error("bad message", subject=exc.subject, problem=exc.reason)
+    def report_bad(self, exc: BadMessage, trickle: Trickle | None = None) -> None:
+        """One log line and one error event for a message that failed its decoding; beyond a burst
+        of ``BAD_REPORTS_BURST`` (per subscription), about one a second, counting the others."""
+        unreported = (trickle or self._bad_reports).let_through(time.monotonic())
+        if unreported is None:
+            return
+        reason = exc.reason
+        if unreported:
+            reason = f"{reason} (and {unreported} bad messages before it, not reported one by one)"
+        log.error("bad message", subject=exc.subject, problem=exc.reason, unreported_before=unreported)
         call_id = subjects.call_id_of(exc.subject)
         if call_id is not None:
             try:
                 subjects.check_call_id(call_id)
             except subjects.BadCallId:
                 call_id = None
-        self.emit(ErrorEvent(call_id=call_id, subject=exc.subject, code="bad_message", message=exc.reason))
+        self.emit(ErrorEvent(call_id=call_id, subject=exc.subject, code="bad_message", message=reason))
 
     async def subscribe(
         self,
@@ -289,6 +316,7 @@ class Bus:
         """Subscribe; each message is decoded into ``model`` (or any event when ``model`` is None)."""
 
         seen: OrderedDict[str, None] = OrderedDict()
+        trickle = Trickle(BAD_REPORTS_PER_S, burst=BAD_REPORTS_BURST)
 
         async def on_msg(msg: Msg) -> None:
             if _seen_before(seen, msg):
@@ -300,7 +328,7 @@ class Bus:
                     else decode(msg.subject, msg.data, model)
                 )
             except BadMessage as exc:
-                self.report_bad(exc)
+                self.report_bad(exc, trickle)
                 if msg.reply:
                     await reply_rejected(msg, self.source, exc.reason)
                 return

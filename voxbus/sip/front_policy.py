@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from voxbus.ratelimit import TokenBucket
 from voxbus.sip.door import Door
 from voxbus.sip.invite_checks import Refusal, invite_refusal, parse_head
 
@@ -59,22 +60,6 @@ class Answer:
 
 
 Decision = Pass | Drop | Answer
-
-
-class TokenBucket:
-    """At most ``rate`` admissions a second on average, ``burst`` at once; time is passed in."""
-
-    def __init__(self, rate: float, burst: float) -> None:
-        self.rate, self.burst = rate, burst
-        self.tokens, self.at = burst, 0.0
-
-    def take(self, now: float) -> bool:
-        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
-        self.at = now
-        if self.tokens < 1:
-            return False
-        self.tokens -= 1
-        return True
 
 
 class FrontPolicy:
