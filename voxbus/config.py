@@ -21,7 +21,7 @@ from pydantic_settings import (
 
 from voxbus.console.settings import ConsoleSettings
 from voxbus.lexicons import ENGLISH, FRENCH, Lexicon  # noqa: F401  (Lexicon: part of the settings' API)
-from voxbus.sip.settings import SipSettings  # noqa: F401  (part of the settings' API)
+from voxbus.sip.settings import OutboundLimits, SipSettings  # noqa: F401  (part of the settings' API)
 
 Profile = Literal["default", "test"]
 
@@ -308,6 +308,9 @@ class AgentProfile(BaseModel):
 
     numbers: list[str] = Field(default_factory=list, description="numbers called that reach this agent")
     agent: dict[str, Any] = Field(default_factory=dict, description="[agent] settings this agent overrides")
+    outbound: OutboundLimits = Field(
+        default_factory=OutboundLimits, description="what this agent may dial out to, how often"
+    )
 
 
 class SupervisionSettings(BaseModel):

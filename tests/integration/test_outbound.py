@@ -1,6 +1,7 @@
 """Outbound calls with an agent profile and a purpose (``voxbus.sip.dial`` with ``agent`` and
 ``context``): the person who answers (a sipp UAS) is greeted by that agent, which is told why it
-called; a profile that does not exist is refused before anything is dialled."""
+called; a profile that does not exist, or a dial beyond the profile's outbound limits, is refused
+before anything is dialled."""
 
 from __future__ import annotations
 
@@ -27,7 +28,9 @@ PURPOSE = "Remind Ann Lee of her cleaning tomorrow at 10:30; she may confirm, mo
 
 @pytest.fixture
 def settings(test_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
-    monkeypatch.setenv("VOXBUS_AGENTS", json.dumps({"reminders": {"agent": {"greeting": GREETING}}}))
+    outbound = {"dial_allow": ["sip:ann@127.0.0.1:*"], "max_calls": 1}
+    reminders = {"agent": {"greeting": GREETING}, "outbound": outbound}
+    monkeypatch.setenv("VOXBUS_AGENTS", json.dumps({"reminders": reminders}))
     return load_settings()
 
 
@@ -53,6 +56,13 @@ async def test_an_outbound_call_is_held_by_the_named_agent_told_why_it_called(
     async with asyncio.timeout(60):
         while not any(isinstance(e, TtsRequested) for e in events):
             await asyncio.sleep(0.05)
+    # the profile's own limits: one call up at once, and Ann's address only
+    second = DialRequest(call_id="sip-out-second", uri=f"sip:ann@127.0.0.1:{port}", agent="reminders")
+    refused = await client.request(subjects.SIP_DIAL, second, Rejected, 10)
+    assert "outbound.max_calls" in refused.reason
+    elsewhere = DialRequest(call_id="sip-out-bob", uri=f"sip:bob@127.0.0.1:{port}", agent="reminders")
+    refused = await client.request(subjects.SIP_DIAL, elsewhere, Rejected, 10)
+    assert "outbound.dial_allow" in refused.reason
     started = next(e for e in events if isinstance(e, CallStarted))
     assert started.agent == "reminders"
     assert next(e for e in events if isinstance(e, TtsRequested)).text == GREETING

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from voxbus.config import SipSettings
 from voxbus.sip.door import MAX_CALLS, Door, Refusal, codec_priorities, host_of
+from voxbus.sip.settings import OutboundLimits
 
 
 def test_host_of_an_address() -> None:
@@ -32,6 +33,27 @@ def test_dialling_out_only_to_allowed_destinations_within_capacity_and_rate() ->
     assert door.dial_refusal("sip:bob@127.0.0.1", 0, 61.0) is None  # a minute later
     small = Door(SipSettings(max_calls=1))
     assert small.dial_refusal("sip:bob@127.0.0.1", 1, 0.0) == "gateway full (1 calls)"
+
+
+def test_an_agent_profile_dials_within_its_own_limits_and_the_gateways() -> None:
+    door = Door(SipSettings(dials_per_minute=5))
+    limits = OutboundLimits(dial_allow=["sip:ann@127.0.0.1*"], max_calls=1, dials_per_minute=2)
+    assert door.dial_refusal("sip:ann@127.0.0.1", 0, 0.0, "reminders", limits, 0) is None
+    elsewhere = door.dial_refusal("sip:bob@127.0.0.1", 0, 0.1, "reminders", limits, 0)
+    assert elsewhere == "destination 'sip:bob@127.0.0.1' not in agent reminders's outbound.dial_allow"
+    busy = door.dial_refusal("sip:ann@127.0.0.1", 1, 0.2, "reminders", limits, 1)
+    assert busy == "agent reminders has 1 outbound calls up (outbound.max_calls)"
+    assert door.dial_refusal("sip:ann@127.0.0.1", 0, 0.3, "reminders", limits, 0) is None
+    rate = door.dial_refusal("sip:ann@127.0.0.1", 0, 0.4, "reminders", limits, 0)
+    assert rate == "more than agent reminders's outbound.dials_per_minute (2)"
+    # other agents keep their own count; the gateway's limit binds them all
+    assert door.dial_refusal("sip:bob@127.0.0.1", 0, 0.5, "sales", OutboundLimits(), 0) is None
+    assert door.dial_refusal("sip:bob@127.0.0.1", 0, 0.6) is None
+    assert door.dial_refusal("sip:bob@127.0.0.1", 0, 0.7) is None  # the gateway's fifth of the minute
+    assert "sip.dials_per_minute" in (
+        door.dial_refusal("sip:bob@127.0.0.1", 0, 0.8, "sales", OutboundLimits()) or ""
+    )
+    assert door.dial_refusal("sip:ann@127.0.0.1", 0, 61.0, "reminders", limits, 0) is None
 
 
 def test_transfers_go_to_the_queue_or_an_allowed_target_only() -> None:

@@ -89,7 +89,7 @@ async def _serve(
             settings.sip,
             worker_id,
             settings.data_dir / "auth" / "sip-nonce.key",
-            frozenset(Profiles(settings).profiles),
+            {name: profile.outbound for name, profile in Profiles(settings).profiles.items()},
         )
         await gateway.start()
         return Served(gateway.session_ids, close=gateway.stop)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from voxbus.config import SipSettings
 from voxbus.sip.digest import DigestGuard
 from voxbus.sip.invite_checks import Refusal, invite_refusal
+from voxbus.sip.settings import OutboundLimits
 
 __all__ = ["MAX_CALLS", "Door", "Refusal", "RefusalCounter", "Verdict", "codec_priorities", "host_of"]
 MAX_CALLS = 4  # compiled into the pjsua2 wheel (sip.max_calls may lower it; the front says 503)
@@ -95,6 +96,7 @@ class Door:
         self.dial_allow, self.dials_per_minute = settings.dial_allow, settings.dials_per_minute
         self.transfer_target, self.transfer_allow = settings.transfer_target, settings.transfer_allow
         self._dials: deque[float] = deque()  # when the outbound calls of the last minute were placed
+        self._agent_dials: dict[str, deque[float]] = {}  # the same, per agent profile
         # without a shared key (tests, a lone gateway), a key of this process: nonces still check out here
         key = nonce_key or secrets.token_bytes(32)
         self.digest = DigestGuard(settings.auth, key) if settings.auth.required else None
@@ -126,18 +128,35 @@ class Door:
             return Refusal(403, "Forbidden: source not allowed")
         return None
 
-    def dial_refusal(self, uri: str, calls_now: int, now: float) -> str | None:
+    def dial_refusal(
+        self,
+        uri: str,
+        calls_now: int,
+        now: float,
+        agent: str = "",
+        limits: OutboundLimits | None = None,
+        agent_calls_now: int = 0,
+    ) -> str | None:
         """Why an outbound call to ``uri`` cannot be placed now, or None: only destinations in
-        ``sip.dial_allow``, at most ``sip.dials_per_minute``, and not on a full gateway."""
+        ``sip.dial_allow``, at most ``sip.dials_per_minute``, and not on a full gateway; for an agent
+        profile, within its own ``outbound`` limits as well."""
         if not any(fnmatch.fnmatchcase(uri, pattern) for pattern in self.dial_allow):
             return f"destination {uri[:80]!r} not in sip.dial_allow"
         if calls_now >= self.max_calls:
             return f"gateway full ({self.max_calls} calls)"
-        while self._dials and self._dials[0] <= now - 60:
-            self._dials.popleft()
-        if len(self._dials) >= self.dials_per_minute:
+        if len(_last_minute(self._dials, now)) >= self.dials_per_minute:
             return f"more than sip.dials_per_minute ({self.dials_per_minute}) outbound calls"
+        agent_dials = self._agent_dials.setdefault(agent, deque())
+        if limits is not None:
+            allowed = limits.dial_allow
+            if allowed is not None and not any(fnmatch.fnmatchcase(uri, pattern) for pattern in allowed):
+                return f"destination {uri[:80]!r} not in agent {agent}'s outbound.dial_allow"
+            if agent_calls_now >= limits.max_calls:
+                return f"agent {agent} has {agent_calls_now} outbound calls up (outbound.max_calls)"
+            if len(_last_minute(agent_dials, now)) >= limits.dials_per_minute:
+                return f"more than agent {agent}'s outbound.dials_per_minute ({limits.dials_per_minute})"
         self._dials.append(now)
+        agent_dials.append(now)
         return None
 
     def transfer_refusal(self, target: str) -> str | None:
@@ -159,3 +178,10 @@ def codec_priorities(available: Iterable[str], wanted: list[str]) -> dict[str, i
         prefix = codec_id.rsplit("/", 1)[0] if codec_id.count("/") == 2 else codec_id
         priorities[codec_id] = 255 - ids.index(prefix) if prefix in ids else 0
     return priorities
+
+
+def _last_minute(times: deque[float], now: float) -> deque[float]:
+    """``times`` without those older than a minute (dropped in place)."""
+    while times and times[0] <= now - 60:
+        times.popleft()
+    return times

@@ -47,6 +47,7 @@ from voxbus.sip.pjsetup import (
 )
 from voxbus.sip.pjsip_front import PjsipFront
 from voxbus.sip.pjthread import PjThread
+from voxbus.sip.settings import OutboundLimits
 
 log = get_logger(__name__)
 
@@ -58,10 +59,10 @@ class SipGateway:
         settings: SipSettings,
         gateway_id: str,
         nonce_key_path: Path | None = None,
-        agents: frozenset[str] = frozenset(),
+        agents: dict[str, OutboundLimits] | None = None,
     ) -> None:
         self.bus, self.settings, self.gateway_id = bus, settings, gateway_id
-        self.agents = agents  # the agent profiles an outbound call may name
+        self.agents = agents or {}  # the agent profiles an outbound call may name, and their limits
         self.loop = asyncio.get_running_loop()
         self.pj = PjThread(f"pjsua-{gateway_id}")
         self.calls: dict[str, VoxCall] = {}  # by voxbus call id; touched on the pjsua thread
@@ -313,7 +314,18 @@ class SipGateway:
         refusal = (
             f"unknown agent profile {request.agent!r}"
             if request.agent and request.agent not in self.agents
-            else self.door.dial_refusal(request.uri, len(self.calls), time.monotonic())
+            else self.door.dial_refusal(
+                request.uri,
+                len(self.calls),
+                time.monotonic(),
+                request.agent,
+                self.agents.get(request.agent),
+                sum(
+                    c.leg.agent == request.agent
+                    for c in list(self.calls.values())
+                    if c.leg.direction == "outbound"
+                ),
+            )
         )
         if refusal is not None:
             log.warning("dial refused", call_id=request.call_id, reason=refusal)

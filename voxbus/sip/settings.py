@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from voxbus.sip.digest import SipAuthSettings
 
@@ -28,6 +28,19 @@ class SipRegistration(BaseModel):
     def aor(self) -> str:
         host = self.domain or self.registrar.split(":", 1)[1].split(";")[0]
         return f"sip:{self.user}@{host}"
+
+
+class OutboundLimits(BaseModel):
+    """What an agent profile may dial (``[agents.NAME.outbound]``), within ``sip.dial_allow`` and
+    ``sip.dials_per_minute``, which bind every profile. Counted per gateway process."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dial_allow: list[str] | None = Field(
+        default=None, description="SIP URIs (shell patterns) this agent may dial; unset: sip.dial_allow"
+    )
+    max_calls: int = Field(default=4, ge=0, le=4, description="this agent's outbound calls up at once")
+    dials_per_minute: int = Field(default=10, ge=0, description="outbound calls this agent places a minute")
 
 
 class SipSettings(BaseModel):
