@@ -15,23 +15,20 @@ import asyncio
 import gc
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pjsua2 as pj
-from nats.aio.msg import Msg
 
 from voxbus.bus import subjects
-from voxbus.bus.codec import encode
-from voxbus.bus.connection import Bus, reply_rejected
+from voxbus.bus.connection import Bus
 from voxbus.config import SipSettings
 from voxbus.logs import get_logger
-from voxbus.schemas.base import Accepted
-from voxbus.schemas.events import DialResult, ErrorEvent, Event, SipRegistered, SipRejected
+from voxbus.schemas.events import DialResult, Event, SipRegistered, SipRejected
 from voxbus.schemas.messages import CallControl, DialRequest
 from voxbus.secrets import read_secret
 from voxbus.sip.callbacks import PjLog, VoxAccount, VoxCall, VoxEndpoint
+from voxbus.sip.commands import CallCommands, Dialer
 from voxbus.sip.digest import nonce_key
 from voxbus.sip.door import Door, codec_priorities, host_of
 from voxbus.sip.front_policy import Decision, FrontPolicy, Request
@@ -71,7 +68,8 @@ class SipGateway:
         self.front_policy = FrontPolicy(self.door, settings.new_calls_per_s)
         self.front = PjsipFront(self._judge, self.rejected)
         self.ports = PortPool(settings, self.to_loop)  # touched on the pjsua thread
-        self.actions = self._call_actions()
+        self.commands = CallCommands(self)
+        self.dialer = Dialer(self)
         self.ep: VoxEndpoint | None = None
         self.account: VoxAccount | None = None
         self.trunk: VoxAccount | None = None  # registered to sip.registration's registrar, if any
@@ -86,7 +84,7 @@ class SipGateway:
     async def start(self) -> None:
         self.pj.start(self._setup)  # blocks the loop for the ~100 ms pjsua takes to start
         self.pj.register_current(f"{self.gateway_id}-loop")
-        await self.bus.subscribe(subjects.SIP_DIAL, DialRequest, self._on_dial, queue="sip")
+        await self.bus.subscribe(subjects.SIP_DIAL, DialRequest, self.dialer.on_dial, queue="sip")
         log.info(
             "sip gateway listening",
             address=self.settings.address,
@@ -101,7 +99,7 @@ class SipGateway:
     async def stop(self, grace_s: float = 3.0) -> None:
         """Hang up every call, wait for them to end (bounded), then destroy pjsua in order."""
         for call_id in list(self.calls):
-            self.control(call_id, CallControl(call_id=call_id, action="hangup"), by="system")
+            self.commands.run(call_id, CallControl(call_id=call_id, action="hangup"), by="system")
         deadline = time.monotonic() + grace_s
         while self.calls and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
@@ -177,14 +175,14 @@ class SipGateway:
         """The front's decision on a request, before pjsip allocates anything for it."""
         return self.front_policy.judge(request, len(self.calls), now)
 
-    def _new_leg(self, direction: str, remote: str, call_id: str | None = None) -> CallLeg:
+    def new_leg(self, direction: str, remote: str, call_id: str | None = None) -> CallLeg:
         return CallLeg(
             bus=self.bus,
             call_id=call_id or f"sip-{uuid.uuid4().hex[:12]}",
             direction=direction,
             remote=remote,
             emit=self.emit_threadsafe,
-            control=self.control,
+            control=self.commands.run,
         )
 
     def registered(self, code: int, reason: str, expires_s: int) -> None:
@@ -203,7 +201,7 @@ class SipGateway:
 
     def incoming(self, account: pj.Account, prm: Any) -> None:
         source = prm.rdata.srcAddress
-        leg = self._new_leg("inbound", source)
+        leg = self.new_leg("inbound", source)
         call = VoxCall(self, account, leg, prm.callId)
         leg.remote = call.getInfo().remoteUri or source
         leg.called = request_user(prm.rdata.wholeMsg)
@@ -255,114 +253,3 @@ class SipGateway:
             self._reap.append(call)  # released after pjsua's next poll, not inside its callback
 
         self.pj.submit(forget)
-
-    # --- commands (loop -> pjsua thread) ----------------------------------------------------------
-    def control(self, call_id: str, command: CallControl, by: str = "") -> None:
-        """Carry out a call-control command (on the pjsua thread); a failure becomes an error event."""
-
-        def run() -> None:
-            call = self.calls.get(call_id)
-            if call is None:
-                return
-            if by:
-                call.leg.hangup_by = by
-            action = self.actions.get(command.action)
-            if action is not None:
-                action(call, command)
-
-        def report(future: Any) -> None:
-            exc = future.exception()
-            if exc is not None:
-                message = f"{command.action} failed: {exc}".splitlines()[0]
-                self.emit_threadsafe(ErrorEvent(call_id=call_id, code="ctl_failed", message=message))
-
-        self.pj.submit(run).add_done_callback(report)
-
-    def _call_actions(self) -> dict[str, Callable[[VoxCall, CallControl], None]]:
-        """What pjsua does for each call-control action (hold, resume and flush never get here: the
-        leg's playout queue carries them out)."""
-        return {"hangup": self._hang_up, "transfer": self._transfer, "dtmf": self._send_dtmf}
-
-    @staticmethod
-    def _hang_up(call: VoxCall, _command: CallControl) -> None:
-        op = pj.CallOpParam(True)
-        op.statusCode = 200 if call.confirmed else 603
-        call.hangup(op)
-
-    def _transfer(self, call: VoxCall, command: CallControl) -> None:
-        target = command.target or self.settings.transfer_target
-        if not target:
-            raise ValueError("transfer: no target and no sip.transfer_target configured")
-        refusal = self.door.transfer_refusal(target)
-        if refusal is not None:
-            raise ValueError(refusal)
-        call.transfer_target = target
-        call.xfer(target, pj.CallOpParam(True))
-
-    @staticmethod
-    def _send_dtmf(call: VoxCall, command: CallControl) -> None:
-        if command.digits:
-            call.dialDtmf(command.digits)
-
-    # --- outbound ---------------------------------------------------------------------------------
-    async def _on_dial(self, request: DialRequest, msg: Msg) -> None:
-        try:
-            subjects.check_call_id(request.call_id)
-        except subjects.BadCallId as exc:
-            await reply_rejected(msg, self.gateway_id, str(exc))
-            return
-        refusal = (
-            f"unknown agent profile {request.agent!r}"
-            if request.agent and request.agent not in self.agents
-            else self.door.dial_refusal(
-                request.uri,
-                len(self.calls),
-                time.monotonic(),
-                request.agent,
-                self.agents.get(request.agent),
-                sum(
-                    c.leg.agent == request.agent
-                    for c in list(self.calls.values())
-                    if c.leg.direction == "outbound"
-                ),
-            )
-        )
-        if refusal is not None:
-            log.warning("dial refused", call_id=request.call_id, reason=refusal)
-            self.emit(DialResult(call_id=request.call_id, uri=request.uri, result="failed", reason=refusal))
-            await reply_rejected(msg, self.gateway_id, refusal)
-            return
-
-        def place() -> None:
-            assert self.account is not None
-            leg = self._new_leg("outbound", request.uri, request.call_id)
-            leg.agent, leg.context, leg.voicemail = request.agent, request.context, request.voicemail
-            call = VoxCall(self, self.account, leg)
-            self.calls[leg.call_id] = call
-            op = pj.CallOpParam(True)
-            op.opt.audioCount = 1
-            try:
-                call.makeCall(request.uri, op)
-            except pj.Error as exc:
-                self.calls.pop(leg.call_id, None)
-                raise ValueError(exc.info().splitlines()[0]) from None
-
-        try:
-            await asyncio.wrap_future(self.pj.submit(place))
-        except ValueError as exc:
-            self.emit(DialResult(call_id=request.call_id, uri=request.uri, result="failed", reason=str(exc)))
-            await reply_rejected(msg, self.gateway_id, str(exc))
-            return
-        self.loop.call_later(request.timeout_s, self._give_up_ringing, request.call_id)
-        if msg.reply:
-            await msg.respond(encode(Accepted(worker_id=self.gateway_id, role="sip")))
-
-    def _give_up_ringing(self, call_id: str) -> None:
-        def cancel() -> None:
-            call = self.calls.get(call_id)
-            if call is not None and not call.confirmed:
-                op = pj.CallOpParam(True)
-                op.statusCode = 487
-                call.hangup(op)
-
-        self.pj.submit(cancel)
