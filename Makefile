@@ -76,6 +76,10 @@ lint: install
 bench: models models-test
 	$(PY) bench/latency.py --profile test --profile default --out bench/results
 	$(PY) bench/gateway.py --calls 12 --seconds 30 --out bench/results
+	$(PY) bench/gateway_load.py --calls 100 --shards 25 --seconds 60 --soak-calls 20 --soak-minutes 10 --out bench/results
+	$(PY) bench/sip_torture.py --mutations 10000 --mutation-rate 100 --out bench/results
+	$(PY) bench/sip_torture.py --mutations 10000 --mutation-rate 20 --through-kamailio --out bench/results
+	$(PY) bench/bus_fuzz.py --per-subject 1000 --out bench/results
 	$(PY) bench/echo.py --out bench/results
 	$(PY) bench/stt_wer.py --out bench/results
 	$(PY) bench/french_call.py --out bench/results
