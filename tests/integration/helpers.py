@@ -114,3 +114,26 @@ async def _answering(front: int, kamailio: asyncio.subprocess.Process) -> None:
             except TimeoutError:
                 continue
     raise AssertionError("kamailio does not answer OPTIONS")
+
+
+def heard_while_playing(heard: Path, call_start: float, events: list[Event], gen: int) -> tuple[float, float]:
+    """What the caller's recording holds while generation ``gen`` played (``call_start``: the wall
+    time of the recording's first frame): (seconds it played, the fraction of its 20 ms frames that
+    were voice). An acoustic check, so that a test never depends on the words a model hears."""
+    import numpy as np
+
+    from voxbus.media.frames import FRAME_SAMPLES, SAMPLE_RATE
+    from voxbus.media.wav import read_wav
+    from voxbus.schemas.events import PlayoutDone, PlayoutStarted
+
+    started = next(e for e in events if isinstance(e, PlayoutStarted) and e.gen == gen)
+    done = next(e for e in events if isinstance(e, PlayoutDone) and e.gen == gen)
+    pcm = np.frombuffer(read_wav(heard), np.int16).astype(np.float32) / 32768
+    latency_s = 0.1  # the caller's jitter buffer and the RTP hop
+    first = int((started.ts - call_start + latency_s) * SAMPLE_RATE) // FRAME_SAMPLES
+    last = int((done.ts - call_start + latency_s) * SAMPLE_RATE) // FRAME_SAMPLES
+    frames = pcm[: len(pcm) // FRAME_SAMPLES * FRAME_SAMPLES].reshape(-1, FRAME_SAMPLES)[first:last]
+    if not len(frames):
+        return done.ts - started.ts, 0.0
+    level_db = 20 * np.log10(np.sqrt((frames**2).mean(axis=1)) + 1e-9)
+    return done.ts - started.ts, float((level_db > -45).mean())
