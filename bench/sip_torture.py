@@ -42,6 +42,7 @@ from voxbus.bus.embedded import free_port  # noqa: E402
 from voxbus.config import load_settings  # noqa: E402
 from voxbus.logs import setup_logging  # noqa: E402
 from voxbus.schemas.events import Event, WorkerRestarted  # noqa: E402
+from voxbus.schemas.messages import Heartbeat  # noqa: E402
 from voxbus.supervisors.serving import pid_of  # noqa: E402
 from voxbus.supervisors.system import System  # noqa: E402
 
@@ -147,6 +148,8 @@ async def bench(args: argparse.Namespace, tmp: Path) -> dict:
             fuzzer,
             args.mutation_rate,
         )
+        suite["rate_per_s"] = args.mutation_rate
+        suite["requests_from_the_gateway"] = len(fuzzer.requests)  # BYEs ending the calls set up
         suite["improper_answers"] = len(fuzzer.improper)
         suite["improper_samples"] = [sample.decode(errors="replace") for sample in fuzzer.improper[:5]]
         suite["answers_2xx_by_mutation"] = dict(
@@ -174,6 +177,7 @@ async def bench(args: argparse.Namespace, tmp: Path) -> dict:
     listening.cancel()
     if protos is not None:
         await asyncio.sleep(35)  # calls PROTOS set up and left (no ACK) end after RFC 3261's 32 s
+    idle_after_s = await _idle(bus)  # calls that mangled INVITEs set up end by themselves (32 s)
     served = await _a_real_call(target_port)
     rss_after = rss_kb(gateway_pid)
     await fronts.aclose()
@@ -185,6 +189,7 @@ async def bench(args: argparse.Namespace, tmp: Path) -> dict:
         "block_after": int(os.environ["VOXBUS_SIP__BLOCK_AFTER"]),
         "suites": results,
         "gateway_restarts": len([e for e in restarts if isinstance(e, WorkerRestarted)]),
+        "gateway_idle_after_s": idle_after_s,
         "real_call_afterwards": served,
         "gateway_pid_unchanged": await pid_of(bus, "sip", "sip-1") == gateway_pid,
         "gateway_rss_kb": {"before": rss_before, "after": rss_after},
@@ -192,6 +197,27 @@ async def bench(args: argparse.Namespace, tmp: Path) -> dict:
     await bus.close()
     await system.stop()
     return result
+
+
+async def _idle(bus: Bus, timeout_s: float = 90.0) -> float | None:
+    """Seconds until the gateway's heartbeat says it holds no call (None: not within the timeout).
+    An INVITE with a mangled From, To or Call-ID can set up a call that the prober's ACK and BYE do
+    not match; pjsip ends it when no ACK came within 32 s (RFC 3261 13.3.1.4)."""
+    began = time.monotonic()
+    idle = asyncio.Event()
+
+    async def on_beat(beat: Heartbeat, _m: Msg) -> None:
+        if not beat.sessions:
+            idle.set()
+
+    sub = await bus.subscribe(subjects.health("sip", "sip-1"), Heartbeat, on_beat)
+    try:
+        await asyncio.wait_for(idle.wait(), timeout_s)
+    except TimeoutError:
+        return None
+    finally:
+        await sub.unsubscribe()
+    return round(time.monotonic() - began, 1)
 
 
 def rss_kb(pid: int) -> int:
@@ -261,6 +287,8 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
     os.environ["VOXBUS_SIP__BLOCK_AFTER"] = str(args.block_after)
+    # calls set up by INVITEs whose dialog no BYE matches end when their media stays silent
+    os.environ.setdefault("VOXBUS_SIP__MEDIA_TIMEOUT_S", "10")
     setup_logging("error")
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:

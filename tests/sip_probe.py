@@ -12,6 +12,7 @@ import time
 UDP_MAX = 65507
 STATUS_LINE = re.compile(rb"^SIP/2\.0 (\d{3}) [^\r\n]*\r\n")
 REQUIRED = (b"via", b"from", b"to", b"call-id", b"cseq")  # RFC 3261 8.2.6.2: copied into a response
+REQUEST_LINE = re.compile(rb"^[A-Z]+ sips?:\S+ SIP/2\.0\r\n")
 COMPACT = {b"v": b"via", b"f": b"from", b"t": b"to", b"i": b"call-id"}
 
 
@@ -19,6 +20,13 @@ def header_names(response: bytes) -> set[bytes]:
     head = response.partition(b"\r\n\r\n")[0]
     names = {line.split(b":", 1)[0].strip().lower() for line in head.split(b"\r\n")[1:] if b":" in line}
     return {COMPACT.get(name, name) for name in names}
+
+
+def ok_for(request: bytes) -> bytes:
+    """A 200 OK to a request: its Via, From, To, Call-ID and CSeq copied (RFC 3261 8.2.6.2)."""
+    head = request.partition(b"\r\n\r\n")[0].split(b"\r\n")[1:]
+    copied = [line for line in head if header_names(b"X\r\n" + line) & set(REQUIRED)]
+    return b"\r\n".join([b"SIP/2.0 200 OK", *copied, b"Content-Length: 0"]) + b"\r\n\r\n"
 
 
 def is_proper_response(data: bytes) -> bool:
@@ -41,12 +49,18 @@ class Prober:
         self.port = self.sock.getsockname()[1]
         self.finals: dict[str, int] = {}
         self.provisional: set[str] = set()
-        self.improper: list[bytes] = []  # datagrams back that are no proper SIP response
+        self.improper: list[bytes] = []  # datagrams back that are no proper SIP response or request
+        self.requests: list[bytes] = []  # requests the target sent us (a BYE ending a call it set up)
 
     async def listen(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             data = await loop.sock_recv(self.sock, 65535)
+            if REQUEST_LINE.match(data) and set(REQUIRED) <= header_names(data):
+                self.requests.append(data[:300])
+                if data.startswith(b"BYE "):  # answered, or it is sent again for 32 s
+                    await self.send(ok_for(data))
+                continue
             if not is_proper_response(data):
                 self.improper.append(data[:300])
                 continue

@@ -265,6 +265,28 @@ async def test_gateway_shuts_down_cleanly_with_a_call_up(settings: Settings, nat
         await bus.close()
 
 
+@pytest.fixture
+def quick_media_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VOXBUS_SIP__MEDIA_TIMEOUT_S", "2")
+
+
+async def test_a_call_whose_peer_sends_no_audio_is_ended_by_the_gateway(
+    quick_media_timeout: None, settings: Settings, system: System, client: Bus
+) -> None:
+    """A peer gone without a BYE (here: a sipp caller that sends no RTP at all) would hold one of the
+    gateway's four calls for ever; after sip.media_timeout_s the gateway hangs up."""
+    await wait_all_serving(client)
+    seen = await collect(client, subjects.ALL_CALL_EVENTS)
+    code, out = await sipp("caller_until_bye.xml", f"127.0.0.1:{settings.sip.port}", timeout=30)
+    assert code == 0, out  # the caller got a BYE and answered it
+    await until(lambda: any(isinstance(e, CallEnded) for e in seen), 10)
+    ended = next(e for e in seen if isinstance(e, CallEnded))
+    assert ended.hangup_by == "system" and ended.frames_in > 0
+    assert any(
+        isinstance(e, ErrorEvent) and e.code == "no_media" and e.call_id == ended.call_id for e in seen
+    )
+
+
 async def until(condition, timeout_s: float) -> None:  # type: ignore[no-untyped-def]
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s

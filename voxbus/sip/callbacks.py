@@ -36,6 +36,20 @@ class VoxCall(pj.Call):
         self.recorder: pj.AudioMediaRecorder | None = None
         self.confirmed = False
         self.transfer_target = ""
+        self.media_index = -1  # the audio stream's index, once its media is up
+
+    def rtp_received(self) -> int | None:
+        """RTP packets received from the peer so far; None while the call's audio is not active
+        (not yet up, or on hold)."""
+        if not self.confirmed or self.media_index < 0:
+            return None
+        try:
+            info = self.getInfo()  # held: a member of a temporary SWIG object reads freed memory
+            if info.media[self.media_index].status != pj.PJSUA_CALL_MEDIA_ACTIVE:
+                return None
+            return int(self.getStreamStat(self.media_index).rtcp.rxStat.pkt)
+        except pj.Error:
+            return None
 
     def onCallState(self, prm: Any) -> None:  # noqa: N802
         info = self.getInfo()
@@ -55,6 +69,7 @@ class VoxCall(pj.Call):
             if self.port is not None:
                 continue
             call_audio = self.getAudioMedia(index)
+            self.media_index = index
             self.leg.codec = self.getStreamInfo(index).codecName
             self.port = self.gateway.ports.attach(self.leg)
             call_audio.startTransmit(self.port)

@@ -95,6 +95,12 @@ class SipSettings(BaseModel):
         gt=0,
         description="new calls admitted per second per gateway (4 at once); beyond it INVITEs get 503",
     )
+    media_timeout_s: float = Field(
+        default=120.0,
+        ge=0,
+        description="end a call from which no RTP has come this long (its peer went without a BYE); "
+        "calls on hold are not watched; 0: never",
+    )
     rtp_port: int = Field(default=10000, ge=1024, le=65000, description="first RTP port")
     rtp_port_range: int = Field(default=200, ge=8, description="RTP ports to try from rtp_port")
     transfer_target: str = Field(default="", description="SIP URI of the human queue for transfers")
