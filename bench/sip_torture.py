@@ -150,6 +150,8 @@ async def bench(args: argparse.Namespace, tmp: Path) -> dict:
         )
         suite["rate_per_s"] = args.mutation_rate
         suite["requests_from_the_gateway"] = len(fuzzer.requests)  # BYEs ending the calls set up
+        ours = {call_id for call_id, _, _ in cases}  # answers whose Call-ID was mangled on the way in
+        suite["answers_to_a_mangled_call_id"] = len(set(fuzzer.finals) - ours)
         suite["improper_answers"] = len(fuzzer.improper)
         suite["improper_samples"] = [sample.decode(errors="replace") for sample in fuzzer.improper[:5]]
         suite["answers_2xx_by_mutation"] = dict(

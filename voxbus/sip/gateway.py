@@ -24,7 +24,7 @@ from voxbus.bus import subjects
 from voxbus.bus.connection import Bus
 from voxbus.config import SipSettings
 from voxbus.logs import get_logger
-from voxbus.schemas.events import DialResult, ErrorEvent, Event, SipRegistered, SipRejected
+from voxbus.schemas.events import DialResult, Event, SipRegistered, SipRejected
 from voxbus.schemas.messages import CallControl, DialRequest
 from voxbus.secrets import read_secret
 from voxbus.sip.callbacks import PjLog, VoxAccount, VoxCall, VoxEndpoint
@@ -35,7 +35,7 @@ from voxbus.sip.front_policy import Decision, FrontPolicy, Request
 from voxbus.sip.invite_checks import request_user
 from voxbus.sip.legs import CallLeg
 from voxbus.sip.media_ports import PortPool
-from voxbus.sip.media_watch import MediaWatch
+from voxbus.sip.media_watch import CallWatch
 from voxbus.sip.pjsetup import (
     account_config,
     create_transports,
@@ -64,12 +64,12 @@ class SipGateway:
         self.loop = asyncio.get_running_loop()
         self.pj = PjThread(f"pjsua-{gateway_id}")
         self.calls: dict[str, VoxCall] = {}  # by voxbus call id; touched on the pjsua thread
-        self._reap: list[VoxCall] = []
+        self.reap: list[VoxCall] = []
         self.door = Door(settings, nonce_key(nonce_key_path) if nonce_key_path else b"")
         self.front_policy = FrontPolicy(self.door, settings.new_calls_per_s)
         self.front = PjsipFront(self._judge, self.rejected)
         self.ports = PortPool(settings, self.to_loop)  # touched on the pjsua thread
-        self.media_watch = MediaWatch(settings.media_timeout_s)
+        self.call_watch = CallWatch(self)
         self.commands = CallCommands(self)
         self.dialer = Dialer(self)
         self.ep: VoxEndpoint | None = None
@@ -129,29 +129,14 @@ class SipGateway:
 
         def poll(ms: int) -> None:
             ep.libHandleEvents(ms)
-            self._reap.clear()  # pjsua is done with calls that ended before this poll
-            now = time.monotonic()
-            if self.media_watch.due(now):
-                received = {call_id: call.rtp_received() for call_id, call in self.calls.items()}
-                for call_id in self.media_watch.silent(received, now):
-                    self._end_silent(call_id)
+            self.reap.clear()  # pjsua is done with calls that ended before this poll
+            self.call_watch.check(time.monotonic())
 
         return poll
 
-    def _end_silent(self, call_id: str) -> None:
-        """On the pjsua thread: hang up a call whose peer has sent nothing for sip.media_timeout_s."""
-        call = self.calls.get(call_id)
-        if call is None:
-            return
-        message = f"no RTP from the peer for {self.settings.media_timeout_s:.0f} s: call ended"
-        log.warning(message, call_id=call_id)
-        self.emit_threadsafe(ErrorEvent(call_id=call_id, code="no_media", message=message))
-        call.leg.hangup_by = "system"
-        call.hangup(pj.CallOpParam(True))
-
     def _teardown(self) -> None:
         self.calls.clear()
-        self._reap.clear()
+        self.reap.clear()
         self.ports.close()
         gc.collect()  # no pjsua2 object may outlive libDestroy and be collected later
         for account in (self.trunk, self.account):  # the trunk's shutdown unregisters
@@ -233,7 +218,7 @@ class SipGateway:
                 header.hName, header.hValue = name, value
                 op.txOption.headers.append(header)
             call.answer(op)
-            self._reap.append(call)
+            self.reap.append(call)
             self.rejected(source, refusal.code, refusal.reason)
             return
         self.calls[leg.call_id] = call
@@ -268,6 +253,6 @@ class SipGateway:
             if call.port is not None:
                 self.ports.release(call.port)
                 call.port = None
-            self._reap.append(call)  # released after pjsua's next poll, not inside its callback
+            self.reap.append(call)  # released after pjsua's next poll, not inside its callback
 
         self.pj.submit(forget)
