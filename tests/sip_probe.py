@@ -10,15 +10,16 @@ import socket
 import time
 
 UDP_MAX = 65507
-STATUS_LINE = re.compile(rb"^SIP/2\.0 (\d{3}) [^\r\n]*\r\n")
+STATUS_LINE = re.compile(rb"^SIP/2\.0 (\d{3}) [^\r\n]*\r?\n")  # Kamailio echoes a bare-LF request's LFs
 REQUIRED = (b"via", b"from", b"to", b"call-id", b"cseq")  # RFC 3261 8.2.6.2: copied into a response
 REQUEST_LINE = re.compile(rb"^[A-Z]+ sips?:\S+ SIP/2\.0\r\n")
 COMPACT = {b"v": b"via", b"f": b"from", b"t": b"to", b"i": b"call-id"}
 
 
 def header_names(response: bytes) -> set[bytes]:
-    head = response.partition(b"\r\n\r\n")[0]
-    names = {line.split(b":", 1)[0].strip().lower() for line in head.split(b"\r\n")[1:] if b":" in line}
+    head = re.split(rb"\r?\n\r?\n", response, maxsplit=1)[0]
+    lines = re.split(rb"\r?\n", head)[1:]
+    names = {line.split(b":", 1)[0].strip().lower() for line in lines if b":" in line}
     return {COMPACT.get(name, name) for name in names}
 
 

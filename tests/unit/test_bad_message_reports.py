@@ -56,3 +56,10 @@ def test_an_event_the_credential_may_not_publish_never_blocks_the_outbox() -> No
     assert subject == "voxbus.sys.evt.error"
     event = decode_event(subject, data)
     assert isinstance(event, ErrorEvent) and event.subject == "voxbus.call.c1.evt.stt.final"
+
+
+def test_an_event_larger_than_the_stream_keeps_is_dropped_not_queued() -> None:
+    bus = Bus("nats://127.0.0.1:1", "llm-1")
+    bus.emit(ev.LlmDone(call_id="c1", gen=1, text="x" * 300_000))
+    bus.emit(ev.LlmDone(call_id="c1", gen=2, text="It is."))
+    assert [decode_event(s, d).gen for s, d, _ in bus._outbox] == [2]  # type: ignore[union-attr]

@@ -34,6 +34,7 @@ from pydantic import BaseModel
 from voxbus.bus import subjects
 from voxbus.bus.auth import Credentials, may_publish
 from voxbus.bus.codec import BadMessage, decode, decode_event, encode
+from voxbus.bus.streams import EVENT_MAX_BYTES
 from voxbus.logs import get_logger
 from voxbus.privacy import Redactor
 from voxbus.ratelimit import Trickle
@@ -253,7 +254,11 @@ class Bus:
             if not may_publish(self._role, subject):
                 log.error("event not allowed for this credential, dropped", subject=subject, role=self._role)
                 return
-        self._outbox.append((subject, encode(event), uuid.uuid4().hex))
+        data = encode(event)
+        if len(data) > EVENT_MAX_BYTES:  # the stream would refuse it, and the outbox wait on it for ever
+            log.error("event too large for the stream, dropped", subject=subject, size=len(data))
+            return
+        self._outbox.append((subject, data, uuid.uuid4().hex))
         self._outbox_idle.clear()
         self._outbox_ready.set()
 

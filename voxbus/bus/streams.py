@@ -19,6 +19,9 @@ log = get_logger(__name__)
 T = TypeVar("T")
 
 EVENTS_MAX_AGE_S = 7 * 24 * 3600
+# the largest event the stream keeps: real events are a few KB; without a limit, garbage published
+# on an event subject (up to NATS's 1 MiB payload) would be stored, and fill the server's memory
+EVENT_MAX_BYTES = 256 * 1024
 
 
 async def ensure_events_stream(js: JetStreamContext, replicas: int = 1) -> None:
@@ -31,6 +34,7 @@ async def ensure_events_stream(js: JetStreamContext, replicas: int = 1) -> None:
         max_age=EVENTS_MAX_AGE_S,
         duplicate_window=120,
         num_replicas=replicas,
+        max_msg_size=EVENT_MAX_BYTES,
     )
 
     async def ensure() -> None:
