@@ -263,7 +263,7 @@ def plot(result: dict, path: Path) -> None:
         ax.bar(statuses, [suite["answers"][s] for s in statuses], color="#6baed6")
         ax.set_title(suite["suite"], fontsize=9)
         ax.set_xlabel("final answer (none: dropped as unparseable)")
-        ax.set_ylabel("INVITEs")
+        ax.set_ylabel("requests")
     fig.suptitle(f"gateway restarts: {result['gateway_restarts']}; a real call afterwards: "
                  f"{'served' if result['real_call_afterwards'] else 'FAILED'}")  # fmt: skip
     fig.tight_layout()
