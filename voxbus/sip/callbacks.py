@@ -35,6 +35,7 @@ class VoxCall(pj.Call):
         self.port: BusAudioPort | None = None
         self.recorder: pj.AudioMediaRecorder | None = None
         self.confirmed = False
+        self.disconnected = False
         self.transfer_target = ""
         self.media_index = -1  # the audio stream's index, once its media is up
 
@@ -57,6 +58,7 @@ class VoxCall(pj.Call):
             self.confirmed = True
             self.gateway.to_loop(self.gateway.call_confirmed, self)
         elif info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
+            self.disconnected = True  # counted out of the gateway's calls at once (it is forgotten later)
             self.recorder = None  # closing the recorder writes the WAV header: do it now
             cause = f"{info.lastStatusCode} {info.lastReason}".strip()
             self.gateway.to_loop(self.gateway.call_disconnected, self, info.lastStatusCode, cause)

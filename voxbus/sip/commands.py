@@ -112,7 +112,9 @@ class Dialer:
         gateway = self.gateway
         if request.agent and request.agent not in gateway.agents:
             return f"unknown agent profile {request.agent!r}"
-        calls = list(gateway.calls.values())  # a copy: the pjsua thread changes the dict
+        # a copy (the pjsua thread changes the dict); a call that ended is out, though not yet forgotten,
+        # so that whoever dials again on its dial.result is not refused for it
+        calls = [call for call in list(gateway.calls.values()) if not call.disconnected]
         agent_calls = sum(c.leg.agent == request.agent for c in calls if c.leg.direction == "outbound")
         limits = gateway.agents.get(request.agent)
         return gateway.door.dial_refusal(
