@@ -21,6 +21,7 @@ from voxbus.logs import get_logger
 from voxbus.schemas.events import ErrorEvent
 
 if TYPE_CHECKING:
+    from voxbus.sip.callbacks import VoxCall
     from voxbus.sip.gateway import SipGateway
 
 log = get_logger(__name__)
@@ -99,7 +100,7 @@ class CallWatch:
         log.warning(message, call_id=call_id)
         self.gateway.emit_threadsafe(ErrorEvent(call_id=call_id, code="no_media", message=message))
         call.leg.hangup_by = "system"
-        call.hangup(pj.CallOpParam(True))
+        _hang_up(call, pj.CallOpParam(True))
 
     def _end_unconfirmed(self, call_id: str) -> None:
         """On the pjsua thread: end an inbound call that pjsip never confirmed. The first time it is
@@ -119,9 +120,12 @@ class CallWatch:
         call.leg.hangup_by = "system"
         op = pj.CallOpParam(True)
         op.statusCode = 500
-        try:
-            call.hangup(op)
-        except pj.Error as exc:
-            log.warning(
-                "hang-up of a call never set up failed", call_id=call_id, error=exc.info().splitlines()[0]
-            )
+        _hang_up(call, op)
+
+
+def _hang_up(call: VoxCall, op: pj.CallOpParam) -> None:
+    """Hang up from the gateway's poll, where an exception would stop the pjsua thread."""
+    try:
+        call.hangup(op)
+    except pj.Error as exc:
+        log.warning("hang-up failed", call_id=call.leg.call_id, error=exc.info().splitlines()[0])
