@@ -86,8 +86,9 @@ def _parser() -> argparse.ArgumentParser:
     mc = sub.add_parser(
         "mcp", help="serve an MCP server's tools to the agents (as voxbus.tool.<server>_<tool>)"
     )
-    mc.add_argument("server", help="a short name: the tools are named <server>_<tool>")
-    where = mc.add_mutually_exclusive_group(required=True)
+    mc.add_argument("server", help="a short name: the tools are named <server>_<tool> ([mcp.NAME] if set)")
+    mc.add_argument("--id", dest="worker_id", help=argparse.SUPPRESS)  # set by voxbus up: heartbeat as it
+    where = mc.add_mutually_exclusive_group()
     where.add_argument("--url", help="a streamable-HTTP MCP server")
     where.add_argument(
         "--command",
@@ -217,13 +218,9 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         if args.command == "mcp":
             from voxbus.commands import serve_mcp
 
-            if args.command_line is None and not args.url:
-                raise CliError("mcp: give --url or --command")
-            return _run(
-                serve_mcp(
-                    settings, _running_url(settings), args.server, args.command_line, args.url, args.timeout
-                )
-            )
+            command, url, timeout = _mcp_source(settings, args)
+            url_now = _running_url(settings)
+            return _run(serve_mcp(settings, url_now, args.server, command, url, timeout, args.worker_id))
         if args.command == "up":
             from voxbus.commands import up
 
@@ -339,6 +336,16 @@ def _secret(args: argparse.Namespace) -> bytes:
         return read_secret("webhook secret", args.secret_env, args.secret_file).encode()
     except SecretMissing as exc:
         raise CliError(str(exc)) from None
+
+
+def _mcp_source(settings: Settings, args: argparse.Namespace) -> tuple[list[str] | None, str | None, float]:
+    """Where ``voxbus mcp`` finds its server: the command line, else ``[mcp.NAME]``."""
+    if args.command_line is not None or args.url:
+        return args.command_line, args.url, args.timeout
+    if args.server not in settings.mcp:
+        raise CliError(f"mcp: give --url or --command, or configure [mcp.{args.server}]")
+    configured = settings.mcp[args.server]
+    return configured.command or None, configured.url or None, configured.timeout_s
 
 
 def _running_url(settings: Settings) -> str:

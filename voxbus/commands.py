@@ -119,21 +119,29 @@ async def serve_mcp(
     command: list[str] | None,
     url: str | None,
     timeout_s: float,
+    worker_id: str | None = None,
 ) -> int:
-    """Serve an MCP server's tools on the bus until stopped (SIGINT/SIGTERM)."""
-    from voxbus.actors.runtime import stop_on_signals
+    """Serve an MCP server's tools on the bus until stopped (SIGINT/SIGTERM); ``worker_id``: run as
+    voxbus up's supervised bridge, heartbeating (once the tools are served) under that id."""
+    from voxbus.actors.runtime import heartbeat, stop_on_signals
     from voxbus.tools.mcp_bridge import bridge, mcp_session
 
     stopping = stop_on_signals()
     bus = Bus(nats_url, name=f"voxbus-mcp-{server}", source=f"mcp-{server}", creds=client_creds(settings))
     await bus.connect(attempts=3)
+    beating: asyncio.Task[None] | None = None
     try:
         async with mcp_session(command, url) as session:
             service = await bridge(bus.nc, server, session, timeout_s)
             print(f"serving {', '.join(sorted(service.tools))} from MCP server {server}", flush=True)
+            if worker_id:
+                interval = settings.supervision.heartbeat_interval_s
+                beating = asyncio.create_task(heartbeat(bus, "mcp", worker_id, interval))
             await stopping.wait()
             await service.stop()
     finally:
+        if beating is not None:
+            beating.cancel()
         await bus.close()
     return 0
 

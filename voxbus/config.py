@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -22,6 +22,7 @@ from pydantic_settings import (
 from voxbus.console.settings import ConsoleSettings
 from voxbus.lexicons import ENGLISH, FRENCH, Lexicon  # noqa: F401  (Lexicon: part of the settings' API)
 from voxbus.sip.settings import OutboundLimits, SipSettings  # noqa: F401  (part of the settings' API)
+from voxbus.tools.mcp_settings import SERVER_NAME, McpServerSettings
 
 Profile = Literal["default", "test"]
 
@@ -361,6 +362,9 @@ class Settings(BaseSettings):
     console: ConsoleSettings = ConsoleSettings()
     agents: dict[str, AgentProfile] = Field(
         default_factory=dict, description="agent profiles by name ([agents.NAME]; see voxbus/profiles.py)"
+    )
+    mcp: dict[Annotated[str, StringConstraints(pattern=SERVER_NAME)], McpServerSettings] = Field(
+        default_factory=dict, description="MCP servers whose tools voxbus up serves ([mcp.NAME])"
     )
     agents_dir: Path | None = Field(
         default=None, description="a folder of agent profiles, one TOML file each"

@@ -3,12 +3,22 @@ same path as any other (discovery, schema checks, refusals), on a real NATS serv
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import signal
 import sys
 from pathlib import Path
 
 import nats
 import pytest
 
+from voxbus.bus import subjects
+from voxbus.bus.connection import Bus
+from voxbus.config import load_settings
+from voxbus.schemas.events import Event, WorkerRestarted
+from voxbus.supervisors.serving import pid_of
+from voxbus.supervisors.system import System, mcp_workers
 from voxbus.tools.catalog import discover
 from voxbus.tools.invoke import CallContext, call_tool
 from voxbus.tools.mcp_bridge import bridge, mcp_session, tool_name
@@ -41,3 +51,38 @@ async def test_an_mcp_servers_tools_are_served_on_the_bus(nats_url: str) -> None
         assert bad.failure == "bad_arguments"
         await service.stop()
     await nc.drain()
+
+
+async def test_voxbus_up_bridges_a_configured_mcp_server_and_restarts_the_bridge(
+    test_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``[mcp.stock]``: a supervised bridge (its own credential, heartbeats) serves the tools; killed,
+    it is restarted and serves them again."""
+    monkeypatch.setenv("VOXBUS_MCP", json.dumps({"stock": {"command": SERVER}}))
+    settings = load_settings()
+    system = System(settings, workers=mcp_workers(settings))  # what voxbus up adds to its workers
+    await system.start()
+    bus = Bus(system.url, "test", creds=system.creds("admin"))
+    await bus.connect(attempts=5)
+    restarts: list[Event] = []
+
+    async def on_restart(event: Event, _m: object) -> None:
+        restarts.append(event)
+
+    try:
+        await bus.subscribe(subjects.system_event("worker.restarted"), None, on_restart)
+        pid = await pid_of(bus, "mcp", "mcp-stock")
+        catalog = await discover(bus.nc)
+        found = await call_tool(bus.nc, catalog.tools["stock_add"], "stock_add", {"a": 2, "b": 3}, CALL, "k1")
+        assert found.ok and found.result == {"result": 5}
+        os.kill(pid, signal.SIGKILL)
+        async with asyncio.timeout(30):
+            while not any(isinstance(e, WorkerRestarted) and e.worker_id == "mcp-stock" for e in restarts):
+                await asyncio.sleep(0.1)
+        assert await pid_of(bus, "mcp", "mcp-stock") != pid
+        catalog = await discover(bus.nc)
+        again = await call_tool(bus.nc, catalog.tools["stock_add"], "stock_add", {"a": 1, "b": 1}, CALL, "k2")
+        assert again.ok and again.result == {"result": 2}
+    finally:
+        await bus.close()
+        await system.stop()

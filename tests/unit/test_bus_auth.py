@@ -81,7 +81,8 @@ def test_each_service_queue_is_served_by_its_own_role_only() -> None:
         subjects.tool("book"): "tools",
     }
     for subject, role in served.items():
-        assert {r for r in ROLES if may(permissions(r).subscribe, subject)} == {"admin", role}, subject
+        expected = {"admin", role, *(["mcp"] if role == "tools" else [])}  # voxbus up's MCP bridges
+        assert {r for r in ROLES if may(permissions(r).subscribe, subject)} == expected, subject
 
 
 def test_readers_see_events_and_workers_publish_them() -> None:
@@ -139,3 +140,13 @@ def test_a_tools_credential_may_be_narrowed_to_the_tools_it_serves(tmp_path: Pat
     )
     with pytest.raises(ValueError, match="tool name"):
         permissions("tools", tools=("rm -rf",))
+
+
+def test_voxbus_ups_mcp_bridge_serves_tools_and_heartbeats_and_nothing_else() -> None:
+    publish = permissions("mcp").publish
+    assert may(publish, "$SRV.INFO.voxbus-tools") and may(publish, "voxbus.sys.health.mcp.mcp-crm")
+    assert not may(publish, "voxbus.sys.health.llm.llm-1")
+    assert not may(publish, subjects.control("c1")) and not may(publish, subjects.SIP_DIAL)
+    assert not may(publish, subjects.call_event("c1", "call.ended"))
+    subscribe = permissions("mcp").subscribe
+    assert may(subscribe, subjects.tool("crm_lookup")) and not may(subscribe, subjects.audio_in("c1"))

@@ -154,6 +154,11 @@ def permissions(role: str, audio: bool = False, tools: tuple[str, ...] = ()) -> 
             subscribe=(*EVENTS, f"{P}.sys.health.>", *((f"{call}.audio.>",) if audio else ())),
             deny_subscribe=() if audio else (f"{P}.call.*.audio.>",),  # listen-in only when granted
         ),
+        "mcp": Permissions(  # voxbus up's bridge to an MCP server: any tool, and its heartbeat
+            publish=("$SRV.>", f"{P}.sys.health.mcp.*"),
+            subscribe=(f"{P}.tool.>", "$SRV.>"),
+            responses=True,
+        ),
         "tools": Permissions(
             publish=("$SRV.>",),
             subscribe=(*(subjects.tool(n) for n in tools or (">",)), "$SRV.>"),
@@ -181,8 +186,17 @@ def may_publish(role: str, subject: str) -> bool:
     return any(subject_matches(p, subject) for p in permissions(role).publish)
 
 
-ROLES = ("admin", "sip", "stt", "llm", "tts", "agent", "reader", "operator", "console", "tools")
-SERVICE_ROLES = ("admin", "sip", "stt", "llm", "tts", "agent", "console")  # issued by `voxbus up` itself
+ROLES = ("admin", "sip", "stt", "llm", "tts", "agent", "reader", "operator", "console", "tools", "mcp")
+SERVICE_ROLES = (
+    "admin",
+    "sip",
+    "stt",
+    "llm",
+    "tts",
+    "agent",
+    "console",
+    "mcp",
+)  # issued by `voxbus up` itself
 
 
 class CredentialsInvalid(ValueError):

@@ -32,7 +32,12 @@ DEFAULT_WORKERS = (
     ("agent", "agent-1"),
     ("sip", "sip-1"),
 )
-COMMAND_OF_ROLE = {"agent": ["agent"], "sip": ["gateway"], "console": ["console", "--web"]}
+COMMAND_OF_ROLE = {"agent": ["agent"], "sip": ["gateway"], "console": ["console", "--web"], "mcp": ["mcp"]}
+
+
+def mcp_workers(settings: Settings) -> tuple[tuple[str, str, list[str]], ...]:
+    """A supervised bridge per configured MCP server (``[mcp.NAME]``): ``voxbus mcp NAME``."""
+    return tuple(("mcp", f"mcp-{name}", [name]) for name in settings.mcp)
 
 
 def url_file(settings: Settings) -> Path:
@@ -158,8 +163,9 @@ class System:
         workers: tuple[tuple[str, str] | tuple[str, str, list[str]], ...] = DEFAULT_WORKERS,
     ) -> None:
         self.settings = settings
-        if workers is DEFAULT_WORKERS and settings.console.enabled:
-            workers = (*workers, ("console", "console-1"))
+        if workers is DEFAULT_WORKERS:
+            console = (("console", "console-1"),) if settings.console.enabled else ()
+            workers = (*workers, *console, *mcp_workers(settings))
         self.workers = workers
         self.nats: EmbeddedNats | EmbeddedCluster | None = None
         self.url = settings.nats_url or ""
