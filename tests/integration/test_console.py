@@ -99,8 +99,8 @@ def act(driver: webdriver.Chrome, action: str, text: str = "") -> str:
     return driver.find_element(By.ID, "message").text
 
 
-def watch_guide_and_say(driver: webdriver.Chrome, url: str) -> list[str]:
-    """Log in, see the call appear, its transcript grow; guide the agent and speak to the caller."""
+def watch(driver: webdriver.Chrome, url: str) -> None:
+    """Log in, see the call appear, its transcript grow, and listen in."""
     log_in(driver, url, "ann")
     # the rows are drawn again at every change of a call's state: a row found may be gone when
     # clicked, so finding and clicking are retried together
@@ -113,6 +113,9 @@ def watch_guide_and_say(driver: webdriver.Chrome, url: str) -> list[str]:
     assert len(set(callers)) == len(callers), callers  # the record and the feed: each line once
     driver.find_element(By.ID, "listen").click()  # both sides of the call, in the browser
     wait.until(lambda d: d.find_element(By.ID, "listen-status").text.startswith("listening"))
+
+
+def guide_and_say(driver: webdriver.Chrome) -> list[str]:
     return [act(driver, "guide", GUIDE), act(driver, "say", SAY)]
 
 
@@ -143,7 +146,14 @@ async def test_an_operator_watches_guides_speaks_to_and_hangs_up_a_sip_call(
     call = asyncio.create_task(sip_call(console.url, settings, player, heard_wav, quiet=True))
     driver = await asyncio.to_thread(browser)
     try:
-        messages = await asyncio.to_thread(watch_guide_and_say, driver, url)
+        await asyncio.to_thread(watch, driver, url)
+        # the operator speaks once the caller has said their line (whisper may have cut it in two
+        # turns, the first shown as soon as it is final): said over the caller, the sentence would
+        # be a barge-in's to stop, and this test is about the operator being heard
+        async with asyncio.timeout(60):
+            while player.next_line < len(dialogue.lines) or player.playing:
+                await asyncio.sleep(0.05)
+        messages = await asyncio.to_thread(guide_and_say, driver)
         assert messages == ["guide: done", "say: done"]
         said = await wait_for(events, lambda e: isinstance(e, TtsRequested) and e.text == SAY)
         await wait_for(events, lambda e: isinstance(e, PlayoutDone) and e.gen == said.gen)

@@ -100,12 +100,18 @@ def driver() -> Iterator[webdriver.Chrome]:
     page.quit()
 
 
-async def transfer_from_the_console(url: str, events: list[Event], earlier: tuple[str, ...] = ()) -> str:
-    """Once the caller's first question is answered, the supervisor transfers the call (not one
-    of the ``earlier`` calls)."""
+async def transfer_from_the_console(
+    url: str, events: list[Event], caller: DialoguePlayer, earlier: tuple[str, ...] = ()
+) -> str:
+    """Once the caller has said their line and a first turn of it is answered, the supervisor
+    transfers the call (not one of the ``earlier`` calls). Whisper may cut the line in two turns:
+    a transfer during its second half would have its phrases said over the caller."""
     metrics = await wait_for(
         events, lambda e: isinstance(e, TurnMetrics) and e.turn == 1 and e.call_id not in earlier, 90
     )
+    async with asyncio.timeout(60):
+        while caller.next_line < len(caller.lines) or caller.playing:
+            await asyncio.sleep(0.05)
     async with httpx.AsyncClient(base_url=url) as sue:
         await sue.post("/login", data={"user": SUPERVISOR[0], "password": SUPERVISOR[1]})
         answer = await sue.post(f"/api/calls/{metrics.call_id}/transfer")
@@ -152,7 +158,7 @@ async def test_warm_transfers_and_the_kpis_of_real_calls(
     caller = UntilReleased(voice())
     heard_wav = tmp_path / "heard.wav"
     call = asyncio.create_task(sip_call(system.url, settings, caller, heard_wav, quiet=True))
-    first = await transfer_from_the_console(url, events)
+    first = await transfer_from_the_console(url, events, caller.voice)
     noted = await wait_for(events, lambda e: isinstance(e, TransferSummary) and e.call_id == first, 60)
     shown = await asyncio.to_thread(handover_shown, driver)
     returned = await wait_for(events, lambda e: isinstance(e, TransferReturned) and e.call_id == first, 60)
@@ -179,8 +185,9 @@ async def test_warm_transfers_and_the_kpis_of_real_calls(
 
     # 2. the colleague answers: the caller is with them, the agent's leg ends
     answering = asyncio.create_task(sipp_uas(port))
-    call = asyncio.create_task(sip_call(system.url, settings, voice(), tmp_path / "h2.wav", quiet=True))
-    second = await transfer_from_the_console(url, events, (first,))
+    second_caller = voice()
+    call = asyncio.create_task(sip_call(system.url, settings, second_caller, tmp_path / "h2.wav", quiet=True))
+    second = await transfer_from_the_console(url, events, second_caller, (first,))
     heard, _, _ = await asyncio.wait_for(call, 90)
     assert heard.transfers == [(target, 200)] and heard.hung_up_by == "remote"
     assert (await asyncio.wait_for(answering, 30))[0] == 0  # the caller hung up on the colleague
