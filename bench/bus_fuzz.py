@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from nats.aio.msg import Msg
+from procstat import rss_kb
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -47,13 +48,6 @@ from voxbus.supervisors.serving import pid_of, wait_all_serving  # noqa: E402
 from voxbus.supervisors.system import System  # noqa: E402
 
 ROLES = ("stt", "llm", "tts", "agent", "sip")
-
-
-def rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
 
 
 async def fuzz_round(client: Bus, call_id: str, per_subject: int, seed: int) -> dict[str, int]:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 from nats.aio.msg import Msg
+from procstat import cpu_seconds
 
 from voxbus.bus import subjects
 from voxbus.bus.connection import Bus
@@ -101,11 +102,6 @@ async def echo(bus: Bus) -> None:
         )
 
     await bus.subscribe("voxbus.call.*.audio.in", AudioFrame, back)
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def shard_pids(bus: Bus, shards: int) -> list[int]:

@@ -26,8 +26,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from gateway import PLAY, SCENARIO, cpu_seconds, echo, shard_pids
+from gateway import PLAY, SCENARIO, echo, shard_pids
 from nats.aio.msg import Msg
+from procstat import cpu_seconds, rss_kb
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -42,16 +43,6 @@ from voxbus.supervisors.system import System  # noqa: E402
 
 SAMPLE_S = 30.0
 NEW_CALLS_PER_S = 10
-
-
-def rss_kb(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
 def pids_running(word: str, also: str) -> list[int]:

@@ -28,6 +28,7 @@ from collections import Counter
 from pathlib import Path
 
 from nats.aio.msg import Msg
+from procstat import rss_kb
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -220,14 +221,6 @@ async def _idle(bus: Bus, timeout_s: float = 90.0) -> float | None:
     finally:
         await sub.unsubscribe()
     return round(time.monotonic() - began, 1)
-
-
-def rss_kb(pid: int) -> int:
-    """Resident set size of a process, from /proc."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
 
 
 def _ours(target: str, local: str) -> list[tuple[str, bytes]]:

@@ -16,17 +16,21 @@ REQUEST_LINE = re.compile(rb"^[A-Z]+ sips?:\S+ SIP/2\.0\r\n")
 COMPACT = {b"v": b"via", b"f": b"from", b"t": b"to", b"i": b"call-id"}
 
 
+def header_name(line: bytes) -> bytes:
+    """A header line's name, lower-case, compact forms spelt out ("i" -> "call-id")."""
+    name = line.split(b":", 1)[0].strip().lower()
+    return COMPACT.get(name, name)
+
+
 def header_names(response: bytes) -> set[bytes]:
     head = re.split(rb"\r?\n\r?\n", response, maxsplit=1)[0]
-    lines = re.split(rb"\r?\n", head)[1:]
-    names = {line.split(b":", 1)[0].strip().lower() for line in lines if b":" in line}
-    return {COMPACT.get(name, name) for name in names}
+    return {header_name(line) for line in re.split(rb"\r?\n", head)[1:] if b":" in line}
 
 
 def ok_for(request: bytes) -> bytes:
     """A 200 OK to a request: its Via, From, To, Call-ID and CSeq copied (RFC 3261 8.2.6.2)."""
     head = request.partition(b"\r\n\r\n")[0].split(b"\r\n")[1:]
-    copied = [line for line in head if header_names(b"X\r\n" + line) & set(REQUIRED)]
+    copied = [line for line in head if b":" in line and header_name(line) in REQUIRED]
     return b"\r\n".join([b"SIP/2.0 200 OK", *copied, b"Content-Length: 0"]) + b"\r\n\r\n"
 
 

@@ -42,10 +42,10 @@ def sipp_command(scenario: list[str], target: str | None, calls: int = 1, *extra
     ]  # fmt: skip
 
 
-async def sipp_uas(port: int, scenario: tuple[str, ...] = ("-sn", "uas")) -> tuple[int, str]:
-    """A sipp UAS for one call on ``port`` (sipp's own answering scenario by default): its exit
-    code and output."""
-    command = sipp_command(list(scenario), None, 1, "-timeout", "60")
+async def sipp_uas(port: int, scenario: tuple[str, ...] = ("-sn", "uas"), calls: int = 1) -> tuple[int, str]:
+    """A sipp UAS for ``calls`` calls on ``port`` (sipp's own answering scenario by default): its
+    exit code and output."""
+    command = sipp_command(list(scenario), None, calls, "-timeout", "60")
     command[command.index("-p") + 1] = str(port)  # the UAS listens where the test dials
     proc = await asyncio.create_subprocess_exec(
         *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT

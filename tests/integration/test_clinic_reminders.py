@@ -18,7 +18,7 @@ from voxbus.bus.embedded import free_port
 from voxbus.config import Settings, load_settings
 from voxbus.supervisors.system import System, grant
 
-from .helpers import pid_of, sipp_command
+from .helpers import pid_of, sipp_uas
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples" / "clinic"))
 
@@ -52,15 +52,12 @@ async def test_reminders_record_each_calls_outcome_and_call_nobody_twice(
     try:
         await pid_of(bus, "sip", "sip-1")
         port = free_port()
-        command = sipp_command(["-sf", str(BUSY)], None, len(due), "-timeout", "60")
-        command[command.index("-p") + 1] = str(port)
-        phones = await asyncio.create_subprocess_exec(
-            *command, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
-        )
+        phones = asyncio.create_task(sipp_uas(port, ("-sf", str(BUSY)), calls=len(due)))
         await asyncio.sleep(0.5)  # sipp listens
         outcomes = await remind(bus, book, day, f"sip:{{phone}}@127.0.0.1:{port}", "reminders")
         assert outcomes == {r.appointment_id: "busy" for r in due}
-        assert await asyncio.wait_for(phones.wait(), 30) == 0
+        code, out = await asyncio.wait_for(phones, 30)
+        assert code == 0, out
         assert await remind(bus, book, day, f"sip:{{phone}}@127.0.0.1:{port}", "reminders") == outcomes
         later = date(2026, 12, 3)
         refused = await remind(bus, book, later, "sip:{phone}@192.0.2.1", "reminders")  # not in dial_allow

@@ -151,7 +151,7 @@ async def test_an_operator_watches_guides_speaks_to_and_hangs_up_a_sip_call(
         # turns, the first shown as soon as it is final): said over the caller, the sentence would
         # be a barge-in's to stop, and this test is about the operator being heard
         async with asyncio.timeout(60):
-            while player.next_line < len(dialogue.lines) or player.playing:
+            while not player.said_all():
                 await asyncio.sleep(0.05)
         messages = await asyncio.to_thread(guide_and_say, driver)
         assert messages == ["guide: done", "say: done"]

@@ -110,7 +110,7 @@ async def transfer_from_the_console(
         events, lambda e: isinstance(e, TurnMetrics) and e.turn == 1 and e.call_id not in earlier, 90
     )
     async with asyncio.timeout(60):
-        while caller.next_line < len(caller.lines) or caller.playing:
+        while not caller.said_all():
             await asyncio.sleep(0.05)
     async with httpx.AsyncClient(base_url=url) as sue:
         await sue.post("/login", data={"user": SUPERVISOR[0], "password": SUPERVISOR[1]})

@@ -79,7 +79,6 @@ class Bus:
         self.permission_errors: list[str] = []  # what the server refused this credential, latest last
         self._refused = ""  # why the server refused to let us in, if it did
         self._connecting: asyncio.Future[None] | None = None
-        self._may_emit = True  # a reader's credential may not publish events
         self._role = ""  # the credential's role; empty: anonymous (a bus with no authentication)
         # a flood of bad messages (a broken or hostile client) must not flood the log and the events
         # stream in turn, where it would push out real calls' events: a burst, then a trickle
@@ -94,7 +93,6 @@ class Bus:
         login: dict[str, Any] = {}
         if self.creds is not None:
             creds = Credentials.load(self.creds)  # a bad file is a configuration error: raised at once
-            self._may_emit = may_publish(creds.role, subjects.system_event("error"))
             self._role = creds.role
             login = {
                 "user": creds.user,
@@ -291,6 +289,11 @@ class Bus:
                 continue
             delay = 0.05
             self._outbox.popleft()
+
+    @property
+    def _may_emit(self) -> bool:
+        """Whether this credential may publish events (a reader's may not)."""
+        return not self._role or may_publish(self._role, subjects.system_event("error"))
 
     # --- subscribing ------------------------------------------------------------------------------
     def report_bad(self, exc: BadMessage, trickle: Trickle | None = None) -> None:

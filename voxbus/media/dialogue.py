@@ -138,8 +138,12 @@ class DialoguePlayer:
         self.start_at = None
         return self.frame(tick)
 
+    def said_all(self) -> bool:
+        """Every line has been said to its end."""
+        return self.next_line >= len(self.lines) and not self.playing
+
     def finished(self, tick: int) -> bool:
         """All lines said, and the agent quiet for settle_s since."""
-        if self.next_line < len(self.lines) or self.playing:
+        if not self.said_all():
             return False
         return tick - max(self.last_loud, self.last_end) > self.settle_ticks

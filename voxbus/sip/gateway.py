@@ -248,11 +248,13 @@ class SipGateway:
             short_frames=leg.short_frames,
         )
 
-        def forget() -> None:
-            self.calls.pop(leg.call_id, None)
-            if call.port is not None:
-                self.ports.release(call.port)
-                call.port = None
-            self.reap.append(call)  # released after pjsua's next poll, not inside its callback
+        self.pj.submit(lambda: self.forget(call))
 
-        self.pj.submit(forget)
+    def forget(self, call: VoxCall) -> None:
+        """On the pjsua thread: drop a call that ended, free its audio port; the pjsua2 object is
+        released after pjsua's next poll, not inside its callback."""
+        self.calls.pop(call.leg.call_id, None)
+        if call.port is not None:
+            self.ports.release(call.port)
+            call.port = None
+        self.reap.append(call)

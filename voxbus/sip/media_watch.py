@@ -108,11 +108,7 @@ class CallWatch:
         call = self.gateway.calls[call_id]
         if call.leg.hangup_by == "system":
             log.warning("call never set up, dropped", call_id=call_id)
-            self.gateway.calls.pop(call_id)
-            if call.port is not None:
-                self.gateway.ports.release(call.port)
-                call.port = None
-            self.gateway.reap.append(call)
+            self.gateway.forget(call)
             return
         message = f"call not set up within {SETUP_TIMEOUT_S:.0f} s (no ACK, or a dialog pjsip left): ended"
         log.warning(message, call_id=call_id)
