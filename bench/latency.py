@@ -15,6 +15,12 @@ the conversation's prefix evaluated, piper on that clause): the critical-path fl
 ``latency.json`` and ``latency.png``.
 
     python bench/latency.py --profile test --profile default --out bench/results
+
+Settings to compare in one run: each ``--variant LABEL:VAR=VALUE,...`` runs every profile again
+with those environment settings (``VOXBUS_...``), e.g. the first-clause features off against on:
+
+    python bench/latency.py --profile default --variant before:VOXBUS_AGENT__OPENER_CLAUSES=false,\
+VOXBUS_TTS__CACHE_ENTRIES=0 --variant after: --caller-voice espeak-ng:en-us+f2
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ import numpy as np
 from voxbus.bus.embedded import free_port
 from voxbus.config import Settings, load_settings
 from voxbus.engines.models import PROFILES, model_path, models_dir
-from voxbus.engines.tts import PiperEngine
+from voxbus.engines.tts import PiperEngine, VoiceEngine, voice_engine
 from voxbus.logs import setup_logging
 from voxbus.media.dialogue import Dialogue, DialogueLine, DialoguePlayer, LineTiming, render_line
 from voxbus.media.frames import FRAME_MS, to_float
@@ -107,10 +113,10 @@ def last_loud_before_gap(loud: np.ndarray, tick: int, gap_ticks: int = 15) -> in
     return int(later[gaps[0]] if len(gaps) else later[-1])
 
 
-async def sip_conversation(settings: Settings, piper: PiperEngine, out: Path) -> dict[str, Any]:
+async def sip_conversation(settings: Settings, caller: VoiceEngine, out: Path) -> dict[str, Any]:
     from voxbus.commands import sip_call
 
-    player = DialoguePlayer(DIALOGUE, [render_line(line, piper) for line in DIALOGUE.lines])
+    player = DialoguePlayer(DIALOGUE, [render_line(line, caller) for line in DIALOGUE.lines])
     system = System(settings)
     url = await system.start()
     try:
@@ -238,15 +244,42 @@ def percentile(values: list[float], q: float) -> float | None:
     return round(float(np.percentile(values, q)), 1) if values else None
 
 
-async def run_profile(profile: str, out: Path) -> dict[str, Any]:
+def parse_variant(text: str) -> tuple[str, dict[str, str]]:
+    """'LABEL:VAR=VALUE,VAR=VALUE' -> (label, environment); only VOXBUS_ variables."""
+    label, _, assignments = text.partition(":")
+    env = dict(a.split("=", 1) for a in assignments.split(",") if a)
+    wrong = [name for name in env if not name.startswith("VOXBUS_")]
+    if not label or wrong:
+        raise argparse.ArgumentTypeError(f"--variant {text!r}: LABEL:VOXBUS_VAR=VALUE,... expected")
+    return label, env
+
+
+async def run_profile(
+    profile: str, out: Path, caller_voice: str, variant: tuple[str, dict[str, str]] = ("", {})
+) -> dict[str, Any]:
+    label, env = variant
+    name = f"{profile}-{label}" if label else profile
     os.environ["VOXBUS_PROFILE"] = profile
-    os.environ["VOXBUS_DATA_DIR"] = str(out / f"data-{profile}")
+    os.environ["VOXBUS_DATA_DIR"] = str(out / f"data-{name}")
     os.environ["VOXBUS_SIP__PORT"] = str(free_port())
     os.environ["VOXBUS_SIP__RTP_PORT"] = str(30000 + free_port() % 15000 // 2 * 2)
-    settings = load_settings()
-    piper = PiperEngine(model_path(settings, "tts"), settings.tts)
-    run = await sip_conversation(settings, piper, out / f"heard-{profile}.wav")
-    with (out / f"events-{profile}.jsonl").open("w") as f:
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)  # the System's processes inherit them
+    try:
+        settings = load_settings()
+        caller = (
+            PiperEngine(model_path(settings, "tts"), settings.tts)
+            if caller_voice == "piper"
+            else voice_engine(caller_voice, settings.tts)
+        )
+        run = await sip_conversation(settings, caller, out / f"heard-{name}.wav")
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    with (out / f"events-{name}.jsonl").open("w") as f:
         t0 = run["heard"].first_tick_ts or 0.0
         for event in run["events"]:
             f.write(
@@ -279,7 +312,9 @@ async def run_profile(profile: str, out: Path) -> dict[str, Any]:
         **checks,
     }
     return {
-        "profile": profile,
+        "profile": name,
+        "settings": env,
+        "caller_voice": caller_voice,
         "models": {k: v.name for k, v in PROFILES[profile].items()},
         "turns": rows,
         "median": median,
@@ -333,6 +368,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", action="append", choices=list(PROFILES), default=[])
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    parser.add_argument(
+        "--variant", action="append", type=parse_variant, default=[], help="LABEL:VOXBUS_VAR=VALUE,..."
+    )
+    parser.add_argument(
+        "--caller-voice",
+        default="piper",
+        help="the caller's voice: 'piper' (the bundled voice) or 'espeak-ng:VOICE' (e.g. en-us+f2)",
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     setup_logging("warning")
@@ -341,10 +384,13 @@ def main() -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     results = []
     for profile in args.profile or ["test"]:
-        print(f"profile {profile}: {len(DIALOGUE.lines)} caller lines over SIP...", flush=True)
-        result = asyncio.run(run_profile(profile, args.out))
-        results.append(result)
-        print(json.dumps({"median": result["median"], "summary": result["summary"]}, indent=2), flush=True)
+        for variant in args.variant or [("", {})]:
+            label = f"{profile} {variant[0]}".strip()
+            print(f"profile {label}: {len(DIALOGUE.lines)} caller lines over SIP...", flush=True)
+            result = asyncio.run(run_profile(profile, args.out, args.caller_voice, variant))
+            results.append(result)
+            summary = {"median": result["median"], "summary": result["summary"]}
+            print(json.dumps(summary, indent=2), flush=True)
     report = {
         "machine": {
             "cpus": os.cpu_count(),

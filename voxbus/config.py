@@ -93,6 +93,11 @@ class AgentSettings(BaseModel):
     min_clause_chars: int = Field(
         default=12, ge=1, description="a clause shorter than this waits for more text"
     )
+    opener_clauses: bool = Field(
+        default=True,
+        description="an answer's opening word or two ('Sure,', 'Of course,') is spoken as a clause of "
+        "its own, however short: the caller hears the agent a sentence sooner",
+    )
     request_timeout_s: float = Field(
         default=2.0, gt=0, description="an LLM worker silent this long while streaming is asked again"
     )
@@ -299,6 +304,24 @@ class TtsSettings(BaseModel):
         description="the voice of each language other than English (which speaks with models.tts): a "
         "piper .onnx file (its .onnx.json beside it), or 'espeak-ng:VOICE' (Debian's espeak-ng)",
     )
+    cache_max_chars: int = Field(
+        default=32,
+        ge=0,
+        description="a clause this short, once spoken, is kept: said again, its audio is there at once",
+    )
+    cache_entries: int = Field(default=256, ge=0, description="clauses kept per voice; 0: none")
+    openers: dict[str, list[str]] = Field(
+        default_factory=lambda: {
+            "en": [
+                "Sure,", "Sure!", "Of course,", "Of course!", "Okay,", "Certainly!", "Certainly,",
+                "Yes,", "No,", "Alright,", "Got it.", "Great!", "I see.", "Thank you!",
+                "You're welcome!", "Absolutely!", "Hello!", "Hi there!",
+            ],
+            "fr": ["D'accord,", "Bien sûr,", "Oui,", "Non,", "Merci !", "Très bien,"],
+        },
+        description="the commonest first clauses of answers, by language: spoken into the cache when a "
+        "TTS worker starts (with the agents' greetings and holding phrases)",
+    )  # fmt: skip
 
 
 class AgentProfile(BaseModel):

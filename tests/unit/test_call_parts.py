@@ -24,7 +24,7 @@ def answer() -> Generation:
 def test_streamed_text_becomes_clauses_and_tool_calls_never_reach_speech() -> None:
     generation = answer()
     first = generation.take(chunk("Sure, I can help. "), now=1.0)
-    assert first.clauses == [("Sure, I can help.", False)]
+    assert first.clauses == [("Sure,", False), ("I can help.", False)]  # an opener, then its sentence
     call = '<tool_call>{"name": "transfer_to_human", "arguments": {}}</tool_call>'
     rest = generation.take(chunk(f"One moment.{call}", done=True), 2.0)
     assert rest.clauses == [("One moment.", True)]

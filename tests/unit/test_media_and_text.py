@@ -22,7 +22,7 @@ def test_first_clause_is_cut_as_its_punctuation_arrives_but_not_after_numbers_or
         (["The capital", " is Paris", "."], "The capital is Paris."),
         (["The answer is", " 3", "."], None),
         (["Please ask", " Dr", "."], None),
-        (["Well, for example", " e.g", "."], None),
+        (["For example", " e.g", "."], None),
     ]:
         splitter = ClauseSplitter(min_chars=8)
         out = [clause for token in tokens for clause in splitter.push(token)]
@@ -50,8 +50,37 @@ def test_first_clause_is_cut_early_and_later_ones_at_sentence_ends() -> None:
         ".",
     ]:
         out += splitter.push(token)
-    assert out == ["Sure, the capital is Paris,", "which is lovely."]
+    assert out == ["Sure,", "the capital is Paris,", "which is lovely."]
     assert splitter.flush() == "It has 2.1 million people."
+
+
+def test_a_short_opener_is_its_own_first_clause_as_soon_as_its_punctuation_arrives() -> None:
+    for text, opener in [
+        ("Sure,", True),
+        ("Of course,", True),
+        ("You're welcome!", True),
+        ("Got it.", True),
+        ("Dr.", False),
+        ("At 3,", False),
+        ("Hi there Peter,", False),
+        ("Well:", False),
+        ("A,", False),
+    ]:
+        splitter = ClauseSplitter(min_chars=20)
+        assert splitter.push(text) == ([text] if opener else []), text
+    splitter = ClauseSplitter(min_chars=12)
+    tokens = ["Of", " course", ",", " I", " can", " help", " you", ",", " what", " day", "?"]
+    out = [clause for token in tokens for clause in splitter.push(token)]
+    assert out == ["Of course,", "I can help you,"]  # the clause after an opener is cut eagerly too
+    assert splitter.flush() == "what day?"
+
+
+def test_only_the_first_clause_may_be_a_short_opener() -> None:
+    splitter = ClauseSplitter(min_chars=12)
+    tokens = ["The capital is Paris", ".", " Yes", ",", " really", "."]
+    out = [clause for token in tokens for clause in splitter.push(token)]
+    assert out == ["The capital is Paris."]
+    assert splitter.flush() == "Yes, really."
 
 
 def test_speakable_drops_markdown() -> None:
@@ -152,3 +181,9 @@ def test_dates_and_times_are_read_as_people_say_them() -> None:
         "Libre le vendredi 1er janvier à 9 heures ou midi"
     )
     assert spoken_dates("2026-12-04 14:00", "de") == "2026-12-04 14:00"  # the voice reads them
+
+
+def test_openers_can_be_turned_off() -> None:
+    splitter = ClauseSplitter(min_chars=12, openers=False)
+    assert splitter.push("Sure, ") == []
+    assert splitter.push("the capital is Paris. ") == ["Sure, the capital is Paris."]

@@ -62,16 +62,24 @@ async def _serve(
         await llm.start()
         return Served(llm.session_ids)
     if role == "tts":
-        from voxbus.actors.tts_worker import TtsWorker
-        from voxbus.engines.tts import PiperEngine, voice_engine
+        from voxbus.actors.tts_worker import TtsWorker, phrases_to_learn
+        from voxbus.engines.tts import PiperEngine, VoiceEngine, voice_engine
+        from voxbus.engines.voice_cache import CachedVoice
 
-        voices = {"en": await asyncio.to_thread(PiperEngine, model_path(settings, "tts"), settings.tts)}
-        for language in Profiles(settings).languages():
+        profiles = Profiles(settings)
+        engines: dict[str, VoiceEngine] = {
+            "en": await asyncio.to_thread(PiperEngine, model_path(settings, "tts"), settings.tts)
+        }
+        for language in profiles.languages():
             if language != "en":
-                voices[language] = await asyncio.to_thread(
+                engines[language] = await asyncio.to_thread(
                     voice_engine, settings.tts.voices[language], settings.tts
                 )
-        tts = TtsWorker(bus, worker_id, voices)
+        voices = {
+            language: CachedVoice(engine, settings.tts.cache_max_chars, settings.tts.cache_entries)
+            for language, engine in engines.items()
+        }
+        tts = TtsWorker(bus, worker_id, voices, phrases_to_learn(settings, profiles))
         await tts.start()
         return Served(tts.session_ids)
     if role == "agent":

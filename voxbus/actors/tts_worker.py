@@ -4,6 +4,10 @@ The first clause of a generation arrives through the ``voxbus.tts.speak`` queue 
 come to this worker's own subject, so that one voice speaks a generation's clauses in order. Frames
 carry the generation id and their index within the generation; the last frame of the generation's
 last clause has ``last=True``. A cancel stops synthesis between chunks and frames.
+
+Each voice keeps its short clauses (voxbus.engines.voice_cache); when the worker starts, it speaks
+the agents' greetings and holding phrases and the commonest openers into that memory, one at a
+time and only while no caller waits, so the first caller hears them without synthesis.
 """
 
 from __future__ import annotations
@@ -16,12 +20,16 @@ from dataclasses import dataclass
 
 from nats.aio.msg import Msg
 
+from voxbus.actors.clauses import speakable
+from voxbus.actors.spoken import spoken_dates
 from voxbus.bus import subjects
 from voxbus.bus.codec import encode
 from voxbus.bus.connection import Bus
-from voxbus.engines.tts import VoiceEngine
+from voxbus.config import Settings
+from voxbus.engines.voice_cache import CachedVoice
 from voxbus.logs import get_logger
 from voxbus.media.frames import SILENCE
+from voxbus.profiles import Profiles
 from voxbus.schemas.base import Accepted
 from voxbus.schemas.events import ErrorEvent, TtsClauseDone, TtsDone, TtsFirstFrame
 from voxbus.schemas.messages import AudioFrame, Cancel, TtsRequest
@@ -35,20 +43,59 @@ class GenerationAudio:
     first_sent: bool = False
 
 
+def phrases_to_learn(settings: Settings, profiles: Profiles) -> dict[str, list[str]]:
+    """What each language's voice says often, as it reaches TTS: the agents' greetings and holding
+    phrases first (every call hears the greeting), then ``tts.openers``."""
+    phrases: dict[str, list[str]] = {}
+    for agent in [profiles.base, *profiles.agents.values()]:
+        language = agent.language if agent.language != "auto" else "en"
+        said = [agent.greeting, agent.tool_holding_phrase, agent.transfer_holding_phrase]
+        phrases.setdefault(language, []).extend(spoken_dates(speakable(text), language) for text in said)
+    for language, openers in settings.tts.openers.items():
+        phrases.setdefault(language, []).extend(openers)
+    return {language: list(dict.fromkeys(p for p in said if p)) for language, said in phrases.items()}
+
+
 class TtsWorker:
-    def __init__(self, bus: Bus, worker_id: str, voices: dict[str, VoiceEngine]) -> None:
-        """``voices``: one per language the calls may be in; "en" is required."""
+    def __init__(
+        self,
+        bus: Bus,
+        worker_id: str,
+        voices: dict[str, CachedVoice],
+        learn: dict[str, list[str]] | None = None,
+    ) -> None:
+        """``voices``: one per language the calls may be in; "en" is required. ``learn``: phrases
+        to speak into each voice's memory at start (see :func:`phrases_to_learn`)."""
         self.bus, self.worker_id, self.voices = bus, worker_id, voices
+        self.learn = {lang: phrases for lang, phrases in (learn or {}).items() if lang in voices}
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="piper")
         self.queue: asyncio.Queue[tuple[TtsRequest, float]] = asyncio.Queue()
         self.generations: dict[tuple[str, int], GenerationAudio] = {}
         self.cancelled: dict[tuple[str, int], str] = {}
+        self.idle = asyncio.Event()  # no request waiting or being spoken
+        self.idle.set()
 
     async def start(self) -> None:
         await self.bus.subscribe(subjects.TTS_SPEAK, TtsRequest, self._on_request, queue="tts")
         await self.bus.subscribe(subjects.tts_worker(self.worker_id), TtsRequest, self._on_request)
         await self.bus.subscribe(subjects.cancel("*"), Cancel, self._on_cancel)
         asyncio.create_task(self._serve())
+        asyncio.create_task(self._learn())
+
+    async def _learn(self) -> None:
+        """One phrase at a time, each only while no request waits: a caller is never kept waiting
+        for more than the phrase under way."""
+        loop = asyncio.get_running_loop()
+        for language, phrases in self.learn.items():
+            for phrase in phrases:
+                await self.idle.wait()
+                try:
+                    await loop.run_in_executor(self.pool, self.voices[language].learn, [phrase])
+                except Exception as exc:  # a phrase the voice cannot say is said (and fails) live
+                    log.warning(
+                        "could not learn a phrase", phrase=phrase, reason=f"{type(exc).__name__}: {exc}"
+                    )
+        log.info("phrases learnt", voices={lang: len(voice) for lang, voice in self.voices.items()})
 
     def session_ids(self) -> list[str]:
         return sorted({call_id for call_id, _ in self.generations})
@@ -57,6 +104,7 @@ class TtsWorker:
         subjects.check_call_id(request.call_id)
         if msg.reply:
             await msg.respond(encode(Accepted(worker_id=self.worker_id, role="tts")))
+        self.idle.clear()
         self.queue.put_nowait((request, time.perf_counter()))
 
     async def _on_cancel(self, cancel: Cancel, _msg: Msg) -> None:
@@ -75,8 +123,11 @@ class TtsWorker:
             except Exception:
                 log.exception("synthesis failed", call_id=request.call_id, gen=request.gen)
                 self._finish(request.call_id, request.gen, cancelled=True)
+            finally:
+                if self.queue.empty():
+                    self.idle.set()
 
-    def _voice(self, request: TtsRequest) -> VoiceEngine:
+    def _voice(self, request: TtsRequest) -> CachedVoice:
         voice = self.voices.get(request.language)
         if voice is None:  # the configuration names the languages in use: a foreign request
             log.warning("no voice for the language: English speaks", language=request.language)

@@ -108,7 +108,12 @@ class AgentSide(ServedToolFlow):
     def _new_generation(self, kind: Kind) -> Generation:
         gen = self.conversation.next_gen()
         self.current = Generation.start(
-            gen, self.state.turn, kind, self.settings.min_clause_chars, self.clock.monotonic()
+            gen,
+            self.state.turn,
+            kind,
+            self.settings.min_clause_chars,
+            self.clock.monotonic(),
+            self.settings.opener_clauses,
         )
         return self.current
 

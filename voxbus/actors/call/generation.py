@@ -102,10 +102,11 @@ class Generation:
     repeated_call: bool = False  # this round repeated one of them: not made again
 
     @classmethod
-    def start(cls, gen: int, turn: int, kind: Kind, min_clause_chars: int, now: float) -> Generation:
-        return cls(
-            gen=gen, turn=turn, kind=kind, splitter=ClauseSplitter(min_clause_chars), llm=LlmStream(now)
-        )
+    def start(
+        cls, gen: int, turn: int, kind: Kind, min_clause_chars: int, now: float, openers: bool = True
+    ) -> Generation:
+        splitter = ClauseSplitter(min_clause_chars, openers)
+        return cls(gen=gen, turn=turn, kind=kind, splitter=splitter, llm=LlmStream(now))
 
     @property
     def heard_any(self) -> bool:
