@@ -310,18 +310,6 @@ class TtsSettings(BaseModel):
         description="a clause this short, once spoken, is kept: said again, its audio is there at once",
     )
     cache_entries: int = Field(default=256, ge=0, description="clauses kept per voice; 0: none")
-    openers: dict[str, list[str]] = Field(
-        default_factory=lambda: {
-            "en": [
-                "Sure,", "Sure!", "Of course,", "Of course!", "Okay,", "Certainly!", "Certainly,",
-                "Yes,", "No,", "Alright,", "Got it.", "Great!", "I see.", "Thank you!",
-                "You're welcome!", "Absolutely!", "Hello!", "Hi there!",
-            ],
-            "fr": ["D'accord,", "Bien sûr,", "Oui,", "Non,", "Merci !", "Très bien,"],
-        },
-        description="the commonest first clauses of answers, by language: spoken into the cache when a "
-        "TTS worker starts (with the agents' greetings and holding phrases)",
-    )  # fmt: skip
 
 
 class AgentProfile(BaseModel):

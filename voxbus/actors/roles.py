@@ -79,7 +79,7 @@ async def _serve(
             language: CachedVoice(engine, settings.tts.cache_max_chars, settings.tts.cache_entries)
             for language, engine in engines.items()
         }
-        tts = TtsWorker(bus, worker_id, voices, phrases_to_learn(settings, profiles))
+        tts = TtsWorker(bus, worker_id, voices, phrases_to_learn(profiles))
         await tts.start()
         return Served(tts.session_ids)
     if role == "agent":

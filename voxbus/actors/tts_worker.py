@@ -6,8 +6,8 @@ carry the generation id and their index within the generation; the last frame of
 last clause has ``last=True``. A cancel stops synthesis between chunks and frames.
 
 Each voice keeps its short clauses (voxbus.engines.voice_cache); when the worker starts, it speaks
-the agents' greetings and holding phrases and the commonest openers into that memory, one at a
-time and only while no caller waits, so the first caller hears them without synthesis.
+the agents' greetings and holding phrases into that memory, one at a time and only while no caller
+waits, so that no call waits for its greeting's synthesis.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from voxbus.actors.spoken import spoken_dates
 from voxbus.bus import subjects
 from voxbus.bus.codec import encode
 from voxbus.bus.connection import Bus
-from voxbus.config import Settings
 from voxbus.engines.voice_cache import CachedVoice
 from voxbus.logs import get_logger
 from voxbus.media.frames import SILENCE
@@ -43,16 +42,15 @@ class GenerationAudio:
     first_sent: bool = False
 
 
-def phrases_to_learn(settings: Settings, profiles: Profiles) -> dict[str, list[str]]:
-    """What each language's voice says often, as it reaches TTS: the agents' greetings and holding
-    phrases first (every call hears the greeting), then ``tts.openers``."""
+def phrases_to_learn(profiles: Profiles) -> dict[str, list[str]]:
+    """What each language's voice says on many calls, as it reaches TTS: the agents' greetings
+    (every call hears one) and holding phrases. Short answers' openers ("Sure,") are kept as they
+    are first spoken; learning them all at start would take the CPU from the first calls."""
     phrases: dict[str, list[str]] = {}
     for agent in [profiles.base, *profiles.agents.values()]:
         language = agent.language if agent.language != "auto" else "en"
         said = [agent.greeting, agent.tool_holding_phrase, agent.transfer_holding_phrase]
         phrases.setdefault(language, []).extend(spoken_dates(speakable(text), language) for text in said)
-    for language, openers in settings.tts.openers.items():
-        phrases.setdefault(language, []).extend(openers)
     return {language: list(dict.fromkeys(p for p in said if p)) for language, said in phrases.items()}
 
 
