@@ -8,7 +8,9 @@ line noise at 20 dB SNR on every third line) and transcribed by voxbus's own whi
 its production settings (the turn's window, the filler prompt). WER = word-level edit distance
 over the reference's words, after lower-casing and dropping punctuation (digits are kept as
 written: a model that writes "ten thirty" for "10:30" is wrong by two words, as a booking tool
-would find it). Writes ``stt_wer.json`` and ``stt_wer.png``.
+would find it). Each line is heard twice: with whisper's production prompt alone, and with a
+clinic agent's ``agent.vocabulary`` added (its staff and services, as an operator would list them:
+never the caller's own name or street). Writes ``stt_wer.json`` and ``stt_wer.png``.
 
     python bench/stt_wer.py --out bench/results            # English and French, every model
     python bench/stt_wer.py --language fr --codec PCMU     # one language, one codec
@@ -73,6 +75,10 @@ FRENCH = [
     "C'est pour mon fils, Lucas Bernard, il a sept ans.",
     "Dois-je apporter ma carte vitale ?",
 ]
+VOCABULARY = {
+    "en": ["Doctor Patel", "Doctor Nguyen", "appointment", "check-up", "cleaning", "reschedule"],
+    "fr": ["docteur Dupont", "rendez-vous", "détartrage", "carte vitale"],
+}
 VOICES = {"en": ["en-us", "en-gb+m3", "en-us+f2"], "fr": ["fr", "fr+m3", "fr+f2"]}
 MODELS = {"en": ["stt", "stt_multilingual"], "fr": ["stt_multilingual"]}  # tiny.en hears English only
 
@@ -144,34 +150,38 @@ def run(languages: list[str], codecs: list[str], first: int | None = None) -> di
             for v, voice in enumerate(VOICES[language]):
                 for i, text in enumerate(lines):
                     clean = speak(text, voice)
-                    for codec in codecs:
+                    for codec, vocabulary in ((c, h) for c in codecs for h in (False, True)):
                         noisy = (i + v) % 3 == 0
                         audio = line(clean, codec, noisy, seed=i * 10 + v)
+                        hints = VOCABULARY[language] if vocabulary else []
                         started = time.perf_counter()
-                        heard = engine.transcribe(audio, language).text
+                        heard = engine.transcribe(audio, language, vocabulary=hints).text
                         compute = time.perf_counter() - started
                         reference = words(text)
                         errors = edit_distance(reference, words(heard))
                         rows.append(
                             {"model": kind, "language": language, "voice": voice, "codec": codec,
-                             "noisy": noisy, "text": text, "heard": heard, "words": len(reference),
-                             "errors": errors, "compute_s": round(compute, 3),
+                             "vocabulary": vocabulary, "noisy": noisy, "text": text, "heard": heard,
+                             "words": len(reference), "errors": errors, "compute_s": round(compute, 3),
                              "audio_s": round(len(audio) / RATE, 2)}
                         )  # fmt: skip
                         print(f"{kind:17} {language} {voice:9} {codec} {'noisy' if noisy else 'clean'} "
-                              f"{errors}/{len(reference)}  {heard}", flush=True)  # fmt: skip
+                              f"{'vocab ' if vocabulary else ''}{errors}/{len(reference)}  {heard}",
+                              flush=True)  # fmt: skip
     return {"rows": rows, "summary": summarise(rows)}
 
 
 def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    groups: dict[tuple[str, str, str, bool], list[dict[str, Any]]] = {}
     for row in rows:
-        groups.setdefault((row["model"], row["language"], row["codec"]), []).append(row)
+        key = (row["model"], row["language"], row["codec"], row.get("vocabulary", False))
+        groups.setdefault(key, []).append(row)
     summary = []
-    for (model, language, codec), group in sorted(groups.items()):
+    for (model, language, codec, vocabulary), group in sorted(groups.items()):
         summary.append(
             {
-                "model": model, "language": language, "codec": codec, "utterances": len(group),
+                "model": model, "language": language, "codec": codec, "vocabulary": vocabulary,
+                "utterances": len(group),
                 "voices": len({r["voice"] for r in group}),
                 "wer": round(sum(r["errors"] for r in group) / sum(r["words"] for r in group), 4),
                 "wer_clean": _wer([r for r in group if not r["noisy"]]),
@@ -193,7 +203,10 @@ def plot(summary: list[dict[str, Any]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     names = {"stt": "tiny.en", "stt_multilingual": "base"}
-    labels = [f"{names[s['model']]}\n{s['language']} {s['codec']}" for s in summary]
+    labels = [
+        f"{names[s['model']]}\n{s['language']} {s['codec']}{' +vocab' if s.get('vocabulary') else ''}"
+        for s in summary
+    ]
     fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(summary)), 4))
     ax.bar(labels, [100 * s["wer"] for s in summary], color="#3b6fd4")
     ax.axhline(8, color="#c0392b", linestyle="--", label="target 8 %")

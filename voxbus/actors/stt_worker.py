@@ -66,17 +66,20 @@ class Transcriber:
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whisper")
         self.pending = 0
 
-    def _run(self, audio: np.ndarray, language: str) -> Transcript:
+    def _run(self, audio: np.ndarray, language: str, vocabulary: tuple[str, ...]) -> Transcript:
         if language == "en" or self.multilingual is None:
-            return self.english.transcribe(audio, "en")
+            return self.english.transcribe(audio, "en", vocabulary=vocabulary)
         if language == "auto":
             return self.multilingual.transcribe(audio, None, self.languages)
-        return self.multilingual.transcribe(audio, language)
+        return self.multilingual.transcribe(audio, language, vocabulary=vocabulary)
 
-    async def transcribe(self, audio: np.ndarray, language: str = "en") -> Transcript:
+    async def transcribe(
+        self, audio: np.ndarray, language: str = "en", vocabulary: tuple[str, ...] = ()
+    ) -> Transcript:
         self.pending += 1
         try:
-            return await asyncio.get_running_loop().run_in_executor(self.pool, self._run, audio, language)
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self.pool, self._run, audio, language, vocabulary)
         finally:
             self.pending -= 1
 
@@ -112,8 +115,10 @@ class CallSession:
         transcriber: Transcriber,
         on_close: callable,  # type: ignore[valid-type]
         language: str = "en",
+        vocabulary: tuple[str, ...] = (),
     ) -> None:
         self.bus, self.call_id, self.settings, self.turns = bus, call_id, settings, turns
+        self.vocabulary = vocabulary
         # 'auto' until the first words: their language is the call's from then on
         self.language = language
         self.lexicon: Lexicon = turns.lexicon(language)
@@ -237,7 +242,7 @@ class CallSession:
             self._end_turn(turn, "unfinished_timeout")
 
     async def _transcribe(self, turn: Turn, version: int, audio: np.ndarray) -> None:
-        text, compute_s, language = await self.transcriber.transcribe(audio, self.language)
+        text, compute_s, language = await self.transcriber.transcribe(audio, self.language, self.vocabulary)
         if turn is not self.turn or version != turn.version:
             return  # the caller went on: a later pause transcribes the whole turn again
         turn.text, turn.compute_s = text, compute_s
@@ -292,7 +297,7 @@ class CallSession:
         self._spawn(self._partial(np.concatenate(self.turn.audio)))
 
     async def _partial(self, audio: np.ndarray) -> None:
-        text = (await self.transcriber.transcribe(audio, self.language)).text
+        text = (await self.transcriber.transcribe(audio, self.language, self.vocabulary)).text
         if text:
             self.bus.emit(SttPartial(call_id=self.call_id, text=text))
 
@@ -328,6 +333,7 @@ class SttWorker:
                 self.transcriber,
                 lambda cid: self.sessions.pop(cid, None),
                 request.language,
+                tuple(request.vocabulary),
             )
             await session.open()
             self.sessions[request.call_id] = session

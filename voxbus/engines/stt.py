@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -28,6 +28,8 @@ _SOUND_NOTES = re.compile(r"\([^)]*\)|\[[^\]]*\]|\*[^*]*\*|♪+")
 _SENTENCE = re.compile(r"[^.!?]+[.!?]*")
 FULL_CONTEXT_S = 30
 NO_SPEECH = 0.8  # whisper's own estimate that the clip holds no speech at all
+MAX_PROMPT_TOKENS = 223  # whisper's n_text_ctx // 2 - 1, as faster-whisper cuts it
+PROMPTS_KEPT = 64
 
 
 def spoken_words(text: str) -> str:
@@ -41,6 +43,14 @@ def without_repeats(text: str) -> str:
         if sentence and (not kept or sentence.lower() != kept[-1].lower()):
             kept.append(sentence)
     return " ".join(kept)
+
+
+def priming(settings: SttSettings, language: str | None, vocabulary: Sequence[str] = ()) -> str:
+    """Whisper's prompt text: the language's fillers (see ``stt.prompt``), then the words the
+    agent's callers are expected to say (``agent.vocabulary``), as a list: whisper writes a word
+    it has just read in its prompt more readily, which is what names on a phone line need."""
+    words = ", ".join(w.strip() for w in vocabulary if w.strip())
+    return " ".join(p for p in (settings.prompt_for(language).strip(), words and words + ".") if p)
 
 
 class Transcript(NamedTuple):
@@ -62,25 +72,32 @@ class WhisperEngine:
         )
         self.multilingual = self.model.model.is_multilingual
         self.tokenizer = self._tokenizer("en")  # decoding does not depend on the language
-        self._prompts: dict[str, list[int]] = {}
+        self._prompts: dict[tuple[str, tuple[str, ...]], list[int]] = {}
 
     def _tokenizer(self, language: str) -> Any:
         from faster_whisper.tokenizer import Tokenizer
 
         return Tokenizer(self.model.hf_tokenizer, self.multilingual, task="transcribe", language=language)
 
-    def _prompt(self, language: str) -> list[int]:
+    def priming(self, language: str | None, vocabulary: Sequence[str] = ()) -> str:
+        return priming(self.settings, language, vocabulary)
+
+    def _prompt(self, language: str, vocabulary: tuple[str, ...] = ()) -> list[int]:
         """The decoder's start for a language: the priming text, then whisper's task tokens."""
-        if language not in self._prompts:
+        key = (language, vocabulary)
+        if key not in self._prompts:
             tokenizer = self._tokenizer(language)
-            priming = self.settings.prompt_for(language).strip()
-            prompt = tokenizer.encode(" " + priming) if priming else []
-            self._prompts[language] = [
+            priming = self.priming(language, vocabulary)
+            # whisper reads at most half its 448-token context as a prompt: the latest words count
+            prompt = tokenizer.encode(" " + priming)[-(MAX_PROMPT_TOKENS):] if priming else []
+            while len(self._prompts) >= PROMPTS_KEPT:  # one per agent and language in practice
+                self._prompts.pop(next(iter(self._prompts)))
+            self._prompts[key] = [
                 *([tokenizer.sot_prev, *prompt] if prompt else []),
                 *tokenizer.sot_sequence,
                 tokenizer.no_timestamps,
             ]
-        return self._prompts[language]
+        return self._prompts[key]
 
     def warm(self) -> None:
         """The first transcription of a process is several times slower (allocations, caches):
@@ -88,21 +105,27 @@ class WhisperEngine:
         self.transcribe(np.zeros(SAMPLE_RATE, np.float32), "en" if not self.multilingual else None)
 
     def transcribe(
-        self, audio: np.ndarray, language: str | None = "en", among: Collection[str] = ()
+        self,
+        audio: np.ndarray,
+        language: str | None = "en",
+        among: Collection[str] = (),
+        vocabulary: Sequence[str] = (),
     ) -> Transcript:
         """float32 16 kHz samples -> the words. ``language=None``: whisper detects it (a
-        multilingual model only), the likeliest of ``among`` if given. Blocking: run it in a thread."""
+        multilingual model only), the likeliest of ``among`` if given. ``vocabulary``: words to
+        expect (see :meth:`priming`). Blocking: run it in a thread."""
         if not self.multilingual:
             language = "en"
         # telling languages apart needs whisper's whole window: with less, French was taken for
         # English one time in four (espeak-ng voices, this machine)
         context_s = self.settings.context_s
         short = len(audio) + 4 * SAMPLE_RATE <= FULL_CONTEXT_S * SAMPLE_RATE
+        vocabulary = tuple(vocabulary)
         if short and language is None:
-            return self._transcribe_short(audio, FULL_CONTEXT_S, language, among)
+            return self._transcribe_short(audio, FULL_CONTEXT_S, language, among, vocabulary)
         if short and context_s < FULL_CONTEXT_S:
             seconds = max(context_s, len(audio) / SAMPLE_RATE + 4)
-            return self._transcribe_short(audio, seconds, language, among)
+            return self._transcribe_short(audio, seconds, language, among, vocabulary)
         started = time.perf_counter()
         segments, info = self.model.transcribe(
             audio,
@@ -111,13 +134,18 @@ class WhisperEngine:
             vad_filter=False,
             without_timestamps=True,
             condition_on_previous_text=False,
-            initial_prompt=self.settings.prompt_for(language) or None,
+            initial_prompt=self.priming(language, vocabulary) or None,
         )
         text = spoken_words(" ".join(s.text for s in segments))
         return Transcript(text, time.perf_counter() - started, info.language)
 
     def _transcribe_short(
-        self, audio: np.ndarray, context_s: float, language: str | None, among: Collection[str]
+        self,
+        audio: np.ndarray,
+        context_s: float,
+        language: str | None,
+        among: Collection[str],
+        vocabulary: tuple[str, ...] = (),
     ) -> Transcript:
         """Whisper on ``context_s`` seconds instead of 30: the turn, then silence."""
         import ctranslate2
@@ -135,7 +163,7 @@ class WhisperEngine:
         if language is None:  # the likeliest language, from the same encoder output
             heard = [token[2:-2] for token, _ in self.model.model.detect_language(encoded)[0]]
             language = next((code for code in heard if not among or code in among), heard[0])
-        prompt = self._prompt(language)
+        prompt = self._prompt(language, vocabulary)
         result = self.model.model.generate(
             encoded,
             [prompt],

@@ -178,7 +178,7 @@ class CallActor(Actor):
         self._ticker = asyncio.create_task(self._tick())
         if resumed:
             self._language_known(self.state.language)
-        self.stt_worker = await self.out.open_stt(self.state.language)
+        self.stt_worker = await self.out.open_stt(self.state.language, self.settings.vocabulary)
         if resumed:
             history_len = len(self.state.history)
             self.out.emit(
@@ -345,7 +345,9 @@ class CallActor(Actor):
     async def _on_worker_started(self, event: WorkerStarted) -> None:
         if event.role == "stt" and event.worker_id == self.stt_worker:
             log.info("stt worker restarted, reopening the session", call_id=self.call_id)
-            self.stt_worker = await self.out.open_stt(self.state.language) or self.stt_worker
+            self.stt_worker = (
+                await self.out.open_stt(self.state.language, self.settings.vocabulary) or self.stt_worker
+            )
 
     async def _on_call_ended(self, event: CallEnded) -> None:
         await self.agent.end_call()

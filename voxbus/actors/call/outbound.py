@@ -62,9 +62,9 @@ class Outbound:
         )
 
     # --- workers ------------------------------------------------------------------------------
-    async def open_stt(self, language: str) -> str | None:
+    async def open_stt(self, language: str, vocabulary: list[str]) -> str | None:
         """Have an STT worker take the call's audio; its id, or None (with an error event)."""
-        request = SttSession(call_id=self.call_id, language=language)
+        request = SttSession(call_id=self.call_id, language=language, vocabulary=vocabulary)
         reply = await self.bus.request_until_taken(
             subjects.STT_SESSIONS, request, Accepted, within_s=45, per_try_s=2.0, pause_s=0.1, pause_max_s=1.0
         )
