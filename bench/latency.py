@@ -16,11 +16,12 @@ the conversation's prefix evaluated, piper on that clause): the critical-path fl
 
     python bench/latency.py --profile test --profile default --out bench/results
 
-Settings to compare in one run: each ``--variant LABEL:VAR=VALUE,...`` runs every profile again
-with those environment settings (``VOXBUS_...``), e.g. the first-clause features off against on:
+Settings to compare in one run: each label of ``--variant LABEL:VAR=VALUE`` runs every profile
+again with its environment settings (``VOXBUS_...``; repeat a label for several; ``LABEL:`` alone
+for the defaults), e.g. the first-clause features off against on:
 
-    python bench/latency.py --profile default --variant before:VOXBUS_AGENT__OPENER_CLAUSES=false,\
-VOXBUS_TTS__CACHE_ENTRIES=0 --variant after: --caller-voice espeak-ng:en-us+f2
+    python bench/latency.py --profile default --variant before:VOXBUS_AGENT__OPENER_CLAUSES=false \
+        --variant before:VOXBUS_TTS__CACHE_ENTRIES=0 --variant after: --caller-voice espeak-ng:en-us+f2
 """
 
 from __future__ import annotations
@@ -245,13 +246,19 @@ def percentile(values: list[float], q: float) -> float | None:
 
 
 def parse_variant(text: str) -> tuple[str, dict[str, str]]:
-    """'LABEL:VAR=VALUE,VAR=VALUE' -> (label, environment); only VOXBUS_ variables."""
-    label, _, assignments = text.partition(":")
-    env = dict(a.split("=", 1) for a in assignments.split(",") if a)
-    wrong = [name for name in env if not name.startswith("VOXBUS_")]
-    if not label or wrong:
-        raise argparse.ArgumentTypeError(f"--variant {text!r}: LABEL:VOXBUS_VAR=VALUE,... expected")
-    return label, env
+    """'LABEL:VAR=VALUE' (the value may hold anything) or 'LABEL:' -> (label, environment)."""
+    label, _, assignment = text.partition(":")
+    name, equals, value = assignment.partition("=")
+    if not label or (assignment and (not equals or not name.startswith("VOXBUS_"))):
+        raise argparse.ArgumentTypeError(f"--variant {text!r}: LABEL:VOXBUS_VAR=VALUE or LABEL: expected")
+    return label, ({name: value} if assignment else {})
+
+
+def variants_by_label(given: list[tuple[str, dict[str, str]]]) -> list[tuple[str, dict[str, str]]]:
+    merged: dict[str, dict[str, str]] = {}
+    for label, env in given:
+        merged.setdefault(label, {}).update(env)
+    return list(merged.items()) or [("", {})]
 
 
 async def run_profile(
@@ -369,7 +376,7 @@ def main() -> int:
     parser.add_argument("--profile", action="append", choices=list(PROFILES), default=[])
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     parser.add_argument(
-        "--variant", action="append", type=parse_variant, default=[], help="LABEL:VOXBUS_VAR=VALUE,..."
+        "--variant", action="append", type=parse_variant, default=[], help="LABEL:VOXBUS_VAR=VALUE"
     )
     parser.add_argument(
         "--caller-voice",
@@ -384,7 +391,7 @@ def main() -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     results = []
     for profile in args.profile or ["test"]:
-        for variant in args.variant or [("", {})]:
+        for variant in variants_by_label(args.variant):
             label = f"{profile} {variant[0]}".strip()
             print(f"profile {label}: {len(DIALOGUE.lines)} caller lines over SIP...", flush=True)
             result = asyncio.run(run_profile(profile, args.out, args.caller_voice, variant))
