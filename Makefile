@@ -89,7 +89,7 @@ bench: models models-test
 	$(PY) bench/remote_llm.py --profile default --out bench/results
 	$(PY) bench/clinic_calls.py --out bench/results --calls 10
 	$(PY) bench/console.py --calls 4 --out bench/results
-	$(PY) bench/capacity.py --profile default --profile test --calls 1,2,3,4 --out bench/results
+	$(PY) bench/capacity.py --profile default --profile 0.5b --calls 1,2,3,4 --out bench/results
 
 clean:
 	rm -rf $(VENV) $(STAMPS) build *.egg-info out

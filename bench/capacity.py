@@ -11,7 +11,10 @@ with no agent audio before the caller's next line), and the CPU seconds that the
 the calls start, so the callers cost next to nothing while they run. Writes ``capacity.json`` and
 ``capacity.png``.
 
-    python bench/capacity.py --profile default --profile test --calls 1,2,3,4 --out bench/results
+    python bench/capacity.py --profile default --profile 0.5b --calls 1,2,3,4 --out bench/results
+
+Profiles: ``default`` (Qwen2.5-1.5B), ``0.5b`` (the default profile with Qwen2.5-0.5B, fetched by
+``voxbus models fetch --name qwen2.5-coder-0.5b-instruct-q4_k_m``) and ``test`` (SmolLM2-135M).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from voxbus.media.dialogue import DialoguePlayer, render_line  # noqa: E402
 from voxbus.schemas.events import CallStarted  # noqa: E402
 from voxbus.supervisors.system import System  # noqa: E402
 
+SMALL_LLM = "qwen2.5-coder-0.5b-instruct-q4_k_m"
 VOICES = ["piper", "espeak-ng:en-us+f2", "espeak-ng:en-gb+m3", "espeak-ng:en-us+m4"]
 STAGGER_S = 2.0
 
@@ -148,7 +152,11 @@ async def calls_at_once(url: str, n: int, out: Path, seed: int) -> dict[str, Any
 
 
 async def run_profile(profile: str, counts: list[int], out: Path) -> dict[str, Any]:
-    os.environ["VOXBUS_PROFILE"] = profile
+    os.environ["VOXBUS_PROFILE"] = "default" if profile == "0.5b" else profile
+    os.environ.pop("VOXBUS_MODELS__LLM", None)
+    if profile == "0.5b":
+        folder = models_dir(load_settings()) / SMALL_LLM
+        os.environ["VOXBUS_MODELS__LLM"] = str(folder / f"{SMALL_LLM}.gguf")
     os.environ["VOXBUS_DATA_DIR"] = str(out / f"data-capacity-{profile}")
     os.environ["VOXBUS_SIP__PORT"] = str(free_port())
     os.environ["VOXBUS_SIP__RTP_PORT"] = str(30000 + free_port() % 15000 // 2 * 2)
@@ -218,7 +226,7 @@ def main() -> int:
     caller.add_argument("--index", type=int, default=0)
     caller.add_argument("--out", type=Path, required=True)
     caller.add_argument("--offset", type=float, default=0.0)
-    parser.add_argument("--profile", action="append", choices=["test", "default"], default=[])
+    parser.add_argument("--profile", action="append", choices=["default", "0.5b", "test"], default=[])
     parser.add_argument("--calls", default="1,2,3,4", help="numbers of simultaneous calls, e.g. 1,2,3,4")
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
