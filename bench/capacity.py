@@ -48,6 +48,7 @@ from voxbus.supervisors.system import System  # noqa: E402
 SMALL_LLM = "qwen2.5-coder-0.5b-instruct-q4_k_m"
 VOICES = ["piper", "espeak-ng:en-us+f2", "espeak-ng:en-gb+m3", "espeak-ng:en-us+m4"]
 STAGGER_S = 2.0
+IDLE_SAMPLE_S = 10.0  # the system's own cost with no call up (heartbeats, supervision)
 
 
 def caller_voice(name: str, settings: Settings) -> VoiceEngine:
@@ -105,7 +106,15 @@ def cpu_of(pids: list[int]) -> float:
     return total
 
 
-async def calls_at_once(url: str, n: int, out: Path, seed: int) -> dict[str, Any]:
+async def idle_cpu_share() -> float:
+    """Cores the system keeps busy with no call: subtracted to give a call-minute's own cost."""
+    pids = descendants(os.getpid(), set())
+    before = cpu_of(pids)
+    await asyncio.sleep(IDLE_SAMPLE_S)
+    return (cpu_of(pids) - before) / IDLE_SAMPLE_S
+
+
+async def calls_at_once(url: str, n: int, out: Path, seed: int, idle_share: float) -> dict[str, Any]:
     rng = random.Random(seed)
     callers = []
     for index in range(n):
@@ -135,6 +144,7 @@ async def calls_at_once(url: str, n: int, out: Path, seed: int) -> dict[str, Any
     perceived = [t["perceived_ms"] for c in calls for t in c["turns"] if t["perceived_ms"] is not None]
     lost = sum(t["perceived_ms"] is None for c in calls for t in c["turns"])
     call_minutes = sum(c["wall_s"] for c in calls) / 60
+    own = cpu - idle_share * wall
     return {
         "calls": n,
         "perceived_p50_ms": percentile(perceived, 50),
@@ -145,6 +155,7 @@ async def calls_at_once(url: str, n: int, out: Path, seed: int) -> dict[str, Any
         "false_interruptions": sum(c["checks"].get("false_interruptions", 0) for c in calls),
         "cpu_s": round(cpu, 1),
         "cpu_s_per_call_minute": round(cpu / call_minutes, 1) if call_minutes else None,
+        "calls_own_cpu_s_per_call_minute": round(own / call_minutes, 1) if call_minutes else None,
         "cpu_share": round(cpu / wall / (os.cpu_count() or 1), 2),
         "wall_s": round(wall, 1),
         "per_call": calls,
@@ -165,9 +176,11 @@ async def run_profile(profile: str, counts: list[int], out: Path) -> dict[str, A
     url = await system.start()
     rows = []
     try:
+        idle_share = await system.while_healthy(idle_cpu_share())
+        print(f"  {profile}: idle, the system keeps {idle_share:.2f} cores busy", flush=True)
         for n in counts:
             print(f"  {profile}: {n} call(s) at once...", flush=True)
-            row = await system.while_healthy(calls_at_once(url, n, out, seed=n))
+            row = await system.while_healthy(calls_at_once(url, n, out, seed=n, idle_share=idle_share))
             rows.append(row)
             print(
                 f"    perceived p50 {row['perceived_p50_ms']} / p95 {row['perceived_p95_ms']} ms, "
@@ -181,7 +194,7 @@ async def run_profile(profile: str, counts: list[int], out: Path) -> dict[str, A
     for row in rows:
         p50 = row["perceived_p50_ms"]
         row["p50_vs_one_call"] = round(p50 / alone, 2) if alone and p50 else None
-    return {"profile": profile, "rows": rows}
+    return {"profile": profile, "idle_cpu_share": round(idle_share, 3), "rows": rows}
 
 
 def plot(results: list[dict[str, Any]], path: Path) -> None:
@@ -201,7 +214,10 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
         for n, y, r in zip(ns, p95, rows, strict=True):
             if r["answers_lost"]:
                 lat.annotate(f"{r['answers_lost']} lost", (n, y), textcoords="offset points", xytext=(4, 6))
-        cost.plot(ns, [r["cpu_s_per_call_minute"] or 0 for r in rows], "o-", label=result["profile"])
+        cost.plot(ns, [r["cpu_s_per_call_minute"] or 0 for r in rows], "o-", color=line.get_color(),
+                  label=f"{result['profile']}, all")  # fmt: skip
+        own = [r["calls_own_cpu_s_per_call_minute"] or 0 for r in rows]  # the idle system's share left out
+        cost.plot(ns, own, "x:", color=line.get_color(), label=f"{result['profile']}, the calls' own")
     lat.axhline(700, color="grey", linestyle=":", label="target p50 700 ms")
     lat.set_xlabel("simultaneous SIP calls")
     lat.set_ylabel("perceived latency, ms (caller's ear)")
