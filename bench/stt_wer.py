@@ -8,9 +8,9 @@ line noise at 20 dB SNR on every third line) and transcribed by voxbus's own whi
 its production settings (the turn's window, the filler prompt). WER = word-level edit distance
 over the reference's words, after lower-casing and dropping punctuation (digits are kept as
 written: a model that writes "ten thirty" for "10:30" is wrong by two words, as a booking tool
-would find it). Each line is heard twice: with whisper's production prompt alone, and with a
-clinic agent's ``agent.vocabulary`` added (its staff and services, as an operator would list them:
-never the caller's own name or street). Writes ``stt_wer.json`` and ``stt_wer.png``.
+would find it; "Dr." and "Doctor", "p.m." and "pm" count alike). Each line is heard twice: with
+whisper's production prompt alone, and with a clinic agent's ``agent.vocabulary`` added (its staff
+and services, as an operator would list them: never the caller's own name or street). Writes ``stt_wer.json`` and ``stt_wer.png``.
 
     python bench/stt_wer.py --out bench/results            # English and French, every model
     python bench/stt_wer.py --language fr --codec PCMU     # one language, one codec
@@ -127,6 +127,8 @@ def line(audio: np.ndarray, codec: str, noisy: bool, seed: int) -> np.ndarray:
 def words(text: str) -> list[str]:
     text = unicodedata.normalize("NFC", text.lower()).replace("’", "'")
     text = re.sub(r"(?<=\d)[:.,](?=\d)", "", text)  # 10:30 and 10.30 alike
+    text = re.sub(r"\bdr\b\.?", "doctor", text)  # "Dr. Patel" is "Doctor Patel" to a booking tool
+    text = re.sub(r"\b([ap])\.? ?m\b\.?", r"\1m", text)  # "4 p.m." and "4 pm" alike
     return re.findall(r"[\w']+", text)
 
 
