@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from voxbus.actors.tts_worker import phrases_to_learn
+from voxbus.actors.tts_worker import agents_phrases
 from voxbus.config import Settings
 from voxbus.engines.voice_cache import CachedVoice
 from voxbus.profiles import Profiles
@@ -62,17 +62,27 @@ def test_learnt_phrases_are_kept_whatever_their_length_and_the_oldest_go_first()
     assert len(CachedVoice(voice, max_chars=8, entries=0)) == 0  # type: ignore[arg-type]
 
 
-def test_each_language_learns_its_agents_greetings_and_holding_phrases() -> None:
+def test_each_language_learns_its_agents_greetings_and_keeps_their_holding_phrases() -> None:
     settings = Settings.model_validate(
         {
             "agent": {"greeting": "Hello, how can I help you?"},
             "agents": {"paris": {"numbers": ["200"], "agent": {"language": "fr", "greeting": "Bonjour !"}}},
         }
     )
-    learn = phrases_to_learn(Profiles(settings))
-    assert learn["en"] == [
-        "Hello, how can I help you?",
-        settings.agent.tool_holding_phrase,
-        settings.agent.transfer_holding_phrase,
-    ]
-    assert learn["fr"][0] == "Bonjour !" and len(learn["fr"]) == 3
+    profiles = Profiles(settings)
+    assert agents_phrases(profiles, holding=False) == {
+        "en": ["Hello, how can I help you?"],
+        "fr": ["Bonjour !"],
+    }
+    holding = agents_phrases(profiles, holding=True)
+    phrases = [settings.agent.tool_holding_phrase, settings.agent.transfer_holding_phrase]
+    assert holding == {"en": phrases, "fr": phrases}  # the French agent kept the default phrases
+
+
+def test_a_holding_phrase_is_kept_once_said_however_long() -> None:
+    voice = CountingVoice()
+    holding = "Please hold on, I'm putting you through to a colleague."
+    cached = CachedVoice(voice, max_chars=8, entries=8, always=[holding])  # type: ignore[arg-type]
+    list(cached.frames(holding))
+    list(cached.frames(holding))
+    assert voice.synthesised == [holding]

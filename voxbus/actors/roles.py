@@ -62,7 +62,7 @@ async def _serve(
         await llm.start()
         return Served(llm.session_ids)
     if role == "tts":
-        from voxbus.actors.tts_worker import TtsWorker, phrases_to_learn
+        from voxbus.actors.tts_worker import TtsWorker, agents_phrases
         from voxbus.engines.tts import PiperEngine, VoiceEngine, voice_engine
         from voxbus.engines.voice_cache import CachedVoice
 
@@ -75,11 +75,14 @@ async def _serve(
                 engines[language] = await asyncio.to_thread(
                     voice_engine, settings.tts.voices[language], settings.tts
                 )
+        holding = agents_phrases(profiles, holding=True)
         voices = {
-            language: CachedVoice(engine, settings.tts.cache_max_chars, settings.tts.cache_entries)
+            language: CachedVoice(
+                engine, settings.tts.cache_max_chars, settings.tts.cache_entries, holding.get(language, [])
+            )
             for language, engine in engines.items()
         }
-        tts = TtsWorker(bus, worker_id, voices, phrases_to_learn(profiles))
+        tts = TtsWorker(bus, worker_id, voices, agents_phrases(profiles, holding=False))
         await tts.start()
         return Served(tts.session_ids)
     if role == "agent":

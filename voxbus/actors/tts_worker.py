@@ -5,9 +5,9 @@ come to this worker's own subject, so that one voice speaks a generation's claus
 carry the generation id and their index within the generation; the last frame of the generation's
 last clause has ``last=True``. A cancel stops synthesis between chunks and frames.
 
-Each voice keeps its short clauses (voxbus.engines.voice_cache); when the worker starts, it speaks
-the agents' greetings and holding phrases into that memory, one at a time and only while no caller
-waits, so that no call waits for its greeting's synthesis.
+Each voice keeps its short clauses and the agents' holding phrases once said
+(voxbus.engines.voice_cache); when the worker starts, it speaks the agents' greetings into that
+memory, one at a time and only while no caller waits, so that no call waits for its greeting.
 """
 
 from __future__ import annotations
@@ -42,14 +42,15 @@ class GenerationAudio:
     first_sent: bool = False
 
 
-def phrases_to_learn(profiles: Profiles) -> dict[str, list[str]]:
+def agents_phrases(profiles: Profiles, holding: bool) -> dict[str, list[str]]:
     """What each language's voice says on many calls, as it reaches TTS: the agents' greetings
-    (every call hears one) and holding phrases. Short answers' openers ("Sure,") are kept as they
-    are first spoken; learning them all at start would take the CPU from the first calls."""
+    (every call hears one; learnt when the worker starts), or with ``holding`` their holding
+    phrases (kept once first said, whatever their length). Short answers' openers ("Sure,") are
+    kept as they are first spoken: learning phrases at start takes the CPU from the first calls."""
     phrases: dict[str, list[str]] = {}
     for agent in [profiles.base, *profiles.agents.values()]:
         language = agent.language if agent.language != "auto" else "en"
-        said = [agent.greeting, agent.tool_holding_phrase, agent.transfer_holding_phrase]
+        said = [agent.tool_holding_phrase, agent.transfer_holding_phrase] if holding else [agent.greeting]
         phrases.setdefault(language, []).extend(spoken_dates(speakable(text), language) for text in said)
     return {language: list(dict.fromkeys(p for p in said if p)) for language, said in phrases.items()}
 
@@ -63,7 +64,7 @@ class TtsWorker:
         learn: dict[str, list[str]] | None = None,
     ) -> None:
         """``voices``: one per language the calls may be in; "en" is required. ``learn``: phrases
-        to speak into each voice's memory at start (see :func:`phrases_to_learn`)."""
+        to speak into each voice's memory at start (see :func:`agents_phrases`)."""
         self.bus, self.worker_id, self.voices = bus, worker_id, voices
         self.learn = {lang: phrases for lang, phrases in (learn or {}).items() if lang in voices}
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="piper")

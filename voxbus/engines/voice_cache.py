@@ -17,8 +17,10 @@ from voxbus.engines.tts import VoiceEngine
 
 
 class CachedVoice:
-    def __init__(self, voice: VoiceEngine, max_chars: int, entries: int) -> None:
+    def __init__(self, voice: VoiceEngine, max_chars: int, entries: int, always: Sequence[str] = ()) -> None:
+        """``always``: phrases kept once said, however long (an agent's holding phrases)."""
         self.voice, self.max_chars, self.entries = voice, max_chars, entries
+        self.always = {" ".join(text.split()) for text in always}
         self._frames: OrderedDict[str, list[bytes]] = OrderedDict()
         self.hits = 0
 
@@ -38,7 +40,7 @@ class CachedVoice:
         for frame in self.voice.frames(text, cancelled):
             spoken.append(frame)
             yield frame
-        if len(key) <= self.max_chars and spoken and not cancelled():
+        if (len(key) <= self.max_chars or key in self.always) and spoken and not cancelled():
             self._keep(key, spoken)
 
     def learn(self, texts: Sequence[str]) -> None:
