@@ -27,6 +27,7 @@ from voxbus.logs import get_logger
 from voxbus.schemas.events import DialResult, Event, SipRegistered, SipRejected
 from voxbus.schemas.messages import CallControl, DialRequest
 from voxbus.secrets import read_secret
+from voxbus.sip.call_release import release
 from voxbus.sip.callbacks import PjLog, VoxAccount, VoxCall, VoxEndpoint
 from voxbus.sip.commands import CallCommands, Dialer
 from voxbus.sip.digest import nonce_key
@@ -129,14 +130,19 @@ class SipGateway:
 
         def poll(ms: int) -> None:
             ep.libHandleEvents(ms)
-            self.reap.clear()  # pjsua is done with calls that ended before this poll
+            self._release_reaped()  # pjsua is done with calls that ended before this poll
             self.call_watch.check(time.monotonic())
 
         return poll
 
+    def _release_reaped(self) -> None:
+        """Destroy the pjsua2 objects of calls that ended (see voxbus.sip.call_release)."""
+        while self.reap:
+            release(self.reap.pop())
+
     def _teardown(self) -> None:
         self.calls.clear()
-        self.reap.clear()
+        self._release_reaped()
         self.ports.close()
         gc.collect()  # no pjsua2 object may outlive libDestroy and be collected later
         for account in (self.trunk, self.account):  # the trunk's shutdown unregisters
