@@ -49,6 +49,7 @@ SMALL_LLM = "qwen2.5-coder-0.5b-instruct-q4_k_m"
 VOICES = ["piper", "espeak-ng:en-us+f2", "espeak-ng:en-gb+m3", "espeak-ng:en-us+m4"]
 STAGGER_S = 2.0
 IDLE_SAMPLE_S = 10.0  # the system's own cost with no call up (heartbeats, supervision)
+SETTLE_S = 30.0  # after its start: warm-ups done (a first run sampled 1 core busy right after start)
 
 
 def caller_voice(name: str, settings: Settings) -> VoiceEngine:
@@ -107,7 +108,9 @@ def cpu_of(pids: list[int]) -> float:
 
 
 async def idle_cpu_share() -> float:
-    """Cores the system keeps busy with no call: subtracted to give a call-minute's own cost."""
+    """Cores the system keeps busy with no call: subtracted to give a call-minute's own cost.
+    Sampled once its start-up work (model warm-ups, prompts evaluated) has had time to end."""
+    await asyncio.sleep(SETTLE_S)
     pids = descendants(os.getpid(), set())
     before = cpu_of(pids)
     await asyncio.sleep(IDLE_SAMPLE_S)
