@@ -245,9 +245,6 @@ class AgentSide(ServedToolFlow):
         generation.history_index = self.conversation.add_answer(text)
         await self._speak(generation, speakable(text), last=True)
         await self.save()
-        # evaluated while it is said (its audio is usually known already): without this, the
-        # first answer of every call evaluated the call's context and the greeting first (~0.9 s)
-        await self.out.warm_llm(self.state.gen, self.state.turn, self.conversation.prompt())
 
     async def _speak(self, generation: Generation, text: str, last: bool) -> None:
         if not generation.hold(text, last):
