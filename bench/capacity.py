@@ -219,8 +219,9 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
                 lat.annotate(f"{r['answers_lost']} lost", (n, y), textcoords="offset points", xytext=(4, 6))
         cost.plot(ns, [r["cpu_s_per_call_minute"] or 0 for r in rows], "o-", color=line.get_color(),
                   label=f"{result['profile']}, all")  # fmt: skip
-        own = [r["calls_own_cpu_s_per_call_minute"] or 0 for r in rows]  # the idle system's share left out
-        cost.plot(ns, own, "x:", color=line.get_color(), label=f"{result['profile']}, the calls' own")
+        own = [r.get("calls_own_cpu_s_per_call_minute") for r in rows]  # the idle system's share left out
+        if all(value is not None for value in own):
+            cost.plot(ns, own, "x:", color=line.get_color(), label=f"{result['profile']}, the calls' own")
     lat.axhline(700, color="grey", linestyle=":", label="target p50 700 ms")
     lat.set_xlabel("simultaneous SIP calls")
     lat.set_ylabel("perceived latency, ms (caller's ear)")
