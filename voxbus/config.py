@@ -21,6 +21,7 @@ from pydantic_settings import (
 
 from voxbus.console.settings import ConsoleSettings
 from voxbus.lexicons import ENGLISH, FRENCH, Lexicon  # noqa: F401  (Lexicon: part of the settings' API)
+from voxbus.schemas.messages import VOCABULARY_MAX_WORDS, VocabularyWord
 from voxbus.sip.settings import OutboundLimits, SipSettings  # noqa: F401  (part of the settings' API)
 from voxbus.tools.mcp_settings import SERVER_NAME, McpServerSettings
 
@@ -80,9 +81,9 @@ class AgentSettings(BaseModel):
         "caller cut you off there: do not repeat it, answer what they say next."
     )
     greeting: str = "Hello, how can I help you?"
-    vocabulary: list[Annotated[str, StringConstraints(max_length=40)]] = Field(
+    vocabulary: list[VocabularyWord] = Field(
         default_factory=list,
-        max_length=40,
+        max_length=VOCABULARY_MAX_WORDS,
         description="words this agent's callers say that a phone line blurs: staff names, services, "
         "places (each up to 40 characters). They go into whisper's prompt for the agent's calls; on "
         "narrowband calls they halved the errors on the names (bench/stt_wer.py)",

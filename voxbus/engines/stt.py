@@ -79,17 +79,14 @@ class WhisperEngine:
 
         return Tokenizer(self.model.hf_tokenizer, self.multilingual, task="transcribe", language=language)
 
-    def priming(self, language: str | None, vocabulary: Sequence[str] = ()) -> str:
-        return priming(self.settings, language, vocabulary)
-
     def _prompt(self, language: str, vocabulary: tuple[str, ...] = ()) -> list[int]:
         """The decoder's start for a language: the priming text, then whisper's task tokens."""
         key = (language, vocabulary)
         if key not in self._prompts:
             tokenizer = self._tokenizer(language)
-            priming = self.priming(language, vocabulary)
+            text = priming(self.settings, language, vocabulary)
             # whisper reads at most half its 448-token context as a prompt: the latest words count
-            prompt = tokenizer.encode(" " + priming)[-(MAX_PROMPT_TOKENS):] if priming else []
+            prompt = tokenizer.encode(" " + text)[-(MAX_PROMPT_TOKENS):] if text else []
             while len(self._prompts) >= PROMPTS_KEPT:  # one per agent and language in practice
                 self._prompts.pop(next(iter(self._prompts)))
             self._prompts[key] = [
@@ -113,7 +110,7 @@ class WhisperEngine:
     ) -> Transcript:
         """float32 16 kHz samples -> the words. ``language=None``: whisper detects it (a
         multilingual model only), the likeliest of ``among`` if given. ``vocabulary``: words to
-        expect (see :meth:`priming`). Blocking: run it in a thread."""
+        expect (see :func:`priming`). Blocking: run it in a thread."""
         if not self.multilingual:
             language = "en"
         # telling languages apart needs whisper's whole window: with less, French was taken for
@@ -134,7 +131,7 @@ class WhisperEngine:
             vad_filter=False,
             without_timestamps=True,
             condition_on_previous_text=False,
-            initial_prompt=self.priming(language, vocabulary) or None,
+            initial_prompt=priming(self.settings, language, vocabulary) or None,
         )
         text = spoken_words(" ".join(s.text for s in segments))
         return Transcript(text, time.perf_counter() - started, info.language)

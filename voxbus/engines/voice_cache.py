@@ -16,17 +16,22 @@ from collections.abc import Callable, Iterator, Sequence
 from voxbus.engines.tts import VoiceEngine
 
 
+def _key(text: str) -> str:
+    """A clause as kept: spacing does not make it another clause."""
+    return " ".join(text.split())
+
+
 class CachedVoice:
     def __init__(self, voice: VoiceEngine, max_chars: int, entries: int, always: Sequence[str] = ()) -> None:
         """``always``: phrases kept once said, however long (an agent's holding phrases)."""
         self.voice, self.max_chars, self.entries = voice, max_chars, entries
-        self.always = {" ".join(text.split()) for text in always}
+        self.always = {_key(text) for text in always}
         self._frames: OrderedDict[str, list[bytes]] = OrderedDict()
         self.hits = 0
 
     def frames(self, text: str, cancelled: Callable[[], bool] = lambda: False) -> Iterator[bytes]:
         """The voice's 20 ms frames of ``text``, from memory when it was spoken before. Blocking."""
-        key = " ".join(text.split())
+        key = _key(text)
         kept = self._frames.get(key)
         if kept is not None:
             self._frames.move_to_end(key)
@@ -47,7 +52,7 @@ class CachedVoice:
         """Speak ``texts`` now, into memory, whatever their length (a greeting, a holding phrase),
         before a caller waits for them. Blocking."""
         for text in texts:
-            key = " ".join(text.split())
+            key = _key(text)
             if key and key not in self._frames:
                 self._keep(key, list(self.voice.frames(text)))
 

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from voxbus.schemas.base import Message, now
 
 FRAME_BYTES = 640  # 20 ms of 16-bit mono PCM at 16 kHz
 VOCABULARY_MAX_WORDS = 40  # whisper's prompt holds ~220 tokens, fillers included
 VOCABULARY_MAX_CHARS = 40
+VocabularyWord = Annotated[str, StringConstraints(max_length=VOCABULARY_MAX_CHARS)]
 
 
 class AudioFrame(Message):
@@ -64,21 +65,11 @@ class SttSession(Message):
     language: str = Field(
         default="en", pattern=r"^(auto|[a-z]{2,3})$", description="the call's language, or 'auto'"
     )
-    vocabulary: list[str] = Field(
+    vocabulary: list[VocabularyWord] = Field(
         default_factory=list,
         max_length=VOCABULARY_MAX_WORDS,
         description="words the agent's callers say (staff names, services): whisper expects them",
     )
-
-    @field_validator("vocabulary")
-    @classmethod
-    def _short_words(cls, words: list[str]) -> list[str]:
-        too_long = [w for w in words if len(w) > VOCABULARY_MAX_CHARS]
-        if too_long:
-            raise ValueError(
-                f"vocabulary entries are at most {VOCABULARY_MAX_CHARS} characters: {too_long[0]!r}"
-            )
-        return words
 
 
 class LlmRequest(Message):
