@@ -285,6 +285,13 @@ class LlmSettings(BaseModel):
     n_threads: int = Field(default=2, ge=1)
     seed: int = 7
     cache_bytes: int = Field(default=1 << 30, ge=0, description="RAM for other calls' prompt states")
+    parallel: int = Field(
+        default=1,
+        ge=1,
+        le=8,
+        description="generations decoded together in one batch, each call in its own KV sequence "
+        "(simultaneous calls share each step's read of the weights); 1: one at a time",
+    )
     min_tokens: int = Field(
         default=0,
         ge=0,

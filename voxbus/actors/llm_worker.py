@@ -1,7 +1,9 @@
 """The LLM worker: takes generations from the ``voxbus.llm.generate`` queue group and streams
 token chunks on ``voxbus.call.<id>.llm``.
 
-llama.cpp runs on its own thread; the loop stays free for cancels and heartbeats. A cancel for a
+llama.cpp runs on its own thread; the loop stays free for cancels and heartbeats. The worker
+serves as many generations at once as its engine decodes together (``llm.parallel``), one at a
+time otherwise. A cancel for a
 generation (``voxbus.call.<id>.cancel``) is checked between tokens, so generation stops within one
 token. Requests are idempotent by (call, generation): a retried request continues after the text
 the call actor already received (``continue_from``).
@@ -42,10 +44,12 @@ class LlmWorker:
         self.bus, self.worker_id, self.engine = bus, worker_id, engine
         self.opening = opening or []
         self.tools = tools  # offered with the opening: the warmed prefix includes them
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llama")
+        self.parallel: int = getattr(engine, "parallel", 1)
+        self.pool = ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="llama")
         self.queue: asyncio.Queue[LlmRequest] = asyncio.Queue()
         self.cancelled: dict[tuple[str, int], str] = {}
         self.active: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()  # the loop keeps only weak references
 
     async def start(self) -> None:
         if self.opening:  # every call starts with it: have it evaluated before the first call
@@ -71,36 +75,51 @@ class LlmWorker:
             self.cancelled.pop(next(iter(self.cancelled)))
 
     async def _serve(self) -> None:
+        slots = asyncio.Semaphore(self.parallel)
         while True:
+            await slots.acquire()  # before taking a request, so that the check below is current
             request = await self.queue.get()
+            if request.warm_only and not self.queue.empty():
+                slots.release()
+                continue  # real work first: a warm-up is only worth idle time
+            task = asyncio.create_task(self._serve_one(request, slots))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _serve_one(self, request: LlmRequest, slots: asyncio.Semaphore) -> None:
+        try:
             if request.warm_only:
-                if self.queue.empty():  # real work first: a warm-up is only worth idle time
-                    await self._warm(request)
-                continue
-            self.active.add(request.call_id)
-            try:
-                await self._generate(request)
-            except Exception as exc:  # one bad generation must not take the worker down
-                log.exception("generation failed", call_id=request.call_id, gen=request.gen)
-                await self.bus.publish(
-                    subjects.llm_chunks(request.call_id),
-                    LlmChunk(
-                        call_id=request.call_id,
-                        gen=request.gen,
-                        seq=0,
-                        text="",
-                        done=True,
-                        finish_reason=f"error: {type(exc).__name__}: {exc}",
-                        worker_id=self.worker_id,
-                    ),
-                )
-            finally:
-                self.active.discard(request.call_id)
+                await self._warm(request)
+                return
+            await self._answer(request)
+        finally:
+            slots.release()
+
+    async def _answer(self, request: LlmRequest) -> None:
+        self.active.add(request.call_id)
+        try:
+            await self._generate(request)
+        except Exception as exc:  # one bad generation must not take the worker down
+            log.exception("generation failed", call_id=request.call_id, gen=request.gen)
+            await self.bus.publish(
+                subjects.llm_chunks(request.call_id),
+                LlmChunk(
+                    call_id=request.call_id,
+                    gen=request.gen,
+                    seq=0,
+                    text="",
+                    done=True,
+                    finish_reason=f"error: {type(exc).__name__}: {exc}",
+                    worker_id=self.worker_id,
+                ),
+            )
+        finally:
+            self.active.discard(request.call_id)
 
     async def _warm(self, request: LlmRequest) -> None:
         try:
             await asyncio.get_running_loop().run_in_executor(
-                self.pool, self.engine.warm, request.messages, request.tools or None
+                self.pool, self.engine.warm, request.messages, request.tools or None, request.call_id
             )
         except Exception:  # a failed warm-up costs only speed
             log.exception("warm-up failed", call_id=request.call_id)
@@ -137,6 +156,7 @@ class LlmWorker:
                     request.continue_from,
                     cancelled,
                     request.tools,
+                    request.call_id,
                 ):
                     loop.call_soon_threadsafe(pieces.put_nowait, piece)
             finally:

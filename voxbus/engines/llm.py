@@ -3,7 +3,8 @@
 The prompt is rendered with the chat template stored in the GGUF file, so any instruct model
 works. llama-cpp-python reuses the longest common token prefix with what is already evaluated, and
 a RAM cache keeps the state of other calls' prefixes, so the system prompt and history of a
-call stay warm between its turns.
+call stay warm between its turns. With ``llm.parallel`` > 1 the generations of several calls are
+decoded together instead, each call in its own KV sequence (:mod:`voxbus.engines.llm_batch`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from voxbus.config import LlmSettings
+from voxbus.engines.llm_batch import BatchDecoder, Generation
+from voxbus.engines.llm_sampling import Sampling
 from voxbus.engines.tool_calls import OPEN, call_grammar, call_start, canonical, undecided_tail
 from voxbus.schemas.messages import ChatMessage
 
@@ -24,15 +27,22 @@ class LlamaEngine:
         from llama_cpp import Llama, LlamaRAMCache
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
+        self.parallel = settings.parallel
+        self.seed = settings.seed
         self.llm = Llama(
             model_path=str(model_path),
-            n_ctx=settings.n_ctx,
+            # batched: the Llama object only lends its weights and vocabulary; its context is unused
+            n_ctx=settings.n_ctx if self.parallel == 1 else 256,
             n_threads=settings.n_threads,
             n_threads_batch=settings.n_threads,
             seed=settings.seed,
             verbose=False,
         )
-        self.llm.set_cache(LlamaRAMCache(capacity_bytes=settings.cache_bytes))
+        self._batch: BatchDecoder | None = None
+        if self.parallel == 1:
+            self.llm.set_cache(LlamaRAMCache(capacity_bytes=settings.cache_bytes))
+        else:
+            self._batch = BatchDecoder(self.llm._model, settings.n_ctx, self.parallel, settings.n_threads)
         meta = self.llm.metadata
         template = meta.get("tokenizer.chat_template")
         if not template:
@@ -81,22 +91,26 @@ class LlamaEngine:
         continue_from: str = "",
         cancelled: Callable[[], bool] = lambda: False,
         tools: list[dict[str, Any]] | None = None,
+        session: str = "",
     ) -> Iterator[str]:
         """Yield text pieces; stops within one token once ``cancelled()`` is true. Blocking.
 
         With ``tools``, a tool call is decoded under a grammar of the offered tools and yielded
-        whole, in canonical form (see :mod:`voxbus.engines.tool_calls`); the answer ends there."""
+        whole, in canonical form (see :mod:`voxbus.engines.tool_calls`); the answer ends there.
+        ``session`` (the call) keeps a call's turns in one KV sequence when decoding is batched."""
         prompt, stops = self.prompt(messages, continue_from, tools)
         said, sent = "", 0
-        for text in self._complete(prompt, stops, max_tokens, temperature):
+        completion = self._complete(prompt, stops, max_tokens, temperature, None, session, cancelled)
+        for text in completion:
             if cancelled():
                 return
             said += text
             start = call_start(said) if tools else None
             if start is not None:
+                completion.close()  # batched: frees the call's sequence for the tool call
                 if start > sent:
                     yield said[sent:start]
-                yield from self._tool_call(prompt + said[:start], stops, tools or [], cancelled)
+                yield from self._tool_call(prompt + said[:start], stops, tools or [], cancelled, session)
                 return
             ready = len(said) - (undecided_tail(said) if tools else 0)
             if ready > sent:
@@ -106,8 +120,27 @@ class LlamaEngine:
             yield said[sent:]
 
     def _complete(
-        self, prompt: str, stops: list[str], max_tokens: int, temperature: float, grammar: Any = None
+        self,
+        prompt: str,
+        stops: list[str],
+        max_tokens: int,
+        temperature: float,
+        grammar: Any = None,
+        session: str = "",
+        cancelled: Callable[[], bool] = lambda: False,
     ) -> Iterator[str]:
+        if self._batch is not None:
+            sampling = Sampling(
+                max_tokens=max_tokens,
+                temperature=temperature,
+                stops=stops,
+                min_tokens=self.min_tokens,
+                grammar=grammar,
+                seed=self.seed,
+            )
+            tokens = self.llm.tokenize(prompt.encode(), special=True)
+            yield from self._batch.submit(Generation(session, tokens, sampling, cancelled))
+            return
         for chunk in self.llm.create_completion(
             prompt,
             max_tokens=max_tokens,
@@ -124,11 +157,16 @@ class LlamaEngine:
                 yield text
 
     def _tool_call(
-        self, before: str, stops: list[str], tools: list[dict[str, Any]], cancelled: Callable[[], bool]
+        self,
+        before: str,
+        stops: list[str],
+        tools: list[dict[str, Any]],
+        cancelled: Callable[[], bool],
+        session: str,
     ) -> Iterator[str]:
         body = ""
         for text in self._complete(
-            before + OPEN + "\n", stops, TOOL_CALL_MAX_TOKENS, 0.0, call_grammar(tools)
+            before + OPEN + "\n", stops, TOOL_CALL_MAX_TOKENS, 0.0, call_grammar(tools), session, cancelled
         ):
             if cancelled():
                 return
@@ -155,11 +193,19 @@ class LlamaEngine:
 
         return LogitsProcessorList([hold_off_the_end])
 
-    def warm(self, messages: list[ChatMessage], tools: list[dict[str, Any]] | None = None) -> None:
+    def warm(
+        self, messages: list[ChatMessage], tools: list[dict[str, Any]] | None = None, session: str = ""
+    ) -> None:
         """Evaluate a conversation's opening (system prompt, tools, greeting) so that a call's
         first request only evaluates what follows it. Blocking."""
         prompt, _ = self.prompt(messages, tools=tools)
-        self.llm.create_completion(prompt, max_tokens=1, temperature=0.0)
+        if self._batch is None:
+            self.llm.create_completion(prompt, max_tokens=1, temperature=0.0)
+            return
+        tokens = self.llm.tokenize(prompt.encode(), special=True)
+        sampling = Sampling(max_tokens=0, temperature=0.0)
+        for _ in self._batch.submit(Generation(session, tokens, sampling, lambda: False, warm_only=True)):
+            pass
 
 
 def with_context(prompt: str, context: str, turn_end: str) -> str:

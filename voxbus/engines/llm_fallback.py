@@ -30,9 +30,12 @@ class LlmEngine(Protocol):
         continue_from: str = "",
         cancelled: Callable[[], bool] = ...,
         tools: list[dict[str, Any]] | None = None,
+        session: str = "",
     ) -> Iterator[str]: ...
 
-    def warm(self, messages: list[ChatMessage], tools: list[dict[str, Any]] | None = None) -> None: ...
+    def warm(
+        self, messages: list[ChatMessage], tools: list[dict[str, Any]] | None = None, session: str = ""
+    ) -> None: ...
 
 
 FallbackReport = Callable[[str, int], None]  # (why the server failed, characters it had sent)
@@ -62,6 +65,7 @@ class FallbackLlmEngine:
         continue_from: str = "",
         cancelled: Callable[[], bool] = lambda: False,
         tools: list[dict[str, Any]] | None = None,
+        session: str = "",
     ) -> Iterator[str]:
         said = ""
         if self.remote_up():
@@ -78,14 +82,16 @@ class FallbackLlmEngine:
                 self.remote_down_until = self.clock() + self.retry_after_s
                 self.on_fallback(str(exc), len(said))
         yield from self.local.stream(
-            messages, max_tokens, temperature, continue_from + said, cancelled, tools
+            messages, max_tokens, temperature, continue_from + said, cancelled, tools, session
         )
 
-    def warm(self, messages: list[ChatMessage], tools: list[dict[str, Any]] | None = None) -> None:
+    def warm(
+        self, messages: list[ChatMessage], tools: list[dict[str, Any]] | None = None, session: str = ""
+    ) -> None:
         # the local model's cache matters only while it answers: warming it all the time would
         # take the cores from speech synthesis for nothing
         if not self.remote_up():
-            self.local.warm(messages, tools)
+            self.local.warm(messages, tools, session)
 
 
 def llm_engine_for(settings: Settings) -> LlmEngine:

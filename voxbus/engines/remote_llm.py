@@ -54,6 +54,7 @@ class RemoteLlmEngine:
         continue_from: str = "",
         cancelled: Callable[[], bool] = lambda: False,
         tools: list[dict[str, Any]] | None = None,
+        session: str = "",
     ) -> Iterator[str]:
         """Yield text pieces; closes the stream within one token once ``cancelled()`` is true.
         Raises :class:`RemoteLlmError` when the server fails (before or during the answer)."""
@@ -77,7 +78,9 @@ class RemoteLlmEngine:
         except httpx.HTTPError as exc:
             raise RemoteLlmError(f"{self.url}: {type(exc).__name__}: {exc}") from exc
 
-    def warm(self, messages: list[ChatMessage], tools: list[dict[str, Any]] | None = None) -> None:
+    def warm(
+        self, messages: list[ChatMessage], tools: list[dict[str, Any]] | None = None, session: str = ""
+    ) -> None:
         """Nothing to do: see the module's docstring."""
 
     def close(self) -> None:

@@ -1,0 +1,101 @@
+"""Batched decoding (``llm.parallel`` > 1) with the test model: sequences decode together, one
+cancelled leaves the others whole, and a call's next turn and a new call's shared prefix are not
+evaluated again. Properties of the decoder, never the model's words: with ``min_tokens`` =
+``max_tokens`` = N an answer is whole exactly when it has N tokens."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from voxbus.config import Settings
+from voxbus.engines.llm import LlamaEngine
+from voxbus.engines.llm_batch import Generation
+from voxbus.engines.llm_sampling import Sampling
+from voxbus.engines.models import model_path
+from voxbus.schemas.messages import ChatMessage
+
+pytestmark = pytest.mark.integration
+SYSTEM = ChatMessage(role="system", content="You are the phone agent of a clinic. Be brief and kind.")
+N = 24
+
+
+@pytest.fixture
+def engine(settings: Settings) -> LlamaEngine:
+    settings.llm.parallel = 2
+    settings.llm.min_tokens = 0
+    return LlamaEngine(model_path(settings, "llm"), settings.llm)
+
+
+def ask(engine: LlamaEngine, words: str, session: str, cancelled=lambda: False) -> Generation:  # noqa: ANN001
+    prompt, stops = engine.prompt([SYSTEM, ChatMessage(role="user", content=words)])
+    tokens = engine.llm.tokenize(prompt.encode(), special=True)
+    sampling = Sampling(max_tokens=N, min_tokens=N, temperature=0.7, stops=stops)
+    assert engine._batch is not None
+    return engine._batch.submit(Generation(session, tokens, sampling, cancelled))
+
+
+def read(generation: Generation, into: list[str]) -> None:
+    into.extend(generation)
+
+
+def test_two_answers_decode_together_and_both_end_whole(engine: LlamaEngine) -> None:
+    answers: list[list[str]] = [[], []]
+    with engine._batch._wake:  # both in the decoder's inbox before it looks: admitted together
+        generations = [
+            ask(engine, "What are your opening hours?", "a"),
+            ask(engine, "Can I come on Friday?", "b"),
+        ]
+    readers = [threading.Thread(target=read, args=(g, a)) for g, a in zip(generations, answers, strict=True)]
+    for reader in readers:
+        reader.start()
+    for reader in readers:
+        reader.join(timeout=120)
+    assert [g.state.produced for g in generations] == [N, N]
+    assert all("".join(a).strip() for a in answers)
+    assert engine._batch.steps_with_several > 0  # they did share decoding steps
+
+
+def test_a_cancelled_answer_leaves_the_other_whole(engine: LlamaEngine) -> None:
+    kept: list[str] = []
+    dropped: list[str] = []
+
+    def barge_in() -> bool:  # the caller speaks once three tokens of the answer exist
+        return interrupted.state is not None and interrupted.state.produced >= 3
+
+    with engine._batch._wake:
+        other = ask(engine, "What are your opening hours?", "a")
+        interrupted = ask(engine, "Can I come on Friday?", "b", cancelled=barge_in)
+    readers = [
+        threading.Thread(target=read, args=(other, kept)),
+        threading.Thread(target=read, args=(interrupted, dropped)),
+    ]
+    for reader in readers:
+        reader.start()
+    for reader in readers:
+        reader.join(timeout=120)
+    assert interrupted.state.produced == 3
+    assert "".join(kept).strip()
+    assert other.state.produced == N
+
+
+def test_a_calls_next_turn_and_a_new_calls_prompt_reuse_what_is_evaluated(engine: LlamaEngine) -> None:
+    batch = engine._batch
+    first = [SYSTEM, ChatMessage(role="user", content="Hello, I need to move my appointment.")]
+    answer = "".join(engine.stream(first, 16, 0.0, session="a"))
+    before = batch.prompt_tokens_evaluated
+    second = [
+        *first,
+        ChatMessage(role="assistant", content=answer),
+        ChatMessage(role="user", content="To Friday."),
+    ]
+    "".join(engine.stream(second, 4, 0.0, session="a"))
+    whole = len(engine.llm.tokenize(engine.prompt(second)[0].encode(), special=True))
+    assert batch.prompt_tokens_evaluated - before < whole // 2  # only the new words and the answer's end
+    before = batch.prompt_tokens_evaluated
+    other = [SYSTEM, ChatMessage(role="user", content="Is the clinic open on Sunday?")]
+    "".join(engine.stream(other, 4, 0.0, session="b"))
+    system_part = len(engine.llm.tokenize(engine.prompt([SYSTEM])[0].encode(), special=True))
+    whole = len(engine.llm.tokenize(engine.prompt(other)[0].encode(), special=True))
+    assert batch.prompt_tokens_evaluated - before <= whole - system_part + 8  # the system prompt copied

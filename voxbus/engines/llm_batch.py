@@ -1,0 +1,298 @@
+"""Several calls' answers decoded together on one llama.cpp context (``llm.parallel`` > 1).
+
+One decoding step of a small model streams all of its weights from memory once; two or more
+sequences in one batch share that read, so on a CPU two answers cost less than twice one (the
+pattern of llama.cpp's examples/batched and examples/parallel). Each call keeps its own KV
+sequence across its turns, so its system prompt, history and last answer stay evaluated; a new
+call's prompt copies the longest evaluated prefix of any other sequence (the agent's system prompt
+and tool descriptions), which costs nothing in a unified KV cache: the cells gain a sequence id.
+
+One thread owns the context, the batch and the samplers (llama.cpp's objects are not thread-safe);
+other threads submit a :class:`Generation` and read its pieces from a queue. A step puts the next
+token of every decoding sequence in the batch, then prompt tokens of the others (real requests
+before warm-ups) up to a budget that keeps a step short: a new caller's prompt delays the other
+calls' next token by one small chunk, not by a whole prompt.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from voxbus.engines.llm_sampling import GenerationState, Sampling, end_of_generation_tokens
+from voxbus.logs import get_logger
+
+log = get_logger(__name__)
+
+DECODING_CHUNK = 32  # prompt tokens per step while other sequences are decoding
+IDLE_CHUNK = 128  # prompt tokens per step when nobody is waiting for a next token
+BATCH_TOKENS = 512
+_END = object()
+
+
+class Generation:
+    """One request: its prompt, how to sample, and the queue its text pieces arrive on."""
+
+    def __init__(
+        self,
+        session: str,
+        prompt: list[int],
+        sampling: Sampling,
+        cancelled: Callable[[], bool],
+        warm_only: bool = False,
+    ) -> None:
+        self.session, self.prompt, self.sampling = session, prompt, sampling
+        self.cancelled, self.warm_only = cancelled, warm_only
+        self._out: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._closed = threading.Event()
+        self.state: GenerationState | None = None  # the decoding thread's own
+
+    def __iter__(self) -> Iterator[str]:
+        """The text, piece by piece, until the answer ends (blocking)."""
+        try:
+            while (item := self._out.get()) is not _END:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """The reader wants no more: the decoding thread drops it at its next step."""
+        self._closed.set()
+
+    def stopped(self) -> bool:
+        return self._closed.is_set() or self.cancelled()
+
+    def put(self, item: Any) -> None:
+        self._out.put(item)
+
+    def end(self, error: BaseException | None = None) -> None:
+        if error is not None:
+            self._out.put(error)
+        self._out.put(_END)
+
+
+class _Sequence:
+    """A KV sequence and an exact mirror of the tokens evaluated into it."""
+
+    def __init__(self, seq_id: int) -> None:
+        self.id = seq_id
+        self.tokens: list[int] = []
+        self.session = ""
+        self.busy = False
+        self.used = 0.0
+
+
+def common_prefix(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+class BatchDecoder:
+    def __init__(self, model: Any, n_ctx: int, parallel: int, n_threads: int) -> None:
+        import llama_cpp
+        from llama_cpp._internals import LlamaContext
+
+        self._lib = llama_cpp
+        self.model = model
+        self.n_ctx = n_ctx  # the most one sequence may hold
+        n_seq = 2 * parallel + 2  # room for idle calls' histories and the agents' prompts
+        params = llama_cpp.llama_context_default_params()
+        params.n_ctx = n_ctx * (parallel + 1)
+        params.n_batch = params.n_ubatch = BATCH_TOKENS
+        params.n_seq_max = n_seq
+        params.kv_unified = True  # prefixes shared between sequences without copies
+        params.n_threads = params.n_threads_batch = n_threads
+        self.ctx = LlamaContext(model=model, params=params, verbose=False)
+        self._batch = llama_cpp.llama_batch_init(BATCH_TOKENS, 0, 1)
+        self.seqs = [_Sequence(i) for i in range(n_seq)]
+        self.eog = end_of_generation_tokens(model)
+        self.steps_with_several = 0  # decoding steps that advanced two or more answers at once
+        self.prompt_tokens_evaluated = 0
+        self._inbox: list[Generation] = []
+        self._waiting: list[Generation] = []
+        self._running: list[Generation] = []
+        self._seqs_by_generation: dict[int, _Sequence] = {}
+        self._wake = threading.Condition()
+        threading.Thread(target=self._run, name="llama-batch", daemon=True).start()
+
+    def submit(self, generation: Generation) -> Generation:
+        if len(generation.prompt) >= self.n_ctx:
+            raise ValueError(
+                f"the prompt has {len(generation.prompt)} tokens; the context holds {self.n_ctx}"
+            )
+        with self._wake:
+            self._inbox.append(generation)
+            self._wake.notify()
+        return generation
+
+    # --- the decoding thread ---
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not (self._inbox or self._running or self._waiting):
+                    self._wake.wait()
+                self._waiting += self._inbox
+                self._inbox.clear()
+            try:
+                self._step()
+            except Exception as exc:  # the context may be inconsistent: start from nothing
+                log.exception("batched decoding failed; all sequences cleared")
+                for generation in self._running:
+                    generation.end(exc)
+                self._running.clear()
+                self._seqs_by_generation.clear()
+                self._lib.llama_memory_clear(self.ctx.memory, True)
+                for seq in self.seqs:
+                    seq.tokens, seq.busy, seq.session = [], False, ""
+
+    def _step(self) -> None:
+        for generation in [g for g in self._running if g.stopped()]:
+            self._finish(generation)
+        for generation in [g for g in self._waiting if g.stopped()]:
+            self._waiting.remove(generation)
+            generation.end()
+        self._admit()
+        for generation in [g for g in self._running if g.warm_only and not g.state.pending]:
+            self._finish(generation)  # its whole prompt was evaluated already
+        rows = self._fill()
+        if not rows:
+            return
+        rc = self._lib.llama_decode(self.ctx.ctx, self._batch)
+        if rc == 1:  # no room in the KV cache; nothing was evaluated
+            self._undo(rows)
+            self._make_room()
+            return
+        if rc != 0:
+            raise RuntimeError(f"llama_decode returned {rc}")
+        self.prompt_tokens_evaluated += sum(len(part) for _, _, part in rows)
+        self.steps_with_several += sum(1 for g in self._running if g.state.row is not None) > 1
+        for generation in list(self._running):
+            self._sample(generation)
+
+    def _admit(self) -> None:
+        while self._waiting:
+            seq = self._sequence_for(self._waiting[0].session)
+            if seq is None:
+                return  # every sequence is decoding: the others wait their turn
+            generation = self._waiting.pop(0)
+            self._place(generation, seq)
+            self._running.append(generation)
+
+    def _sequence_for(self, session: str) -> _Sequence | None:
+        idle = [s for s in self.seqs if not s.busy]
+        own = next((s for s in idle if session and s.session == session), None)
+        if own is not None or not idle:
+            return own
+        return min(idle, key=lambda s: (bool(s.tokens), s.used))  # empty first, then oldest
+
+    def _place(self, generation: Generation, seq: _Sequence) -> None:
+        """Give the generation ``seq``, keeping the longest prefix of its prompt that is already
+        evaluated there or (copied) in another sequence; at least one token is left to evaluate,
+        whose logits give the first new token."""
+        prompt = generation.prompt
+        limit = len(prompt) - (0 if generation.warm_only else 1)
+        kept = min(common_prefix(seq.tokens, prompt), limit)
+        source, shared = max(
+            ((s, common_prefix(s.tokens, prompt)) for s in self.seqs if s is not seq),
+            key=lambda pair: pair[1],
+        )
+        memory = self.ctx.memory
+        if min(shared, limit) > kept:
+            kept = min(shared, limit)
+            self._lib.llama_memory_seq_rm(memory, seq.id, -1, -1)
+            self._lib.llama_memory_seq_cp(memory, source.id, seq.id, 0, kept)
+            seq.tokens = source.tokens[:kept]
+        else:
+            self._lib.llama_memory_seq_rm(memory, seq.id, kept, -1)
+            del seq.tokens[kept:]
+        for other in self.seqs:
+            if other is not seq and other.session == generation.session:
+                other.session = ""
+        seq.busy, seq.session = True, generation.session
+        generation.state = GenerationState(
+            prompt[kept:], generation.sampling, self.model, self.n_ctx - len(prompt), self.eog
+        )
+        self._seqs_by_generation[id(generation)] = seq
+
+    def _fill(self) -> list[tuple[Generation, int, list[int]]]:
+        """The next batch: one token of each decoding generation, then prompt chunks. Returns
+        what each generation put in (to undo when the decode finds no room)."""
+        rows: list[tuple[Generation, int, list[int]]] = []
+        batch, n = self._batch, 0
+
+        def put(token: int, seq: _Sequence, logits: bool) -> None:
+            nonlocal n
+            batch.token[n], batch.pos[n], batch.n_seq_id[n] = token, len(seq.tokens), 1
+            batch.seq_id[n][0], batch.logits[n] = seq.id, logits
+            seq.tokens.append(token)
+            n += 1
+
+        decoding = [g for g in self._running if not g.state.pending and not g.warm_only]
+        prefilling = sorted((g for g in self._running if g.state.pending), key=lambda g: g.warm_only)
+        for generation in self._running:
+            generation.state.row = None
+        for generation in decoding:
+            seq = self._seqs_by_generation[id(generation)]
+            rows.append((generation, len(seq.tokens), []))
+            generation.state.row = n
+            put(generation.state.next_token, seq, True)
+        budget = DECODING_CHUNK if decoding else IDLE_CHUNK
+        for generation in prefilling:
+            if budget <= 0:
+                break
+            state, seq = generation.state, self._seqs_by_generation[id(generation)]
+            part = state.pending[:budget]
+            del state.pending[: len(part)]
+            budget -= len(part)
+            rows.append((generation, len(seq.tokens), part))
+            wants_logits = not state.pending and not generation.warm_only
+            for k, token in enumerate(part):
+                put(token, seq, wants_logits and k == len(part) - 1)
+            state.row = n - 1 if wants_logits else None
+        batch.n_tokens = n
+        return rows
+
+    def _undo(self, rows: list[tuple[Generation, int, list[int]]]) -> None:
+        for generation, length, part in rows:
+            del self._seqs_by_generation[id(generation)].tokens[length:]
+            generation.state.pending[:0] = part
+            generation.state.row = None
+
+    def _make_room(self) -> None:
+        """Forget the least recently used idle sequence; with none, the newest request fails."""
+        idle = [s for s in self.seqs if not s.busy and s.tokens]
+        if idle:
+            seq = min(idle, key=lambda s: s.used)
+            self._lib.llama_memory_seq_rm(self.ctx.memory, seq.id, -1, -1)
+            seq.tokens, seq.session = [], ""
+            return
+        newest = self._running[-1]
+        self._finish(newest, MemoryError("the LLM's KV cache is full"))
+
+    def _sample(self, generation: Generation) -> None:
+        state = generation.state
+        if state.row is None:
+            if generation.warm_only and not state.pending:
+                self._finish(generation)
+            return
+        pieces, done = state.advance(self.ctx)
+        for piece in pieces:
+            generation.put(piece)
+        if done:
+            self._finish(generation)
+
+    def _finish(self, generation: Generation, error: BaseException | None = None) -> None:
+        seq = self._seqs_by_generation.pop(id(generation))
+        seq.busy, seq.used = False, time.monotonic()
+        self._running.remove(generation)
+        generation.end(error)
