@@ -89,7 +89,8 @@ bench: models models-test
 	$(PY) bench/remote_llm.py --profile default --out bench/results
 	$(PY) bench/clinic_calls.py --out bench/results --calls 10
 	$(PY) bench/console.py --calls 4 --out bench/results
-	$(PY) bench/capacity.py --profile default --profile 0.5b --calls 1,2,3,4 --out bench/results
+	$(PY) bench/batch_decode.py --model qwen2.5-coder-1.5b-instruct-q4_k_m --model qwen2.5-coder-0.5b-instruct-q4_k_m --out bench/results
+	$(PY) bench/capacity.py --profile default --profile 0.5b --calls 1,2,3,4 --llm-parallel 1,4 --out bench/results
 
 clean:
 	rm -rf $(VENV) $(STAMPS) build *.egg-info out

@@ -13,6 +13,9 @@ the calls start, so the callers cost next to nothing while they run. Writes ``ca
 
     python bench/capacity.py --profile default --profile 0.5b --calls 1,2,3,4 --out bench/results
 
+``--llm-parallel 1,4`` runs every profile twice: its LLM answering one call at a time, and
+decoding up to four calls' answers together (``llm.parallel``, voxbus/engines/llm_batch.py).
+
 Profiles: ``default`` (Qwen2.5-1.5B), ``0.5b`` (the default profile with Qwen2.5-0.5B, fetched by
 ``voxbus models fetch --name qwen2.5-coder-0.5b-instruct-q4_k_m``) and ``test`` (SmolLM2-135M).
 """
@@ -165,8 +168,10 @@ async def calls_at_once(url: str, n: int, out: Path, seed: int, idle_share: floa
     }
 
 
-async def run_profile(profile: str, counts: list[int], out: Path) -> dict[str, Any]:
+async def run_profile(profile: str, counts: list[int], out: Path, parallel: int = 1) -> dict[str, Any]:
     os.environ["VOXBUS_PROFILE"] = "default" if profile == "0.5b" else profile
+    os.environ["VOXBUS_LLM__PARALLEL"] = str(parallel)
+    label = profile if parallel == 1 else f"{profile}, batched x{parallel}"
     os.environ.pop("VOXBUS_MODELS__LLM", None)
     if profile == "0.5b":
         folder = models_dir(load_settings()) / SMALL_LLM
@@ -180,9 +185,9 @@ async def run_profile(profile: str, counts: list[int], out: Path) -> dict[str, A
     rows = []
     try:
         idle_share = await system.while_healthy(idle_cpu_share())
-        print(f"  {profile}: idle, the system keeps {idle_share:.2f} cores busy", flush=True)
+        print(f"  {label}: idle, the system keeps {idle_share:.2f} cores busy", flush=True)
         for n in counts:
-            print(f"  {profile}: {n} call(s) at once...", flush=True)
+            print(f"  {label}: {n} call(s) at once...", flush=True)
             row = await system.while_healthy(calls_at_once(url, n, out, seed=n, idle_share=idle_share))
             rows.append(row)
             print(
@@ -197,7 +202,12 @@ async def run_profile(profile: str, counts: list[int], out: Path) -> dict[str, A
     for row in rows:
         p50 = row["perceived_p50_ms"]
         row["p50_vs_one_call"] = round(p50 / alone, 2) if alone and p50 else None
-    return {"profile": profile, "idle_cpu_share": round(idle_share, 3), "rows": rows}
+    return {
+        "profile": label,
+        "llm_parallel": parallel,
+        "idle_cpu_share": round(idle_share, 3),
+        "rows": rows,
+    }
 
 
 def plot(results: list[dict[str, Any]], path: Path) -> None:
@@ -248,6 +258,7 @@ def main() -> int:
     caller.add_argument("--offset", type=float, default=0.0)
     parser.add_argument("--profile", action="append", choices=["default", "0.5b", "test"], default=[])
     parser.add_argument("--calls", default="1,2,3,4", help="numbers of simultaneous calls, e.g. 1,2,3,4")
+    parser.add_argument("--llm-parallel", default="1", help="llm.parallel values, e.g. 1,4")
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
     setup_logging("warning")
@@ -263,8 +274,9 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     results = []
     for profile in args.profile or ["default"]:
-        print(f"profile {profile}: {', '.join(map(str, counts))} simultaneous calls", flush=True)
-        results.append(asyncio.run(run_profile(profile, counts, args.out)))
+        for parallel in (int(p) for p in args.llm_parallel.split(",")):
+            print(f"profile {profile}, llm.parallel {parallel}: {args.calls} simultaneous calls", flush=True)
+            results.append(asyncio.run(run_profile(profile, counts, args.out, parallel)))
     report = {
         "machine": {
             "cpus": os.cpu_count(),

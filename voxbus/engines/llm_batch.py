@@ -100,6 +100,7 @@ class BatchDecoder:
     def __init__(self, model: Any, n_ctx: int, parallel: int, n_threads: int) -> None:
         import llama_cpp
         from llama_cpp._internals import LlamaContext
+        from llama_cpp._utils import suppress_stdout_stderr
 
         self._lib = llama_cpp
         self.model = model
@@ -111,7 +112,8 @@ class BatchDecoder:
         params.n_seq_max = n_seq
         params.kv_unified = True  # prefixes shared between sequences without copies
         params.n_threads = params.n_threads_batch = n_threads
-        self.ctx = LlamaContext(model=model, params=params, verbose=False)
+        with suppress_stdout_stderr(disable=False):  # llama.cpp's own log lines, as Llama does
+            self.ctx = LlamaContext(model=model, params=params, verbose=False)
         self._batch = llama_cpp.llama_batch_init(BATCH_TOKENS, 0, 1)
         self.seqs = [_Sequence(i) for i in range(n_seq)]
         self.eog = end_of_generation_tokens(model)
