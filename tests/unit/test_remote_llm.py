@@ -100,16 +100,23 @@ class StandIn:
         self.continued_from: list[str] = []
         self.warmed = 0
 
-    def stream(
-        self, messages, max_tokens, temperature, continue_from="", cancelled=lambda: False, tools=None
-    ):  # type: ignore[no-untyped-def]  # noqa: E501
+    def stream(  # type: ignore[no-untyped-def]
+        self,
+        messages,
+        max_tokens,
+        temperature,
+        continue_from="",
+        cancelled=lambda: False,
+        tools=None,
+        session="",
+    ):
         self.continued_from.append(continue_from)
         for i, word in enumerate(self.words):
             if i == self.fail_after:
                 raise RemoteLlmError("ReadError: connection reset")
             yield word
 
-    def warm(self, messages, tools=None) -> None:  # type: ignore[no-untyped-def]
+    def warm(self, messages, tools=None, session="") -> None:  # type: ignore[no-untyped-def]
         self.warmed += 1
 
 

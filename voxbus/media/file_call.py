@@ -3,7 +3,9 @@
 It stands where the SIP gateway stands: it asks an agent to take the call, sends the caller's audio
 as real-time 20 ms frames on ``audio.in`` (silence after the WAV ends, as a phone line does), plays
 ``audio.out`` through a playout queue on the same 20 ms clock, obeys ``ctl`` (flush, hang up) and
-reports playout. The recording's timeline is the call's timeline.
+reports playout. The recording's timeline is the call's timeline. The caller is a WAV with a fixed
+timeline, or a reacting one (a :class:`~voxbus.media.dialogue.DialoguePlayer`, which speaks when
+it has heard the agent's answer end, or cuts in during it).
 """
 
 from __future__ import annotations
@@ -14,15 +16,16 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from nats.aio.msg import Msg
 
 from voxbus.bus import subjects
 from voxbus.bus.connection import Bus
 from voxbus.logs import get_logger
-from voxbus.media.frames import FRAME_MS, SILENCE
+from voxbus.media.frames import FRAME_MS, SILENCE, is_loud
 from voxbus.media.playout import PlayoutQueue
-from voxbus.media.wav import TimelineSink, WavSource
+from voxbus.media.wav import TimelineSink
 from voxbus.schemas.base import Accepted
 from voxbus.schemas.events import (
     CallEnded,
@@ -41,6 +44,14 @@ class NoAgent(RuntimeError):
     pass
 
 
+class CallerAudio(Protocol):
+    """The caller's side, frame by frame: what it says, what it hears, when it is done."""
+
+    def frame(self, index: int) -> bytes | None: ...
+    def heard(self, index: int, loud: bool) -> None: ...
+    def finished(self, index: int) -> bool: ...
+
+
 @dataclass
 class FileCallResult:
     call_id: str
@@ -55,7 +66,7 @@ class FileCall:
     def __init__(
         self,
         bus: Bus,
-        source: WavSource,
+        source: CallerAudio,
         call_id: str | None = None,
         settle_s: float = 2.0,
         max_s: float = 300.0,
@@ -101,7 +112,8 @@ class FileCall:
         return self.result
 
     async def _attach_agent(self, timeout_s: float) -> None:
-        request = CallStart(call_id=self.call_id, source="file", caller=str(self.source.path))
+        caller = str(getattr(self.source, "path", "dialogue"))
+        request = CallStart(call_id=self.call_id, source="file", caller=caller)
         taken = await self.bus.request_until_taken(
             subjects.AGENT_CALLS, request, Accepted, within_s=timeout_s, per_try_s=15.0, pause_s=0.25
         )
@@ -124,12 +136,13 @@ class FileCall:
             out = self.playout.next(k)
             if out is not None:
                 self.sink.put(k, out)
+            self.source.heard(k, out is not None and is_loud(out))
             self.sink.extend_to(k + 1)
             if self.hangup:
                 self.result.cause = "agent hung up"
                 return
             idle = (
-                k >= len(self.source)
+                self.source.finished(k)
                 and self.playout.idle
                 and not self.caller_speaking
                 and self.pending_finals == 0

@@ -12,6 +12,12 @@ FRAME_MS = 20
 FRAME_SAMPLES = SAMPLE_RATE * FRAME_MS // 1000
 FRAME_BYTES = FRAME_SAMPLES * 2
 SILENCE = bytes(FRAME_BYTES)
+HEARD_LEVEL = 500  # int16 peak that counts as agent audio, to a caller
+
+
+def is_loud(pcm: bytes) -> bool:
+    """Whether a caller hears this frame as the agent speaking."""
+    return bool(pcm) and int(np.abs(np.frombuffer(pcm, np.int16).astype(np.int32)).max()) > HEARD_LEVEL
 
 
 def to_float(pcm: bytes | np.ndarray) -> np.ndarray:

@@ -59,6 +59,12 @@ class WavSource:
     def frame(self, index: int) -> bytes | None:
         return self.frames[index] if index < len(self.frames) else None
 
+    def heard(self, index: int, loud: bool) -> None:
+        """A recording does not listen."""
+
+    def finished(self, index: int) -> bool:
+        return index >= len(self.frames)
+
 
 class TimelineSink:
     """Agent audio placed at the call-timeline frame index it was played at."""

@@ -23,13 +23,11 @@ import numpy as np
 import pjsua2 as pj
 
 from voxbus.bus.embedded import free_port
-from voxbus.media.frames import FRAME_BYTES, FRAME_MS, SAMPLE_RATE, SILENCE
+from voxbus.media.frames import FRAME_BYTES, FRAME_MS, HEARD_LEVEL, SAMPLE_RATE, SILENCE
 from voxbus.media.wav import TimelineSink
 from voxbus.sip.frames import read_vector, write_vector
 from voxbus.sip.pjsetup import quiet_pjlib
 from voxbus.sip.pjthread import PjThread
-
-HEARD_LEVEL = 500  # int16 peak that counts as agent audio
 
 
 class Voice(Protocol):
