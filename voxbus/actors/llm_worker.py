@@ -46,7 +46,7 @@ class LlmWorker:
         self.tools = tools  # offered with the opening: the warmed prefix includes them
         self.parallel: int = getattr(engine, "parallel", 1)
         self.pool = ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="llama")
-        self.queue: asyncio.Queue[LlmRequest] = asyncio.Queue()
+        self.queue: asyncio.Queue[tuple[LlmRequest, float]] = asyncio.Queue()  # with its arrival
         self.cancelled: dict[tuple[str, int], str] = {}
         self.active: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()  # the loop keeps only weak references
@@ -67,7 +67,7 @@ class LlmWorker:
         subjects.check_call_id(request.call_id)
         if msg.reply and not request.warm_only:
             await msg.respond(encode(Accepted(worker_id=self.worker_id, role="llm")))
-        self.queue.put_nowait(request)
+        self.queue.put_nowait((request, time.perf_counter()))
 
     async def _on_cancel(self, cancel: Cancel, _msg: Msg) -> None:
         self.cancelled[(cancel.call_id, cancel.gen)] = cancel.reason
@@ -78,27 +78,27 @@ class LlmWorker:
         slots = asyncio.Semaphore(self.parallel)
         while True:
             await slots.acquire()  # before taking a request, so that the check below is current
-            request = await self.queue.get()
+            request, received = await self.queue.get()
             if request.warm_only and not self.queue.empty():
                 slots.release()
                 continue  # real work first: a warm-up is only worth idle time
-            task = asyncio.create_task(self._serve_one(request, slots))
+            task = asyncio.create_task(self._serve_one(request, received, slots))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _serve_one(self, request: LlmRequest, slots: asyncio.Semaphore) -> None:
+    async def _serve_one(self, request: LlmRequest, received: float, slots: asyncio.Semaphore) -> None:
         try:
             if request.warm_only:
                 await self._warm(request)
                 return
-            await self._answer(request)
+            await self._answer(request, received)
         finally:
             slots.release()
 
-    async def _answer(self, request: LlmRequest) -> None:
+    async def _answer(self, request: LlmRequest, received: float) -> None:
         self.active.add(request.call_id)
         try:
-            await self._generate(request)
+            await self._generate(request, received)
         except Exception as exc:  # one bad generation must not take the worker down
             log.exception("generation failed", call_id=request.call_id, gen=request.gen)
             await self.bus.publish(
@@ -136,7 +136,7 @@ class LlmWorker:
             )
         )
 
-    async def _generate(self, request: LlmRequest) -> None:
+    async def _generate(self, request: LlmRequest, received: float) -> None:
         key = (request.call_id, request.gen)
         subject = subjects.llm_chunks(request.call_id)
         loop = asyncio.get_running_loop()
@@ -180,7 +180,8 @@ class LlmWorker:
                             call_id=request.call_id,
                             gen=request.gen,
                             turn=request.turn,
-                            latency_s=round(time.perf_counter() - started, 4),
+                            latency_s=round(time.perf_counter() - received, 4),
+                            queued_s=round(started - received, 4),
                         )
                     )
                 text.append(piece)

@@ -134,6 +134,9 @@ class LlmRequested(CallEvent):
 class LlmFirstToken(CallEvent):
     type: Literal["llm.first_token"] = "llm.first_token"
     latency_s: float
+    queued_s: float = Field(
+        default=0.0, description="of latency_s, the time waiting for the worker to be free (other calls)"
+    )
 
 
 class LlmDone(CallEvent):
