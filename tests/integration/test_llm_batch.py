@@ -99,3 +99,34 @@ def test_a_calls_next_turn_and_a_new_calls_prompt_reuse_what_is_evaluated(engine
     system_part = len(engine.llm.tokenize(engine.prompt([SYSTEM])[0].encode(), special=True))
     whole = len(engine.llm.tokenize(engine.prompt(other)[0].encode(), special=True))
     assert batch.prompt_tokens_evaluated - before <= whole - system_part + 8  # the system prompt copied
+
+
+def test_a_full_kv_cache_forgets_the_least_recently_used_idle_call(settings: Settings) -> None:
+    settings.llm.parallel, settings.llm.n_ctx, settings.llm.min_tokens = 2, 256, 0
+    engine = LlamaEngine(model_path(settings, "llm"), settings.llm)  # room for about 768 tokens
+    assert engine._batch is not None
+    words = [
+        "apple",
+        "banana",
+        "cherry",
+        "dragon",
+        "eagle",
+        "falcon",
+        "garden",
+        "harbor",
+        "island",
+        "jungle",
+        "kettle",
+        "lemon",
+        "mango",
+    ]
+    for call in range(8):  # eight calls of ~190 tokens each, nothing shared but the template
+        topic = " ".join(words[(call + k) % len(words)] for k in range(150))
+        system = ChatMessage(role="system", content=f"Call {call}. {topic}")
+        prompt, stops = engine.prompt([system, ChatMessage(role="user", content="Say something.")])
+        tokens = engine.llm.tokenize(prompt.encode(), special=True)
+        sampling = Sampling(max_tokens=N, min_tokens=N, temperature=0.7, stops=stops)
+        generation = engine._batch.submit(Generation(f"call-{call}", tokens, sampling, lambda: False))
+        assert "".join(generation).strip()
+        assert generation.state.produced == N
+    assert engine._batch.evicted > 0

@@ -119,6 +119,7 @@ class BatchDecoder:
         self.eog = end_of_generation_tokens(model)
         self.steps_with_several = 0  # decoding steps that advanced two or more answers at once
         self.prompt_tokens_evaluated = 0
+        self.evicted = 0  # idle sequences forgotten to make room
         self._inbox: list[Generation] = []
         self._waiting: list[Generation] = []
         self._running: list[Generation] = []
@@ -277,6 +278,7 @@ class BatchDecoder:
             seq = min(idle, key=lambda s: s.used)
             self._lib.llama_memory_seq_rm(self.ctx.memory, seq.id, -1, -1)
             seq.tokens, seq.session = [], ""
+            self.evicted += 1
             return
         newest = self._running[-1]
         self._finish(newest, MemoryError("the LLM's KV cache is full"))
