@@ -33,6 +33,7 @@ class FakeOut:
         self.llm_requests: list[list[ChatMessage]] = []
         self.events: list[Any] = []
         self.tools: list[dict[str, Any]] = []
+        self.warmed: list[list[ChatMessage]] = []
 
     def emit(self, event: Any) -> None:
         self.events.append(event)
@@ -50,7 +51,8 @@ class FakeOut:
         generation.llm.worker = "llm-1"
         self.llm_requests.append(messages)
 
-    async def warm_llm(self, gen: int, turn: int, messages: list[ChatMessage]) -> None: ...
+    async def warm_llm(self, gen: int, turn: int, messages: list[ChatMessage]) -> None:
+        self.warmed.append(messages)
 
     async def speak(self, generation: Generation, text: str, last: bool) -> None:
         generation.tts_request("c", text, last, 0.0)
@@ -212,3 +214,10 @@ async def test_the_same_call_twice_in_one_answer_is_not_made_again() -> None:
     assert len(tools.started) == 1 and len(out.llm_requests) == 3  # not called; the LLM asked again
     assert "already called" in out.llm_requests[-1][-1].content
     assert [m.role for m in out.llm_requests[-1][-4:]] == ["assistant", "tool", "assistant", "tool"]
+
+
+async def test_the_greeting_is_evaluated_by_the_llm_while_it_is_said() -> None:
+    side, out, _, _ = agent()
+    await side.greet()
+    assert out.spoken == [(side.settings.greeting, True)]
+    assert out.warmed and out.warmed[-1][-1].content == side.settings.greeting  # before the caller speaks

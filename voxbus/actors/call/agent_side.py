@@ -245,6 +245,9 @@ class AgentSide(ServedToolFlow):
         generation.history_index = self.conversation.add_answer(text)
         await self._speak(generation, speakable(text), last=True)
         await self.save()
+        # evaluated while it is said: otherwise the first answer of every call evaluates the call's
+        # context and the greeting first (with llm.parallel > 1, into the call's own KV sequence)
+        await self.out.warm_llm(self.state.gen, self.state.turn, self.conversation.prompt())
 
     async def _speak(self, generation: Generation, text: str, last: bool) -> None:
         if not generation.hold(text, last):
