@@ -137,3 +137,22 @@ def heard_while_playing(heard: Path, call_start: float, events: list[Event], gen
         return done.ts - started.ts, 0.0
     level_db = 20 * np.log10(np.sqrt((frames**2).mean(axis=1)) + 1e-9)
     return done.ts - started.ts, float((level_db > -45).mean())
+
+
+async def until(condition, timeout_s: float) -> None:  # type: ignore[no-untyped-def]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not condition():
+        assert loop.time() < deadline, "timed out waiting"
+        await asyncio.sleep(0.05)
+
+
+def udp_port_taken(port: int) -> bool:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+        return False

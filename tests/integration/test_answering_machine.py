@@ -6,6 +6,7 @@ agent hangs up; the person is greeted and answered."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -26,7 +27,7 @@ from voxbus.schemas.events import AnsweredBy, CallEnded, Event, TtsRequested, Tu
 from voxbus.schemas.messages import DialRequest
 from voxbus.supervisors.system import System
 
-from .helpers import wait_all_serving
+from .helpers import udp_port_taken, until, wait_all_serving
 from .test_sip_conversation import baresip_port
 
 pytestmark = pytest.mark.integration
@@ -81,7 +82,7 @@ async def answering_phone(folder: Path, wav: Path) -> AsyncIterator[tuple[int, P
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        await asyncio.sleep(1.0)  # baresip listens
+        await until(lambda: udp_port_taken(port), 10)  # baresip listens
         yield port, recordings
     finally:
         proc.terminate()
@@ -107,6 +108,18 @@ async def dial(client: Bus, port: int, call_id: str) -> list[Event]:
         while not any(isinstance(e, CallEnded) for e in events):
             await asyncio.sleep(0.1)
     return events
+
+
+def recording_closed(recordings: Path) -> bool:
+    """baresip's recording of the call is complete: libsndfile writes the WAV header's length when
+    it closes the file, so a length above zero means it is closed."""
+    for path in recordings.glob("*-dec.wav"):
+        try:
+            with wave.open(str(path)) as w:
+                return w.getnframes() > 0
+        except (wave.Error, EOFError):
+            return False
+    return False
 
 
 def heard_by_the_phone(recordings: Path, settings) -> str:  # type: ignore[no-untyped-def]
@@ -135,7 +148,7 @@ async def test_an_answering_machine_gets_the_voicemail_after_its_beep(
         assert any(isinstance(e, VoicemailLeft) for e in events)
         ended = next(e for e in events if isinstance(e, CallEnded))
         assert ended.hangup_by == "agent"
-        await asyncio.sleep(1.0)  # baresip closes its recording
+        await until(functools.partial(recording_closed, recordings), 10)
         words = heard_by_the_phone(recordings, settings).split()
         assert len({"bright", "smile", "dental", "cleaning", "tomorrow", "goodbye"} & set(words)) >= 2, words
 

@@ -16,7 +16,7 @@ from voxbus.config import Settings
 from voxbus.schemas.messages import CallControl
 from voxbus.supervisors.system import System, auth_dir, grant, server_config_file
 
-from .test_sip import until
+from .helpers import until
 
 pytestmark = pytest.mark.integration
 

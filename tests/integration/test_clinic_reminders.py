@@ -18,7 +18,7 @@ from voxbus.bus.embedded import free_port
 from voxbus.config import Settings, load_settings
 from voxbus.supervisors.system import System, grant
 
-from .helpers import pid_of, sipp_uas
+from .helpers import pid_of, sipp_uas, udp_port_taken, until
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples" / "clinic"))
 
@@ -53,7 +53,7 @@ async def test_reminders_record_each_calls_outcome_and_call_nobody_twice(
         await pid_of(bus, "sip", "sip-1")
         port = free_port()
         phones = asyncio.create_task(sipp_uas(port, ("-sf", str(BUSY)), calls=len(due)))
-        await asyncio.sleep(0.5)  # sipp listens
+        await until(lambda: udp_port_taken(port), 10)  # sipp listens
         outcomes = await remind(bus, book, day, f"sip:{{phone}}@127.0.0.1:{port}", "reminders")
         assert outcomes == {r.appointment_id: "busy" for r in due}
         code, out = await asyncio.wait_for(phones, 30)

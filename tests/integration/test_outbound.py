@@ -19,7 +19,7 @@ from voxbus.schemas.events import CallStarted, Event, TtsRequested
 from voxbus.schemas.messages import CallControl, CallState, DialRequest
 from voxbus.supervisors.system import System
 
-from .helpers import sipp_uas, wait_all_serving
+from .helpers import sipp_uas, udp_port_taken, until, wait_all_serving
 
 pytestmark = pytest.mark.integration
 GREETING = "Hello, this is Bright Smile dental calling with a reminder."
@@ -43,7 +43,7 @@ async def test_an_outbound_call_is_held_by_the_named_agent_told_why_it_called(
     assert "unknown agent profile 'nobody'" in refused.reason
     port = free_port()
     answering = asyncio.create_task(sipp_uas(port))
-    await asyncio.sleep(0.5)  # sipp listens
+    await until(lambda: udp_port_taken(port), 10)  # sipp listens
     call_id = "sip-out-reminder"
     events: list[Event] = []
 

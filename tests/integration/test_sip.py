@@ -27,7 +27,7 @@ from voxbus.schemas.events import (
 from voxbus.schemas.messages import AudioFrame, CallControl, DialRequest
 from voxbus.supervisors.system import System
 
-from .helpers import pid_of, sipp_command, sipp_uas, wait_all_serving
+from .helpers import pid_of, sipp_command, sipp_uas, udp_port_taken, until, wait_all_serving
 
 pytestmark = [
     pytest.mark.integration,
@@ -285,25 +285,6 @@ async def test_a_call_whose_peer_sends_no_audio_is_ended_by_the_gateway(
     assert any(
         isinstance(e, ErrorEvent) and e.code == "no_media" and e.call_id == ended.call_id for e in seen
     )
-
-
-async def until(condition, timeout_s: float) -> None:  # type: ignore[no-untyped-def]
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while not condition():
-        assert loop.time() < deadline, "timed out waiting"
-        await asyncio.sleep(0.05)
-
-
-def udp_port_taken(port: int) -> bool:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return True
-        return False
 
 
 def _wav_ok(path: Path) -> bool:

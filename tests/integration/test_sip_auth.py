@@ -17,7 +17,7 @@ from voxbus.config import Settings
 from voxbus.schemas.events import CallStarted, Event, SipRejected
 from voxbus.supervisors.system import System
 
-from .helpers import sipp_command, wait_all_serving
+from .helpers import sipp_command, until, wait_all_serving
 
 pytestmark = pytest.mark.integration
 SCENARIO = Path(__file__).parent / "sipp" / "caller_digest.xml"
@@ -54,7 +54,7 @@ async def test_a_pbx_with_the_right_password_is_answered_and_a_wrong_one_refused
     await client.subscribe(subjects.ALL_SYSTEM_EVENTS, None, collect)
     code, out = await pbx_call(settings.sip.port, "a wrong guess")
     assert code == 0, out
-    await asyncio.sleep(0.5)  # the refusal's event
+    await until(lambda: any(isinstance(e, SipRejected) for e in events), 10)  # the refusal's event
     refused = [e for e in events if isinstance(e, SipRejected)]
     assert [(e.code, e.reason) for e in refused] == [(403, "Forbidden: wrong credentials")]  # no 401 events
     assert not any(isinstance(e, CallStarted) for e in events)

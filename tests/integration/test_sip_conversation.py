@@ -21,8 +21,8 @@ from voxbus.media.wav import read_wav, write_wav
 from voxbus.schemas.events import CallEnded, CallStarted, TurnMetrics
 from voxbus.supervisors.system import System
 
-from .helpers import wait_all_serving
-from .test_sip import collect, until
+from .helpers import until, wait_all_serving
+from .test_sip import collect
 
 pytestmark = pytest.mark.integration
 QUESTION = CallerScript(lines=[Line(text="What is the capital of France?", pause_before_s=3.0)], tail_s=0.5)
