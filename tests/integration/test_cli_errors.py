@@ -6,7 +6,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,8 @@ from voxbus.bus.connection import Bus
 from voxbus.bus.embedded import EmbeddedNats, free_port
 from voxbus.schemas.events import ErrorEvent, Event
 from voxbus.schemas.messages import Heartbeat
+
+from .helpers import until
 
 pytestmark = pytest.mark.integration
 
@@ -135,14 +136,11 @@ async def test_worker_with_missing_model_says_so_on_the_bus(test_env: dict[str, 
         seen.append(event)
 
     await bus.subscribe(subjects.system_event("error"), None, on_error)
-    started = time.monotonic()
+    # a worker that retried forever would fail the test at voxbus()'s timeout: it must exit
     done = await asyncio.to_thread(
         voxbus, "--nats-url", nats_url, "worker", "llm", env={"VOXBUS_MODELS__LLM": "/nowhere/x.gguf"}
     )
-    from .helpers import until
-
     await until(lambda: any(isinstance(e, ErrorEvent) for e in seen), 10)
     await bus.close()
     assert done.returncode == 2 and "/nowhere/x.gguf" in one_line(done.stderr)
     assert any(isinstance(e, ErrorEvent) and "/nowhere/x.gguf" in e.message for e in seen)
-    assert time.monotonic() - started < 60
