@@ -67,7 +67,9 @@ def build_service(calendar: Calendar, delay_s: float = 0.0) -> ToolService:
     @service.tool("The caller's patient record and bookings, found by their phone number.")
     async def find_patient(args: NoArguments, ctx: ToolContext) -> dict:
         found = await act(calendar.patient, ctx.caller)
-        return found or {"error": "no patient with this phone number"}
+        if found is None:
+            return {"error": "no patient with this phone number"}
+        return found | {"vocabulary": [found["name"]]}  # the caller may say their name: whisper expects it
 
     @service.tool("Find the free appointment times on a day. Call it whenever the caller names a day.")
     async def list_free_slots(args: Day, ctx: ToolContext) -> dict:

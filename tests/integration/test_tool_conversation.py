@@ -112,6 +112,7 @@ async def test_a_caller_moves_their_appointment(
     assert started and started[0].agent == "clinic" and started[0].called == "2000"
     found = [e for e in events if isinstance(e, ToolResult) and e.name == "find_patient"]
     assert found and found[0].result["name"] == "Peter Walsh"  # the caller's record, by their number
+    assert found[0].result["vocabulary"] == ["Peter Walsh"]  # whisper expects the caller's name
     moves = [e for e in events if isinstance(e, ToolCalled) and e.name == "reschedule"]
     calls = [(e.name, e.arguments) for e in events if isinstance(e, ToolCalled)]
     assert moves, f"no reschedule among the tool calls: {calls}"

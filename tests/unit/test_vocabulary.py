@@ -43,3 +43,14 @@ def test_the_clinic_agent_carries_its_vocabulary_and_the_base_agent_none() -> No
 def test_a_vocabulary_entry_too_long_is_a_configuration_error() -> None:
     with pytest.raises(ValidationError, match="vocabulary"):
         Settings.model_validate({"agent": {"vocabulary": ["y" * 41]}})
+
+
+def test_a_start_tools_answer_gives_the_callers_own_words_to_whisper() -> None:
+    from voxbus.actors.call.tool_use import vocabulary_of
+
+    said = ["Peter Walsh", " Dr. Okafor ", "Peter Walsh", 7, "", "x" * 41]
+    answer = {"patient": "Peter Walsh", "vocabulary": said}
+    assert vocabulary_of(answer) == ["Peter Walsh", "Dr. Okafor"]  # strings, trimmed, once, short enough
+    assert vocabulary_of({"vocabulary": "Peter"}) == []  # not a list: nothing
+    assert vocabulary_of(["Peter"]) == [] and vocabulary_of(None) == []
+    assert len(vocabulary_of({"vocabulary": [f"name {i}" for i in range(100)]})) == 40

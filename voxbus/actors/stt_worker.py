@@ -43,7 +43,7 @@ from voxbus.schemas.events import (
     SttPartial,
     SttTentative,
 )
-from voxbus.schemas.messages import AudioFrame, SttSession
+from voxbus.schemas.messages import VOCABULARY_MAX_WORDS, AudioFrame, SttSession, SttVocabulary
 
 log = get_logger(__name__)
 
@@ -118,7 +118,8 @@ class CallSession:
         vocabulary: tuple[str, ...] = (),
     ) -> None:
         self.bus, self.call_id, self.settings, self.turns = bus, call_id, settings, turns
-        self.vocabulary = vocabulary
+        self.vocabulary = vocabulary  # the agent's, then the call's own (SttVocabulary)
+        self.agent_vocabulary = vocabulary
         # 'auto' until the first words: their language is the call's from then on
         self.language = language
         self.lexicon: Lexicon = turns.lexicon(language)
@@ -153,6 +154,16 @@ class CallSession:
                 subjects.call_event(self.call_id, "call.ended"), CallEnded, self._on_ended
             )
         )
+        self.subs.append(
+            await self.bus.subscribe(
+                subjects.stt_vocabulary(self.call_id), SttVocabulary, self._on_vocabulary
+            )
+        )
+
+    async def _on_vocabulary(self, update: SttVocabulary, _msg: Msg) -> None:
+        words = dict.fromkeys(w.strip() for w in [*self.agent_vocabulary, *update.words] if w.strip())
+        self.vocabulary = tuple(words)[:VOCABULARY_MAX_WORDS]
+        log.info("stt vocabulary learnt", call_id=self.call_id, words=len(update.words))
 
     async def close(self) -> None:
         for sub in self.subs:

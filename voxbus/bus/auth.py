@@ -106,7 +106,11 @@ def permissions(role: str, audio: bool = False, tools: tuple[str, ...] = ()) -> 
             (f"{call}.audio.in", subjects.AGENT_CALLS),
             (f"{call}.audio.out", f"{call}.ctl", subjects.SIP_DIAL),
         ),
-        "stt": _worker("stt", (), (subjects.STT_SESSIONS, f"{call}.audio.in", f"{call}.evt.call.ended")),
+        "stt": _worker(
+            "stt",
+            (),
+            (subjects.STT_SESSIONS, f"{call}.audio.in", f"{call}.stt.vocabulary", f"{call}.evt.call.ended"),
+        ),
         "llm": _worker("llm", (f"{call}.llm",), (subjects.LLM_GENERATE, f"{call}.cancel")),
         "tts": _worker(
             "tts", (f"{call}.audio.out",), (subjects.TTS_SPEAK, f"{P}.tts.worker.*", f"{call}.cancel")
@@ -120,6 +124,7 @@ def permissions(role: str, audio: bool = False, tools: tuple[str, ...] = ()) -> 
                 f"{P}.tts.worker.*",
                 f"{call}.cancel",
                 f"{call}.ctl",
+                f"{call}.stt.vocabulary",
                 f"{P}.tool.>",
                 "$SRV.INFO",  # which tools are up
                 f"$KV.{subjects.CALL_STATE_BUCKET}.>",

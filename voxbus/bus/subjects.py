@@ -43,6 +43,11 @@ def audio_in(call_id: str) -> str:
     return f"{PREFIX}.call.{call_id}.audio.in"
 
 
+def stt_vocabulary(call_id: str) -> str:
+    """Words learnt during a call that its caller may say, to the STT session of the call."""
+    return f"{PREFIX}.call.{call_id}.stt.vocabulary"
+
+
 def audio_out(call_id: str) -> str:
     return f"{PREFIX}.call.{call_id}.audio.out"
 

@@ -72,6 +72,15 @@ class SttSession(Message):
     )
 
 
+class SttVocabulary(Message):
+    """On ``voxbus.call.<id>.stt.vocabulary``: words this caller may say, learnt during the call
+    (the start tool's answer names the caller, their dentist): whisper expects them from now on,
+    after the agent's own ``vocabulary``."""
+
+    call_id: str
+    words: list[VocabularyWord] = Field(max_length=VOCABULARY_MAX_WORDS)
+
+
 class LlmRequest(Message):
     """Request (queue group ``voxbus.llm.generate``): generate an answer, streamed as LlmChunk."""
 

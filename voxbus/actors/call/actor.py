@@ -348,6 +348,8 @@ class CallActor(Actor):
             self.stt_worker = (
                 await self.out.open_stt(self.state.language, self.settings.vocabulary) or self.stt_worker
             )
+            if self.tools.start_vocabulary:  # the new session learns the call's own words again
+                await self.out.teach_stt(self.tools.start_vocabulary)
 
     async def _on_call_ended(self, event: CallEnded) -> None:
         await self.agent.end_call()

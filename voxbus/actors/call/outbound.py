@@ -19,7 +19,7 @@ from voxbus.config import AgentSettings
 from voxbus.logs import get_logger
 from voxbus.schemas.base import Accepted
 from voxbus.schemas.events import ErrorEvent, Event, LlmRequested, TtsRequested
-from voxbus.schemas.messages import CallControl, Cancel, ChatMessage, LlmRequest, SttSession
+from voxbus.schemas.messages import CallControl, Cancel, ChatMessage, LlmRequest, SttSession, SttVocabulary
 
 log = get_logger(__name__)
 
@@ -72,6 +72,11 @@ class Outbound:
             self.error("stt_unavailable", "no STT worker took the call's audio")
             return None
         return reply.worker_id
+
+    async def teach_stt(self, words: list[str]) -> None:
+        """Words this caller may say (learnt during the call), to the call's STT session."""
+        update = SttVocabulary(call_id=self.call_id, words=words)
+        await self.bus.publish(subjects.stt_vocabulary(self.call_id), update)
 
     async def request_llm(self, generation: Generation, messages: list[ChatMessage]) -> None:
         """Ask a free LLM worker for the generation, continuing after what it already said. If no

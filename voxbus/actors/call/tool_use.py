@@ -23,7 +23,7 @@ from voxbus.bus.connection import Bus
 from voxbus.config import AgentSettings
 from voxbus.logs import get_logger
 from voxbus.schemas.events import ToolCalled, ToolFailed, ToolResult, ToolsOffered
-from voxbus.schemas.messages import CallState
+from voxbus.schemas.messages import VOCABULARY_MAX_CHARS, VOCABULARY_MAX_WORDS, CallState
 from voxbus.tools.catalog import discover
 from voxbus.tools.contract import ToolSpec
 from voxbus.tools.invoke import CallContext, ToolOutcome, call_tool
@@ -42,6 +42,16 @@ def served_tools(agent: AgentSettings, found: dict[str, T]) -> dict[str, T]:
         for name, tool in sorted(found.items())
         if name not in CONTROL_TOOLS and any(fnmatch.fnmatchcase(name, p) for p in agent.service_tools)
     }
+
+
+def vocabulary_of(result: object) -> list[str]:
+    """The words a start tool's answer says the caller may use (its ``vocabulary``: the caller's
+    name, their dentist's), as whisper's prompt takes them; anything else in it is ignored."""
+    words = result.get("vocabulary") if isinstance(result, dict) else None
+    if not isinstance(words, list):
+        return []
+    kept = [w.strip() for w in words if isinstance(w, str) and 0 < len(w.strip()) <= VOCABULARY_MAX_CHARS]
+    return list(dict.fromkeys(kept))[:VOCABULARY_MAX_WORDS]
 
 
 @dataclass
@@ -70,6 +80,7 @@ class ToolUse:
         self.specs: dict[str, ToolSpec] = {}
         self.found: asyncio.Task[None] | None = None
         self.start_result = ""  # the start tool's answer, for the LLM's context
+        self.start_vocabulary: list[str] = []  # words from it the caller may say, for whisper
         self._running: set[asyncio.Task[None]] = set()
 
     def start_discovery(self) -> None:
@@ -105,7 +116,13 @@ class ToolUse:
         self.report(ToolFinished(None, key, outcome))
         if not outcome.ok:
             return ""
-        return f"{name}: {json.dumps(outcome.result, ensure_ascii=False, separators=(',', ':'))}"
+        self.start_vocabulary = vocabulary_of(outcome.result)
+        if self.start_vocabulary:
+            await self.out.teach_stt(self.start_vocabulary)
+        shown = outcome.result
+        if isinstance(shown, dict):  # the words are for whisper; the LLM has them in the answer itself
+            shown = {k: v for k, v in shown.items() if k != "vocabulary"}
+        return f"{name}: {json.dumps(shown, ensure_ascii=False, separators=(',', ':'))}"
 
     def enrich(self, state: CallState) -> None:
         """Give the LLM the start tool's answer, once (a resumed call has it already)."""
