@@ -15,6 +15,7 @@ MESSAGES: tuple[type[BaseModel], ...] = (
     messages.ChatMessage,
     messages.CallStart,
     messages.SttSession,
+    messages.SttVocabulary,
     messages.LlmRequest,
     messages.LlmChunk,
     messages.TtsRequest,
