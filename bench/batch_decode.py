@@ -89,10 +89,11 @@ def measure(model: str, repeats: int) -> dict[str, Any]:
     engine = LlamaEngine(path, LlmSettings(parallel=4))
     together(engine, [0])  # warm-up: first use of the context
     for b in range(1, 5):
-        t_together = statistics.median(together(engine, list(range(b))) for _ in range(repeats))
-        t_in_turn = statistics.median(
-            sum(together(engine, [index]) for index in range(b)) for _ in range(repeats)
-        )
+        at_once, in_turn = [], []
+        for _ in range(repeats):  # interleaved: a drift of the machine's speed hits both alike
+            at_once.append(together(engine, list(range(b))))
+            in_turn.append(sum(together(engine, [index]) for index in range(b)))
+        t_together, t_in_turn = statistics.median(at_once), statistics.median(in_turn)
         tokens = b * (TOKENS - 1)  # the first token of each answer comes with its prompt
         row = {
             "answers": b,
