@@ -284,13 +284,16 @@ class LlmSettings(BaseModel):
     n_ctx: int = Field(default=2048, ge=256)
     n_threads: int = Field(default=2, ge=1)
     seed: int = 7
-    cache_bytes: int = Field(default=1 << 30, ge=0, description="RAM for other calls' prompt states")
+    cache_bytes: int = Field(
+        default=1 << 30, ge=0, description="with parallel = 1: RAM for other calls' prompt states"
+    )
     parallel: int = Field(
-        default=1,
+        default=4,
         ge=1,
         le=8,
         description="generations decoded together in one batch, each call in its own KV sequence "
-        "(simultaneous calls share each step's read of the weights); 1: one at a time",
+        "(simultaneous calls share each step's read of the weights; 4: a gateway's calls); 1: one "
+        "at a time, other calls' prompts kept in a RAM cache",
     )
     min_tokens: int = Field(
         default=0,
