@@ -48,7 +48,8 @@ class Generation:
         self.cancelled, self.warm_only = cancelled, warm_only
         self._out: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._closed = threading.Event()
-        self.state: GenerationState | None = None  # the decoding thread's own
+        self.state: GenerationState | None = None  # the decoding thread's own, from here on
+        self.seq: _Sequence | None = None
 
     def __iter__(self) -> Iterator[str]:
         """The text, piece by piece, until the answer ends (blocking)."""
@@ -123,7 +124,6 @@ class BatchDecoder:
         self._inbox: list[Generation] = []
         self._waiting: list[Generation] = []
         self._running: list[Generation] = []
-        self._seqs_by_generation: dict[int, _Sequence] = {}
         self._wake = threading.Condition()
         threading.Thread(target=self._run, name="llama-batch", daemon=True).start()
 
@@ -153,7 +153,6 @@ class BatchDecoder:
                 for generation in self._running:
                     generation.end(exc)
                 self._running.clear()
-                self._seqs_by_generation.clear()
                 self._lib.llama_memory_clear(self.ctx.memory, True)
                 for seq in self.seqs:
                     seq.tokens, seq.busy, seq.session = [], False, ""
@@ -225,7 +224,7 @@ class BatchDecoder:
         generation.state = GenerationState(
             prompt[kept:], generation.sampling, self.model, self.n_ctx - len(prompt), self.eog
         )
-        self._seqs_by_generation[id(generation)] = seq
+        generation.seq = seq
 
     def _fill(self) -> list[tuple[Generation, int, list[int]]]:
         """The next batch: one token of each decoding generation, then prompt chunks. Returns
@@ -245,7 +244,7 @@ class BatchDecoder:
         for generation in self._running:
             generation.state.row = None
         for generation in decoding:
-            seq = self._seqs_by_generation[id(generation)]
+            seq = generation.seq
             rows.append((generation, len(seq.tokens), []))
             generation.state.row = n
             put(generation.state.next_token, seq, True)
@@ -253,7 +252,7 @@ class BatchDecoder:
         for generation in prefilling:
             if budget <= 0:
                 break
-            state, seq = generation.state, self._seqs_by_generation[id(generation)]
+            state, seq = generation.state, generation.seq
             part = state.pending[:budget]
             del state.pending[: len(part)]
             budget -= len(part)
@@ -267,7 +266,7 @@ class BatchDecoder:
 
     def _undo(self, rows: list[tuple[Generation, int, list[int]]]) -> None:
         for generation, length, part in rows:
-            del self._seqs_by_generation[id(generation)].tokens[length:]
+            del generation.seq.tokens[length:]
             generation.state.pending[:0] = part
             generation.state.row = None
 
@@ -296,7 +295,7 @@ class BatchDecoder:
             self._finish(generation)
 
     def _finish(self, generation: Generation, error: BaseException | None = None) -> None:
-        seq = self._seqs_by_generation.pop(id(generation))
+        seq = generation.seq
         seq.busy, seq.used = False, time.monotonic()
         self._running.remove(generation)
         generation.end(error)

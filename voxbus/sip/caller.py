@@ -23,7 +23,7 @@ import numpy as np
 import pjsua2 as pj
 
 from voxbus.bus.embedded import free_port
-from voxbus.media.frames import FRAME_BYTES, FRAME_MS, HEARD_LEVEL, SAMPLE_RATE, SILENCE
+from voxbus.media.frames import FRAME_BYTES, FRAME_MS, HEARD_LEVEL, SAMPLE_RATE, SILENCE, is_loud
 from voxbus.media.wav import TimelineSink
 from voxbus.sip.frames import read_vector, write_vector
 from voxbus.sip.pjsetup import quiet_pjlib
@@ -222,7 +222,7 @@ class SipCaller:
         if len(pcm) == FRAME_BYTES:
             self.result.heard.put(k, pcm)
             samples = np.frombuffer(pcm, np.int16)
-            loud = bool(np.abs(samples.astype(np.int32)).max() > HEARD_LEVEL)
+            loud = is_loud(pcm)
             self.echo.append(samples.astype(np.float32))
         else:
             self.result.heard.extend_to(k + 1)
