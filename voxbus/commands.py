@@ -278,7 +278,9 @@ async def _hang_up(bus: Bus, call_id: str, after_s: float) -> None:
     from voxbus.schemas.messages import CallControl
 
     await asyncio.sleep(after_s)  # the answer's last frames reach the caller
-    await bus.publish(subjects.control(call_id), CallControl(call_id=call_id, action="hangup"))
+    hangup = CallControl(call_id=call_id, action="hangup")
+    if not await bus.command(subjects.control(call_id), hangup, within_s=2.0, per_try_s=0.5):
+        log.warning("the gateway did not acknowledge the hang-up", call_id=call_id)
 
 
 async def tail_events(

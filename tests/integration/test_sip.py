@@ -165,7 +165,8 @@ async def test_outbound_call_to_a_sipp_uas_and_the_agent_hangs_up(
     await until(lambda: any(isinstance(e, CallStarted) for e in seen), 30)
     results = [e for e in seen if isinstance(e, DialResult)]
     assert results[0].result == "answered"
-    await client.publish(subjects.control(call_id), CallControl(call_id=call_id, action="hangup"))
+    hangup = CallControl(call_id=call_id, action="hangup")
+    assert await client.command(subjects.control(call_id), hangup, within_s=5.0, per_try_s=1.0)  # leg acks
     code, out = await uas
     assert code == 0, out
     await until(lambda: any(isinstance(e, CallEnded) for e in seen), 10)

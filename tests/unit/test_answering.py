@@ -86,11 +86,13 @@ def callee(clock: ManualClock, voicemail: str = VOICEMAIL) -> tuple[Callee, Fake
     out = FakeOut()
     sent: list[Any] = []
 
-    async def send(command: Any) -> None:
+    async def send(command: Any) -> bool:
         sent.append(command)
+        return True
 
-    async def control(action: str, gen: int | None = None) -> None:
+    async def control(action: str, gen: int | None = None) -> bool:
         sent.append(CallControl(call_id="c", action=action))  # type: ignore[arg-type]
+        return True
 
     out.send, out.control = send, control  # type: ignore[method-assign]
     out.sent = sent  # type: ignore[attr-defined]

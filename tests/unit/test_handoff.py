@@ -33,8 +33,9 @@ class HandoffOut(FakeOut):
         super().emit(event)
         self.log.append(event)
 
-    async def send(self, command: Any) -> None:
+    async def send(self, command: Any) -> bool:
         self.log.append(command)
+        return True
 
     async def ask_llm(self, gen: int, turn: int, messages: list[ChatMessage], max_tokens: int) -> None:
         self.asked.append((gen, messages))

@@ -41,9 +41,11 @@ class FakeOut:
     def error(self, code: str, message: str) -> None:
         self.events.append((code, message))
 
-    async def control(self, action: str, gen: int | None = None) -> None: ...
+    async def control(self, action: str, gen: int | None = None) -> bool:
+        return True
 
-    async def send(self, command: Any) -> None: ...
+    async def send(self, command: Any) -> bool:
+        return True
 
     async def cancel(self, generation: Generation, reason: str) -> None: ...
 

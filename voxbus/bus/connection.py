@@ -7,6 +7,8 @@
   JetStream, retrying until the server acknowledges. Each event carries a ``Nats-Msg-Id`` so a
   retried publish is stored once; a subscriber sees the retry too (the first publish may have
   reached it before the server died unacknowledged), so subscriptions drop an id seen already.
+- A command that must not be lost (a hang-up, a transfer) is a request its receiver acknowledges,
+  retried under one ``Nats-Msg-Id`` (:meth:`Bus.command`): done at most once, known to be done.
 - Every subscription decodes into its pydantic model at the boundary; a message that is not
   msgpack or fails its schema becomes an ``error`` event naming the subject, and the handler is
   not called. Handler crashes are the owner's business (actors crash to their supervisor).
@@ -38,7 +40,7 @@ from voxbus.bus.streams import EVENT_MAX_BYTES
 from voxbus.logs import get_logger
 from voxbus.privacy import Redactor
 from voxbus.ratelimit import Trickle
-from voxbus.schemas.base import Rejected
+from voxbus.schemas.base import Accepted, Rejected
 from voxbus.schemas.events import CallEvent, ErrorEvent, Event
 
 log = get_logger(__name__)
@@ -204,10 +206,27 @@ class Bus:
         return True
 
     async def request(
-        self, subject: str, message: BaseModel, reply_model: type[M], timeout_s: float = 2.0
+        self,
+        subject: str,
+        message: BaseModel,
+        reply_model: type[M],
+        timeout_s: float = 2.0,
+        headers: dict[str, str] | None = None,
     ) -> M:
-        msg = await self.nc.request(subject, encode(message), timeout=timeout_s)
+        msg = await self.nc.request(subject, encode(message), timeout=timeout_s, headers=headers)
         return decode(msg.subject or subject, msg.data, reply_model)
+
+    async def command(self, subject: str, message: BaseModel, within_s: float, per_try_s: float) -> bool:
+        """Deliver a command that must not be lost (a hang-up, a transfer): a request that its
+        receiver acknowledges, asked again until it does. Every attempt carries the same
+        ``Nats-Msg-Id``, so a receiver that handled the command already (its acknowledgement
+        was lost) acknowledges the retry without handling it twice. False: nobody acknowledged
+        within ``within_s`` (the receiver is gone, or the bus is)."""
+        once = {"Nats-Msg-Id": uuid.uuid4().hex}
+        taken = await self.request_until_taken(
+            subject, message, Accepted, within_s, per_try_s, pause_s=0.05, pause_max_s=0.25, headers=once
+        )
+        return taken is not None
 
     async def request_until_taken(
         self,
@@ -218,6 +237,7 @@ class Bus:
         per_try_s: float,
         pause_s: float,
         pause_max_s: float | None = None,
+        headers: dict[str, str] | None = None,
     ) -> M | None:
         """Ask a queue group until a worker takes the request (None if none did ``within_s``).
 
@@ -229,7 +249,7 @@ class Bus:
         while True:
             attempt += 1
             try:
-                return await self.request(subject, message, reply_model, per_try_s)
+                return await self.request(subject, message, reply_model, per_try_s, headers)
             except (NoRespondersError, NatsTimeout, BadMessage):
                 if time.monotonic() >= deadline:
                     return None
@@ -328,6 +348,8 @@ class Bus:
 
         async def on_msg(msg: Msg) -> None:
             if _seen_before(seen, msg):
+                # a retried command handled already: acknowledged, not done again
+                await acknowledge(msg, self.source, self._role or "anonymous")
                 return
             try:
                 decoded: Any = (
@@ -381,10 +403,16 @@ async def _probe(urls: str, timeout_s: float = 2.0) -> None:
     raise failure
 
 
+async def acknowledge(msg: Msg, worker_id: str, role: str) -> None:
+    """Answer a request (a command sent with :meth:`Bus.command`) that has been carried out."""
+    if msg.reply:
+        await msg.respond(encode(Accepted(worker_id=worker_id, role=role)))
+
+
 async def reply_rejected(msg: Msg, worker_id: str, reason: str) -> None:
     """Answer a request that cannot be served, saying why in one line."""
     if msg.reply:
         await msg.respond(encode(Rejected(worker_id=worker_id, reason=reason)))
 
 
-__all__ = ["Bus", "BusUnreachable", "event_subject", "reply_rejected"]
+__all__ = ["Bus", "BusUnreachable", "acknowledge", "event_subject", "reply_rejected"]

@@ -21,7 +21,7 @@ from typing import Protocol
 from nats.aio.msg import Msg
 
 from voxbus.bus import subjects
-from voxbus.bus.connection import Bus
+from voxbus.bus.connection import Bus, acknowledge
 from voxbus.logs import get_logger
 from voxbus.media.frames import FRAME_MS, SILENCE, is_loud
 from voxbus.media.playout import PlayoutQueue
@@ -156,13 +156,14 @@ class FileCall:
     async def _on_audio(self, frame: AudioFrame, _msg: Msg) -> None:
         self.playout.push(frame)
 
-    async def _on_ctl(self, command: CallControl, _msg: Msg) -> None:
+    async def _on_ctl(self, command: CallControl, msg: Msg) -> None:
         if self.playout.apply(command):
-            return
-        if command.action == "hangup":
+            pass
+        elif command.action == "hangup":
             self.hangup = True
         else:
             log.warning("control not supported by a file call", action=command.action)
+        await acknowledge(msg, self.bus.source, "file")
 
     async def _on_event(self, event: Event, _msg: Msg) -> None:
         self.result.events.append(event)

@@ -16,7 +16,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from voxbus.bus import subjects
-from voxbus.bus.connection import Bus
+from voxbus.bus.connection import Bus, acknowledge
 from voxbus.logs import get_logger
 from voxbus.media.frames import FRAME_BYTES, SILENCE
 from voxbus.media.playout import PlayoutQueue
@@ -106,12 +106,12 @@ class CallLeg:
     async def _on_audio(self, frame: AudioFrame, _msg: Msg) -> None:
         self.playout.push(frame)
 
-    async def _on_ctl(self, command: CallControl, _msg: Msg) -> None:
-        if self.playout.apply(command):
-            return
-        if command.action == "hangup":
-            self.hangup_by = self.hangup_by or "agent"
-        self.control(self.call_id, command)
+    async def _on_ctl(self, command: CallControl, msg: Msg) -> None:
+        if not self.playout.apply(command):
+            if command.action == "hangup":
+                self.hangup_by = self.hangup_by or "agent"
+            self.control(self.call_id, command)
+        await acknowledge(msg, self.bus.source, "sip")  # a hang-up or transfer asks to know
 
     def dtmf(self, digit: str, method: str) -> None:
         self.bus.emit(DtmfReceived(call_id=self.call_id, digit=digit, method=method))  # type: ignore[arg-type]

@@ -31,6 +31,7 @@ from voxbus.schemas.events import OperatorActed
 from voxbus.schemas.messages import CallControl, OperatorCommand
 
 GUIDE_PREFIX = "Guidance from the supervisor (follow it; never read it out):"
+UNACKNOWLEDGED = "the gateway did not acknowledge the command (the call may have ended)"
 
 
 @dataclass
@@ -78,12 +79,15 @@ class OperatorDesk:
             return "the call has ended"
         match command.action:
             case "hangup":
-                await self.out.control("hangup")
+                if not await self.out.control("hangup"):
+                    return UNACKNOWLEDGED
             case "transfer" if self.transfer is not None:
                 return await self.transfer(command.operator)
             case "transfer":
                 target = self.settings.transfer_target or None  # None: the gateway's sip.transfer_target
-                await self.out.send(CallControl(call_id=self.out.call_id, action="transfer", target=target))
+                transfer = CallControl(call_id=self.out.call_id, action="transfer", target=target)
+                if not await self.out.send(transfer):
+                    return UNACKNOWLEDGED
             case "say":
                 self.to_say.append(command.text.strip())
                 await self.say_next()

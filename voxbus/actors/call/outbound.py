@@ -22,6 +22,9 @@ from voxbus.schemas.events import ErrorEvent, Event, LlmRequested, TtsRequested
 from voxbus.schemas.messages import CallControl, Cancel, ChatMessage, LlmRequest, SttSession, SttVocabulary
 
 log = get_logger(__name__)
+ACKNOWLEDGED = ("hangup", "transfer")  # call control that is acknowledged and retried until it is
+CONTROL_ACK_S = 2.0  # within the operator console's 3 s wait for the actor's answer
+CONTROL_TRY_S = 0.5
 
 
 class Outbound:
@@ -40,12 +43,27 @@ class Outbound:
         log.error(message, call_id=self.call_id, code=code)
         self.emit(ErrorEvent(call_id=self.call_id, code=code, message=message))
 
-    async def control(self, action: str, gen: int | None = None) -> None:
+    async def control(self, action: str, gen: int | None = None) -> bool:
         command = CallControl(call_id=self.call_id, action=action, gen=gen)  # type: ignore[arg-type]
-        await self.send(command)
+        return await self.send(command)
 
-    async def send(self, command: CallControl) -> None:
-        await self.bus.publish(subjects.control(self.call_id), command)
+    async def send(self, command: CallControl) -> bool:
+        """Send call control to the gateway. Hold, resume and flush are fire-and-forget (a later
+        one supersedes a lost one, and they are on the barge-in's critical path); a hang-up or a
+        transfer lost on the way would leave the caller on the line, so it is acknowledged and
+        retried, done once. False (and an error event) if the gateway never acknowledged it."""
+        subject = subjects.control(self.call_id)
+        if command.action not in ACKNOWLEDGED:
+            await self.bus.publish(subject, command)
+            return True
+        if await self.bus.command(subject, command, within_s=CONTROL_ACK_S, per_try_s=CONTROL_TRY_S):
+            return True
+        self.error(
+            "control_unacknowledged",
+            f"the gateway did not acknowledge {command.action} of call {self.call_id}"
+            f" within {CONTROL_ACK_S:.0f} s",
+        )
+        return False
 
     async def cancel(self, generation: Generation, reason: str) -> None:
         """Stop a generation at the LLM and TTS workers, and drop whatever of its audio the

@@ -1,0 +1,98 @@
+"""Call control that must not be lost (a hang-up, a transfer), on a real NATS server: a request
+that its receiver acknowledges, retried under one ``Nats-Msg-Id`` until it is, and carried out
+once however many times it arrives."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from nats.aio.msg import Msg
+
+from voxbus.actors.call.outbound import CONTROL_ACK_S, Outbound
+from voxbus.bus import subjects
+from voxbus.bus.connection import Bus, acknowledge
+from voxbus.bus.streams import ensure_events_stream
+from voxbus.clock import SystemClock
+from voxbus.config import AgentSettings
+from voxbus.schemas.base import Accepted
+from voxbus.schemas.events import ErrorEvent, Event
+from voxbus.schemas.messages import CallControl
+
+from .helpers import until
+
+pytestmark = pytest.mark.integration
+HANGUP = CallControl(call_id="c1", action="hangup")
+
+
+@pytest.fixture
+async def buses(nats_url: str) -> AsyncIterator[tuple[Bus, Bus]]:
+    sender, receiver = Bus(nats_url, "sender", source="agent/a1"), Bus(nats_url, "receiver", source="sip/s1")
+    for bus in (sender, receiver):
+        await bus.connect(attempts=3)
+    yield sender, receiver
+    for bus in (sender, receiver):
+        await bus.close()
+
+
+async def test_a_command_whose_acknowledgement_is_lost_is_retried_and_carried_out_once(
+    buses: tuple[Bus, Bus],
+) -> None:
+    sender, receiver = buses
+    carried_out: list[CallControl] = []
+
+    async def on_ctl(command: CallControl, msg: Msg) -> None:
+        carried_out.append(command)
+        if len(carried_out) > 1:  # the first acknowledgement "lost": the receiver says nothing
+            await acknowledge(msg, "sip/s1", "sip")
+
+    await receiver.subscribe(subjects.control("c1"), CallControl, on_ctl)
+    assert await sender.command(subjects.control("c1"), HANGUP, within_s=5.0, per_try_s=0.3)
+    assert carried_out == [HANGUP]  # the retry was acknowledged, not carried out again
+
+    # a second command is a new one (its own id): carried out, and acknowledged by the receiver
+    assert await sender.command(subjects.control("c1"), HANGUP, within_s=5.0, per_try_s=0.3)
+    assert len(carried_out) == 2
+
+
+async def test_the_same_command_twice_is_carried_out_once_and_answered_twice(buses: tuple[Bus, Bus]) -> None:
+    sender, receiver = buses
+    carried_out: list[CallControl] = []
+
+    async def on_ctl(command: CallControl, msg: Msg) -> None:
+        carried_out.append(command)
+        await acknowledge(msg, "sip/s1", "sip")
+
+    await receiver.subscribe(subjects.control("c1"), CallControl, on_ctl)
+    once = {"Nats-Msg-Id": "hangup-1"}
+    for _ in range(2):
+        reply = await sender.request(subjects.control("c1"), HANGUP, Accepted, 2.0, headers=once)
+        assert isinstance(reply, Accepted)
+    assert carried_out == [HANGUP]
+
+
+async def test_a_hangup_nobody_acknowledges_is_an_error_event_not_a_silent_loss(
+    buses: tuple[Bus, Bus],
+) -> None:
+    sender, watcher = buses
+    assert sender.js is not None
+    await ensure_events_stream(sender.js)
+    events: list[Event] = []
+
+    async def on_event(event: Event, _msg: Msg) -> None:
+        events.append(event)
+
+    await watcher.subscribe(subjects.call_events("c1"), None, on_event)
+    # a gateway that took the call's control subject and died: it reads, and never answers
+    await watcher.nc.subscribe(subjects.control("c1"), cb=_read_and_never_answer)
+    out = Outbound(sender, SystemClock(), "c1", AgentSettings())
+    assert not await out.control("hangup")
+    await until(lambda: any(isinstance(e, ErrorEvent) for e in events), CONTROL_ACK_S + 10)
+    error = next(e for e in events if isinstance(e, ErrorEvent))
+    assert error.code == "control_unacknowledged" and "hangup" in error.message
+    # hold, resume and flush are fire-and-forget: they never wait for an answer
+    assert await out.control("flush", gen=1)
+
+
+async def _read_and_never_answer(_msg: Msg) -> None:
+    return None
