@@ -32,7 +32,6 @@ sys.path.insert(0, str(ROOT))
 from tests.bus_garbage import garbage, subject_templates  # noqa: E402
 from tests.integration.helpers import sipp_command  # noqa: E402
 from voxbus.bus import subjects  # noqa: E402
-from voxbus.bus.codec import encode  # noqa: E402
 from voxbus.bus.connection import Bus  # noqa: E402
 from voxbus.bus.embedded import free_port  # noqa: E402
 from voxbus.config import load_settings  # noqa: E402
@@ -109,9 +108,15 @@ async def bench(per_subject: int, tmp: Path) -> dict:
     fuzz_s = time.monotonic() - began
 
     # the call in progress still obeys its control subject, and a new call is answered
-    await client.nc.publish(
-        subjects.control(call_id), encode(m.CallControl(call_id=call_id, action="hangup"))
+    # (a hang-up is acknowledged and retried: a flood that drops the first must not leave the call up)
+    hangup_at = time.monotonic()
+    acknowledged = await client.command(
+        subjects.control(call_id),
+        m.CallControl(call_id=call_id, action="hangup"),
+        within_s=10.0,
+        per_try_s=1.0,
     )
+    acknowledged_s = time.monotonic() - hangup_at
     sipp_rc = await asyncio.wait_for(sipp.wait(), 30)
     ended = any(isinstance(e, CallEnded) and e.call_id == call_id for e in seen)
     piper = PiperEngine(model_path(settings, "tts"), settings.tts)
@@ -143,6 +148,8 @@ async def bench(per_subject: int, tmp: Path) -> dict:
         "pids_unchanged": all(pids_after[r] == pids[r] for r in ROLES),
         "rss_kb": rss,
         "call_in_progress_hung_up": ended and sipp_rc == 0,
+        "hangup_acknowledged": acknowledged,
+        "hangup_acknowledged_after_s": round(acknowledged_s, 3),
         "new_call_answered": answered,
     }
 
