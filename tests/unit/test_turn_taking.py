@@ -10,6 +10,7 @@ from voxbus.actors.call.generation import Generation, Kind
 from voxbus.actors.call.turn_taking import (
     DropSpeculative,
     EndTurn,
+    Prefill,
     StartSpeculative,
     TurnTaking,
     Withdraw,
@@ -23,6 +24,7 @@ from voxbus.schemas.events import (
     SpeechResumed,
     SpeechStarted,
     SttFinal,
+    SttPartial,
     SttTentative,
 )
 
@@ -78,6 +80,9 @@ class Call:
         event = SpeechEnded(call_id=C, at_ms=0, decided_ms=0, at_ts=self.clock.time())
         return self.turns.speech_ended(event)
 
+    def partial(self, text: str) -> list:  # type: ignore[type-arg]
+        return self.run(self.turns.partial(SttPartial(call_id=C, text=text), self.current))
+
     def tentative(self, text: str) -> list:  # type: ignore[type-arg]
         event = SttTentative(call_id=C, text=text, compute_s=0.1)
         return self.run(self.turns.tentative(event, self.current))
@@ -119,6 +124,40 @@ def test_hesitation_starts_a_speculative_answer_that_goes_out_when_the_turn_ends
     [end] = call.final("I'd like to book a table for, um...", end_reason="unfinished_timeout")
     assert isinstance(end, EndTurn) and end.speculative is speculative and end.superseded is None
     assert end.speech_end_ts is not None and end.vad_decision_ts is not None
+
+
+def test_the_words_of_a_turn_still_spoken_are_prefilled_while_the_agent_is_silent() -> None:
+    call = Call()
+    call.start()
+    assert call.partial("I need to") == [Prefill("I need to")]
+    assert call.partial("I need to move my") == [Prefill("I need to move my")]
+    assert call.partial("Hi") == []  # too few words to be worth it
+    call.pause()
+    assert call.partial("I need to move my appointment") == []  # paused: the turn's end is near
+    [end] = call.final("I need to move my appointment.")
+    assert isinstance(end, EndTurn) and end.speculative is None  # prefilling starts no answer
+
+
+def test_no_prefill_over_the_agent_or_beside_a_speculative_answer() -> None:
+    call = Call()
+    call.agent()
+    call.start()  # over the agent: a barge-in, held and judged
+    assert call.partial("Sorry, what was that again") == []
+    call = Call()
+    call.start()
+    call.pause()
+    call.tentative("I'd like to book a table for")
+    assert kinds(call.resume()) == ["DropSpeculative"]  # the caller goes on
+    assert call.current is None
+    assert call.partial("I'd like to book a table for four") == [Prefill("I'd like to book a table for four")]
+
+
+def test_words_carried_from_a_withdrawn_turn_lead_the_prefill() -> None:
+    call = Call()
+    call.final("I'd like to book a table.")
+    call.agent(text="", playing=False).user_text = "I'd like to book a table."
+    call.start()  # withdrawn: its words are carried
+    assert call.partial("For four people") == [Prefill("I'd like to book a table. For four people")]
 
 
 def test_a_speculative_start_is_dropped_when_the_caller_goes_on() -> None:

@@ -64,6 +64,7 @@ from voxbus.schemas.events import (
     SpeechResumed,
     SpeechStarted,
     SttFinal,
+    SttPartial,
     SttTentative,
     TransferResult,
     TtsClauseDone,
@@ -141,6 +142,7 @@ class CallActor(Actor):
             (SpeechPaused, self._on_speech_paused),
             (SpeechResumed, self._on_speech_resumed),
             (SpeechEnded, self._on_speech_ended),
+            (SttPartial, self._on_partial),
             (SttTentative, self._on_tentative),
             (SttFinal, self._on_final),
             (DtmfReceived, self._on_dtmf),
@@ -279,6 +281,11 @@ class CallActor(Actor):
         if self.callee is not None and await self.callee.took(event):
             return
         await self._carry_out(self.turn_taking.speech_ended(event))
+
+    async def _on_partial(self, event: SttPartial) -> None:
+        if self.callee is not None and await self.callee.took(event):
+            return
+        await self._carry_out(self.turn_taking.partial(event, self.agent.current))
 
     async def _on_tentative(self, event: SttTentative) -> None:
         if self.callee is not None and await self.callee.took(event):

@@ -23,6 +23,7 @@ from voxbus.actors.call.turn_taking import (
     EndTurn,
     HoldAudio,
     Interrupt,
+    Prefill,
     ResumeAudio,
     StartSpeculative,
     Withdraw,
@@ -62,6 +63,7 @@ class AgentSide(ServedToolFlow):
         self.transfer: Callable[[str], Awaitable[str | None]] | None = None  # set by the actor: handoff
         self.current: Generation | None = None
         self.state_name = "listening"  # listening, thinking or speaking (state.changed)
+        self.prefilled = ""  # the caller's words last evaluated ahead (Prefill)
 
     @property
     def state(self) -> CallState:
@@ -93,6 +95,8 @@ class AgentSide(ServedToolFlow):
                     await self._withdraw(generation)
                 case StartSpeculative(text=text):
                     await self._start_speculative(text)
+                case Prefill(text=text):
+                    await self._prefill(text)
                 case EndTurn():
                     await self._answer(decision)
 
@@ -116,6 +120,13 @@ class AgentSide(ServedToolFlow):
             self.settings.opener_clauses,
         )
         return self.current
+
+    async def _prefill(self, text: str) -> None:
+        """The LLM evaluates the conversation with the caller's words so far as their turn: the
+        prompt of the answer then differs only from where those words end (a prefix it keeps)."""
+        if text != self.prefilled:
+            self.prefilled = text
+            await self.out.warm_llm(self.state.gen, self.state.turn, self.conversation.prompt(pending=text))
 
     async def _start_speculative(self, text: str) -> None:
         generation = self._new_generation("answer")

@@ -15,6 +15,8 @@ What it keeps, and why:
 - ``interrupted``: the caller's latest words interrupted the agent (so a short final waits);
 - ``words_ignored``: the caller's current words over the agent were judged not to interrupt (a
   backchannel): their final is not a turn while the agent still speaks;
+- nothing for partial transcripts: each becomes a :class:`Prefill` (the LLM evaluates the words so
+  far) while the caller speaks to a silent agent;
 - ``caller_speaking``, ``last_pause``, ``speech_end``: the VAD's view, for deadlines and metrics;
 - the :class:`~voxbus.actors.call.barge_in.BargeInJudge` for speech over the agent.
 
@@ -39,10 +41,12 @@ from voxbus.schemas.events import (
     SpeechResumed,
     SpeechStarted,
     SttFinal,
+    SttPartial,
     SttTentative,
 )
 
 SHORT_INTERRUPTION_WORDS = 3  # "Stop.", "Wait, sorry.": more is coming, most likely
+PREFILL_MIN_WORDS = 3  # fewer words save the LLM too little to be worth evaluating ahead
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,14 @@ class StartSpeculative:
 
 
 @dataclass(frozen=True)
+class Prefill:
+    """The caller is still speaking: have the LLM evaluate their words so far, so that when the turn
+    ends only its last words are left to evaluate. Nothing is generated or said."""
+
+    text: str
+
+
+@dataclass(frozen=True)
 class EndTurn:
     """The caller's turn is over with these words (``final.text``): answer it."""
 
@@ -79,8 +91,8 @@ class EndTurn:
     superseded: Generation | None  # a generation the new turn replaces
 
 
-Decision = BargeAction | DropSpeculative | Withdraw | StartSpeculative | EndTurn
-__all__ = ["Decision", "DropSpeculative", "EndTurn", "HoldAudio", "Interrupt", "ResumeAudio"]
+Decision = BargeAction | DropSpeculative | Withdraw | StartSpeculative | Prefill | EndTurn
+__all__ = ["Decision", "DropSpeculative", "EndTurn", "HoldAudio", "Interrupt", "Prefill", "ResumeAudio"]
 
 
 class TurnTaking:
@@ -145,6 +157,15 @@ class TurnTaking:
         return []
 
     # --- the caller's words (STT) ---------------------------------------------------------------
+    def partial(self, event: SttPartial, current: Generation | None) -> list[Decision]:
+        """Words of a turn still being spoken: evaluated ahead by the LLM, but only while the agent
+        is silent and thinking of nothing (over the agent they are a barge-in's business, and a
+        speculative answer has its own words)."""
+        if current is not None or self.barge_in.holding or not self.caller_speaking:
+            return []
+        text = f"{self.carried} {event.text.strip()}".strip()
+        return [Prefill(text)] if len(words(text)) >= PREFILL_MIN_WORDS else []
+
     def tentative(self, event: SttTentative, current: Generation | None) -> list[Decision]:
         text = f"{self.carried} {event.text.strip()}".strip()
         decisions: list[Decision] = []
