@@ -1,10 +1,11 @@
 """Latency benchmark: a scripted conversation over a real SIP call into the whole system, per
 model profile, against the engines' own floor on this machine.
 
-The caller is voxbus's pjsua2 caller reacting to what it hears (``voxbus.media.dialogue``): ten
-lines, among them one that interrupts the agent, a backchannel and a cough during an answer, and a
-hesitant turn with a pause mid-sentence; the caller's phone echoes the agent back at -20 dB all
-call long. For each turn, from the caller's own recording on its 20 ms clock:
+The caller is voxbus's pjsua2 caller reacting to what it hears (``voxbus.media.dialogue``), with
+the lines of ``--dialogue`` (``bench/dialogues.py``): ``questions`` (ten, among them one that
+interrupts the agent, a backchannel and a cough during an answer, and a hesitant turn with a pause
+mid-sentence) or ``appointment`` (a patient moving an appointment: long turns with a name, days and
+times); the caller's phone echoes the agent back at -20 dB all call long. For each turn, from the caller's own recording on its 20 ms clock:
 
 - perceived latency = first agent audio heard - end of the caller's speech (known from the script);
 - barge-in stop = last agent audio heard - onset of the interrupting speech;
@@ -38,40 +39,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from dialogues import DIALOGUES, QUESTIONS
 
 from voxbus.bus.embedded import free_port
 from voxbus.config import Settings, load_settings
 from voxbus.engines.models import PROFILES, model_path, models_dir
 from voxbus.engines.tts import PiperEngine, VoiceEngine, voice_engine
 from voxbus.logs import setup_logging
-from voxbus.media.dialogue import Dialogue, DialogueLine, DialoguePlayer, LineTiming, render_line
+from voxbus.media.dialogue import Dialogue, DialoguePlayer, LineTiming, render_line
 from voxbus.media.frames import FRAME_MS, to_float
 from voxbus.schemas.events import BargeIn, PlayoutDone, SttFinal, TurnMetrics
 from voxbus.supervisors.system import System
 
 ECHO_GAIN = 0.1  # the caller's phone returns the agent's voice at -20 dB, 60 ms late
-DIALOGUE = Dialogue(
-    lines=[
-        DialogueLine(text="What is the capital of France?"),
-        DialogueLine(text="How many days are there in a week?"),
-        DialogueLine(text="Tell me about the history of Rome."),
-        DialogueLine(
-            text="Sorry, stop. What is the capital of Italy?",
-            when="during_reply",
-            gap_s=1.5,
-            role="interrupt",
-        ),
-        DialogueLine(text="Can you name a colour of the sky?"),
-        DialogueLine(text="Tell me some facts about the moon."),
-        DialogueLine(text="Yeah, okay.", when="during_reply", gap_s=1.2, role="backchannel"),
-        DialogueLine(text="noise:cough", when="after_line", gap_s=1.0, role="noise"),
-        DialogueLine(text="I'd like to book a table, um", role="hesitation"),
-        DialogueLine(text="for four people at seven tonight.", when="after_line", gap_s=0.9),
-        DialogueLine(text="What do bees make?"),
-        DialogueLine(text="Thank you, that is all.")
-    ],
-    settle_s=5.0,
-)  # fmt: skip
+DIALOGUE = QUESTIONS  # the default caller
 STAGES = [
     ("vad_decision_ms", "end of turn decided (pause)"),
     ("stt_final_ms", "STT final"),
@@ -114,10 +95,12 @@ def last_loud_before_gap(loud: np.ndarray, tick: int, gap_ticks: int = 15) -> in
     return int(later[gaps[0]] if len(gaps) else later[-1])
 
 
-async def sip_conversation(settings: Settings, caller: VoiceEngine, out: Path) -> dict[str, Any]:
+async def sip_conversation(
+    settings: Settings, caller: VoiceEngine, out: Path, dialogue: Dialogue = QUESTIONS
+) -> dict[str, Any]:
     from voxbus.commands import sip_call
 
-    player = DialoguePlayer(DIALOGUE, [render_line(line, caller) for line in DIALOGUE.lines])
+    player = DialoguePlayer(dialogue, [render_line(line, caller) for line in dialogue.lines])
     system = System(settings)
     url = await system.start()
     try:
@@ -182,9 +165,10 @@ def turn_rows(run: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]
         at = backchannel.start_s + heard.first_tick_ts
         done = [e for e in events if isinstance(e, PlayoutDone) and e.ts > at]
         checks["backchannel_answer_complete"] = bool(done) and done[0].complete
-    metrics = [m for m in events if isinstance(m, TurnMetrics)]
-    hesitant = next((m for m in metrics if "book" in m.user_text.lower()), None)
-    checks["hesitant_turn_whole"] = hesitant is not None and "seven" in hesitant.user_text.lower()
+    if any(t.role == "hesitation" for t in timings):  # the questions' "book a table, um ... at seven"
+        metrics = [m for m in events if isinstance(m, TurnMetrics)]
+        hesitant = next((m for m in metrics if "book" in m.user_text.lower()), None)
+        checks["hesitant_turn_whole"] = hesitant is not None and "seven" in hesitant.user_text.lower()
     return rows, checks
 
 
@@ -262,7 +246,11 @@ def variants_by_label(given: list[tuple[str, dict[str, str]]]) -> list[tuple[str
 
 
 async def run_profile(
-    profile: str, out: Path, caller_voice: str, variant: tuple[str, dict[str, str]] = ("", {})
+    profile: str,
+    out: Path,
+    caller_voice: str,
+    variant: tuple[str, dict[str, str]] = ("", {}),
+    dialogue: str = "questions",
 ) -> dict[str, Any]:
     label, env = variant
     name = f"{profile}-{label}" if label else profile
@@ -279,7 +267,7 @@ async def run_profile(
             if caller_voice == "piper"
             else voice_engine(caller_voice, settings.tts)
         )
-        run = await sip_conversation(settings, caller, out / f"heard-{name}.wav")
+        run = await sip_conversation(settings, caller, out / f"heard-{name}.wav", DIALOGUES[dialogue])
     finally:
         for key, value in saved.items():
             if value is None:
@@ -322,6 +310,7 @@ async def run_profile(
         "profile": name,
         "settings": env,
         "caller_voice": caller_voice,
+        "dialogue": dialogue,
         "models": {k: v.name for k, v in PROFILES[profile].items()},
         "turns": rows,
         "median": median,
@@ -383,6 +372,8 @@ def main() -> int:
         default="piper",
         help="the caller's voice: 'piper' (the bundled voice) or 'espeak-ng:VOICE' (e.g. en-us+f2)",
     )
+    parser.add_argument("--dialogue", choices=list(DIALOGUES), default="questions", help="the caller's lines")
+    parser.add_argument("--name", default="latency", help="the results' file name: NAME.json and NAME.png")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     setup_logging("warning")
@@ -393,8 +384,9 @@ def main() -> int:
     for profile in args.profile or ["test"]:
         for variant in variants_by_label(args.variant):
             label = f"{profile} {variant[0]}".strip()
-            print(f"profile {label}: {len(DIALOGUE.lines)} caller lines over SIP...", flush=True)
-            result = asyncio.run(run_profile(profile, args.out, args.caller_voice, variant))
+            lines = len(DIALOGUES[args.dialogue].lines)
+            print(f"profile {label}: {lines} caller lines ({args.dialogue}) over SIP...", flush=True)
+            result = asyncio.run(run_profile(profile, args.out, args.caller_voice, variant, args.dialogue))
             results.append(result)
             summary = {"median": result["median"], "summary": result["summary"]}
             print(json.dumps(summary, indent=2), flush=True)
@@ -407,9 +399,9 @@ def main() -> int:
         "echo_gain": ECHO_GAIN,
         "results": results,
     }
-    (args.out / "latency.json").write_text(json.dumps(report, indent=2))
-    plot(results, args.out / "latency.png")
-    print(f"wrote {args.out / 'latency.json'} and {args.out / 'latency.png'}")
+    (args.out / f"{args.name}.json").write_text(json.dumps(report, indent=2))
+    plot(results, args.out / f"{args.name}.png")
+    print(f"wrote {args.out / args.name}.json and .png")
     return 0
 
 
