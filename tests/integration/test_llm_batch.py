@@ -101,6 +101,48 @@ def test_a_calls_next_turn_and_a_new_calls_prompt_reuse_what_is_evaluated(engine
     assert batch.prompt_tokens_evaluated - before <= whole - system_part + 8  # the system prompt copied
 
 
+def test_a_turn_evaluated_ahead_leaves_only_its_last_words(engine: LlamaEngine) -> None:
+    batch = engine._batch
+    said = "Hello, I need to move my appointment from Monday to Friday afternoon, my dog is sick."
+    heard_so_far = "Hello, I need to move my appointment from Monday to"  # a partial transcript
+    engine.warm([SYSTEM, ChatMessage(role="user", content=heard_so_far)], session="a")
+    warmed = engine.llm.tokenize(
+        engine.prompt([SYSTEM, ChatMessage(role="user", content=heard_so_far)])[0].encode(), special=True
+    )
+    whole = engine.llm.tokenize(
+        engine.prompt([SYSTEM, ChatMessage(role="user", content=said)])[0].encode(), special=True
+    )
+    common = next(i for i, (a, b) in enumerate(zip(warmed, whole, strict=False)) if a != b)
+    before = batch.prompt_tokens_evaluated
+    "".join(engine.stream([SYSTEM, ChatMessage(role="user", content=said)], 4, 0.0, session="a"))
+    assert batch.prompt_tokens_evaluated - before == len(whole) - common  # the words after the partial
+
+
+def test_a_warm_up_outdated_by_its_calls_request_stops_and_hands_over_its_sequence(
+    engine: LlamaEngine,
+) -> None:
+    batch = engine._batch
+    assert batch is not None
+    before = batch.prompt_tokens_evaluated
+    with batch._wake:  # both in the decoder's inbox before it looks
+        prompt, _ = engine.prompt([SYSTEM, ChatMessage(role="user", content="I need to move my")])
+        tokens = engine.llm.tokenize(prompt.encode(), special=True)
+        warm = batch.submit(Generation("a", tokens, Sampling(max_tokens=0), lambda: False, warm_only=True))
+        answer = ask(engine, "I need to move my appointment to Friday.", "a")
+    assert "".join(answer).strip() and answer.state.produced == N
+    assert list(warm) == [] and warm.state.pending  # stopped before its prompt was evaluated
+    assert warm.seq is answer.seq  # the request took the call's own sequence
+    real = len(
+        engine.llm.tokenize(
+            engine.prompt(
+                [SYSTEM, ChatMessage(role="user", content="I need to move my appointment to Friday.")]
+            )[0].encode(),
+            special=True,
+        )
+    )
+    assert batch.prompt_tokens_evaluated - before == real  # the warm-up's prompt was not evaluated as well
+
+
 def test_a_full_kv_cache_forgets_the_least_recently_used_idle_call(settings: Settings) -> None:
     settings.llm.parallel, settings.llm.n_ctx, settings.llm.min_tokens = 2, 256, 0
     engine = LlamaEngine(model_path(settings, "llm"), settings.llm)  # room for about 768 tokens

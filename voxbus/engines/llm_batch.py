@@ -183,7 +183,13 @@ class BatchDecoder:
 
     def _admit(self) -> None:
         while self._waiting:
-            seq = self._sequence_for(self._waiting[0].session)
+            head = self._waiting[0]
+            if head.session and not head.warm_only:
+                # a warm-up of the same call (its words evaluated ahead) is outdated by the real
+                # request: it stops where it got to, and the request takes its sequence from there
+                for warm in [g for g in self._running if g.warm_only and g.session == head.session]:
+                    self._finish(warm)
+            seq = self._sequence_for(head.session)
             if seq is None:
                 return  # every sequence is decoding: the others wait their turn
             generation = self._waiting.pop(0)
