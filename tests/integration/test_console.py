@@ -224,8 +224,15 @@ async def wait_for_record(settings, call_id: str, timeout_s: float = 30.0):  # t
         records.close()
 
 
+@pytest.fixture
+def brief_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the agent answers does not matter to erasing a call: short answers end its calls sooner
+    (requested before ``console``, whose processes read the environment)."""
+    monkeypatch.setenv("VOXBUS_AGENT__MAX_TOKENS", "12")
+
+
 async def test_a_call_is_erased_everywhere_and_retention_erases_old_calls(
-    console: System, caller, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    brief_answers: None, console: System, caller, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]
     settings = console.settings
     client = Bus(console.url, name="test-client", source="test", creds=console.creds("admin"))
