@@ -127,7 +127,8 @@ def test_a_warm_up_outdated_by_its_calls_request_stops_and_hands_over_its_sequen
     with batch._wake:  # both in the decoder's inbox before it looks
         prompt, _ = engine.prompt([SYSTEM, ChatMessage(role="user", content="I need to move my")])
         tokens = engine.llm.tokenize(prompt.encode(), special=True)
-        warm = batch.submit(Generation("a", tokens, Sampling(max_tokens=0), lambda: False, warm_only=True))
+        nothing = Sampling(max_tokens=0, temperature=0.0)
+        warm = batch.submit(Generation("a", tokens, nothing, lambda: False, warm_only=True))
         answer = ask(engine, "I need to move my appointment to Friday.", "a")
     assert "".join(answer).strip() and answer.state.produced == N
     assert list(warm) == [] and warm.state.pending  # stopped before its prompt was evaluated
