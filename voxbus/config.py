@@ -190,7 +190,7 @@ class SttSettings(BaseModel):
         default=0,
         ge=0,
         description="publish a partial transcript this often while the caller speaks, and have the LLM "
-        "evaluate the words so far (prefill; 500 measured best on one call); 0: off. Whisper runs one "
+        "evaluate the words so far (prefill; 500 measured on one call, see README); 0: off. Whisper runs one "
         "job at a time, so a partial under way when the caller pauses delays the turn's end",
     )
     prompt: str = Field(
