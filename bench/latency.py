@@ -5,7 +5,8 @@ The caller is voxbus's pjsua2 caller reacting to what it hears (``voxbus.media.d
 the lines of ``--dialogue`` (``bench/dialogues.py``): ``questions`` (ten, among them one that
 interrupts the agent, a backchannel and a cough during an answer, and a hesitant turn with a pause
 mid-sentence) or ``appointment`` (a patient moving an appointment: long turns with a name, days and
-times); the caller's phone echoes the agent back at -20 dB all call long. For each turn, from the caller's own recording on its 20 ms clock:
+times); the caller's phone echoes the agent back at -20 dB all call long. For each turn, from the
+caller's own recording on its 20 ms clock:
 
 - perceived latency = first agent audio heard - end of the caller's speech (known from the script);
 - barge-in stop = last agent audio heard - onset of the interrupting speech;

@@ -53,7 +53,14 @@ from voxbus.engines.tts import voice_engine  # noqa: E402
 from voxbus.logs import setup_logging  # noqa: E402
 from voxbus.media.dialogue import Dialogue, DialogueLine, DialoguePlayer, LineTiming, cough, render_line  # noqa: E402
 from voxbus.media.frames import FRAME_BYTES, FRAME_MS  # noqa: E402
-from voxbus.schemas.events import BargeIn, CallStarted, PlayoutHeld, PlayoutResumed  # noqa: E402
+from voxbus.schemas.events import (  # noqa: E402
+    BargeIn,
+    CallStarted,
+    PlayoutDone,
+    PlayoutHeld,
+    PlayoutResumed,
+    PlayoutStarted,
+)
 from voxbus.supervisors.system import System  # noqa: E402
 
 VOICES = ["espeak-ng:en-us+f2", "espeak-ng:en-gb+m3"]  # not the agent's piper voice
@@ -181,6 +188,14 @@ def was_speaking(loud: np.ndarray, tick: int) -> bool:
     return len(before) > 0
 
 
+def playing_at(events: list[Any], t0: float, at_s: float) -> bool:
+    """A generation of the agent was playing at ``at_s`` on the caller's clock: started, not done
+    (its audio may be between two clauses, but it is the agent's turn to speak)."""
+    started = {e.gen for e in events if isinstance(e, PlayoutStarted) and e.ts - t0 <= at_s}
+    done = {e.gen for e in events if isinstance(e, PlayoutDone) and e.ts - t0 <= at_s}
+    return bool(started - done)
+
+
 def longest_quiet_ms(loud: np.ndarray, start: int, end: int) -> int:
     """The longest run of silence between two loud ticks inside [start, end] (ms)."""
     inside = loud[(loud >= start) & (loud <= end)]
@@ -195,10 +210,13 @@ def score(
     """One situation, from the caller's recording and the call's events (their ``ts`` in epoch s,
     ``t0`` the caller's tick 0)."""
     row: dict[str, Any] = {"kind": item["kind"], "class": item["class"], "text": item["text"]}
-    row["agent_speaking"] = was_speaking(loud, timing.start_tick)
     start_s, end_s = timing.start_s, timing.end_s
+    row["start_s"], row["end_s"] = round(start_s, 2), round(end_s, 2)
+    row["agent_speaking"] = playing_at(events, t0, start_s)
+    row["audio_before_onset"] = was_speaking(loud, timing.start_tick)  # not between two clauses
     barges = [e for e in events if isinstance(e, BargeIn) and start_s - 0.3 <= e.onset_ts - t0 <= end_s + 0.5]
     row["decisions"] = [f"{b.decision}: {b.reason}" for b in barges]
+    row["heard"] = [b.text for b in barges]
     interrupted = any(b.decision == "interrupt" for b in barges)
     if item["kind"] == "interruption":
         last = last_loud_before_gap(loud, timing.start_tick, STOPPED_GAP_MS // FRAME_MS)
@@ -267,6 +285,10 @@ async def one_call(
     call_id = next((e.call_id for e in events if isinstance(e, CallStarted) and user in e.caller), None)
     mine = [e for e in events if getattr(e, "call_id", None) == call_id]
     loud, t0 = heard.loud_frames(), heard.first_tick_ts or 0.0
+    with (out / f"events-turns-{seed}.jsonl").open("w") as f:  # for a closer look at any situation
+        for event in mine:
+            f.write(json.dumps({"caller_s": round(event.ts - t0, 3), **event.model_dump()}) + "\n")
+        f.write(json.dumps({"lines": [t.model_dump() for t in player.timings]}) + "\n")
     situations = [t for t in player.timings if t.role != "question"]
     rows = []
     for timing, item in zip(situations, items, strict=False):

@@ -14,9 +14,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 import turn_taking as bench  # noqa: E402
 
 from voxbus.media.dialogue import LineTiming  # noqa: E402
-from voxbus.schemas.events import BargeIn, PlayoutHeld, PlayoutResumed  # noqa: E402
+from voxbus.schemas.events import BargeIn, PlayoutDone, PlayoutHeld, PlayoutResumed, PlayoutStarted  # noqa: E402
 
 T0 = 1_700_000_000.0  # the caller's tick 0, in epoch seconds
+PLAYING = PlayoutStarted(call_id="c", gen=3, at_ms=0, ts=T0 + 0.05)  # the agent's answer from tick 0
+
+
+def test_between_two_clauses_the_agent_is_still_speaking() -> None:
+    # its answer started at 0.05 s and is not done: an onset in a silence between clauses counts
+    assert bench.playing_at([PLAYING], T0, 2.0)
+    assert not bench.playing_at([PLAYING, PlayoutDone(call_id="c", gen=3, played_ms=1, ts=T0 + 1.0)], T0, 2.0)
+    assert not bench.playing_at([PLAYING], T0, 0.0)
 
 
 def ticks(*spans: tuple[int, int]) -> np.ndarray:
@@ -50,7 +58,7 @@ def test_an_interruption_is_scored_by_the_last_agent_audio_heard_after_its_onset
     timing = LineTiming(text="Stop.", role="interrupt", start_tick=100, end_tick=125)
     barge = BargeIn(call_id="c", decision="interrupt", reason="words", onset_ts=T0 + 2.0)
     item = {"kind": "interruption", "class": "short, loud", "text": "Stop."}
-    row = bench.score(timing, item, loud, [barge], T0)
+    row = bench.score(timing, item, loud, [PLAYING, barge], T0)
     assert row["agent_speaking"] and row["stopped"] and row["stop_ms"] == 200
 
 
@@ -61,16 +69,18 @@ def test_a_backchannel_is_scored_by_its_hold_and_a_false_interruption_is_caught(
     resumed = PlayoutResumed(call_id="c", gen=3, ts=T0 + 3.2)
     ignored = BargeIn(call_id="c", decision="ignored", reason="backchannel", onset_ts=T0 + 2.8)
     item = {"kind": "other", "class": "backchannel", "text": "Uh-huh."}
-    row = bench.score(timing, item, loud, [held, resumed, ignored], T0)
+    row = bench.score(timing, item, loud, [PLAYING, held, resumed, ignored], T0)
     assert not row["false_interruption"] and row["held_ms"] == 250.0 and row["longest_quiet_ms"] == 260
     interrupt = BargeIn(call_id="c", decision="interrupt", reason="words", onset_ts=T0 + 2.8)
-    assert bench.score(timing, item, loud, [held, interrupt], T0)["false_interruption"]
+    assert bench.score(timing, item, loud, [PLAYING, held, interrupt], T0)["false_interruption"]
 
 
 def test_a_situation_after_the_answer_ended_is_left_out_of_the_figures() -> None:
     loud = ticks((0, 50))
     timing = LineTiming(text="Mm-hmm.", role="backchannel", start_tick=120, end_tick=140)
-    row = bench.score(timing, {"kind": "other", "class": "backchannel", "text": "Mm-hmm."}, loud, [], T0)
+    done = PlayoutDone(call_id="c", gen=3, played_ms=1000, ts=T0 + 1.1)
+    item = {"kind": "other", "class": "backchannel", "text": "Mm-hmm."}
+    row = bench.score(timing, item, loud, [PLAYING, done], T0)
     assert not row["agent_speaking"]
     summary = bench.summarise([{**row, "voice": "v", "gap_s": 1.0}])
     assert summary["others"] == 0 and summary["left_out_agent_silent"] == 1
