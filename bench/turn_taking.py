@@ -64,6 +64,7 @@ from voxbus.schemas.events import (  # noqa: E402
 from voxbus.supervisors.system import System  # noqa: E402
 
 VOICES = ["espeak-ng:en-us+f2", "espeak-ng:en-gb+m3"]  # not the agent's piper voice
+PER_CALL = 10
 SOFT_GAIN = 0.25  # -12 dB: a caller who starts quietly, or far from the phone
 SPEAKING_BEFORE_MS = 300  # agent audio within this before the onset: the agent was speaking
 # silence after which the agent counts as stopped: longer than a pause between its clauses (a
@@ -309,15 +310,17 @@ async def run(profile: str, interruptions: int, others: int, out: Path, seed: in
     )
     settings = load_settings()
     items = plan(interruptions, others, seed)
-    halves = [items[i :: len(VOICES)] for i in range(len(VOICES))]
+    # voxbus's SIP caller ends a call after 300 s: ten situations a call fit in that
+    calls = [items[i : i + PER_CALL] for i in range(0, len(items), PER_CALL)]
     system = System(settings)
     url = await system.start()
     rows: list[dict[str, Any]] = []
     started = time.monotonic()
     try:
-        for index, (voice, share) in enumerate(zip(VOICES, halves, strict=True)):
-            print(f"  call {index + 1}/{len(VOICES)}: {voice}, {len(share)} situations...", flush=True)
-            rows += await system.while_healthy(one_call(url, settings, voice, share, out, seed + index))
+        for index, share in enumerate(calls):
+            voice = VOICES[index % len(VOICES)]
+            print(f"  call {index + 1}/{len(calls)}: {voice}, {len(share)} situations...", flush=True)
+            rows += await system.while_healthy(one_call(url, settings, voice, share, out, seed * 100 + index))
     finally:
         await system.stop()
     return {
