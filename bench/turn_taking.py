@@ -64,7 +64,7 @@ from voxbus.schemas.events import (  # noqa: E402
 from voxbus.supervisors.system import System  # noqa: E402
 
 VOICES = ["espeak-ng:en-us+f2", "espeak-ng:en-gb+m3"]  # not the agent's piper voice
-PER_CALL = 10
+PER_CALL = 5
 SOFT_GAIN = 0.25  # -12 dB: a caller who starts quietly, or far from the phone
 SPEAKING_BEFORE_MS = 300  # agent audio within this before the onset: the agent was speaking
 # silence after which the agent counts as stopped: longer than a pause between its clauses (a
@@ -310,7 +310,7 @@ async def run(profile: str, interruptions: int, others: int, out: Path, seed: in
     )
     settings = load_settings()
     items = plan(interruptions, others, seed)
-    # voxbus's SIP caller ends a call after 300 s: ten situations a call fit in that
+    # voxbus's SIP caller ends a call after 300 s: five situations (with long answers) fit in that
     calls = [items[i : i + PER_CALL] for i in range(0, len(items), PER_CALL)]
     system = System(settings)
     url = await system.start()
