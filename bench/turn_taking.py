@@ -21,7 +21,8 @@ Measured from the outside, on the caller's own 20 ms clock and recording:
 
 Items where the agent had stopped speaking before the caller's sound began are reported and left
 out of the figures (nothing to interrupt). Answers are capped at 40 tokens (``agent.max_tokens``) so
-that the 50 situations take a quarter of an hour; what is judged does not depend on their length.
+that the 50 situations (ten calls of five) take about half an hour; what is judged does not
+depend on their length.
 Writes ``turn_taking.json`` and ``turn_taking.png``.
 
     python bench/turn_taking.py --profile default --out bench/results
