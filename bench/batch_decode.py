@@ -19,13 +19,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from procstat import machine
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -145,11 +146,7 @@ def main() -> int:
     results = [measure(model, args.repeats) for model in models]
     args.out.mkdir(parents=True, exist_ok=True)
     report = {
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": sys.version.split()[0],
-            "platform": platform.platform(),
-        },
+        "machine": machine(),
         "tokens_per_answer": TOKENS,
         "repeats": args.repeats,
         "results": results,

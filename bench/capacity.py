@@ -27,7 +27,6 @@ import asyncio
 import contextlib
 import json
 import os
-import platform
 import random
 import sys
 import time
@@ -37,7 +36,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from latency import DIALOGUE, ECHO_GAIN, percentile, turn_rows  # noqa: E402
-from procstat import cpu_seconds  # noqa: E402
+from procstat import cpu_seconds, machine  # noqa: E402
 
 from voxbus.bus.embedded import free_port  # noqa: E402
 from voxbus.config import Settings, load_settings  # noqa: E402
@@ -278,11 +277,7 @@ def main() -> int:
             print(f"profile {profile}, llm.parallel {parallel}: {args.calls} simultaneous calls", flush=True)
             results.append(asyncio.run(run_profile(profile, counts, args.out, parallel)))
     report = {
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": sys.version.split()[0],
-            "platform": platform.platform(),
-        },
+        "machine": machine(),
         "dialogue_lines": len(DIALOGUE.lines),
         "voices": VOICES,
         "results": results,

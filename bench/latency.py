@@ -32,15 +32,14 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from dialogues import DIALOGUES, QUESTIONS
+from procstat import machine
 
 from voxbus.bus.embedded import free_port
 from voxbus.config import Settings, load_settings
@@ -392,11 +391,7 @@ def main() -> int:
             summary = {"median": result["median"], "summary": result["summary"]}
             print(json.dumps(summary, indent=2), flush=True)
     report = {
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": sys.version.split()[0],
-            "platform": platform.platform(),
-        },
+        "machine": machine(),
         "echo_gain": ECHO_GAIN,
         "results": results,
     }

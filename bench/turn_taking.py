@@ -34,7 +34,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import random
 import sys
 import time
@@ -46,6 +45,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from latency import ECHO_GAIN, last_loud_before_gap, percentile  # noqa: E402
+from procstat import machine  # noqa: E402
 
 from voxbus.bus.embedded import free_port  # noqa: E402
 from voxbus.config import load_settings  # noqa: E402
@@ -408,11 +408,7 @@ def main() -> int:
     )
     result = asyncio.run(run(args.profile, args.interruptions, args.others, args.out, args.seed))
     report = {
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": sys.version.split()[0],
-            "platform": platform.platform(),
-        },
+        "machine": machine(),
         "echo_gain": ECHO_GAIN,
         "soft_gain": SOFT_GAIN,
         "voices": VOICES,

@@ -275,11 +275,14 @@ async def sip_call(  # type: ignore[no-untyped-def]
 
 
 async def _hang_up(bus: Bus, call_id: str, after_s: float) -> None:
+    from voxbus.actors.call.outbound import CONTROL_ACK_S, CONTROL_TRY_S
     from voxbus.schemas.messages import CallControl
 
     await asyncio.sleep(after_s)  # the answer's last frames reach the caller
     hangup = CallControl(call_id=call_id, action="hangup")
-    if not await bus.command(subjects.control(call_id), hangup, within_s=2.0, per_try_s=0.5):
+    if not await bus.command(
+        subjects.control(call_id), hangup, within_s=CONTROL_ACK_S, per_try_s=CONTROL_TRY_S
+    ):
         log.warning("the gateway did not acknowledge the hang-up", call_id=call_id)
 
 
