@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import faulthandler
 import os
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -14,6 +16,14 @@ from voxbus.config import Settings, load_settings
 DEFAULT_MODELS = (
     Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "voxbus" / "models"
 )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A segmentation fault in native code (llama.cpp, ctranslate2, onnxruntime, pjsip) prints the
+    Python stack of the thread that crashed, alone: pytest's own handler (turned off in pyproject)
+    prints every thread, which buries the one that matters when a run's log is cut short. Set here,
+    where stderr is not captured yet, on a copy of it that outlives the capture."""
+    faulthandler.enable(file=os.dup(sys.stderr.fileno()), all_threads=False)
 
 
 @pytest.fixture

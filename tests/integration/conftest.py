@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from voxbus.bus.connection import Bus
-from voxbus.config import Settings
+from voxbus.config import LlmSettings, Settings
+from voxbus.engines.llm import LlamaEngine
 from voxbus.engines.models import model_path
 from voxbus.engines.tts import PiperEngine
 from voxbus.media.script import CallerScript, Line, SpokenLine, render
@@ -31,6 +32,21 @@ def piper() -> PiperEngine:
 
     settings = load_settings(profile="test")
     return PiperEngine(model_path(settings, "tts"), settings.tts)
+
+
+@pytest.fixture
+def open_llm(settings: Settings) -> Iterator[Callable[[LlmSettings | None], LlamaEngine]]:
+    """Load the test LLM in this process; every engine is closed when the test ends, so that no
+    llama.cpp context is left for the garbage collector to free at a random moment later."""
+    engines: list[LlamaEngine] = []
+
+    def make(llm: LlmSettings | None = None) -> LlamaEngine:
+        engines.append(LlamaEngine(model_path(settings, "llm"), llm or settings.llm))
+        return engines[-1]
+
+    yield make
+    for engine in engines:
+        engine.close()
 
 
 @pytest.fixture

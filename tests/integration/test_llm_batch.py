@@ -6,26 +6,27 @@ evaluated again. Properties of the decoder, never the model's words: with ``min_
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import pytest
 
-from voxbus.config import Settings
+from voxbus.config import LlmSettings, Settings
 from voxbus.engines.llm import LlamaEngine
 from voxbus.engines.llm_batch import Generation
 from voxbus.engines.llm_sampling import Sampling
-from voxbus.engines.models import model_path
 from voxbus.schemas.messages import ChatMessage
 
 pytestmark = pytest.mark.integration
 SYSTEM = ChatMessage(role="system", content="You are the phone agent of a clinic. Be brief and kind.")
 N = 24
+OpenLlm = Callable[[LlmSettings | None], LlamaEngine]
 
 
 @pytest.fixture
-def engine(settings: Settings) -> LlamaEngine:
+def engine(settings: Settings, open_llm: OpenLlm) -> LlamaEngine:
     settings.llm.parallel = 2
     settings.llm.min_tokens = 0
-    return LlamaEngine(model_path(settings, "llm"), settings.llm)
+    return open_llm(settings.llm)
 
 
 def ask(engine: LlamaEngine, words: str, session: str, cancelled=lambda: False) -> Generation:  # noqa: ANN001
@@ -144,9 +145,11 @@ def test_a_warm_up_outdated_by_its_calls_request_stops_and_hands_over_its_sequen
     assert batch.prompt_tokens_evaluated - before == real  # the warm-up's prompt was not evaluated as well
 
 
-def test_a_full_kv_cache_forgets_the_least_recently_used_idle_call(settings: Settings) -> None:
+def test_a_full_kv_cache_forgets_the_least_recently_used_idle_call(
+    settings: Settings, open_llm: OpenLlm
+) -> None:
     settings.llm.parallel, settings.llm.n_ctx, settings.llm.min_tokens = 2, 256, 0
-    engine = LlamaEngine(model_path(settings, "llm"), settings.llm)  # room for about 768 tokens
+    engine = open_llm(settings.llm)  # room for about 768 tokens
     assert engine._batch is not None
     words = [
         "apple",

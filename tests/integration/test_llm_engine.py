@@ -5,8 +5,6 @@ from __future__ import annotations
 import pytest
 
 from voxbus.config import Settings
-from voxbus.engines.llm import LlamaEngine
-from voxbus.engines.models import model_path
 from voxbus.schemas.messages import ChatMessage
 
 pytestmark = pytest.mark.integration
@@ -16,10 +14,10 @@ ASK = [
 ]
 
 
-def test_min_tokens_keeps_the_answer_from_ending_early(settings: Settings) -> None:
+def test_min_tokens_keeps_the_answer_from_ending_early(settings: Settings, open_llm) -> None:  # noqa: ANN001
     settings.llm.min_tokens = 0  # whatever the environment says (make test-long sets it)
-    brief = LlamaEngine(model_path(settings, "llm"), settings.llm)
+    brief = open_llm(settings.llm)
     assert len(list(brief.stream(ASK, max_tokens=60, temperature=0.0))) < 30
     settings.llm.min_tokens = 40
-    long = LlamaEngine(model_path(settings, "llm"), settings.llm)
+    long = open_llm(settings.llm)
     assert len(list(long.stream(ASK, max_tokens=60, temperature=0.0))) >= 40

@@ -12,7 +12,6 @@ import pytest
 
 from voxbus.bus.connection import Bus
 from voxbus.config import Settings, load_settings
-from voxbus.engines.llm import LlamaEngine
 from voxbus.engines.llm_fallback import FallbackLlmEngine
 from voxbus.engines.llm_server import LlmServer
 from voxbus.engines.models import model_path
@@ -80,10 +79,12 @@ def test_a_conversation_and_a_barge_in_that_closes_the_stream(llm_server: LlmSer
 
 
 def test_the_server_killed_mid_answer_the_local_model_finishes_it(
-    llm_server: LlmServer, settings: Settings
+    llm_server: LlmServer,
+    settings: Settings,
+    open_llm,  # noqa: ANN001
 ) -> None:
     remote = RemoteLlmEngine(llm_server.url, "test", min_tokens=200)
-    engine = FallbackLlmEngine(remote, LlamaEngine(model_path(settings, "llm"), settings.llm))
+    engine = FallbackLlmEngine(remote, open_llm(settings.llm))
     reports: list[tuple[str, int]] = []
     engine.on_fallback = lambda reason, chars: reports.append((reason, chars))
     pieces: list[str] = []

@@ -55,6 +55,12 @@ class LlamaEngine:
         self._turn_end = self._system_turn_end()
         self.min_tokens = settings.min_tokens
 
+    def close(self) -> None:
+        """Free the decoder's context, then the model (in that order: see BatchDecoder.close)."""
+        if self._batch is not None:
+            self._batch.close()
+        self.llm.close()
+
     def prompt(
         self, messages: list[ChatMessage], continue_from: str = "", tools: list[dict[str, Any]] | None = None
     ) -> tuple[str, list[str]]:

@@ -125,7 +125,18 @@ class BatchDecoder:
         self._waiting: list[Generation] = []
         self._running: list[Generation] = []
         self._wake = threading.Condition()
-        threading.Thread(target=self._run, name="llama-batch", daemon=True).start()
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, name="llama-batch", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop the decoding thread and free the context, before the model it was made from is
+        freed: a context outliving its model, freed later by the garbage collector on whatever
+        thread it runs, is a crash in native code at a random moment."""
+        with self._wake:
+            self._closing = True
+            self._wake.notify()
+        self._thread.join()
 
     def submit(self, generation: Generation) -> Generation:
         if len(generation.prompt) >= self.n_ctx:
@@ -140,10 +151,22 @@ class BatchDecoder:
     # --- the decoding thread ---
 
     def _run(self) -> None:
+        try:
+            self._serve()
+        finally:
+            closed = RuntimeError("the LLM engine was closed")
+            for generation in self._running + self._waiting + self._inbox:
+                generation.end(closed)
+            self._lib.llama_batch_free(self._batch)
+            self.ctx.close()
+
+    def _serve(self) -> None:
         while True:
             with self._wake:
-                while not (self._inbox or self._running or self._waiting):
+                while not (self._inbox or self._running or self._waiting or self._closing):
                     self._wake.wait()
+                if self._closing:
+                    return
                 self._waiting += self._inbox
                 self._inbox.clear()
             try:
