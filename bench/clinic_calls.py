@@ -3,11 +3,13 @@ wait for the holding phrase and for the confirmation?
 
 Ten SIP calls to the clinic's number (examples/clinic, its agent profile, the default model), each
 a patient asking to move their appointment to a given day and time (a caller reacting to the agent:
-it speaks once the greeting is over). Per call: the calendar afterwards (success: the appointment at
-the asked time), the tool calls, and from the end of the caller's request to the first agent audio
-heard (the holding phrase, when one is said) and to the answer after it.
+it speaks once the greeting is over), in voices other than the agent's (``--voices``, taken in
+turn; the agent's own piper voice is the easy case and is not among them by default). Per call:
+the calendar afterwards (success: the appointment at the asked time), the tool calls, and from the
+end of the caller's request to the first agent audio heard (the holding phrase, when one is said)
+and to the answer after it.
 
-    python bench/clinic_calls.py --out bench/results [--calls 10]
+    python bench/clinic_calls.py --out bench/results [--calls 10] [--voices espeak-ng:en-us+f2,...]
 
 Writes clinic_calls.json and clinic_calls.png.
 """
@@ -35,8 +37,7 @@ from calendar_service import build_service  # noqa: E402
 
 from voxbus.bus.connection import Bus  # noqa: E402
 from voxbus.config import load_settings  # noqa: E402
-from voxbus.engines.models import model_path  # noqa: E402
-from voxbus.engines.tts import PiperEngine  # noqa: E402
+from voxbus.engines.tts import VoiceEngine, voice_engine  # noqa: E402
 from voxbus.media.dialogue import Dialogue, DialogueLine, DialoguePlayer, render_line  # noqa: E402
 from voxbus.media.frames import FRAME_MS  # noqa: E402
 from voxbus.schemas.events import ToolCalled  # noqa: E402
@@ -56,6 +57,7 @@ REQUESTS = [
     ("Could you put my appointment on Monday at eleven thirty instead?", "monday", "11:30"),
 ]
 PATIENT = "+15551234567"
+VOICES = ("espeak-ng:en-us+f2", "espeak-ng:en-gb+m3")  # as in bench/turn_taking.py
 GAP_TICKS = 15  # 300 ms of quiet separates the holding phrase from the answer
 
 
@@ -69,11 +71,11 @@ def segments(loud: np.ndarray, after: int) -> list[int]:
     ]
 
 
-async def one_call(system: System, settings: Any, piper: PiperEngine, said: str, out: Path) -> dict[str, Any]:
+async def one_call(system: System, settings: Any, voice: VoiceEngine, said: str, out: Path) -> dict[str, Any]:
     from voxbus.commands import sip_call
 
     dialogue = Dialogue(lines=[DialogueLine(text=said)], settle_s=120.0)
-    player = DialoguePlayer(dialogue, [render_line(line, piper) for line in dialogue.lines])
+    player = DialoguePlayer(dialogue, [render_line(line, voice) for line in dialogue.lines])
     uri = f"sip:2000@127.0.0.1:{settings.sip.port}"
     heard, _, events = await sip_call(
         system.url, settings, player, out, uri, quiet=True, caller_user=PATIENT, end_after_turn=1
@@ -95,9 +97,9 @@ def settings_agent(settings: Any) -> Any:
     return Profiles(settings).pick("2000")[1]
 
 
-async def run(calls: int, out: Path) -> dict[str, Any]:
+async def run(calls: int, out: Path, voices: list[str]) -> dict[str, Any]:
     settings = load_settings()
-    piper = PiperEngine(model_path(settings, "tts"), settings.tts)
+    engines = [voice_engine(voice, settings.tts) for voice in voices]
     calendar = Calendar(out / "clinic.sqlite")
     calendar.seed(date.today())
     original = calendar.row(12)["start"]
@@ -118,7 +120,9 @@ async def run(calls: int, out: Path) -> dict[str, Any]:
         await service.start(tools_bus.nc)
         for n, (said, day, time) in enumerate(REQUESTS[:calls], start=1):
             calendar.db.execute("UPDATE appointments SET start = ?, changed = '' WHERE id = 12", (original,))
-            row = await one_call(system, settings, piper, said, out / f"heard-{n}.wav")
+            voice = (n - 1) % len(voices)
+            row = await one_call(system, settings, engines[voice], said, out / f"heard-{n}.wav")
+            row["voice"] = voices[voice]
             expected = f"{resolve_day(day, date.today())} {time}"
             row |= {"expected": expected, "calendar": calendar.row(12)["start"]}
             row["success"] = row["calendar"] == expected
@@ -136,7 +140,7 @@ async def run(calls: int, out: Path) -> dict[str, Any]:
         "calls": len(rows), "success": sum(r["success"] for r in rows),
         "first_audio_ms_median": statistics.median(firsts) if firsts else None,
         "answer_ms_median": statistics.median(answers) if answers else None,
-        "holding_phrases": sum(r["holding_phrase"] for r in rows), "rows": rows,
+        "holding_phrases": sum(r["holding_phrase"] for r in rows), "voices": voices, "rows": rows,
     }  # fmt: skip
 
 
@@ -170,11 +174,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     parser.add_argument("--calls", type=int, default=10)
+    parser.add_argument(
+        "--voices",
+        default=",".join(VOICES),
+        help="callers' voices, comma-separated: espeak-ng:VOICE or a piper .onnx",
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     work = Path(os.environ.get("TMPDIR", "/tmp")) / "voxbus-clinic-bench"
     work.mkdir(exist_ok=True)
-    result = asyncio.run(run(args.calls, work))
+    result = asyncio.run(run(args.calls, work, args.voices.split(",")))
     (args.out / "clinic_calls.json").write_text(json.dumps(result, indent=1))
     plot(result, args.out / "clinic_calls.png")
     medians = (

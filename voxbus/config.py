@@ -245,6 +245,13 @@ class TurnSettings(BaseModel):
         ge=0,
         description="if above 0, an interruption also needs this many words that are not backchannels",
     )
+    barge_in_aside_words: int = Field(
+        default=2,
+        ge=0,
+        description="words over the agent with no cue to stop ('stop', 'wait') and at most this many "
+        "words that are not backchannels do not interrupt it (whisper hears a short 'I see' on a "
+        "phone line as 'Bye, bye'); longer speech interrupts by its length; 0: any word interrupts",
+    )
     hold_max_ms: int = Field(
         default=4000, ge=200, description="longest pause of the agent's audio while a barge-in is judged"
     )

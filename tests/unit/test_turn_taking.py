@@ -343,13 +343,28 @@ def test_a_short_interruption_alone_is_answered_after_the_wait() -> None:
     assert isinstance(end, EndTurn) and end.final.text == "Wait, sorry."
 
 
-def test_min_words_makes_a_one_word_interruption_resume() -> None:
+def test_min_words_makes_a_one_word_interruption_resume_but_not_a_cue_to_stop() -> None:
     call = Call(barge_in_min_words=2)
     call.agent()
     call.start()
     call.pause()
-    [resume] = call.final("Stop.")
+    [resume] = call.final("Monday.")
     assert isinstance(resume, ResumeAudio) and resume.event.reason.startswith("1 words")
+    call.start()
+    call.pause()
+    assert isinstance(call.final("Stop.")[0], Interrupt)
+
+
+def test_two_words_without_a_cue_are_an_aside_and_three_interrupt() -> None:
+    call = Call()
+    call.agent()
+    call.start()
+    call.pause()
+    [resume] = call.final("Bye, bye.")  # whisper's "I see" over a phone line
+    assert isinstance(resume, ResumeAudio) and "an aside" in resume.event.reason
+    call.start()
+    call.pause()
+    assert isinstance(call.final("What about Monday?")[0], Interrupt)
 
 
 def test_a_stutter_counts_as_one_word() -> None:

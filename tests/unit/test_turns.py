@@ -38,7 +38,16 @@ def test_judge_barge_in() -> None:
     assert judge_barge_in("", said, ENGLISH, 0, 0.6).startswith("no words")
     assert judge_barge_in("the capital of France", said, ENGLISH, 0, 0.6).endswith("(echo)")
     assert judge_barge_in("Stop.", said, ENGLISH, 0, 0.6) is None
-    assert judge_barge_in("Stop.", said, ENGLISH, 2, 0.6).startswith("1 words")
+    assert judge_barge_in("Stop.", said, ENGLISH, 2, 0.6, aside_words=2) is None  # a cue, however short
+    assert judge_barge_in("No, wait.", said, ENGLISH, 0, 0.6, aside_words=2) is None  # second word
+    assert judge_barge_in("Monday.", said, ENGLISH, 2, 0.6).startswith("1 words")
+    # no cue: one or two words are an aside ("Bye, bye." is whisper's "I see" on a phone line)
+    for aside in ["Bye, bye.", "And then, um.", "Involved."]:
+        assert "an aside" in judge_barge_in(aside, said, ENGLISH, 0, 0.6, aside_words=2), aside
+    assert judge_barge_in("Bye, bye.", said, ENGLISH, 0, 0.6) is None  # aside_words=0: any word
+    assert judge_barge_in("What about Monday?", said, ENGLISH, 0, 0.6, aside_words=2) is None
+    # a cue late in the phrase may be the agent's echo ("...would not stop"): not a cut-in by itself
+    assert judge_barge_in("the bus would not stop", "The bus would not stop.", ENGLISH, 0, 0.6, 2)
 
 
 def test_heard_part_cuts_at_the_played_frame() -> None:

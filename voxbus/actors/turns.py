@@ -94,15 +94,18 @@ def heard_part(clauses: list[tuple[str, int]], played_frames: int) -> str:
 
 
 def judge_barge_in(
-    text: str, agent_said: str, lexicon: Lexicon, min_words: int, overlap: float
+    text: str, agent_said: str, lexicon: Lexicon, min_words: int, overlap: float, aside_words: int = 0
 ) -> str | None:
     """Why words spoken over the agent do *not* interrupt it, or None if they do."""
-    if not words(text):
-        return "no words (a noise or a cough)"
     heard = words(text)
-    # "Stop, stop." or "Wait, ..." cut in whatever the agent just said; "...would not stop" may be its echo
-    cut_in = any(heard[: len(cue)] == cue for cue in map(words, lexicon.interruptions) if cue)
-    if not cut_in and is_echo(text, agent_said, overlap):
+    if not heard:
+        return "no words (a noise or a cough)"
+    # "Stop, stop.", "Wait, ..." or "No, wait" cut in whatever the agent just said; a cue later in
+    # the phrase ("...would not stop") may be the agent's own echo
+    cues = [cue for cue in map(words, lexicon.interruptions) if cue]
+    if any(heard[i : i + len(cue)] == cue for cue in cues for i in (0, 1)):
+        return None
+    if is_echo(text, agent_said, overlap):
         return "the agent's own voice (echo)"
     found = content_words(text, lexicon)
     if not found:
@@ -110,4 +113,8 @@ def judge_barge_in(
     distinct = len(set(found))  # a stutter ("I-I-I", a syllable misheard four times) is one word
     if distinct < min_words:
         return f"{distinct} words, fewer than turn.barge_in_min_words={min_words}"
+    if distinct <= aside_words:
+        # whisper hears a short "I see" or "mm-hmm" over a phone line as "Bye, bye" or "And then";
+        # a caller who means to cut in says a cue or more words, or goes on speaking
+        return f"{distinct} words and no cue to stop: an aside (turn.barge_in_aside_words={aside_words})"
     return None

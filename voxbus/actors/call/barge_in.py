@@ -126,7 +126,12 @@ class BargeInJudge:
             else current.words_played(played - ECHO_WINDOW_MS, played + ECHO_MARGIN_MS)
         )
         why_not = judge_barge_in(
-            text, agent_said, self.lexicon, self.turns.barge_in_min_words, self.turns.echo_overlap
+            text,
+            agent_said,
+            self.lexicon,
+            self.turns.barge_in_min_words,
+            self.turns.echo_overlap,
+            self.turns.barge_in_aside_words,
         )
         if why_not is None:
             return Verdict.INTERRUPT, [self._interrupt(current, "words over the agent", text)]
