@@ -143,6 +143,43 @@ async def test_a_slow_tool_gets_the_holding_phrase_and_the_answer_comes_from_its
     assert [r for r, _ in history] == ["user", "assistant", "tool", "assistant"]
 
 
+async def test_the_holding_phrase_counts_from_when_the_call_began_to_be_written() -> None:
+    """A small model takes seconds to write a call's arguments: the caller hears the holding
+    phrase while it does, not only once the call is whole and sent."""
+    side, out, tools, clock = agent()
+    await caller_says(side, "Anything free on Friday?")
+    await side.chunk(chunk(side, '<tool_call>\n{"name": "list_free_slots", "arg'))
+    clock.advance(0.5)
+    await side.hold_if_tool_slow()
+    assert out.spoken == [("One moment, let me check.", False)] and tools.started == []
+    await side.chunk(chunk(side, 'uments": {"day": "friday"}}\n</tool_call>'))
+    await side.chunk(chunk(side, "", done=True))
+    await side.hold_if_tool_slow()
+    assert [c.name for c in tools.started] == ["list_free_slots"] and len(out.spoken) == 1
+
+
+async def test_a_call_being_written_for_seconds_is_not_asked_again() -> None:
+    """Constrained decoding of a call's arguments is seconds of silence from a busy worker: the
+    first-token timeout applies to it, not the 2 s of a stalled stream of words."""
+    side, out, _tools, clock = agent()
+    generation = await caller_says(side, "Anything free on Friday?")
+    await side.chunk(chunk(side, "<tool_call>"))
+    clock.advance(side.settings.request_timeout_s + 1.0)
+    assert generation.llm.retry_reason(clock.monotonic(), side.settings.request_timeout_s) is None
+    await side.chunk(chunk(side, '{"name": "list_free_slots", "arguments": {}}</tool_call>Sure.'))
+    clock.advance(side.settings.request_timeout_s + 1.0)
+    assert generation.llm.retry_reason(clock.monotonic(), side.settings.request_timeout_s)
+
+
+async def test_a_transfer_being_written_gets_no_tool_holding_phrase() -> None:
+    side, out, _tools, clock = agent()
+    await caller_says(side, "Can I talk to a person?")
+    await side.chunk(chunk(side, '<tool_call>\n{"name": "transfer_to_human", "arg'))
+    clock.advance(1.0)
+    await side.hold_if_tool_slow()
+    assert out.spoken == []
+
+
 async def test_a_tool_that_cannot_be_asked_ends_the_answer_with_an_offer_of_a_person() -> None:
     side, out, _tools, _clock = agent()
     generation = await caller_says(side, "Anything free on Friday?")

@@ -38,3 +38,16 @@ def test_broken_tool_calls_are_reported_and_any_name_is_handed_on() -> None:
     # the call actor answers a name it does not offer (tool.failed unknown_tool); the filter
     # only keeps unreadable calls from being spoken
     assert spoken == "ok" and calls == ["rm_rf"] and len(errors) == 2
+
+
+def test_the_call_being_written_is_known_by_name_before_it_is_whole() -> None:
+    f = ToolCallFilter()
+    assert f.push("Sure. ") == ("Sure. ", []) and f.decoding is None
+    f.push("<tool_call>")
+    assert f.decoding == ""  # a call has begun, its name not yet
+    f.push('\n{"name": "resched')
+    assert f.decoding == ""
+    f.push('ule", "arguments": {"day": "fri')
+    assert f.decoding == "reschedule"
+    _, calls = f.push('day"}}\n</tool_call>')
+    assert [c.name for c in calls] == ["reschedule"] and f.decoding is None

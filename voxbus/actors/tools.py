@@ -10,10 +10,14 @@ blocks away from TTS and hands them to the call actor (which answers a name it d
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 OPEN, CLOSE = "<tool_call>", "</tool_call>"
+# the agent's own tools: carried out by the call actor, not served on the bus
+CALL_CONTROL = {"transfer_to_human": "transfer", "hang_up": "hangup"}
+_NAME = re.compile(r'"name"\s*:\s*"([^"]+)"')
 
 CALL_TOOLS: list[dict[str, Any]] = [
     {
@@ -49,6 +53,8 @@ class ToolCallFilter:
     held: str = ""
     inside: bool = False
     errors: list[str] = field(default_factory=list)
+    # the call being decoded: None outside one, "" until its name has come, then the name
+    decoding: str | None = None
 
     def push(self, text: str) -> tuple[str, list[ToolCall]]:
         self.held += text
@@ -57,11 +63,13 @@ class ToolCallFilter:
             if self.inside:
                 end = self.held.find(CLOSE)
                 if end < 0:
+                    named = _NAME.search(self.held)
+                    self.decoding = named.group(1) if named else ""
                     return "".join(spoken), calls
                 call = self._parse(self.held[:end])
                 if call is not None:
                     calls.append(call)
-                self.held, self.inside = self.held[end + len(CLOSE) :], False
+                self.held, self.inside, self.decoding = self.held[end + len(CLOSE) :], False, None
                 continue
             start = self.held.find(OPEN)
             if start >= 0:

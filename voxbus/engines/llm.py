@@ -16,7 +16,7 @@ from typing import Any
 from voxbus.config import LlmSettings
 from voxbus.engines.llm_batch import BatchDecoder, Generation
 from voxbus.engines.llm_sampling import Sampling
-from voxbus.engines.tool_calls import OPEN, call_grammar, call_start, canonical, undecided_tail
+from voxbus.engines.tool_calls import CLOSE, OPEN, call_grammar, call_start, undecided_tail
 from voxbus.schemas.messages import ChatMessage
 
 TOOL_CALL_MAX_TOKENS = 256
@@ -101,8 +101,11 @@ class LlamaEngine:
     ) -> Iterator[str]:
         """Yield text pieces; stops within one token once ``cancelled()`` is true. Blocking.
 
-        With ``tools``, a tool call is decoded under a grammar of the offered tools and yielded
-        whole, in canonical form (see :mod:`voxbus.engines.tool_calls`); the answer ends there.
+        With ``tools``, a tool call is decoded under a grammar of the offered tools and yielded as
+        it is decoded, opening tag first, in canonical form once joined (see
+        :mod:`voxbus.engines.tool_calls`); the answer ends there. The call actor learns that a
+        call is coming, and which tool, long before the call is whole: a small model takes
+        seconds to write the arguments, and the caller hears the holding phrase meanwhile.
         ``session`` (the call) keeps a call's turns in one KV sequence when decoding is batched."""
         prompt, stops = self.prompt(messages, continue_from, tools)
         said, sent = "", 0
@@ -170,14 +173,19 @@ class LlamaEngine:
         cancelled: Callable[[], bool],
         session: str,
     ) -> Iterator[str]:
-        body = ""
+        """The call, piece by piece: ``canonical(body)`` once joined."""
+        yield OPEN
+        began = False
         for text in self._complete(
             before + OPEN + "\n", stops, TOOL_CALL_MAX_TOKENS, 0.0, call_grammar(tools), session, cancelled
         ):
             if cancelled():
                 return
-            body += text
-        yield canonical(body)
+            piece = text if began else text.lstrip()
+            began = began or bool(piece)
+            if piece:
+                yield piece
+        yield CLOSE
 
     def _answer_at_least(self, prompt: str, stops: list[str]) -> Any:
         """A logits processor that keeps the answer from ending before ``llm.min_tokens``: the

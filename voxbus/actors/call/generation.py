@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from voxbus.actors.call.metrics import Timeline
 from voxbus.actors.clauses import ClauseSplitter
-from voxbus.actors.tools import ToolCall, ToolCallFilter
+from voxbus.actors.tools import CALL_CONTROL, ToolCall, ToolCallFilter
 from voxbus.actors.turns import heard_part
 from voxbus.media.frames import FRAME_MS
 from voxbus.schemas.events import SttFinal
@@ -94,7 +94,7 @@ class Generation:
     tools_deferred: list[ToolCall] = field(default_factory=list)
     tool_rounds: int = 0
     waiting_for_tools: bool = False  # the LLM ended on tool calls not answered yet
-    tools_since: float | None = None  # monotonic s: the LLM first ended on a tool call
+    tools_since: float | None = None  # monotonic s: the LLM began its first served tool call
     holding_said: bool = False
     early_responses: list[dict[str, Any]] = field(default_factory=list)  # before the LLM's end
     answer_from: int = 0  # where this LLM round's text starts in ``text``
@@ -126,9 +126,14 @@ class Generation:
         """Add a chunk of LLM text (already checked with :meth:`LlmStream.accepts`)."""
         llm = self.llm
         llm.last_progress = now
-        llm.streamed = True
         llm.raw += chunk.text
         spoken, calls = llm.tools.push(chunk.text)
+        decoding = llm.tools.decoding
+        # words stream token by token; a call's arguments come after seconds of constrained
+        # decoding, in which the worker is busy, not gone: the first-token timeout applies there
+        llm.streamed = decoding is None
+        if decoding and decoding not in CALL_CONTROL and self.tools_since is None:
+            self.tools_since = now  # a served tool's call is being written: the wait starts now
         if chunk.done:
             spoken += llm.tools.flush()
         errors = list(llm.tools.errors)

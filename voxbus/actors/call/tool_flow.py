@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from voxbus.actors.call.generation import Generation
 from voxbus.actors.call.tool_use import ToolFinished
 from voxbus.actors.clauses import speakable
-from voxbus.actors.tools import ToolCall
+from voxbus.actors.tools import CALL_CONTROL, ToolCall
 from voxbus.schemas.events import ToolCalled
 from voxbus.schemas.messages import CallControl
 
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from voxbus.clock import Clock
     from voxbus.config import AgentSettings
 
-TOOL_ACTIONS = {"transfer_to_human": "transfer", "hang_up": "hangup"}
+TOOL_ACTIONS = CALL_CONTROL
 
 
 class ServedToolFlow:
