@@ -85,10 +85,29 @@ async def one_call(system: System, settings: Any, voice: VoiceEngine, said: str,
     holding = settings_agent(settings).tool_holding_phrase
     said_holding = any(getattr(e, "text", "") == holding for e in events)
     first = (starts[0] - end) * FRAME_MS if starts else None
-    answer = (starts[1] - end) * FRAME_MS if said_holding and len(starts) > 1 else first
+    answer = first
+    if said_holding and starts:
+        # the holding phrase has pauses of its own ("One moment, let me check."): the answer is the
+        # first stretch of agent audio that starts after the whole phrase has been played
+        after = starts[0] + holding_ticks(settings, holding) - GAP_TICKS  # less its own silences
+        answer = next(((t - end) * FRAME_MS for t in starts if t >= after), None)
     calls = [(e.name, e.arguments) for e in events if isinstance(e, ToolCalled) and e.name != "find_patient"]
     return {"said": said, "tool_calls": calls, "first_audio_ms": first, "holding_phrase": said_holding,
             "answer_ms": answer}  # fmt: skip
+
+
+_PHRASE_TICKS: dict[str, int] = {}
+
+
+def holding_ticks(settings: Any, phrase: str) -> int:
+    """How many 20 ms frames the agent's voice takes to say ``phrase``."""
+    if phrase not in _PHRASE_TICKS:
+        from voxbus.engines.models import model_path
+        from voxbus.engines.tts import PiperEngine
+
+        voice = PiperEngine(model_path(settings, "tts"), settings.tts)
+        _PHRASE_TICKS[phrase] = len(list(voice.frames(phrase)))
+    return _PHRASE_TICKS[phrase]
 
 
 def settings_agent(settings: Any) -> Any:
