@@ -40,7 +40,7 @@ from voxbus.config import load_settings  # noqa: E402
 from voxbus.engines.tts import VoiceEngine, voice_engine  # noqa: E402
 from voxbus.media.dialogue import Dialogue, DialogueLine, DialoguePlayer, render_line  # noqa: E402
 from voxbus.media.frames import FRAME_MS  # noqa: E402
-from voxbus.schemas.events import ToolCalled  # noqa: E402
+from voxbus.schemas.events import SttFinal, ToolCalled  # noqa: E402
 from voxbus.supervisors.serving import wait_all_serving  # noqa: E402
 from voxbus.supervisors.system import System, grant  # noqa: E402
 
@@ -92,8 +92,9 @@ async def one_call(system: System, settings: Any, voice: VoiceEngine, said: str,
         after = starts[0] + holding_ticks(settings, holding) - GAP_TICKS  # less its own silences
         answer = next(((t - end) * FRAME_MS for t in starts if t >= after), None)
     calls = [(e.name, e.arguments) for e in events if isinstance(e, ToolCalled) and e.name != "find_patient"]
-    return {"said": said, "tool_calls": calls, "first_audio_ms": first, "holding_phrase": said_holding,
-            "answer_ms": answer}  # fmt: skip
+    heard_words = [e.text for e in events if isinstance(e, SttFinal)]  # what whisper made of the caller
+    return {"said": said, "heard": heard_words, "tool_calls": calls, "first_audio_ms": first,
+            "holding_phrase": said_holding, "answer_ms": answer}  # fmt: skip
 
 
 _PHRASE_TICKS: dict[str, int] = {}
