@@ -189,9 +189,8 @@ class SttSettings(BaseModel):
     partial_interval_ms: int = Field(
         default=0,
         ge=0,
-        description="publish a partial transcript this often while the caller speaks, and have the LLM "
-        "evaluate the words so far (prefill; 500 measured on one call, see README); 0: off. Whisper runs one "
-        "job at a time, so a partial under way when the caller pauses delays the turn's end",
+        description="a partial transcript this often while the caller speaks, its words prefilled into the "
+        "LLM (see README); 0: off. Whisper runs one job at a time: a partial delays the turn's end",
     )
     prompt: str = Field(
         default="Uh, hmm, um... so, uh, well, um.",
@@ -248,9 +247,7 @@ class TurnSettings(BaseModel):
     barge_in_aside_words: int = Field(
         default=2,
         ge=0,
-        description="words over the agent with no cue to stop ('stop', 'wait') and at most this many "
-        "words that are not backchannels do not interrupt it (whisper hears a short 'I see' on a "
-        "phone line as 'Bye, bye'); longer speech interrupts by its length; 0: any word interrupts",
+        description="no cue to stop and at most this many non-backchannel words over the agent: an aside",
     )
     hold_max_ms: int = Field(
         default=4000, ge=200, description="longest pause of the agent's audio while a barge-in is judged"

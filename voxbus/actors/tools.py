@@ -63,8 +63,9 @@ class ToolCallFilter:
             if self.inside:
                 end = self.held.find(CLOSE)
                 if end < 0:
-                    named = _NAME.search(self.held)
-                    self.decoding = named.group(1) if named else ""
+                    if not self.decoding:
+                        named = _NAME.search(self.held)
+                        self.decoding = named.group(1) if named else ""
                     return "".join(spoken), calls
                 call = self._parse(self.held[:end])
                 if call is not None:

@@ -29,8 +29,6 @@ if TYPE_CHECKING:
     from voxbus.clock import Clock
     from voxbus.config import AgentSettings
 
-TOOL_ACTIONS = CALL_CONTROL
-
 
 class ServedToolFlow:
     """Mixed into :class:`~voxbus.actors.call.agent_side.AgentSide`: its tool-calling half."""
@@ -102,10 +100,10 @@ class ServedToolFlow:
             await self._speak(generation, self.settings.tool_holding_phrase, last=False)
 
     def _use_tool(self, generation: Generation, call: ToolCall) -> None:
-        if call.name in TOOL_ACTIONS and not self.settings.tools:
+        if call.name in CALL_CONTROL and not self.settings.tools:
             self.out.error("bad_tool_call", f"gen {generation.gen}: {call.name} is not offered (agent.tools)")
             return
-        if call.name not in TOOL_ACTIONS:
+        if call.name not in CALL_CONTROL:
             if self.tools is None:
                 self.out.error("bad_tool_call", f"gen {generation.gen}: unknown tool {call.name!r}")
             elif (
@@ -131,7 +129,7 @@ class ServedToolFlow:
                 arguments=call.arguments,
             )
         )
-        action = TOOL_ACTIONS[call.name]
+        action = CALL_CONTROL[call.name]
         target = (self.settings.transfer_target or None) if action == "transfer" else None
         command = CallControl(call_id=self.call_id, action=action, target=target)  # type: ignore[arg-type]
         generation.after_playout.append(command)
