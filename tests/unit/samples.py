@@ -22,6 +22,7 @@ SAMPLES: list[BaseModel] = [
     m.DialRequest(call_id=C, uri="sip:bob@127.0.0.1:5080"),
     m.CallControl(call_id=C, action="flush", gen=1),
     m.Heartbeat(role="llm", worker_id="llm-1", pid=42, sessions=[C], cpu_s=12.5),
+    m.GatewayLoad(gateway="sip-2", calls=3, ask=True),
     m.OperatorCommand(call_id=C, operator="ann", action="guide", text="Offer Friday."),
     m.CallState(call_id=C, owner="agent-1", history=[m.ChatMessage(role="user", content="hi")]),
     Accepted(worker_id="llm-1", role="llm"),

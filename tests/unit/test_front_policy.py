@@ -99,6 +99,16 @@ def test_a_gateway_of_one_call_is_full_with_one() -> None:
     assert "1 calls" in decision.refusal.reason
 
 
+def test_a_full_machine_answers_503_though_this_gateway_has_room() -> None:
+    machine = FrontPolicy(Door(SipSettings()), new_calls_per_s=5, machine_max_calls=2)
+    full = machine.judge(a_call("machine-full"), 0, 0.0, machine_calls_now=2)
+    assert isinstance(full, Answer) and full.refusal.code == 503 and not full.blocks
+    assert "machine full (2 calls)" in full.refusal.reason and full.refusal.headers == {"Retry-After": "5"}
+    assert isinstance(machine.judge(a_call("room"), 0, 0.0, machine_calls_now=1), Pass)
+    # without a machine limit, the machine's count is no reason to refuse
+    assert isinstance(policy().judge(a_call("no-limit"), 0, 0.0, machine_calls_now=99), Pass)
+
+
 def test_a_full_gateway_answers_503_without_counting_towards_a_block() -> None:
     decision = policy().judge(a_call("full"), MAX_CALLS, 0.0)
     assert isinstance(decision, Answer) and decision.refusal.code == 503 and not decision.blocks

@@ -103,8 +103,8 @@ def permissions(role: str, audio: bool = False, tools: tuple[str, ...] = ()) -> 
         "admin": Permissions(publish=(">",), subscribe=(">",), responses=True),
         "sip": _worker(
             "sip",
-            (f"{call}.audio.in", subjects.AGENT_CALLS),
-            (f"{call}.audio.out", f"{call}.ctl", subjects.SIP_DIAL),
+            (f"{call}.audio.in", subjects.AGENT_CALLS, f"{subjects.SIP_LOAD}.*"),
+            (f"{call}.audio.out", f"{call}.ctl", subjects.SIP_DIAL, f"{subjects.SIP_LOAD}.*"),
         ),
         "stt": _worker(
             "stt",

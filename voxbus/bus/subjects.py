@@ -16,6 +16,8 @@ STT_SESSIONS = f"{PREFIX}.stt.sessions"
 LLM_GENERATE = f"{PREFIX}.llm.generate"
 TTS_SPEAK = f"{PREFIX}.tts.speak"
 SIP_DIAL = f"{PREFIX}.sip.dial"
+# a gateway's call count, for the machine's other gateways (admission control across shards)
+SIP_LOAD = f"{PREFIX}.sip.load"
 
 # the JetStream stream that records every event, and the key-value bucket of call state
 EVENTS_STREAM = "VOXBUS_EVENTS"
@@ -31,6 +33,11 @@ _CALL_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 class BadCallId(ValueError):
     pass
+
+
+def sip_load(machine: str) -> str:
+    """Where the gateways of ``machine`` say how many calls they hold."""
+    return f"{SIP_LOAD}.{machine}"
 
 
 def check_call_id(call_id: str) -> str:

@@ -24,6 +24,7 @@ MESSAGES: tuple[type[BaseModel], ...] = (
     messages.CallControl,
     messages.OperatorCommand,
     messages.Heartbeat,
+    messages.GatewayLoad,
     messages.CallState,
     base.Accepted,
     base.Rejected,

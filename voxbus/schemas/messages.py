@@ -201,6 +201,17 @@ class Heartbeat(Message):
     cpu_s: float = Field(default=0.0, description="CPU seconds (user + system) the process has used")
 
 
+class GatewayLoad(Message):
+    """On ``voxbus.sip.load.<machine>``: how many calls a gateway holds, when it changes and every
+    second; the machine's gateways refuse calls beyond ``sip.machine_max_calls`` together."""
+
+    gateway: str = Field(max_length=64)
+    calls: int = Field(ge=0, le=64)
+    ask: bool = Field(default=False, description="the others say their counts at once (a gateway starting)")
+    leaving: bool = Field(default=False, description="the gateway stops: forget its count")
+    answers: str = Field(default="", max_length=64, description="the gateway whose ask this answers")
+
+
 class CallState(Message):
     """A call's durable state, kept in the JetStream key-value bucket ``voxbus_calls`` under the
     call id, so that a restarted call actor resumes the conversation where it was."""

@@ -136,6 +136,7 @@ class Dialer:
         leg.agent, leg.context, leg.voicemail = request.agent, request.context, request.voicemail
         call = VoxCall(gateway, gateway.account, leg)
         gateway.calls[leg.call_id] = call
+        gateway.load_changed()
         op = pj.CallOpParam(True)
         op.opt.audioCount = 1
         try:

@@ -65,12 +65,15 @@ Decision = Pass | Drop | Answer
 class FrontPolicy:
     """Decides, for each request, whether pjsip sees it. Called on the pjsua thread only."""
 
-    def __init__(self, door: Door, new_calls_per_s: float) -> None:
+    def __init__(self, door: Door, new_calls_per_s: float, machine_max_calls: int = 0) -> None:
         self.door = door
+        self.machine_max_calls = machine_max_calls  # 0: no limit across the machine's gateways
         self.new_calls = TokenBucket(new_calls_per_s, burst=door.max_calls)
         self.passed: OrderedDict[str, float] = OrderedDict()  # INVITE transactions let in, by time
 
-    def judge(self, request: Request, calls_now: int, now: float) -> Decision:
+    def judge(self, request: Request, calls_now: int, now: float, machine_calls_now: int = 0) -> Decision:
+        """``calls_now``: this gateway's calls; ``machine_calls_now``: those of every gateway of the
+        machine (see ``voxbus.sip.machine_load``)."""
         request_line, headers = parse_head(request.text.partition("\r\n\r\n")[0])
         method = request_line.split(" ", 1)[0].upper()
         values = dict(reversed(headers))  # the first of each header
@@ -91,9 +94,12 @@ class FrontPolicy:
         if method != "INVITE":
             return Pass()
         branch = values.get("via", "").partition("branch=")[2].split(";")[0].strip()
-        return self._invite(request, f"{values.get('call-id', '')} {branch}", calls_now, now)
+        transaction = f"{values.get('call-id', '')} {branch}"
+        return self._invite(request, transaction, calls_now, machine_calls_now, now)
 
-    def _invite(self, request: Request, transaction: str, calls_now: int, now: float) -> Decision:
+    def _invite(
+        self, request: Request, transaction: str, calls_now: int, machine_calls_now: int, now: float
+    ) -> Decision:
         self._forget(now)
         if transaction in self.passed:
             return Pass()  # a retransmission of an INVITE let in: its transaction answers it
@@ -105,6 +111,9 @@ class FrontPolicy:
             return Answer(refusal, blocks=refusal.code != 401)
         if calls_now >= self.door.max_calls:
             full = f"Service Unavailable: gateway full ({self.door.max_calls} calls)"
+            return Answer(Refusal(503, full, {"Retry-After": "5"}), blocks=False)
+        if self.machine_max_calls and machine_calls_now >= self.machine_max_calls:
+            full = f"Service Unavailable: machine full ({self.machine_max_calls} calls)"
             return Answer(Refusal(503, full, {"Retry-After": "5"}), blocks=False)
         if not self.new_calls.take(now):
             busy = Refusal(503, "Service Unavailable: too many new calls a second", {"Retry-After": "1"})

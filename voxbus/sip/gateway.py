@@ -35,6 +35,7 @@ from voxbus.sip.door import Door, codec_priorities, host_of
 from voxbus.sip.front_policy import Decision, FrontPolicy, Request
 from voxbus.sip.invite_checks import request_user
 from voxbus.sip.legs import CallLeg
+from voxbus.sip.machine_load import MachineLoad
 from voxbus.sip.media_ports import PortPool
 from voxbus.sip.media_watch import CallWatch
 from voxbus.sip.pjsetup import (
@@ -67,7 +68,8 @@ class SipGateway:
         self.calls: dict[str, VoxCall] = {}  # by voxbus call id; touched on the pjsua thread
         self.reap: list[VoxCall] = []
         self.door = Door(settings, nonce_key(nonce_key_path) if nonce_key_path else b"")
-        self.front_policy = FrontPolicy(self.door, settings.new_calls_per_s)
+        self.front_policy = FrontPolicy(self.door, settings.new_calls_per_s, settings.machine_max_calls)
+        self.machine_load = MachineLoad(bus, gateway_id, settings.machine, lambda: len(self.calls))
         self.front = PjsipFront(self._judge, self.rejected)
         self.ports = PortPool(settings, self.to_loop)  # touched on the pjsua thread
         self.call_watch = CallWatch(self)
@@ -87,6 +89,8 @@ class SipGateway:
     async def start(self) -> None:
         self.pj.start(self._setup)  # blocks the loop for the ~100 ms pjsua takes to start
         self.pj.register_current(f"{self.gateway_id}-loop")
+        if self.settings.machine_max_calls:
+            await self.machine_load.start()
         await self.bus.subscribe(subjects.SIP_DIAL, DialRequest, self.dialer.on_dial, queue="sip")
         log.info(
             "sip gateway listening",
@@ -101,6 +105,8 @@ class SipGateway:
 
     async def stop(self, grace_s: float = 3.0) -> None:
         """Hang up every call, wait for them to end (bounded), then destroy pjsua in order."""
+        if self.settings.machine_max_calls:
+            await self.machine_load.stop()
         for call_id in list(self.calls):
             self.commands.run(call_id, CallControl(call_id=call_id, action="hangup"), by="system")
         deadline = time.monotonic() + grace_s
@@ -162,6 +168,11 @@ class SipGateway:
         else:
             self.loop.call_soon_threadsafe(fn, *args)
 
+    def load_changed(self) -> None:
+        """A call came or went (pjsua thread): the machine's other gateways learn it now."""
+        if self.settings.machine_max_calls:
+            self.to_loop(self.machine_load.publish)
+
     def emit(self, event: Event) -> None:
         self.bus.emit(event)
 
@@ -182,7 +193,8 @@ class SipGateway:
     # --- inbound (pjsua thread) -----------------------------------------------------------------
     def _judge(self, request: Request, now: float) -> Decision:
         """The front's decision on a request, before pjsip allocates anything for it."""
-        return self.front_policy.judge(request, len(self.calls), now)
+        calls = len(self.calls)
+        return self.front_policy.judge(request, calls, now, self.machine_load.machine_calls(calls))
 
     def new_leg(self, direction: str, remote: str, call_id: str | None = None) -> CallLeg:
         return CallLeg(
@@ -228,6 +240,7 @@ class SipGateway:
             self.rejected(source, refusal.code, refusal.reason)
             return
         self.calls[leg.call_id] = call
+        self.load_changed()
         op.statusCode = 200
         call.answer(op)
 
@@ -259,7 +272,8 @@ class SipGateway:
     def forget(self, call: VoxCall) -> None:
         """On the pjsua thread: drop a call that ended, free its audio port; the pjsua2 object is
         released after pjsua's next poll, not inside its callback."""
-        self.calls.pop(call.leg.call_id, None)
+        if self.calls.pop(call.leg.call_id, None) is not None:
+            self.load_changed()
         if call.port is not None:
             self.ports.release(call.port)
             call.port = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import socket
 from pathlib import Path
 from typing import Literal
 
@@ -80,6 +82,17 @@ class SipSettings(BaseModel):
         ge=1,
         le=4,
         description="calls this gateway takes at once (at most 4, the wheel's limit); beyond: 503",
+    )
+    machine_max_calls: int = Field(
+        default=0,
+        ge=0,
+        description="calls all the gateways of this machine (sip.machine) take at once, its capacity at "
+        "the latency target (README, Capacity); beyond: 503; 0: each gateway counts only its own",
+    )
+    machine: str = Field(
+        default_factory=lambda: re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname())[:64] or "local",
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="this machine's name among the gateways on the bus (default: the host name)",
     )
     dial_allow: list[str] = Field(
         default_factory=lambda: ["sip:*@127.0.0.1", "sip:*@127.0.0.1:*"],
