@@ -217,6 +217,7 @@ def run_candidate(model: str, prompt: str, tools: list[dict[str, Any]], ctx: str
             next(iter(engine.stream(messages, 8, 0.0, tools=offered)))
             times.append(time.perf_counter() - started)
         ttft[label] = round(statistics.median(times) * 1000)
+    engine.close()
     calls = [r["total_ms"] for r in results if r["got"] and r["got"] != "hang_up"]
     return {
         "model": model, "prompt": prompt, "cases": len(results),

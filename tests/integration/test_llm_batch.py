@@ -176,3 +176,32 @@ def test_a_full_kv_cache_forgets_the_least_recently_used_idle_call(
         assert "".join(generation).strip()
         assert generation.state.produced == N
     assert engine._batch.evicted > 0
+
+
+DROPPED = """
+import sys
+from voxbus.config import load_settings
+from voxbus.engines.llm import LlamaEngine
+from voxbus.engines.models import model_path
+from voxbus.schemas.messages import ChatMessage
+
+settings = load_settings()
+settings.llm.parallel, settings.llm.min_tokens = 2, 64
+question = [ChatMessage(role="user", content="Tell me a long story.")]
+for _ in range(3):
+    engine = LlamaEngine(model_path(settings, "llm"), settings.llm)
+    next(iter(engine.stream(question, 64, 0.0)))  # the answer's first piece; the rest left unread
+    del engine  # while the decoding thread is still on that answer
+print("survived")
+"""
+
+
+def test_an_engine_dropped_without_close_while_it_decodes_does_not_crash(settings: Settings) -> None:
+    """The Llama object's own finaliser freed the model while the decoding thread was still on
+    an answer nobody read: a segmentation fault (bench/tool_calls.py, two runs in two). In a child
+    process, so that a crash is this test's failure, not the end of the test run."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", DROPPED], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "survived" in done.stdout, (done.returncode, done.stderr[-2000:])

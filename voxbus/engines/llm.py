@@ -16,6 +16,7 @@ from typing import Any
 from voxbus.config import LlmSettings
 from voxbus.engines.llm_batch import BatchDecoder, Generation
 from voxbus.engines.llm_sampling import Sampling
+from voxbus.engines.promises import promise, undecided
 from voxbus.engines.tool_calls import CLOSE, OPEN, call_grammar, call_start, undecided_tail
 from voxbus.schemas.messages import ChatMessage
 
@@ -56,10 +57,20 @@ class LlamaEngine:
         self.min_tokens = settings.min_tokens
 
     def close(self) -> None:
-        """Free the decoder's context, then the model (in that order: see BatchDecoder.close)."""
-        if self._batch is not None:
-            self._batch.close()
-        self.llm.close()
+        """Stop the decoding thread and free its context, then the model (in that order: see
+        BatchDecoder.close). Idempotent."""
+        batch, self._batch = getattr(self, "_batch", None), None
+        if batch is not None:
+            batch.close()
+        if hasattr(self, "llm"):
+            self.llm.close()
+
+    def __del__(self) -> None:
+        # An engine dropped without close(): the Llama object's own finaliser would free the model
+        # while the decoding thread may still be decoding an answer nobody reads (a generator left
+        # open), a segmentation fault in libllama (reproduced with bench/tool_calls.py). Stop the
+        # thread first, here, while this engine still holds the model.
+        self.close()
 
     def prompt(
         self, messages: list[ChatMessage], continue_from: str = "", tools: list[dict[str, Any]] | None = None
@@ -114,14 +125,16 @@ class LlamaEngine:
             if cancelled():
                 return
             said += text
-            start = call_start(said) if tools else None
-            if start is not None:
+            start, callable_tools = (call_start(said), tools) if tools else (None, None)
+            if tools and start is None and (promised := promise(said, sent, tools)) is not None:
+                start, callable_tools = promised  # "I'll move it": said, so done (see engines.promises)
+            if start is not None and callable_tools:
                 completion.close()  # batched: frees the call's sequence for the tool call
                 if start > sent:
                     yield said[sent:start]
-                yield from self._tool_call(prompt + said[:start], stops, tools or [], cancelled, session)
+                yield from self._tool_call(prompt + said[:start], stops, callable_tools, cancelled, session)
                 return
-            ready = len(said) - (undecided_tail(said) if tools else 0)
+            ready = len(said) - (max(undecided_tail(said), undecided(said)) if tools else 0)
             if ready > sent:
                 yield said[sent:ready]
                 sent = ready
