@@ -38,6 +38,7 @@ from .helpers import wait_all_serving
 pytestmark = pytest.mark.integration
 STORY = "Please tell me a long story about a brave knight and a dragon."
 IN_FLIGHT_MS = 500
+REHOLD_MS = 300  # a resume on misheard words, until the caller's next words hold the agent again
 
 
 @pytest.fixture
@@ -142,12 +143,14 @@ async def test_caller_interrupts_the_agent_mid_answer(
     # audio already on its way when the gateway held it still reaches the caller: the caller's
     # jitter buffer, and under load the caller's clock thread running late, which maps its ticks to
     # times tens of milliseconds off the gateway's (one frame was heard 200 ms after the hold in a
-    # loaded run). Half a second of that; an answer that went on over the caller would go on for
+    # loaded run). And words whisper misheard ("Stop, stop." as "Duh." in a loaded run) are an aside
+    # that resumes the agent until the caller's next words hold it again (120 ms of audio then).
+    # At most 0.8 s of agent audio in all; an answer that went on over the caller would go on for
     # the whole 2.9 s of the caller's line.
-    after = loud[loud > held_tick + IN_FLIGHT_MS / FRAME_MS]
-    assert len(after) and after[0] > timings[1].end_tick, (
-        f"agent audio went on over the caller: held at tick {held_tick:.0f}, heard again at {after[0]}; "
-        f"{story(events)}"
+    over = loud[(loud > held_tick) & (loud <= timings[1].end_tick)]
+    assert len(over) * FRAME_MS <= IN_FLIGHT_MS + REHOLD_MS, (
+        f"agent audio went on over the caller: held at tick {held_tick:.0f}, then heard for "
+        f"{len(over) * FRAME_MS} ms (ticks {over[0]}..{over[-1]}); {story(events)}"
     )
     # the history keeps what the caller heard of the answer, marked interrupted, then the new turn
     # (whose own answer the caller hung up on: it is cut where they left, too)
