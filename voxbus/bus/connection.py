@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections import OrderedDict, deque
@@ -28,7 +29,7 @@ from urllib.parse import urlparse
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
-from nats.errors import NoRespondersError
+from nats.errors import ConnectionClosedError, NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from pydantic import BaseModel
@@ -366,7 +367,17 @@ class Bus:
 
         sub = await self.nc.subscribe(subject, queue=queue, cb=on_msg)
         self._subs.append(sub)
+        await self._server_has_it()
         return sub
+
+    async def _server_has_it(self) -> None:
+        """Wait until the server has this connection's last subscription: otherwise a request sent
+        right after on another connection can find no responder (a fresh-clone run: a command
+        answered 'no responders' by a subscription made just before). Disconnected, the client
+        sends the subscription when it reconnects: nothing to wait for."""
+        if self.nc.is_connected:
+            with contextlib.suppress(NatsTimeout, ConnectionClosedError):
+                await self.nc.flush(timeout=2)
 
 
 SEEN_IDS = 4096  # event ids remembered per subscription: more than any outage's retried backlog
