@@ -12,6 +12,7 @@ from nats.js import JetStreamContext
 
 from voxbus.bus import subjects
 from voxbus.bus.codec import decode_event
+from voxbus.config import Settings
 from voxbus.schemas.events import Event
 from voxbus.supervisors.serving import pid_of, wait_all_serving  # noqa: F401 - the tests' helpers
 
@@ -52,6 +53,15 @@ async def sipp_uas(port: int, scenario: tuple[str, ...] = ("-sn", "uas"), calls:
     )
     out, _ = await proc.communicate()
     return proc.returncode or 0, out.decode(errors="replace")
+
+
+def shard_workers(settings: Settings, ports: list[int]) -> tuple[tuple[str, str, list[str]], ...]:
+    """Gateway shards ``sip-1``, ``sip-2``, ... on these SIP ports, each with its own RTP range."""
+    rtp = settings.sip.rtp_port
+    return tuple(
+        ("sip", f"sip-{i + 1}", ["--port", str(p), "--rtp-port", str(rtp + 200 * i)])
+        for i, p in enumerate(ports)
+    )
 
 
 KAMAILIO_CFG = Path(__file__).parents[2] / "deploy" / "kamailio" / "kamailio.cfg"

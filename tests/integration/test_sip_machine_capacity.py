@@ -21,7 +21,7 @@ from voxbus.schemas.messages import GatewayLoad
 from voxbus.supervisors.system import System
 
 from .conftest import permission_problems
-from .helpers import pid_of, until
+from .helpers import pid_of, shard_workers, until
 from .test_sip import collect, sipp
 from .test_sip_door import final_status, udp_probe
 
@@ -38,12 +38,7 @@ async def two_shards(
     """Two gateway shards of one machine (no models) that together take one call."""
     monkeypatch.setenv("VOXBUS_SIP__MACHINE_MAX_CALLS", "1")
     ports = [free_port() for _ in range(2)]
-    rtp = settings.sip.rtp_port
-    workers = tuple(
-        ("sip", f"sip-{i + 1}", ["--port", str(p), "--rtp-port", str(rtp + 200 * i)])
-        for i, p in enumerate(ports)
-    )
-    system = System(settings, workers=workers)  # type: ignore[arg-type]
+    system = System(settings, workers=shard_workers(settings, ports))  # type: ignore[arg-type]
     await system.start()
     client = Bus(system.url, name="test-client", source="test", creds=system.creds("admin"))
     await client.connect(attempts=5)

@@ -19,7 +19,7 @@ from voxbus.config import Settings
 from voxbus.schemas.events import Event, WorkerRestarted
 from voxbus.supervisors.system import System
 
-from .helpers import kamailio_front, pid_of, sipp_command
+from .helpers import kamailio_front, pid_of, shard_workers, sipp_command
 from .test_sip import SCENARIOS
 
 pytestmark = [
@@ -36,12 +36,7 @@ SHARDS = 3
 async def pool(settings: Settings, tmp_path: Path) -> AsyncIterator[tuple[System, int]]:
     """Three gateway shards (no models: audio both ways only) behind Kamailio."""
     ports = [free_port() for _ in range(SHARDS)]
-    rtp = settings.sip.rtp_port
-    workers = tuple(
-        ("sip", f"sip-{i + 1}", ["--port", str(p), "--rtp-port", str(rtp + 200 * i)])
-        for i, p in enumerate(ports)
-    )
-    system = System(settings, workers=workers)  # type: ignore[arg-type]
+    system = System(settings, workers=shard_workers(settings, ports))  # type: ignore[arg-type]
     await system.start()
     try:
         async with kamailio_front(ports, tmp_path) as front:

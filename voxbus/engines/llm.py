@@ -125,10 +125,12 @@ class LlamaEngine:
             if cancelled():
                 return
             said += text
-            start, callable_tools = (call_start(said), tools) if tools else (None, None)
-            if tools and start is None and (promised := promise(said, sent, tools)) is not None:
-                start, callable_tools = promised  # "I'll move it": said, so done (see engines.promises)
-            if start is not None and callable_tools:
+            start, callable_tools = None, tools or []
+            if tools:
+                start = call_start(said)
+                if start is None and (promised := promise(said, sent, tools)) is not None:
+                    start, callable_tools = promised  # "I'll move it": said, so done (engines.promises)
+            if start is not None:
                 completion.close()  # batched: frees the call's sequence for the tool call
                 if start > sent:
                     yield said[sent:start]

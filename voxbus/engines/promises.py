@@ -44,7 +44,7 @@ def promise(said: str, since: int, tools: list[dict[str, Any]]) -> tuple[int, li
 
 
 def _keeps(name: str, transfer: bool) -> bool:
-    return name == "transfer_to_human" if transfer else name not in CALL_CONTROL
+    return CALL_CONTROL.get(name) == "transfer" if transfer else name not in CALL_CONTROL
 
 
 def undecided(said: str) -> int:
