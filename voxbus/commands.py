@@ -357,7 +357,7 @@ async def dial(url: str, target: tuple[str, str, str], timeout_s: float, creds: 
         await bus.subscribe(subjects.call_events(call_id), None, on_event)
         uri, agent, context = target
         request = DialRequest(call_id=call_id, uri=uri, timeout_s=timeout_s, agent=agent, context=context)
-        reply = await bus.request(subjects.SIP_DIAL, request, Accepted, 10.0)
+        reply = await bus.request(subjects.SIP_DIAL, request, Accepted, 10.0, heard_within_s=2.0)
         print(f"calling {uri} as {call_id} via {reply.worker_id}", flush=True)
         return await ended
     finally:

@@ -89,3 +89,17 @@ def test_a_sentence_whisper_repeats_is_kept_once() -> None:
     assert without_repeats("What do bees make? What do bees make?") == "What do bees make?"
     assert without_repeats("Yeah, okay. Yeah, okay. Thanks.") == "Yeah, okay. Thanks."
     assert without_repeats("I'd like to book, um...") == "I'd like to book, um..."
+
+
+def test_a_group_of_words_looped_by_whisper_is_kept_once() -> None:
+    from voxbus.engines.stt import without_loops
+
+    looped = "Thanks for calling your host, " + "your host, " * 10 + "your host."
+    assert without_loops(looped) == "Thanks for calling your host."
+    assert without_loops("I said the the the the the word") == "I said the word"
+    assert without_loops("at ten at ten at ten at ten, please") == "at ten, please"
+    # said three times by a caller, or a loop too long to be one: kept as heard
+    assert without_loops("No, no, no, that's wrong.") == "No, no, no, that's wrong."
+    seven = " ".join(["one two three four five six seven"] * 4)
+    assert without_loops(seven) == seven
+    assert without_loops("") == ""

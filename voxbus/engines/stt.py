@@ -4,8 +4,8 @@ Whisper is trained on 30 s windows and faster-whisper pads every clip to 30 s, s
 about 300 ms for any turn. A caller's turn is a few seconds: with ``stt.context_s`` below 30 the
 encoder sees only that many seconds (the turn and trailing silence), which CTranslate2 accepts, and
 the encoder's cost falls with it (16 s: about 100 ms in all). With less context whisper tends to
-repeat itself at the end, so the decoder's length is bounded by the audio's and a sentence that
-repeats the one before it is dropped.
+repeat itself at the end, so the decoder's length is bounded by the audio's, a sentence that
+repeats the one before it is dropped and a group of words looped inside a sentence is kept once.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ FULL_CONTEXT_S = 30
 NO_SPEECH = 0.8  # whisper's own estimate that the clip holds no speech at all
 MAX_PROMPT_TOKENS = 223  # whisper's n_text_ctx // 2 - 1, as faster-whisper cuts it
 PROMPTS_KEPT = 64
+LOOP_MAX_WORDS = 6  # the longest group of words whose loop is caught
+LOOP_MIN_REPEATS = 4
 
 
 def spoken_words(text: str) -> str:
@@ -42,6 +44,31 @@ def without_repeats(text: str) -> str:
     for sentence in (m.group(0).strip() for m in _SENTENCE.finditer(text)):
         if sentence and (not kept or sentence.lower() != kept[-1].lower()):
             kept.append(sentence)
+    return " ".join(kept)
+
+
+def without_loops(text: str, longest: int = LOOP_MAX_WORDS, at_least: int = LOOP_MIN_REPEATS) -> str:
+    """Keep once a group of up to ``longest`` words said ``at_least`` times in a row: whisper's
+    decoder can loop inside a sentence ("your host, your host, your host, ..." eleven times), and
+    a caller repeats a word three times ("no, no, no") but not four."""
+    words = text.split()
+    key = [w.strip(".,!?;:").lower() for w in words]
+    kept: list[str] = []
+    i = 0
+    while i < len(words):
+        for size in range(1, longest + 1):
+            group = key[i : i + size]
+            repeats = 1
+            while key[i + repeats * size : i + (repeats + 1) * size] == group:
+                repeats += 1
+            if len(group) == size and repeats >= at_least:
+                # the last time it was said carries the sentence's punctuation
+                kept.extend(words[i + (repeats - 1) * size : i + repeats * size])
+                i += repeats * size
+                break
+        else:
+            kept.append(words[i])
+            i += 1
     return " ".join(kept)
 
 
@@ -133,7 +160,7 @@ class WhisperEngine:
             condition_on_previous_text=False,
             initial_prompt=priming(self.settings, language, vocabulary) or None,
         )
-        text = spoken_words(" ".join(s.text for s in segments))
+        text = without_loops(spoken_words(" ".join(s.text for s in segments)))
         return Transcript(text, time.perf_counter() - started, info.language)
 
     def _transcribe_short(
@@ -173,5 +200,5 @@ class WhisperEngine:
         if result.no_speech_prob > NO_SPEECH:
             return Transcript("", time.perf_counter() - started, language)
         tokens = [t for t in result.sequences_ids[0] if t < self.tokenizer.eot]
-        text = without_repeats(spoken_words(self.tokenizer.decode(tokens)))
+        text = without_loops(without_repeats(spoken_words(self.tokenizer.decode(tokens))))
         return Transcript(text, time.perf_counter() - started, language)
