@@ -1,6 +1,8 @@
 """The LLM worker on a real NATS server, with an engine that stands in for llama.cpp: it serves as
 many generations at once as its engine decodes together, one at a time otherwise, and a request
-that waited for the worker says so in ``llm.first_token``'s ``queued_s``."""
+that waited for the worker says so in ``llm.first_token``'s ``queued_s``; a generation asked again
+stops its first request (two streams of one generation never run side by side), and a worker with
+nothing to say yet says that it is at it."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from voxbus.bus import subjects
 from voxbus.bus.connection import Bus
 from voxbus.bus.streams import ensure_events_stream
 from voxbus.schemas.base import Accepted
-from voxbus.schemas.events import Event, LlmFirstToken
+from voxbus.schemas.events import Event, LlmCancelled, LlmFirstToken
 from voxbus.schemas.messages import ChatMessage, LlmChunk, LlmRequest
 
 from .helpers import until
@@ -114,3 +116,100 @@ async def test_a_one_at_a_time_engine_serves_in_turn_and_the_wait_shows(nats_url
     waited = {e.call_id: e.queued_s for e in firsts}
     assert waited[chunks[0].call_id] < waited[chunks[-1].call_id]
     assert waited[chunks[-1].call_id] > 0
+
+
+class PromptEngine:
+    """An engine "evaluating a long prompt" (saying nothing, honouring ``cancelled``) until the
+    test releases it, then answering in one piece. Records how each request ended."""
+
+    parallel = 1
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.began: list[str] = []  # the continue_from of each request it began
+        self.ended: list[str] = []  # "stopped" or "answered", in order
+
+    def stream(
+        self,
+        messages: list[ChatMessage],
+        max_tokens: int,
+        temperature: float,
+        continue_from: str = "",
+        cancelled: Callable[[], bool] = lambda: False,
+        tools: list[dict[str, Any]] | None = None,
+        session: str = "",
+    ) -> Iterator[str]:
+        self.began.append(continue_from)
+        while not self.release.wait(0.01):
+            if cancelled():
+                self.ended.append("stopped")
+                return
+        self.ended.append("answered")
+        yield "Sure."
+
+    def warm(self, messages: list[ChatMessage], tools: Any = None, session: str = "") -> None:
+        pass
+
+
+async def serve_prompt_engine(
+    nats_url: str,
+) -> tuple[Bus, PromptEngine, list[LlmChunk], list[Event]]:
+    bus = Bus(nats_url, "llm-test", source="llm/llm-p")
+    await bus.connect(attempts=3)
+    assert bus.js is not None
+    await ensure_events_stream(bus.js)
+    engine = PromptEngine()
+    await LlmWorker(bus, "llm-p", engine).start()  # type: ignore[arg-type]
+    chunks: list[LlmChunk] = []
+    events: list[Event] = []
+
+    async def on_chunk(chunk: LlmChunk, _msg: Msg) -> None:
+        chunks.append(chunk)
+
+    async def on_event(event: Event, _msg: Msg) -> None:
+        events.append(event)
+
+    await bus.subscribe(subjects.llm_chunks("*"), LlmChunk, on_chunk)
+    await bus.subscribe(subjects.ALL_CALL_EVENTS, None, on_event)
+    return bus, engine, chunks, events
+
+
+def ask(request_no: int, continue_from: str = "") -> LlmRequest:
+    messages = [ChatMessage(role="user", content="hello")]
+    return LlmRequest(
+        call_id="call-p", gen=3, turn=1, messages=messages, request_no=request_no, continue_from=continue_from
+    )
+
+
+async def test_a_worker_with_nothing_to_say_yet_says_it_is_at_it(nats_url: str) -> None:
+    bus, engine, chunks, _ = await serve_prompt_engine(nats_url)
+    try:
+        await bus.request(subjects.LLM_GENERATE, ask(1), Accepted, 5)
+        await until(lambda: bool(chunks), 10)  # before any text: the engine is still held
+        assert chunks[0].text == "" and not chunks[0].done and chunks[0].request_no == 1
+        engine.release.set()
+        await until(lambda: any(c.done for c in chunks), 10)
+    finally:
+        engine.release.set()
+        await bus.close()
+    assert "".join(c.text for c in chunks) == "Sure." and chunks[-1].finish_reason == "stop"
+
+
+async def test_a_generation_asked_again_stops_its_first_request(nats_url: str) -> None:
+    bus, engine, chunks, events = await serve_prompt_engine(nats_url)
+    try:
+        await bus.request(subjects.LLM_GENERATE, ask(1), Accepted, 5)
+        await until(lambda: engine.began == [""], 10)
+        # the call actor gave up on it (a slow machine, the worker busy) and asks again
+        await bus.request(subjects.LLM_GENERATE, ask(2, continue_from="Well,"), Accepted, 5)
+        await until(lambda: engine.began == ["", "Well,"], 10)  # one worker, one at a time
+        engine.release.set()
+        await until(lambda: any(c.done for c in chunks), 10)
+        await until(lambda: any(isinstance(e, LlmCancelled) for e in events), 10)
+    finally:
+        engine.release.set()
+        await bus.close()
+    assert engine.ended == ["stopped", "answered"]
+    assert {c.request_no for c in chunks if c.text or c.done} == {2}
+    cancelled = [e for e in events if isinstance(e, LlmCancelled)]
+    assert [(e.gen, e.reason) for e in cancelled] == [(3, "superseded by request 2")]

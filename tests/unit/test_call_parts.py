@@ -11,13 +11,13 @@ from voxbus.schemas.events import SttFinal
 from voxbus.schemas.messages import CallState, LlmChunk
 
 
-def chunk(text: str, done: bool = False, worker: str = "llm-1") -> LlmChunk:
-    return LlmChunk(call_id="c", gen=1, seq=0, text=text, done=done, worker_id=worker)
+def chunk(text: str, done: bool = False, worker: str = "llm-1", request_no: int = 1) -> LlmChunk:
+    return LlmChunk(call_id="c", gen=1, seq=0, text=text, done=done, worker_id=worker, request_no=request_no)
 
 
 def answer() -> Generation:
     generation = Generation.start(1, 1, "answer", 12, now=0.0)
-    generation.llm.worker = "llm-1"
+    generation.llm.worker, generation.llm.request_no = "llm-1", 1  # as Outbound.request_llm sets them
     return generation
 
 
@@ -39,6 +39,25 @@ def test_chunks_from_a_worker_given_up_on_are_refused() -> None:
     assert not generation.llm.accepts(chunk("Hi", worker="llm-2"))
     generation.take(chunk("Hi.", done=True), 1.0)
     assert not generation.llm.accepts(chunk(" more"))
+
+
+def test_chunks_of_a_request_asked_again_are_refused_even_from_the_same_worker() -> None:
+    """A retry that reaches the same worker (or its restarted process, same id): the first
+    request's stream, if it goes on, must not mix with the second's."""
+    generation = answer()
+    generation.take(chunk("<tool_call>"), 1.0)
+    generation.llm.request_no = 2  # asked again, continuing after what it has
+    assert not generation.llm.accepts(chunk('{"name'))
+    assert generation.llm.accepts(chunk('{"name', request_no=2))
+
+
+def test_a_chunk_with_no_text_says_the_worker_is_alive_and_nothing_else() -> None:
+    generation = answer()
+    taken = generation.take(chunk(""), now=15.0)
+    assert taken.clauses == [] and taken.tool_calls == [] and generation.llm.raw == ""
+    assert not generation.llm.streamed  # the first-token timeout still applies
+    assert generation.llm.retry_reason(16.0, 2.0, 20.0) is None
+    assert generation.llm.retry_reason(36.0, 2.0, 20.0) == "worker llm-1 silent for 21.0 s"
 
 
 def test_an_llm_request_is_retried_when_nobody_took_it_or_the_worker_went_quiet() -> None:

@@ -51,6 +51,7 @@ class FakeOut:
 
     async def request_llm(self, generation: Generation, messages: list[ChatMessage]) -> None:
         generation.llm.worker = "llm-1"
+        generation.llm.request_no += 1  # as Outbound.request_llm does
         self.llm_requests.append(messages)
 
     async def warm_llm(self, gen: int, turn: int, messages: list[ChatMessage]) -> None:
@@ -96,7 +97,16 @@ def agent() -> tuple[AgentSide, FakeOut, FakeTools, ManualClock]:
 
 def chunk(side: AgentSide, text: str, done: bool = False) -> LlmChunk:
     assert side.current is not None
-    return LlmChunk(call_id="c", gen=side.current.gen, seq=0, text=text, done=done, worker_id="llm-1")
+    llm = side.current.llm
+    return LlmChunk(
+        call_id="c",
+        gen=side.current.gen,
+        seq=0,
+        text=text,
+        done=done,
+        worker_id="llm-1",
+        request_no=llm.request_no,
+    )
 
 
 async def caller_says(side: AgentSide, text: str) -> Generation:

@@ -6,7 +6,11 @@ serves as many generations at once as its engine decodes together (``llm.paralle
 time otherwise. A cancel for a
 generation (``voxbus.call.<id>.cancel``) is checked between tokens, so generation stops within one
 token. Requests are idempotent by (call, generation): a retried request continues after the text
-the call actor already received (``continue_from``).
+the call actor already received (``continue_from``), and replaces an earlier request of the same
+generation (a higher ``request_no``), which stops at once: two streams of one generation must never
+run side by side. While a generation has nothing to say yet (a long prompt being evaluated), the
+worker says every ``PROGRESS_EVERY_S`` that it is at it (a chunk with no text), so that the call
+actor asks again only a worker that is really gone.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from voxbus.schemas.messages import Cancel, ChatMessage, LlmChunk, LlmRequest
 
 log = get_logger(__name__)
 CANCEL_MEMORY = 1024
+PROGRESS_EVERY_S = 1.0  # well under the call actor's agent.request_timeout_s
 
 
 class LlmWorker:
@@ -48,6 +53,7 @@ class LlmWorker:
         self.pool = ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="llama")
         self.queue: asyncio.Queue[tuple[LlmRequest, float]] = asyncio.Queue()  # with its arrival
         self.cancelled: dict[tuple[str, int], str] = {}
+        self.latest: dict[tuple[str, int], int] = {}  # the newest request_no of each generation
         self.active: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()  # the loop keeps only weak references
 
@@ -67,12 +73,23 @@ class LlmWorker:
         subjects.check_call_id(request.call_id)
         if msg.reply and not request.warm_only:
             await msg.respond(encode(Accepted(worker_id=self.worker_id, role="llm")))
+        if not request.warm_only:
+            key = (request.call_id, request.gen)
+            self.latest[key] = max(self.latest.pop(key, 0), request.request_no)  # newest last
+            _forget_oldest(self.latest)
         self.queue.put_nowait((request, time.perf_counter()))
 
     async def _on_cancel(self, cancel: Cancel, _msg: Msg) -> None:
         self.cancelled[(cancel.call_id, cancel.gen)] = cancel.reason
-        while len(self.cancelled) > CANCEL_MEMORY:
-            self.cancelled.pop(next(iter(self.cancelled)))
+        _forget_oldest(self.cancelled)
+
+    def _stopped_because(self, request: LlmRequest) -> str | None:
+        """Why this request must not go on: its generation was cancelled, or asked again."""
+        key = (request.call_id, request.gen)
+        if key in self.cancelled:
+            return self.cancelled[key]
+        newest = self.latest.get(key, request.request_no)
+        return f"superseded by request {newest}" if newest > request.request_no else None
 
     async def _serve(self) -> None:
         slots = asyncio.Semaphore(self.parallel)
@@ -111,6 +128,7 @@ class LlmWorker:
                     done=True,
                     finish_reason=f"error: {type(exc).__name__}: {exc}",
                     worker_id=self.worker_id,
+                    request_no=request.request_no,
                 ),
             )
         finally:
@@ -137,7 +155,6 @@ class LlmWorker:
         )
 
     async def _generate(self, request: LlmRequest, received: float) -> None:
-        key = (request.call_id, request.gen)
         subject = subjects.llm_chunks(request.call_id)
         loop = asyncio.get_running_loop()
         pieces: asyncio.Queue[str | None] = asyncio.Queue()
@@ -145,7 +162,7 @@ class LlmWorker:
         started = time.perf_counter()
 
         def cancelled() -> bool:
-            return stop.is_set() or key in self.cancelled
+            return stop.is_set() or self._stopped_because(request) is not None
 
         def produce() -> None:
             try:
@@ -162,7 +179,7 @@ class LlmWorker:
             finally:
                 loop.call_soon_threadsafe(pieces.put_nowait, None)
 
-        if key in self.cancelled:
+        if self._stopped_because(request) is not None:
             return
         if isinstance(self.engine, FallbackLlmEngine):
             self.engine.on_fallback = lambda reason, chars: loop.call_soon_threadsafe(
@@ -171,8 +188,16 @@ class LlmWorker:
         future = loop.run_in_executor(self.pool, produce)
         seq, text = 0, []
         try:
-            while (piece := await pieces.get()) is not None:
-                if key in self.cancelled:
+            while True:
+                try:
+                    piece = await asyncio.wait_for(pieces.get(), PROGRESS_EVERY_S)
+                except TimeoutError:
+                    if not cancelled():
+                        await self._say_at_it(request, seq)
+                    continue
+                if piece is None:
+                    break
+                if cancelled():
                     continue
                 if seq == 0:
                     self.bus.emit(
@@ -193,6 +218,7 @@ class LlmWorker:
                         seq=seq,
                         text=piece,
                         worker_id=self.worker_id,
+                        request_no=request.request_no,
                     ),
                 )
                 seq += 1
@@ -200,16 +226,11 @@ class LlmWorker:
             stop.set()
             await future
         full = "".join(text)
-        if key in self.cancelled:
-            self.bus.emit(
-                LlmCancelled(
-                    call_id=request.call_id,
-                    gen=request.gen,
-                    turn=request.turn,
-                    reason=self.cancelled[key],
-                    tokens=seq,
-                )
+        if (why := self._stopped_because(request)) is not None:
+            cancelled_event = LlmCancelled(
+                call_id=request.call_id, gen=request.gen, turn=request.turn, reason=why, tokens=seq
             )
+            self.bus.emit(cancelled_event)
             return
         await self.bus.publish(
             subject,
@@ -221,6 +242,7 @@ class LlmWorker:
                 done=True,
                 finish_reason="stop",
                 worker_id=self.worker_id,
+                request_no=request.request_no,
             ),
         )
         self.bus.emit(
@@ -232,3 +254,20 @@ class LlmWorker:
                 finish_reason="stop",
             )
         )
+
+    async def _say_at_it(self, request: LlmRequest, seq: int) -> None:
+        """A chunk with no text: this worker is still at the generation."""
+        chunk = LlmChunk(
+            call_id=request.call_id,
+            gen=request.gen,
+            seq=seq,
+            text="",
+            worker_id=self.worker_id,
+            request_no=request.request_no,
+        )
+        await self.bus.publish(subjects.llm_chunks(request.call_id), chunk)
+
+
+def _forget_oldest(memory: dict[Any, Any]) -> None:
+    while len(memory) > CANCEL_MEMORY:
+        memory.pop(next(iter(memory)))

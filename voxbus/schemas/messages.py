@@ -89,6 +89,12 @@ class LlmRequest(Message):
     turn: int = Field(ge=0)
     messages: list[ChatMessage]
     continue_from: str = Field(default="", description="text already received: continue after it")
+    request_no: int = Field(
+        default=1,
+        ge=1,
+        description="the call actor's request number within this generation (retries and tool "
+        "rounds count up): a worker drops an earlier request of the generation, and chunks carry it",
+    )
     tools: list[dict[str, Any]] = Field(
         default_factory=list, description="tools offered to the model (OpenAI function format)"
     )
@@ -102,12 +108,14 @@ class LlmRequest(Message):
 
 
 class LlmChunk(Message):
-    """A piece of generated text on ``voxbus.call.<id>.llm``."""
+    """A piece of generated text on ``voxbus.call.<id>.llm``. One with no text that is not
+    ``done`` says only that the worker is still at it (evaluating a long prompt, say)."""
 
     call_id: str
     gen: int
     seq: int
     text: str
+    request_no: int = Field(default=1, ge=1, description="the LlmRequest.request_no it answers")
     done: bool = False
     finish_reason: str | None = None
     worker_id: str = ""

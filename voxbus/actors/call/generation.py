@@ -30,18 +30,20 @@ Kind = Literal["answer", "greeting"]
 @dataclass
 class LlmStream:
     """The LLM's side of a generation. A retry asks any worker to continue after ``raw``; chunks
-    from a worker the generation gave up on are refused, so a retry is idempotent."""
+    of a request the generation gave up on are refused (a restarted worker, or the same one asked
+    again, has the same id: the request number tells them apart), so a retry is idempotent."""
 
     last_progress: float  # monotonic s: when the worker last showed life (or was asked)
     worker: str | None = None
     attempt: int = 1
+    request_no: int = 0  # the request whose chunks are taken (LlmRequest.request_no)
     raw: str = ""  # everything the LLM said, tool calls included
     streamed: bool = False  # a chunk of this request has arrived
     done: bool = False
     tools: ToolCallFilter = field(default_factory=ToolCallFilter)
 
     def accepts(self, chunk: LlmChunk) -> bool:
-        return not self.done and chunk.worker_id == self.worker
+        return not self.done and chunk.worker_id == self.worker and chunk.request_no == self.request_no
 
     def retry_reason(self, now: float, timeout_s: float, first_token_timeout_s: float = 20.0) -> str | None:
         """Why the generation must be asked again (None: wait). A request nobody took is asked
@@ -126,6 +128,8 @@ class Generation:
         """Add a chunk of LLM text (already checked with :meth:`LlmStream.accepts`)."""
         llm = self.llm
         llm.last_progress = now
+        if not chunk.text and not chunk.done:
+            return Taken([], [], [])  # the worker is at it: alive, nothing said yet
         llm.raw += chunk.text
         spoken, calls = llm.tools.push(chunk.text)
         decoding = llm.tools.decoding
@@ -161,7 +165,7 @@ class Generation:
 
     def next_round(self, now: float) -> None:
         """The tools answered: the LLM is asked again, and says what follows from them."""
-        self.llm = LlmStream(now)
+        self.llm = LlmStream(now, request_no=self.llm.request_no)
         self.answer_from = len(self.text)
         self.tool_rounds += 1
         self.round_calls = 0

@@ -99,12 +99,14 @@ class Outbound:
     async def request_llm(self, generation: Generation, messages: list[ChatMessage]) -> None:
         """Ask a free LLM worker for the generation, continuing after what it already said. If no
         worker takes it, ``generation.llm.worker`` stays None and the watchdog asks again."""
+        generation.llm.request_no += 1  # from now on, chunks of an earlier request are refused
         request = LlmRequest(
             call_id=self.call_id,
             gen=generation.gen,
             turn=generation.turn,
             messages=messages,
             continue_from=generation.llm.raw,
+            request_no=generation.llm.request_no,
             tools=self.tools,
             max_tokens=self.settings.max_tokens,
             temperature=self.settings.temperature,
