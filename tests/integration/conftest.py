@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
@@ -24,6 +27,34 @@ THREE_QUESTIONS = CallerScript(
     ],
     tail_s=0.5,
 )
+
+
+LEFT_TASKS_CANCEL_S = 10.0
+
+
+@pytest.fixture(autouse=True)
+async def no_task_survives_the_test(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """Torn down after the test's own fixtures: the tasks they left are cancelled here, as the
+    event loop's runner would do next, but with a bound. A task that ignores its cancellation
+    would hang the runner, and the whole suite with it, where no per-test timeout reaches (one
+    did in a stressed run): its stack is told and the run ends at once, failed."""
+    before = asyncio.all_tasks()
+    yield
+    left = [t for t in asyncio.all_tasks() - before if t is not asyncio.current_task()]
+    for task in left:
+        task.cancel()
+    if not left:
+        return
+    _, stuck = await asyncio.wait(left, timeout=LEFT_TASKS_CANCEL_S)
+    if stuck:
+        capture = request.config.pluginmanager.getplugin("capturemanager")
+        with capture.global_and_fixture_disabled():  # told on the terminal, not into a capture
+            told = f"{len(stuck)} task(s) ignored their cancellation for {LEFT_TASKS_CANCEL_S:g} s"
+            print(f"\n{request.node.nodeid}: {told}:", file=sys.stderr)
+            for task in stuck:
+                task.print_stack(file=sys.stderr)
+            sys.stderr.flush()
+        os._exit(3)  # the runner would wait for them for ever
 
 
 @pytest.fixture(scope="session")
