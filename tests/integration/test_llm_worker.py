@@ -7,6 +7,7 @@ nothing to say yet says that it is at it."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -36,6 +37,7 @@ class GatedEngine:
         self.lock = threading.Lock()
         self.active = self.most = 0
         self.sessions: list[str] = []
+        self.held_s = 0.0  # how long the test kept a queued request waiting (one at a time)
 
     def stream(
         self,
@@ -74,6 +76,9 @@ async def serve_two(nats_url: str, parallel: int) -> tuple[GatedEngine, list[Llm
     firsts: list[LlmFirstToken] = []
     chunks: list[LlmChunk] = []
 
+    def said() -> list[LlmChunk]:  # text, not the chunks that say the worker is still at it
+        return [c for c in chunks if c.text]
+
     async def on_event(event: Event, _msg: Msg) -> None:
         if isinstance(event, LlmFirstToken):
             firsts.append(event)
@@ -89,9 +94,13 @@ async def serve_two(nats_url: str, parallel: int) -> tuple[GatedEngine, list[Llm
             request = LlmRequest(call_id=call, gen=1, turn=1, messages=messages)
             await bus.request(subjects.LLM_GENERATE, request, Accepted, 5)
         if parallel > 1:  # both answers have begun before either may end
-            await until(lambda: len({c.call_id for c in chunks}) == 2, 10)
-        else:  # the first has begun; the second waits for it
-            await until(lambda: len(chunks) == 1, 10)
+            await until(lambda: len({c.call_id for c in said()}) == 2, 10)
+        else:  # the first has begun; the second waits in the queue for it
+            await until(lambda: len(said()) == 1 and worker.queue.qsize() == 1, 10)
+            queued = time.perf_counter()
+            # held until the first says it is still at it (a second of silence, by construction)
+            await until(lambda: any(not c.text and not c.done for c in chunks), 10)
+            engine.held_s = time.perf_counter() - queued
         engine.gate.set()
         await until(lambda: sum(c.done for c in chunks) == 2, 10)
         await until(lambda: len(firsts) == 2, 10)
@@ -114,8 +123,8 @@ async def test_a_one_at_a_time_engine_serves_in_turn_and_the_wait_shows(nats_url
     first_done = next(i for i, c in enumerate(chunks) if c.done)
     assert all(c.call_id == chunks[0].call_id for c in chunks[: first_done + 1])  # in turn
     waited = {e.call_id: e.queued_s for e in firsts}
-    assert waited[chunks[0].call_id] < waited[chunks[-1].call_id]
-    assert waited[chunks[-1].call_id] > 0
+    # the second arrived before the test began holding it, and began after the first ended
+    assert engine.held_s > 0 and waited[chunks[-1].call_id] > engine.held_s - 0.001
 
 
 class PromptEngine:

@@ -71,13 +71,14 @@ class LlmWorker:
 
     async def _on_request(self, request: LlmRequest, msg: Msg) -> None:
         subjects.check_call_id(request.call_id)
+        received = time.perf_counter()  # the wait in llm.first_token's queued_s counts from here
         if msg.reply and not request.warm_only:
             await msg.respond(encode(Accepted(worker_id=self.worker_id, role="llm")))
         if not request.warm_only:
             key = (request.call_id, request.gen)
             self.latest[key] = max(self.latest.pop(key, 0), request.request_no)  # newest last
             _forget_oldest(self.latest)
-        self.queue.put_nowait((request, time.perf_counter()))
+        self.queue.put_nowait((request, received))
 
     async def _on_cancel(self, cancel: Cancel, _msg: Msg) -> None:
         self.cancelled[(cancel.call_id, cancel.gen)] = cancel.reason
