@@ -74,7 +74,9 @@ async def talk(
     out: Path,
     echo_gain: float = 0.0,
     end_on: Callable[[Event], bool] | None = None,
+    cue_on: type[Event] | None = None,
 ):  # type: ignore[no-untyped-def]
+    """The call; ``cue_on``: each event of that type cues the caller's ``after_cue`` line."""
     from voxbus.commands import sip_call
 
     client = Bus(system.url, name="test-client", source="test", creds=system.creds("admin"))
@@ -82,8 +84,14 @@ async def talk(
     try:
         await wait_all_serving(client)
         player = DialoguePlayer(dialogue, [render_line(line, piper) for line in dialogue.lines])
+
+        def watch(event: Event) -> bool:
+            if cue_on is not None and isinstance(event, cue_on):
+                player.cue()
+            return end_on is not None and end_on(event)
+
         heard, _, events = await sip_call(
-            system.url, settings, player, out, echo_gain=echo_gain, quiet=True, end_on=end_on
+            system.url, settings, player, out, echo_gain=echo_gain, quiet=True, end_on=watch
         )
         call_id = next(e.call_id for e in events if getattr(e, "call_id", None))
         kv = await client.js.key_value(subjects.CALL_STATE_BUCKET)
@@ -202,10 +210,14 @@ async def test_pause_mid_sentence_waits_and_leaves_no_trace(
     dialogue = Dialogue(
         lines=[
             DialogueLine(text="I'd like to book a table, um", role="hesitation"),
-            DialogueLine(text="for four people at seven tonight.", when="after_line", gap_s=0.9),
+            # the caller goes on once the agent has begun an answer at the pause: a fixed pause
+            # raced STT, which on two loaded cores had not transcribed the first half within 0.9 s
+            DialogueLine(text="for four people at seven tonight.", when="after_cue", gap_s=0.2),
         ]
     )
-    heard, timings, events, state = await talk(system, settings, piper, dialogue, tmp_path / "heard.wav")
+    heard, timings, events, state = await talk(
+        system, settings, piper, dialogue, tmp_path / "heard.wav", cue_on=LlmRequested
+    )
 
     # whisper usually writes the "um" (stt.tentative: the turn stays open, the LLM may start);
     # when it does not, the turn ends at the pause and is withdrawn as the caller goes on

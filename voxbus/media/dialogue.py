@@ -19,7 +19,7 @@ from voxbus.engines.tts import VoiceEngine
 from voxbus.media.frames import FRAME_BYTES, FRAME_MS, SILENCE
 from voxbus.media.script import trim_silence
 
-When = Literal["after_reply", "during_reply", "after_line"]
+When = Literal["after_reply", "during_reply", "after_line", "after_cue"]
 QUIET_AFTER_REPLY_S = 1.2  # the agent counts as done after this much quiet
 REPLY_TIMEOUT_S = 25.0  # a line waiting for a reply that never comes goes ahead after this
 
@@ -29,7 +29,8 @@ class DialogueLine(BaseModel):
     when: When = Field(
         default="after_reply",
         description="after_reply: once the agent has answered and gone quiet; during_reply: once "
-        "the agent's next reply is heard; after_line: right after the caller's previous line",
+        "the agent's next reply is heard; after_line: right after the caller's previous line; "
+        "after_cue: once the test cues it (DialoguePlayer.cue), after the previous line began",
     )
     gap_s: float = Field(default=0.6, ge=0, description="wait after the trigger")
     role: Literal["question", "interrupt", "backchannel", "noise", "hesitation"] = "question"
@@ -88,6 +89,12 @@ class DialoguePlayer:
         self.last_loud = -1
         self.loud_since_line = False  # agent audio heard since the caller's last line ended
         self.first_loud_since_line: int | None = None
+        self.cued = False  # set from another thread: a bool, read by the clock thread
+
+    def cue(self) -> None:
+        """Something the caller waits for has happened (a test's event: the agent began an
+        answer): a line ``after_cue`` may start."""
+        self.cued = True
 
     def heard(self, tick: int, loud: bool) -> None:
         if loud:
@@ -121,6 +128,8 @@ class DialoguePlayer:
         timeout = waited * FRAME_MS / 1000 > REPLY_TIMEOUT_S
         if line.when == "after_line":
             return self.last_end + gap
+        if line.when == "after_cue":
+            return tick + gap if self.cued or timeout else None
         if line.when == "during_reply":
             if self.first_loud_since_line is not None:
                 return self.first_loud_since_line + gap
@@ -134,6 +143,7 @@ class DialoguePlayer:
         line = self.lines[self.next_line]
         self.playing, self.position = self.rendered[self.next_line], 0
         self.timings.append(LineTiming(text=line.text, role=line.role, start_tick=tick, end_tick=tick))
+        self.cued = False  # the next line's cue must come after this one began
         self.next_line += 1
         self.start_at = None
         return self.frame(tick)
