@@ -69,6 +69,7 @@ async def main() -> None:
             },
         )
     )
+    await nc.flush()  # the server has the endpoint's subscriptions: now it is served
     print("serving opening_hours", flush=True)
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)

@@ -150,6 +150,9 @@ class ToolService:
                 )
             )
         self._service = service
+        # served once the server has the endpoints' subscriptions: a discovery or a call sent
+        # right after, on another connection, would otherwise find nobody (as Bus.subscribe)
+        await nc.flush()
         log.info("tools served", service=self.name, tools=sorted(self.tools))
         return service
 
