@@ -119,19 +119,7 @@ class LlmWorker:
             await self._generate(request, received)
         except Exception as exc:  # one bad generation must not take the worker down
             log.exception("generation failed", call_id=request.call_id, gen=request.gen)
-            await self.bus.publish(
-                subjects.llm_chunks(request.call_id),
-                LlmChunk(
-                    call_id=request.call_id,
-                    gen=request.gen,
-                    seq=0,
-                    text="",
-                    done=True,
-                    finish_reason=f"error: {type(exc).__name__}: {exc}",
-                    worker_id=self.worker_id,
-                    request_no=request.request_no,
-                ),
-            )
+            await self._send(request, 0, "", finish_reason=f"error: {type(exc).__name__}: {exc}")
         finally:
             self.active.discard(request.call_id)
 
@@ -156,7 +144,6 @@ class LlmWorker:
         )
 
     async def _generate(self, request: LlmRequest, received: float) -> None:
-        subject = subjects.llm_chunks(request.call_id)
         loop = asyncio.get_running_loop()
         pieces: asyncio.Queue[str | None] = asyncio.Queue()
         stop = threading.Event()
@@ -193,8 +180,8 @@ class LlmWorker:
                 try:
                     piece = await asyncio.wait_for(pieces.get(), PROGRESS_EVERY_S)
                 except TimeoutError:
-                    if not cancelled():
-                        await self._say_at_it(request, seq)
+                    if not cancelled():  # a chunk with no text: still at it
+                        await self._send(request, seq, "")
                     continue
                 if piece is None:
                     break
@@ -211,17 +198,7 @@ class LlmWorker:
                         )
                     )
                 text.append(piece)
-                await self.bus.publish(
-                    subject,
-                    LlmChunk(
-                        call_id=request.call_id,
-                        gen=request.gen,
-                        seq=seq,
-                        text=piece,
-                        worker_id=self.worker_id,
-                        request_no=request.request_no,
-                    ),
-                )
+                await self._send(request, seq, piece)
                 seq += 1
         finally:
             stop.set()
@@ -233,19 +210,7 @@ class LlmWorker:
             )
             self.bus.emit(cancelled_event)
             return
-        await self.bus.publish(
-            subject,
-            LlmChunk(
-                call_id=request.call_id,
-                gen=request.gen,
-                seq=seq,
-                text="",
-                done=True,
-                finish_reason="stop",
-                worker_id=self.worker_id,
-                request_no=request.request_no,
-            ),
-        )
+        await self._send(request, seq, "", finish_reason="stop")
         self.bus.emit(
             LlmDone(
                 call_id=request.call_id,
@@ -256,13 +221,15 @@ class LlmWorker:
             )
         )
 
-    async def _say_at_it(self, request: LlmRequest, seq: int) -> None:
-        """A chunk with no text: this worker is still at the generation."""
+    async def _send(self, request: LlmRequest, seq: int, text: str, finish_reason: str | None = None) -> None:
+        """A chunk of the request's answer; with ``finish_reason`` its last."""
         chunk = LlmChunk(
             call_id=request.call_id,
             gen=request.gen,
             seq=seq,
-            text="",
+            text=text,
+            done=finish_reason is not None,
+            finish_reason=finish_reason,
             worker_id=self.worker_id,
             request_no=request.request_no,
         )
