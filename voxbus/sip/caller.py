@@ -28,6 +28,7 @@ from voxbus.media.wav import TimelineSink
 from voxbus.sip.frames import read_vector, write_vector
 from voxbus.sip.pjsetup import quiet_pjlib
 from voxbus.sip.pjthread import PjThread
+from voxbus.sip.port_life import destroy_port
 
 
 class Voice(Protocol):
@@ -273,13 +274,13 @@ class SipCaller:
             self._call.hangup(pj.CallOpParam(True))
 
     def _teardown(self) -> None:
-        # The port is destroyed here, while pjsua lives and the call's media is gone, not by the
-        # garbage collector at some later moment: a pjsua2 port destroyed after libDestroy (or
-        # during the next call's set-up, with pjsua created anew) crashed the process.
+        # The port is destroyed here, while pjsua lives, and before its Python object is
+        # dropped (voxbus.sip.port_life): pjmedia's clock is still calling it
         call, self._call = self._call, None
         if call is not None:
             if call.port is not None:
                 call.port.caller = None
+                destroy_port(call.port)
                 call.port = None
             call.caller = None  # type: ignore[assignment]
             del call

@@ -1,13 +1,11 @@
 """The audio ports between pjmedia's conference bridge and the bus, one per call in progress.
 
 pjmedia's clock thread calls each port 50 times a second (``onFrameReceived`` with the caller's
-frame, ``onFrameRequested`` for the agent's). A port is therefore never destroyed while pjsua
-runs: destroying a pjsua2 port from Python tears its Python object down before the C++ side leaves
-the bridge, and a clock tick that lands in between runs the callback on a half-destroyed object
-(an ``AttributeError``, then a segmentation fault that ends every call of the process). Ports are
-created on demand, kept in a :class:`PortPool`, lent to one call at a time (:meth:`attach`) and
-handed back when it ends (:meth:`release`); a port with no call plays silence and drops what it
-receives.
+frame, ``onFrameRequested`` for the agent's). Ports are created on demand, kept in a
+:class:`PortPool`, lent to one call at a time (:meth:`attach`) and handed back when it ends
+(:meth:`release`); a port with no call plays silence and drops what it receives. Reusing them
+spares each call a port's set-up; when the pool closes, each port's C++ side is destroyed before
+its Python object is dropped (:mod:`voxbus.sip.port_life` says why the order matters).
 """
 
 from __future__ import annotations
@@ -21,6 +19,7 @@ from voxbus.media.frames import FRAME_BYTES, FRAME_MS, SAMPLE_RATE, SILENCE, Far
 from voxbus.sip.echo import EchoCanceller, make_canceller
 from voxbus.sip.frames import read_vector, write_vector
 from voxbus.sip.legs import CallLeg
+from voxbus.sip.port_life import destroy_port
 
 
 class BusAudioPort(pj.AudioMediaPort):
@@ -92,6 +91,7 @@ class PortPool:
         """Drop every port (only once pjsua's calls are gone, before ``libDestroy``)."""
         for port in self.all:
             self.release(port)
+            destroy_port(port)
         self.free.clear()
         self.all.clear()
 
