@@ -18,12 +18,33 @@ DEFAULT_MODELS = (
 )
 
 
+# past pytest-timeout's limit: a test stuck where Python's signal handlers never run (a loop in
+# native code holding the GIL) is ended by faulthandler's own thread, which needs no GIL
+WATCHDOG_GRACE_S = 60.0
+_terminal = -1  # a copy of stderr that outlives pytest's capture
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """A segmentation fault in native code (llama.cpp, ctranslate2, onnxruntime, pjsip) prints the
     Python stack of the thread that crashed, alone: pytest's own handler (turned off in pyproject)
     prints every thread, which buries the one that matters when a run's log is cut short. Set here,
     where stderr is not captured yet, on a copy of it that outlives the capture."""
-    faulthandler.enable(file=os.dup(sys.stderr.fileno()), all_threads=False)
+    global _terminal
+    _terminal = os.dup(sys.stderr.fileno())
+    faulthandler.enable(file=_terminal, all_threads=False)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[object]:
+    """pytest-timeout interrupts a test through a signal, which Python handles only between
+    bytecodes; a test stuck inside native code would hang the run until CI's limit. This watchdog
+    prints every thread's stack and ends the run, failed, a minute after the test's limit."""
+    limit = float(item.config.getini("timeout") or 300)
+    faulthandler.dump_traceback_later(limit + WATCHDOG_GRACE_S, exit=True, file=_terminal)
+    try:
+        return (yield)
+    finally:
+        faulthandler.cancel_dump_traceback_later()
 
 
 @pytest.fixture
