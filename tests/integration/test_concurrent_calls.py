@@ -7,6 +7,7 @@ machine is."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 
@@ -14,7 +15,7 @@ from voxbus.bus.connection import Bus
 from voxbus.engines.tts import PiperEngine
 from voxbus.media.dialogue import Dialogue, DialogueLine, DialoguePlayer, render_line
 from voxbus.media.file_call import FileCall, FileCallResult
-from voxbus.schemas.events import BargeIn, LlmCancelled, LlmDone, PlayoutDone, TtsDone, TurnMetrics
+from voxbus.schemas.events import BargeIn, Event, LlmCancelled, LlmDone, PlayoutDone, TtsDone, TurnMetrics
 
 from .helpers import wait_all_serving
 
@@ -32,12 +33,21 @@ def batched_answers_of_known_length(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 async def both(client: Bus, piper: PiperEngine, dialogues: list[Dialogue]) -> list[FileCallResult]:
+    """The calls at once; a caller's ``after_cue`` line waits for the end of a turn (its answer
+    played to the end, told by ``TurnMetrics``): on a loaded machine an answer can pause longer
+    than the quiet after which ``after_reply`` takes it as over."""
     await wait_all_serving(client)
-    calls = [
-        FileCall(client, DialoguePlayer(d, [render_line(line, piper) for line in d.lines]), max_s=240)
-        for d in dialogues
-    ]
+    players = [DialoguePlayer(d, [render_line(line, piper) for line in d.lines]) for d in dialogues]
+    calls = [FileCall(client, player, max_s=240, on_event=cue_at_turn_end(player)) for player in players]
     return await asyncio.gather(*(call.run() for call in calls))
+
+
+def cue_at_turn_end(player: DialoguePlayer) -> Callable[[Event], None]:
+    def on_event(event: Event) -> None:
+        if isinstance(event, TurnMetrics):
+            player.cue()
+
+    return on_event
 
 
 def answered(result: FileCallResult) -> list[TurnMetrics]:
@@ -54,7 +64,10 @@ async def test_two_calls_at_once_get_every_answer_and_one_cutting_in_leaves_the_
         ]
     )
     listening = Dialogue(
-        lines=[DialogueLine(text="What is the capital of France?"), DialogueLine(text="What do cows drink?")]
+        lines=[
+            DialogueLine(text="What is the capital of France?"),
+            DialogueLine(text="What do cows drink?", when="after_cue"),
+        ]
     )
     interrupter, listener = await both(client, piper, [cutting_in, listening])
 

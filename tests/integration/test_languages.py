@@ -135,10 +135,11 @@ async def test_auto_gives_each_caller_their_language(
     french_line = Dialogue(
         lines=[DialogueLine(text="Bonjour, je voudrais déplacer mon rendez-vous de mardi à jeudi matin.")]
     )
-    chosen = []
+    chosen, timelines = [], []
     for dialogue, voice, name in [(english, piper, "en"), (french_line, caller_voice(settings), "fr")]:
         events = await call(auto, dialogue, voice, tmp_path / f"heard-{name}.wav")
         chosen.append([e.language for e in events if isinstance(e, LanguageChosen)])
+        timelines.append([(e.type, e.source, getattr(e, "language", "")) for e in events])
         finals = [e for e in events if isinstance(e, SttFinal)]
         assert finals and finals[0].language == name, finals
-    assert chosen == [["en"], ["fr"]]
+    assert chosen == [["en"], ["fr"]], timelines
