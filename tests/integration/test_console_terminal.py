@@ -29,9 +29,13 @@ def tmux(*args: str) -> str:
 
 
 async def screen_shows(session: str, text: str, timeout_s: float = 60.0) -> str:
-    async with asyncio.timeout(timeout_s):
-        while text not in (screen := tmux("capture-pane", "-p", "-t", session)):
-            await asyncio.sleep(0.2)
+    screen = ""
+    try:
+        async with asyncio.timeout(timeout_s):
+            while text not in (screen := tmux("capture-pane", "-p", "-t", session)):
+                await asyncio.sleep(0.2)
+    except TimeoutError:
+        raise AssertionError(f"{text!r} not shown within {timeout_s:g} s; the screen:\n{screen}") from None
     return screen
 
 
@@ -58,8 +62,13 @@ async def test_the_terminal_console_shows_a_live_call_and_steps_in(
     try:
         await screen_shows(session, call.call_id)  # the live call appears
         await screen_shows(session, f"agent   {greeting}")  # with what was said before it opened
+        # as an operator does: the hotkey, the note once its box is open, Enter once it is typed.
+        # Keys sent at once reach the console in one read when it is busy (make test-long), before
+        # the hotkey's box has taken the focus, and go to the call list instead
         tmux("send-keys", "-t", session, "g")
+        await screen_shows(session, "a note for the agent only")
         tmux("send-keys", "-t", session, "-l", "Offer Friday morning.")
+        await screen_shows(session, "Offer Friday morning.")
         tmux("send-keys", "-t", session, "Enter")
         await screen_shows(session, "guide: done")
         tmux("send-keys", "-t", session, "h")
