@@ -131,15 +131,22 @@ async def test_auto_gives_each_caller_their_language(
     auto: System, piper: PiperEngine, tmp_path: Path
 ) -> None:
     settings = auto.settings
-    english = Dialogue(lines=[DialogueLine(text="Hello, I would like to book an appointment for Thursday.")])
+    # each caller waits for the answer however long it takes (the call ends once it has been
+    # played): with the default 4 s of patience, a loaded machine's caller hung up before whisper
+    # had told its words' language
+    english = Dialogue(
+        lines=[DialogueLine(text="Hello, I would like to book an appointment for Thursday.")], settle_s=120.0
+    )
     french_line = Dialogue(
-        lines=[DialogueLine(text="Bonjour, je voudrais déplacer mon rendez-vous de mardi à jeudi matin.")]
+        lines=[DialogueLine(text="Bonjour, je voudrais déplacer mon rendez-vous de mardi à jeudi matin.")],
+        settle_s=120.0,
     )
     chosen, timelines = [], []
     for dialogue, voice, name in [(english, piper, "en"), (french_line, caller_voice(settings), "fr")]:
         events = await call(auto, dialogue, voice, tmp_path / f"heard-{name}.wav")
         chosen.append([e.language for e in events if isinstance(e, LanguageChosen)])
-        timelines.append([(e.type, e.source, getattr(e, "language", "")) for e in events])
+        timeline = [f"{e.ts:.3f} {e.type} {e.source} {getattr(e, 'language', '')}" for e in events]
+        timelines.append(f"{name} call:\n" + "\n".join(timeline))
         finals = [e for e in events if isinstance(e, SttFinal)]
         assert finals and finals[0].language == name, finals
-    assert chosen == [["en"], ["fr"]], timelines
+    assert chosen == [["en"], ["fr"]], "\n".join(timelines)  # a string: told whole, not cut
