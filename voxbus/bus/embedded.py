@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import os
+import random
 import shutil
 import signal
 import socket
@@ -26,18 +27,51 @@ class NatsServerMissing(RuntimeError):
     pass
 
 
+# Listening ports are taken below the kernel's range for outgoing connections' ports: a port
+# picked there is free when picked, but any outgoing connection (a NATS client's) may take it as its
+# own port before the listener that it was picked for starts, and hold it (a SIP gateway then failed
+# every restart with "Address already in use"). Above sip.rtp_port's default range (10000-10199)
+# and below the RTP ports that the tests and the SIP caller give pjsua (20000 and up).
+LISTEN_PORTS = (11000, 19999)
+_handed_out: set[int] = set()  # never the same port twice from one process
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
+def _bindable(port: int) -> bool:
+    """Free on loopback for TCP and UDP both (SIP listens on both with one number)."""
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp,
+    ):
+        try:
+            tcp.bind(("127.0.0.1", port))
+            udp.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def free_port() -> int:
-    """A loopback port free for TCP and UDP both (SIP listens on both with one number)."""
-    while True:
+    """A loopback port free for TCP and UDP, below the ephemeral range where there is room."""
+    low, high = LISTEN_PORTS[0], min(LISTEN_PORTS[1], _ephemeral_low() - 1)
+    for _ in range(200 if high - low > 1000 else 0):
+        port = random.randint(low, high)
+        if port not in _handed_out and _bindable(port):
+            _handed_out.add(port)
+            return port
+    while True:  # no room below the ephemeral range: the kernel's choice
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
             tcp.bind(("127.0.0.1", 0))
             port = tcp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                try:
-                    udp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue  # taken for UDP: try another
-                return port
+        if port not in _handed_out and _bindable(port):
+            _handed_out.add(port)
+            return port
 
 
 def server_binary() -> str:
