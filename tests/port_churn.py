@@ -20,7 +20,7 @@ import pjsua2 as pj
 from voxbus.media.frames import FRAME_BYTES, FRAME_MS, SAMPLE_RATE, SILENCE
 from voxbus.sip.frames import read_vector, write_vector
 from voxbus.sip.pjsetup import quiet_pjlib
-from voxbus.sip.port_life import destroy_port
+from voxbus.sip.port_life import destroy_port, port_format
 
 
 class CountingPort(pj.AudioMediaPort):
@@ -59,10 +59,7 @@ def main() -> None:
     ep.libStart()
     ep.audDevManager().setNullDev()  # the null device's thread clocks the bridge
     speaker, microphone = ep.audDevManager().getPlaybackDevMedia(), ep.audDevManager().getCaptureDevMedia()
-    fmt = pj.MediaFormatAudio()
-    fmt.type = pj.PJMEDIA_TYPE_AUDIO
-    fmt.clockRate, fmt.channelCount, fmt.bitsPerSample = SAMPLE_RATE, 1, 16
-    fmt.frameTimeUsec = FRAME_MS * 1000
+    fmt = port_format()
     late = 0
     for n in range(args.ports):
         port = CountingPort()

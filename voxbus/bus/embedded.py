@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import functools
 import os
 import random
 import shutil
@@ -36,15 +37,21 @@ LISTEN_PORTS = (11000, 19999)
 _handed_out: set[int] = set()  # never the same port twice from one process
 
 
-def _ephemeral_low() -> int:
+@functools.cache
+def _listen_ports() -> range:
+    """LISTEN_PORTS, cut below the ephemeral range where a machine has moved it down (read once)."""
     try:
-        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+        ephemeral_low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     except (OSError, ValueError, IndexError):
-        return 32768  # Linux's default
+        ephemeral_low = 32768  # Linux's default
+    return range(LISTEN_PORTS[0], min(LISTEN_PORTS[1], ephemeral_low - 1) + 1)
 
 
-def _bindable(port: int) -> bool:
-    """Free on loopback for TCP and UDP both (SIP listens on both with one number)."""
+def _take(port: int) -> bool:
+    """Hand ``port`` out if this process has not yet and it is free on loopback for TCP and UDP
+    both (SIP listens on both with one number)."""
+    if port in _handed_out:
+        return False
     with (
         socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp,
         socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp,
@@ -54,23 +61,21 @@ def _bindable(port: int) -> bool:
             udp.bind(("127.0.0.1", port))
         except OSError:
             return False
+    _handed_out.add(port)
     return True
 
 
 def free_port() -> int:
     """A loopback port free for TCP and UDP, below the ephemeral range where there is room."""
-    low, high = LISTEN_PORTS[0], min(LISTEN_PORTS[1], _ephemeral_low() - 1)
-    for _ in range(200 if high - low > 1000 else 0):
-        port = random.randint(low, high)
-        if port not in _handed_out and _bindable(port):
-            _handed_out.add(port)
+    ports = _listen_ports()
+    for _ in range(200 if ports else 0):
+        if _take(port := random.choice(ports)):
             return port
     while True:  # no room below the ephemeral range: the kernel's choice
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
             tcp.bind(("127.0.0.1", 0))
             port = tcp.getsockname()[1]
-        if port not in _handed_out and _bindable(port):
-            _handed_out.add(port)
+        if _take(port):
             return port
 
 

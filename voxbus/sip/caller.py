@@ -28,7 +28,7 @@ from voxbus.media.wav import TimelineSink
 from voxbus.sip.frames import read_vector, write_vector
 from voxbus.sip.pjsetup import quiet_pjlib
 from voxbus.sip.pjthread import PjThread
-from voxbus.sip.port_life import destroy_port
+from voxbus.sip.port_life import destroy_port, port_format
 
 
 class Voice(Protocol):
@@ -143,10 +143,7 @@ class _Call(pj.Call):
                 and self.port is None
             ):
                 audio = self.getAudioMedia(index)
-                fmt = pj.MediaFormatAudio()
-                fmt.type = pj.PJMEDIA_TYPE_AUDIO
-                fmt.clockRate, fmt.channelCount, fmt.bitsPerSample = SAMPLE_RATE, 1, 16
-                fmt.frameTimeUsec = FRAME_MS * 1000
+                fmt = port_format()
                 self.port = _Port(self.caller)
                 self.port.createPort("caller", fmt)
                 audio.startTransmit(self.port)

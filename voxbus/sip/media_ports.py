@@ -15,11 +15,11 @@ from collections.abc import Callable
 import pjsua2 as pj
 
 from voxbus.config import SipSettings
-from voxbus.media.frames import FRAME_BYTES, FRAME_MS, SAMPLE_RATE, SILENCE, FarEndLevel
+from voxbus.media.frames import FRAME_BYTES, FRAME_MS, SILENCE, FarEndLevel
 from voxbus.sip.echo import EchoCanceller, make_canceller
 from voxbus.sip.frames import read_vector, write_vector
 from voxbus.sip.legs import CallLeg
-from voxbus.sip.port_life import destroy_port
+from voxbus.sip.port_life import destroy_port, port_format
 
 
 class BusAudioPort(pj.AudioMediaPort):
@@ -96,10 +96,7 @@ class PortPool:
         self.all.clear()
 
     def _create(self) -> BusAudioPort:
-        fmt = pj.MediaFormatAudio()
-        fmt.type = pj.PJMEDIA_TYPE_AUDIO
-        fmt.clockRate, fmt.channelCount, fmt.bitsPerSample = SAMPLE_RATE, 1, 16
-        fmt.frameTimeUsec = FRAME_MS * 1000
+        fmt = port_format()
         # the echo of a frame comes back through the caller's jitter buffer and ours: up to
         # twice sip.jitter_max_ms, plus a few frames of buffering on each side (measured: the
         # default 240 ms let a loaded machine's echo through the gate)

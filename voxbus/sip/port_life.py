@@ -1,4 +1,5 @@
-"""Ending a Python audio port's life while pjmedia's clock may still call it.
+"""A Python audio port's life: the format it is created with, and its end while pjmedia's clock
+may still call it.
 
 A pjsua2 ``AudioMediaPort`` subclassed in Python is a SWIG director: pjmedia's clock thread calls
 its Python methods through a pointer to the Python object that the C++ side does not own. Dropping
@@ -18,6 +19,17 @@ under a running clock to show it (it crashes within a few hundred ports without 
 from __future__ import annotations
 
 import pjsua2 as pj
+
+from voxbus.media.frames import FRAME_MS, SAMPLE_RATE
+
+
+def port_format() -> pj.MediaFormatAudio:
+    """What every port of ours carries: voxbus's frames (16 kHz mono 16-bit, FRAME_MS each)."""
+    fmt = pj.MediaFormatAudio()
+    fmt.type = pj.PJMEDIA_TYPE_AUDIO
+    fmt.clockRate, fmt.channelCount, fmt.bitsPerSample = SAMPLE_RATE, 1, 16
+    fmt.frameTimeUsec = FRAME_MS * 1000
+    return fmt
 
 
 def destroy_port(port: pj.AudioMediaPort) -> None:
