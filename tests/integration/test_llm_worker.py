@@ -20,7 +20,7 @@ from voxbus.bus.connection import Bus
 from voxbus.bus.streams import ensure_events_stream
 from voxbus.schemas.base import Accepted
 from voxbus.schemas.events import Event, LlmCancelled, LlmFirstToken
-from voxbus.schemas.messages import ChatMessage, LlmChunk, LlmRequest
+from voxbus.schemas.messages import Cancel, ChatMessage, LlmChunk, LlmRequest
 
 from .helpers import until
 
@@ -220,5 +220,29 @@ async def test_a_generation_asked_again_stops_its_first_request(nats_url: str) -
         await bus.close()
     assert engine.ended == ["stopped", "answered"]
     assert {c.request_no for c in chunks if c.text or c.done} == {2}
+    cancelled = [e for e in events if isinstance(e, LlmCancelled)]
+    assert [(e.gen, e.reason) for e in cancelled] == [(3, "superseded by request 2")]
+
+
+async def test_a_generation_asked_of_another_worker_stops_at_the_first(nats_url: str) -> None:
+    """The call actor asked again and the queue group gave the new request to another worker: the
+    announcement on the cancel subject stops the first one (it must not decode for nobody)."""
+    bus, engine, chunks, events = await serve_prompt_engine(nats_url)
+    try:
+        await bus.request(subjects.LLM_GENERATE, ask(1), Accepted, 5)
+        await until(lambda: engine.began == [""], 10)
+        superseded = Cancel(call_id="call-p", gen=3, reason="asked again", requests_below=2)
+        await bus.publish(subjects.cancel("call-p"), superseded)
+        await until(lambda: engine.ended == ["stopped"], 10)
+        await until(lambda: any(isinstance(e, LlmCancelled) for e in events), 10)
+        # request 2, wherever it goes, is not cancelled by the announcement: here it is served
+        await bus.request(subjects.LLM_GENERATE, ask(2, continue_from="Well,"), Accepted, 5)
+        engine.release.set()
+        await until(lambda: any(c.done for c in chunks), 10)
+    finally:
+        engine.release.set()
+        await bus.close()
+    assert engine.ended == ["stopped", "answered"]
+    assert not [c for c in chunks if c.request_no == 1 and (c.text or c.done)]
     cancelled = [e for e in events if isinstance(e, LlmCancelled)]
     assert [(e.gen, e.reason) for e in cancelled] == [(3, "superseded by request 2")]

@@ -8,7 +8,9 @@ generation (``voxbus.call.<id>.cancel``) is checked between tokens, so generatio
 token. Requests are idempotent by (call, generation): a retried request continues after the text
 the call actor already received (``continue_from``), and replaces an earlier request of the same
 generation (a higher ``request_no``), which stops at once: two streams of one generation must never
-run side by side. While a generation has nothing to say yet (a long prompt being evaluated), the
+run side by side. A retry that may have gone to another worker is announced on the cancel subject
+(``Cancel.requests_below``), so that the worker the call actor gave up on stops as well.
+While a generation has nothing to say yet (a long prompt being evaluated), the
 worker says every ``PROGRESS_EVERY_S`` that it is at it (a chunk with no text), so that the call
 actor asks again only a worker that is really gone.
 """
@@ -81,7 +83,12 @@ class LlmWorker:
         self.queue.put_nowait((request, received))
 
     async def _on_cancel(self, cancel: Cancel, _msg: Msg) -> None:
-        self.cancelled[(cancel.call_id, cancel.gen)] = cancel.reason
+        key = (cancel.call_id, cancel.gen)
+        if cancel.requests_below is not None:  # asked again, maybe of another worker: ours stop
+            self.latest[key] = max(self.latest.pop(key, 0), cancel.requests_below)
+            _forget_oldest(self.latest)
+            return
+        self.cancelled[key] = cancel.reason
         _forget_oldest(self.cancelled)
 
     def _stopped_because(self, request: LlmRequest) -> str | None:

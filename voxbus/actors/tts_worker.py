@@ -107,6 +107,8 @@ class TtsWorker:
         self.queue.put_nowait((request, time.perf_counter()))
 
     async def _on_cancel(self, cancel: Cancel, _msg: Msg) -> None:
+        if cancel.requests_below is not None:
+            return  # the LLM was asked again: what was said so far still plays
         key = (cancel.call_id, cancel.gen)
         self.cancelled[key] = cancel.reason
         while len(self.cancelled) > 1024:

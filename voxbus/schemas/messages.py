@@ -165,11 +165,14 @@ class DialRequest(Message):
 
 
 class Cancel(Message):
-    """On ``voxbus.call.<id>.cancel``: stop all work of a generation at once (barge-in)."""
+    """On ``voxbus.call.<id>.cancel``: stop all work of a generation at once (barge-in). With
+    ``requests_below`` only the LLM's requests of the generation numbered below it stop: the call
+    actor asked again and the new request may have gone to another worker (TTS ignores it)."""
 
     call_id: str
     gen: int
     reason: str = "cancelled"
+    requests_below: int | None = Field(default=None, ge=1)
 
 
 class CallControl(Message):

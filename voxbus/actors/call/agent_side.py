@@ -210,6 +210,8 @@ class AgentSide(ServedToolFlow):
                 received_chars=len(generation.text),
             )
         )
+        if generation.llm.worker is not None:  # a worker took it and went quiet
+            await self.out.supersede_llm(generation, f"asked again: {reason}")
         await self._request_llm(generation)
 
     async def chunk(self, chunk: LlmChunk) -> None:

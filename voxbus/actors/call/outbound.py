@@ -73,6 +73,17 @@ class Outbound:
         if generation.clauses:  # audio was asked for
             await self.control("flush", generation.gen)
 
+    async def supersede_llm(self, generation: Generation, reason: str) -> None:
+        """Before asking again: the worker that went quiet stops its request of the generation
+        (the new one may go to another worker; TTS and the audio already made go on)."""
+        superseded = Cancel(
+            call_id=self.call_id,
+            gen=generation.gen,
+            reason=reason,
+            requests_below=generation.llm.request_no + 1,
+        )
+        await self.bus.publish(subjects.cancel(self.call_id), superseded)
+
     async def cancel_gen(self, gen: int, reason: str) -> None:
         """Stop a request that produces no audio (a transfer summary) at the LLM worker."""
         await self.bus.publish(
