@@ -62,9 +62,8 @@ async def test_the_terminal_console_shows_a_live_call_and_steps_in(
     try:
         await screen_shows(session, call.call_id)  # the live call appears
         await screen_shows(session, f"agent   {greeting}")  # with what was said before it opened
-        # as an operator does: the hotkey, the note once its box is open, Enter once it is typed.
-        # Keys sent at once reach the console in one read when it is busy (make test-long), before
-        # the hotkey's box has taken the focus, and go to the call list instead
+        # as an operator does: the hotkey, the note once its box is open, Enter once it is typed
+        # (keys that arrive in one read are tests/unit/test_terminal_keys.py's)
         tmux("send-keys", "-t", session, "g")
         await screen_shows(session, "a note for the agent only")
         tmux("send-keys", "-t", session, "-l", "Offer Friday morning.")

@@ -14,6 +14,7 @@ from typing import Any
 
 from nats.aio.msg import Msg
 from textual.app import App, ComposeResult
+from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Input, RichLog, Static
 
 from voxbus.bus import subjects
@@ -64,12 +65,16 @@ def transcript_line(event: Event, redact: Any) -> str | None:
 
 class TerminalConsole(App[None]):
     TITLE = "voxbus console"
+    # Priority bindings act as their key is read, not once it has bubbled up from the call list:
+    # the keys typed right after "g" are then already read into the box it opened, not into the
+    # call list and its hotkeys ("h" of "hold on" hanging up). check_action keeps them as text.
     BINDINGS = [
-        ("h", "step_in('hangup')", "Hang up"),
-        ("t", "step_in('transfer')", "Transfer"),
-        ("s", "ask_text('say')", "Say"),
-        ("g", "ask_text('guide')", "Guide"),
-        ("q", "quit", "Quit"),
+        Binding("h", "step_in('hangup')", "Hang up", priority=True),
+        Binding("t", "step_in('transfer')", "Transfer", priority=True),
+        Binding("s", "ask_text('say')", "Say", priority=True),
+        Binding("g", "ask_text('guide')", "Guide", priority=True),
+        Binding("q", "quit", "Quit", priority=True),
+        Binding("escape", "close_text", "Close"),
     ]
     CSS = (
         "#calls { height: 40%; } #transcript { height: 1fr; } #status { height: 1; } #text { display: none; }"
@@ -163,15 +168,28 @@ class TerminalConsole(App[None]):
         box = self.query_one(Input)
         box.placeholder = "what the agent says next" if action == "say" else "a note for the agent only"
         box.styles.display = "block"
-        box.focus()
+        self.screen.set_focus(box)  # at once: Widget.focus() waits for the keys already read
 
-    async def on_input_submitted(self, event: Input.Submitted) -> None:
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """While a text is typed, letters are text: no hotkey but Escape acts."""
+        return self.pending is None or action == "close_text"
+
+    def action_close_text(self) -> None:
+        self._close_text()
+
+    def _close_text(self) -> str | None:
         box = self.query_one(Input)
         box.styles.display = "none"
-        action, self.pending = self.pending, None
-        if action and event.value.strip():
-            await self.action_step_in(action, event.value)
         box.value = ""
+        self.screen.set_focus(self.query_one(DataTable))
+        action, self.pending = self.pending, None
+        return action
+
+    async def on_input_submitted(self, event: Input.Submitted) -> None:
+        text = event.value
+        action = self._close_text()
+        if action and text.strip():
+            await self.action_step_in(action, text)
 
     async def action_step_in(self, action: str, text: str = "") -> None:
         status = self.query_one("#status", Static)
