@@ -11,8 +11,8 @@ generation (a higher ``request_no``), which stops at once: two streams of one ge
 run side by side. A retry that may have gone to another worker is announced on the cancel subject
 (``Cancel.requests_below``), so that the worker the call actor gave up on stops as well.
 While a generation has nothing to say yet (a long prompt being evaluated), the
-worker says every ``PROGRESS_EVERY_S`` that it is at it (a chunk with no text), so that the call
-actor asks again only a worker that is really gone.
+worker says every ``PROGRESS_EVERY_S`` that it is at it (a chunk with no text), and so does a
+request waiting for its turn, so that the call actor asks again only a worker that is really gone.
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ class LlmWorker:
         self.cancelled: dict[tuple[str, int], str] = {}
         self.latest: dict[tuple[str, int], int] = {}  # the newest request_no of each generation
         self.active: set[str] = set()
+        self.waiting: dict[tuple[str, int], LlmRequest] = {}  # accepted, not begun: told alive
         self._tasks: set[asyncio.Task[None]] = set()  # the loop keeps only weak references
 
     async def start(self) -> None:
@@ -66,7 +67,10 @@ class LlmWorker:
             )
         await self.bus.subscribe(subjects.LLM_GENERATE, LlmRequest, self._on_request, queue="llm")
         await self.bus.subscribe(subjects.cancel("*"), Cancel, self._on_cancel)
-        asyncio.create_task(self._serve())
+        for job in (self._serve(), self._tell_the_waiting()):
+            task = asyncio.create_task(job)
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     def session_ids(self) -> list[str]:
         return sorted(self.active)
@@ -80,6 +84,7 @@ class LlmWorker:
             key = (request.call_id, request.gen)
             self.latest[key] = max(self.latest.pop(key, 0), request.request_no)  # newest last
             _forget_oldest(self.latest)
+            self.waiting[key] = request
         self.queue.put_nowait((request, received))
 
     async def _on_cancel(self, cancel: Cancel, _msg: Msg) -> None:
@@ -104,12 +109,25 @@ class LlmWorker:
         while True:
             await slots.acquire()  # before taking a request, so that the check below is current
             request, received = await self.queue.get()
+            key = (request.call_id, request.gen)
+            if self.waiting.get(key) is request:
+                del self.waiting[key]
             if request.warm_only and not self.queue.empty():
                 slots.release()
                 continue  # real work first: a warm-up is only worth idle time
             task = asyncio.create_task(self._serve_one(request, received, slots))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+    async def _tell_the_waiting(self) -> None:
+        """A request waiting for a busy worker (one generation at a time, a long answer under
+        way) says that it is taken, as a generation evaluating its prompt does: the call actor
+        would otherwise take the wait for a dead worker and ask again."""
+        while True:
+            await asyncio.sleep(PROGRESS_EVERY_S)
+            for request in list(self.waiting.values()):
+                if self._stopped_because(request) is None:
+                    await self._send(request, 0, "")
 
     async def _serve_one(self, request: LlmRequest, received: float, slots: asyncio.Semaphore) -> None:
         try:
