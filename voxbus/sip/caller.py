@@ -26,7 +26,7 @@ from voxbus.bus.embedded import free_port
 from voxbus.media.frames import FRAME_BYTES, FRAME_MS, HEARD_LEVEL, SAMPLE_RATE, SILENCE, is_loud
 from voxbus.media.wav import TimelineSink
 from voxbus.sip.frames import read_vector, write_vector
-from voxbus.sip.pjsetup import quiet_pjlib
+from voxbus.sip.pjsetup import destroy_flags, quiet_pjlib
 from voxbus.sip.pjthread import PjThread
 from voxbus.sip.port_life import destroy_port, port_format
 
@@ -291,7 +291,7 @@ class SipCaller:
             self._account.shutdown()
             self._account = None
         if self._ep is not None:
-            self._ep.libDestroy()
+            self._ep.libDestroy(destroy_flags(registered=False))
             self._ep = None
 
     # --- the event loop ---------------------------------------------------------------------------

@@ -41,6 +41,7 @@ from voxbus.sip.media_watch import CallWatch
 from voxbus.sip.pjsetup import (
     account_config,
     create_transports,
+    destroy_flags,
     endpoint_config,
     quiet_pjlib,
     trunk_account_config,
@@ -151,13 +152,14 @@ class SipGateway:
         self._release_reaped()
         self.ports.close()
         gc.collect()  # no pjsua2 object may outlive libDestroy and be collected later
+        flags = destroy_flags(registered=self.trunk is not None)
         for account in (self.trunk, self.account):  # the trunk's shutdown unregisters
             if account is not None:
                 account.shutdown()
         self.account = self.trunk = None
         if self.ep is not None:
             self.front.uninstall()
-            self.ep.libDestroy()
+            self.ep.libDestroy(flags)
             self.ep = None
 
     # --- threads -> loop ----------------------------------------------------------------------

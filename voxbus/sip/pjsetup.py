@@ -67,3 +67,12 @@ def trunk_account_config(settings: SipSettings, password: str) -> pj.AccountConf
     cred = pj.AuthCredInfo("digest", "*", registration.auth_user or registration.user, 0, password)
     ac.sipConfig.authCreds.append(cred)
     return ac
+
+
+def destroy_flags(registered: bool) -> int:
+    """``libDestroy``'s flags. Without any, pjsua waits for unregistrations and then sleeps out
+    the rest of a second (for ICE and TURN, which voxbus does not use): a second of every
+    shutdown spent idle. Calls are hung up (and their BYEs sent) before it; only an account
+    that registered to a trunk still needs the registrar's answer (a digest challenge takes a
+    second round trip), so only then does pjsua wait for replies."""
+    return 0 if registered else pj.PJSUA_DESTROY_NO_RX_MSG
