@@ -39,12 +39,19 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     """pytest-timeout interrupts a test through a signal, which Python handles only between
     bytecodes; a test stuck inside native code would hang the run until CI's limit. This watchdog
     prints every thread's stack and ends the run, failed, a minute after the test's limit."""
-    limit = float(item.config.getini("timeout") or 300)
-    faulthandler.dump_traceback_later(limit + WATCHDOG_GRACE_S, exit=True, file=_terminal)
+    faulthandler.dump_traceback_later(time_limit(item) + WATCHDOG_GRACE_S, exit=True, file=_terminal)
     try:
         return (yield)
     finally:
         faulthandler.cancel_dump_traceback_later()
+
+
+def time_limit(item: pytest.Item) -> float:
+    """The test's pytest-timeout limit: its ``timeout`` mark, else the configured one."""
+    marker = item.get_closest_marker("timeout")
+    if marker is not None and (value := marker.args[0] if marker.args else marker.kwargs.get("timeout")):
+        return float(value)
+    return float(item.config.getini("timeout") or 300)
 
 
 @pytest.fixture

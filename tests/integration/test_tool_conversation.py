@@ -35,7 +35,9 @@ sys.path.insert(0, str(CLINIC))
 from calendar_db import Calendar, resolve_day  # noqa: E402
 from calendar_service import build_service  # noqa: E402
 
-pytestmark = pytest.mark.integration
+# A hang guard, not a time budget: on one 2-core machine the default model's clinic calls took
+# 45-80 s each, 75-160 s under stress-ng, and on a slower one 200-360 s for the three unstressed
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 CLINIC_AGENT = AgentSettings()  # the clinic keeps voxbus's own holding and failure phrases
 PATIENT = "+15551234567"
 MOVE = Dialogue(
