@@ -9,10 +9,10 @@ token. Requests are idempotent by (call, generation): a retried request continue
 the call actor already received (``continue_from``), and replaces an earlier request of the same
 generation (a higher ``request_no``), which stops at once: two streams of one generation must never
 run side by side. A retry that may have gone to another worker is announced on the cancel subject
-(``Cancel.requests_below``), so that the worker the call actor gave up on stops as well.
-While a generation has nothing to say yet (a long prompt being evaluated), the
-worker says every ``PROGRESS_EVERY_S`` that it is at it (a chunk with no text), and so does a
-request waiting for its turn, so that the call actor asks again only a worker that is really gone.
+(``Cancel.requests_below``), so that the worker the call actor gave up on stops as well. While a
+generation has nothing to say yet (a long prompt being evaluated), the worker says every
+``PROGRESS_EVERY_S`` that it is at it (a chunk with no text), and so does a request waiting for its
+turn, so that the call actor asks again only a worker that is really gone.
 """
 
 from __future__ import annotations
@@ -82,19 +82,22 @@ class LlmWorker:
             await msg.respond(encode(Accepted(worker_id=self.worker_id, role="llm")))
         if not request.warm_only:
             key = (request.call_id, request.gen)
-            self.latest[key] = max(self.latest.pop(key, 0), request.request_no)  # newest last
-            _forget_oldest(self.latest)
+            self._newest_request(key, request.request_no)
             self.waiting[key] = request
         self.queue.put_nowait((request, received))
 
     async def _on_cancel(self, cancel: Cancel, _msg: Msg) -> None:
         key = (cancel.call_id, cancel.gen)
         if cancel.requests_below is not None:  # asked again, maybe of another worker: ours stop
-            self.latest[key] = max(self.latest.pop(key, 0), cancel.requests_below)
-            _forget_oldest(self.latest)
+            self._newest_request(key, cancel.requests_below)
             return
         self.cancelled[key] = cancel.reason
         _forget_oldest(self.cancelled)
+
+    def _newest_request(self, key: tuple[str, int], request_no: int) -> None:
+        """Requests of the generation numbered below ``request_no`` stop (kept newest last)."""
+        self.latest[key] = max(self.latest.pop(key, 0), request_no)
+        _forget_oldest(self.latest)
 
     def _stopped_because(self, request: LlmRequest) -> str | None:
         """Why this request must not go on: its generation was cancelled, or asked again."""
