@@ -50,9 +50,12 @@ demo: models
 up: models
 	$(VENV)/bin/voxbus up
 
-# the test profile's tiny LLM, and the default one for the tests whose model must call tools
+# the test profile's tiny LLM, and the default one for the tests whose model must call tools;
+# PYTEST_WORKERS test processes side by side (pytest-xdist; each with its own slice of ports)
+PYTEST_WORKERS ?= 2
+PYTEST = $(VENV)/bin/pytest -q -n $(PYTEST_WORKERS) --dist worksteal
 test: models models-test sip-peers browser
-	$(VENV)/bin/pytest -q
+	$(PYTEST)
 
 # the suite while other processes keep both cores busy (STRESS_LOAD percent each): a test that
 # holds only on an idle machine fails here
@@ -60,12 +63,12 @@ STRESS_LOAD ?= 60
 test-stress: models models-test sip-peers browser
 	@command -v stress-ng >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q stress-ng; }
 	stress-ng --cpu 2 --cpu-load $(STRESS_LOAD) --timeout 3600s --quiet & load=$$!; \
-	  $(VENV)/bin/pytest -q; status=$$?; kill $$load; exit $$status
+	  $(PYTEST); status=$$?; kill $$load; exit $$status
 
 # the suite with answers that never end before 60 tokens: a test that assumes the tiny model
 # answers briefly fails on every machine, not only on some
 test-long: models models-test sip-peers browser
-	VOXBUS_LLM__MIN_TOKENS=60 $(VENV)/bin/pytest -q
+	VOXBUS_LLM__MIN_TOKENS=60 $(PYTEST)
 
 test-unit: install
 	$(VENV)/bin/pytest -q tests/unit

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from voxbus.bus.embedded import EmbeddedNats, free_port
+from voxbus.bus.embedded import LISTEN_PORTS, LISTEN_PORTS_ENV, EmbeddedNats, free_port
 from voxbus.config import Settings, load_settings
 
 DEFAULT_MODELS = (
@@ -32,6 +32,19 @@ def pytest_configure(config: pytest.Config) -> None:
     global _terminal
     _terminal = os.dup(sys.stderr.fileno())
     faulthandler.enable(file=_terminal, all_threads=False)
+    _own_ports_per_worker()
+
+
+def _own_ports_per_worker() -> None:
+    """Under pytest-xdist each worker picks listening ports from its own slice (inherited by the
+    processes its tests start): a port picked by one worker, free until its server binds it, is
+    never picked by the other in between."""
+    worker, count = os.environ.get("PYTEST_XDIST_WORKER"), os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if not worker or not count or LISTEN_PORTS_ENV in os.environ:
+        return
+    index, low = int(worker.removeprefix("gw")), LISTEN_PORTS[0]
+    size = (LISTEN_PORTS[1] - low + 1) // int(count)
+    os.environ[LISTEN_PORTS_ENV] = f"{low + index * size}-{low + (index + 1) * size - 1}"
 
 
 @pytest.hookimpl(wrapper=True)

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from voxbus import __version__
+from voxbus.bus.embedded import listen_ports
 from voxbus.config import ConfigFileMissing, Settings, load_settings
 from voxbus.logs import get_logger, setup_logging
 
@@ -136,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
             os.environ[env] = str(getattr(args, flag))
     try:
         settings = load_settings()
-    except (ValidationError, ConfigFileMissing) as exc:
+        listen_ports()  # VOXBUS_LISTEN_PORTS, checked before anything picks a port
+    except (ValidationError, ConfigFileMissing, ValueError) as exc:
         print(f"voxbus: bad configuration: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
     setup_logging(settings.log_level, settings.log_format, role=getattr(args, "role", None) or args.command)

@@ -34,17 +34,35 @@ class NatsServerMissing(RuntimeError):
 # every restart with "Address already in use"). Above sip.rtp_port's default range (10000-10199)
 # and below the RTP ports that the tests and the SIP caller give pjsua (20000 and up).
 LISTEN_PORTS = (11000, 19999)
+# where processes on one machine must not pick the same ports (parallel test workers, two systems
+# side by side), each gets its own slice: "low-high", inherited by every child process
+LISTEN_PORTS_ENV = "VOXBUS_LISTEN_PORTS"
 _handed_out: set[int] = set()  # never the same port twice from one process
 
 
+def listen_port_range(value: str) -> tuple[int, int]:
+    """``"low-high"`` (both inclusive, within 1024-65535) as a pair; ValueError says what is wrong."""
+    try:
+        low, high = (int(part) for part in value.split("-"))
+    except ValueError:
+        raise ValueError(f"{LISTEN_PORTS_ENV}={value!r}: expected two port numbers as low-high") from None
+    if not 1024 <= low <= high <= 65535:
+        raise ValueError(f"{LISTEN_PORTS_ENV}={value!r}: expected 1024 <= low <= high <= 65535")
+    return low, high
+
+
 @functools.cache
-def _listen_ports() -> range:
-    """LISTEN_PORTS, cut below the ephemeral range where a machine has moved it down (read once)."""
+def listen_ports() -> range:
+    """LISTEN_PORTS (or the environment's slice), cut below the ephemeral range where a machine
+    has moved it down (read once)."""
+    low, high = (
+        listen_port_range(os.environ[LISTEN_PORTS_ENV]) if LISTEN_PORTS_ENV in os.environ else LISTEN_PORTS
+    )
     try:
         ephemeral_low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     except (OSError, ValueError, IndexError):
         ephemeral_low = 32768  # Linux's default
-    return range(LISTEN_PORTS[0], min(LISTEN_PORTS[1], ephemeral_low - 1) + 1)
+    return range(low, min(high, ephemeral_low - 1) + 1)
 
 
 def _take(port: int) -> bool:
@@ -67,7 +85,7 @@ def _take(port: int) -> bool:
 
 def free_port() -> int:
     """A loopback port free for TCP and UDP, below the ephemeral range where there is room."""
-    ports = _listen_ports()
+    ports = listen_ports()
     for _ in range(200 if ports else 0):
         if _take(port := random.choice(ports)):
             return port
