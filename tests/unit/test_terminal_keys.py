@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from textual import events
+from textual.pilot import Pilot
 from textual.widgets import Input
 
 from voxbus.console import terminal
@@ -33,18 +34,25 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> list[OperatorCommand]:
     return commands
 
 
-def keys(app: TerminalConsole, text: str) -> None:
-    """Keys as one read from the terminal delivers them: all queued before any is handled."""
+@pytest.fixture
+def app() -> TerminalConsole:
+    return TerminalConsole(QuietBus(), "tess", lambda text: text)  # type: ignore[arg-type]
+
+
+async def typed_on_a_call(app: TerminalConsole, pilot: Pilot[None], text: str) -> None:
+    """With a call selected, keys as one read from the terminal delivers them: all queued before
+    any is handled."""
+    app.selected = "call-1"
     for char in text:
         app.post_message(events.Key(char, char))
+    await pilot.pause()
 
 
-async def test_a_note_typed_at_once_after_its_hotkey_goes_into_the_box(sent: list[OperatorCommand]) -> None:
-    app = TerminalConsole(QuietBus(), "tess", lambda text: text)  # type: ignore[arg-type]
+async def test_a_note_typed_at_once_after_its_hotkey_goes_into_the_box(
+    app: TerminalConsole, sent: list[OperatorCommand]
+) -> None:
     async with app.run_test() as pilot:
-        app.selected = "call-1"
-        keys(app, "ghold on")
-        await pilot.pause()
+        await typed_on_a_call(app, pilot, "ghold on")
         assert app.query_one(Input).value == "hold on"
         assert sent == []  # the "h" of "hold" did not hang up
         await pilot.press("enter")
@@ -52,12 +60,11 @@ async def test_a_note_typed_at_once_after_its_hotkey_goes_into_the_box(sent: lis
     assert [(c.action, c.text) for c in sent] == [("guide", "hold on")]
 
 
-async def test_escape_closes_the_box_and_sends_nothing(sent: list[OperatorCommand]) -> None:
-    app = TerminalConsole(QuietBus(), "tess", lambda text: text)  # type: ignore[arg-type]
+async def test_escape_closes_the_box_and_sends_nothing(
+    app: TerminalConsole, sent: list[OperatorCommand]
+) -> None:
     async with app.run_test() as pilot:
-        app.selected = "call-1"
-        keys(app, "shi")
-        await pilot.pause()
+        await typed_on_a_call(app, pilot, "shi")
         await pilot.press("escape")
         await pilot.pause()
         assert app.pending is None and not app.query_one(Input).display
