@@ -29,6 +29,27 @@ async def run(*args: str, timeout: float) -> tuple[int | None, str, str]:
     return proc.returncode, out.decode(), err.decode()
 
 
+async def replayed(call_id: str) -> list[str]:
+    """`voxbus events --all --call` follows the stream (it stops only on a signal): its lines, read
+    until the call's end shows, however long the command took to start and catch up."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "voxbus", "events", "--all", "--call", call_id,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    lines: list[str] = []
+    try:
+        async with asyncio.timeout(120):  # a hang guard, not a budget
+            while raw := await proc.stdout.readline():
+                lines.append(line := raw.decode().rstrip("\n"))
+                if line.split()[2:3] == ["call.ended"]:
+                    break
+    finally:
+        proc.terminate()
+        await proc.wait()
+    return lines
+
+
 async def test_talk_prints_the_conversation_and_events_replays_it(
     system: System, caller, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
@@ -41,8 +62,7 @@ async def test_talk_prints_the_conversation_and_events_replays_it(
     assert len(read_wav(reply)) > 0
     call_id = re.search(r" as (file-[0-9a-f]+)", out).group(1)  # type: ignore[union-attr]
 
-    _, events, _ = await run("events", "--all", "--call", call_id, timeout=4)
-    lines = events.splitlines()
+    lines = await replayed(call_id)
     kinds = [line.split()[2] for line in lines]
     assert kinds[0] == "call.started" and "call.ended" in kinds
     assert {"speech.started", "stt.final", "llm.done", "turn.metrics"} <= set(kinds)
