@@ -9,7 +9,7 @@ from typing import TypeVar
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType, StreamConfig
-from nats.js.errors import BucketNotFoundError, NotFoundError, ServiceUnavailableError
+from nats.js.errors import BadRequestError, BucketNotFoundError, NotFoundError, ServiceUnavailableError
 from nats.js.kv import KeyValue
 
 from voxbus.bus import subjects
@@ -17,6 +17,9 @@ from voxbus.logs import get_logger
 
 log = get_logger(__name__)
 T = TypeVar("T")
+# JetStream's "no suitable peers for placement": a replicated stream asked for before the cluster's
+# nodes have all joined its meta group (seconds on a busy machine), so not ready yet, not refused
+NO_PEERS_YET = 10005
 
 EVENTS_MAX_AGE_S = 7 * 24 * 3600
 # the largest event the stream keeps: real events are a few KB; without a limit, garbage published
@@ -66,13 +69,15 @@ async def call_state_bucket(js: JetStreamContext, replicas: int = 1) -> KeyValue
 
 async def _when_jetstream_ready(work: Callable[[], Awaitable[T]], within_s: float = 30.0) -> T:
     """Run ``work``, again while JetStream is not ready: a cluster's nodes elect their leader in
-    the first seconds after they start, and answer 503 (or nothing) until then."""
+    the first seconds after they start, and answer 503 (or nothing) until then, or have too few
+    peers for a replicated stream until every node has joined."""
     deadline = asyncio.get_running_loop().time() + within_s
     while True:
         try:
             return await work()
-        except (ServiceUnavailableError, NatsTimeout) as exc:
-            if asyncio.get_running_loop().time() > deadline:
+        except (ServiceUnavailableError, NatsTimeout, BadRequestError) as exc:
+            refused = isinstance(exc, BadRequestError) and exc.err_code != NO_PEERS_YET
+            if refused or asyncio.get_running_loop().time() > deadline:
                 raise
             log.info("JetStream not ready yet", reason=type(exc).__name__)
             await asyncio.sleep(0.5)
