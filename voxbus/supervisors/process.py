@@ -23,6 +23,7 @@ from voxbus.config import SupervisionSettings
 from voxbus.logs import get_logger
 from voxbus.schemas.events import WorkerExited, WorkerStarted
 from voxbus.schemas.messages import Heartbeat
+from voxbus.supervisors.heartbeat import Silence
 
 log = get_logger(__name__)
 
@@ -46,12 +47,11 @@ class WorkerProcess:
     env: dict[str, str] | None = None
 
     async def run(self) -> None:
-        last_beat = 0.0
+        silence = Silence(self.settings.heartbeat_interval_s, time.monotonic(), time.monotonic())
         beat_seen = asyncio.Event()
 
         async def on_beat(_hb: Heartbeat, _msg: Msg) -> None:
-            nonlocal last_beat
-            last_beat = time.monotonic()
+            silence.beat(time.monotonic())
             beat_seen.set()
 
         sub = await self.bus.subscribe(subjects.health(self.role, self.worker_id), Heartbeat, on_beat)
@@ -66,7 +66,7 @@ class WorkerProcess:
         log.info("worker process started", role=self.role, worker_id=self.worker_id, pid=proc.pid)
         self.bus.emit(WorkerStarted(role=self.role, worker_id=self.worker_id, pid=proc.pid))
         try:
-            reason = await self._watch(proc, beat_seen, lambda: last_beat)
+            reason = await self._watch(proc, beat_seen, silence)
         except asyncio.CancelledError:
             await _terminate(proc)
             raise
@@ -76,8 +76,8 @@ class WorkerProcess:
         raise WorkerDied(reason)
 
     async def _watch(
-        self, proc: asyncio.subprocess.Process, beat_seen: asyncio.Event, last_beat: callable
-    ) -> str:  # type: ignore[valid-type]
+        self, proc: asyncio.subprocess.Process, beat_seen: asyncio.Event, silence: Silence
+    ) -> str:
         exit_wait = asyncio.create_task(proc.wait())
         try:
             beat_wait = asyncio.create_task(beat_seen.wait())
@@ -92,6 +92,7 @@ class WorkerProcess:
             if not done:
                 await _terminate(proc)
                 return f"no heartbeat within {self.settings.startup_timeout_s:.0f} s of start"
+            silence.checks_start(time.monotonic())
             while True:
                 done, _ = await asyncio.wait({exit_wait}, timeout=self.settings.heartbeat_interval_s)
                 if done:
@@ -101,7 +102,7 @@ class WorkerProcess:
                         if code and code < 0
                         else f"exited with code {code}"
                     )
-                silent = time.monotonic() - last_beat()
+                silent = silence.heard_for(time.monotonic())
                 if silent > self.settings.heartbeat_timeout_s:
                     await _terminate(proc)
                     return f"hung: no heartbeat for {silent:.1f} s"
