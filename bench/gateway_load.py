@@ -34,11 +34,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.integration.helpers import kamailio_front  # noqa: E402
+from voxbus.bus import subjects  # noqa: E402
 from voxbus.bus.connection import Bus  # noqa: E402
 from voxbus.bus.embedded import free_port  # noqa: E402
 from voxbus.config import load_settings  # noqa: E402
 from voxbus.logs import setup_logging  # noqa: E402
-from voxbus.schemas.events import CallEnded, Event  # noqa: E402
+from voxbus.schemas.events import CallEnded, Event, WorkerExited  # noqa: E402
 from voxbus.supervisors.system import System  # noqa: E402
 
 SAMPLE_S = 30.0
@@ -82,12 +83,16 @@ async def held_calls(calls: int, shards: int, seconds: int, workdir: Path, sampl
     bus = Bus(system.url, "bench", creds=system.creds("admin"))
     await bus.connect(attempts=5)
     ended: list[CallEnded] = []
+    exited: list[WorkerExited] = []  # a shard that died or was taken for hung loses its calls
 
-    async def on_end(event: Event, _m: Msg) -> None:
+    async def on_event(event: Event, _m: Msg) -> None:
         if isinstance(event, CallEnded):
             ended.append(event)
+        elif isinstance(event, WorkerExited):
+            exited.append(event)
 
-    await bus.subscribe("voxbus.call.*.evt.call.ended", None, on_end)
+    await bus.subscribe("voxbus.call.*.evt.call.ended", None, on_event)
+    await bus.subscribe(subjects.system_event("worker.exited"), None, on_event)
     await echo(bus)
     shard = await shard_pids(bus, shards)
     assert system.nats is not None and system.nats.proc is not None
@@ -134,6 +139,7 @@ async def held_calls(calls: int, shards: int, seconds: int, workdir: Path, sampl
         "frames_lost_per_call_minute": round(sum(e.frames_empty for e in ended) / minutes, 2),
         "frames_late_per_call_minute": round(sum(e.playout_underruns for e in ended) / minutes, 2),
         "frames_in": sum(e.frames_in for e in ended),
+        "workers_exited": [{"worker": e.worker_id, "reason": e.reason} for e in exited],
         "cpu_cores": cores,
         "cpu_percent_per_call": {name: round(c / calls * 100, 2) for name, c in cores.items()},
         "rss_samples": samples,
