@@ -17,7 +17,7 @@ from voxbus.engines.models import model_path
 from voxbus.engines.stt import WhisperEngine
 from voxbus.media.frames import SAMPLE_RATE, resample, to_float
 from voxbus.media.script import CallerScript, Line
-from voxbus.media.wav import read_wav, write_wav
+from voxbus.media.wav import WavSource, read_wav, write_wav
 from voxbus.schemas.events import CallEnded, CallStarted, TurnMetrics
 from voxbus.supervisors.system import System
 
@@ -58,11 +58,15 @@ async def test_own_sip_caller_hears_a_spoken_answer(
     settings: Settings, system: System, client: Bus, caller, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
     from voxbus.commands import sip_call
+    from voxbus.sip.caller import WavVoice
 
     await wait_all_serving(client)
     wav, spoken = caller(QUESTION)
-    heard, metrics, _ = await sip_call(system.url, settings, wav, tmp_path / "heard.wav")
-    assert heard.confirmed and heard.hung_up_by == "caller"
+    # the call ends once the answer has been played, however long it took to come: the caller's
+    # patience after the question (4 s by default) is only a hang guard here
+    voice = WavVoice(WavSource(wav).frames, settle_s=120.0)
+    heard, metrics, _ = await sip_call(system.url, settings, voice, tmp_path / "heard.wav", end_after_turn=1)
+    assert heard.confirmed and heard.hung_up_by == "remote"
     assert len(metrics) == 1 and "france" in str(metrics[0]["user_text"]).lower()
     onset = heard.onsets_after([spoken[0].end_s])[0]
     assert onset is not None and onset > spoken[0].end_s
