@@ -257,9 +257,9 @@ async def sip_call(  # type: ignore[no-untyped-def]
         if isinstance(event, TurnMetrics):
             metrics.append(event.model_dump(exclude={"v", "source"}))
             if end_after_turn is not None and event.turn >= end_after_turn:
-                ending.append(asyncio.create_task(_hang_up(bus, event.call_id, after_s=0.5)))
+                ending.append(asyncio.create_task(hang_up(bus, event.call_id, after_s=0.5)))
         if end_on is not None and not ending and isinstance(event, CallEvent) and end_on(event):
-            ending.append(asyncio.create_task(_hang_up(bus, event.call_id, after_s=2.0)))
+            ending.append(asyncio.create_task(hang_up(bus, event.call_id, after_s=2.0)))
 
     try:
         await bus.subscribe(subjects.ALL_CALL_EVENTS, None, on_event)
@@ -274,7 +274,8 @@ async def sip_call(  # type: ignore[no-untyped-def]
         await bus.close()
 
 
-async def _hang_up(bus: Bus, call_id: str, after_s: float) -> None:
+async def hang_up(bus: Bus, call_id: str, after_s: float) -> None:
+    """Ask the call's gateway to hang up, ``after_s`` from now."""
     from voxbus.actors.call.outbound import CONTROL_ACK_S, CONTROL_TRY_S
     from voxbus.schemas.messages import CallControl
 

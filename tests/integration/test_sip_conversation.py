@@ -82,14 +82,16 @@ async def test_baresip_caller_hears_a_spoken_answer(
     settings: Settings, system: System, client: Bus, caller, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
     from voxbus.bus.embedded import free_port
+    from voxbus.commands import hang_up
 
     await wait_all_serving(client)
     wav16k, spoken = caller(QUESTION)
     # baresip's aufile wants the call's own rate, and ends the call when the file ends: the
-    # caller stays silent on the line for a while after the question
+    # caller stays silent on the line for a minute after the question (a hang guard), and the
+    # test hangs up from voxbus's side once the answer has been played, however long it took
     wav = tmp_path / "question-8k.wav"
     samples = resample(to_float(read_wav(wav16k)), SAMPLE_RATE, 8000)
-    samples = np.concatenate([samples, np.zeros(8 * 8000, np.float32)])
+    samples = np.concatenate([samples, np.zeros(60 * 8000, np.float32)])
     write_wav(wav, (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes(), rate=8000)
     conf, recordings = tmp_path / "baresip", tmp_path / "recordings"
     conf.mkdir()
@@ -120,9 +122,9 @@ async def test_baresip_caller_hears_a_spoken_answer(
         )
     )
     seen = await collect(client, subjects.ALL_CALL_EVENTS)
-    # baresip ends the call when its file ends (spoken[0].end_s + 8 s of call); its own timer
-    # (-t) is only a safety net, long after that: the two must not race to end the call
-    safety_s = int(spoken[0].end_s + 30)
+    # baresip's own timer (-t) is only a safety net, long after its file ends: the two must not
+    # race to end the call
+    safety_s = int(spoken[0].end_s + 90)
     proc = await asyncio.create_subprocess_exec(
         "baresip",
         "-f",
@@ -135,6 +137,11 @@ async def test_baresip_caller_hears_a_spoken_answer(
         stderr=asyncio.subprocess.STDOUT,
     )
     baresip = asyncio.create_task(proc.communicate())
+    answered = asyncio.create_task(until(lambda: any(isinstance(e, TurnMetrics) for e in seen), safety_s))
+    await asyncio.wait([baresip, answered], return_when=asyncio.FIRST_COMPLETED)
+    if answered.done() and answered.exception() is None:
+        await hang_up(client, next(e.call_id for e in seen if isinstance(e, CallStarted)), after_s=0.5)
+    answered.cancel()
     call_ended = asyncio.create_task(
         until(lambda: any(isinstance(e, CallEnded) for e in seen), safety_s + 15)
     )
