@@ -15,19 +15,9 @@ from voxbus.config import LlmSettings, Settings
 from voxbus.engines.llm import LlamaEngine
 from voxbus.engines.models import model_path
 from voxbus.engines.tts import PiperEngine
-from voxbus.media.script import CallerScript, Line, SpokenLine, render
+from voxbus.media.script import CallerScript, SpokenLine, render
 from voxbus.schemas.events import ErrorEvent
 from voxbus.supervisors.system import System
-
-THREE_QUESTIONS = CallerScript(
-    lines=[
-        Line(text="What is the capital of France?", pause_before_s=2.5),
-        Line(text="How many days are there in a week?", pause_before_s=6.0),
-        Line(text="Can you name a colour of the sky?", pause_before_s=6.0),
-    ],
-    tail_s=0.5,
-)
-
 
 LEFT_TASKS_CANCEL_S = 10.0
 
