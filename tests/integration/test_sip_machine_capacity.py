@@ -64,21 +64,27 @@ async def test_a_shard_with_room_refuses_the_call_its_machine_cannot_carry(
     await client.subscribe(subjects.sip_load(settings.sip.machine), GatewayLoad, on_load)
     rejected: list[Event] = await collect(client, subjects.ALL_SYSTEM_EVENTS)
     first = asyncio.create_task(sipp("caller_audio_dtmf.xml", f"127.0.0.1:{first_port}"))
-    await until(lambda: any(load.gateway == "sip-1" and load.calls == 1 for load in loads), 15)
+    await until(lambda: any(load.gateway == "sip-1" and load.calls == 1 for load in loads), 30)
+    await heard_by_sip_2(client, settings, loads, "probe-1")
     with udp_probe() as (sock, local):
         second = invite(f"127.0.0.1:{second_port}", local, "second")
         assert await final_status(sock, ("127.0.0.1", second_port), second) == 503
-    await until(lambda: any(isinstance(e, SipRejected) and "machine full" in e.reason for e in rejected), 5)
+    await until(lambda: any(isinstance(e, SipRejected) and "machine full" in e.reason for e in rejected), 30)
     code, out = await first
     assert code == 0, out
-    await until(lambda: [load.calls for load in loads if load.gateway == "sip-1"][-1] == 0, 10)
-    # sip-2 has heard it too once it answers an ask sent after it: NATS delivers a subject's
-    # messages to each subscriber in the order the server took them
-    await client.publish(
-        subjects.sip_load(settings.sip.machine), GatewayLoad(gateway="probe", calls=0, ask=True)
-    )
-    await until(lambda: any(load.gateway == "sip-2" and load.answers == "probe" for load in loads), 5)
+    await until(lambda: [load.calls for load in loads if load.gateway == "sip-1"][-1] == 0, 30)
+    await heard_by_sip_2(client, settings, loads, "probe-2")
     # the machine has room again as soon as the first shard's call is gone: the other shard answers
     code, out = await sipp("caller_audio_dtmf.xml", f"127.0.0.1:{second_port}")
     assert code == 0, out
     assert any(load.gateway == "sip-2" and load.calls == 1 for load in loads)
+
+
+async def heard_by_sip_2(client: Bus, settings: Settings, loads: list[GatewayLoad], probe: str) -> None:
+    """sip-2 has handled every count published before now once it answers an ask sent now: NATS
+    delivers a subject's messages to each subscriber in the order the server took them (on a
+    busy machine sip-2 handled sip-1's count after the test had seen it, and took a call)."""
+    await client.publish(
+        subjects.sip_load(settings.sip.machine), GatewayLoad(gateway=probe, calls=0, ask=True)
+    )
+    await until(lambda: any(load.gateway == "sip-2" and load.answers == probe for load in loads), 30)
