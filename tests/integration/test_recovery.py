@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from collections.abc import Awaitable, Callable
 
 import pytest
 from nats.aio.msg import Msg
@@ -13,7 +14,9 @@ from nats.aio.msg import Msg
 from voxbus.bus import subjects
 from voxbus.bus.connection import Bus
 from voxbus.bus.streams import call_state_bucket
-from voxbus.media.file_call import FileCall
+from voxbus.engines.tts import PiperEngine
+from voxbus.media.dialogue import Dialogue, DialogueLine, DialoguePlayer, render_line
+from voxbus.media.file_call import FileCall, FileCallResult
 from voxbus.media.script import CallerScript, Line
 from voxbus.media.wav import WavSource
 from voxbus.schemas.events import (
@@ -36,13 +39,37 @@ ONE_QUESTION = CallerScript(
     ],
     tail_s=0.5,
 )
-TWO_QUESTIONS = CallerScript(
+# the second question once the system is whole again after the test's blow, however long that took
+TWO_QUESTIONS = Dialogue(
     lines=[
-        Line(text="Tell me a story about a brave little dog.", pause_before_s=2.5),
-        Line(text="What was the name of the dog?", pause_before_s=12.0),
+        DialogueLine(text="Tell me a story about a brave little dog."),
+        DialogueLine(text="What was the name of the dog?", when="after_cue"),
     ],
-    tail_s=0.5,
+    reply_timeout_s=240.0,  # a hang guard: the cue comes
 )
+
+
+async def asked_again_after(
+    client: Bus, piper: PiperEngine, blow: Callable[[], None], recovered: Callable[[], Awaitable[object]]
+) -> tuple[FileCall, FileCallResult]:
+    """A call of TWO_QUESTIONS: ``blow()`` once the first turn has ended, the second question once
+    ``recovered()`` has returned."""
+    player = DialoguePlayer(TWO_QUESTIONS, [render_line(line, piper) for line in TWO_QUESTIONS.lines])
+    recovering: list[asyncio.Task[None]] = []
+
+    async def cue_when_recovered() -> None:
+        await recovered()
+        player.cue()
+
+    def on_event(event: Event) -> None:
+        if isinstance(event, TurnMetrics) and event.turn == 1 and not recovering:
+            blow()
+            recovering.append(asyncio.create_task(cue_when_recovered()))
+
+    call = FileCall(client, player, on_event=on_event)
+    result = await call.run()
+    assert recovering and recovering[0].done() and recovering[0].exception() is None
+    return call, result
 
 
 @pytest.fixture
@@ -88,21 +115,24 @@ async def test_killed_llm_worker_is_restarted_and_the_turn_completes(
 
 
 @pytest.mark.parametrize("answer_tokens", [25], indirect=True)
-async def test_killed_call_actor_resumes_the_conversation(answer_tokens: None, client: Bus, caller) -> None:  # type: ignore[no-untyped-def]
-    wav, _ = caller(TWO_QUESTIONS)
+async def test_killed_call_actor_resumes_the_conversation(
+    answer_tokens: None, client: Bus, piper: PiperEngine
+) -> None:
     pid = await pid_of(client, "agent", "agent-1")
-    call = FileCall(client, WavSource(wav))
-    killed = asyncio.Event()
+    resumed_live = asyncio.Event()
 
-    def on_event(event: Event) -> None:
-        if isinstance(event, TurnMetrics) and event.turn == 1 and not killed.is_set():
-            killed.set()
-            os.kill(pid, signal.SIGKILL)
+    async def resumed_watch(event: Event, _msg: Msg) -> None:
+        if isinstance(event, CallResumed):
+            resumed_live.set()
 
-    call.on_event = on_event
-    result = await call.run()
+    await client.subscribe(subjects.ALL_CALL_EVENTS, None, resumed_watch)
+    call, result = await asked_again_after(
+        client,
+        piper,
+        lambda: os.kill(pid, signal.SIGKILL),
+        lambda: asyncio.wait_for(resumed_live.wait(), 120),
+    )
 
-    assert killed.is_set()
     resumed = [e for e in result.events if isinstance(e, CallResumed)]
     assert resumed and resumed[0].history_len >= 3  # greeting, question 1, answer 1
     metrics = [e for e in result.events if isinstance(e, TurnMetrics)]
@@ -117,27 +147,22 @@ async def test_killed_call_actor_resumes_the_conversation(answer_tokens: None, c
 
 @pytest.mark.parametrize("answer_tokens", [25], indirect=True)
 async def test_killed_nats_server_is_restarted_and_the_call_goes_on(
-    answer_tokens: None, system: System, client: Bus, caller
-) -> None:  # type: ignore[no-untyped-def]
+    answer_tokens: None, system: System, client: Bus, piper: PiperEngine
+) -> None:
     """kill -9 of the embedded nats-server mid-call: the supervisor starts it again on the same
     port and store, every process reconnects, the caller's next question is answered, and the
     event stream has every event of the call, with no gap."""
     await wait_all_serving(client)
-    wav, _ = caller(TWO_QUESTIONS)
     assert system.nats is not None and system.nats.proc is not None
     server_pid = system.nats.proc.pid
-    call = FileCall(client, WavSource(wav))
-    killed = asyncio.Event()
+    call, result = await asked_again_after(
+        client,
+        piper,
+        lambda: os.kill(server_pid, signal.SIGKILL),
+        lambda: wait_all_serving(client, timeout_s=120),
+    )
 
-    def on_event(event: Event) -> None:
-        if isinstance(event, TurnMetrics) and event.turn == 1 and not killed.is_set():
-            killed.set()
-            os.kill(server_pid, signal.SIGKILL)
-
-    call.on_event = on_event
-    result = await call.run()
-
-    assert killed.is_set() and system.nats_restarts == 1
+    assert system.nats_restarts == 1
     assert system.nats.proc.pid != server_pid
     metrics = [e for e in result.events if isinstance(e, TurnMetrics)]
     assert [m.turn for m in metrics] == [1, 2], "the question after the outage is answered"

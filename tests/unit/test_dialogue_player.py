@@ -31,3 +31,17 @@ def test_a_cue_before_the_previous_line_began_does_not_count() -> None:
     caller.cue()  # something the caller did not wait for yet (before its first line)
     play(caller, range(0, 3))
     assert play(caller, range(3, 10)) == [False] * 7
+
+
+def test_a_cue_that_never_comes_lets_the_line_go_after_the_dialogues_reply_timeout() -> None:
+    for timeout_s, first_tick in ((0.2, 14), (1.0, 54)):  # 10 and 50 ticks after the first line's end
+        dialogue = Dialogue(
+            lines=[
+                DialogueLine(text="first", when="after_line", gap_s=0),
+                DialogueLine(text="second", when="after_cue", gap_s=0),
+            ],
+            reply_timeout_s=timeout_s,
+        )
+        caller = DialoguePlayer(dialogue, [[LOUD] * 3, [LOUD] * 2])
+        play(caller, range(0, 80))
+        assert [t.start_tick for t in caller.timings] == [0, first_tick]

@@ -21,7 +21,6 @@ from voxbus.media.script import trim_silence
 
 When = Literal["after_reply", "during_reply", "after_line", "after_cue"]
 QUIET_AFTER_REPLY_S = 1.2  # the agent counts as done after this much quiet
-REPLY_TIMEOUT_S = 25.0  # a line waiting for a reply that never comes goes ahead after this
 
 
 class DialogueLine(BaseModel):
@@ -39,6 +38,11 @@ class DialogueLine(BaseModel):
 class Dialogue(BaseModel):
     lines: list[DialogueLine]
     settle_s: float = Field(default=4.0, description="hang up after this much quiet after the last line")
+    reply_timeout_s: float = Field(
+        default=25.0,
+        gt=0,
+        description="a line waiting for a reply (or a cue) that never comes goes ahead after this",
+    )
 
 
 class LineTiming(BaseModel):
@@ -80,6 +84,7 @@ class DialoguePlayer:
     def __init__(self, dialogue: Dialogue, rendered: list[list[bytes]]) -> None:
         self.lines, self.rendered = dialogue.lines, rendered
         self.settle_ticks = int(dialogue.settle_s * 1000 / FRAME_MS)
+        self.reply_timeout_ticks = int(dialogue.reply_timeout_s * 1000 / FRAME_MS)
         self.timings: list[LineTiming] = []
         self.next_line = 0
         self.playing: list[bytes] = []
@@ -124,8 +129,7 @@ class DialoguePlayer:
         """The tick at which the next line should start, once its trigger has happened."""
         line = self.lines[self.next_line]
         gap = int(line.gap_s * 1000 / FRAME_MS)
-        waited = tick - self.last_end
-        timeout = waited * FRAME_MS / 1000 > REPLY_TIMEOUT_S
+        timeout = tick - self.last_end > self.reply_timeout_ticks
         if line.when == "after_line":
             return self.last_end + gap
         if line.when == "after_cue":
