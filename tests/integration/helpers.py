@@ -1,19 +1,24 @@
 """What integration tests share: reading the event stream back (as operators and third parties
-do), waiting for workers to serve, and peers' command lines."""
+do), waiting for workers to serve, peers' command lines, and a caller who asks again once the
+system is whole after a blow."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 from nats.js import JetStreamContext
 
 from voxbus.bus import subjects
 from voxbus.bus.codec import decode_event
+from voxbus.bus.connection import Bus
 from voxbus.config import Settings
-from voxbus.schemas.events import Event
+from voxbus.engines.tts import PiperEngine
+from voxbus.media.dialogue import Dialogue, DialogueLine, DialoguePlayer, render_line
+from voxbus.media.file_call import FileCall, FileCallResult
+from voxbus.schemas.events import Event, TurnMetrics
 from voxbus.supervisors.serving import pid_of, wait_all_serving  # noqa: F401 - the tests' helpers
 
 
@@ -166,3 +171,36 @@ def udp_port_taken(port: int) -> bool:
         except OSError:
             return True
         return False
+
+
+# the second question once the system is whole again after the test's blow, however long that took
+TWO_QUESTIONS = Dialogue(
+    lines=[
+        DialogueLine(text="Tell me a story about a brave little dog."),
+        DialogueLine(text="What was the name of the dog?", when="after_cue"),
+    ],
+    reply_timeout_s=240.0,  # a hang guard: the cue comes
+)
+
+
+async def asked_again_after(
+    client: Bus, piper: PiperEngine, blow: Callable[[], None], recovered: Callable[[], Awaitable[object]]
+) -> tuple[FileCall, FileCallResult]:
+    """A call of TWO_QUESTIONS: ``blow()`` once the first turn has ended, the second question once
+    ``recovered()`` has returned."""
+    player = DialoguePlayer(TWO_QUESTIONS, [render_line(line, piper) for line in TWO_QUESTIONS.lines])
+    recovering: list[asyncio.Task[None]] = []
+
+    async def cue_when_recovered() -> None:
+        await recovered()
+        player.cue()
+
+    def on_event(event: Event) -> None:
+        if isinstance(event, TurnMetrics) and event.turn == 1 and not recovering:
+            blow()
+            recovering.append(asyncio.create_task(cue_when_recovered()))
+
+    call = FileCall(client, player, on_event=on_event)
+    result = await call.run()
+    assert recovering and recovering[0].done() and recovering[0].exception() is None
+    return call, result

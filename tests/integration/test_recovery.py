@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import Awaitable, Callable
 
 import pytest
 from nats.aio.msg import Msg
@@ -15,8 +14,7 @@ from voxbus.bus import subjects
 from voxbus.bus.connection import Bus
 from voxbus.bus.streams import call_state_bucket
 from voxbus.engines.tts import PiperEngine
-from voxbus.media.dialogue import Dialogue, DialogueLine, DialoguePlayer, render_line
-from voxbus.media.file_call import FileCall, FileCallResult
+from voxbus.media.file_call import FileCall
 from voxbus.media.script import CallerScript, Line
 from voxbus.media.wav import WavSource
 from voxbus.schemas.events import (
@@ -29,7 +27,7 @@ from voxbus.schemas.events import (
 from voxbus.schemas.messages import CallState, LlmChunk
 from voxbus.supervisors.system import System
 
-from .helpers import of_call, pid_of, stream_events, wait_all_serving
+from .helpers import asked_again_after, of_call, pid_of, stream_events, wait_all_serving
 
 pytestmark = pytest.mark.integration
 
@@ -39,37 +37,6 @@ ONE_QUESTION = CallerScript(
     ],
     tail_s=0.5,
 )
-# the second question once the system is whole again after the test's blow, however long that took
-TWO_QUESTIONS = Dialogue(
-    lines=[
-        DialogueLine(text="Tell me a story about a brave little dog."),
-        DialogueLine(text="What was the name of the dog?", when="after_cue"),
-    ],
-    reply_timeout_s=240.0,  # a hang guard: the cue comes
-)
-
-
-async def asked_again_after(
-    client: Bus, piper: PiperEngine, blow: Callable[[], None], recovered: Callable[[], Awaitable[object]]
-) -> tuple[FileCall, FileCallResult]:
-    """A call of TWO_QUESTIONS: ``blow()`` once the first turn has ended, the second question once
-    ``recovered()`` has returned."""
-    player = DialoguePlayer(TWO_QUESTIONS, [render_line(line, piper) for line in TWO_QUESTIONS.lines])
-    recovering: list[asyncio.Task[None]] = []
-
-    async def cue_when_recovered() -> None:
-        await recovered()
-        player.cue()
-
-    def on_event(event: Event) -> None:
-        if isinstance(event, TurnMetrics) and event.turn == 1 and not recovering:
-            blow()
-            recovering.append(asyncio.create_task(cue_when_recovered()))
-
-    call = FileCall(client, player, on_event=on_event)
-    result = await call.run()
-    assert recovering and recovering[0].done() and recovering[0].exception() is None
-    return call, result
 
 
 @pytest.fixture
