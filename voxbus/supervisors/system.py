@@ -194,6 +194,17 @@ class System:
             self.url = await self.nats.start()
             self._write_pid()
             self.nats_keeper = asyncio.create_task(self.nats.keep_alive(self._nats_restarted))
+        try:
+            await self._start_on_the_bus()
+        except BaseException:
+            await self.stop()  # nothing it started outlives a failed start (the nats-servers: no orphans)
+            raise
+        path = url_file(self.settings)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(self.url + "\n")
+        return self.url
+
+    async def _start_on_the_bus(self) -> None:
         self.bus = Bus(self.url, name="voxbus-supervisor", source="supervisor", creds=self.creds("admin"))
         await self.bus.connect(attempts=None if self.settings.nats_url else 5)
         assert self.bus.js is not None
@@ -203,10 +214,6 @@ class System:
         for role, worker_id, *extra in self.workers:
             self.supervisor.start_child(self._spec(role, worker_id, *extra))
         self.supervision = asyncio.create_task(self.supervisor.run())
-        path = url_file(self.settings)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(self.url + "\n")
-        return self.url
 
     def _write_pid(self) -> None:
         assert self.nats is not None
