@@ -118,8 +118,17 @@ async def test_a_french_caller_gets_french_answers_and_a_backchannel_does_not_in
     finals = [e for e in events if isinstance(e, SttFinal)]
     assert finals and all(e.language == "fr" for e in finals)
     [metrics] = [e for e in events if isinstance(e, TurnMetrics) and e.turn == 1]
-    heard_words = [(e.type, getattr(e, "text", "")) for e in events if e.type in ("stt.final", "barge_in")]
-    assert not metrics.interrupted and metrics.agent_text.strip(), heard_words
+    t0 = events[0].ts
+    story = [  # what the turn-taking saw, for the failure message
+        (
+            round(e.ts - t0, 2),
+            e.type,
+            getattr(e, "text", "") or getattr(e, "decision", "") or getattr(e, "reason", ""),
+        )
+        for e in events
+        if e.type.startswith(("speech", "stt.final", "barge_in", "playout", "llm.cancelled", "turn.metrics"))
+    ]
+    assert not metrics.interrupted and metrics.agent_text.strip(), story
     assert not [e for e in events if isinstance(e, BargeIn) and e.decision == "interrupt"]
     # the answer the caller heard was the LLM's French (whisper base tells espeak-ng's French from
     # English only 60-80 % of the time, measured: the words said are checked, not the audio's language)
