@@ -173,6 +173,17 @@ def udp_port_taken(port: int) -> bool:
         return False
 
 
+def cue_at_turn_end(player: DialoguePlayer) -> Callable[[Event], None]:
+    """A FileCall's ``on_event`` that cues the caller's next ``after_cue`` line at each turn's end
+    (its answer played to the end, told by TurnMetrics), however long that took."""
+
+    def on_event(event: Event) -> None:
+        if isinstance(event, TurnMetrics):
+            player.cue()
+
+    return on_event
+
+
 # the second question once the system is whole again after the test's blow, however long that took
 TWO_QUESTIONS = Dialogue(
     lines=[

@@ -7,7 +7,6 @@ machine is."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
 import pytest
 
@@ -15,9 +14,9 @@ from voxbus.bus.connection import Bus
 from voxbus.engines.tts import PiperEngine
 from voxbus.media.dialogue import Dialogue, DialogueLine, DialoguePlayer, render_line
 from voxbus.media.file_call import FileCall, FileCallResult
-from voxbus.schemas.events import BargeIn, Event, LlmCancelled, LlmDone, PlayoutDone, TtsDone, TurnMetrics
+from voxbus.schemas.events import BargeIn, LlmCancelled, LlmDone, PlayoutDone, TtsDone, TurnMetrics
 
-from .helpers import wait_all_serving
+from .helpers import cue_at_turn_end, wait_all_serving
 
 pytestmark = pytest.mark.integration
 ANSWER_TOKENS = 40
@@ -40,14 +39,6 @@ async def both(client: Bus, piper: PiperEngine, dialogues: list[Dialogue]) -> li
     players = [DialoguePlayer(d, [render_line(line, piper) for line in d.lines]) for d in dialogues]
     calls = [FileCall(client, player, max_s=240, on_event=cue_at_turn_end(player)) for player in players]
     return await asyncio.gather(*(call.run() for call in calls))
-
-
-def cue_at_turn_end(player: DialoguePlayer) -> Callable[[Event], None]:
-    def on_event(event: Event) -> None:
-        if isinstance(event, TurnMetrics):
-            player.cue()
-
-    return on_event
 
 
 def answered(result: FileCallResult) -> list[TurnMetrics]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +16,9 @@ from voxbus.media.dialogue import Dialogue, DialogueLine, DialoguePlayer, render
 from voxbus.media.file_call import FileCall
 from voxbus.media.frames import SAMPLE_RATE, to_float
 from voxbus.media.wav import read_wav
-from voxbus.schemas.events import Event, PlayoutStarted, TurnMetrics
+from voxbus.schemas.events import PlayoutStarted, TurnMetrics
 
-from .helpers import of_call, stream_events, wait_all_serving
+from .helpers import cue_at_turn_end, of_call, stream_events, wait_all_serving
 
 pytestmark = pytest.mark.integration
 
@@ -40,14 +39,6 @@ THREE_QUESTIONS = Dialogue(
         DialogueLine(text="Can you name a colour of the sky?", when="after_cue"),
     ]
 )
-
-
-def cue_at_turn_end(player: DialoguePlayer) -> Callable[[Event], None]:
-    def on_event(event: Event) -> None:
-        if isinstance(event, TurnMetrics):
-            player.cue()
-
-    return on_event
 
 
 TURN_STEPS = [

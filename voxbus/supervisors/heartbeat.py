@@ -19,7 +19,7 @@ class Silence:
 
     interval_s: float
     last_beat: float
-    last_check: float
+    last_check: float = 0.0  # set by checks_start() once the worker serves and checks begin
     deaf_s: float = 0.0  # since the last beat: time the supervisor stood still and could not hear
 
     def checks_start(self, now: float) -> None:

@@ -47,7 +47,7 @@ class WorkerProcess:
     env: dict[str, str] | None = None
 
     async def run(self) -> None:
-        silence = Silence(self.settings.heartbeat_interval_s, time.monotonic(), time.monotonic())
+        silence = Silence(self.settings.heartbeat_interval_s, last_beat=time.monotonic())
         beat_seen = asyncio.Event()
 
         async def on_beat(_hb: Heartbeat, _msg: Msg) -> None:
