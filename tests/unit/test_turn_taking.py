@@ -320,6 +320,48 @@ def test_a_pause_stops_the_length_rule_and_a_hold_with_no_words_resumes() -> Non
     assert isinstance(resume, ResumeAudio) and resume.event.reason == "no words came"
 
 
+def held_until_no_words_came(call: Call, played_ms: int = 1000) -> None:
+    """A backchannel over the agent whose words come only after its hold ran out (a slow whisper)."""
+    call.agent()
+    call.start()
+    call.turns.playout_held(PlayoutHeld(call_id=C, gen=call.gen, played_ms=played_ms))
+    call.pause()
+    [resume] = call.wait(call.settings.hold_max_ms / 1000 + 0.2)
+    assert isinstance(resume, ResumeAudio) and resume.event.reason == "no words came"
+    call.end()
+
+
+def test_a_backchannels_late_words_are_still_not_a_turn() -> None:
+    # under load the final "oui." came after the hold had resumed the agent: it was taken for a
+    # turn, and the answer the caller was listening to was cut off by an answer to "oui."
+    call = Call()
+    held_until_no_words_came(call)
+    [ignored] = call.final("Uh-huh.")
+    assert isinstance(ignored, ResumeAudio) and ignored.event.decision == "ignored"
+    assert call.current is not None and call.current.gen == 1  # the answer goes on
+    call.start()  # the caller's next words over the agent are judged as any
+    call.pause()
+    assert kinds(call.final("Wait, can you say the time again?")) == ["Interrupt", "EndTurn"]
+
+
+def test_an_interruptions_late_words_stop_the_agent() -> None:
+    call = Call()
+    held_until_no_words_came(call, played_ms=1000)
+    interrupt, end = call.final("No, I meant next Tuesday instead.")
+    assert isinstance(interrupt, Interrupt) and interrupt.event.reason == "words over the agent (late)"
+    assert isinstance(end, EndTurn) and end.final.text == "No, I meant next Tuesday instead."
+    # the agent had played on since the hold: 1000 ms, then the hold's 4 s, then the wait here
+    assert interrupt.event.played_ms is not None and interrupt.event.played_ms > 1000
+
+
+def test_late_words_after_the_answer_ended_are_a_turn() -> None:
+    call = Call()
+    held_until_no_words_came(call)
+    call.current = None  # the answer played to its end
+    [end] = call.final("Could you repeat the time?")
+    assert isinstance(end, EndTurn) and end.final.text == "Could you repeat the time?"
+
+
 def test_a_short_interruption_waits_for_more_words_and_joins_them() -> None:
     call = Call()
     call.agent()

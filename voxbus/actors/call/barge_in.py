@@ -8,7 +8,9 @@ the caller pauses:
 2. *judge*: the caller's words (or speech that goes on without a pause for
    ``turn.barge_in_min_speech_ms``) interrupt the agent; a backchannel, a noise or the agent's own
    echo resume its audio where it stopped; a hold that stays undecided for ``turn.hold_max_ms``
-   resumes too.
+   resumes too, and its words are still judged when they come (whisper, on a loaded machine, can
+   take longer than the hold): an interruption then stops the agent, anything else is ignored
+   rather than taken for a turn of its own that would cut the agent's answer off.
 
 :class:`BargeInJudge` does no I/O: it returns actions (:class:`HoldAudio`, :class:`ResumeAudio`,
 :class:`Interrupt`), each carrying the ``barge_in`` event to publish, for the call actor to run.
@@ -37,6 +39,7 @@ class Barge:
     held_ts: float | None = None  # when the gateway stopped playing
     played_ms: int | None = None  # how much of the generation had been played then
     paused: bool = False  # the caller is pausing
+    resumed: float | None = None  # monotonic s: when the agent's audio resumed with no words judged
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,7 @@ class BargeInJudge:
     def __init__(self, call_id: str, turns: TurnSettings, lexicon: Lexicon, clock: Clock) -> None:
         self.call_id, self.turns, self.lexicon, self.clock = call_id, turns, lexicon, clock
         self.barge: Barge | None = None
+        self.owed: Barge | None = None  # a hold that resumed before its words came
 
     @property
     def holding(self) -> bool:
@@ -86,6 +90,7 @@ class BargeInJudge:
         self.barge = Barge(
             gen=generation.gen, onset_ts=onset_ts, started=self.clock.monotonic(), voiced_since=onset_ts
         )
+        self.owed = None  # new speech over the agent: the words that come are this hold's
         return HoldAudio(generation.gen)
 
     def caller_paused(self) -> None:
@@ -119,20 +124,7 @@ class BargeInJudge:
         if text is None:
             reason = f"spoke over the agent for {self.turns.barge_in_min_speech_ms} ms"
             return Verdict.INTERRUPT, [self._interrupt(current, reason, "")]
-        played = barge.played_ms
-        agent_said = (
-            current.text  # the gateway has not said where it held yet: any of it
-            if played is None
-            else current.words_played(played - ECHO_WINDOW_MS, played + ECHO_MARGIN_MS)
-        )
-        why_not = judge_barge_in(
-            text,
-            agent_said,
-            self.lexicon,
-            self.turns.barge_in_min_words,
-            self.turns.echo_overlap,
-            self.turns.barge_in_aside_words,
-        )
+        why_not = self._why_not(text, current, barge.played_ms)
         if why_not is None:
             return Verdict.INTERRUPT, [self._interrupt(current, "words over the agent", text)]
         if speaking:  # resuming now would play the agent over the caller: judge what they say next
@@ -142,6 +134,41 @@ class BargeInJudge:
         return Verdict.RESUME, [
             ResumeAudio(current.gen, self._event(barge, current, "ignored", why_not, text))
         ]
+
+    def judge_owed(self, text: str, current: Generation | None) -> tuple[Verdict, list[BargeAction]]:
+        """The words of a hold that resumed before they came: words that interrupt stop the agent
+        now; anything else was rightly played over (the agent's audio goes on)."""
+        if not text:
+            return Verdict.GONE, []  # no words yet (they may follow)
+        barge, self.owed = self.owed, None
+        if barge is None or current is None or current.gen != barge.gen:
+            return Verdict.GONE, []  # its generation ended meanwhile: the words are a turn as any
+        played = barge.played_ms
+        if played is not None and barge.resumed is not None:  # audio plays in real time since
+            played += int((self.clock.monotonic() - barge.resumed) * 1000)
+        why_not = self._why_not(text, current, played)
+        if why_not is None:
+            self.barge = barge  # judged now, as if still held
+            barge.played_ms = played
+            return Verdict.INTERRUPT, [self._interrupt(current, "words over the agent (late)", text)]
+        ignored = self._event(barge, current, "ignored", why_not, text)
+        return Verdict.RESUME, [ResumeAudio(current.gen, ignored)]  # resuming what plays: nothing
+
+    def _why_not(self, text: str, current: Generation, played: int | None) -> str | None:
+        """Why these words do not interrupt the agent, or None if they do."""
+        agent_said = (
+            current.text  # the gateway has not said where it held yet: any of it
+            if played is None
+            else current.words_played(played - ECHO_WINDOW_MS, played + ECHO_MARGIN_MS)
+        )
+        return judge_barge_in(
+            text,
+            agent_said,
+            self.lexicon,
+            self.turns.barge_in_min_words,
+            self.turns.echo_overlap,
+            self.turns.barge_in_aside_words,
+        )
 
     def due(self, current: Generation | None) -> tuple[Verdict | None, list[BargeAction]]:
         """The deadlines of a hold: speech that goes on without a pause interrupts (a string of
@@ -158,7 +185,8 @@ class BargeInJudge:
         ):
             return self.judge(None, current)
         if (self.clock.monotonic() - barge.started) * 1000 > turns.hold_max_ms and current is not None:
-            self.barge = None
+            self.barge, self.owed = None, barge
+            barge.resumed = self.clock.monotonic()
             return Verdict.RESUME, [
                 ResumeAudio(barge.gen, self._event(barge, current, "ignored", "no words came", ""))
             ]

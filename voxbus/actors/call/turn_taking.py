@@ -169,11 +169,11 @@ class TurnTaking:
     def tentative(self, event: SttTentative, current: Generation | None) -> list[Decision]:
         text = f"{self.carried} {event.text.strip()}".strip()
         decisions: list[Decision] = []
-        if self.barge_in.holding:
-            verdict = self._judge(text, current, decisions)
-            if verdict is not Verdict.INTERRUPT:
-                return decisions  # a backchannel, a noise or an echo over the agent (which goes on)
+        verdict = self._judge(text, current, decisions)
+        if verdict is Verdict.INTERRUPT:
             current = None
+        elif verdict is not None:
+            return decisions  # a backchannel, a noise or an echo over the agent (which goes on)
         if current is not None and current.speculative:
             decisions.append(DropSpeculative(current))
             current = None
@@ -192,10 +192,11 @@ class TurnTaking:
             event = event.model_copy(update={"text": text})
         arrived = self.clock.time()
         decisions: list[Decision] = []
-        if self.barge_in.holding:
-            if self._judge(text, current, decisions) is not Verdict.INTERRUPT:
-                return decisions  # not an interruption: the agent's audio resumes
+        verdict = self._judge(text, current, decisions)
+        if verdict is Verdict.INTERRUPT:
             current = None
+        elif verdict is not None:
+            return decisions  # not an interruption: the agent's audio goes on
         if self.words_ignored and current is not None:
             self.words_ignored = False
             return decisions  # the end of words already judged not to interrupt the agent
@@ -227,8 +228,17 @@ class TurnTaking:
             vad_decision_ts = decided.ts if decided is not None else self.speech_end.ts
         return EndTurn(event, arrived, speech_end_ts, vad_decision_ts, speculative, superseded)
 
-    def _judge(self, text: str | None, current: Generation | None, decisions: list[Decision]) -> Verdict:
-        verdict, actions = self.barge_in.judge(text, current, speaking=self.caller_speaking)
+    def _judge(self, text: str, current: Generation | None, decisions: list[Decision]) -> Verdict | None:
+        """The caller's words over the agent: those of the hold, or of one that resumed before
+        they came. None: no words were awaited (or the generation they were owed to is over)."""
+        if self.barge_in.holding:
+            verdict, actions = self.barge_in.judge(text, current, speaking=self.caller_speaking)
+        elif self.barge_in.owed is not None:
+            verdict, actions = self.barge_in.judge_owed(text, current)
+            if verdict is Verdict.GONE:
+                return None  # words after the agent's answer: a turn as any
+        else:
+            return None
         decisions.extend(actions)
         self._note(verdict)
         return verdict
