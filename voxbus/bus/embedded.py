@@ -113,13 +113,20 @@ def server_binary() -> str:
 def die_with_parent(parent_pid: int) -> None:
     """In a child process: get SIGTERM when the parent dies, so that nothing is orphaned.
 
-    Set by the child itself after it starts: a setting made before exec does not survive the exec
-    everywhere (it is cleared when the credentials of the new program differ).
+    A voxbus worker sets it itself once it runs; a program that is not ours (nats-server) gets it
+    between fork and exec (``preexec_fn``: it survives the exec of a program that runs with the same
+    credentials). Either way, a parent killed with SIGKILL, which can stop nothing, leaves nothing.
     """
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    _prctl()(PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() != parent_pid:  # the parent died before we asked
         os.kill(os.getpid(), signal.SIGTERM)
+
+
+@functools.cache
+def _prctl() -> Callable[..., int]:
+    # looked up in the parent: loading a library in a child forked from a process with threads
+    # can deadlock on a lock that another thread held at the fork
+    return ctypes.CDLL(None, use_errno=True).prctl  # type: ignore[no-any-return]
 
 
 class EmbeddedNats:
@@ -147,6 +154,7 @@ class EmbeddedNats:
 
     async def start(self, timeout_s: float = 10.0) -> str:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        _prctl()  # looked up here, before the fork, for the child to call
         self.proc = await asyncio.create_subprocess_exec(
             server_binary(),
             *(["-c", str(self.config)] if self.config else []),
@@ -160,6 +168,9 @@ class EmbeddedNats:
             str(self.port),
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
+            # voxbus killed outright (SIGKILL, the OOM killer) must not leave a server holding its
+            # port and store (found: three nats-servers of a killed `voxbus up` still running)
+            preexec_fn=functools.partial(die_with_parent, os.getpid()),
         )
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
