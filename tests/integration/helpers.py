@@ -154,7 +154,9 @@ def heard_while_playing(heard: Path, call_start: float, events: list[Event], gen
     return done.ts - started.ts, float((level_db > -45).mean())
 
 
-async def until(condition, timeout_s: float) -> None:  # type: ignore[no-untyped-def]
+async def until(condition, timeout_s: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    """Wait for ``condition``; the timeout is a hang guard (a loaded machine's process or thread
+    can take seconds to get there), not a limit on how long it may take."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
     while not condition():

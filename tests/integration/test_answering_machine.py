@@ -82,7 +82,7 @@ async def answering_phone(folder: Path, wav: Path) -> AsyncIterator[tuple[int, P
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        await until(lambda: udp_port_taken(port), 10)  # baresip listens
+        await until(lambda: udp_port_taken(port))  # baresip listens
         yield port, recordings
     finally:
         proc.terminate()
@@ -148,7 +148,7 @@ async def test_an_answering_machine_gets_the_voicemail_after_its_beep(
         assert any(isinstance(e, VoicemailLeft) for e in events)
         ended = next(e for e in events if isinstance(e, CallEnded))
         assert ended.hangup_by == "agent"
-        await until(functools.partial(recording_closed, recordings), 10)
+        await until(functools.partial(recording_closed, recordings))
         words = heard_by_the_phone(recordings, settings).split()
         assert len({"bright", "smile", "dental", "cleaning", "tomorrow", "goodbye"} & set(words)) >= 2, words
 

@@ -94,19 +94,19 @@ async def serve_two(nats_url: str, parallel: int) -> tuple[GatedEngine, list[Llm
             request = LlmRequest(call_id=call, gen=1, turn=1, messages=messages)
             await bus.request(subjects.LLM_GENERATE, request, Accepted, 5)
         if parallel > 1:  # both answers have begun before either may end
-            await until(lambda: len({c.call_id for c in said()}) == 2, 10)
+            await until(lambda: len({c.call_id for c in said()}) == 2)
         else:  # the first has begun; the second waits in the queue for it
-            await until(lambda: len(said()) == 1 and worker.queue.qsize() == 1, 10)
+            await until(lambda: len(said()) == 1 and worker.queue.qsize() == 1)
             queued = time.perf_counter()
             # held until the first says it is still at it (a second of silence, by construction)
-            await until(lambda: any(not c.text and not c.done for c in chunks), 10)
+            await until(lambda: any(not c.text and not c.done for c in chunks))
             engine.held_s = time.perf_counter() - queued
             waiting = ({"call-a", "call-b"} - {c.call_id for c in said()}).pop()
             # the one waiting its turn says it is taken, as the one under way does
-            await until(lambda: any(c.call_id == waiting and not c.text for c in chunks), 10)
+            await until(lambda: any(c.call_id == waiting and not c.text for c in chunks))
         engine.gate.set()
-        await until(lambda: sum(c.done for c in chunks) == 2, 10)
-        await until(lambda: len(firsts) == 2, 10)
+        await until(lambda: sum(c.done for c in chunks) == 2)
+        await until(lambda: len(firsts) == 2)
     finally:
         engine.gate.set()
         await bus.close()
@@ -198,10 +198,10 @@ async def test_a_worker_with_nothing_to_say_yet_says_it_is_at_it(nats_url: str) 
     bus, engine, chunks, _ = await serve_prompt_engine(nats_url)
     try:
         await bus.request(subjects.LLM_GENERATE, ask(1), Accepted, 5)
-        await until(lambda: bool(chunks), 10)  # before any text: the engine is still held
+        await until(lambda: bool(chunks))  # before any text: the engine is still held
         assert chunks[0].text == "" and not chunks[0].done and chunks[0].request_no == 1
         engine.release.set()
-        await until(lambda: any(c.done for c in chunks), 10)
+        await until(lambda: any(c.done for c in chunks))
     finally:
         engine.release.set()
         await bus.close()
@@ -212,13 +212,13 @@ async def test_a_generation_asked_again_stops_its_first_request(nats_url: str) -
     bus, engine, chunks, events = await serve_prompt_engine(nats_url)
     try:
         await bus.request(subjects.LLM_GENERATE, ask(1), Accepted, 5)
-        await until(lambda: engine.began == [""], 10)
+        await until(lambda: engine.began == [""])
         # the call actor gave up on it (a slow machine, the worker busy) and asks again
         await bus.request(subjects.LLM_GENERATE, ask(2, continue_from="Well,"), Accepted, 5)
-        await until(lambda: engine.began == ["", "Well,"], 10)  # one worker, one at a time
+        await until(lambda: engine.began == ["", "Well,"])  # one worker, one at a time
         engine.release.set()
-        await until(lambda: any(c.done for c in chunks), 10)
-        await until(lambda: any(isinstance(e, LlmCancelled) for e in events), 10)
+        await until(lambda: any(c.done for c in chunks))
+        await until(lambda: any(isinstance(e, LlmCancelled) for e in events))
     finally:
         engine.release.set()
         await bus.close()
@@ -234,15 +234,15 @@ async def test_a_generation_asked_of_another_worker_stops_at_the_first(nats_url:
     bus, engine, chunks, events = await serve_prompt_engine(nats_url)
     try:
         await bus.request(subjects.LLM_GENERATE, ask(1), Accepted, 5)
-        await until(lambda: engine.began == [""], 10)
+        await until(lambda: engine.began == [""])
         superseded = Cancel(call_id="call-p", gen=3, reason="asked again", requests_below=2)
         await bus.publish(subjects.cancel("call-p"), superseded)
-        await until(lambda: engine.ended == ["stopped"], 10)
-        await until(lambda: any(isinstance(e, LlmCancelled) for e in events), 10)
+        await until(lambda: engine.ended == ["stopped"])
+        await until(lambda: any(isinstance(e, LlmCancelled) for e in events))
         # request 2, wherever it goes, is not cancelled by the announcement: here it is served
         await bus.request(subjects.LLM_GENERATE, ask(2, continue_from="Well,"), Accepted, 5)
         engine.release.set()
-        await until(lambda: any(c.done for c in chunks), 10)
+        await until(lambda: any(c.done for c in chunks))
     finally:
         engine.release.set()
         await bus.close()

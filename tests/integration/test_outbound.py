@@ -43,7 +43,7 @@ async def test_an_outbound_call_is_held_by_the_named_agent_told_why_it_called(
     assert "unknown agent profile 'nobody'" in refused.reason
     port = free_port()
     answering = asyncio.create_task(sipp_uas(port))
-    await until(lambda: udp_port_taken(port), 10)  # sipp listens
+    await until(lambda: udp_port_taken(port))  # sipp listens
     call_id = "sip-out-reminder"
     events: list[Event] = []
 

@@ -40,12 +40,12 @@ async def test_a_session_learns_the_callers_words_after_the_agents_own(nats_url:
         await bus.request(subjects.STT_SESSIONS, session, Accepted, 5)
         learnt = SttVocabulary(call_id="call-v", words=["Peter Walsh", "Dr. Okafor"])
         await bus.publish(subjects.stt_vocabulary("call-v"), learnt)
-        await until(lambda: worker.sessions["call-v"].vocabulary != ("Bright Smile", "Dr. Okafor"), 10)
+        await until(lambda: worker.sessions["call-v"].vocabulary != ("Bright Smile", "Dr. Okafor"))
         assert worker.sessions["call-v"].vocabulary == ("Bright Smile", "Dr. Okafor", "Peter Walsh")
         # a second update replaces the call's words; the agent's stay first
         again = SttVocabulary(call_id="call-v", words=["Ann Lee"])
         await bus.publish(subjects.stt_vocabulary("call-v"), again)
-        await until(lambda: "Ann Lee" in worker.sessions["call-v"].vocabulary, 10)
+        await until(lambda: "Ann Lee" in worker.sessions["call-v"].vocabulary)
         assert worker.sessions["call-v"].vocabulary == ("Bright Smile", "Dr. Okafor", "Ann Lee")
     finally:
         await bus.close()
