@@ -1,10 +1,12 @@
-"""The local LLM engine with the test model: ``llm.min_tokens`` keeps an answer going."""
+"""The local LLM engine with the test model: ``llm.min_tokens`` keeps an answer going; a warm-up
+of a prompt gives way to a real request and keeps what it evaluated."""
 
 from __future__ import annotations
 
 import pytest
 
 from voxbus.config import Settings
+from voxbus.engines.llm import WARM_CHUNK_TOKENS
 from voxbus.schemas.messages import ChatMessage
 
 pytestmark = pytest.mark.integration
@@ -21,3 +23,26 @@ def test_min_tokens_keeps_the_answer_from_ending_early(settings: Settings, open_
     settings.llm.min_tokens = 40
     long = open_llm(settings.llm)
     assert len(list(long.stream(ASK, max_tokens=60, temperature=0.0))) >= 40
+
+
+def test_a_warm_up_gives_way_and_what_it_evaluated_stays(settings: Settings, open_llm) -> None:  # noqa: ANN001
+    settings.llm.parallel = 1  # one context (batched, a real request goes first in every step)
+    engine = open_llm(settings.llm)
+    opening = [ChatMessage(role="system", content="You are a clinic's receptionist. " * 40)]
+    prompt, _ = engine.prompt(opening)
+    tokens = engine.llm.tokenize(prompt.encode(), special=True)
+    assert len(tokens) > 3 * WARM_CHUNK_TOKENS
+    asked = []
+
+    def after_two_chunks() -> bool:
+        asked.append(1)
+        return len(asked) > 2  # a request arrived while the third chunk was due
+
+    assert engine.warm(opening, stop=after_two_chunks) is False
+    assert engine.llm.n_tokens == 2 * WARM_CHUNK_TOKENS  # the chunks evaluated before it stayed
+    assert list(engine.llm.input_ids[: engine.llm.n_tokens]) == tokens[: 2 * WARM_CHUNK_TOKENS]
+    assert engine.warm(opening) is True  # the next warm-up goes on from there, to the end
+    assert list(engine.llm.input_ids[: engine.llm.n_tokens]) == tokens
+    assert engine.warm(opening, stop=lambda: True) is True  # all held already: nothing to stop
+    # a call's request on that opening answers as usual
+    assert "".join(engine.stream([*opening, ASK[1]], max_tokens=8, temperature=0.0))

@@ -132,8 +132,9 @@ async def test_a_one_at_a_time_engine_serves_in_turn_and_the_wait_shows(nats_url
 
 
 class PromptEngine:
-    """An engine "evaluating a long prompt" (saying nothing, honouring ``cancelled``) until the
-    test releases it, then answering in one piece. Records how each request ended."""
+    """An engine "evaluating a long prompt" (saying nothing, honouring ``cancelled``, or for a
+    warm-up ``stop``) until the test releases it, then answering in one piece. Records how each
+    request ended."""
 
     parallel = 1
 
@@ -160,8 +161,20 @@ class PromptEngine:
         self.ended.append("answered")
         yield "Sure."
 
-    def warm(self, messages: list[ChatMessage], tools: Any = None, session: str = "") -> None:
-        pass
+    def warm(
+        self,
+        messages: list[ChatMessage],
+        tools: Any = None,
+        session: str = "",
+        stop: Callable[[], bool] = lambda: False,
+    ) -> bool:
+        self.began.append("warm-up")
+        while not self.release.wait(0.01):
+            if stop():
+                self.ended.append("warm-up gave way")
+                return False
+        self.ended.append("warmed")
+        return True
 
 
 async def serve_prompt_engine(
@@ -250,3 +263,24 @@ async def test_a_generation_asked_of_another_worker_stops_at_the_first(nats_url:
     assert not [c for c in chunks if c.request_no == 1 and (c.text or c.done)]
     cancelled = [e for e in events if isinstance(e, LlmCancelled)]
     assert [(e.gen, e.reason) for e in cancelled] == [(3, "superseded by request 2")]
+
+
+async def test_a_warm_up_gives_way_to_a_call(nats_url: str) -> None:
+    """An agent's prompt being warmed for later calls (seconds of work on one context) stops as
+    soon as a call's request waits, which is then served."""
+    bus, engine, chunks, _ = await serve_prompt_engine(nats_url)
+    opening = [ChatMessage(role="system", content="You are a clinic's receptionist.")]
+    try:
+        await bus.publish(
+            subjects.LLM_GENERATE,
+            LlmRequest(call_id="prewarm", gen=0, turn=0, messages=opening, warm_only=True),
+        )
+        await until(lambda: engine.began == ["warm-up"])
+        await bus.request(subjects.LLM_GENERATE, ask(1), Accepted, 5)
+        await until(lambda: engine.began == ["warm-up", ""])
+        engine.release.set()
+        await until(lambda: any(c.done for c in chunks))
+    finally:
+        engine.release.set()
+        await bus.close()
+    assert engine.ended == ["warm-up gave way", "answered"]

@@ -18,6 +18,7 @@ turn, so that the call actor asks again only a worker that is really gone.
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -152,10 +153,18 @@ class LlmWorker:
             self.active.discard(request.call_id)
 
     async def _warm(self, request: LlmRequest) -> None:
+        """Evaluate a prompt ahead; it gives way as soon as a real request waits (a call must not
+        wait out an agent's prompt of several hundred tokens being warmed for later calls)."""
+
+        def real_work_waits() -> bool:  # read from the engine's thread: a length, a hint
+            return not self.queue.empty()
+
+        warm = functools.partial(
+            self.engine.warm, request.messages, request.tools or None, request.call_id, real_work_waits
+        )
         try:
-            await asyncio.get_running_loop().run_in_executor(
-                self.pool, self.engine.warm, request.messages, request.tools or None, request.call_id
-            )
+            if not await asyncio.get_running_loop().run_in_executor(self.pool, warm):
+                log.info("warm-up gave way to a request", call_id=request.call_id)
         except Exception:  # a failed warm-up costs only speed
             log.exception("warm-up failed", call_id=request.call_id)
 

@@ -4,7 +4,8 @@ An agent's instructions and its tool descriptions are several hundred tokens: ev
 takes 10-20 s on two cores, which the first caller after a start (or after a tool service came
 up) would wait through. The agent process looks for tools every ``PERIOD_S``; whenever the tools
 an agent would be offered change, it asks the LLM workers to evaluate that agent's prompt prefix
-(a ``warm_only`` request: a worker with real work skips it), which then stays in their cache.
+(a ``warm_only`` request: a worker with real work skips it, and one under way gives way to
+a call's request), which then stays in their cache.
 """
 
 from __future__ import annotations

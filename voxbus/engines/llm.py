@@ -21,6 +21,9 @@ from voxbus.engines.tool_calls import CLOSE, OPEN, call_grammar, call_start, und
 from voxbus.schemas.messages import ChatMessage
 
 TOOL_CALL_MAX_TOKENS = 256
+# a warm-up gives way to a real request within one chunk's evaluation (smaller chunks evaluate
+# less efficiently: fewer tokens per matrix product)
+WARM_CHUNK_TOKENS = 64
 
 
 class LlamaEngine:
@@ -223,18 +226,53 @@ class LlamaEngine:
         return LogitsProcessorList([hold_off_the_end])
 
     def warm(
-        self, messages: list[ChatMessage], tools: list[dict[str, Any]] | None = None, session: str = ""
-    ) -> None:
+        self,
+        messages: list[ChatMessage],
+        tools: list[dict[str, Any]] | None = None,
+        session: str = "",
+        stop: Callable[[], bool] = lambda: False,
+    ) -> bool:
         """Evaluate a conversation's opening (system prompt, tools, greeting) so that a call's
-        first request only evaluates what follows it. Blocking."""
+        first request only evaluates what follows it. With one context, it gives way once
+        ``stop()`` is true (a real request is waiting: an opening of several hundred tokens takes
+        seconds), and what it had evaluated stays, a prefix the next request reuses; batched, a
+        real request is evaluated first in every step anyway (:mod:`voxbus.engines.llm_batch`).
+        True if all of it was evaluated. Blocking."""
         prompt, _ = self.prompt(messages, tools=tools)
-        if self._batch is None:
-            self.llm.create_completion(prompt, max_tokens=1, temperature=0.0)
-            return
         tokens = self.llm.tokenize(prompt.encode(), special=True)
+        if self._batch is None:
+            return evaluate_prefix(self.llm, tokens, stop)
         sampling = Sampling(max_tokens=0, temperature=0.0)
         for _ in self._batch.submit(Generation(session, tokens, sampling, lambda: False, warm_only=True)):
             pass
+        return True
+
+
+def evaluate_prefix(llm: Any, tokens: list[int], stop: Callable[[], bool]) -> bool:
+    """Evaluate ``tokens`` into the context of ``llm`` (a llama_cpp.Llama), as its own completion
+    would: from the longest prefix that its context or its RAM cache holds, then a chunk at a
+    time, checking ``stop()`` before each; the whole is saved in the cache. True if all was."""
+    from llama_cpp import Llama
+
+    def held() -> int:
+        return Llama.longest_token_prefix(llm.input_ids[: llm.n_tokens].tolist(), tokens)  # type: ignore[no-any-return]
+
+    have = held()
+    if have == len(tokens):
+        return True
+    if llm.cache is not None and tokens in llm.cache:
+        saved = llm.cache[tokens]  # the longest prefix of them it holds
+        if Llama.longest_token_prefix(saved.input_ids.tolist(), tokens) > have:
+            llm.load_state(saved)
+            have = held()
+    for start in range(have, len(tokens), WARM_CHUNK_TOKENS):
+        if stop():
+            return False
+        llm.n_tokens = start  # what followed the common prefix goes (eval clears its cells)
+        llm.eval(tokens[start : start + WARM_CHUNK_TOKENS])
+    if llm.cache is not None:
+        llm.cache[tokens] = llm.save_state()
+    return True
 
 
 def with_context(prompt: str, context: str, turn_end: str) -> str:

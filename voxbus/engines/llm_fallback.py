@@ -34,8 +34,12 @@ class LlmEngine(Protocol):
     ) -> Iterator[str]: ...
 
     def warm(
-        self, messages: list[ChatMessage], tools: list[dict[str, Any]] | None = None, session: str = ""
-    ) -> None: ...
+        self,
+        messages: list[ChatMessage],
+        tools: list[dict[str, Any]] | None = None,
+        session: str = "",
+        stop: Callable[[], bool] = lambda: False,
+    ) -> bool: ...
 
 
 FallbackReport = Callable[[str, int], None]  # (why the server failed, characters it had sent)
@@ -86,12 +90,15 @@ class FallbackLlmEngine:
         )
 
     def warm(
-        self, messages: list[ChatMessage], tools: list[dict[str, Any]] | None = None, session: str = ""
-    ) -> None:
+        self,
+        messages: list[ChatMessage],
+        tools: list[dict[str, Any]] | None = None,
+        session: str = "",
+        stop: Callable[[], bool] = lambda: False,
+    ) -> bool:
         # the local model's cache matters only while it answers: warming it all the time would
         # take the cores from speech synthesis for nothing
-        if not self.remote_up():
-            self.local.warm(messages, tools, session)
+        return self.local.warm(messages, tools, session, stop) if not self.remote_up() else True
 
 
 def llm_engine_for(settings: Settings) -> LlmEngine:

@@ -79,9 +79,14 @@ class RemoteLlmEngine:
             raise RemoteLlmError(f"{self.url}: {type(exc).__name__}: {exc}") from exc
 
     def warm(
-        self, messages: list[ChatMessage], tools: list[dict[str, Any]] | None = None, session: str = ""
-    ) -> None:
+        self,
+        messages: list[ChatMessage],
+        tools: list[dict[str, Any]] | None = None,
+        session: str = "",
+        stop: Callable[[], bool] = lambda: False,
+    ) -> bool:
         """Nothing to do: see the module's docstring."""
+        return True
 
     def close(self) -> None:
         self.client.close()
