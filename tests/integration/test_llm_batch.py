@@ -1,7 +1,8 @@
 """Batched decoding (``llm.parallel`` > 1) with the test model: sequences decode together, one
-cancelled leaves the others whole, and a call's next turn and a new call's shared prefix are not
-evaluated again. Properties of the decoder, never the model's words: with ``min_tokens`` =
-``max_tokens`` = N an answer is whole exactly when it has N tokens."""
+cancelled leaves the others whole, and a call's next turn, a new call's shared prefix and an
+agent's prompt being warmed when its first call comes are not evaluated again. Properties of the
+decoder, never the model's words: with ``min_tokens`` = ``max_tokens`` = N an answer is whole
+exactly when it has N tokens."""
 
 from __future__ import annotations
 
@@ -205,3 +206,38 @@ def test_an_engine_dropped_without_close_while_it_decodes_does_not_crash(setting
 
     done = subprocess.run([sys.executable, "-c", DROPPED], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "survived" in done.stdout, (done.returncode, done.stderr[-2000:])
+
+
+def warm_up(engine: LlamaEngine, system: ChatMessage) -> Generation:
+    """An agent's prompt warmed ahead of its calls (as voxbus.actors.prewarm asks)."""
+    tokens = engine.llm.tokenize(engine.prompt([system])[0].encode(), special=True)
+    nothing = Sampling(max_tokens=0, temperature=0.0)
+    assert engine._batch is not None
+    return engine._batch.submit(Generation("prewarm", tokens, nothing, lambda: False, warm_only=True))
+
+
+def test_an_agents_first_call_takes_over_the_warm_up_of_its_prompt(engine: LlamaEngine) -> None:
+    batch = engine._batch
+    assert batch is not None
+    before = batch.prompt_tokens_evaluated
+    with batch._wake:  # both in the decoder's inbox before it looks
+        warm = warm_up(engine, SYSTEM)
+        answer = ask(engine, "I need to move my appointment to Friday.", "call-1")
+    assert "".join(answer).strip() and answer.state.produced == N
+    assert list(warm) == [] and warm.state.pending  # stopped: the call evaluates the prompt itself
+    real = engine.prompt(
+        [SYSTEM, ChatMessage(role="user", content="I need to move my appointment to Friday.")]
+    )
+    evaluated = batch.prompt_tokens_evaluated - before
+    assert evaluated == len(engine.llm.tokenize(real[0].encode(), special=True))  # nothing twice
+
+
+def test_another_agents_warm_up_goes_on(engine: LlamaEngine) -> None:
+    batch = engine._batch
+    assert batch is not None
+    other = ChatMessage(role="system", content="You take orders for a pizzeria. Ask for the address first.")
+    with batch._wake:
+        warm = warm_up(engine, other)
+        answer = ask(engine, "I need to move my appointment to Friday.", "call-1")
+    assert "".join(answer).strip() and answer.state.produced == N
+    assert list(warm) == [] and not warm.state.pending  # evaluated whole

@@ -207,10 +207,8 @@ class BatchDecoder:
     def _admit(self) -> None:
         while self._waiting:
             head = self._waiting[0]
-            if head.session and not head.warm_only:
-                # a warm-up of the same call (its words evaluated ahead) is outdated by the real
-                # request: it stops where it got to, and the request takes its sequence from there
-                for warm in [g for g in self._running if g.warm_only and g.session == head.session]:
+            if not head.warm_only:
+                for warm in self._outdated_by(head):
                     self._finish(warm)
             seq = self._sequence_for(head.session)
             if seq is None:
@@ -218,6 +216,19 @@ class BatchDecoder:
             generation = self._waiting.pop(0)
             self._place(generation, seq)
             self._running.append(generation)
+
+    def _outdated_by(self, request: Generation) -> list[Generation]:
+        """The warm-ups a real request makes pointless; they stop where they got to, and the
+        request takes it from there (copying what they evaluated) instead of both evaluating the
+        same tokens side by side: a warm-up of the request's own call (its words evaluated
+        ahead), and one whose prompt the request shares for the most part (an agent's prompt
+        with its tools, being warmed when the agent's first call comes)."""
+        outdated = []
+        for warm in (g for g in self._running if g.warm_only):
+            own = bool(request.session) and warm.session == request.session
+            if own or 2 * common_prefix(warm.prompt, request.prompt) > len(warm.prompt):
+                outdated.append(warm)
+        return outdated
 
     def _sequence_for(self, session: str) -> _Sequence | None:
         idle = [s for s in self.seqs if not s.busy]
