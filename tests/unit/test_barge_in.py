@@ -1,0 +1,220 @@
+"""The barge-in decisions (caller speech over the agent: held, then judged), case by case as the
+README describes them."""
+
+from __future__ import annotations
+
+import pytest
+
+from voxbus.actors.call.barge_in import HoldAudio, Interrupt, ResumeAudio
+from voxbus.actors.call.turn_taking import EndTurn
+from voxbus.schemas.events import PlayoutHeld
+
+from .turn_calls import C, Call, kinds
+
+
+def test_backchannel_resumes_the_agent_and_is_not_a_turn() -> None:
+    call = Call()
+    speaking = call.agent()
+    [hold] = call.start()
+    assert hold == HoldAudio(speaking.gen)
+    call.pause()
+    [resume] = call.final("Uh-huh.")
+    assert isinstance(resume, ResumeAudio) and resume.event.decision == "ignored"
+    assert resume.event.reason == "a backchannel" and call.current is speaking
+
+
+def test_backchannel_judged_on_its_tentative_words_ends_without_a_turn() -> None:
+    call = Call()
+    speaking = call.agent()
+    call.start()
+    call.pause()
+    assert kinds(call.tentative("Yeah, okay")) == ["ResumeAudio"]
+    assert call.final("Yeah, okay.") == []  # the end of words already judged: not a turn
+    assert call.current is speaking
+
+
+@pytest.mark.parametrize(
+    ("words", "reason"),
+    [("", "no words (a noise or a cough)"), ("capital of France is Paris", "the agent's own voice (echo)")],
+)
+def test_cough_and_echo_resume_the_agent(words: str, reason: str) -> None:
+    call = Call()
+    speaking = call.agent()
+    call.start()
+    call.pause()
+    [resume] = call.final(words)
+    assert isinstance(resume, ResumeAudio) and resume.event.reason == reason and call.current is speaking
+
+
+def test_echo_is_judged_on_what_was_played_just_before_the_hold() -> None:
+    """A question over a long answer is not taken for echo because the answer, long ago, used
+    the same common words; the words played just before the hold are."""
+    call = Call()
+    story = "Once upon a time there was a knight. That is the way of the story. " * 8
+    speaking = call.agent(text=story)
+    clauses = [
+        *(["Once upon a time there was a knight.", "That is the way of the story."] * 8),
+        "The dragon slept.",
+    ]
+    speaking.clause_texts = dict(enumerate(clauses))
+    speaking.clause_frames = dict.fromkeys(range(len(clauses)), 300)  # 6 s a clause
+    call.start()
+    call.turns.playout_held(PlayoutHeld(call_id=C, gen=speaking.gen, played_ms=99_000))  # in "The dragon..."
+    call.pause()
+    assert kinds(call.final("That is the capital of France.")) == ["Interrupt", "EndTurn"]
+    call.agent(text=story).clause_texts = dict(enumerate(clauses))
+    call.current.clause_frames = dict.fromkeys(range(len(clauses)), 300)  # type: ignore[union-attr]
+    call.start()
+    call.turns.playout_held(PlayoutHeld(call_id=C, gen=call.gen, played_ms=99_000))
+    call.pause()
+    [resume] = call.final("The dragon slept.")
+    assert isinstance(resume, ResumeAudio) and resume.event.reason == "the agent's own voice (echo)"
+
+
+def test_a_cut_in_cue_interrupts_even_when_the_agent_just_said_the_word() -> None:
+    call = Call()
+    speaking = call.agent(text="The bus would not stop at the station, so we walked.")
+    call.start()
+    call.pause()
+    [interrupt] = call.final("Stop, stop.")  # a short cut-in: answered once they go on
+    assert isinstance(interrupt, Interrupt) and interrupt.generation is speaking
+    call = Call()
+    call.agent(text="The bus would not stop at the station, so we walked.")
+    call.start()
+    call.pause()
+    [resume] = call.final("would not stop")  # its echo does not start with the cue
+    assert isinstance(resume, ResumeAudio) and resume.event.reason == "the agent's own voice (echo)"
+
+
+def test_words_that_do_not_interrupt_do_not_resume_the_agent_over_the_caller_speaking_again() -> None:
+    """ "Uh-huh" judged while the caller is already saying more: the hold goes on, and what they say
+    next decides (the agent is never resumed over the caller)."""
+    call = Call()
+    speaking = call.agent()
+    call.start()
+    call.pause()
+    call.resume()  # the caller goes on before the backchannel's words are judged
+    assert call.final("Uh-huh.") == []  # no ResumeAudio: the hold goes on
+    assert call.turns.barge_in.holding and call.current is speaking
+    call.pause()
+    assert kinds(call.final("Can you book me in for Tuesday?")) == ["Interrupt", "EndTurn"]
+
+
+def test_words_over_the_agent_interrupt_it_and_the_history_keeps_what_was_heard() -> None:
+    call = Call()
+    speaking = call.agent(text="Paris is the capital. It lies on the Seine river.")
+    speaking.clause_texts = {0: "Paris is the capital.", 1: "It lies on the Seine river."}
+    speaking.clause_frames = {0: 50, 1: 60}
+    call.start()
+    call.turns.playout_held(PlayoutHeld(call_id=C, gen=speaking.gen, played_ms=80 * 20))
+    call.pause()
+    interrupt, end = call.final("What about the weather in Lyon today?")
+    assert isinstance(interrupt, Interrupt) and interrupt.generation is speaking
+    assert interrupt.heard == "Paris is the capital. It lies on"
+    assert interrupt.event.decision == "interrupt" and interrupt.event.played_ms == 1600
+    assert isinstance(end, EndTurn) and end.superseded is None  # the interrupted answer is gone already
+
+
+def test_speech_that_goes_on_interrupts_by_its_length() -> None:
+    call = Call()
+    call.agent()
+    call.start()
+    decisions = call.wait(call.settings.barge_in_min_speech_ms / 1000 + call.settings.pause_ms / 1000)
+    [interrupt] = decisions
+    assert isinstance(interrupt, Interrupt) and interrupt.event.reason.startswith("spoke over the agent")
+
+
+def test_a_pause_stops_the_length_rule_and_a_hold_with_no_words_resumes() -> None:
+    call = Call()
+    call.agent()
+    call.start()
+    call.pause()
+    decisions = call.wait(call.settings.hold_max_ms / 1000 + 0.2)
+    [resume] = decisions
+    assert isinstance(resume, ResumeAudio) and resume.event.reason == "no words came"
+
+
+def held_until_no_words_came(call: Call, played_ms: int = 1000) -> None:
+    """A backchannel over the agent whose words come only after its hold ran out (a slow whisper)."""
+    call.agent()
+    call.start()
+    call.turns.playout_held(PlayoutHeld(call_id=C, gen=call.gen, played_ms=played_ms))
+    call.pause()
+    [resume] = call.wait(call.settings.hold_max_ms / 1000 + 0.2)
+    assert isinstance(resume, ResumeAudio) and resume.event.reason == "no words came"
+    call.end()
+
+
+def test_a_backchannels_late_words_are_still_not_a_turn() -> None:
+    # under load the final "oui." came after the hold had resumed the agent: it was taken for a
+    # turn, and the answer the caller was listening to was cut off by an answer to "oui."
+    call = Call()
+    held_until_no_words_came(call)
+    [ignored] = call.final("Uh-huh.")
+    assert isinstance(ignored, ResumeAudio) and ignored.event.decision == "ignored"
+    assert call.current is not None and call.current.gen == 1  # the answer goes on
+    call.start()  # the caller's next words over the agent are judged as any
+    call.pause()
+    assert kinds(call.final("Wait, can you say the time again?")) == ["Interrupt", "EndTurn"]
+
+
+def test_an_interruptions_late_words_stop_the_agent() -> None:
+    call = Call()
+    held_until_no_words_came(call, played_ms=1000)
+    interrupt, end = call.final("No, I meant next Tuesday instead.")
+    assert isinstance(interrupt, Interrupt) and interrupt.event.reason == "words over the agent (late)"
+    assert isinstance(end, EndTurn) and end.final.text == "No, I meant next Tuesday instead."
+    # the agent had played on since the hold: 1000 ms, then the hold's 4 s, then the wait here
+    assert interrupt.event.played_ms is not None and interrupt.event.played_ms > 1000
+
+
+def test_late_words_after_the_answer_ended_are_a_turn() -> None:
+    call = Call()
+    held_until_no_words_came(call)
+    call.current = None  # the answer played to its end
+    [end] = call.final("Could you repeat the time?")
+    assert isinstance(end, EndTurn) and end.final.text == "Could you repeat the time?"
+
+
+def test_min_words_makes_a_one_word_interruption_resume_but_not_a_cue_to_stop() -> None:
+    call = Call(barge_in_min_words=2)
+    call.agent()
+    call.start()
+    call.pause()
+    [resume] = call.final("Monday.")
+    assert isinstance(resume, ResumeAudio) and resume.event.reason.startswith("1 words")
+    call.start()
+    call.pause()
+    assert isinstance(call.final("Stop.")[0], Interrupt)
+
+
+def test_two_words_without_a_cue_are_an_aside_and_three_interrupt() -> None:
+    call = Call()
+    call.agent()
+    call.start()
+    call.pause()
+    [resume] = call.final("Bye, bye.")  # whisper's "I see" over a phone line
+    assert isinstance(resume, ResumeAudio) and "an aside" in resume.event.reason
+    call.start()
+    call.pause()
+    assert isinstance(call.final("What about Monday?")[0], Interrupt)
+
+
+def test_a_stutter_counts_as_one_word() -> None:
+    call = Call(barge_in_min_words=2)
+    call.agent()
+    call.start()
+    call.pause()
+    [resume] = call.final("Ré-ré-ré-ré...")  # "oui, oui, oui" as whisper heard it over a loaded line
+    assert isinstance(resume, ResumeAudio) and resume.event.reason.startswith("1 words")
+
+
+def test_the_agent_finishing_ends_the_hold() -> None:
+    call = Call()
+    speaking = call.agent()
+    call.start()
+    call.turns.playout_ended(speaking.gen)
+    call.current = None
+    call.pause()
+    [end] = call.final("Thanks, that's all.")
+    assert isinstance(end, EndTurn)
