@@ -61,8 +61,14 @@ class GatedEngine:
             with self.lock:
                 self.active -= 1
 
-    def warm(self, messages: list[ChatMessage], tools: Any = None, session: str = "") -> None:
-        pass
+    def warm(
+        self,
+        messages: list[ChatMessage],
+        tools: Any = None,
+        session: str = "",
+        stop: Callable[[], bool] = lambda: False,
+    ) -> bool:
+        return True
 
 
 async def serve_two(nats_url: str, parallel: int) -> tuple[GatedEngine, list[LlmFirstToken], list[LlmChunk]]:

@@ -116,8 +116,9 @@ class StandIn:
                 raise RemoteLlmError("ReadError: connection reset")
             yield word
 
-    def warm(self, messages, tools=None, session="") -> None:  # type: ignore[no-untyped-def]
+    def warm(self, messages, tools=None, session="", stop=lambda: False) -> bool:  # type: ignore[no-untyped-def]
         self.warmed += 1
+        return True
 
 
 def answer(engine: FallbackLlmEngine) -> Iterator[str]:
