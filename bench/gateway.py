@@ -18,6 +18,7 @@ import asyncio
 import json
 import os
 import statistics
+import sys
 import tempfile
 from pathlib import Path
 
@@ -102,6 +103,33 @@ async def echo(bus: Bus) -> None:
         )
 
     await bus.subscribe("voxbus.call.*.audio.in", AudioFrame, back)
+
+
+async def run_echo(url: str, creds: str) -> None:
+    """The echo as a process of its own (see ``echo_process``): says "ready" once subscribed."""
+    bus = Bus(url, "bench-echo", creds=Path(creds) if creds else None)
+    await bus.connect(attempts=5)
+    await echo(bus)
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+
+async def echo_process(url: str, creds: Path | None) -> asyncio.subprocess.Process:
+    """The echo in its own process, once it listens: on the benchmark's own event loop it shared
+    the loop with the supervisor, and a loop busy echoing a hundred calls delays the heartbeats
+    it should read (workers then looked hung and were replaced mid-call)."""
+    code = "import sys, uvloop; sys.path.insert(0, sys.argv[1]); import gateway; "
+    code += "uvloop.run(gateway.run_echo(sys.argv[2], sys.argv[3]))"
+    here = str(Path(__file__).resolve().parent)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code, here, url, str(creds or ""), stdout=asyncio.subprocess.PIPE
+    )
+    assert proc.stdout is not None
+    async with asyncio.timeout(60):
+        while (line := await proc.stdout.readline()) != b"ready\n":
+            if not line:
+                raise RuntimeError(f"the echo process exited with code {await proc.wait()}")
+    return proc
 
 
 async def shard_pids(bus: Bus, shards: int) -> list[int]:

@@ -1,5 +1,6 @@
 """Gateway load and soak: many simultaneous SIP calls through Kamailio into gateway shards, with an
-echo on the bus in place of the agent (no models), so that audio flows both ways.
+echo on the bus in place of the agent (no models, a process of its own), so that audio flows both
+ways.
 
 - load: ``--calls`` calls (sipp, G.711 speech from a pcap, 10 new calls a second: under Kamailio's
   pike limit) into ``--shards`` gateway processes (4 calls each at most): frames lost (ticks with no
@@ -26,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from gateway import PLAY, SCENARIO, echo, shard_pids
+from gateway import PLAY, SCENARIO, echo_process, shard_pids
 from nats.aio.msg import Msg
 from procstat import cpu_seconds, rss_kb
 
@@ -93,10 +94,15 @@ async def held_calls(calls: int, shards: int, seconds: int, workdir: Path, sampl
 
     await bus.subscribe("voxbus.call.*.evt.call.ended", None, on_event)
     await bus.subscribe(subjects.system_event("worker.exited"), None, on_event)
-    await echo(bus)
+    echoing = await echo_process(system.url, system.creds("admin"))
     shard = await shard_pids(bus, shards)
     assert system.nats is not None and system.nats.proc is not None
-    groups: dict[str, list[int]] = {"gateways": shard, "nats": [system.nats.proc.pid], "echo": [os.getpid()]}
+    groups: dict[str, list[int]] = {
+        "gateways": shard,
+        "nats": [system.nats.proc.pid],
+        "echo": [echoing.pid],
+        "supervisor": [os.getpid()],
+    }
     scenario = workdir / "long.xml"
     scenario.write_text(SCENARIO.replace("REPEAT", PLAY * max(1, seconds // 8)))
     samples: list[dict] = []
@@ -126,6 +132,8 @@ async def held_calls(calls: int, shards: int, seconds: int, workdir: Path, sampl
         cores = {name: round((cpu_last[name] - cpu_steady[name]) / span_s, 3) for name in groups}
         sipp_code = sipp.returncode
     await asyncio.sleep(2)  # the last call.ended events
+    echoing.terminate()
+    await echoing.wait()
     await bus.close()
     await system.stop()
     minutes = sum(e.duration_s for e in ended) / 60 or 1
