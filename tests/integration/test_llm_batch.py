@@ -15,7 +15,7 @@ from voxbus.config import LlmSettings, Settings
 from voxbus.engines.llm import LlamaEngine
 from voxbus.engines.llm_batch import Generation
 from voxbus.engines.llm_sampling import Sampling
-from voxbus.schemas.messages import ChatMessage
+from voxbus.schemas.messages import PREWARM_CALL_ID, ChatMessage
 
 pytestmark = pytest.mark.integration
 SYSTEM = ChatMessage(role="system", content="You are the phone agent of a clinic. Be brief and kind.")
@@ -184,7 +184,7 @@ import sys
 from voxbus.config import load_settings
 from voxbus.engines.llm import LlamaEngine
 from voxbus.engines.models import model_path
-from voxbus.schemas.messages import ChatMessage
+from voxbus.schemas.messages import PREWARM_CALL_ID, ChatMessage
 
 settings = load_settings()
 settings.llm.parallel, settings.llm.min_tokens = 2, 64
@@ -213,7 +213,7 @@ def warm_up(engine: LlamaEngine, system: ChatMessage) -> Generation:
     tokens = engine.llm.tokenize(engine.prompt([system])[0].encode(), special=True)
     nothing = Sampling(max_tokens=0, temperature=0.0)
     assert engine._batch is not None
-    return engine._batch.submit(Generation("prewarm", tokens, nothing, lambda: False, warm_only=True))
+    return engine._batch.submit(Generation(PREWARM_CALL_ID, tokens, nothing, lambda: False, warm_only=True))
 
 
 def test_an_agents_first_call_takes_over_the_warm_up_of_its_prompt(engine: LlamaEngine) -> None:
@@ -239,5 +239,20 @@ def test_another_agents_warm_up_goes_on(engine: LlamaEngine) -> None:
     with batch._wake:
         warm = warm_up(engine, other)
         answer = ask(engine, "I need to move my appointment to Friday.", "call-1")
+    assert "".join(answer).strip() and answer.state.produced == N
+    assert list(warm) == [] and not warm.state.pending  # evaluated whole
+
+
+def test_another_calls_words_evaluated_ahead_go_on(engine: LlamaEngine) -> None:
+    """Two calls of one agent share its prompt: a call's request does not stop the other call's
+    warm-up of its caller's words so far (only that call's own request makes it outdated)."""
+    batch = engine._batch
+    assert batch is not None
+    ahead = [SYSTEM, ChatMessage(role="user", content="Hello, I would like to move my appointment")]
+    tokens = engine.llm.tokenize(engine.prompt(ahead)[0].encode(), special=True)
+    nothing = Sampling(max_tokens=0, temperature=0.0)
+    with batch._wake:
+        warm = batch.submit(Generation("call-2", tokens, nothing, lambda: False, warm_only=True))
+        answer = ask(engine, "Hello, I would like to book a cleaning.", "call-1")
     assert "".join(answer).strip() and answer.state.produced == N
     assert list(warm) == [] and not warm.state.pending  # evaluated whole

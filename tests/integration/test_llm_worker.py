@@ -20,7 +20,7 @@ from voxbus.bus.connection import Bus
 from voxbus.bus.streams import ensure_events_stream
 from voxbus.schemas.base import Accepted
 from voxbus.schemas.events import Event, LlmCancelled, LlmFirstToken
-from voxbus.schemas.messages import Cancel, ChatMessage, LlmChunk, LlmRequest
+from voxbus.schemas.messages import PREWARM_CALL_ID, Cancel, ChatMessage, LlmChunk, LlmRequest
 
 from .helpers import until
 
@@ -279,7 +279,7 @@ async def test_a_warm_up_gives_way_to_a_call(nats_url: str) -> None:
     try:
         await bus.publish(
             subjects.LLM_GENERATE,
-            LlmRequest(call_id="prewarm", gen=0, turn=0, messages=opening, warm_only=True),
+            LlmRequest(call_id=PREWARM_CALL_ID, gen=0, turn=0, messages=opening, warm_only=True),
         )
         await until(lambda: engine.began == ["warm-up"])
         await bus.request(subjects.LLM_GENERATE, ask(1), Accepted, 5)

@@ -20,7 +20,7 @@ from voxbus.bus.connection import Bus
 from voxbus.config import AgentSettings
 from voxbus.logs import get_logger
 from voxbus.profiles import Profiles
-from voxbus.schemas.messages import ChatMessage, LlmRequest
+from voxbus.schemas.messages import PREWARM_CALL_ID, ChatMessage, LlmRequest
 from voxbus.tools.catalog import discover
 
 log = get_logger(__name__)
@@ -45,7 +45,7 @@ async def keep_prompts_warm(bus: Bus, profiles: Profiles, stop: asyncio.Event) -
                 key = repr((agent.system_prompt, tools))
                 if tools and warmed.get(name) != key:
                     warm = LlmRequest(
-                        call_id="prewarm",
+                        call_id=PREWARM_CALL_ID,
                         gen=0,
                         turn=0,
                         messages=[ChatMessage(role="system", content=agent.system_prompt)],

@@ -81,6 +81,10 @@ class SttVocabulary(Message):
     words: list[VocabularyWord] = Field(max_length=VOCABULARY_MAX_WORDS)
 
 
+# the call id of a warm-up of an agent's prompt (instructions and tools) for all of its calls
+PREWARM_CALL_ID = "prewarm"
+
+
 class LlmRequest(Message):
     """Request (queue group ``voxbus.llm.generate``): generate an answer, streamed as LlmChunk."""
 
