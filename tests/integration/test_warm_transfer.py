@@ -180,8 +180,8 @@ async def test_warm_transfers_and_the_kpis_of_real_calls(
     assert shown == Redactor(settings.console.redact)(noted.summary)  # as the console shows any text
     assert heard.transfers == [(target, 486)] and heard.hung_up_by == "caller"
     assert heard.first_tick_ts is not None
-    played_s, voiced = heard_while_playing(heard_wav, heard.first_tick_ts, events, sorry.gen)
-    assert played_s > 1.0 and voiced > 0.5, (played_s, voiced)
+    played_s, voiced_s = heard_while_playing(heard_wav, heard.first_tick_ts, events, sorry.gen)
+    assert played_s > 1.0 and voiced_s > 1.0, (played_s, voiced_s)  # a long phrase
 
     # 2. the colleague answers: the caller is with them, the agent's leg ends
     answering = asyncio.create_task(sipp_uas(port))
