@@ -1,6 +1,7 @@
 """The terminal console's keyboard (Textual's own test harness, a stand-in bus): text typed right
 after a hotkey goes into the box that the hotkey opened, even when the keys arrive in one read
-before the box has been drawn; a letter that is also a hotkey ("h": hang up) is text there."""
+before the box has been drawn; a letter that is also a hotkey ("h": hang up) is text there; a
+refresh after the widgets are gone (the app closing) does nothing."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 import pytest
 from textual import events
 from textual.pilot import Pilot
-from textual.widgets import Input
+from textual.widgets import DataTable, Input
 
 from voxbus.console import terminal
 from voxbus.console.terminal import TerminalConsole
@@ -71,3 +72,12 @@ async def test_escape_closes_the_box_and_sends_nothing(
         await pilot.press("enter")
         await pilot.pause()
     assert sent == []
+
+
+async def test_a_refresh_while_the_app_closes_is_nothing(app: TerminalConsole) -> None:
+    """The one-second refresh (or a bus event) can come after the app's widgets are gone: under
+    load it did, and the console failed with NoMatches on its way out."""
+    async with app.run_test() as pilot:
+        await app.query_one(DataTable).remove()
+        await pilot.pause()
+        app._refresh()

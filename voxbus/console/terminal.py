@@ -15,6 +15,7 @@ from typing import Any
 from nats.aio.msg import Msg
 from textual.app import App, ComposeResult
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.widgets import DataTable, Footer, Header, Input, RichLog, Static
 
 from voxbus.bus import subjects
@@ -117,7 +118,10 @@ class TerminalConsole(App[None]):
     def _refresh(self) -> None:
         now = time.time()
         self.live.sweep(now)
-        table = self.query_one(DataTable)
+        try:
+            table = self.query_one(DataTable)
+        except NoMatches:  # the app is closing: its widgets are gone before its timer and the bus
+            return
         calls = self.live.snapshot()
         table.clear()
         for call in calls:
