@@ -17,6 +17,7 @@ import pytest
 from voxbus.bus import subjects
 from voxbus.bus.connection import Bus
 from voxbus.bus.embedded import free_port
+from voxbus.commands import hang_up
 from voxbus.engines.models import model_path
 from voxbus.engines.stt import WhisperEngine
 from voxbus.engines.tts import EspeakEngine
@@ -89,8 +90,10 @@ async def answering_phone(folder: Path, wav: Path) -> AsyncIterator[tuple[int, P
         await proc.wait()
 
 
-async def dial(client: Bus, port: int, call_id: str) -> list[Event]:
-    """Dial the phone and follow the call until it ends."""
+async def dial(client: Bus, port: int, call_id: str, hang_up_once_answered: bool = False) -> list[Event]:
+    """Dial the phone and follow the call until it ends (``hang_up_once_answered``: ended by the
+    test once an answer has been played, however long it took: the phone's own recording would
+    otherwise end the call on a fixed timeline, before a slow machine's answer)."""
     events: list[Event] = []
 
     async def collect(event: Event, _msg: object) -> None:
@@ -104,8 +107,13 @@ async def dial(client: Bus, port: int, call_id: str) -> list[Event]:
         voicemail=VOICEMAIL,
     )
     await client.request(subjects.SIP_DIAL, request, Accepted, 10)
-    async with asyncio.timeout(90):
+    asked_to_hang_up = False
+    async with asyncio.timeout(120):  # a hang guard (baresip quits after 120 s)
         while not any(isinstance(e, CallEnded) for e in events):
+            answered = any(isinstance(e, TurnMetrics) and e.first_audio_ms is not None for e in events)
+            if hang_up_once_answered and answered and not asked_to_hang_up:
+                asked_to_hang_up = True
+                await hang_up(client, call_id, after_s=0.5)
             await asyncio.sleep(0.1)
     return events
 
@@ -162,9 +170,10 @@ async def test_a_person_is_greeted_and_answered(system: System, client: Bus, tmp
         silence(6.0),
         speech("Yes, I will be there.", settings),
     ]
-    wav = callee_wav(tmp_path / "person.wav", [*parts, silence(12)])
+    # the phone stays on the line until the test hangs up (its recording ending would end the call)
+    wav = callee_wav(tmp_path / "person.wav", [*parts, silence(100)])
     async for port, _recordings in answering_phone(tmp_path / "phone", wav):
-        events = await dial(client, port, "sip-out-person")
+        events = await dial(client, port, "sip-out-person", hang_up_once_answered=True)
         verdict = next(e for e in events if isinstance(e, AnsweredBy))
         assert verdict.answered_by == "human", verdict
         said = [e.text for e in events if isinstance(e, TtsRequested)]
