@@ -20,6 +20,7 @@ from voxbus.schemas.events import (
     BargeIn,
     Event,
     LlmCancelled,
+    LlmDone,
     LlmRequested,
     PlayoutDone,
     PlayoutHeld,
@@ -138,8 +139,12 @@ async def test_caller_interrupts_the_agent_mid_answer(
     barge = [b for b in of(events, BargeIn) if b.decision == "interrupt"]
     assert len(barge) == 1, story(events)
     gen = barge[0].gen
-    # the LLM and TTS of the interrupted answer stopped, and the gateway dropped the rest of it
-    assert of(events, LlmCancelled, gen) and any(t.cancelled for t in of(events, TtsDone, gen)), story(events)
+    # the LLM (if it was still writing: under load a whole answer can be written before the caller
+    # cuts in) and TTS of the interrupted answer stopped, and the gateway dropped the rest of it
+    written_before = [d for d in of(events, LlmDone, gen) if d.ts <= barge[0].ts]
+    assert written_before or of(events, LlmCancelled, gen), story(events)
+    spoken = of(events, TtsDone, gen)  # likewise TTS, faster than the audio plays
+    assert any(t.cancelled for t in spoken) or all(t.ts <= barge[0].ts for t in spoken), story(events)
     done = of(events, PlayoutDone, gen)
     assert len(done) == 1 and not done[0].complete and done[0].played_ms == barge[0].played_ms
     # on the wire: once the hold reaches the caller the agent is silent until it answers again
