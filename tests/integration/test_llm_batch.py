@@ -38,6 +38,20 @@ def ask(engine: LlamaEngine, words: str, session: str, cancelled=lambda: False) 
     return engine._batch.submit(Generation(session, tokens, sampling, cancelled))
 
 
+def tokens_of(engine: LlamaEngine, messages: list[ChatMessage]) -> list[int]:
+    return engine.llm.tokenize(engine.prompt(messages)[0].encode(), special=True)
+
+
+def warm_up(engine: LlamaEngine, messages: list[ChatMessage], session: str = PREWARM_CALL_ID) -> Generation:
+    """A prompt evaluated ahead: by default an agent's, for all its calls (as voxbus.actors.prewarm
+    asks); with a call's ``session``, that call's words so far."""
+    nothing = Sampling(max_tokens=0, temperature=0.0)
+    assert engine._batch is not None
+    return engine._batch.submit(
+        Generation(session, tokens_of(engine, messages), nothing, lambda: False, warm_only=True)
+    )
+
+
 def read(generation: Generation, into: list[str]) -> None:
     into.extend(generation)
 
@@ -93,13 +107,13 @@ def test_a_calls_next_turn_and_a_new_calls_prompt_reuse_what_is_evaluated(engine
         ChatMessage(role="user", content="To Friday."),
     ]
     "".join(engine.stream(second, 4, 0.0, session="a"))
-    whole = len(engine.llm.tokenize(engine.prompt(second)[0].encode(), special=True))
+    whole = len(tokens_of(engine, second))
     assert batch.prompt_tokens_evaluated - before < whole // 2  # only the new words and the answer's end
     before = batch.prompt_tokens_evaluated
     other = [SYSTEM, ChatMessage(role="user", content="Is the clinic open on Sunday?")]
     "".join(engine.stream(other, 4, 0.0, session="b"))
-    system_part = len(engine.llm.tokenize(engine.prompt([SYSTEM])[0].encode(), special=True))
-    whole = len(engine.llm.tokenize(engine.prompt(other)[0].encode(), special=True))
+    system_part = len(tokens_of(engine, [SYSTEM]))
+    whole = len(tokens_of(engine, other))
     assert batch.prompt_tokens_evaluated - before <= whole - system_part + 8  # the system prompt copied
 
 
@@ -127,20 +141,14 @@ def test_a_warm_up_outdated_by_its_calls_request_stops_and_hands_over_its_sequen
     assert batch is not None
     before = batch.prompt_tokens_evaluated
     with batch._wake:  # both in the decoder's inbox before it looks
-        prompt, _ = engine.prompt([SYSTEM, ChatMessage(role="user", content="I need to move my")])
-        tokens = engine.llm.tokenize(prompt.encode(), special=True)
-        nothing = Sampling(max_tokens=0, temperature=0.0)
-        warm = batch.submit(Generation("a", tokens, nothing, lambda: False, warm_only=True))
+        warm = warm_up(engine, [SYSTEM, ChatMessage(role="user", content="I need to move my")], "a")
         answer = ask(engine, "I need to move my appointment to Friday.", "a")
     assert "".join(answer).strip() and answer.state.produced == N
     assert list(warm) == [] and warm.state.pending  # stopped before its prompt was evaluated
     assert warm.seq is answer.seq  # the request took the call's own sequence
     real = len(
-        engine.llm.tokenize(
-            engine.prompt(
-                [SYSTEM, ChatMessage(role="user", content="I need to move my appointment to Friday.")]
-            )[0].encode(),
-            special=True,
+        tokens_of(
+            engine, [SYSTEM, ChatMessage(role="user", content="I need to move my appointment to Friday.")]
         )
     )
     assert batch.prompt_tokens_evaluated - before == real  # the warm-up's prompt was not evaluated as well
@@ -208,28 +216,19 @@ def test_an_engine_dropped_without_close_while_it_decodes_does_not_crash(setting
     assert done.returncode == 0 and "survived" in done.stdout, (done.returncode, done.stderr[-2000:])
 
 
-def warm_up(engine: LlamaEngine, system: ChatMessage) -> Generation:
-    """An agent's prompt warmed ahead of its calls (as voxbus.actors.prewarm asks)."""
-    tokens = engine.llm.tokenize(engine.prompt([system])[0].encode(), special=True)
-    nothing = Sampling(max_tokens=0, temperature=0.0)
-    assert engine._batch is not None
-    return engine._batch.submit(Generation(PREWARM_CALL_ID, tokens, nothing, lambda: False, warm_only=True))
-
-
 def test_an_agents_first_call_takes_over_the_warm_up_of_its_prompt(engine: LlamaEngine) -> None:
     batch = engine._batch
     assert batch is not None
     before = batch.prompt_tokens_evaluated
     with batch._wake:  # both in the decoder's inbox before it looks
-        warm = warm_up(engine, SYSTEM)
+        warm = warm_up(engine, [SYSTEM])
         answer = ask(engine, "I need to move my appointment to Friday.", "call-1")
     assert "".join(answer).strip() and answer.state.produced == N
     assert list(warm) == [] and warm.state.pending  # stopped: the call evaluates the prompt itself
-    real = engine.prompt(
-        [SYSTEM, ChatMessage(role="user", content="I need to move my appointment to Friday.")]
+    real = tokens_of(
+        engine, [SYSTEM, ChatMessage(role="user", content="I need to move my appointment to Friday.")]
     )
-    evaluated = batch.prompt_tokens_evaluated - before
-    assert evaluated == len(engine.llm.tokenize(real[0].encode(), special=True))  # nothing twice
+    assert batch.prompt_tokens_evaluated - before == len(real)  # nothing evaluated twice
 
 
 def test_another_agents_warm_up_goes_on(engine: LlamaEngine) -> None:
@@ -237,7 +236,7 @@ def test_another_agents_warm_up_goes_on(engine: LlamaEngine) -> None:
     assert batch is not None
     other = ChatMessage(role="system", content="You take orders for a pizzeria. Ask for the address first.")
     with batch._wake:
-        warm = warm_up(engine, other)
+        warm = warm_up(engine, [other])
         answer = ask(engine, "I need to move my appointment to Friday.", "call-1")
     assert "".join(answer).strip() and answer.state.produced == N
     assert list(warm) == [] and not warm.state.pending  # evaluated whole
@@ -249,10 +248,8 @@ def test_another_calls_words_evaluated_ahead_go_on(engine: LlamaEngine) -> None:
     batch = engine._batch
     assert batch is not None
     ahead = [SYSTEM, ChatMessage(role="user", content="Hello, I would like to move my appointment")]
-    tokens = engine.llm.tokenize(engine.prompt(ahead)[0].encode(), special=True)
-    nothing = Sampling(max_tokens=0, temperature=0.0)
     with batch._wake:
-        warm = batch.submit(Generation("call-2", tokens, nothing, lambda: False, warm_only=True))
+        warm = warm_up(engine, ahead, "call-2")
         answer = ask(engine, "Hello, I would like to book a cleaning.", "call-1")
     assert "".join(answer).strip() and answer.state.produced == N
     assert list(warm) == [] and not warm.state.pending  # evaluated whole

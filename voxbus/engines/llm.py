@@ -9,6 +9,7 @@ decoded together instead, each call in its own KV sequence (:mod:`voxbus.engines
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -260,11 +261,13 @@ def evaluate_prefix(llm: Any, tokens: list[int], stop: Callable[[], bool]) -> bo
     have = held()
     if have == len(tokens):
         return True
-    if llm.cache is not None and tokens in llm.cache:
-        saved = llm.cache[tokens]  # the longest prefix of them it holds
-        if Llama.longest_token_prefix(saved.input_ids.tolist(), tokens) > have:
-            llm.load_state(saved)
-            have = held()
+    saved = None
+    if llm.cache is not None:
+        with contextlib.suppress(KeyError):  # none of its states begins like these tokens
+            saved = llm.cache[tokens]  # the longest prefix of them it holds
+    if saved is not None and Llama.longest_token_prefix(saved.input_ids.tolist(), tokens) > have:
+        llm.load_state(saved)
+        have = held()
     for start in range(have, len(tokens), WARM_CHUNK_TOKENS):
         if stop():
             return False

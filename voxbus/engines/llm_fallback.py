@@ -98,7 +98,9 @@ class FallbackLlmEngine:
     ) -> bool:
         # the local model's cache matters only while it answers: warming it all the time would
         # take the cores from speech synthesis for nothing
-        return self.local.warm(messages, tools, session, stop) if not self.remote_up() else True
+        if self.remote_up():
+            return True
+        return self.local.warm(messages, tools, session, stop)
 
 
 def llm_engine_for(settings: Settings) -> LlmEngine:
