@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -40,6 +41,23 @@ def speech(engine: PiperEngine, text: str, seconds: float) -> np.ndarray:
     out = np.zeros(int(seconds * 16000), np.float32)
     out[: min(len(pcm), len(out))] = pcm[: len(out)]
     return out
+
+
+def pjmedia_ready() -> Any:
+    """A running pjsua without sound devices or threads: pjmedia's cancellers take their pools
+    from it. Call ``libDestroy()`` on what it returns when done."""
+    import pjsua2 as pj
+
+    endpoint = pj.Endpoint()
+    endpoint.libCreate()
+    config = pj.EpConfig()
+    config.uaConfig.threadCnt = 0
+    config.logConfig.consoleLevel = 0
+    config.logConfig.level = 0
+    endpoint.libInit(config)
+    endpoint.libStart()
+    endpoint.audDevManager().setNullDev()
+    return endpoint
 
 
 def run(algorithm: str, far: np.ndarray, voice: np.ndarray, delay_ms: int) -> dict[str, float]:
@@ -76,17 +94,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    import pjsua2 as pj
-
-    endpoint = pj.Endpoint()  # pjmedia's pools come from a running pjsua
-    endpoint.libCreate()
-    config = pj.EpConfig()
-    config.uaConfig.threadCnt = 0
-    config.logConfig.consoleLevel = 0
-    config.logConfig.level = 0
-    endpoint.libInit(config)
-    endpoint.libStart()
-    endpoint.audDevManager().setNullDev()
+    endpoint = pjmedia_ready()
     settings = load_settings(profile="test")
     engine = PiperEngine(model_path(settings, "tts"), settings.tts)
     far = speech(engine, AGENT + " " + AGENT, 20.0)

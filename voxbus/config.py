@@ -259,6 +259,13 @@ class TurnSettings(BaseModel):
         description="while the agent's audio plays, caller audio quieter than the agent's recent level "
         "plus this is taken for its echo, not speech; unset: no gate",
     )
+    echo_gate_words: bool | None = Field(
+        default=None,
+        description="the echo gate also silences what whisper hears (not only what the VAD hears); "
+        "unset: only when the gateway cancels no echo (sip.echo_canceller = 'off'). Zeroed frames "
+        "take the quiet parts of the caller's own words: 'Stop.' over the agent is heard as 'Uh.' "
+        "(bench/barge_words.py)",
+    )
     echo_overlap: float = Field(
         default=0.6,
         gt=0,
@@ -405,6 +412,13 @@ class Settings(BaseSettings):
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["console", "json"] = "console"
+
+    def echo_gate_words(self) -> bool:
+        """Whether the STT worker's echo gate silences whisper's audio too (``turn.echo_gate_words``;
+        unset: when the gateway cancels no echo, whisper would hear it under the caller's words)."""
+        if self.turn.echo_gate_words is not None:
+            return self.turn.echo_gate_words
+        return self.sip.echo_canceller == "off"
 
     @field_validator("nats_cluster")
     @classmethod

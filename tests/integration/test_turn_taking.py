@@ -146,7 +146,14 @@ async def test_caller_interrupts_the_agent_mid_answer(
     spoken = of(events, TtsDone, gen)  # likewise TTS, faster than the audio plays
     assert any(t.cancelled for t in spoken) or all(t.ts <= barge[0].ts for t in spoken), story(events)
     done = of(events, PlayoutDone, gen)
-    assert len(done) == 1 and not done[0].complete and done[0].played_ms == barge[0].played_ms
+    assert len(done) == 1 and not done[0].complete
+    if barge[0].reason.endswith("(late)"):
+        # judged after its hold ran out (whisper, under load, slower than turn.hold_max_ms): the
+        # agent played on until the words came, and the event's played_ms is reckoned from the time
+        # since it resumed (to the millisecond; the gateway counts whole frames)
+        assert done[0].played_ms >= barge[0].played_ms - FRAME_MS, story(events)
+    else:
+        assert done[0].played_ms == barge[0].played_ms, story(events)
     # on the wire: once the hold reaches the caller the agent is silent until it answers again
     held = of(events, PlayoutHeld, gen)[0]
     assert heard.first_tick_ts is not None
@@ -218,10 +225,17 @@ async def test_pause_mid_sentence_waits_and_leaves_no_trace(
             # the caller goes on once the agent has begun an answer at the pause: a fixed pause
             # raced STT, which on two loaded cores had not transcribed the first half within 0.9 s
             DialogueLine(text="for four people at seven tonight.", when="after_cue", gap_s=0.2),
-        ]
+        ],
+        settle_s=300,  # the caller hangs up once the answer has been played, however late it came
     )
     heard, timings, events, state = await talk(
-        system, settings, piper, dialogue, tmp_path / "heard.wav", cue_on=LlmRequested
+        system,
+        settings,
+        piper,
+        dialogue,
+        tmp_path / "heard.wav",
+        cue_on=LlmRequested,
+        end_on=lambda e: isinstance(e, TurnMetrics) and e.turn >= 1,
     )
 
     # whisper usually writes the "um" (stt.tentative: the turn stays open, the LLM may start);

@@ -44,7 +44,9 @@ async def _serve(
             multilingual = await asyncio.to_thread(WhisperEngine, path, settings.stt)
             await asyncio.to_thread(multilingual.warm)
         transcriber = Transcriber(engine, multilingual, languages)
-        stt = SttWorker(bus, worker_id, settings.stt, settings.turn, transcriber)
+        stt = SttWorker(
+            bus, worker_id, settings.stt, settings.turn, transcriber, gate_words=settings.echo_gate_words()
+        )
         await stt.start()
         return Served(stt.session_ids)
     if role == "llm":

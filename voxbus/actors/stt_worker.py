@@ -116,6 +116,7 @@ class CallSession:
         on_close: callable,  # type: ignore[valid-type]
         language: str = "en",
         vocabulary: tuple[str, ...] = (),
+        gate_words: bool = True,
     ) -> None:
         self.bus, self.call_id, self.settings, self.turns = bus, call_id, settings, turns
         self.vocabulary = vocabulary  # the agent's, then the call's own (SttVocabulary)
@@ -124,6 +125,9 @@ class CallSession:
         self.language = language
         self.lexicon: Lexicon = turns.lexicon(language)
         self.echo_gate_db = turns.echo_gate_db
+        # the gate keeps the agent's echo from starting a turn; whisper hears the gated frames too
+        # only where no canceller removed the echo first (a gate also takes the caller's quiet sounds)
+        self.gate_words = gate_words
         self.transcriber = transcriber
         self.on_close = on_close
         self.vad = SileroStream()
@@ -189,23 +193,25 @@ class CallSession:
             samples = np.concatenate([np.zeros(missing * FRAME_SAMPLES, np.float32), samples])
         self.next_seq = frame.seq + 1
         self.ts_of_seq.append((frame.seq, frame.ts))
-        gate_db = self.echo_gate_db
+        gate_db, gated = self.echo_gate_db, samples
         if (
             frame.far_db is not None
             and gate_db is not None
             and is_echo(samples[-FRAME_SAMPLES:], frame.far_db, gate_db)
         ):
-            samples[-FRAME_SAMPLES:] = 0.0  # no louder than the agent's echo: not the caller
-        self._feed(samples)
+            gated = samples.copy()
+            gated[-FRAME_SAMPLES:] = 0.0  # no louder than the agent's echo: not the caller
+        self._feed(gated if self.gate_words else samples, gated)
 
-    def _feed(self, samples: np.ndarray) -> None:
+    def _feed(self, samples: np.ndarray, for_vad: np.ndarray | None = None) -> None:
+        """``samples`` as whisper will hear them; ``for_vad``: as the VAD hears them (gated)."""
         # enough history to reach pre_roll before an onset that the gate confirms min_speech later
         keep_ms = self.settings.pre_roll_ms + self.settings.min_speech_ms + 2 * 32
         self.history = np.concatenate([self.history, samples])[-keep_ms * SAMPLE_RATE // 1000 :]
         if self.turn is not None:
             self.turn.audio.append(samples)
         self.samples_seen += len(samples)
-        for prob in self.vad.push(samples):
+        for prob in self.vad.push(samples if for_vad is None else for_vad):
             change = self.gate.push(prob)
             if change is None:
                 continue
@@ -320,10 +326,17 @@ class CallSession:
 
 class SttWorker:
     def __init__(
-        self, bus: Bus, worker_id: str, settings: SttSettings, turns: TurnSettings, transcriber: Transcriber
+        self,
+        bus: Bus,
+        worker_id: str,
+        settings: SttSettings,
+        turns: TurnSettings,
+        transcriber: Transcriber,
+        gate_words: bool = True,
     ) -> None:
         self.bus, self.worker_id, self.settings, self.turns = bus, worker_id, settings, turns
         self.transcriber = transcriber
+        self.gate_words = gate_words  # see Settings.echo_gate_words
         self.sessions: dict[str, CallSession] = {}
 
     async def start(self) -> None:
@@ -345,6 +358,7 @@ class SttWorker:
                 lambda cid: self.sessions.pop(cid, None),
                 request.language,
                 tuple(request.vocabulary),
+                self.gate_words,
             )
             await session.open()
             self.sessions[request.call_id] = session

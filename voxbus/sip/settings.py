@@ -120,8 +120,9 @@ class SipSettings(BaseModel):
     record_dir: Path | None = Field(default=None, description="record every call here (off when unset)")
     echo_canceller: Literal["speex", "webrtc", "webrtc-aec3", "simple", "off"] = Field(
         default="off",
-        description="pjmedia echo canceller on the caller's audio (see voxbus/sip/echo.py: Speex removes "
-        "~20 dB of echo but also ~10 dB of the caller's voice while both speak, which deafens barge-in)",
+        description="pjmedia echo canceller on the caller's audio (see voxbus/sip/echo.py and "
+        "bench/barge_words.py: with Speex, whisper hears words said over the agent far better; off: "
+        "the echo gate alone, which also takes the quiet parts of the caller's words)",
     )
     echo_tail_ms: int = Field(default=200, ge=10, le=800, description="longest echo delay cancelled")
     jitter_min_ms: int = Field(default=20, ge=0, description="pjmedia jitter buffer minimum prefetch")

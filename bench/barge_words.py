@@ -1,0 +1,220 @@
+"""How whisper hears the short things a caller says over the agent, and what the call actor makes
+of them: does "Stop." interrupt, does "Uh-huh." let the agent go on?
+
+The barge-in judge decides on whisper's words. Over a phone line, a one-word "Stop." said over the
+agent's echo is easily heard as "Uh." (a backchannel: the agent goes on) or "W-" (an aside). This
+benchmark isolates that step from the rest of the call: each phrase is spoken by voices other than
+the agent's (espeak-ng variants), sent through a PCMU line (8 kHz mu-law), with the agent's own
+answer (piper) coming back underneath at -20 dB and 60 ms late, the STT worker's echo gate applied
+frame by frame, and transcribed by the default profile's whisper with each prompt and beam size
+under test. Each transcript is then judged by the call actor's own rule (``judge_barge_in``, the
+default turn settings). Nothing here is wall-clock dependent but the compute time reported.
+
+Figures: interruptions caught (target: all) and others let through (target: all), per variant.
+Writes ``barge_words.json`` and ``barge_words.png``.
+
+    python bench/barge_words.py --out bench/results
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from stt_wer import line, speak  # noqa: E402
+
+from voxbus.actors.stt_worker import is_echo  # noqa: E402
+from voxbus.actors.turns import judge_barge_in  # noqa: E402
+from voxbus.config import load_settings  # noqa: E402
+from voxbus.engines.models import model_path  # noqa: E402
+from voxbus.engines.stt import WhisperEngine  # noqa: E402
+from voxbus.engines.tts import PiperEngine  # noqa: E402
+from voxbus.media.frames import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, FarEndLevel, to_float, to_pcm16  # noqa: E402
+from voxbus.sip.echo import make_canceller  # noqa: E402
+
+INTERRUPTIONS = [
+    "Stop.", "Wait.", "Hold on.", "No, wait.", "Sorry, stop.", "Hang on.", "Excuse me.", "Wait, wait.",
+    "Stop please, what time do you open?", "Sorry to cut in, how much is it?",
+]  # fmt: skip
+OTHERS = ["Uh-huh.", "Mm-hmm.", "Yeah.", "Right.", "Okay.", "I see.", "Got it.", "Sure.", "Yes.", "Oh, nice."]
+VOICES = ["en-us+f2", "en-gb+m3", "en-us"]
+AGENT_SAYS = (
+    "The history of Rome begins with a small settlement on the Tiber river, which grew over the "
+    "centuries into a republic and then an empire that ruled the whole Mediterranean."
+)
+ECHO_GAIN = 0.1  # -20 dB, as the call benchmarks' caller phone returns it
+ECHO_DELAY_S = 0.06
+# the caller speaks this far into the answer (in a call the canceller has had every earlier answer
+# to converge on; here it has these seconds)
+ONSET_S = 3.0
+SOFT_GAIN = 0.25  # -12 dB: every other phrase starts quietly
+# what whisper is primed with; the first is the shipped default (stt.prompt)
+PROMPTS = {
+    "fillers": "Uh, hmm, um... so, uh, well, um.",
+    "cues": "Uh-huh. Stop. Mm-hmm, okay. Wait, hold on. Um, yeah.",
+    "none": "",
+}
+# what reaches whisper: "gate" the STT worker's echo gate (frames no louder than the agent's recent
+# level less 16 dB are zeroed: the shipped setting), "raw" the line as it comes, "aec" pjmedia's
+# Speex echo canceller, "aec+gate" the canceller then the gate
+TREATMENTS = ["gate", "raw", "aec", "aec+gate"]
+# (prompt, beam size, treatment): the shipped settings first, then one change at a time
+VARIANTS = [
+    ("fillers", 1, "gate"), ("fillers", 1, "raw"), ("fillers", 1, "aec"), ("fillers", 1, "aec+gate"),
+    ("cues", 1, "gate"), ("cues", 1, "aec"), ("cues", 1, "aec+gate"), ("none", 1, "gate"),
+    ("fillers", 5, "gate"), ("cues", 5, "aec"),
+]  # fmt: skip
+
+
+def agent_audio() -> np.ndarray:
+    settings = load_settings(profile="default")
+    engine = PiperEngine(model_path(settings, "tts"), settings.tts)
+    return to_float(b"".join(engine.frames(AGENT_SAYS)))
+
+
+def over_the_agent(phrase: np.ndarray, agent: np.ndarray, gain: float, seed: int, treat: str) -> np.ndarray:
+    """The caller's phrase from a PCMU line with the agent's echo under it, treated as ``treat``
+    says (:data:`TREATMENTS`), cut as the STT worker hands a segment to whisper (the phrase and a
+    quarter second either side)."""
+    caller = line(phrase * gain, "PCMU", noisy=False, seed=seed)  # 0.25 s of silence each side
+    start = int(ONSET_S * SAMPLE_RATE) - SAMPLE_RATE // 4
+    delay = int(ECHO_DELAY_S * SAMPLE_RATE)
+    mixed = np.zeros(start + len(caller), np.float32)
+    echo = line(agent[: len(mixed) - delay] * ECHO_GAIN, "PCMU", noisy=False, seed=seed)
+    mixed[delay:] += echo[SAMPLE_RATE // 4 :][: len(mixed) - delay]
+    mixed[start:] += caller
+    settings = load_settings(profile="default")
+    gate_db = settings.turn.echo_gate_db if "gate" in treat else None
+    canceller = make_canceller("speex", settings.sip.echo_tail_ms) if "aec" in treat else None
+    far = FarEndLevel(window=(2 * settings.sip.jitter_max_ms + 200) // FRAME_MS)  # as the gateway's
+    for i in range(0, len(mixed) - FRAME_SAMPLES + 1, FRAME_SAMPLES):
+        played = to_pcm16(agent[i : i + FRAME_SAMPLES])
+        far.played(played)
+        frame = mixed[i : i + FRAME_SAMPLES]
+        if canceller is not None:
+            canceller.played(played)
+            frame[:] = to_float(canceller.cancel(to_pcm16(frame)))
+        far_db = far.db()
+        if far_db is not None and gate_db is not None and is_echo(frame, far_db, gate_db):
+            frame[:] = 0.0
+    if canceller is not None:
+        canceller.close()
+    return mixed[start:]
+
+
+def run() -> dict[str, Any]:
+    settings = load_settings(profile="default")
+    turns, lexicon = settings.turn, settings.turn.lexicon("en")
+    agent = agent_audio()
+    spoken = [
+        (kind, text, voice, n % 2 == 1, speak(text, voice), n)
+        for v, voice in enumerate(VOICES)
+        for kind, phrases in (("interruption", INTERRUPTIONS), ("other", OTHERS))
+        for n, text in enumerate(phrases, start=v)
+    ]
+    clips = {
+        treat: [
+            (kind, text, voice, soft, over_the_agent(audio, agent, SOFT_GAIN if soft else 1.0, n, treat))
+            for kind, text, voice, soft, audio, n in spoken
+        ]
+        for treat in TREATMENTS
+    }
+    rows: list[dict[str, Any]] = []
+    for name, beam, treat in VARIANTS:
+        stt = settings.stt.model_copy(update={"prompt": PROMPTS[name], "beam_size": beam})
+        engine = WhisperEngine(model_path(settings, "stt"), stt)
+        engine.warm()
+        for kind, text, voice, soft, audio in clips[treat]:
+            started = time.perf_counter()
+            heard = engine.transcribe(audio, "en").text
+            compute = time.perf_counter() - started
+            why_not = judge_barge_in(
+                heard, AGENT_SAYS, lexicon, turns.barge_in_min_words, turns.echo_overlap,
+                turns.barge_in_aside_words,
+            )  # fmt: skip
+            right = (why_not is None) == (kind == "interruption")
+            rows.append(
+                {"prompt": name, "beam": beam, "line": treat, "kind": kind, "text": text,
+                 "voice": voice, "soft": soft, "heard": heard,
+                 "decision": "interrupt" if why_not is None else why_not, "right": right,
+                 "compute_s": round(compute, 3)}
+            )  # fmt: skip
+            print(f"{name:8} beam {beam} {treat:8} {kind:12} {'soft' if soft else 'loud'} {voice:9} "
+                  f"{'ok ' if right else 'BAD'} {text!r} -> {heard!r}", flush=True)  # fmt: skip
+    return {"rows": rows, "summary": summarise(rows)}
+
+
+def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for key in dict.fromkeys((r["prompt"], r["beam"], r["line"]) for r in rows):
+        mine = [r for r in rows if (r["prompt"], r["beam"], r["line"]) == key]
+        cut_in = [r for r in mine if r["kind"] == "interruption"]
+        others = [r for r in mine if r["kind"] == "other"]
+        out.append({
+            "prompt": key[0], "beam": key[1], "line": key[2],
+            "interruptions": len(cut_in), "interruptions_caught": sum(r["right"] for r in cut_in),
+            "others": len(others), "others_let_through": sum(r["right"] for r in others),
+            "compute_s_median": statistics.median(r["compute_s"] for r in mine),
+        })  # fmt: skip
+    return out
+
+
+def plot(summary: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [f"{s['prompt']}\nbeam {s['beam']}\n{s['line']}" for s in summary]
+    x = np.arange(len(summary))
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(summary)), 4))
+    ax.bar(x - 0.2, [100 * s["interruptions_caught"] / s["interruptions"] for s in summary], 0.4,
+           label="interruptions caught", color="#c0392b")  # fmt: skip
+    ax.bar(x + 0.2, [100 * s["others_let_through"] / s["others"] for s in summary], 0.4,
+           label="backchannels let through", color="#3b6fd4")  # fmt: skip
+    ax.set_xticks(x, labels)
+    ax.set_ylim(0, 105)
+    ax.set_ylabel("% judged right")
+    ax.set_title("Words over the agent (PCMU, -20 dB echo, espeak-ng callers): judged right")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    args = parser.parse_args()
+    if shutil.which("espeak-ng") is None:
+        print("bench/barge_words.py: espeak-ng is missing (make sip-peers installs it)", file=sys.stderr)
+        return 2
+    from echo import pjmedia_ready
+
+    endpoint = pjmedia_ready()  # the echo canceller's pools come from a running pjsua
+    results = run()
+    endpoint.libDestroy()
+    results["machine"] = {
+        "cpu": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "barge_words.json").write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n")
+    plot(results["summary"], args.out / "barge_words.png")
+    for s in results["summary"]:
+        print(json.dumps(s))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
