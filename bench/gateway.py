@@ -28,7 +28,7 @@ from procstat import cpu_seconds
 
 from voxbus.bus import subjects
 from voxbus.bus.connection import Bus
-from voxbus.bus.embedded import free_port
+from voxbus.bus.embedded import free_port, free_ports
 from voxbus.config import load_settings
 from voxbus.logs import setup_logging
 from voxbus.media.frames import FRAME_SAMPLES
@@ -210,7 +210,7 @@ async def load(calls: int, seconds: int, workdir: Path) -> dict[str, object]:
         "-mi",
         "127.0.0.1",
         "-mp",
-        str(free_port()),
+        str(free_ports(4)),
         "-nostdin",
         f"127.0.0.1:{front}",
         stdout=asyncio.subprocess.DEVNULL,

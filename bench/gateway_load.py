@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 from tests.integration.helpers import kamailio_front  # noqa: E402
 from voxbus.bus import subjects  # noqa: E402
 from voxbus.bus.connection import Bus  # noqa: E402
-from voxbus.bus.embedded import free_port  # noqa: E402
+from voxbus.bus.embedded import free_port, free_ports  # noqa: E402
 from voxbus.config import load_settings  # noqa: E402
 from voxbus.logs import setup_logging  # noqa: E402
 from voxbus.schemas.events import CallEnded, Event, WorkerExited  # noqa: E402
@@ -110,7 +110,7 @@ async def held_calls(calls: int, shards: int, seconds: int, workdir: Path, sampl
         groups["kamailio"] = pids_running("kamailio", str(workdir))
         sipp = await asyncio.create_subprocess_exec(
             "sipp", "-sf", str(scenario), "-m", str(calls), "-l", str(calls), "-r", str(NEW_CALLS_PER_S),
-            "-i", "127.0.0.1", "-p", str(free_port()), "-mi", "127.0.0.1", "-mp", str(free_port()),
+            "-i", "127.0.0.1", "-p", str(free_port()), "-mi", "127.0.0.1", "-mp", str(free_ports(4)),
             "-nostdin", f"127.0.0.1:{front}",
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
         )  # fmt: skip

@@ -38,12 +38,12 @@ def of_call(events: list[tuple[int, Event]], call_id: str) -> list[tuple[int, Ev
 
 def sipp_command(scenario: list[str], target: str | None, calls: int = 1, *extra: str) -> list[str]:
     """A sipp command line on loopback, with its own free SIP and media ports."""
-    from voxbus.bus.embedded import free_port
+    from voxbus.bus.embedded import free_port, free_ports
 
     limits = ["-m", str(calls)] + (["-l", str(calls), "-r", str(calls)] if calls > 1 else [])
     return [
         "sipp", *scenario, *limits, "-i", "127.0.0.1", "-p", str(free_port()),
-        "-mi", "127.0.0.1", "-mp", str(free_port()), "-nostdin", *extra,
+        "-mi", "127.0.0.1", "-mp", str(free_ports(4)), "-nostdin", *extra,
         *([target] if target else []),
     ]  # fmt: skip
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 
 import pytest
 
 from voxbus.bus import embedded
-from voxbus.bus.embedded import free_port, listen_port_range, listen_ports
+from voxbus.bus.embedded import free_port, free_ports, listen_port_range, listen_ports
 
 
 @pytest.fixture
@@ -23,6 +24,18 @@ def test_a_slice_is_where_every_port_comes_from(fresh_range: pytest.MonkeyPatch)
     assert listen_ports() == range(12000, 12010)
     ports = {free_port() for _ in range(5)}
     assert len(ports) == 5 and ports <= set(range(12000, 12010))
+
+
+def test_a_block_of_ports_skips_one_in_use_inside_it(fresh_range: pytest.MonkeyPatch) -> None:
+    # sipp takes its media port and the three above it: one of them already listening failed it
+    fresh_range.setenv("VOXBUS_LISTEN_PORTS", "12100-12105")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as busy:
+        busy.bind(("127.0.0.1", 12105))
+        first = free_ports(4)
+    assert first in (12100, 12101)  # the only blocks of four without 12105
+    assert free_port() not in range(first, first + 4)  # the block was handed out whole
+    with pytest.raises(RuntimeError, match="no 4 consecutive free ports"):
+        free_ports(4)  # every block of four left meets a port handed out
 
 
 def test_without_a_slice_the_default_range_below_the_ephemeral_ports(fresh_range: pytest.MonkeyPatch) -> None:

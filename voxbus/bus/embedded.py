@@ -65,9 +65,9 @@ def listen_ports() -> range:
     return range(low, min(high, ephemeral_low - 1) + 1)
 
 
-def _take(port: int) -> bool:
-    """Hand ``port`` out if this process has not yet and it is free on loopback for TCP and UDP
-    both (SIP listens on both with one number)."""
+def _free(port: int) -> bool:
+    """Not yet handed out by this process, and free on loopback for TCP and UDP both (SIP listens
+    on both with one number)."""
     if port in _handed_out:
         return False
     with (
@@ -79,6 +79,13 @@ def _take(port: int) -> bool:
             udp.bind(("127.0.0.1", port))
         except OSError:
             return False
+    return True
+
+
+def _take(port: int) -> bool:
+    """Hand ``port`` out if it is free (:func:`_free`)."""
+    if not _free(port):
+        return False
     _handed_out.add(port)
     return True
 
@@ -95,6 +102,20 @@ def free_port() -> int:
             port = tcp.getsockname()[1]
         if _take(port):
             return port
+
+
+def free_ports(count: int) -> int:
+    """The first of ``count`` consecutive free loopback ports, all handed out: for a program that
+    takes a block from one number (sipp's ``-mp``: RTP and RTCP for audio, then for video). A free
+    first port alone is not enough: a server already listening two above it made sipp fail."""
+    ports = listen_ports()
+    starts = ports[: max(len(ports) - count + 1, 0)]
+    for _ in range(200 if starts else 0):
+        block = range(first := random.choice(starts), first + count)
+        if all(_free(port) for port in block):
+            _handed_out.update(block)
+            return first
+    raise RuntimeError(f"no {count} consecutive free ports in {ports.start}-{ports.stop - 1}")
 
 
 def server_binary() -> str:
