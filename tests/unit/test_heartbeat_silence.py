@@ -40,3 +40,35 @@ def test_a_worker_that_hangs_during_a_stall_is_heard_silent_soon_after_it() -> N
 def test_a_check_a_little_late_counts_in_full() -> None:
     silence = Silence(INTERVAL, last_beat=0.0, last_check=0.0)
     assert silence.heard_for(0.9) == 0.9  # 0.4 s late: a busy loop, not a stall
+
+
+def test_a_silent_worker_that_uses_no_cpu_is_hung_one_that_works_is_given_longer() -> None:
+    from voxbus.supervisors.heartbeat import hung
+
+    assert not hung(2.0, 0.0, TIMEOUT, 30.0)  # not silent long enough
+    assert hung(3.5, 0.0, TIMEOUT, 30.0)  # stopped or deadlocked
+    assert hung(3.5, None, TIMEOUT, 30.0)  # CPU not known: silence alone decides
+    assert not hung(3.5, 0.2, TIMEOUT, 30.0)  # starved event loop, threads at work
+    assert hung(31.0, 0.2, TIMEOUT, 30.0)  # busy for too long: stuck in a loop
+
+
+def test_cpu_used_is_over_the_last_second_of_checks() -> None:
+    silence = Silence(INTERVAL, last_beat=0.0, last_check=0.0)
+    assert silence.cpu_used(1.0) is None  # one sample: nothing to compare yet
+    assert silence.cpu_used(1.5) == 0.5
+    assert silence.cpu_used(1.5) == 0.5  # still within the window
+    assert silence.cpu_used(1.5) == 0.0  # stopped for a whole second
+    assert silence.cpu_used(None) is None  # the process is gone
+
+
+def test_cpu_seconds_of_a_real_process() -> None:
+    import os
+
+    from voxbus.supervisors.heartbeat import cpu_seconds
+
+    before = cpu_seconds(os.getpid())
+    assert before is not None
+    sum(i * i for i in range(2_000_000))  # a few tens of milliseconds of work
+    after = cpu_seconds(os.getpid())
+    assert after is not None and after > before
+    assert cpu_seconds(2**22 + 12345) is None  # no such process

@@ -5,11 +5,41 @@ while its own event loop runs: when the loop stands still (a busy machine, the p
 a blocking call), heartbeats that came meanwhile wait unread in the socket, and the first check
 after the stall would find every worker silent at once and kill them all. So the time the
 supervisor itself stood still is not counted as the worker's silence.
+
+Nor is every silent worker hung. On a loaded machine a worker's event loop can be starved for
+seconds while its threads go on transcribing: a worker that stays silent but keeps using CPU is
+busy, and is given ``busy_timeout_s`` (a worker stuck in a loop is caught then); one that uses no
+CPU at all (stopped, deadlocked) is hung after ``heartbeat_timeout_s``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CPU_WINDOW_S = 1.0  # CPU used over this much of the last checks: a worker stopped this long uses none
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User and system CPU time of a process so far (all its threads), or None where the kernel does
+    not say (no /proc, the process gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()  # after the command name, which may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+def hung(silent_s: float, cpu_used_s: float | None, timeout_s: float, busy_timeout_s: float) -> bool:
+    """Whether a worker silent for ``silent_s`` is hung, given the CPU it used over the last
+    :data:`CPU_WINDOW_S` (None: not known, judged on silence alone)."""
+    if silent_s <= timeout_s:
+        return False
+    busy = cpu_used_s is not None and cpu_used_s > 0
+    return not busy or silent_s > busy_timeout_s
 
 
 @dataclass
@@ -21,6 +51,19 @@ class Silence:
     last_beat: float
     last_check: float = 0.0  # set by checks_start() once the worker serves and checks begin
     deaf_s: float = 0.0  # since the last beat: time the supervisor stood still and could not hear
+    cpu: deque[float | None] = field(init=False)  # the worker's CPU time at the last checks
+
+    def __post_init__(self) -> None:
+        self.cpu = deque(maxlen=max(int(CPU_WINDOW_S / self.interval_s) + 1, 2))
+
+    def cpu_used(self, now_cpu: float | None) -> float | None:
+        """Record the worker's CPU time at this check; what it used over the last checks (about
+        :data:`CPU_WINDOW_S`), or None if not known."""
+        self.cpu.append(now_cpu)
+        first = self.cpu[0]
+        if now_cpu is None or first is None or len(self.cpu) < 2:
+            return None
+        return now_cpu - first
 
     def checks_start(self, now: float) -> None:
         self.last_check = now

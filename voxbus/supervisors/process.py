@@ -23,7 +23,7 @@ from voxbus.config import SupervisionSettings
 from voxbus.logs import get_logger
 from voxbus.schemas.events import WorkerExited, WorkerStarted
 from voxbus.schemas.messages import Heartbeat
-from voxbus.supervisors.heartbeat import Silence
+from voxbus.supervisors.heartbeat import Silence, cpu_seconds, hung
 
 log = get_logger(__name__)
 
@@ -103,9 +103,12 @@ class WorkerProcess:
                         else f"exited with code {code}"
                     )
                 silent = silence.heard_for(time.monotonic())
-                if silent > self.settings.heartbeat_timeout_s:
+                used = silence.cpu_used(cpu_seconds(proc.pid))
+                settings = self.settings
+                if hung(silent, used, settings.heartbeat_timeout_s, settings.busy_timeout_s):
                     await _terminate(proc)
-                    return f"hung: no heartbeat for {silent:.1f} s"
+                    busy = " (busy)" if used else ""
+                    return f"hung: no heartbeat for {silent:.1f} s{busy}"
         finally:
             exit_wait.cancel()
 
