@@ -11,6 +11,7 @@ from nats.aio.msg import Msg
 
 from voxbus.actors.call.outbound import CONTROL_ACK_S, Outbound
 from voxbus.bus import subjects
+from voxbus.bus.codec import decode, encode
 from voxbus.bus.connection import Bus, acknowledge
 from voxbus.bus.streams import ensure_events_stream
 from voxbus.clock import SystemClock
@@ -97,3 +98,32 @@ async def test_a_hangup_nobody_acknowledges_is_an_error_event_not_a_silent_loss(
 
 async def _read_and_never_answer(_msg: Msg) -> None:
     return None
+
+
+async def test_a_retried_event_is_dropped_without_an_answer_a_retried_command_is_acknowledged(
+    buses: tuple[Bus, Bus],
+) -> None:
+    # An event is a JetStream publish: its reply inbox waits for the stream's JSON acknowledgement.
+    # A subscriber that answered a retried event there (with msgpack) failed the publish, and under
+    # a cluster's leader election every retry of every event of a call failed so, for seconds.
+    sender, receiver = buses
+    handled: list[str] = []
+
+    async def note(_message: object, msg: Msg) -> None:
+        handled.append(msg.subject)
+
+    await receiver.subscribe("voxbus.call.c1.>", None, note)
+    event_subject, event = subjects.call_event("c1", "error"), ErrorEvent(call_id="c1", code="x", message="y")
+    inbox = sender.nc.new_inbox()
+    answers = await sender.nc.subscribe(inbox)
+    once = {"Nats-Msg-Id": "event-1"}
+    for _ in range(2):  # the first publish, then its retry
+        await sender.nc.publish(event_subject, encode(event), reply=inbox, headers=once)
+    # then a command retried on the same subscription (handled in order after the event's retry;
+    # its body an event, which this subscription decodes)
+    command = {"Nats-Msg-Id": "command-1"}
+    await sender.nc.publish(subjects.control("c1"), encode(event), headers=command)
+    reply = await sender.nc.request(subjects.control("c1"), encode(event), timeout=10, headers=command)
+    assert decode(reply.subject, reply.data, Accepted).worker_id == "sip/s1"  # the retry acknowledged
+    assert handled == [event_subject, subjects.control("c1")]  # each once
+    assert answers.pending_msgs == 0  # nothing answered the event's retry

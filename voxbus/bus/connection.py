@@ -362,8 +362,12 @@ class Bus:
 
         async def on_msg(msg: Msg) -> None:
             if _seen_before(seen, msg):
-                # a retried command handled already: acknowledged, not done again
-                await acknowledge(msg, self.source, self._role or "anonymous")
+                # a retried command handled already: acknowledged, not done again. A retried event
+                # is only dropped: its reply inbox waits for the stream's JSON acknowledgement, and
+                # a subscriber's answer, always first, would fail the publish (under a cluster's
+                # leader election it failed every retry of every event of a call for seconds)
+                if not subjects.is_event(msg.subject):
+                    await acknowledge(msg, self.source, self._role or "anonymous")
                 return
             try:
                 decoded: Any = (

@@ -100,6 +100,15 @@ def tool(name: str) -> str:
     return f"{PREFIX}.tool.{name}"
 
 
+def is_event(subject: str) -> bool:
+    """A subject of the events stream (``voxbus.call.<id>.evt.…`` or ``voxbus.sys.evt.…``): what is
+    published there is a JetStream publish, whose reply only the stream may send."""
+    parts = subject.split(".")
+    if parts[0] != PREFIX:
+        return False
+    return parts[1:3] == ["sys", "evt"] or (parts[1:2] == ["call"] and parts[3:4] == ["evt"])
+
+
 def call_id_of(subject: str) -> str | None:
     """The call id inside a ``voxbus.call.<id>.…`` subject, else None."""
     parts = subject.split(".")
