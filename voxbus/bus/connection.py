@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 import uuid
 from collections import OrderedDict, deque
@@ -391,12 +390,19 @@ class Bus:
         """Wait until the server has this connection's last subscription: otherwise a request sent
         right after on another connection can find no responder (a fresh-clone run: a command
         answered 'no responders' by a subscription made just before). Disconnected, the client
-        sends the subscription when it reconnects: nothing to wait for."""
+        sends the subscription when it reconnects: nothing to wait for. The wait is long: on a
+        loaded machine the server's answer took more than 2 s, the wait gave up silently, and a
+        request right after found no responder."""
         if self.nc.is_connected:
-            with contextlib.suppress(NatsTimeout, ConnectionClosedError):
-                await self.nc.flush(timeout=2)
+            try:
+                await self.nc.flush(timeout=SUBSCRIBED_WAIT_S)
+            except NatsTimeout:
+                log.warning("the server did not confirm a subscription", within_s=SUBSCRIBED_WAIT_S)
+            except ConnectionClosedError:
+                pass
 
 
+SUBSCRIBED_WAIT_S = 15.0
 SEEN_IDS = 4096  # event ids remembered per subscription: more than any outage's retried backlog
 
 
