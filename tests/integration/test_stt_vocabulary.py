@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 
 from voxbus.actors.stt_worker import SttWorker
+from voxbus.actors.turn_settings import TurnSettings
 from voxbus.bus import subjects
 from voxbus.bus.connection import Bus
 from voxbus.bus.streams import ensure_events_stream
-from voxbus.config import SttSettings, TurnSettings
+from voxbus.config import SttSettings
 from voxbus.engines.stt import Transcript
 from voxbus.schemas.base import Accepted
 from voxbus.schemas.messages import SttSession, SttVocabulary

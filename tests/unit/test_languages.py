@@ -9,7 +9,8 @@ import pytest
 
 from voxbus.actors.call.conversation import call_context, with_language
 from voxbus.actors.turns import is_backchannel, looks_unfinished, words
-from voxbus.config import FRENCH, Settings
+from voxbus.config import Settings
+from voxbus.lexicons import FRENCH
 from voxbus.profiles import ProfileError, Profiles, spoken_languages
 from voxbus.schemas.messages import CallState
 

@@ -1,8 +1,9 @@
 """Turn-taking judgements on words: unfinished phrases, backchannels, echo, what was heard."""
 
 from voxbus.actors.turns import heard_part, is_backchannel, is_echo, judge_barge_in, looks_unfinished
-from voxbus.config import ENGLISH, AgentSettings, Lexicon
+from voxbus.config import AgentSettings
 from voxbus.engines.stt import spoken_words
+from voxbus.lexicons import ENGLISH, Lexicon
 
 
 def test_unfinished_phrases_wait_complete_ones_do_not() -> None:

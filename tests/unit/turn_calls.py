@@ -12,8 +12,8 @@ from voxbus.actors.call.turn_taking import (
     TurnTaking,
     Withdraw,
 )
+from voxbus.actors.turn_settings import TurnSettings
 from voxbus.clock import ManualClock
-from voxbus.config import TurnSettings
 from voxbus.schemas.events import (
     SpeechEnded,
     SpeechPaused,

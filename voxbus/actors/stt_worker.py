@@ -23,12 +23,14 @@ import numpy as np
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
+from voxbus.actors.turn_settings import TurnSettings
 from voxbus.actors.turns import looks_unfinished
 from voxbus.bus import subjects
 from voxbus.bus.codec import encode
 from voxbus.bus.connection import Bus
-from voxbus.config import Lexicon, SttSettings, TurnSettings
+from voxbus.config import SttSettings
 from voxbus.engines.stt import Transcript, WhisperEngine
+from voxbus.lexicons import Lexicon
 from voxbus.logs import get_logger
 from voxbus.media.frames import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, level_db, to_float
 from voxbus.media.vad import SileroStream, SpeechGate

@@ -1,7 +1,7 @@
 """What the caller's words say about turn-taking: is the phrase finished, is it only a
 backchannel, is it the agent's own voice coming back.
 
-Plain word lists per language (:class:`voxbus.config.Lexicon`), not a model: they cost nothing on
+Plain word lists per language (:class:`voxbus.lexicons.Lexicon`), not a model: they cost nothing on
 the critical path, they are easy to tune for a deployment, and whisper's punctuation alone is not
 enough (it ends "I'd like to book a table for" with a full stop).
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from voxbus.config import Lexicon
+from voxbus.lexicons import Lexicon
 
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")  # letters of any alphabet, apostrophes inside
 _TRAILING_OPEN = ("...", "…", ",", "-", "—", ":", ";")

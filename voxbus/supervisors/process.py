@@ -19,11 +19,11 @@ from nats.aio.msg import Msg
 
 from voxbus.bus import subjects
 from voxbus.bus.connection import Bus
-from voxbus.config import SupervisionSettings
 from voxbus.logs import get_logger
 from voxbus.schemas.events import WorkerExited, WorkerStarted
 from voxbus.schemas.messages import Heartbeat
 from voxbus.supervisors.heartbeat import Silence, cpu_seconds, hung
+from voxbus.supervisors.settings import SupervisionSettings
 
 log = get_logger(__name__)
 

@@ -23,8 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from voxbus.config import SupervisionSettings
 from voxbus.logs import get_logger
+from voxbus.supervisors.settings import SupervisionSettings
 
 log = get_logger(__name__)
 

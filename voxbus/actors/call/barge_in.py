@@ -22,9 +22,10 @@ import enum
 from dataclasses import dataclass
 
 from voxbus.actors.call.generation import Generation
+from voxbus.actors.turn_settings import TurnSettings
 from voxbus.actors.turns import judge_barge_in
 from voxbus.clock import Clock
-from voxbus.config import Lexicon, TurnSettings
+from voxbus.lexicons import Lexicon
 from voxbus.schemas.events import BargeIn, PlayoutHeld
 
 

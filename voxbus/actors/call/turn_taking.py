@@ -31,9 +31,9 @@ from dataclasses import dataclass
 
 from voxbus.actors.call.barge_in import BargeAction, BargeInJudge, HoldAudio, Interrupt, ResumeAudio, Verdict
 from voxbus.actors.call.generation import Generation
+from voxbus.actors.turn_settings import TurnSettings
 from voxbus.actors.turns import words
 from voxbus.clock import Clock
-from voxbus.config import TurnSettings
 from voxbus.schemas.events import (
     PlayoutHeld,
     SpeechEnded,

@@ -1,0 +1,80 @@
+"""``[turn]``: when the caller's turn ends, and what counts as an interruption."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from voxbus.lexicons import ENGLISH, FRENCH, Lexicon
+
+
+class TurnSettings(BaseModel):
+    """Turn-taking: when the caller's turn ends, and what counts as an interruption."""
+
+    pause_ms: int = Field(
+        default=192,
+        ge=64,
+        description="silence after which the caller's words so far are transcribed; a turn that "
+        "reads complete ends here",
+    )
+    unfinished_wait_ms: int = Field(
+        default=1200,
+        ge=128,
+        description="silence after which a turn that reads unfinished ('I'd like to book, um') ends anyway",
+    )
+    barge_in_min_speech_ms: int = Field(
+        default=1200,
+        ge=0,
+        description="caller speech over the agent longer than this interrupts it (shorter speech "
+        "interrupts only if its words are more than a backchannel)",
+    )
+    barge_in_min_words: int = Field(
+        default=0,
+        ge=0,
+        description="if above 0, an interruption also needs this many words that are not backchannels",
+    )
+    barge_in_aside_words: int = Field(
+        default=2,
+        ge=0,
+        description="no cue to stop and at most this many non-backchannel words over the agent: an aside",
+    )
+    hold_max_ms: int = Field(
+        default=4000, ge=200, description="longest pause of the agent's audio while a barge-in is judged"
+    )
+    echo_gate_db: float | None = Field(
+        default=-16.0,
+        ge=-60,
+        le=10,
+        description="while the agent's audio plays, caller audio quieter than the agent's recent level "
+        "plus this is taken for its echo, not speech; unset: no gate",
+    )
+    echo_gate_words: bool | None = Field(
+        default=None,
+        description="the echo gate also silences what whisper hears (not only what the VAD hears); "
+        "unset: only when the gateway cancels no echo (sip.echo_canceller = 'off'). Zeroed frames "
+        "take the quiet parts of the caller's own words: 'Stop.' over the agent is heard as 'Uh.' "
+        "(bench/barge_words.py)",
+    )
+    echo_overlap: float = Field(
+        default=0.6,
+        gt=0,
+        le=1,
+        description="caller words heard during the agent's speech count as its echo when this "
+        "share of them are the agent's own recent words",
+    )
+    lexicons: dict[str, Lexicon] = Field(
+        default_factory=lambda: {"en": ENGLISH, "fr": FRENCH},
+        description="turn-taking word lists by language (agent.language picks one); add a language here",
+    )
+
+    def lexicon(self, language: str) -> Lexicon:
+        """The word lists of a language; for 'auto' (not known yet) those of every language."""
+        if language == "auto":
+            merged = Lexicon()
+            for lexicon in self.lexicons.values():
+                merged.backchannels += lexicon.backchannels
+                merged.fillers += lexicon.fillers
+                merged.continuations += lexicon.continuations
+            return merged
+        if language not in self.lexicons:
+            raise ValueError(f"language {language!r} has no entry in turn.lexicons")
+        return self.lexicons[language]
