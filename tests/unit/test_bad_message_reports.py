@@ -14,7 +14,7 @@ from voxbus.schemas.events import ErrorEvent
 
 def reported(bus: Bus) -> list[ErrorEvent]:
     out = []
-    for subject, data, _ in bus._outbox:
+    for subject, data, _ in bus.outbox.queued:
         event = decode_event(subject, data)
         assert isinstance(event, ErrorEvent)
         out.append(event)
@@ -52,7 +52,7 @@ def test_an_event_the_credential_may_not_publish_never_blocks_the_outbox() -> No
     bus._role = "console"
     bus.report_bad(BadMessage("voxbus.call.c1.evt.stt.final", "schema: text: missing"))
     bus.emit(ev.StateChanged(call_id="c1", state="thinking"))  # not the console's to say: dropped
-    [(subject, data, _)] = bus._outbox
+    [(subject, data, _)] = bus.outbox.queued
     assert subject == "voxbus.sys.evt.error"
     event = decode_event(subject, data)
     assert isinstance(event, ErrorEvent) and event.subject == "voxbus.call.c1.evt.stt.final"
@@ -62,4 +62,4 @@ def test_an_event_larger_than_the_stream_keeps_is_dropped_not_queued() -> None:
     bus = Bus("nats://127.0.0.1:1", "llm-1")
     bus.emit(ev.LlmDone(call_id="c1", gen=1, text="x" * 300_000))
     bus.emit(ev.LlmDone(call_id="c1", gen=2, text="It is."))
-    assert [decode_event(s, d).gen for s, d, _ in bus._outbox] == [2]  # type: ignore[union-attr]
+    assert [decode_event(s, d).gen for s, d, _ in bus.outbox.queued] == [2]  # type: ignore[union-attr]

@@ -46,6 +46,6 @@ async def test_a_bus_with_a_redactor_queues_redacted_events() -> None:
     bus = Bus("nats://127.0.0.1:1", name="t")  # never connected: emit only queues
     bus.redactor = Redactor(DEFAULT_REDACT)
     bus.emit(SttFinal(call_id="c1", text=f"it is {CARD}", start_ms=0, end_ms=1, compute_s=0.1))
-    _subject, data, _id = bus._outbox[0]
+    _subject, data, _id = bus.outbox.queued[0]
     assert CARD.encode() not in data and REDACTED.encode() in data
     await asyncio.sleep(0)

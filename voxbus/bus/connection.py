@@ -3,10 +3,11 @@
 - Connect and reconnect forever with backoff; each failed attempt is one log line.
 - Audio frames are real-time data: while disconnected they are dropped (and counted), never
   buffered, because a frame played late is worse than a frame not played.
-- Events must not be lost: :meth:`Bus.emit` puts them in an ordered outbox that a pump publishes to
-  JetStream, retrying until the server acknowledges. Each event carries a ``Nats-Msg-Id`` so a
-  retried publish is stored once; a subscriber sees the retry too (the first publish may have
-  reached it before the server died unacknowledged), so subscriptions drop an id seen already.
+- Events must not be lost: :meth:`Bus.emit` puts them in an ordered outbox
+  (:mod:`voxbus.bus.outbox`) that a pump publishes to JetStream, retrying until the server
+  acknowledges. Each event carries a ``Nats-Msg-Id`` so a retried publish is stored once; a
+  subscriber sees the retry too (the first publish may have reached it before the server died
+  unacknowledged), so subscriptions drop an id seen already.
 - A command that must not be lost (a hang-up, a transfer) is a request its receiver acknowledges,
   retried under one ``Nats-Msg-Id`` (:meth:`Bus.command`): done at most once, known to be done.
 - Every subscription decodes into its pydantic model at the boundary; a message that is not
@@ -19,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -36,6 +37,7 @@ from pydantic import BaseModel
 from voxbus.bus import subjects
 from voxbus.bus.auth import Credentials, may_publish
 from voxbus.bus.codec import BadMessage, decode, decode_event, encode
+from voxbus.bus.outbox import EventOutbox
 from voxbus.bus.streams import EVENT_MAX_BYTES
 from voxbus.logs import get_logger
 from voxbus.privacy import Redactor
@@ -71,10 +73,7 @@ class Bus:
         self.nc: Client = Client()
         self.js: JetStreamContext | None = None
         self.audio_dropped = 0
-        self._outbox: deque[tuple[str, bytes, str]] = deque()
-        self._outbox_ready = asyncio.Event()
-        self._outbox_idle = asyncio.Event()
-        self._outbox_idle.set()
+        self.outbox = EventOutbox()
         self._pump: asyncio.Task[None] | None = None
         self._subs: list[Subscription] = []
         self._closing = False
@@ -144,15 +143,15 @@ class Bus:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, backoff_max_s)
         self.js = self.nc.jetstream()
-        self._pump = asyncio.create_task(self._pump_events(), name=f"{self.name}-event-pump")
+        self._pump = asyncio.create_task(self.outbox.pump(self.js), name=f"{self.name}-event-pump")
 
     async def close(self, flush_timeout_s: float = 5.0) -> None:
         """Publish what is in the outbox (bounded wait), then drain the connection."""
         self._closing = True
         try:
-            await asyncio.wait_for(self._outbox_idle.wait(), flush_timeout_s)
+            await self.outbox.wait_idle(flush_timeout_s)
         except TimeoutError:
-            log.error("events not delivered at shutdown", count=len(self._outbox))
+            log.error("events not delivered at shutdown", count=len(self.outbox))
         if self._pump:
             self._pump.cancel()
         if self.nc.is_connected:
@@ -190,8 +189,8 @@ class Bus:
 
     async def _on_reconnected(self) -> None:
         self._last_error = ""
-        log.info("reconnected to NATS", url=self.url, outbox=len(self._outbox))
-        self._outbox_ready.set()
+        log.info("reconnected to NATS", url=self.url, outbox=len(self.outbox))
+        self.outbox.kick()
 
     # --- publishing -------------------------------------------------------------------------------
     async def publish(self, subject: str, message: BaseModel) -> None:
@@ -289,39 +288,10 @@ class Bus:
         if len(data) > EVENT_MAX_BYTES:  # the stream would refuse it, and the outbox wait on it for ever
             log.error("event too large for the stream, dropped", subject=subject, size=len(data))
             return
-        self._outbox.append((subject, data, uuid.uuid4().hex))
-        self._outbox_idle.clear()
-        self._outbox_ready.set()
+        self.outbox.put(subject, data)
 
     async def flush_events(self, timeout_s: float = 5.0) -> None:
-        await asyncio.wait_for(self._outbox_idle.wait(), timeout_s)
-
-    async def _pump_events(self) -> None:
-        assert self.js is not None
-        delay = 0.05
-        while True:
-            if not self._outbox:
-                self._outbox_idle.set()
-                self._outbox_ready.clear()
-                await self._outbox_ready.wait()
-                continue
-            subject, data, msg_id = self._outbox[0]
-            try:
-                await self.js.publish(subject, data, timeout=2, headers={"Nats-Msg-Id": msg_id})
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning(
-                    "event not acknowledged yet, retrying",
-                    subject=subject,
-                    reason=type(exc).__name__,
-                    retry_in_s=delay,
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
-                continue
-            delay = 0.05
-            self._outbox.popleft()
+        await self.outbox.wait_idle(timeout_s)
 
     @property
     def _may_emit(self) -> bool:
