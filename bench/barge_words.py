@@ -10,8 +10,14 @@ frame by frame, and transcribed by the default profile's whisper with each promp
 under test. Each transcript is then judged by the call actor's own rule (``judge_barge_in``, the
 default turn settings). Nothing here is wall-clock dependent but the compute time reported.
 
-Figures: interruptions caught (target: all) and others let through (target: all), per variant.
-Writes ``barge_words.json`` and ``barge_words.png``.
+Line noises (a cough, a click, a crackle, a hum, as ``turn_taking.py`` makes them) are judged too:
+whisper writes words for some of them ("I agree on that." for a hum) unless its own no-speech
+estimate is heeded. Each row keeps that estimate, and the summary reckons every variant again with
+words over the agent dropped above each threshold of :data:`NO_SPEECH_LIMITS`.
+
+Figures: interruptions caught (target: all), others let through (target: all) and noises that did
+not interrupt (target: all), per variant and no-speech limit. Writes ``barge_words.json`` and
+``barge_words.png``.
 
     python bench/barge_words.py --out bench/results
 """
@@ -33,6 +39,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from stt_wer import line, speak  # noqa: E402
+from turn_taking import NOISES, line_noise  # noqa: E402
 
 from voxbus.actors.stt_worker import is_echo  # noqa: E402
 from voxbus.actors.turns import judge_barge_in  # noqa: E402
@@ -49,6 +56,11 @@ INTERRUPTIONS = [
 ]  # fmt: skip
 OTHERS = ["Uh-huh.", "Mm-hmm.", "Yeah.", "Right.", "Okay.", "I see.", "Got it.", "Sure.", "Yes.", "Oh, nice."]
 VOICES = ["en-us+f2", "en-gb+m3", "en-us"]
+NOISE_COUNT = 30  # NOISES in turn, each with its own seed
+# words over the agent are dropped when whisper's no-speech estimate is above this (None: only its
+# own 0.8, as voxbus.engines.stt always does)
+NO_SPEECH_LIMITS: list[float | None] = [None, 0.6, 0.4, 0.3, 0.2]
+CHOSEN_LIMIT = 0.2  # drawn beside the plain variants (config.DOUBTED_OVER_CANCELLED)
 AGENT_SAYS = (
     "The history of Rome begins with a small settlement on the Tiber river, which grew over the "
     "centuries into a republic and then an empire that ruled the whole Mediterranean."
@@ -71,9 +83,8 @@ PROMPTS = {
 TREATMENTS = ["gate", "raw", "aec", "aec+gate"]
 # (prompt, beam size, treatment): the shipped settings first, then one change at a time
 VARIANTS = [
-    ("fillers", 1, "gate"), ("fillers", 1, "raw"), ("fillers", 1, "aec"), ("fillers", 1, "aec+gate"),
-    ("cues", 1, "gate"), ("cues", 1, "aec"), ("cues", 1, "aec+gate"), ("none", 1, "gate"),
-    ("fillers", 5, "gate"), ("cues", 5, "aec"),
+    ("fillers", 1, "gate"), ("fillers", 1, "raw"), ("fillers", 1, "aec"), ("cues", 1, "gate"),
+    ("cues", 1, "raw"), ("cues", 1, "aec"),
 ]  # fmt: skip
 
 
@@ -123,6 +134,10 @@ def run() -> dict[str, Any]:
         for kind, phrases in (("interruption", INTERRUPTIONS), ("other", OTHERS))
         for n, text in enumerate(phrases, start=v)
     ]
+    spoken += [
+        ("noise", NOISES[n % len(NOISES)], "", False, to_float(line_noise(NOISES[n % len(NOISES)], n)), n)
+        for n in range(NOISE_COUNT)
+    ]
     clips = {
         treat: [
             (kind, text, voice, soft, over_the_agent(audio, agent, SOFT_GAIN if soft else 1.0, n, treat))
@@ -137,36 +152,51 @@ def run() -> dict[str, Any]:
         engine.warm()
         for kind, text, voice, soft, audio in clips[treat]:
             started = time.perf_counter()
-            heard = engine.transcribe(audio, "en").text
+            heard = engine.transcribe(audio, "en")
             compute = time.perf_counter() - started
-            why_not = judge_barge_in(
-                heard, AGENT_SAYS, lexicon, turns.barge_in_min_words, turns.echo_overlap,
-                turns.barge_in_aside_words,
-            )  # fmt: skip
-            right = (why_not is None) == (kind == "interruption")
+            interrupts = interrupts_at(heard.text, heard.no_speech, None, turns, lexicon)
+            right = interrupts == (kind == "interruption")
             rows.append(
                 {"prompt": name, "beam": beam, "line": treat, "kind": kind, "text": text,
-                 "voice": voice, "soft": soft, "heard": heard,
-                 "decision": "interrupt" if why_not is None else why_not, "right": right,
+                 "voice": voice, "soft": soft, "heard": heard.text,
+                 "no_speech": round(heard.no_speech, 3), "right": right,
                  "compute_s": round(compute, 3)}
             )  # fmt: skip
-            print(f"{name:8} beam {beam} {treat:8} {kind:12} {'soft' if soft else 'loud'} {voice:9} "
-                  f"{'ok ' if right else 'BAD'} {text!r} -> {heard!r}", flush=True)  # fmt: skip
-    return {"rows": rows, "summary": summarise(rows)}
+            print(f"{name:8} beam {beam} {treat:5} {kind:12} {'soft' if soft else 'loud'} {voice:9} "
+                  f"{'ok ' if right else 'BAD'} ns={heard.no_speech:.2f} {text!r} -> {heard.text!r}",
+                  flush=True)  # fmt: skip
+    return {"rows": rows, "summary": summarise(rows, turns, lexicon)}
 
 
-def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def interrupts_at(text: str, no_speech: float, limit: float | None, turns: Any, lexicon: Any) -> bool:
+    """The call actor's decision on words heard over the agent, with those that whisper itself
+    doubts are speech (no-speech estimate above ``limit``) dropped first."""
+    if limit is not None and no_speech > limit:
+        text = ""
+    why_not = judge_barge_in(
+        text, AGENT_SAYS, lexicon, turns.barge_in_min_words, turns.echo_overlap, turns.barge_in_aside_words
+    )
+    return why_not is None
+
+
+def summarise(rows: list[dict[str, Any]], turns: Any, lexicon: Any) -> list[dict[str, Any]]:
     out = []
     for key in dict.fromkeys((r["prompt"], r["beam"], r["line"]) for r in rows):
         mine = [r for r in rows if (r["prompt"], r["beam"], r["line"]) == key]
-        cut_in = [r for r in mine if r["kind"] == "interruption"]
-        others = [r for r in mine if r["kind"] == "other"]
-        out.append({
-            "prompt": key[0], "beam": key[1], "line": key[2],
-            "interruptions": len(cut_in), "interruptions_caught": sum(r["right"] for r in cut_in),
-            "others": len(others), "others_let_through": sum(r["right"] for r in others),
-            "compute_s_median": statistics.median(r["compute_s"] for r in mine),
-        })  # fmt: skip
+        for limit in NO_SPEECH_LIMITS:
+            judged = [
+                (r["kind"], interrupts_at(r["heard"], r["no_speech"], limit, turns, lexicon)) for r in mine
+            ]
+            out.append({
+                "prompt": key[0], "beam": key[1], "line": key[2], "no_speech_limit": limit,
+                "interruptions": sum(k == "interruption" for k, _ in judged),
+                "interruptions_caught": sum(k == "interruption" and i for k, i in judged),
+                "others": sum(k == "other" for k, _ in judged),
+                "others_let_through": sum(k == "other" and not i for k, i in judged),
+                "noises": sum(k == "noise" for k, _ in judged),
+                "noises_let_through": sum(k == "noise" and not i for k, i in judged),
+                "compute_s_median": statistics.median(r["compute_s"] for r in mine),
+            })  # fmt: skip
     return out
 
 
@@ -176,18 +206,24 @@ def plot(summary: list[dict[str, Any]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels = [f"{s['prompt']}\nbeam {s['beam']}\n{s['line']}" for s in summary]
+    summary = [s for s in summary if s["no_speech_limit"] in (None, CHOSEN_LIMIT)]
+    labels = [
+        f"{s['prompt']}\n{s['line']}\n" + (f"ns<={s['no_speech_limit']}" if s["no_speech_limit"] else "")
+        for s in summary
+    ]
     x = np.arange(len(summary))
-    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(summary)), 4))
-    ax.bar(x - 0.2, [100 * s["interruptions_caught"] / s["interruptions"] for s in summary], 0.4,
+    fig, ax = plt.subplots(figsize=(max(6, 1.0 * len(summary)), 4.2))
+    ax.bar(x - 0.27, [100 * s["interruptions_caught"] / s["interruptions"] for s in summary], 0.27,
            label="interruptions caught", color="#c0392b")  # fmt: skip
-    ax.bar(x + 0.2, [100 * s["others_let_through"] / s["others"] for s in summary], 0.4,
+    ax.bar(x, [100 * s["others_let_through"] / s["others"] for s in summary], 0.27,
            label="backchannels let through", color="#3b6fd4")  # fmt: skip
+    ax.bar(x + 0.27, [100 * s["noises_let_through"] / s["noises"] for s in summary], 0.27,
+           label="noises let through", color="#7f8c8d")  # fmt: skip
     ax.set_xticks(x, labels)
     ax.set_ylim(0, 105)
     ax.set_ylabel("% judged right")
     ax.set_title("Words over the agent (PCMU, -20 dB echo, espeak-ng callers): judged right")
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 

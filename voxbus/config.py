@@ -27,6 +27,9 @@ from voxbus.supervisors.settings import SupervisionSettings
 from voxbus.tools.mcp_settings import SERVER_NAME, McpServerSettings
 
 Profile = Literal["default", "test"]
+# whisper's no-speech estimate on the cancelled line (bench/barge_words.py, 90 clips): at most 0.07
+# for words, at least 0.10 for a cough, a click, a crackle or a hum, whatever words it wrote for them
+DOUBTED_OVER_CANCELLED = 0.2
 
 
 def _default_data_dir() -> Path:
@@ -337,6 +340,15 @@ class Settings(BaseSettings):
         if self.turn.echo_gate_words is not None:
             return self.turn.echo_gate_words
         return self.sip.echo_canceller == "off"
+
+    def words_over_agent_no_speech(self) -> float | None:
+        """Above which no-speech estimate whisper's words over the agent are taken for a noise
+        (``turn.barge_in_max_no_speech``; unset: :data:`DOUBTED_OVER_CANCELLED` where whisper hears
+        the cancelled line whole, none where it hears the gated one, mostly zeros, which it always
+        doubts a little: bench/barge_words.py)."""
+        if self.turn.barge_in_max_no_speech is not None:
+            return self.turn.barge_in_max_no_speech
+        return None if self.echo_gate_words() else DOUBTED_OVER_CANCELLED
 
     @field_validator("nats_cluster")
     @classmethod

@@ -44,9 +44,10 @@ async def _serve(
             multilingual = await asyncio.to_thread(WhisperEngine, path, settings.stt)
             await asyncio.to_thread(multilingual.warm)
         transcriber = Transcriber(engine, multilingual, languages)
-        stt = SttWorker(
-            bus, worker_id, settings.stt, settings.turn, transcriber, gate_words=settings.echo_gate_words()
-        )
+        doubted = settings.words_over_agent_no_speech()  # resolved: it depends on the canceller
+        turns = settings.turn.model_copy(update={"barge_in_max_no_speech": doubted})
+        gate_words = settings.echo_gate_words()
+        stt = SttWorker(bus, worker_id, settings.stt, turns, transcriber, gate_words=gate_words)
         await stt.start()
         return Served(stt.session_ids)
     if role == "llm":

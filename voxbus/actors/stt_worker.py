@@ -103,6 +103,7 @@ class Turn:
         self.text: str | None = None  # transcript of the current version, once known
         self.compute_s = 0.0
         self.silence_over = False  # turn.unfinished_wait_ms of silence reached
+        self.over_agent = False  # some of it was said while the agent's audio played
 
 
 class CallSession:
@@ -204,6 +205,8 @@ class CallSession:
             gated = samples.copy()
             gated[-FRAME_SAMPLES:] = 0.0  # no louder than the agent's echo: not the caller
         self._feed(gated if self.gate_words else samples, gated)
+        if self.turn is not None and frame.far_db is not None:
+            self.turn.over_agent = True
 
     def _feed(self, samples: np.ndarray, for_vad: np.ndarray | None = None) -> None:
         """``samples`` as whisper will hear them; ``for_vad``: as the VAD hears them (gated)."""
@@ -261,9 +264,17 @@ class CallSession:
             self._end_turn(turn, "unfinished_timeout")
 
     async def _transcribe(self, turn: Turn, version: int, audio: np.ndarray) -> None:
-        text, compute_s, language = await self.transcriber.transcribe(audio, self.language, self.vocabulary)
+        heard = await self.transcriber.transcribe(audio, self.language, self.vocabulary)
+        text, compute_s, language = heard.text, heard.compute_s, heard.language
         if turn is not self.turn or version != turn.version:
             return  # the caller went on: a later pause transcribes the whole turn again
+        doubt = self.turns.barge_in_max_no_speech
+        if text and turn.over_agent and doubt is not None and heard.no_speech > doubt:
+            # whisper writes words for a hum or a crackle ("I agree on that."), and over the agent
+            # they would interrupt it: words it doubts are speech are taken for the noise they were
+            log.info("words over the agent taken for a noise", call_id=self.call_id,
+                     no_speech=round(heard.no_speech, 3), words=len(text.split()))  # fmt: skip
+            text = ""
         turn.text, turn.compute_s = text, compute_s
         if self.language == "auto" and text and language in self.turns.lexicons:
             self.language, self.lexicon = language, self.turns.lexicon(language)

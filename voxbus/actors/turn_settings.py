@@ -37,6 +37,15 @@ class TurnSettings(BaseModel):
         ge=0,
         description="no cue to stop and at most this many non-backchannel words over the agent: an aside",
     )
+    barge_in_max_no_speech: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="words heard while the agent speaks are taken for a noise when whisper's own "
+        "estimate that the audio holds no speech is above this: it writes words for a hum or a "
+        "crackle, which would interrupt the agent; unset: 0.2 where whisper hears the cancelled line "
+        "(sip.echo_canceller set), else only whisper's own 0.8 (bench/barge_words.py)",
+    )
     hold_max_ms: int = Field(
         default=4000, ge=200, description="longest pause of the agent's audio while a barge-in is judged"
     )

@@ -84,6 +84,9 @@ class Transcript(NamedTuple):
     text: str
     compute_s: float
     language: str  # the language transcribed: the one asked for, or the one whisper heard
+    # whisper's estimate that the clip holds no speech (0-1): its words for a hum or a crackle
+    # come with a high one, a caller's words with a low one
+    no_speech: float = 0.0
 
 
 class WhisperEngine:
@@ -160,8 +163,10 @@ class WhisperEngine:
             condition_on_previous_text=False,
             initial_prompt=priming(self.settings, language, vocabulary) or None,
         )
-        text = without_loops(spoken_words(" ".join(s.text for s in segments)))
-        return Transcript(text, time.perf_counter() - started, info.language)
+        heard = list(segments)
+        text = without_loops(spoken_words(" ".join(s.text for s in heard)))
+        no_speech = min((s.no_speech_prob for s in heard), default=1.0)
+        return Transcript(text, time.perf_counter() - started, info.language, no_speech)
 
     def _transcribe_short(
         self,
@@ -197,8 +202,9 @@ class WhisperEngine:
             suppress_tokens=[-1],
             return_no_speech_prob=True,
         )[0]
-        if result.no_speech_prob > NO_SPEECH:
-            return Transcript("", time.perf_counter() - started, language)
+        no_speech = float(result.no_speech_prob)
+        if no_speech > NO_SPEECH:
+            return Transcript("", time.perf_counter() - started, language, no_speech)
         tokens = [t for t in result.sequences_ids[0] if t < self.tokenizer.eot]
         text = without_loops(without_repeats(spoken_words(self.tokenizer.decode(tokens))))
-        return Transcript(text, time.perf_counter() - started, language)
+        return Transcript(text, time.perf_counter() - started, language, no_speech)
