@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from voxbus.supervisors.heartbeat import Silence
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from voxbus.supervisors.heartbeat import Silence, held_back, hung
 
 INTERVAL, TIMEOUT = 0.5, 3.0
 
@@ -72,3 +78,40 @@ def test_cpu_seconds_of_a_real_process() -> None:
     after = cpu_seconds(os.getpid())
     assert after is not None and after > before
     assert cpu_seconds(2**22 + 12345) is None  # no such process
+
+
+def test_a_worker_the_machine_holds_back_is_busy_not_hung() -> None:
+    assert not hung(3.5, 0.0, TIMEOUT, 30.0, held=True)  # runnable without a core, or on the disk
+    assert hung(31.0, 0.0, TIMEOUT, 30.0, held=True)
+    silence = Silence(INTERVAL, last_beat=0.0)
+    assert silence.held_back(True)
+    assert silence.held_back(False) and silence.held_back(None)  # held within the last second
+    assert not silence.held_back(False)
+
+
+def test_held_back_reads_every_thread_of_a_process() -> None:
+    # this thread is running while it reads its own state: 'R'
+    assert held_back(os.getpid())
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        # asleep ('S') once started; stopped ('T') after SIGSTOP: neither is held back
+        reaches(sleeper.pid, "S")
+        assert held_back(sleeper.pid) is False
+        sleeper.send_signal(signal.SIGSTOP)  # the signal wakes it ('R') on its way to 'T'
+        reaches(sleeper.pid, "T")
+        assert held_back(sleeper.pid) is False
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert held_back(sleeper.pid) is None  # gone
+
+
+def reaches(pid: int, state: str, within_s: float = 30.0) -> None:
+    """Wait until the process's state letter is ``state`` (a hang guard, not a timing)."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if stat[stat.rindex(")") + 2] == state:
+            return
+        time.sleep(0.005)
+    raise AssertionError(f"process {pid} never reached state {state!r}")

@@ -8,8 +8,11 @@ supervisor itself stood still is not counted as the worker's silence.
 
 Nor is every silent worker hung. On a loaded machine a worker's event loop can be starved for
 seconds while its threads go on transcribing: a worker that stays silent but keeps using CPU is
-busy, and is given ``busy_timeout_s`` (a worker stuck in a loop is caught then); one that uses no
-CPU at all (stopped, deadlocked) is hung after ``heartbeat_timeout_s``.
+busy, and is given ``busy_timeout_s`` (a worker stuck in a loop is caught then). So is one with a
+thread that is ready to run but waits for a core, or waits in the kernel for the disk: the machine
+holds it back, not itself (a stressed run killed an STT worker that had used no CPU for a second).
+One that uses no CPU and has every thread asleep or stopped (SIGSTOP, a deadlock) is hung after
+``heartbeat_timeout_s``.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 CPU_WINDOW_S = 1.0  # CPU used over this much of the last checks: a worker stopped this long uses none
+HELD_BACK_STATES = frozenset("RD")  # a thread runnable (no core free) or in disk sleep
 
 
 def cpu_seconds(pid: int) -> float | None:
@@ -33,12 +37,32 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
-def hung(silent_s: float, cpu_used_s: float | None, timeout_s: float, busy_timeout_s: float) -> bool:
+def held_back(pid: int) -> bool | None:
+    """Whether a thread of the process is ready to run but has no core, or waits in the kernel for
+    the disk (:data:`HELD_BACK_STATES`); None where the kernel does not say."""
+    try:
+        threads = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return None
+    for tid in threads:
+        try:
+            stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+        except OSError:
+            continue  # the thread ended meanwhile
+        if stat[stat.rindex(")") + 2] in HELD_BACK_STATES:
+            return True
+    return False
+
+
+def hung(
+    silent_s: float, cpu_used_s: float | None, timeout_s: float, busy_timeout_s: float, held: bool = False
+) -> bool:
     """Whether a worker silent for ``silent_s`` is hung, given the CPU it used over the last
-    :data:`CPU_WINDOW_S` (None: not known, judged on silence alone)."""
+    :data:`CPU_WINDOW_S` (None: not known, judged on silence alone) and whether the machine held
+    it back meanwhile (``held``, see :func:`held_back`)."""
     if silent_s <= timeout_s:
         return False
-    busy = cpu_used_s is not None and cpu_used_s > 0
+    busy = held or (cpu_used_s is not None and cpu_used_s > 0)
     return not busy or silent_s > busy_timeout_s
 
 
@@ -52,9 +76,17 @@ class Silence:
     last_check: float = 0.0  # set by checks_start() once the worker serves and checks begin
     deaf_s: float = 0.0  # since the last beat: time the supervisor stood still and could not hear
     cpu: deque[float | None] = field(init=False)  # the worker's CPU time at the last checks
+    held: deque[bool] = field(init=False)  # whether the machine held it back, at the last checks
 
     def __post_init__(self) -> None:
         self.cpu = deque(maxlen=max(int(CPU_WINDOW_S / self.interval_s) + 1, 2))
+        self.held = deque(maxlen=self.cpu.maxlen)
+
+    def held_back(self, now_held: bool | None) -> bool:
+        """Record whether the machine holds the worker back at this check; whether it did at any
+        of the last checks (about :data:`CPU_WINDOW_S`)."""
+        self.held.append(bool(now_held))
+        return any(self.held)
 
     def cpu_used(self, now_cpu: float | None) -> float | None:
         """Record the worker's CPU time at this check; what it used over the last checks (about

@@ -22,7 +22,7 @@ from voxbus.bus.connection import Bus
 from voxbus.logs import get_logger
 from voxbus.schemas.events import WorkerExited, WorkerStarted
 from voxbus.schemas.messages import Heartbeat
-from voxbus.supervisors.heartbeat import Silence, cpu_seconds, hung
+from voxbus.supervisors.heartbeat import Silence, cpu_seconds, held_back, hung
 from voxbus.supervisors.settings import SupervisionSettings
 
 log = get_logger(__name__)
@@ -104,10 +104,11 @@ class WorkerProcess:
                     )
                 silent = silence.heard_for(time.monotonic())
                 used = silence.cpu_used(cpu_seconds(proc.pid))
+                held = silence.held_back(held_back(proc.pid))
                 settings = self.settings
-                if hung(silent, used, settings.heartbeat_timeout_s, settings.busy_timeout_s):
+                if hung(silent, used, settings.heartbeat_timeout_s, settings.busy_timeout_s, held):
                     await _terminate(proc)
-                    busy = " (busy)" if used else ""
+                    busy = " (busy)" if used or held else ""
                     return f"hung: no heartbeat for {silent:.1f} s{busy}"
         finally:
             exit_wait.cancel()
