@@ -115,3 +115,10 @@ def reaches(pid: int, state: str, within_s: float = 30.0) -> None:
             return
         time.sleep(0.005)
     raise AssertionError(f"process {pid} never reached state {state!r}")
+
+
+def test_a_killed_workers_line_says_what_its_threads_were_doing() -> None:
+    from voxbus.supervisors.heartbeat import describe
+
+    assert describe("SSST", 0.0) == "threads 3 S, 1 T; 0.00 s CPU in the last second"
+    assert describe(None, None) == "threads not known; CPU not known"

@@ -37,21 +37,37 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
-def held_back(pid: int) -> bool | None:
-    """Whether a thread of the process is ready to run but has no core, or waits in the kernel for
-    the disk (:data:`HELD_BACK_STATES`); None where the kernel does not say."""
+def thread_states(pid: int) -> str | None:
+    """The state letter of each thread of the process (R running or ready, S asleep, D waiting for
+    the disk, T stopped...), in thread order; None where the kernel does not say."""
     try:
-        threads = os.listdir(f"/proc/{pid}/task")
+        threads = sorted(os.listdir(f"/proc/{pid}/task"), key=int)
     except OSError:
         return None
+    states = []
     for tid in threads:
         try:
             stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
         except OSError:
             continue  # the thread ended meanwhile
-        if stat[stat.rindex(")") + 2] in HELD_BACK_STATES:
-            return True
-    return False
+        states.append(stat[stat.rindex(")") + 2])
+    return "".join(states)
+
+
+def held_back(pid: int) -> bool | None:
+    """Whether a thread of the process is ready to run but has no core, or waits in the kernel for
+    the disk (:data:`HELD_BACK_STATES`); None where the kernel does not say."""
+    states = thread_states(pid)
+    return None if states is None else any(state in HELD_BACK_STATES for state in states)
+
+
+def describe(states: str | None, cpu_used_s: float | None) -> str:
+    """What a silent worker was doing, for the line that says it was killed: "12 threads S, 1 T;
+    0.00 s CPU in the last second"."""
+    counts = {state: (states or "").count(state) for state in dict.fromkeys(states or "")}
+    threads = ", ".join(f"{n} {state}" for state, n in counts.items()) or "not known"
+    cpu = "CPU not known" if cpu_used_s is None else f"{cpu_used_s:.2f} s CPU in the last second"
+    return f"threads {threads}; {cpu}"
 
 
 def hung(

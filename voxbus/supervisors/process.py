@@ -22,7 +22,7 @@ from voxbus.bus.connection import Bus
 from voxbus.logs import get_logger
 from voxbus.schemas.events import WorkerExited, WorkerStarted
 from voxbus.schemas.messages import Heartbeat
-from voxbus.supervisors.heartbeat import Silence, cpu_seconds, held_back, hung
+from voxbus.supervisors.heartbeat import Silence, cpu_seconds, describe, held_back, hung, thread_states
 from voxbus.supervisors.settings import SupervisionSettings
 
 log = get_logger(__name__)
@@ -107,9 +107,10 @@ class WorkerProcess:
                 held = silence.held_back(held_back(proc.pid))
                 settings = self.settings
                 if hung(silent, used, settings.heartbeat_timeout_s, settings.busy_timeout_s, held):
+                    doing = describe(thread_states(proc.pid), used)  # before it is gone
                     await _terminate(proc)
                     busy = " (busy)" if used or held else ""
-                    return f"hung: no heartbeat for {silent:.1f} s{busy}"
+                    return f"hung: no heartbeat for {silent:.1f} s{busy} ({doing})"
         finally:
             exit_wait.cancel()
 
