@@ -217,3 +217,13 @@ async def asked_again_after(
     result = await call.run()
     assert recovering and recovering[0].done() and recovering[0].exception() is None
     return call, result
+
+
+def shares_most_words(heard: str, said: str) -> bool:
+    """Whether at least half the words said are among those heard: what whisper made of a line,
+    checked without depending on its exact words (tiny.en once wrote "France" as "friends")."""
+    from voxbus.actors.turns import words
+
+    heard_words = set(words(heard))
+    said_words = words(said)
+    return sum(w in heard_words for w in said_words) * 2 >= len(said_words)

@@ -18,7 +18,7 @@ from voxbus.media.frames import SAMPLE_RATE, to_float
 from voxbus.media.wav import read_wav
 from voxbus.schemas.events import PlayoutStarted, TurnMetrics
 
-from .helpers import cue_at_turn_end, of_call, stream_events, wait_all_serving
+from .helpers import cue_at_turn_end, of_call, shares_most_words, stream_events, wait_all_serving
 
 pytestmark = pytest.mark.integration
 
@@ -69,7 +69,9 @@ async def test_three_questions_get_three_spoken_answers(
     assert [m.turn for m in metrics] == [1, 2, 3]
     assert all(m.first_audio_ms and m.first_audio_ms > 0 and not m.interrupted for m in metrics)
     assert all(m.agent_text.strip() for m in metrics)
-    assert "france" in metrics[0].user_text.lower()
+    # the first turn's words are the first question's, as well as whisper heard them (tiny.en once
+    # wrote "France" as "friends" on a fresh clone: not a word-for-word check)
+    assert shares_most_words(metrics[0].user_text, THREE_QUESTIONS.lines[0].text)
 
     # the recording: agent speech after each question, before the next one, and it is speech
     reply = read_wav(tmp_path / "reply.wav")
@@ -86,7 +88,7 @@ async def test_three_questions_get_three_spoken_answers(
         assert len(text.split()) >= 2, f"turn {m.turn}: the agent's audio is not speech: {text!r}"
     before_first_answer = reply[: int(spoken[0].end_s * SAMPLE_RATE) * 2]
     greeting = whisper.transcribe(to_float(before_first_answer)).text
-    assert "help" in greeting.lower()  # the greeting, played before the caller spoke
+    assert shares_most_words(greeting, settings.agent.greeting)  # played before the caller spoke
 
     # the event stream holds every step of every turn, in order, with no gap
     assert client.js is not None
