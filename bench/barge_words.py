@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shutil
 import statistics
 import sys
@@ -38,6 +37,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from report import pyplot, write_json  # noqa: E402
 from stt_wer import line, speak  # noqa: E402
 from turn_taking import NOISES, line_noise  # noqa: E402
 
@@ -201,10 +201,7 @@ def summarise(rows: list[dict[str, Any]], turns: Any, lexicon: Any) -> list[dict
 
 
 def plot(summary: list[dict[str, Any]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     summary = [s for s in summary if s["no_speech_limit"] in (None, CHOSEN_LIMIT)]
     labels = [
@@ -240,12 +237,8 @@ def main() -> int:
     endpoint = pjmedia_ready()  # the echo canceller's pools come from a running pjsua
     results = run()
     endpoint.libDestroy()
-    results["machine"] = {
-        "cpu": platform.processor() or platform.machine(),
-        "python": platform.python_version(),
-    }
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "barge_words.json").write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n")
+    write_json(args.out / "barge_words.json", results)
     plot(results["summary"], args.out / "barge_words.png")
     for s in results["summary"]:
         print(json.dumps(s))

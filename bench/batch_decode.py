@@ -17,7 +17,6 @@ Writes batch_decode.json and batch_decode.png.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -26,10 +25,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from procstat import machine
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from report import machine, pyplot, write_json  # noqa: E402
 
 from voxbus.config import LlmSettings, load_settings  # noqa: E402
 from voxbus.engines.llm import LlamaEngine  # noqa: E402
@@ -111,10 +110,7 @@ def measure(model: str, repeats: int) -> dict[str, Any]:
 
 
 def plot(results: list[dict[str, Any]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
     for result in results:
@@ -151,7 +147,7 @@ def main() -> int:
         "repeats": args.repeats,
         "results": results,
     }
-    (args.out / "batch_decode.json").write_text(json.dumps(report, indent=2))
+    write_json(args.out / "batch_decode.json", report)
     plot(results, args.out / "batch_decode.png")
     print(f"wrote {args.out / 'batch_decode.json'} and {args.out / 'batch_decode.png'}")
     return 0

@@ -29,6 +29,8 @@ from procstat import rss_kb
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from report import pyplot, write_json  # noqa: E402
+
 from tests.bus_garbage import garbage, subject_templates  # noqa: E402
 from tests.integration.helpers import sipp_command  # noqa: E402
 from voxbus.bus import subjects  # noqa: E402
@@ -155,10 +157,7 @@ async def bench(per_subject: int, tmp: Path) -> dict:
 
 
 def plot(result: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     stages = list(result["rss_kb"])
     roles = list(result["rss_kb"][stages[0]])
@@ -193,7 +192,7 @@ def main() -> int:
         os.environ.setdefault("VOXBUS_DATA_DIR", tmp)
         result = asyncio.run(bench(args.per_subject, Path(tmp)))
     print(json.dumps(result, indent=2))
-    (args.out / "bus_fuzz.json").write_text(json.dumps(result, indent=2))
+    write_json(args.out / "bus_fuzz.json", result)
     plot(result, args.out / "bus_fuzz.png")
     return 0
 

@@ -36,7 +36,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from latency import DIALOGUE, ECHO_GAIN, percentile, turn_rows  # noqa: E402
-from procstat import cpu_seconds, machine  # noqa: E402
+from procstat import cpu_seconds  # noqa: E402
+from report import machine, pyplot, write_json  # noqa: E402
 
 from voxbus.bus.embedded import free_port  # noqa: E402
 from voxbus.config import Settings, load_settings  # noqa: E402
@@ -210,10 +211,7 @@ async def run_profile(profile: str, counts: list[int], out: Path, parallel: int 
 
 
 def plot(results: list[dict[str, Any]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, (lat, cost) = plt.subplots(1, 2, figsize=(12, 4.8))
     for result in results:
@@ -282,7 +280,7 @@ def main() -> int:
         "voices": VOICES,
         "results": results,
     }
-    (args.out / "capacity.json").write_text(json.dumps(report, indent=2))
+    write_json(args.out / "capacity.json", report)
     plot(results, args.out / "capacity.png")
     summary = {
         r["profile"]: [{k: v for k, v in row.items() if k != "per_call"} for row in r["rows"]]

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import statistics
 import sys
@@ -34,6 +33,7 @@ os.environ.setdefault("VOXBUS_CONFIG", str(ROOT / "examples" / "clinic" / "voxbu
 
 from calendar_db import Calendar, resolve_day  # noqa: E402
 from calendar_service import build_service  # noqa: E402
+from report import pyplot, write_json  # noqa: E402
 
 from voxbus.bus.connection import Bus  # noqa: E402
 from voxbus.config import load_settings  # noqa: E402
@@ -165,10 +165,7 @@ async def run(calls: int, out: Path, voices: list[str]) -> dict[str, Any]:
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     rows = result["rows"]
     fig, ax = plt.subplots(figsize=(9, 4))
@@ -204,7 +201,7 @@ def main() -> None:
     work = Path(os.environ.get("TMPDIR", "/tmp")) / "voxbus-clinic-bench"
     work.mkdir(exist_ok=True)
     result = asyncio.run(run(args.calls, work, args.voices.split(",")))
-    (args.out / "clinic_calls.json").write_text(json.dumps(result, indent=1))
+    write_json(args.out / "clinic_calls.json", result)
     plot(result, args.out / "clinic_calls.png")
     medians = (
         f"median first audio {result['first_audio_ms_median']} ms, answer {result['answer_ms_median']} ms"

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import httpx
 from nats.aio.msg import Msg
+from report import pyplot, write_json
 
 from voxbus.bus import subjects
 from voxbus.bus.connection import Bus
@@ -141,16 +142,13 @@ async def run(calls: int, out: Path) -> dict[str, object]:
         await bus.close()
         await system.stop()
     out.mkdir(parents=True, exist_ok=True)
-    (out / "console.json").write_text(json.dumps(figures, indent=2) + "\n")
+    write_json(out / "console.json", figures)
     plot(figures, out / "console.png")
     return figures
 
 
 def plot(figures: dict[str, object], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     appear = figures["appear_ms"]
     assert isinstance(appear, list)

@@ -13,11 +13,11 @@ caller's own voice survives while both speak (dB; 0 is all of it). Writes ``echo
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from report import pyplot, write_json
 
 from voxbus.config import load_settings
 from voxbus.engines.models import model_path
@@ -107,17 +107,14 @@ def main() -> int:
             row = {"algorithm": algorithm, "delay_ms": delay, **run(algorithm, far, voice, delay)}
             print(row, flush=True)
             results.append(row)
-    (args.out / "echo.json").write_text(json.dumps({"echo_gain_db": -12, "results": results}, indent=2))
+    write_json(args.out / "echo.json", {"echo_gain_db": -12, "results": results})
     plot(results, args.out / "echo.png")
     endpoint.libDestroy()
     return 0
 
 
 def plot(results: list[dict[str, object]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     labels = [f"{r['algorithm']}\n{r['delay_ms']} ms" for r in results]
     xs = np.arange(len(results))

@@ -19,6 +19,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from report import pyplot, write_json
+
 from voxbus.bus.embedded import free_port
 from voxbus.commands import sip_call
 from voxbus.config import load_settings
@@ -96,10 +98,7 @@ async def run() -> dict[str, Any]:
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.bar(
@@ -120,7 +119,7 @@ def main() -> int:
     setup_logging("warning", "console")
     result = asyncio.run(run())
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "french_call.json").write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
+    write_json(args.out / "french_call.json", result)
     plot(result, args.out / "french_call.png")
     print(json.dumps({k: v for k, v in result.items() if k != "turns"}))
     return 0

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from nats.aio.msg import Msg
 from procstat import cpu_seconds
+from report import pyplot, write_json
 
 from voxbus.bus import subjects
 from voxbus.bus.connection import Bus
@@ -298,16 +299,13 @@ def main() -> int:
         print(f"hop: {args.clicks} clicks echoed through one gateway...", flush=True)
         hop_result = asyncio.run(hop(args.clicks))
         print(json.dumps({k: v for k, v in hop_result.items() if k != "round_trips_ms"}, indent=2))
-    (args.out / "gateway.json").write_text(json.dumps({"load": load_result, "hop": hop_result}, indent=2))
+    write_json(args.out / "gateway.json", {"load": load_result, "hop": hop_result})
     plot(hop_result, args.out / "gateway.png")
     return 0
 
 
 def plot(hop_result: dict[str, object], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     rtts = hop_result["round_trips_ms"]
     fig, ax = plt.subplots(figsize=(7, 4))

@@ -34,6 +34,8 @@ from procstat import cpu_seconds, rss_kb
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from report import pyplot, write_json  # noqa: E402
+
 from tests.integration.helpers import kamailio_front  # noqa: E402
 from voxbus.bus import subjects  # noqa: E402
 from voxbus.bus.connection import Bus  # noqa: E402
@@ -162,10 +164,7 @@ def growth(samples: list[dict]) -> dict[str, float]:
 
 
 def plot(result: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     load, soak = result["load"], result.get("soak")
     fig, axes = plt.subplots(1, 2 if soak else 1, figsize=(12 if soak else 6, 4), squeeze=False)
@@ -221,7 +220,7 @@ def main() -> int:
             soak["rss_growth_percent"] = growth(soak["rss_samples"])
             result["soak"] = soak
             print(json.dumps({k: v for k, v in soak.items() if k != "rss_samples"}, indent=2), flush=True)
-    (args.out / "gateway_load.json").write_text(json.dumps(result, indent=2))
+    write_json(args.out / "gateway_load.json", result)
     plot(result, args.out / "gateway_load.png")
     return 0
 

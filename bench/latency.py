@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 from dialogues import DIALOGUES, QUESTIONS
-from procstat import machine
+from report import machine, pyplot, write_json
 
 from voxbus.bus.embedded import free_port
 from voxbus.config import Settings, load_settings
@@ -320,10 +320,7 @@ async def run_profile(
 
 
 def plot(results: list[dict[str, Any]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, len(results), figsize=(7 * len(results), 5.5), squeeze=False)
     colours = ["#c6dbef", "#6baed6", "#fdae6b", "#f16913", "#74c476", "#31a354", "#9e9ac8"]
@@ -395,7 +392,7 @@ def main() -> int:
         "echo_gain": ECHO_GAIN,
         "results": results,
     }
-    (args.out / f"{args.name}.json").write_text(json.dumps(report, indent=2))
+    write_json(args.out / f"{args.name}.json", report)
     plot(results, args.out / f"{args.name}.png")
     print(f"wrote {args.out / args.name}.json and .png")
     return 0

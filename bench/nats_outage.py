@@ -26,6 +26,8 @@ from nats.aio.msg import Msg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from report import pyplot, write_json  # noqa: E402
+
 from voxbus.bus import subjects  # noqa: E402
 from voxbus.bus.codec import decode_event  # noqa: E402
 from voxbus.bus.connection import Bus  # noqa: E402
@@ -96,10 +98,7 @@ async def bench(kills: int) -> dict[str, object]:
 
 
 def plot(result: dict[str, object], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
     series = {
@@ -125,7 +124,7 @@ def main() -> int:
         os.environ.setdefault("VOXBUS_DATA_DIR", tmp)
         result = asyncio.run(bench(args.kills))
     print(json.dumps(result, indent=2))
-    (args.out / "nats_outage.json").write_text(json.dumps(result, indent=2))
+    write_json(args.out / "nats_outage.json", result)
     plot(result, args.out / "nats_outage.png")
     return 0
 

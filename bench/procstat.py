@@ -1,11 +1,8 @@
-"""What a process costs, read from /proc: CPU seconds and resident memory (0 once it has gone);
-and the machine a benchmark ran on, for its report."""
+"""What a process costs, read from /proc: CPU seconds and resident memory (0 once it has gone)."""
 
 from __future__ import annotations
 
 import os
-import platform
-import sys
 from pathlib import Path
 
 
@@ -24,8 +21,3 @@ def rss_kb(pid: int) -> int:
     except OSError:
         pass
     return 0
-
-
-def machine() -> dict[str, object]:
-    """Where a benchmark's figures come from: cores, Python and platform."""
-    return {"cpus": os.cpu_count(), "python": sys.version.split()[0], "platform": platform.platform()}

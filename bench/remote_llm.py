@@ -20,6 +20,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from report import pyplot, write_json
+
 from voxbus.config import load_settings
 from voxbus.engines.llm import LlamaEngine
 from voxbus.engines.llm_fallback import FallbackLlmEngine, LlmEngine
@@ -103,16 +105,13 @@ def main() -> None:
     first = result["first_token_ms"]
     result["server_over_in_process"] = round(first["server"] / first["in-process"], 2)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "remote_llm.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.out / "remote_llm.json", result)
     plot(result, args.out / "remote_llm.png")
     print(json.dumps({k: v for k, v in result.items() if k != "per_question_first_token_ms"}, indent=2))
 
 
 def plot(result: dict, path: Path) -> None:  # type: ignore[type-arg]
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(7, 4))
     per = result["per_question_first_token_ms"]

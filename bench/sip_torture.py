@@ -33,6 +33,8 @@ from procstat import rss_kb
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from report import pyplot, write_json  # noqa: E402
+
 from tests.hostile_sip import cases as rfc4475_cases  # noqa: E402
 from tests.integration.helpers import kamailio_front  # noqa: E402
 from tests.sip_mutations import mutated_messages  # noqa: E402
@@ -244,10 +246,7 @@ async def _a_real_call(port: int) -> bool:
 
 
 def plot(result: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     suites = result["suites"]
     fig, axes = plt.subplots(1, len(suites), figsize=(5 * len(suites), 4), squeeze=False)
@@ -292,7 +291,7 @@ def main() -> int:
     print(json.dumps(result, indent=2))
     name = "sip_fuzz" if args.mutations and args.protos is None else "sip_torture"
     name += "_kamailio" if args.through_kamailio else ""
-    (args.out / f"{name}.json").write_text(json.dumps(result, indent=2))
+    write_json(args.out / f"{name}.json", result)
     plot(result, args.out / f"{name}.png")
     return 0
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import re
 import shutil
 import statistics
@@ -34,6 +33,7 @@ from typing import Any
 
 import numpy as np
 import soxr
+from report import pyplot, write_json
 
 from voxbus.config import load_settings
 from voxbus.engines.models import model_path
@@ -200,10 +200,7 @@ def _wer(rows: list[dict[str, Any]]) -> float | None:
 
 
 def plot(summary: list[dict[str, Any]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     names = {"stt": "tiny.en", "stt_multilingual": "base"}
     labels = [
@@ -231,12 +228,8 @@ def main() -> int:
         print("bench/stt_wer.py: espeak-ng is missing (make sip-peers installs it)", file=sys.stderr)
         return 2
     results = run(args.language or ["en", "fr"], args.codec or ["PCMU", "G722"], args.lines)
-    results["machine"] = {
-        "cpu": platform.processor() or platform.machine(),
-        "python": platform.python_version(),
-    }
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "stt_wer.json").write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n")
+    write_json(args.out / "stt_wer.json", results)
     plot(results["summary"], args.out / "stt_wer.png")
     for s in results["summary"]:
         print(json.dumps(s))

@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT / "examples" / "clinic"))
 
 from calendar_db import Calendar, CalendarError, resolve_day  # noqa: E402
 from calendar_service import build_service  # noqa: E402
+from report import pyplot, write_json  # noqa: E402
 
 from voxbus.actors.tools import CALL_TOOLS, ToolCallFilter  # noqa: E402
 from voxbus.config import LlmSettings, load_settings  # noqa: E402
@@ -230,10 +231,7 @@ def run_candidate(model: str, prompt: str, tools: list[dict[str, Any]], ctx: str
 
 
 def plot(runs: list[dict[str, Any]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     labels = [f"{r['model'].split('-instruct')[0]}\n{r['prompt']} prompt" for r in runs]
     fig, (acc, lat) = plt.subplots(1, 2, figsize=(11, 4))
@@ -290,7 +288,7 @@ def main() -> None:
             # written after each candidate: a long run stopped early keeps what it measured
             args.out.mkdir(parents=True, exist_ok=True)
             result = {"today": str(TODAY), "runs": runs}
-            (args.out / "tool_calls.json").write_text(json.dumps(result, indent=1))
+            write_json(args.out / "tool_calls.json", result)
             plot(runs, args.out / "tool_calls.png")
 
 

@@ -45,7 +45,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from latency import ECHO_GAIN, last_loud_before_gap, percentile  # noqa: E402
-from procstat import machine  # noqa: E402
+from report import machine, pyplot, write_json  # noqa: E402
 
 from voxbus.bus.embedded import free_port  # noqa: E402
 from voxbus.config import load_settings  # noqa: E402
@@ -333,10 +333,7 @@ async def run(profile: str, interruptions: int, others: int, out: Path, seed: in
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     rows = [r for r in result["rows"] if r["agent_speaking"]]
     cuts = [r for r in rows if r["kind"] == "interruption"]
@@ -414,7 +411,7 @@ def main() -> int:
         "voices": VOICES,
         **result,
     }
-    (args.out / "turn_taking.json").write_text(json.dumps(report, indent=2))
+    write_json(args.out / "turn_taking.json", report)
     plot(result, args.out / "turn_taking.png")
     print(json.dumps(result["summary"], indent=2))
     print(f"wrote {args.out / 'turn_taking.json'} and {args.out / 'turn_taking.png'}")

@@ -1,0 +1,71 @@
+"""What every benchmark does with its figures: a JSON file that says where they were measured (the
+machine, the commit), and a chart drawn with matplotlib without a display."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cpu_model() -> str:
+    """The CPU's marketing name ("Intel(R) Xeon(R) ..."), or the architecture where /proc says none."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def commit() -> str:
+    """The commit the benchmark ran on ("-dirty" if the working tree differs); "" outside git."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return head.stdout.strip() if head.returncode == 0 else ""
+
+
+def machine() -> dict[str, object]:
+    """Where a benchmark's figures come from: the CPU, its cores, Python, the platform, the commit
+    and the time. Timings on shared machines move by 2x from day to day: compare within a run."""
+    return {
+        "cpu": cpu_model(),
+        "cpus": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "commit": commit(),
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def write_json(path: Path, figures: dict[str, Any]) -> Path:
+    """Write a benchmark's figures, stamped with :func:`machine` unless they carry their own."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stamped = figures if "machine" in figures else {**figures, "machine": machine()}
+    path.write_text(json.dumps(stamped, indent=1, ensure_ascii=False) + "\n")
+    return path
+
+
+def pyplot() -> Any:
+    """matplotlib's pyplot on the Agg backend: charts are files, and benchmarks run without a display."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
