@@ -191,10 +191,17 @@ class SttSettings(BaseModel):
     )
     pre_roll_ms: int = Field(default=200, ge=0)
     partial_interval_ms: int = Field(
-        default=0,
+        default=500,
         ge=0,
-        description="a partial transcript this often while the caller speaks, its words prefilled into the "
-        "LLM (see README); 0: off. Whisper runs one job at a time: a partial delays the turn's end",
+        description="a partial transcript this often while the caller speaks and the agent is silent, its "
+        "words prefilled into the LLM (see README); 0: off. Whisper runs one job at a time: a partial "
+        "delays the turn's end",
+    )
+    partials_max_calls: int = Field(
+        default=1,
+        ge=0,
+        description="partial transcripts only while the STT worker transcribes at most this many calls: "
+        "they cost about half of two cores while a caller speaks, which several calls cannot spare",
     )
     prompt: str = Field(
         default="Uh, hmm, um... so, uh, well, um.",

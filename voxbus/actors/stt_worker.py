@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -120,8 +120,10 @@ class CallSession:
         language: str = "en",
         vocabulary: tuple[str, ...] = (),
         gate_words: bool = True,
+        calls_open: Callable[[], int] = lambda: 1,
     ) -> None:
         self.bus, self.call_id, self.settings, self.turns = bus, call_id, settings, turns
+        self.calls_open = calls_open  # calls this worker transcribes now (partials are for few)
         self.vocabulary = vocabulary  # the agent's, then the call's own (SttVocabulary)
         self.agent_vocabulary = vocabulary
         # 'auto' until the first words: their language is the call's from then on
@@ -322,8 +324,12 @@ class CallSession:
             return
         if self.transcriber.pending:
             return  # never queue a partial behind other work: finals come first
-        self.last_partial_ms = now
         assert self.turn is not None
+        if self.turn.over_agent:
+            return  # the agent's answer is being made and played: its cores are busy, nothing to prefill
+        if self.calls_open() > self.settings.partials_max_calls:
+            return  # whisper every interval for each of several callers would slow every call's turn
+        self.last_partial_ms = now
         self._spawn(self._partial(np.concatenate(self.turn.audio)))
 
     async def _partial(self, audio: np.ndarray) -> None:
@@ -372,6 +378,7 @@ class SttWorker:
                 request.language,
                 tuple(request.vocabulary),
                 self.gate_words,
+                lambda: len(self.sessions),
             )
             await session.open()
             self.sessions[request.call_id] = session
