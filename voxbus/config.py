@@ -193,9 +193,9 @@ class SttSettings(BaseModel):
     partial_interval_ms: int = Field(
         default=500,
         ge=0,
-        description="a partial transcript this often while the caller speaks and the agent is silent, its "
-        "words prefilled into the LLM (see README); 0: off. Whisper runs one job at a time: a partial "
-        "delays the turn's end",
+        description="a partial transcript this often while an English caller speaks and the agent is "
+        "silent, its words prefilled into the LLM (see README); 0: off. Whisper runs one job at a time: "
+        "a partial delays the turn's end (other languages' model is too slow for it)",
     )
     partials_max_calls: int = Field(
         default=1,

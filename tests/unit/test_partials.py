@@ -21,6 +21,9 @@ class Whisper:
     def __init__(self, pending: int = 0) -> None:
         self.pending, self.asked = pending, 0
 
+    def quick(self, language: str) -> bool:
+        return language == "en"
+
     async def transcribe(self, audio: np.ndarray, language: str, vocabulary: tuple[str, ...]) -> object:
         self.asked += 1
         return SimpleNamespace(text="I'd like to move my")
@@ -31,7 +34,9 @@ class Emitted(list):  # type: ignore[type-arg]
         self.append(event)
 
 
-async def partials(calls: int = 1, over_agent: bool = False, pending: int = 0, **stt: int) -> list[object]:
+async def partials(
+    calls: int = 1, over_agent: bool = False, pending: int = 0, language: str = "en", **stt: int
+) -> list[object]:
     bus, whisper = Emitted(), Whisper(pending)
     session = CallSession(
         bus,  # type: ignore[arg-type]
@@ -40,6 +45,7 @@ async def partials(calls: int = 1, over_agent: bool = False, pending: int = 0, *
         TurnSettings(),
         whisper,  # type: ignore[arg-type]
         lambda _cid: None,
+        language=language,
         calls_open=lambda: calls,
     )
     session.turn = Turn(np.zeros(SAMPLE_RATE, np.float32), 0)
@@ -67,3 +73,8 @@ def test_no_partials_over_the_agents_audio_nor_behind_other_whisper_work() -> No
 
 def test_partials_off() -> None:
     assert asyncio.run(partials(partial_interval_ms=0)) == []
+
+
+def test_no_partials_where_the_multilingual_model_hears_the_call() -> None:
+    assert asyncio.run(partials(language="fr")) == []
+    assert asyncio.run(partials(language="auto")) == []

@@ -75,6 +75,11 @@ class Transcriber:
             return self.multilingual.transcribe(audio, None, self.languages)
         return self.multilingual.transcribe(audio, language, vocabulary=vocabulary)
 
+    def quick(self, language: str) -> bool:
+        """Whether this language's model is the small English one (~100 ms a turn): the multilingual
+        model, or detecting the language over whisper's whole window, costs several times more."""
+        return language == "en" or self.multilingual is None
+
     async def transcribe(
         self, audio: np.ndarray, language: str = "en", vocabulary: tuple[str, ...] = ()
     ) -> Transcript:
@@ -327,6 +332,8 @@ class CallSession:
         assert self.turn is not None
         if self.turn.over_agent:
             return  # the agent's answer is being made and played: its cores are busy, nothing to prefill
+        if not self.transcriber.quick(self.language):
+            return  # a partial as slow as the interval would keep whisper busy when the turn ends
         if self.calls_open() > self.settings.partials_max_calls:
             return  # whisper every interval for each of several callers would slow every call's turn
         self.last_partial_ms = now
