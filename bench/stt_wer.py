@@ -142,11 +142,18 @@ def edit_distance(reference: list[str], heard: list[str]) -> int:
     return row[-1]
 
 
-def run(languages: list[str], codecs: list[str], first: int | None = None) -> dict[str, Any]:
+def run(
+    languages: list[str], codecs: list[str], first: int | None = None, beams: tuple[int, ...] = ()
+) -> dict[str, Any]:
     settings = load_settings(profile="default")
     rows: list[dict[str, Any]] = []
-    for kind in sorted({k for lang in languages for k in MODELS[lang]}):
-        engine = WhisperEngine(model_path(settings, kind), settings.stt)  # type: ignore[arg-type]
+    for kind, beam in (
+        (k, b)
+        for k in sorted({k for lang in languages for k in MODELS[lang]})
+        for b in beams or (settings.stt.beam_size,)
+    ):
+        stt = settings.stt.model_copy(update={"beam_size": beam})
+        engine = WhisperEngine(model_path(settings, kind), stt)  # type: ignore[arg-type]
         engine.warm()
         for language in (lang for lang in languages if kind in MODELS[lang]):
             lines = (ENGLISH if language == "en" else FRENCH)[:first]
@@ -163,27 +170,29 @@ def run(languages: list[str], codecs: list[str], first: int | None = None) -> di
                         reference = words(text)
                         errors = edit_distance(reference, words(heard))
                         rows.append(
-                            {"model": kind, "language": language, "voice": voice, "codec": codec,
-                             "vocabulary": vocabulary, "noisy": noisy, "text": text, "heard": heard,
+                            {"model": kind, "beam": beam, "language": language, "voice": voice,
+                             "codec": codec, "vocabulary": vocabulary, "noisy": noisy, "text": text,
+                             "heard": heard,
                              "words": len(reference), "errors": errors, "compute_s": round(compute, 3),
                              "audio_s": round(len(audio) / RATE, 2)}
                         )  # fmt: skip
-                        print(f"{kind:17} {language} {voice:9} {codec} {'noisy' if noisy else 'clean'} "
-                              f"{'vocab ' if vocabulary else ''}{errors}/{len(reference)}  {heard}",
+                        print(f"{kind:17} beam {beam} {language} {voice:9} {codec} "
+                              f"{'noisy' if noisy else 'clean'} {'vocab ' if vocabulary else ''}"
+                              f"{errors}/{len(reference)}  {heard}",
                               flush=True)  # fmt: skip
     return {"rows": rows, "summary": summarise(rows)}
 
 
 def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    groups: dict[tuple[str, str, str, bool], list[dict[str, Any]]] = {}
+    groups: dict[tuple[str, int, str, str, bool], list[dict[str, Any]]] = {}
     for row in rows:
-        key = (row["model"], row["language"], row["codec"], row.get("vocabulary", False))
+        key = (row["model"], row.get("beam", 1), row["language"], row["codec"], row.get("vocabulary", False))
         groups.setdefault(key, []).append(row)
     summary = []
-    for (model, language, codec, vocabulary), group in sorted(groups.items()):
+    for (model, beam, language, codec, vocabulary), group in sorted(groups.items()):
         summary.append(
             {
-                "model": model, "language": language, "codec": codec, "vocabulary": vocabulary,
+                "model": model, "beam": beam, "language": language, "codec": codec, "vocabulary": vocabulary,
                 "utterances": len(group),
                 "voices": len({r["voice"] for r in group}),
                 "wer": round(sum(r["errors"] for r in group) / sum(r["words"] for r in group), 4),
@@ -204,7 +213,8 @@ def plot(summary: list[dict[str, Any]], path: Path) -> None:
 
     names = {"stt": "tiny.en", "stt_multilingual": "base"}
     labels = [
-        f"{names[s['model']]}\n{s['language']} {s['codec']}{' +vocab' if s.get('vocabulary') else ''}"
+        f"{names[s['model']]}{' beam ' + str(s['beam']) if s.get('beam', 1) > 1 else ''}\n"
+        f"{s['language']} {s['codec']}{' +vocab' if s.get('vocabulary') else ''}"
         for s in summary
     ]
     fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(summary)), 4))
@@ -221,16 +231,24 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--language", action="append", choices=["en", "fr"], default=[])
     parser.add_argument("--codec", action="append", choices=["PCMU", "G722"], default=[])
+    parser.add_argument(
+        "--beam",
+        type=int,
+        action="append",
+        default=[],
+        help="whisper's beam size (repeat to compare; default: the setting's)",
+    )
+    parser.add_argument("--name", default="stt_wer", help="file name of the figures (JSON, PNG)")
     parser.add_argument("--lines", type=int, help="only the first N lines of each language (a quick look)")
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
     if shutil.which("espeak-ng") is None:
         print("bench/stt_wer.py: espeak-ng is missing (make sip-peers installs it)", file=sys.stderr)
         return 2
-    results = run(args.language or ["en", "fr"], args.codec or ["PCMU", "G722"], args.lines)
+    results = run(args.language or ["en", "fr"], args.codec or ["PCMU", "G722"], args.lines, tuple(args.beam))
     args.out.mkdir(parents=True, exist_ok=True)
-    write_json(args.out / "stt_wer.json", results)
-    plot(results["summary"], args.out / "stt_wer.png")
+    write_json(args.out / f"{args.name}.json", results)
+    plot(results["summary"], args.out / f"{args.name}.png")
     for s in results["summary"]:
         print(json.dumps(s))
     return 0
