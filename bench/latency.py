@@ -198,7 +198,8 @@ def floor(settings: Settings, timings: list[LineTiming], player: DialoguePlayer)
             pieces.insert(0, player.rendered[index - 1])
         pcm = b"".join(b"".join(p) for p in pieces)
         audio = np.concatenate([np.zeros(3200, np.float32), to_float(pcm), np.zeros(1920, np.float32)])
-        text, stt_s, _ = whisper.transcribe(audio)
+        heard = whisper.transcribe(audio)
+        text, stt_s = heard.text, heard.compute_s
         llm.warm(history)
         messages = [*history, ChatMessage(role="user", content=text)]
         splitter = ClauseSplitter(agent.min_clause_chars)
