@@ -78,7 +78,7 @@ lint: install
 
 bench: models models-test
 	$(PY) bench/latency.py --profile test --profile default --out bench/results
-	$(PY) bench/latency.py --profile default --dialogue appointment --caller-voice espeak-ng:en-us+f2 --variant partials-off:VOXBUS_STT__PARTIAL_INTERVAL_MS=0 --variant defaults: --name latency_partials --out bench/results
+	$(PY) bench/latency.py --profile default --dialogue appointment --caller-voice espeak-ng:en-us+f2 --variant off: --variant partials:VOXBUS_STT__PARTIAL_INTERVAL_MS=500 --variant off-again: --variant partials-again:VOXBUS_STT__PARTIAL_INTERVAL_MS=500 --name latency_partials --out bench/results
 	$(PY) bench/turn_taking.py --profile default --out bench/results
 	$(PY) bench/gateway.py --calls 12 --seconds 30 --out bench/results
 	$(PY) bench/gateway_load.py --calls 100 --shards 25 --seconds 60 --soak-calls 20 --soak-minutes 10 --out bench/results

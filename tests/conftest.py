@@ -79,8 +79,6 @@ def test_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[s
         "VOXBUS_CONSOLE__ENABLED": "false",  # the console tests turn it on
         "VOXBUS_CONSOLE__PORT": "0",
         "VOXBUS_SIP__RTP_PORT": str(30000 + free_port() % 15000 // 2 * 2),
-        # partial transcripts (on by default for a lone call) are tested on their own (test_prefill.py)
-        "VOXBUS_STT__PARTIAL_INTERVAL_MS": "0",
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)

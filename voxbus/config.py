@@ -191,7 +191,7 @@ class SttSettings(BaseModel):
     )
     pre_roll_ms: int = Field(default=200, ge=0)
     partial_interval_ms: int = Field(
-        default=500,
+        default=0,
         ge=0,
         description="a partial transcript this often while an English caller speaks and the agent is "
         "silent, its words prefilled into the LLM (see README); 0: off. Whisper runs one job at a time: "

@@ -1,5 +1,5 @@
-"""Partial transcripts while a caller speaks (their words prefilled into the LLM): only for a lone
-call, only while the agent is silent, never queued behind other whisper work."""
+"""Partial transcripts while a caller speaks (their words prefilled into the LLM), where set: only
+for a lone call, only while the agent is silent, never queued behind other whisper work."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ async def partials(
     session = CallSession(
         bus,  # type: ignore[arg-type]
         "call-p",
-        SttSettings(**stt),
+        SttSettings(**{"partial_interval_ms": 500, **stt}),
         TurnSettings(),
         whisper,  # type: ignore[arg-type]
         lambda _cid: None,
@@ -56,7 +56,7 @@ async def partials(
     return [e for e in bus if isinstance(e, SttPartial)]
 
 
-def test_a_lone_callers_words_so_far_are_transcribed_by_default() -> None:
+def test_a_lone_callers_words_so_far_are_transcribed() -> None:
     heard = asyncio.run(partials())
     assert [p.text for p in heard] == ["I'd like to move my"]  # type: ignore[attr-defined]
 
@@ -71,7 +71,8 @@ def test_no_partials_over_the_agents_audio_nor_behind_other_whisper_work() -> No
     assert asyncio.run(partials(pending=1)) == []
 
 
-def test_partials_off() -> None:
+def test_partials_off_unless_set() -> None:
+    assert SttSettings().partial_interval_ms == 0
     assert asyncio.run(partials(partial_interval_ms=0)) == []
 
 
