@@ -162,11 +162,22 @@ class LlmWorker:
         warm = functools.partial(
             self.engine.warm, request.messages, request.tools or None, request.call_id, real_work_waits
         )
+        started = time.perf_counter()
         try:
-            if not await asyncio.get_running_loop().run_in_executor(self.pool, warm):
-                log.info("warm-up gave way to a request", call_id=request.call_id)
+            whole = await asyncio.get_running_loop().run_in_executor(self.pool, warm)
         except Exception:  # a failed warm-up costs only speed
             log.exception("warm-up failed", call_id=request.call_id)
+            return
+        if not whole:
+            log.info("warm-up gave way to a request", call_id=request.call_id)
+        # one a partial transcript with prefill on: debug, for whoever measures what prefill buys
+        log.debug(
+            "warm-up ran",
+            call_id=request.call_id,
+            whole=whole,
+            seconds=round(time.perf_counter() - started, 3),
+            messages=len(request.messages),
+        )
 
     def _fell_back(self, request: LlmRequest, reason: str, received_chars: int) -> None:
         log.warning("remote LLM failed: the local model answers", call_id=request.call_id, reason=reason)
