@@ -59,6 +59,10 @@ class LlmWorker:
         self.latest: dict[tuple[str, int], int] = {}  # the newest request_no of each generation
         self.active: set[str] = set()
         self.waiting: dict[tuple[str, int], LlmRequest] = {}  # accepted, not begun: told alive
+        # a call's warm-ups run one at a time, the newest only (see _warm_now)
+        self.warm_newest: dict[str, LlmRequest] = {}
+        self.warming: set[str] = set()
+        self.warm_parked: dict[str, LlmRequest] = {}
         self._tasks: set[asyncio.Task[None]] = set()  # the loop keeps only weak references
 
     async def start(self) -> None:
@@ -81,7 +85,11 @@ class LlmWorker:
         received = time.perf_counter()  # the wait in llm.first_token's queued_s counts from here
         if msg.reply and not request.warm_only:
             await msg.respond(encode(Accepted(worker_id=self.worker_id, role="llm")))
-        if not request.warm_only:
+        if request.warm_only:
+            self.warm_newest.pop(request.call_id, None)  # kept newest last, for _forget_oldest
+            self.warm_newest[request.call_id] = request
+            _forget_oldest(self.warm_newest)
+        else:
             key = (request.call_id, request.gen)
             self._newest_request(key, request.request_no)
             self.waiting[key] = request
@@ -116,7 +124,7 @@ class LlmWorker:
             key = (request.call_id, request.gen)
             if self.waiting.get(key) is request:
                 del self.waiting[key]
-            if request.warm_only and not self.queue.empty():
+            if request.warm_only and (not self.queue.empty() or not self._warm_now(request)):
                 slots.release()
                 continue  # real work first: a warm-up is only worth idle time
             task = asyncio.create_task(self._serve_one(request, received, slots))
@@ -133,10 +141,36 @@ class LlmWorker:
                 if self._stopped_because(request) is None:
                     await self._send(request, 0, "")
 
+    def _warm_now(self, request: LlmRequest) -> bool:
+        """Whether to start this warm-up now. Each partial transcript brings the caller's words so
+        far: an older warm-up of the same call is wasted work, and two of them at once evaluate the
+        same words twice on the same cores (measured: five at once, 3-4 s each, before an answer).
+        A warm-up that arrives while one of its call runs waits for it, and only if still newest."""
+        call = request.call_id
+        if self.warm_newest.get(call) is not request:
+            return False  # a newer one came
+        if call in self.warming:
+            self.warm_parked[call] = request
+            return False
+        self.warming.add(call)
+        return True
+
+    def _warm_ended(self, request: LlmRequest) -> None:
+        call = request.call_id
+        self.warming.discard(call)
+        if self.warm_newest.get(call) is request:
+            del self.warm_newest[call]  # nothing newer to run: forget the prompt
+        parked = self.warm_parked.pop(call, None)
+        if parked is not None and self.warm_newest.get(call) is parked:
+            self.queue.put_nowait((parked, time.perf_counter()))
+
     async def _serve_one(self, request: LlmRequest, received: float, slots: asyncio.Semaphore) -> None:
         try:
             if request.warm_only:
-                await self._warm(request)
+                try:
+                    await self._warm(request)
+                finally:
+                    self._warm_ended(request)
                 return
             await self._answer(request, received)
         finally:
