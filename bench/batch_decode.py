@@ -28,7 +28,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from report import machine, pyplot, write_json  # noqa: E402
+from report import pyplot, write_json  # noqa: E402
 
 from voxbus.config import LlmSettings, load_settings  # noqa: E402
 from voxbus.engines.llm import LlamaEngine  # noqa: E402
@@ -142,7 +142,6 @@ def main() -> int:
     results = [measure(model, args.repeats) for model in models]
     args.out.mkdir(parents=True, exist_ok=True)
     report = {
-        "machine": machine(),
         "tokens_per_answer": TOKENS,
         "repeats": args.repeats,
         "results": results,

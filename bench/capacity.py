@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from latency import DIALOGUE, ECHO_GAIN, percentile, turn_rows  # noqa: E402
 from procstat import cpu_seconds  # noqa: E402
-from report import machine, pyplot, write_json  # noqa: E402
+from report import pyplot, write_json  # noqa: E402
 
 from voxbus.bus.embedded import free_port  # noqa: E402
 from voxbus.config import Settings, load_settings  # noqa: E402
@@ -275,7 +275,6 @@ def main() -> int:
             print(f"profile {profile}, llm.parallel {parallel}: {args.calls} simultaneous calls", flush=True)
             results.append(asyncio.run(run_profile(profile, counts, args.out, parallel)))
     report = {
-        "machine": machine(),
         "dialogue_lines": len(DIALOGUE.lines),
         "voices": VOICES,
         "results": results,

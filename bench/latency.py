@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 from dialogues import DIALOGUES, QUESTIONS
-from report import machine, pyplot, write_json
+from report import pyplot, write_json
 
 from voxbus.bus.embedded import free_port
 from voxbus.config import Settings, load_settings
@@ -389,7 +389,6 @@ def main() -> int:
             summary = {"median": result["median"], "summary": result["summary"]}
             print(json.dumps(summary, indent=2), flush=True)
     report = {
-        "machine": machine(),
         "echo_gain": ECHO_GAIN,
         "results": results,
     }

@@ -45,7 +45,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from latency import ECHO_GAIN, last_loud_before_gap, percentile  # noqa: E402
-from report import machine, pyplot, write_json  # noqa: E402
+from report import pyplot, write_json  # noqa: E402
 
 from voxbus.bus.embedded import free_port  # noqa: E402
 from voxbus.config import load_settings  # noqa: E402
@@ -405,7 +405,6 @@ def main() -> int:
     )
     result = asyncio.run(run(args.profile, args.interruptions, args.others, args.out, args.seed))
     report = {
-        "machine": machine(),
         "echo_gain": ECHO_GAIN,
         "soft_gain": SOFT_GAIN,
         "voices": VOICES,

@@ -48,10 +48,9 @@ async def warmed(*batches: list[LlmRequest]) -> list[str]:
             await asyncio.to_thread(engine.first_started.wait, 10)
     await asyncio.sleep(0.05)  # the serving loop takes what came (nothing starts before let go)
     engine.let_go.set()
-    for _ in range(200):
-        await asyncio.sleep(0.01)
-        if not worker.warming and worker.queue.empty():
-            break
+    async with asyncio.timeout(10):  # until every warm-up that was to run has run
+        while worker.warming or not worker.queue.empty():
+            await asyncio.sleep(0.01)
     serving.cancel()
     worker.pool.shutdown(wait=True)
     return engine.warmed

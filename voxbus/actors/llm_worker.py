@@ -204,7 +204,7 @@ class LlmWorker:
             return
         if not whole:
             log.info("warm-up gave way to a request", call_id=request.call_id)
-        # one a partial transcript with prefill on: debug, for whoever measures what prefill buys
+        # one per partial transcript when prefill is on: debug, for whoever measures what it buys
         log.debug(
             "warm-up ran",
             call_id=request.call_id,
