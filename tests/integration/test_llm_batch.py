@@ -13,7 +13,7 @@ import pytest
 
 from voxbus.config import LlmSettings, Settings
 from voxbus.engines.llm import LlamaEngine
-from voxbus.engines.llm_batch import Generation
+from voxbus.engines.llm_batch import Generation, common_prefix
 from voxbus.engines.llm_sampling import Sampling
 from voxbus.schemas.messages import PREWARM_CALL_ID, ChatMessage
 
@@ -240,6 +240,7 @@ def test_another_agents_warm_up_goes_on(engine: LlamaEngine) -> None:
         answer = ask(engine, "I need to move my appointment to Friday.", "call-1")
     assert "".join(answer).strip() and answer.state.produced == N
     assert list(warm) == [] and not warm.state.pending  # evaluated whole
+    assert batch.warm_tokens_beside_answers == 0  # once no answer waited for a step
 
 
 def test_another_calls_words_evaluated_ahead_go_on(engine: LlamaEngine) -> None:
@@ -253,3 +254,34 @@ def test_another_calls_words_evaluated_ahead_go_on(engine: LlamaEngine) -> None:
         answer = ask(engine, "Hello, I would like to book a cleaning.", "call-1")
     assert "".join(answer).strip() and answer.state.produced == N
     assert list(warm) == [] and not warm.state.pending  # evaluated whole
+    assert batch.warm_tokens_beside_answers == 0  # once no answer waited for a step
+
+
+def test_two_warm_ups_of_one_prompt_evaluate_it_once(engine: LlamaEngine) -> None:
+    """An agent's prompt warmed for its calls and a call's opening warmed at the same moment (a
+    tool service came up just before the call): the second waits for the first and copies it."""
+    batch = engine._batch
+    assert batch is not None
+    before = batch.prompt_tokens_evaluated
+    opening = [SYSTEM, ChatMessage(role="assistant", content="Hello, this is the clinic.")]
+    with batch._wake:
+        agents = warm_up(engine, [SYSTEM])
+        calls = warm_up(engine, opening, "call-1")
+    assert list(agents) == [] and list(calls) == []
+    assert not agents.state.pending and not calls.state.pending  # both whole
+    first, second = tokens_of(engine, [SYSTEM]), tokens_of(engine, opening)
+    shared = common_prefix(first, second)
+    assert batch.prompt_tokens_evaluated - before == len(first) + len(second) - shared
+
+
+def test_a_calls_request_drops_its_warm_up_not_yet_begun(engine: LlamaEngine) -> None:
+    batch = engine._batch
+    assert batch is not None
+    other = ChatMessage(role="system", content="You take orders for a pizzeria. Ask for the address first.")
+    with batch._wake:
+        running = warm_up(engine, [other])  # another agent's: goes on, and keeps the next one waiting
+        ahead = warm_up(engine, [SYSTEM, ChatMessage(role="user", content="I need to move")], "call-1")
+        answer = ask(engine, "I need to move my appointment to Friday.", "call-1")
+    assert "".join(answer).strip() and answer.state.produced == N
+    assert list(ahead) == [] and ahead.state is None  # never placed
+    assert list(running) == [] and not running.state.pending

@@ -118,4 +118,4 @@ def test_the_call_grammar_admits_only_the_offered_tools() -> None:
     schema = call_schema(tools)
     assert [v["properties"]["name"]["const"] for v in schema["oneOf"]] == ["book", "list_free_slots"]
     assert call_schema(tools[:1])["properties"]["arguments"] == SLOTS
-    assert canonical(' {"name": "book"} ') == '<tool_call>{"name": "book"}</tool_call>'
+    assert canonical(' {"name": "book"} ') == '<tool_call>\n{"name": "book"}\n</tool_call>'

@@ -193,7 +193,7 @@ class LlamaEngine:
         session: str,
     ) -> Iterator[str]:
         """The call, piece by piece: ``canonical(body)`` once joined."""
-        yield OPEN
+        yield OPEN + "\n"  # as in the prompt the call is decoded from (see tool_calls.canonical)
         began = False
         for text in self._complete(
             before + OPEN + "\n", stops, TOOL_CALL_MAX_TOKENS, 0.0, call_grammar(tools), session, cancelled
@@ -204,7 +204,7 @@ class LlamaEngine:
             began = began or bool(piece)
             if piece:
                 yield piece
-        yield CLOSE
+        yield "\n" + CLOSE
 
     def _answer_at_least(self, prompt: str, stops: list[str]) -> Any:
         """A logits processor that keeps the answer from ending before ``llm.min_tokens``: the

@@ -9,9 +9,13 @@ and tool descriptions), which costs nothing in a unified KV cache: the cells gai
 
 One thread owns the context, the batch and the samplers (llama.cpp's objects are not thread-safe);
 other threads submit a :class:`Generation` and read its pieces from a queue. A step puts the next
-token of every decoding sequence in the batch, then prompt tokens of the others (real requests
-before warm-ups) up to a budget that keeps a step short: a new caller's prompt delays the other
-calls' next token by one small chunk, not by a whole prompt.
+token of every decoding sequence in the batch, then prompt tokens of the others up to a budget
+that keeps a step short: a new caller's prompt delays the other calls' next token by one small
+chunk, not by a whole prompt. Warm-ups (prompts evaluated ahead) run only in steps that no answer
+waits for: on two cores a step's cost grows with every token in it (measured: 1 token 88 ms, 8
+tokens 627 ms, 32 tokens 1.2 s), so a warm-up chunk beside an answer's next token made that token
+up to ten times slower; a caller waited 9 s for the first token of an answer while the agents'
+prompts were being warmed.
 """
 
 from __future__ import annotations
@@ -121,6 +125,7 @@ class BatchDecoder:
         self.eog = end_of_generation_tokens(model)
         self.steps_with_several = 0  # decoding steps that advanced two or more answers at once
         self.prompt_tokens_evaluated = 0
+        self.warm_tokens_beside_answers = 0  # warm-up tokens in a step an answer waited for: 0
         self.evicted = 0  # idle sequences forgotten to make room
         self._inbox: list[Generation] = []
         self._waiting: list[Generation] = []
@@ -201,20 +206,33 @@ class BatchDecoder:
         if rc != 0:
             raise RuntimeError(f"llama_decode returned {rc}")
         self.prompt_tokens_evaluated += sum(len(part) for _, _, part in rows)
+        if any(not g.warm_only for g, _, _ in rows):
+            self.warm_tokens_beside_answers += sum(len(part) for g, _, part in rows if g.warm_only)
         self.steps_with_several += sum(1 for g in self._running if g.state.row is not None) > 1
         for generation in list(self._running):
             self._sample(generation)
 
     def _admit(self) -> None:
-        while self._waiting:
-            head = self._waiting[0]
-            if not head.warm_only:
-                for warm in self._outdated_by(head):
+        """Place what waits, in order, as sequences allow; a warm-up only while no other runs:
+        two warm-ups of one agent's prompt side by side (a call's opening and the agent's prompt
+        with newly served tools) evaluated the same several hundred tokens twice, while one after
+        the other the second copies what the first evaluated."""
+        for generation in list(self._waiting):
+            if generation not in self._waiting:
+                continue  # a warm-up dropped by a request placed before it (below)
+            if generation.warm_only and any(g.warm_only for g in self._running):
+                continue
+            if not generation.warm_only:
+                for warm in self._outdated_by(generation):
                     self._finish(warm)
-            seq = self._sequence_for(head.session)
+                for warm in [g for g in self._waiting if g.warm_only and g.session == generation.session]:
+                    if generation.session:  # its call's words ahead, not begun: now pointless
+                        self._waiting.remove(warm)
+                        warm.end()
+            seq = self._sequence_for(generation.session)
             if seq is None:
                 return  # every sequence is decoding: the others wait their turn
-            generation = self._waiting.pop(0)
+            self._waiting.remove(generation)
             self._place(generation, seq)
             self._running.append(generation)
 
@@ -266,6 +284,14 @@ class BatchDecoder:
         generation.state = GenerationState(
             prompt[kept:], generation.sampling, self.model, self.n_ctx - len(prompt), self.eog
         )
+        # what a request costs before its first token: for whoever measures the prefix reuse
+        log.debug(
+            "prompt placed",
+            session=generation.session,
+            warm_only=generation.warm_only,
+            tokens=len(prompt),
+            to_evaluate=len(prompt) - kept,
+        )
         generation.seq = seq
 
     def _fill(self) -> list[tuple[Generation, int, list[int]]]:
@@ -291,9 +317,10 @@ class BatchDecoder:
             generation.state.row = n
             put(generation.state.next_token, seq, True)
         budget = DECODING_CHUNK if decoding else IDLE_CHUNK
+        answering = any(not g.warm_only for g in self._running)
         for generation in prefilling:
-            if budget <= 0:
-                break
+            if budget <= 0 or (generation.warm_only and answering):
+                break  # a warm-up only in steps that no answer waits for (see below)
             state, seq = generation.state, generation.seq
             part = state.pending[:budget]
             del state.pending[: len(part)]

@@ -7,7 +7,9 @@ model about to make up a tool's answer instead of asking the tool). The engine w
 text for such a start (holding back a tag until it sees what follows); from there it decodes the
 call again under a grammar built from the offered tools' JSON Schemas (llama.cpp's JSON-Schema-to-GBNF),
 so the call is always one of the offered tools with arguments of the right shape, and it is
-handed on in one canonical form: ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>``.
+handed on in one canonical form: ``<tool_call>\n{"name": ..., "arguments": {...}}\n</tool_call>``,
+the form Qwen's chat template writes, so that the call read back into the next prompt is the
+tokens just decoded and the LLM does not evaluate it again.
 """
 
 from __future__ import annotations
@@ -78,4 +80,4 @@ def call_grammar(tools: list[dict[str, Any]]) -> Any:
 
 def canonical(body: str) -> str:
     """The decoded call in the one form the call actor reads."""
-    return f"{OPEN}{body.strip()}{CLOSE}"
+    return f"{OPEN}\n{body.strip()}\n{CLOSE}"
