@@ -33,6 +33,7 @@ os.environ.setdefault("VOXBUS_CONFIG", str(ROOT / "examples" / "clinic" / "voxbu
 
 from calendar_db import Calendar, resolve_day  # noqa: E402
 from calendar_service import build_service  # noqa: E402
+from procstat import until_idle  # noqa: E402
 from report import pyplot, write_json  # noqa: E402
 
 from voxbus.bus.connection import Bus  # noqa: E402
@@ -41,7 +42,7 @@ from voxbus.engines.tts import VoiceEngine, voice_engine  # noqa: E402
 from voxbus.media.dialogue import Dialogue, DialogueLine, DialoguePlayer, render_line  # noqa: E402
 from voxbus.media.frames import FRAME_MS  # noqa: E402
 from voxbus.schemas.events import SttFinal, ToolCalled  # noqa: E402
-from voxbus.supervisors.serving import wait_all_serving  # noqa: E402
+from voxbus.supervisors.serving import pid_of, wait_all_serving  # noqa: E402
 from voxbus.supervisors.system import System, grant  # noqa: E402
 
 REQUESTS = [
@@ -127,10 +128,9 @@ async def run(calls: int, out: Path, voices: list[str]) -> dict[str, Any]:
     await system.start()
     rows = []
     try:
-        admin = Bus(system.url, "bench", creds=system.creds("admin"))
-        await admin.connect(attempts=5)
-        await wait_all_serving(admin, timeout_s=300)
-        await admin.close()
+        # the clinic's tools are up before the workers serve, as a clinic's would be: the agent
+        # finds them, and the calls start once the LLM has evaluated the agents' prompts with
+        # them (a call placed earlier would evaluate its prompt first: ~10 s on two cores)
         served = ("find_patient", "list_free_slots", "reschedule", "book", "cancel")
         tools_bus = Bus(
             system.url, "clinic-calendar", creds=grant(settings, "tools", "clinic-calendar", tools=served)
@@ -138,6 +138,12 @@ async def run(calls: int, out: Path, voices: list[str]) -> dict[str, Any]:
         await tools_bus.connect(attempts=5)
         service = build_service(calendar)
         await service.start(tools_bus.nc)
+        admin = Bus(system.url, "bench", creds=system.creds("admin"))
+        await admin.connect(attempts=5)
+        await wait_all_serving(admin, timeout_s=300)
+        llm = await pid_of(admin, "llm", "llm-1")
+        await admin.close()
+        print(f"the LLM worker was idle {await until_idle(llm):.0f} s after serving", flush=True)
         for n, (said, day, time) in enumerate(REQUESTS[:calls], start=1):
             calendar.db.execute("UPDATE appointments SET start = ?, changed = '' WHERE id = 12", (original,))
             voice = (n - 1) % len(voices)

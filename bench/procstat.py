@@ -21,3 +21,24 @@ def rss_kb(pid: int) -> int:
     except OSError:
         pass
     return 0
+
+
+async def until_idle(
+    pid: int, quiet_s: float = 3.0, busy_below: float = 0.1, timeout_s: float = 240.0
+) -> float:
+    """Wait until the process has used less than ``busy_below`` of a core over the last ``quiet_s``
+    (a worker done with the work it started on its own, such as evaluating the agents' prompts);
+    returns the seconds waited. Raises TimeoutError after ``timeout_s``."""
+    import asyncio
+    import time
+
+    started = time.monotonic()
+    samples = [(started, cpu_seconds(pid))]
+    while time.monotonic() - started < timeout_s:
+        await asyncio.sleep(0.5)
+        now = time.monotonic()
+        samples.append((now, cpu_seconds(pid)))
+        window = [(t, cpu) for t, cpu in samples if t >= now - quiet_s]
+        if now - samples[0][0] >= quiet_s and window[-1][1] - window[0][1] < busy_below * quiet_s:
+            return now - started
+    raise TimeoutError(f"process {pid} still busy after {timeout_s:.0f} s")

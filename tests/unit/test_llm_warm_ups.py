@@ -9,7 +9,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from voxbus.actors.llm_worker import LlmWorker
-from voxbus.schemas.messages import ChatMessage, LlmRequest
+from voxbus.schemas.messages import PREWARM_CALL_ID, ChatMessage, LlmRequest
 
 
 class HeldEngine:
@@ -77,3 +77,17 @@ def test_a_finished_calls_prompt_is_not_kept() -> None:
         return worker.warm_newest
 
     assert asyncio.run(left()) == {}
+
+
+def test_two_agents_prompts_are_both_warmed() -> None:
+    """Every agent's prompt is sent under the one PREWARM_CALL_ID: one does not replace another."""
+
+    def agents_prompt(text: str) -> LlmRequest:
+        message = ChatMessage(role="system", content=text)
+        return LlmRequest(call_id=PREWARM_CALL_ID, gen=0, turn=0, messages=[message], warm_only=True)
+
+    first = [agent_warm := agents_prompt("You are the clinic's agent.")]
+    later = [agents_prompt("You are the pizzeria's agent."), agents_prompt("You are the bank's agent.")]
+    order = asyncio.run(warmed(first, later))
+    assert agent_warm.messages[0].content == order[0]
+    assert sorted(order[1:]) == ["You are the bank's agent.", "You are the pizzeria's agent."]

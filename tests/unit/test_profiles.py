@@ -68,3 +68,23 @@ def test_an_agents_prompt_is_warmed_with_the_tools_its_calls_are_offered(tmp_pat
     }
     names = [t["function"]["name"] for t in offered(agent, found)]
     assert names == ["book", "reschedule", "transfer_to_human", "hang_up"]  # as a call offers them
+
+
+def test_every_agents_prompt_is_sent_again_when_an_llm_worker_starts_serving(tmp_path: Path) -> None:
+    from voxbus.actors.prewarm import PromptWarmer
+    from voxbus.schemas.messages import Heartbeat
+
+    clinic = tomllib.loads(CLINIC_TOML.read_text())["agents"]
+    warmer = PromptWarmer(Profiles(settings(tmp_path, agents=clinic)))
+    found = {"reschedule": {"type": "function", "function": {"name": "reschedule"}}}
+    first = [name for name, _ in warmer.due(found)]
+    assert first == ["", "clinic"] and warmer.due(found) == []  # sent once while nothing changes
+
+    def beat(pid: int) -> Heartbeat:
+        return Heartbeat(role="llm", worker_id="llm-1", pid=pid)
+
+    assert warmer.llm_serving(beat(100)) and not warmer.llm_serving(beat(100))
+    assert [name for name, _ in warmer.due(found)] == first  # a worker serving: its cache is empty
+    assert warmer.due(found) == []
+    assert warmer.llm_serving(beat(101))  # restarted: a new process
+    assert len(warmer.due(found)) == 2

@@ -33,7 +33,7 @@ from voxbus.engines.llm_fallback import FallbackLlmEngine, LlmEngine
 from voxbus.logs import get_logger
 from voxbus.schemas.base import Accepted
 from voxbus.schemas.events import LlmCancelled, LlmDone, LlmFallback, LlmFirstToken
-from voxbus.schemas.messages import Cancel, ChatMessage, LlmChunk, LlmRequest
+from voxbus.schemas.messages import PREWARM_CALL_ID, Cancel, ChatMessage, LlmChunk, LlmRequest
 
 log = get_logger(__name__)
 CANCEL_MEMORY = 1024
@@ -86,8 +86,8 @@ class LlmWorker:
         if msg.reply and not request.warm_only:
             await msg.respond(encode(Accepted(worker_id=self.worker_id, role="llm")))
         if request.warm_only:
-            self.warm_newest.pop(request.call_id, None)  # kept newest last, for _forget_oldest
-            self.warm_newest[request.call_id] = request
+            self.warm_newest.pop(warm_key(request), None)  # kept newest last, for _forget_oldest
+            self.warm_newest[warm_key(request)] = request
             _forget_oldest(self.warm_newest)
         else:
             key = (request.call_id, request.gen)
@@ -124,7 +124,7 @@ class LlmWorker:
             key = (request.call_id, request.gen)
             if self.waiting.get(key) is request:
                 del self.waiting[key]
-            if request.warm_only and (not self.queue.empty() or not self._warm_now(request)):
+            if request.warm_only and (self.waiting or not self._warm_now(request)):
                 slots.release()
                 continue  # real work first: a warm-up is only worth idle time
             task = asyncio.create_task(self._serve_one(request, received, slots))
@@ -146,7 +146,7 @@ class LlmWorker:
         far: an older warm-up of the same call is wasted work, and two of them at once evaluate the
         same words twice on the same cores (measured: five at once, 3-4 s each, before an answer).
         A warm-up that arrives while one of its call runs waits for it, and only if still newest."""
-        call = request.call_id
+        call = warm_key(request)
         if self.warm_newest.get(call) is not request:
             return False  # a newer one came
         if call in self.warming:
@@ -156,7 +156,7 @@ class LlmWorker:
         return True
 
     def _warm_ended(self, request: LlmRequest) -> None:
-        call = request.call_id
+        call = warm_key(request)
         self.warming.discard(call)
         if self.warm_newest.get(call) is request:
             del self.warm_newest[call]  # nothing newer to run: forget the prompt
@@ -316,6 +316,14 @@ class LlmWorker:
             request_no=request.request_no,
         )
         await self.bus.publish(subjects.llm_chunks(request.call_id), chunk)
+
+
+def warm_key(request: LlmRequest) -> str:
+    """Whose warm-ups replace each other: a call's (its words so far), or one agent's prompt
+    (every agent's is sent under ``PREWARM_CALL_ID``; two agents' prompts are both wanted)."""
+    if request.call_id != PREWARM_CALL_ID or not request.messages:
+        return request.call_id
+    return f"{request.call_id}:{request.messages[0].content}"
 
 
 def _forget_oldest(memory: dict[Any, Any]) -> None:

@@ -137,6 +137,7 @@ def permissions(role: str, audio: bool = False, tools: tuple[str, ...] = ()) -> 
                 f"{call}.llm",
                 f"{call}.op",
                 f"{P}.sys.evt.worker.started",
+                subjects.health("llm", "*"),  # an LLM worker serving: its prompts warmed again
             ),
         ),
         "reader": _reader(audio),
