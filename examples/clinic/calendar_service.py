@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from calendar_db import Calendar, CalendarError, resolve_day  # noqa: E402
 
 from voxbus.bus.connection import Bus  # noqa: E402
+from voxbus.tools.heard import CALLER_SAID  # noqa: E402
 from voxbus.tools.service import ToolContext, ToolError, ToolService  # noqa: E402
 
 
@@ -35,15 +36,16 @@ class Day(BaseModel):
     day: str = Field(description="a weekday name, 'tomorrow' or YYYY-MM-DD")
 
 
+# a booking's day and time must have been said in the call: voxbus does not book the model's guess
 class Move(BaseModel):
     appointment_id: int
-    day: str = Field(description="a weekday name, 'tomorrow' or YYYY-MM-DD")
-    time: str = Field(description="HH:MM, 24-hour")
+    day: str = Field(description="a weekday name, 'tomorrow' or YYYY-MM-DD", json_schema_extra=CALLER_SAID)
+    time: str = Field(description="HH:MM, 24-hour", json_schema_extra=CALLER_SAID)
 
 
 class Booking(BaseModel):
-    day: str = Field(description="a weekday name, 'tomorrow' or YYYY-MM-DD")
-    time: str = Field(description="HH:MM, 24-hour")
+    day: str = Field(description="a weekday name, 'tomorrow' or YYYY-MM-DD", json_schema_extra=CALLER_SAID)
+    time: str = Field(description="HH:MM, 24-hour", json_schema_extra=CALLER_SAID)
     kind: str = Field(default="check-up", description="check-up, cleaning or filling")
 
 

@@ -11,10 +11,11 @@ from pathlib import Path
 import nats
 import pytest
 from nats.aio.client import Client
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from voxbus.tools.catalog import discover
 from voxbus.tools.contract import BadTool, ToolSpec
+from voxbus.tools.heard import CALLER_SAID
 from voxbus.tools.invoke import CallContext, call_tool
 from voxbus.tools.service import ToolContext, ToolError, ToolService
 
@@ -76,6 +77,36 @@ async def test_refusals_bad_arguments_unknown_tools_and_crashes_are_answers(nc: 
     assert unknown.failure == "unknown_tool"
     # the service is still up and answering
     assert (await call_tool(nc, spec, "book", {"start": "x 09:00"}, CALL, "k5")).error == "that slot is taken"
+    await service.stop()
+
+
+class Move(BaseModel):
+    day: str = Field(json_schema_extra=CALLER_SAID)
+    time: str = Field(json_schema_extra=CALLER_SAID)
+    note: str = ""
+
+
+async def test_a_booking_on_a_time_nobody_said_is_not_sent(nc: Client) -> None:
+    moved: list[tuple[str, str]] = []
+    service = ToolService("calendar")
+
+    @service.tool("Move the appointment.")
+    async def reschedule(args: Move, ctx: ToolContext) -> dict:
+        moved.append((args.day, args.time))
+        return {"moved": f"{args.day} {args.time}"}
+
+    await service.start(nc)
+    spec = (await discover(nc)).tools["reschedule"]
+    assert "x-caller-said" not in str(spec.for_llm())  # voxbus's mark, not the model's business
+    heard = "Hi, move my appointment to Friday at free please."  # whisper's "three"
+    guess = await call_tool(nc, spec, "reschedule", {"day": "Friday", "time": "10:00"}, CALL, "k1", heard)
+    assert not guess.ok and guess.failure == "not_said" and guess.attempts == 0 and moved == []
+    assert "time '10:00'" in guess.error and "ask the caller" in guess.error
+    said = heard + " Sorry, at ten."
+    right = await call_tool(
+        nc, spec, "reschedule", {"day": "Friday", "time": "10:00", "note": "x"}, CALL, "k2", said
+    )
+    assert right.ok and moved == [("Friday", "10:00")]  # the unmarked note is not checked
     await service.stop()
 
 

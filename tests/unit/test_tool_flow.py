@@ -69,13 +69,15 @@ class FakeStore:
 class FakeTools:
     def __init__(self) -> None:
         self.started: list[ToolCall] = []
+        self.said: list[str] = []  # the words each call's arguments were to come from
         self.reported: list[ToolFinished] = []
 
     async def ready(self) -> None: ...
 
     def enrich(self, state: CallState) -> None: ...
 
-    def start(self, generation: Generation, call: ToolCall) -> None:
+    def start(self, generation: Generation, call: ToolCall, said: str = "") -> None:
+        self.said.append(said)
         generation.tools_started += 1
         generation.round_calls += 1
         generation.tools_pending += 1
@@ -270,3 +272,21 @@ async def test_the_greeting_is_evaluated_by_the_llm_while_it_is_said() -> None:
     await side.greet()
     assert out.spoken == [(side.settings.greeting, True)]
     assert out.warmed and out.warmed[-1][-1].content == side.settings.greeting  # before the caller speaks
+
+
+async def test_a_tools_arguments_are_checked_against_the_words_of_the_call() -> None:
+    """What the caller and the agent said (the agent's offers included, its tool calls and the
+    tools' responses not) is what an argument marked ``x-caller-said`` must come from."""
+    side, _out, tools, _clock = agent()
+    generation = await caller_says(side, "Anything free on Friday?")
+    await side.chunk(chunk(side, CALL))
+    await side.chunk(chunk(side, "", done=True))
+    await side.tool_finished(result(generation))
+    await side.chunk(chunk(side, "I have 11:30 on Friday."))
+    await side.chunk(chunk(side, "", done=True))
+    await caller_says(side, "The first one, please.")
+    await side.chunk(chunk(side, CALL))
+    said = tools.said[-1]
+    assert "Anything free on Friday?" in said and "I have 11:30 on Friday." in said
+    assert said.endswith("The first one, please.")
+    assert "<tool_call>" not in said and '"free"' not in said  # nor the response

@@ -296,12 +296,16 @@ class ToolResult(CallEvent):
 class ToolFailed(CallEvent):
     """A tool call that did not succeed, and why: ``refused`` (the tool said no, e.g. a slot
     taken), ``timeout``, ``unavailable`` (no service), ``bad_reply``, ``unknown_tool``,
-    ``bad_arguments`` (checked against the tool's schema before any request)."""
+    ``bad_arguments`` (checked against the tool's schema before any request), ``not_said`` (an
+    argument the tool marks ``x-caller-said`` was not said in the call: the LLM's guess, not
+    sent; the LLM is told to ask the caller)."""
 
     type: Literal["tool.failed"] = "tool.failed"
     name: str
     call_key: str
-    failure: Literal["refused", "timeout", "unavailable", "bad_reply", "unknown_tool", "bad_arguments"]
+    failure: Literal[
+        "refused", "timeout", "unavailable", "bad_reply", "unknown_tool", "bad_arguments", "not_said"
+    ]
     error: str
     latency_ms: float
     attempts: int

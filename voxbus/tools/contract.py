@@ -59,11 +59,22 @@ class ToolSpec(BaseModel):
     service: str = ""  # "name/id" of the service that serves it
 
     def for_llm(self) -> dict[str, Any]:
-        """The OpenAI function format the chat templates understand."""
+        """The OpenAI function format the chat templates understand; the schema's ``x-`` keywords
+        (voxbus's own, such as ``x-caller-said``) are for voxbus, not the model's prompt."""
+        parameters = without_extensions(self.parameters)
         return {
             "type": "function",
-            "function": {"name": self.name, "description": self.description, "parameters": self.parameters},
+            "function": {"name": self.name, "description": self.description, "parameters": parameters},
         }
+
+
+def without_extensions(schema: Any) -> Any:
+    """``schema`` without its ``x-`` keywords, at any depth."""
+    if isinstance(schema, dict):
+        return {k: without_extensions(v) for k, v in schema.items() if not str(k).startswith("x-")}
+    if isinstance(schema, list):
+        return [without_extensions(v) for v in schema]
+    return schema
 
 
 class BadTool(ValueError):

@@ -13,8 +13,11 @@ from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 
 from voxbus.tools.contract import TOOL_PREFIX, BadTool, ToolRequest, ToolSpec, argument_problem, parse_reply
+from voxbus.tools.heard import unheard
 
-Failure = Literal["unknown_tool", "bad_arguments", "timeout", "unavailable", "bad_reply", "refused"]
+Failure = Literal[
+    "unknown_tool", "bad_arguments", "not_said", "timeout", "unavailable", "bad_reply", "refused"
+]
 RETRY_PAUSE_S = 0.2  # a service being restarted: give it a moment before the retry
 
 
@@ -48,7 +51,10 @@ async def call_tool(
     arguments: dict[str, Any],
     context: CallContext,
     idempotency_key: str,
+    said: str | None = None,
 ) -> ToolOutcome:
+    """Ask the tool; ``said`` (the call's words so far), when given, must hold the values of the
+    arguments the tool marks ``x-caller-said``, or the tool is not asked."""
     started = time.monotonic()
 
     def outcome(**fields: Any) -> ToolOutcome:
@@ -59,6 +65,10 @@ async def call_tool(
     problem = argument_problem(spec, arguments)
     if problem is not None:
         return outcome(ok=False, failure="bad_arguments", error=f"bad arguments for {name}: {problem}")
+    guessed = unheard(spec.parameters, arguments, said) if said is not None else []
+    if guessed:
+        error = f"{name} not done: the caller has not said the {', '.join(guessed)}; ask the caller for it"
+        return outcome(ok=False, failure="not_said", error=error)
     last_failure: Failure = "timeout"
     for attempt in (1, 2):
         request = ToolRequest(

@@ -55,6 +55,16 @@ class Conversation:
         self.state.history.append(ChatMessage(role="assistant", content=text))
         return len(self.state.history) - 1
 
+    def said(self, pending: str = "") -> str:
+        """Every word said in the call so far, by the caller and by the agent (its answers, not
+        its tool calls), with ``pending``: what a tool's arguments must come from."""
+        spoken = [
+            m.content
+            for m in self.state.history
+            if m.role == "user" or (m.role == "assistant" and "<tool_call>" not in m.content)
+        ]
+        return " ".join([*spoken, pending])
+
     def add_tool_calls(self, text: str) -> None:
         """The LLM's tool calls (and any words before them) enter the history as it wrote them."""
         self.state.history.append(ChatMessage(role="assistant", content=text))

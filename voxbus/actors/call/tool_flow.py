@@ -117,7 +117,7 @@ class ServedToolFlow:
                 generation.tools_deferred.append(call)
             else:  # an unknown name or bad arguments are answered by tool.failed
                 generation.calls_made.add(key)
-                self.tools.start(generation, call)
+                self.tools.start(generation, call, said=self.conversation.said(generation.user_text))
             return
         # call control waits until what the agent said before it has been played
         self.out.emit(

@@ -129,8 +129,10 @@ class ToolUse:
         if self.start_result and self.start_result not in state.context:
             state.context = f"{state.context} {self.start_result}".strip()
 
-    def start(self, generation: Generation, call: ToolCall) -> None:
-        """Call a served tool for ``generation``; its outcome arrives as :class:`ToolFinished`."""
+    def start(self, generation: Generation, call: ToolCall, said: str = "") -> None:
+        """Call a served tool for ``generation``; its outcome arrives as :class:`ToolFinished`.
+        ``said``: the call's words so far, which the arguments marked ``x-caller-said`` must
+        come from (:mod:`voxbus.tools.heard`)."""
         index = generation.tools_started
         generation.tools_started += 1
         generation.round_calls += 1
@@ -146,13 +148,13 @@ class ToolUse:
                 call_key=key,
             )
         )
-        task = asyncio.create_task(self._run(generation, call, key))
+        task = asyncio.create_task(self._run(generation, call, key, said))
         self._running.add(task)
         task.add_done_callback(self._running.discard)
 
-    async def _run(self, generation: Generation, call: ToolCall, key: str) -> None:
+    async def _run(self, generation: Generation, call: ToolCall, key: str, said: str) -> None:
         spec = self.specs.get(call.name)
-        outcome = await call_tool(self.bus.nc, spec, call.name, call.arguments, self.context, key)
+        outcome = await call_tool(self.bus.nc, spec, call.name, call.arguments, self.context, key, said)
         self.deliver(ToolFinished(generation, key, outcome))
 
     def report(self, done: ToolFinished) -> None:

@@ -1,0 +1,65 @@
+"""Arguments the caller must have said (voxbus.tools.heard): times, numbers and words as whisper
+writes them, and the LLM's guesses refused."""
+
+from __future__ import annotations
+
+import pytest
+
+from voxbus.tools.heard import MARK, numbers, unheard, value_said
+
+MOVE = {
+    "type": "object",
+    "properties": {
+        "appointment_id": {"type": "integer"},
+        "day": {"type": "string", MARK: True},
+        "time": {"type": "string", MARK: True},
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [
+        ("11:30", "Please move my appointment to Friday at eleven thirty."),
+        ("11:30", "Please move my appointment to Friday 1130."),
+        ("11:30", "Hello, please move my appointment to the Friday 11th 30."),
+        ("13:30", "I'd like to move my appointment to Monday 1 30."),
+        ("14:00", "to Wednesday at two in the afternoon"),
+        ("10:30", "Tuesday at half past ten"),
+        ("12:00", "Please reschedule my appointment to Wednesday at noon."),
+        ("16:45", "Thursday at a quarter to five... no, four forty-five"),
+        ("Friday", "Could you change my appointment to friday?"),
+        ("2026-12-04", "tomorrow please"),  # the model's reading of a relative day: not judged
+        (45, "forty five"),
+        (12, "my booking number is 12"),
+    ],
+)
+def test_what_was_said_counts(value: object, said: str) -> None:
+    assert value_said(value, said)
+
+
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [
+        ("10:00", "Hi, move my appointment to Friday at free please."),  # "three" misheard
+        ("10:00", "Hi, can you move my appointment to the Monday, September?"),
+        ("14:00", "Can I move my appointment to Thursday at four?"),  # four is not two
+        ("11:30", "Monday at eleven"),  # the half hour was not said
+        ("Thursday", "Please move my appointment to do that, have passed in."),
+        ("Wednesday", "Please reschedule my appointment to end my noon."),
+        (7, "two or three"),
+    ],
+)
+def test_a_guess_does_not(value: object, said: str) -> None:
+    assert not value_said(value, said)
+
+
+def test_numbers_in_digits_and_words() -> None:
+    assert numbers("1130 and twenty five, 3rd") == {1130, 11, 30, 20, 5, 25, 3}
+
+
+def test_only_marked_arguments_are_checked() -> None:
+    guess = {"appointment_id": 12, "day": "Friday", "time": "10:00"}
+    assert unheard(MOVE, guess, "Move it to Friday at free.") == ["time '10:00'"]
+    assert unheard(MOVE, guess, "Friday at ten, please.") == []  # the id comes from the records
+    assert unheard({"type": "object"}, guess, "") == []  # nothing marked: nothing checked

@@ -1,0 +1,102 @@
+"""Arguments the caller must have said: a tool does not act on the LLM's guess.
+
+A small model asked to "move my appointment to Friday at free" writes a call with *some* time, and
+one that heard "Please move my appointment to do that" writes a day and time of its own: the
+calendar is changed to a slot nobody asked for, and the caller hears it confirmed. A tool marks
+the arguments that must come from the conversation with ``"x-caller-said": true`` in their JSON
+Schema; before such a tool is called, each marked value must have been said in the call, by the
+caller or by the agent (an offer the caller heard: "I have 9:00 or 11:30" -> "The first one").
+If one was not, the tool is not called and the LLM is told to ask the caller instead.
+
+What counts as said is deliberately plain, and forgiving of how whisper writes things:
+- a time ``HH:MM``: its hour in digits or words, on a 12- or 24-hour clock ("two" for 14:00,
+  "1130" or "11 30" for 11:30, "noon" for 12:00), and its minutes unless ``:00`` ("thirty",
+  "half" for :30, "quarter" for :15 and :45);
+- a number: in digits or words ("twelve", "forty-five");
+- any other text: each of its words (case and punctuation aside); an ISO date ``YYYY-MM-DD`` is
+  the model's reading of what was said ("tomorrow") and is not checked.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+MARK = "x-caller-said"
+CALLER_SAID = {MARK: True}  # a pydantic field's json_schema_extra, for a tool written with voxbus
+# fmt: off
+UNITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
+         "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"]
+# fmt: on
+TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50}
+WORD_VALUES = {word: n for n, word in enumerate(UNITS)} | TENS | {"oh": 0, "noon": 12, "midnight": 0}
+TIME = re.compile(r"^(\d{1,2}):(\d{2})$")
+ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+ORDINAL = re.compile(r"^(\d+)(?:st|nd|rd|th)$")
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", text.lower())
+
+
+def numbers(text: str) -> set[int]:
+    """Every number said in ``text``: digits ("11th" is 11; "1130" is also 11 and 30), words, and
+    a tens word followed by a unit ("forty five" is 45)."""
+    found: set[int] = set()
+    said = words(text)
+    for i, word in enumerate(said):
+        digits = ORDINAL.match(word)
+        if word.isdigit() or digits:
+            value = int(digits.group(1) if digits else word)
+            found.add(value)
+            if 100 <= value <= 2359 and not digits:  # "1130": a time written without its colon
+                found |= {value // 100, value % 100}
+        elif word in WORD_VALUES:
+            found.add(WORD_VALUES[word])
+            following = said[i + 1] if i + 1 < len(said) else ""
+            if word in TENS and following in UNITS and 1 <= UNITS.index(following) <= 9:
+                found.add(TENS[word] + UNITS.index(following))
+    return found
+
+
+def time_said(hour: int, minute: int, text: str) -> bool:
+    said, heard = numbers(text), set(words(text))
+    hour_said = hour in said or (hour % 12 or 12) in said
+    minute_said = (
+        minute == 0
+        or minute in said
+        or (minute == 30 and "half" in heard)
+        or (minute in (15, 45) and "quarter" in heard)
+    )
+    return hour_said and minute_said
+
+
+def value_said(value: Any, text: str) -> bool:
+    """Whether ``value`` (an argument's) was said in ``text``."""
+    if isinstance(value, bool) or value is None:
+        return True
+    if isinstance(value, int | float):
+        return value == int(value) and int(value) in numbers(text)
+    if not isinstance(value, str):
+        return True  # lists and objects: the tool's own business
+    if ISO_DATE.match(value.strip()):
+        return True
+    if clock := TIME.match(value.strip()):
+        return time_said(int(clock.group(1)), int(clock.group(2)), text)
+    heard, said = set(words(text)), numbers(text)
+    return all(word in heard or (word.isdigit() and int(word) in said) for word in words(value))
+
+
+def unheard(parameters: dict[str, Any], arguments: dict[str, Any], conversation: str) -> list[str]:
+    """The marked arguments whose values were not said in ``conversation``, as "name 'value'"."""
+    properties = parameters.get("properties") if isinstance(parameters, dict) else None
+    if not isinstance(properties, dict):
+        return []
+    return [
+        f"{name} {arguments[name]!r}"
+        for name, schema in properties.items()
+        if isinstance(schema, dict)
+        and schema.get(MARK) is True
+        and name in arguments
+        and not value_said(arguments[name], conversation)
+    ]
