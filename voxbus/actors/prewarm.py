@@ -12,6 +12,7 @@ LLM worker starts serving (its first heartbeat comes once its model is loaded).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from nats.aio.msg import Msg
 
@@ -100,4 +101,5 @@ async def keep_prompts_warm(bus: Bus, profiles: Profiles, stop: asyncio.Event) -
             stopping.cancel()
             woken.cancel()
     finally:
-        await beats.unsubscribe()
+        with contextlib.suppress(Exception):  # the bus may be closed already (shutting down)
+            await beats.unsubscribe()
