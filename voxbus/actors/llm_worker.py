@@ -191,7 +191,7 @@ class LlmWorker:
         wait out an agent's prompt of several hundred tokens being warmed for later calls)."""
 
         def real_work_waits() -> bool:  # read from the engine's thread: a length, a hint
-            return not self.queue.empty()
+            return bool(self.waiting)  # a request not yet taken: every slot is busy
 
         warm = functools.partial(
             self.engine.warm, request.messages, request.tools or None, request.call_id, real_work_waits

@@ -234,19 +234,21 @@ class LlamaEngine:
         stop: Callable[[], bool] = lambda: False,
     ) -> bool:
         """Evaluate a conversation's opening (system prompt, tools, greeting) so that a call's
-        first request only evaluates what follows it. With one context, it gives way once
-        ``stop()`` is true (a real request is waiting: an opening of several hundred tokens takes
-        seconds), and what it had evaluated stays, a prefix the next request reuses; batched, a
-        real request is evaluated first in every step anyway (:mod:`voxbus.engines.llm_batch`).
-        True if all of it was evaluated. Blocking."""
+        first request only evaluates what follows it. It gives way once ``stop()`` is true (a
+        real request is waiting: an opening of several hundred tokens takes seconds), and what it
+        had evaluated stays, a prefix the next request reuses; batched, it also runs only in steps
+        that no answer waits for (:mod:`voxbus.engines.llm_batch`), so ``stop()`` matters where
+        warm-ups hold every slot of the worker and a request waits for one. True if all of it was
+        evaluated. Blocking."""
         prompt, _ = self.prompt(messages, tools=tools)
         tokens = self.llm.tokenize(prompt.encode(), special=True)
         if self._batch is None:
             return evaluate_prefix(self.llm, tokens, stop)
         sampling = Sampling(max_tokens=0, temperature=0.0)
-        for _ in self._batch.submit(Generation(session, tokens, sampling, lambda: False, warm_only=True)):
+        generation = self._batch.submit(Generation(session, tokens, sampling, stop, warm_only=True))
+        for _ in generation:
             pass
-        return True
+        return generation.state is not None and not generation.state.pending
 
 
 def evaluate_prefix(llm: Any, tokens: list[int], stop: Callable[[], bool]) -> bool:

@@ -225,8 +225,8 @@ class BatchDecoder:
             if not generation.warm_only:
                 for warm in self._outdated_by(generation):
                     self._finish(warm)
-                for warm in [g for g in self._waiting if g.warm_only and g.session == generation.session]:
-                    if generation.session:  # its call's words ahead, not begun: now pointless
+                if generation.session:  # its call's words ahead, not begun: now pointless
+                    for warm in [g for g in self._waiting if g.warm_only and g.session == generation.session]:
                         self._waiting.remove(warm)
                         warm.end()
             seq = self._sequence_for(generation.session)
@@ -320,7 +320,7 @@ class BatchDecoder:
         answering = any(not g.warm_only for g in self._running)
         for generation in prefilling:
             if budget <= 0 or (generation.warm_only and answering):
-                break  # a warm-up only in steps that no answer waits for (see below)
+                break  # a warm-up only in steps that no answer waits for (see the module's doc)
             state, seq = generation.state, generation.seq
             part = state.pending[:budget]
             del state.pending[: len(part)]
