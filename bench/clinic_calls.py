@@ -139,6 +139,7 @@ def settings_agent(settings: Any) -> Any:
 async def run(calls: int, out: Path, voices: list[str]) -> dict[str, Any]:
     settings = load_settings()
     engines = [voice_engine(voice, settings.tts) for voice in voices]
+    (out / "clinic.sqlite").unlink(missing_ok=True)  # every run from the same seeded calendar
     calendar = Calendar(out / "clinic.sqlite")
     calendar.seed(date.today())
     original = calendar.row(12)["start"]
