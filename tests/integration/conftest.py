@@ -10,14 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from voxbus.bus.connection import Bus
-from voxbus.config import LlmSettings, Settings
-from voxbus.engines.llm import LlamaEngine
-from voxbus.engines.models import model_path
-from voxbus.engines.tts import PiperEngine
-from voxbus.media.script import CallerScript, SpokenLine, render
-from voxbus.schemas.events import ErrorEvent
-from voxbus.supervisors.system import System
+# the helpers' checks tell what they found when they fail (a bare AssertionError told nothing)
+pytest.register_assert_rewrite("tests.integration.helpers")
+
+from voxbus.bus.connection import Bus  # noqa: E402
+from voxbus.config import LlmSettings, Settings  # noqa: E402
+from voxbus.engines.llm import LlamaEngine  # noqa: E402
+from voxbus.engines.models import model_path  # noqa: E402
+from voxbus.engines.tts import PiperEngine  # noqa: E402
+from voxbus.media.script import CallerScript, SpokenLine, render  # noqa: E402
+from voxbus.schemas.events import ErrorEvent  # noqa: E402
+from voxbus.supervisors.system import System  # noqa: E402
 
 LEFT_TASKS_CANCEL_S = 10.0
 

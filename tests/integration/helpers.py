@@ -215,7 +215,10 @@ async def asked_again_after(
 
     call = FileCall(client, player, on_event=on_event)
     result = await call.run()
-    assert recovering and recovering[0].done() and recovering[0].exception() is None
+    seen = [e.type for e in result.events]
+    assert recovering, f"the first turn never ended ({result.cause}): {seen}"
+    assert recovering[0].done(), f"the call ended ({result.cause}) before the recovery: {seen}"
+    assert recovering[0].exception() is None, f"no recovery: {recovering[0].exception()!r}: {seen}"
     return call, result
 
 

@@ -9,6 +9,7 @@ import signal
 
 import pytest
 from nats.aio.msg import Msg
+from nats.js.kv import KeyValue
 
 from voxbus.bus import subjects
 from voxbus.bus.connection import Bus
@@ -114,11 +115,23 @@ async def test_killed_call_actor_resumes_the_conversation(
     assert [m.turn for m in metrics] == [1, 2]
     assert client.js is not None
     kv = await call_state_bucket(client.js)
-    state = CallState.model_validate_json((await kv.get(call.call_id)).value or b"")
+    state = await ended_state(kv, call.call_id)
     users = [m.content for m in state.history if m.role == "user"]
     asked = [line.text for line in TWO_QUESTIONS.lines]
     assert len(users) == 2 and all(map(shares_most_words, users, asked)), users
-    assert state.ended
+    assert state.ended, "the resumed actor saved the end of the call"
+
+
+async def ended_state(kv: KeyValue, call_id: str, timeout_s: float = 15.0) -> CallState:
+    """The call's saved state once its actor has saved the call's end (it does so when the
+    call.ended event reaches it, after the file call has returned), or the last one after
+    ``timeout_s``."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        state = CallState.model_validate_json((await kv.get(call_id)).value or b"")
+        if state.ended or asyncio.get_running_loop().time() > deadline:
+            return state
+        await asyncio.sleep(0.1)
 
 
 @pytest.mark.parametrize("answer_tokens", [25], indirect=True)

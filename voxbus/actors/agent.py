@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 
 from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js.errors import NoKeysError
 from nats.js.kv import KeyValue
 
 from voxbus.actors.call import CallActor
@@ -29,6 +31,7 @@ from voxbus.supervisors.tree import ChildSpec, RestartEvent, Supervisor
 
 log = get_logger(__name__)
 READY_TIMEOUT_S = 10.0
+RESUME_LIST_ATTEMPTS = 5
 
 
 class AgentService:
@@ -56,12 +59,9 @@ class AgentService:
         return sorted(self.actors)
 
     async def _resume_owned(self) -> None:
-        assert self.kv is not None
-        try:
-            keys = await self.kv.keys()
-        except Exception:  # nats-py raises NoKeysError on an empty bucket
-            return
+        keys = await self._call_keys()
         for key in keys:
+            assert self.kv is not None
             entry = await self.kv.get(key)
             try:
                 state = CallState.model_validate_json(entry.value or b"")
@@ -69,6 +69,20 @@ class AgentService:
                 continue
             if state.owner == self.agent_id and not state.ended:
                 self._start_actor(state.call_id, True, state.caller, state.source, state.called)
+
+    async def _call_keys(self) -> list[str]:
+        """The bucket's call keys. A listing that times out (a loaded server just after a restart)
+        is asked again: given up silently, it would leave the calls this process owned unresumed."""
+        assert self.kv is not None
+        for attempt in range(1, RESUME_LIST_ATTEMPTS + 1):
+            try:
+                return await self.kv.keys()
+            except NoKeysError:
+                return []
+            except (NatsTimeoutError, TimeoutError) as exc:
+                log.warning("listing the calls to resume timed out", attempt=attempt, error=repr(exc))
+                await asyncio.sleep(0.5 * attempt)
+        raise RuntimeError(f"could not list the calls to resume in {RESUME_LIST_ATTEMPTS} attempts")
 
     def _start_actor(
         self,

@@ -340,6 +340,7 @@ class CallActor(Actor):
         ended = await self.agent.playout_done(event)
         if ended is not None:
             self.turn_taking.playout_ended(ended)
+            await self.agent.answer_turn_after_words()
             await self.desk.say_next()
 
     async def _on_llm_chunk(self, chunk: LlmChunk) -> None:

@@ -10,6 +10,7 @@ through :class:`Outbound`; its time comes from the injected clock.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 from voxbus.actors.call.conversation import CallStore, Conversation
 from voxbus.actors.call.generation import Generation, Kind
@@ -64,6 +65,9 @@ class AgentSide(ServedToolFlow):
         self.current: Generation | None = None
         self.state_name = "listening"  # listening, thinking or speaking (state.changed)
         self.prefilled = ""  # the caller's words last evaluated ahead (Prefill)
+        # a caller's turn that ended while set words (the greeting, an operator's sentence) were
+        # still to be said: answered once they have been, so that they are never cut unheard
+        self.turn_after_words: EndTurn | None = None
 
     @property
     def state(self) -> CallState:
@@ -89,6 +93,7 @@ class AgentSide(ServedToolFlow):
                 case Interrupt(generation=generation, event=event, heard=heard):
                     self.out.emit(event)
                     await self.cancel(generation, "barge-in", heard=heard)
+                    await self.answer_turn_after_words()  # the words that cut in may supersede it
                 case DropSpeculative(generation=generation):
                     await self.cancel(generation, "the caller went on")
                 case Withdraw(generation=generation):
@@ -148,12 +153,31 @@ class AgentSide(ServedToolFlow):
             if generation.llm.done:
                 await self._llm_finished(generation)
             return
+        if end.superseded is not None and end.superseded.kind == "greeting":
+            self._answer_after_words(end)
+            return
         if end.superseded is not None:
             await self.cancel(end.superseded, "superseded by a new caller turn")
         generation = self._new_generation("answer")
         self._begin_turn(generation, end)
         await self.save()
         await self._request_llm(generation)
+
+    def _answer_after_words(self, end: EndTurn) -> None:
+        """The caller's turn ended before set words were said (an operator typed a sentence while
+        whisper was still writing the caller's last words): the words are said whole, the turn is
+        answered after them. Two such turns are one."""
+        waiting = self.turn_after_words
+        if waiting is not None:
+            text = f"{waiting.final.text.strip()} {end.final.text.strip()}"
+            end = replace(end, final=end.final.model_copy(update={"text": text}))
+        self.turn_after_words = replace(end, superseded=None)
+
+    async def answer_turn_after_words(self) -> None:
+        """Answer the turn that waited for set words, once they are said (or cut by the caller)."""
+        end, self.turn_after_words = self.turn_after_words, None
+        if end is not None and self.current is None and not self.state.ended:
+            await self._answer(end)
 
     def _begin_turn(self, generation: Generation, end: EndTurn) -> None:
         """The caller's turn is over: it enters the history and ``generation`` answers it."""
@@ -310,6 +334,7 @@ class AgentSide(ServedToolFlow):
         return generation.gen
 
     async def end_call(self) -> None:
+        self.turn_after_words = None
         if self.current is not None:
             await self.cancel(self.current, "call ended")
         self.state.ended = True
