@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -113,7 +114,7 @@ async def held_calls(calls: int, shards: int, seconds: int, workdir: Path, sampl
         sipp = await asyncio.create_subprocess_exec(
             "sipp", "-sf", str(scenario), "-m", str(calls), "-l", str(calls), "-r", str(NEW_CALLS_PER_S),
             "-i", "127.0.0.1", "-p", str(free_port()), "-mi", "127.0.0.1", "-mp", str(free_ports(4)),
-            "-nostdin", f"127.0.0.1:{front}",
+            "-nostdin", "-trace_err", "-error_file", str(workdir / "sipp_errors.log"), f"127.0.0.1:{front}",
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
         )  # fmt: skip
         groups["sipp"] = [sipp.pid]
@@ -150,10 +151,25 @@ async def held_calls(calls: int, shards: int, seconds: int, workdir: Path, sampl
         "frames_late_per_call_minute": round(sum(e.playout_underruns for e in ended) / minutes, 2),
         "frames_in": sum(e.frames_in for e in ended),
         "workers_exited": [{"worker": e.worker_id, "reason": e.reason} for e in exited],
+        "sipp_failures": sipp_failures(workdir / "sipp_errors.log"),
         "cpu_cores": cores,
         "cpu_percent_per_call": {name: round(c / calls * 100, 2) for name, c in cores.items()},
         "rss_samples": samples,
     }
+
+
+def sipp_failures(error_log: Path) -> dict[str, int]:
+    """Why sipp's failed calls failed, counted from its error log (``-trace_err``): the SIP answer
+    it did not expect ("503"), a timeout, or the first words of any other reason."""
+    reasons: dict[str, int] = {}
+    text = error_log.read_text(errors="replace") if error_log.exists() else ""
+    for line in text.splitlines():
+        if "Aborting call" not in line and "unexpected" not in line.lower():
+            continue
+        answer = re.search(r"received '(?:SIP/2\.0 )?(\d{3})", line)
+        reason = answer.group(1) if answer else "timeout" if "timeout" in line.lower() else line[:60]
+        reasons[reason] = reasons.get(reason, 0) + 1
+    return dict(sorted(reasons.items(), key=lambda item: -item[1]))
 
 
 def growth(samples: list[dict]) -> dict[str, float]:
