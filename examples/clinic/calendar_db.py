@@ -139,11 +139,22 @@ class Calendar:
         )
         return {"appointment_id": appointment_id, "cancelled": row["start"]}
 
-    def book(self, start: str, kind: str, phone: str) -> dict:
+    def book(self, start: str, kind: str, phone: str, another: bool = False) -> dict:
+        """A new booking. A patient who already holds one gets a second only when ``another`` says
+        so: a caller moving their appointment is not booked twice (a small model that heard "Monday
+        at eleven thirty" again once wrote ``book`` where the move was done)."""
         patient = self.patient(phone)
         if patient is None:
             raise CalendarError("the caller is not a registered patient")
         slot = _slot(start)
+        held = patient["appointments"]
+        if held and not another:
+            first = held[0]
+            raise CalendarError(
+                f"the caller already has appointment {first['appointment_id']} on {first['weekday']} "
+                f"{first['start']}: to change it use reschedule; book only an appointment the caller "
+                "wants besides it (another: true)"
+            )
         if slot[11:] not in self.free(date.fromisoformat(slot[:10])):
             raise CalendarError(f"{slot} is not free")
         cursor = self.db.execute(

@@ -47,6 +47,9 @@ class Booking(BaseModel):
     day: str = Field(description="a weekday name, 'tomorrow' or YYYY-MM-DD", json_schema_extra=CALLER_SAID)
     time: str = Field(description="HH:MM, 24-hour", json_schema_extra=CALLER_SAID)
     kind: str = Field(default="check-up", description="check-up, cleaning or filling")
+    another: bool = Field(
+        default=False, description="true only if the caller wants this besides an appointment they have"
+    )
 
 
 class Appointment(BaseModel):
@@ -87,7 +90,7 @@ def build_service(calendar: Calendar, delay_s: float = 0.0) -> ToolService:
     @service.tool("Book a new appointment for the caller on a day and time they chose.")
     async def book(args: Booking, ctx: ToolContext) -> dict:
         day = await act(resolve_day, args.day, date.today())
-        return await act(calendar.book, f"{day} {args.time}", args.kind, ctx.caller)
+        return await act(calendar.book, f"{day} {args.time}", args.kind, ctx.caller, args.another)
 
     @service.tool("Cancel the caller's appointment.")
     async def cancel(args: Appointment, ctx: ToolContext) -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from voxbus.tools.heard import MARK, numbers, unheard, value_said
+from voxbus.tools.heard import MARK, not_said, numbers, times_in, unheard, value_said
 
 MOVE = {
     "type": "object",
@@ -63,3 +63,32 @@ def test_only_marked_arguments_are_checked() -> None:
     assert unheard(MOVE, guess, "Move it to Friday at free.") == ["time '10:00'"]
     assert unheard(MOVE, guess, "Friday at ten, please.") == []  # the id comes from the records
     assert unheard({"type": "object"}, guess, "") == []  # nothing marked: nothing checked
+
+
+@pytest.mark.parametrize(
+    ("text", "times"),
+    [
+        ("Can I move my appointment to Thursday at four?", ["04:00", "16:00"]),
+        ("Please move my appointment to Friday 11th 30.", ["11:30", "23:30"]),
+        ("Hello, I'd like to move my appointment to Monday 1. 30.", ["01:30", "13:30"]),
+        ("Please move my appointment to Tuesday at half past ten.", ["10:30", "22:30"]),
+        ("to Wednesday at two in the afternoon", ["02:00", "14:00"]),
+        ("Can you put my appointment on Monday 1130 instead?", ["11:30", "23:30"]),
+        ("Wednesday at noon", ["12:00"]),
+        ("I have two kids and a dog.", []),
+        ("Move it to do that, have passed in.", []),
+    ],
+)
+def test_the_times_said_are_read_in_both_halves_of_the_day(text: str, times: list[str]) -> None:
+    assert times_in(text) == times
+
+
+def test_a_guessed_time_is_refused_with_the_times_that_were_said() -> None:
+    guess = {"appointment_id": 12, "day": "Thursday", "time": "14:00"}
+    reason = not_said(MOVE, guess, "Can I move my appointment to Thursday at four?")
+    assert reason == "the caller has not said the time '14:00' (times said in the call: 04:00, 16:00)"
+    said = {"appointment_id": 12, "day": "Thursday", "time": "16:00"}
+    assert not_said(MOVE, said, "Can I move my appointment to Thursday at four?") is None
+    # a guessed day alone: no times offered
+    day_guess = {"appointment_id": 12, "day": "Friday", "time": "16:00"}
+    assert not_said(MOVE, day_guess, "Thursday at four") == "the caller has not said the day 'Friday'"

@@ -87,6 +87,56 @@ def value_said(value: Any, text: str) -> bool:
     return all(word in heard or (word.isdigit() and int(word) in said) for word in words(value))
 
 
+HOUR_WORDS = {word: n for n, word in enumerate(UNITS) if 1 <= n <= 12}
+MINUTE_WORDS = {"fifteen": 15, "thirty": 30, "forty": 45, "oh": 0}  # "forty" as in "forty-five"
+AT = {"at", "around", "by", "to", "until"}
+CLOCK_WORDS = {"am", "pm", "o", "clock", "oclock"}
+
+
+def _hour(word: str) -> int | None:
+    if ordinal := ORDINAL.match(word):  # whisper's "Friday 11th 30"
+        word = ordinal.group(1)
+    if word.isdigit() and 1 <= int(word) <= 23 and len(word) <= 2:
+        return int(word)
+    return HOUR_WORDS.get(word)
+
+
+def _minute(word: str) -> int | None:
+    if word.isdigit() and len(word) == 2 and int(word) < 60:
+        return int(word)
+    return MINUTE_WORDS.get(word)
+
+
+def times_in(text: str) -> list[str]:
+    """The clock times said in ``text``, as HH:MM, both readings of a 12-hour one ("at four" ->
+    04:00 and 16:00): what the LLM is offered when it wrote a time nobody said. Plain on purpose:
+    an hour counts after "at" (or "to", "by"...), before minutes, "am"/"pm" or "o'clock", or after
+    "half past"; "1130" and "noon" count as they are."""
+    said = words(text)
+    found: list[tuple[int, int]] = []
+    for i, word in enumerate(said):
+        before = said[i - 1] if i else ""
+        after = said[i + 1] if i + 1 < len(said) else ""
+        if word == "noon":
+            found.append((12, 0))
+        elif word.isdigit() and len(word) in (3, 4) and int(word[-2:]) < 60 and 1 <= int(word[:-2]) <= 23:
+            found.append((int(word[:-2]), int(word[-2:])))
+        elif (hour := _hour(word)) is not None:
+            minute = _minute(after)
+            if before == "past" and i >= 2 and said[i - 2] in ("half", "quarter"):
+                found.append((hour, 30 if said[i - 2] == "half" else 15))
+            elif minute is not None:
+                found.append((hour, minute))
+            elif before in AT or after in CLOCK_WORDS:
+                found.append((hour, 0))
+    times: list[str] = []
+    for hour, minute in found:
+        for reading in (hour, hour + 12) if hour < 12 else (hour,):
+            if f"{reading:02d}:{minute:02d}" not in times:
+                times.append(f"{reading:02d}:{minute:02d}")
+    return times
+
+
 def unheard(parameters: dict[str, Any], arguments: dict[str, Any], conversation: str) -> list[str]:
     """The marked arguments whose values were not said in ``conversation``, as "name 'value'"."""
     properties = parameters.get("properties") if isinstance(parameters, dict) else None
@@ -100,3 +150,18 @@ def unheard(parameters: dict[str, Any], arguments: dict[str, Any], conversation:
         and name in arguments
         and not value_said(arguments[name], conversation)
     ]
+
+
+def not_said(parameters: dict[str, Any], arguments: dict[str, Any], conversation: str) -> str | None:
+    """Why the call may not be made (a marked argument nobody said), with the times that were said
+    when the guess is a time (a small model writes 14:00 for "four"), or None when all were said."""
+    guessed = unheard(parameters, arguments, conversation)
+    if not guessed:
+        return None
+    reason = f"the caller has not said the {', '.join(guessed)}"
+    guessed_a_time = any(
+        TIME.match(str(value).strip()) and not value_said(value, conversation) for value in arguments.values()
+    )
+    if guessed_a_time and (times := times_in(conversation)):
+        reason += f" (times said in the call: {', '.join(times)})"
+    return reason

@@ -13,7 +13,7 @@ from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 
 from voxbus.tools.contract import TOOL_PREFIX, BadTool, ToolRequest, ToolSpec, argument_problem, parse_reply
-from voxbus.tools.heard import unheard
+from voxbus.tools.heard import not_said
 
 Failure = Literal[
     "unknown_tool", "bad_arguments", "not_said", "timeout", "unavailable", "bad_reply", "refused"
@@ -65,9 +65,9 @@ async def call_tool(
     problem = argument_problem(spec, arguments)
     if problem is not None:
         return outcome(ok=False, failure="bad_arguments", error=f"bad arguments for {name}: {problem}")
-    guessed = unheard(spec.parameters, arguments, said) if said is not None else []
-    if guessed:
-        error = f"{name} not done: the caller has not said the {', '.join(guessed)}; ask the caller for it"
+    unsaid = not_said(spec.parameters, arguments, said) if said is not None else None
+    if unsaid is not None:
+        error = f"{name} not done: {unsaid}; ask the caller for it"
         return outcome(ok=False, failure="not_said", error=error)
     last_failure: Failure = "timeout"
     for attempt in (1, 2):
