@@ -200,14 +200,18 @@ def resolve_day(text: str, today: date) -> date:
 
 
 def _slot(text: str) -> str:
-    """A day and a time, the time as people and transcripts write it: 11:30, 11.30, 1130, 11."""
+    """A day and a time, the time as people and transcripts write it: 11:30, 11.30, 1130, 11; an
+    hour before opening with no am/pm is the afternoon's (a caller's "one thirty", which a small
+    model writes 1:30)."""
     day, _, time = text.strip().partition(" ")
     found = re.fullmatch(r"(\d{1,2})(?:[:.]?(\d{2}))?\s*(am|pm|a\.m\.|p\.m\.)?", time.strip().lower())
     try:
         if found is None:
             raise ValueError(time)
         hour, minute = int(found[1]), int(found[2] or 0)
-        if found[3] and found[3].startswith("p") and hour < 12:
+        # no am/pm: an hour before opening is the afternoon's ("one thirty" is 13:30)
+        afternoon = found[3].startswith("p") if found[3] else 1 <= hour < int(FIRST[:2])
+        if afternoon and hour < 12:
             hour += 12
         at = datetime.strptime(f"{day} {hour:02d}:{minute:02d}", "%Y-%m-%d %H:%M")
     except ValueError:

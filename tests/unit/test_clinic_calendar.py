@@ -34,3 +34,13 @@ def test_a_patient_without_an_appointment_is_booked(tmp_path: Path) -> None:
     calendar.seed(TODAY)
     calendar.cancel(12, PETER)
     assert calendar.book("2026-12-07 11:30", "check-up", PETER)["weekday"] == "Monday"
+
+
+def test_an_hour_before_opening_is_read_as_the_afternoons(tmp_path: Path) -> None:
+    calendar = Calendar(tmp_path / "clinic.sqlite")
+    calendar.seed(TODAY)
+    moved = calendar.move(12, "2026-12-07 1:30", PETER)  # "Monday, one thirty", as the model wrote it
+    assert moved["new_start"] == "2026-12-07 13:30"
+    assert calendar.move(12, "2026-12-07 11:30", PETER)["new_start"] == "2026-12-07 11:30"
+    with pytest.raises(CalendarError, match="not free"):
+        calendar.move(12, "2026-12-07 1:30 am", PETER)  # said so: the night, and closed
