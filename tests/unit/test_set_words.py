@@ -8,6 +8,7 @@ from tests.unit.test_tool_flow import FakeOut, FakeStore
 from voxbus.actors.call.agent_side import AgentSide
 from voxbus.actors.call.barge_in import Interrupt
 from voxbus.actors.call.conversation import Conversation
+from voxbus.actors.call.generation import Generation
 from voxbus.actors.call.turn_taking import EndTurn
 from voxbus.clock import ManualClock
 from voxbus.config import AgentSettings
@@ -34,6 +35,14 @@ def agent_side() -> tuple[AgentSide, CancelLog]:
     return agent, out
 
 
+async def saying() -> tuple[AgentSide, CancelLog, Generation]:
+    """An agent side in the middle of saying the operator's sentence (nothing of it played yet)."""
+    agent, out = agent_side()
+    await agent.say(SENTENCE)
+    assert agent.current is not None
+    return agent, out, agent.current
+
+
 def turn_ended(agent: AgentSide, text: str) -> EndTurn:
     final = SttFinal(call_id="c", text=text, start_ms=0, end_ms=900, compute_s=0.2)
     return EndTurn(final, 0.0, None, None, speculative=None, superseded=agent.current)
@@ -44,10 +53,7 @@ def users(agent: AgentSide) -> list[str]:
 
 
 async def test_a_turn_ended_before_an_operators_sentence_played_is_answered_after_it() -> None:
-    agent, out = agent_side()
-    await agent.say(SENTENCE)
-    said = agent.current
-    assert said is not None
+    agent, out, said = await saying()
     await agent.carry_out([turn_ended(agent, "I would like to move my appointment.")])
     assert agent.current is said and not out.cancelled  # the sentence is not cut
     assert not out.llm_requests and not users(agent)  # nor answered over it
@@ -61,10 +67,7 @@ async def test_a_turn_ended_before_an_operators_sentence_played_is_answered_afte
 
 
 async def test_two_turns_waiting_for_set_words_are_answered_as_one() -> None:
-    agent, out = agent_side()
-    await agent.say(SENTENCE)
-    said = agent.current
-    assert said is not None
+    agent, out, said = await saying()
     await agent.carry_out([turn_ended(agent, "I would like")])
     await agent.carry_out([turn_ended(agent, "to move my appointment.")])
     await agent.playout_done(PlayoutDone(call_id="c", gen=said.gen, played_ms=2500, complete=True))
@@ -74,10 +77,7 @@ async def test_two_turns_waiting_for_set_words_are_answered_as_one() -> None:
 
 
 async def test_a_waiting_turn_is_answered_when_the_caller_cuts_the_words() -> None:
-    agent, out = agent_side()
-    await agent.say(SENTENCE)
-    said = agent.current
-    assert said is not None
+    agent, out, said = await saying()
     await agent.carry_out([turn_ended(agent, "Can you hear me?")])
     barge = BargeIn(call_id="c", gen=said.gen, decision="interrupt", reason="words", onset_ts=0.0)
     await agent.carry_out([Interrupt(said, barge, heard="This is An")])
@@ -97,8 +97,7 @@ async def test_an_answer_not_yet_heard_is_still_superseded_by_a_new_turn() -> No
 
 
 async def test_a_waiting_turn_is_dropped_when_the_call_ends() -> None:
-    agent, _out = agent_side()
-    await agent.say(SENTENCE)
+    agent, _out, _said = await saying()
     await agent.carry_out([turn_ended(agent, "Hello?")])
     await agent.end_call()
     await agent.answer_turn_after_words()
