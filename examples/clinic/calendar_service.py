@@ -48,7 +48,9 @@ class Booking(BaseModel):
     time: str = Field(description="HH:MM, 24-hour", json_schema_extra=CALLER_SAID)
     kind: str = Field(default="check-up", description="check-up, cleaning or filling")
     another: bool = Field(
-        default=False, description="true only if the caller wants this besides an appointment they have"
+        default=False,
+        description="true only if the caller wants this besides an appointment they have",
+        json_schema_extra=CALLER_SAID,  # only on the caller's word "another"
     )
 
 

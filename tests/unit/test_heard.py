@@ -92,3 +92,14 @@ def test_a_guessed_time_is_refused_with_the_times_that_were_said() -> None:
     # a guessed day alone: no times offered
     day_guess = {"appointment_id": 12, "day": "Friday", "time": "16:00"}
     assert not_said(MOVE, day_guess, "Thursday at four") == "the caller has not said the day 'Friday'"
+
+
+def test_a_flag_set_true_needs_its_name_said() -> None:
+    booking = {
+        "type": "object",
+        "properties": {"time": {"type": "string", MARK: True}, "another": {"type": "boolean", MARK: True}},
+    }
+    twice = {"time": "11:30", "another": True}
+    assert unheard(booking, twice, "Monday, 1130.") == ["word 'another'"]
+    assert unheard(booking, twice, "I'd like another appointment, Monday at 11:30.") == []
+    assert unheard(booking, {"time": "11:30", "another": False}, "Monday, 1130.") == []

@@ -13,6 +13,7 @@ What counts as said is deliberately plain, and forgiving of how whisper writes t
   "1130" or "11 30" for 11:30, "noon" for 12:00), and its minutes unless ``:00`` ("thirty",
   "half" for :30, "quarter" for :15 and :45);
 - a number: in digits or words ("twelve", "forty-five");
+- a flag set true: its name ("another": "I'd like another appointment");
 - any other text: each of its words (case and punctuation aside); an ISO date ``YYYY-MM-DD`` is
   the model's reading of what was said ("tomorrow") and is not checked.
 """
@@ -71,9 +72,12 @@ def time_said(hour: int, minute: int, text: str) -> bool:
     return hour_said and minute_said
 
 
-def value_said(value: Any, text: str) -> bool:
-    """Whether ``value`` (an argument's) was said in ``text``."""
-    if isinstance(value, bool) or value is None:
+def value_said(value: Any, text: str, name: str = "") -> bool:
+    """Whether ``value`` (an argument's, called ``name``) was said in ``text``. A flag set true
+    must have had its name said ("another": "I'd like another appointment"); false is the default."""
+    if isinstance(value, bool):
+        return not value or all(word in set(words(text)) for word in words(name.replace("_", " ")))
+    if value is None:
         return True
     if isinstance(value, int | float):
         return value == int(value) and int(value) in numbers(text)
@@ -143,12 +147,12 @@ def unheard(parameters: dict[str, Any], arguments: dict[str, Any], conversation:
     if not isinstance(properties, dict):
         return []
     return [
-        f"{name} {arguments[name]!r}"
+        f"word {name!r}" if isinstance(arguments[name], bool) else f"{name} {arguments[name]!r}"
         for name, schema in properties.items()
         if isinstance(schema, dict)
         and schema.get(MARK) is True
         and name in arguments
-        and not value_said(arguments[name], conversation)
+        and not value_said(arguments[name], conversation, name)
     ]
 
 
