@@ -76,6 +76,31 @@ FRENCH = [
     "C'est pour mon fils, Lucas Bernard, il a sept ans.",
     "Dois-je apporter ma carte vitale ?",
 ]
+# what the agent said just before each English line (its question, the slots it offered): with
+# ``--said`` each line is also heard after these words, as a call's STT session hears a caller's
+# answer (``stt.prompt_agent_words``). Never the caller's own words: the agent did not know them.
+AGENT_SAID = [
+    "Thank you for calling Bright Smile Dental. How can I help you today?",
+    "Of course. May I have your name and the appointment you would like to change?",
+    "Which dentist would you like to see, and when?",
+    "When would suit you best?",
+    "Could you confirm your home address, please?",
+    "Thank you. And your date of birth, please?",
+    "Your cleaning is on the 10th of December at 9:00 am. Would you like to move it?",
+    "Good morning, Bright Smile Dental. How can I help?",
+    "I have Tuesday at 9:00 am or Thursday at 3:30 pm. Would either of those work?",
+    "Where should we send the confirmation?",
+    "I can offer Thursday the 12th at 4 pm or Friday the 13th at 10 am.",
+    "Would a morning appointment suit you?",
+    "Who is the appointment for?",
+    "You are all set for Friday at 2:00 pm. Is there anything else?",
+    "Has your address changed since your last visit?",
+    "What is the visit for?",
+    "Is there a dentist you prefer?",
+    "On Saturday I have 8:30 or 11:00. Which would you like?",
+    "Do you have your booking reference?",
+    "I have noted your mobile number, ending in 4471.",
+]
 VOCABULARY = {
     "en": ["Doctor Patel", "Doctor Nguyen", "appointment", "check-up", "cleaning", "reschedule"],
     "fr": ["docteur Dupont", "rendez-vous", "détartrage", "carte vitale"],
@@ -142,14 +167,24 @@ def edit_distance(reference: list[str], heard: list[str]) -> int:
     return row[-1]
 
 
+def hint_sets(language: str, said: bool) -> list[tuple[bool, bool]]:
+    """(vocabulary, the agent's words) pairs each line is heard with."""
+    return [(False, False), (True, False)] + ([(True, True)] if said and language == "en" else [])
+
+
 def run(
-    languages: list[str], codecs: list[str], first: int | None = None, beams: tuple[int, ...] = ()
+    languages: list[str],
+    codecs: list[str],
+    first: int | None = None,
+    beams: tuple[int, ...] = (),
+    said: bool = False,
+    models: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     settings = load_settings(profile="default")
     rows: list[dict[str, Any]] = []
     for kind, beam in (
         (k, b)
-        for k in sorted({k for lang in languages for k in MODELS[lang]})
+        for k in sorted({k for lang in languages for k in MODELS[lang] if not models or k in models})
         for b in beams or (settings.stt.beam_size,)
     ):
         stt = settings.stt.model_copy(update={"beam_size": beam})
@@ -160,39 +195,45 @@ def run(
             for v, voice in enumerate(VOICES[language]):
                 for i, text in enumerate(lines):
                     clean = speak(text, voice)
-                    for codec, vocabulary in ((c, h) for c in codecs for h in (False, True)):
+                    for codec, (vocabulary, after) in (
+                        (c, h) for c in codecs for h in hint_sets(language, said)
+                    ):
                         noisy = (i + v) % 3 == 0
                         audio = line(clean, codec, noisy, seed=i * 10 + v)
                         hints = VOCABULARY[language] if vocabulary else []
+                        agent = AGENT_SAID[i] if after else ""
                         started = time.perf_counter()
-                        heard = engine.transcribe(audio, language, vocabulary=hints).text
+                        heard = engine.transcribe(audio, language, vocabulary=hints, said=agent).text
                         compute = time.perf_counter() - started
                         reference = words(text)
                         errors = edit_distance(reference, words(heard))
                         rows.append(
                             {"model": kind, "beam": beam, "language": language, "voice": voice,
-                             "codec": codec, "vocabulary": vocabulary, "noisy": noisy, "text": text,
-                             "heard": heard,
+                             "codec": codec, "vocabulary": vocabulary, "said": after, "noisy": noisy,
+                             "text": text, "heard": heard,
                              "words": len(reference), "errors": errors, "compute_s": round(compute, 3),
                              "audio_s": round(len(audio) / RATE, 2)}
                         )  # fmt: skip
                         print(f"{kind:17} beam {beam} {language} {voice:9} {codec} "
                               f"{'noisy' if noisy else 'clean'} {'vocab ' if vocabulary else ''}"
+                              f"{'said ' if after else ''}"
                               f"{errors}/{len(reference)}  {heard}",
                               flush=True)  # fmt: skip
     return {"rows": rows, "summary": summarise(rows)}
 
 
 def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    groups: dict[tuple[str, int, str, str, bool], list[dict[str, Any]]] = {}
+    groups: dict[tuple[str, int, str, str, bool, bool], list[dict[str, Any]]] = {}
     for row in rows:
-        key = (row["model"], row.get("beam", 1), row["language"], row["codec"], row.get("vocabulary", False))
+        key = (row["model"], row.get("beam", 1), row["language"], row["codec"],
+               row.get("vocabulary", False), row.get("said", False))  # fmt: skip
         groups.setdefault(key, []).append(row)
     summary = []
-    for (model, beam, language, codec, vocabulary), group in sorted(groups.items()):
+    for (model, beam, language, codec, vocabulary, said), group in sorted(groups.items()):
         summary.append(
             {
                 "model": model, "beam": beam, "language": language, "codec": codec, "vocabulary": vocabulary,
+                "said": said,
                 "utterances": len(group),
                 "voices": len({r["voice"] for r in group}),
                 "wer": round(sum(r["errors"] for r in group) / sum(r["words"] for r in group), 4),
@@ -215,6 +256,7 @@ def plot(summary: list[dict[str, Any]], path: Path) -> None:
     labels = [
         f"{names[s['model']]}{' beam ' + str(s['beam']) if s.get('beam', 1) > 1 else ''}\n"
         f"{s['language']} {s['codec']}{' +vocab' if s.get('vocabulary') else ''}"
+        f"{' +said' if s.get('said') else ''}"
         for s in summary
     ]
     fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(summary)), 4))
@@ -238,6 +280,12 @@ def main() -> int:
         default=[],
         help="whisper's beam size (repeat to compare; default: the setting's)",
     )
+    parser.add_argument(
+        "--said",
+        action="store_true",
+        help="English lines heard a third time, after the agent's words that preceded them",
+    )
+    parser.add_argument("--model", action="append", choices=["stt", "stt_multilingual"], default=[])
     parser.add_argument("--name", default="stt_wer", help="file name of the figures (JSON, PNG)")
     parser.add_argument("--lines", type=int, help="only the first N lines of each language (a quick look)")
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
@@ -245,7 +293,14 @@ def main() -> int:
     if shutil.which("espeak-ng") is None:
         print("bench/stt_wer.py: espeak-ng is missing (make sip-peers installs it)", file=sys.stderr)
         return 2
-    results = run(args.language or ["en", "fr"], args.codec or ["PCMU", "G722"], args.lines, tuple(args.beam))
+    results = run(
+        args.language or ["en", "fr"],
+        args.codec or ["PCMU", "G722"],
+        args.lines,
+        tuple(args.beam),
+        args.said,
+        tuple(args.model),
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / f"{args.name}.json", results)
     plot(results["summary"], args.out / f"{args.name}.png")

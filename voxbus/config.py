@@ -222,6 +222,12 @@ class SttSettings(BaseModel):
     )
     beam_size: int = Field(default=1, ge=1)
     cpu_threads: int = Field(default=2, ge=1)
+    prompt_agent_words: bool = Field(
+        default=True,
+        description="whisper reads the agent's last words (an answer played whole) before the caller's "
+        "reply, as the text that came before it: 'Thursday at four' after the agent offered it is "
+        "heard as such (bench/stt_wer.py --said). Not for words said over the agent (its echo)",
+    )
 
     def prompt_for(self, language: str | None) -> str:
         """Whisper's priming text for a language (None: not known yet, no priming)."""

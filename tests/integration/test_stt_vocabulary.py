@@ -1,6 +1,6 @@
 """A call's STT session learns the words its caller may say during the call (from the start
-tool's answer): on a real NATS server, with the real STT worker; no audio is sent, so whisper is
-not needed (the session passes its vocabulary to every transcription)."""
+tool's answer) and what the agent said last: on a real NATS server, with the real STT worker; no
+audio is sent, so whisper is not needed (the session passes them to every transcription)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from voxbus.bus.streams import ensure_events_stream
 from voxbus.config import SttSettings
 from voxbus.engines.stt import Transcript
 from voxbus.schemas.base import Accepted
-from voxbus.schemas.messages import SttSession, SttVocabulary
+from voxbus.schemas.messages import SttAgentSaid, SttSession, SttVocabulary
 
 from .helpers import until
 
@@ -25,7 +25,9 @@ pytestmark = pytest.mark.integration
 class NoAudio:
     pending = 0
 
-    async def transcribe(self, audio: np.ndarray, language: str = "en", vocabulary: tuple = ()) -> Transcript:
+    async def transcribe(
+        self, audio: np.ndarray, language: str = "en", vocabulary: tuple = (), said: str = ""
+    ) -> Transcript:
         raise AssertionError("no audio is sent in this test")
 
 
@@ -48,5 +50,9 @@ async def test_a_session_learns_the_callers_words_after_the_agents_own(nats_url:
         await bus.publish(subjects.stt_vocabulary("call-v"), again)
         await until(lambda: "Ann Lee" in worker.sessions["call-v"].vocabulary)
         assert worker.sessions["call-v"].vocabulary == ("Bright Smile", "Dr. Okafor", "Ann Lee")
+        # what the agent said last, for the caller's reply to be heard after it
+        offer = SttAgentSaid(call_id="call-v", text="I have Monday at ten or Wednesday at two.")
+        await bus.publish(subjects.stt_said("call-v"), offer)
+        await until(lambda: worker.sessions["call-v"].agent_said == offer.text)
     finally:
         await bus.close()

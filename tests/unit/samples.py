@@ -15,6 +15,7 @@ SAMPLES: list[BaseModel] = [
     m.CallStart(call_id=C, caller="sip:alice@example.org"),
     m.SttSession(call_id=C),
     m.SttVocabulary(call_id=C, words=["Peter Walsh"]),
+    m.SttAgentSaid(call_id=C, text="I have Monday at ten or Wednesday at two."),
     m.LlmRequest(call_id=C, gen=1, turn=1, messages=[m.ChatMessage(role="user", content="hi")]),
     m.LlmChunk(call_id=C, gen=1, seq=0, text="Hel"),
     m.TtsRequest(call_id=C, gen=1, index=0, text="Hello there."),

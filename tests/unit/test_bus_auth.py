@@ -152,7 +152,7 @@ def test_voxbus_ups_mcp_bridge_serves_tools_and_heartbeats_and_nothing_else() ->
     assert may(subscribe, subjects.tool("crm_lookup")) and not may(subscribe, subjects.audio_in("c1"))
 
 
-def test_only_the_agent_tells_the_stt_session_a_callers_words_and_only_stt_hears_them() -> None:
-    words = subjects.stt_vocabulary("c1")
-    assert {role for role in ROLES if may(permissions(role).publish, words)} == {"admin", "agent"}
-    assert {role for role in ROLES if may(permissions(role).subscribe, words)} == {"admin", "stt"}
+@pytest.mark.parametrize("subject", [subjects.stt_vocabulary("c1"), subjects.stt_said("c1")])
+def test_only_the_agent_tells_the_stt_session_a_callers_words_and_only_stt_hears_them(subject: str) -> None:
+    assert {role for role in ROLES if may(permissions(role).publish, subject)} == {"admin", "agent"}
+    assert {role for role in ROLES if may(permissions(role).subscribe, subject)} == {"admin", "stt"}

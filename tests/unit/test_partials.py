@@ -24,7 +24,9 @@ class Whisper:
     def quick(self, language: str) -> bool:
         return language == "en"
 
-    async def transcribe(self, audio: np.ndarray, language: str, vocabulary: tuple[str, ...]) -> object:
+    async def transcribe(
+        self, audio: np.ndarray, language: str, vocabulary: tuple[str, ...], said: str = ""
+    ) -> object:
         self.asked += 1
         return SimpleNamespace(text="I'd like to move my")
 

@@ -34,6 +34,7 @@ class FakeOut:
         self.events: list[Any] = []
         self.tools: list[dict[str, Any]] = []
         self.warmed: list[list[ChatMessage]] = []
+        self.told_stt: list[str] = []  # the agent's words each reply is to be heard after
 
     def emit(self, event: Any) -> None:
         self.events.append(event)
@@ -48,6 +49,9 @@ class FakeOut:
         return True
 
     async def cancel(self, generation: Generation, reason: str) -> None: ...
+
+    async def tell_stt_said(self, text: str) -> None:
+        self.told_stt.append(text)
 
     async def request_llm(self, generation: Generation, messages: list[ChatMessage]) -> None:
         generation.llm.worker = "llm-1"

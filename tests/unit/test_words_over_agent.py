@@ -31,7 +31,9 @@ class Hears:
     def __init__(self, no_speech: float) -> None:
         self.no_speech = no_speech
 
-    async def transcribe(self, audio: np.ndarray, language: str, vocabulary: tuple[str, ...]) -> Transcript:
+    async def transcribe(
+        self, audio: np.ndarray, language: str, vocabulary: tuple[str, ...], said: str = ""
+    ) -> Transcript:
         return Transcript("I agree on Friday.", 0.1, "en", self.no_speech)
 
 

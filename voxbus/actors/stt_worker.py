@@ -45,7 +45,13 @@ from voxbus.schemas.events import (
     SttPartial,
     SttTentative,
 )
-from voxbus.schemas.messages import VOCABULARY_MAX_WORDS, AudioFrame, SttSession, SttVocabulary
+from voxbus.schemas.messages import (
+    VOCABULARY_MAX_WORDS,
+    AudioFrame,
+    SttAgentSaid,
+    SttSession,
+    SttVocabulary,
+)
 
 log = get_logger(__name__)
 
@@ -68,12 +74,12 @@ class Transcriber:
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whisper")
         self.pending = 0
 
-    def _run(self, audio: np.ndarray, language: str, vocabulary: tuple[str, ...]) -> Transcript:
+    def _run(self, audio: np.ndarray, language: str, vocabulary: tuple[str, ...], said: str) -> Transcript:
         if language == "en" or self.multilingual is None:
-            return self.english.transcribe(audio, "en", vocabulary=vocabulary)
+            return self.english.transcribe(audio, "en", vocabulary=vocabulary, said=said)
         if language == "auto":
             return self.multilingual.transcribe(audio, None, self.languages)
-        return self.multilingual.transcribe(audio, language, vocabulary=vocabulary)
+        return self.multilingual.transcribe(audio, language, vocabulary=vocabulary, said=said)
 
     def quick(self, language: str) -> bool:
         """Whether this language's model is the small English one (~100 ms a turn): the multilingual
@@ -81,12 +87,13 @@ class Transcriber:
         return language == "en" or self.multilingual is None
 
     async def transcribe(
-        self, audio: np.ndarray, language: str = "en", vocabulary: tuple[str, ...] = ()
+        self, audio: np.ndarray, language: str = "en", vocabulary: tuple[str, ...] = (), said: str = ""
     ) -> Transcript:
+        """The words of ``audio``; ``said``: the agent's words just before (see ``priming``)."""
         self.pending += 1
         try:
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self.pool, self._run, audio, language, vocabulary)
+            return await loop.run_in_executor(self.pool, self._run, audio, language, vocabulary, said)
         finally:
             self.pending -= 1
 
@@ -131,6 +138,7 @@ class CallSession:
         self.calls_open = calls_open  # calls this worker transcribes now (partials are for few)
         self.vocabulary = vocabulary  # the agent's, then the call's own (SttVocabulary)
         self.agent_vocabulary = vocabulary
+        self.agent_said = ""  # the agent's last answer heard whole (SttAgentSaid)
         # 'auto' until the first words: their language is the call's from then on
         self.language = language
         self.lexicon: Lexicon = turns.lexicon(language)
@@ -173,6 +181,18 @@ class CallSession:
                 subjects.stt_vocabulary(self.call_id), SttVocabulary, self._on_vocabulary
             )
         )
+        self.subs.append(
+            await self.bus.subscribe(subjects.stt_said(self.call_id), SttAgentSaid, self._on_agent_said)
+        )
+
+    async def _on_agent_said(self, said: SttAgentSaid, _msg: Msg) -> None:
+        if self.settings.prompt_agent_words:
+            self.agent_said = said.text
+
+    def _said_before(self, turn: Turn) -> str:
+        """The agent's words whisper reads before this turn's: none over the agent's audio, where
+        they would help whisper write its echo as the caller's words."""
+        return "" if turn.over_agent else self.agent_said
 
     async def _on_vocabulary(self, update: SttVocabulary, _msg: Msg) -> None:
         words = dict.fromkeys(w.strip() for w in [*self.agent_vocabulary, *update.words] if w.strip())
@@ -271,7 +291,8 @@ class CallSession:
             self._end_turn(turn, "unfinished_timeout")
 
     async def _transcribe(self, turn: Turn, version: int, audio: np.ndarray) -> None:
-        heard = await self.transcriber.transcribe(audio, self.language, self.vocabulary)
+        said = self._said_before(turn)
+        heard = await self.transcriber.transcribe(audio, self.language, self.vocabulary, said)
         text, compute_s, language = heard.text, heard.compute_s, heard.language
         if turn is not self.turn or version != turn.version:
             return  # the caller went on: a later pause transcribes the whole turn again
@@ -337,10 +358,10 @@ class CallSession:
         if self.calls_open() > self.settings.partials_max_calls:
             return  # whisper every interval for each of several callers would slow every call's turn
         self.last_partial_ms = now
-        self._spawn(self._partial(np.concatenate(self.turn.audio)))
+        self._spawn(self._partial(np.concatenate(self.turn.audio), self._said_before(self.turn)))
 
-    async def _partial(self, audio: np.ndarray) -> None:
-        text = (await self.transcriber.transcribe(audio, self.language, self.vocabulary)).text
+    async def _partial(self, audio: np.ndarray, said: str) -> None:
+        text = (await self.transcriber.transcribe(audio, self.language, self.vocabulary, said)).text
         if text:
             self.bus.emit(SttPartial(call_id=self.call_id, text=text))
 

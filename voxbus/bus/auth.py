@@ -109,7 +109,13 @@ def permissions(role: str, audio: bool = False, tools: tuple[str, ...] = ()) -> 
         "stt": _worker(
             "stt",
             (),
-            (subjects.STT_SESSIONS, f"{call}.audio.in", f"{call}.stt.vocabulary", f"{call}.evt.call.ended"),
+            (
+                subjects.STT_SESSIONS,
+                f"{call}.audio.in",
+                f"{call}.stt.vocabulary",
+                f"{call}.stt.said",
+                f"{call}.evt.call.ended",
+            ),
         ),
         "llm": _worker("llm", (f"{call}.llm",), (subjects.LLM_GENERATE, f"{call}.cancel")),
         "tts": _worker(
@@ -125,6 +131,7 @@ def permissions(role: str, audio: bool = False, tools: tuple[str, ...] = ()) -> 
                 f"{call}.cancel",
                 f"{call}.ctl",
                 f"{call}.stt.vocabulary",
+                f"{call}.stt.said",
                 f"{P}.tool.>",
                 "$SRV.INFO",  # which tools are up
                 f"$KV.{subjects.CALL_STATE_BUCKET}.>",

@@ -55,6 +55,11 @@ def stt_vocabulary(call_id: str) -> str:
     return f"{PREFIX}.call.{call_id}.stt.vocabulary"
 
 
+def stt_said(call_id: str) -> str:
+    """What the agent has just said to the caller, to the STT session of the call."""
+    return f"{PREFIX}.call.{call_id}.stt.said"
+
+
 def audio_out(call_id: str) -> str:
     return f"{PREFIX}.call.{call_id}.audio.out"
 

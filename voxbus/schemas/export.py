@@ -16,6 +16,7 @@ MESSAGES: tuple[type[BaseModel], ...] = (
     messages.CallStart,
     messages.SttSession,
     messages.SttVocabulary,
+    messages.SttAgentSaid,
     messages.LlmRequest,
     messages.LlmChunk,
     messages.TtsRequest,

@@ -11,6 +11,7 @@ from voxbus.schemas.base import Message, now
 FRAME_BYTES = 640  # 20 ms of 16-bit mono PCM at 16 kHz
 VOCABULARY_MAX_WORDS = 40  # whisper's prompt holds ~220 tokens, fillers included
 VOCABULARY_MAX_CHARS = 40
+AGENT_SAID_MAX_CHARS = 2000  # the STT session keeps the last 240 characters of it
 VocabularyWord = Annotated[str, StringConstraints(max_length=VOCABULARY_MAX_CHARS)]
 
 
@@ -79,6 +80,16 @@ class SttVocabulary(Message):
 
     call_id: str
     words: list[VocabularyWord] = Field(max_length=VOCABULARY_MAX_WORDS)
+
+
+class SttAgentSaid(Message):
+    """On ``voxbus.call.<id>.stt.said``: what the agent has just said to the caller (an answer
+    played to its end). Whisper reads it before the caller's next words, as it reads the text that
+    precedes speech in a long recording, so that a reply to "Monday at ten or Wednesday at two?"
+    is written with those words (``stt.prompt_agent_words``)."""
+
+    call_id: str
+    text: str = Field(max_length=AGENT_SAID_MAX_CHARS)
 
 
 # the call id of a warm-up of an agent's prompt (instructions and tools) for all of its calls

@@ -326,6 +326,8 @@ class AgentSide(ServedToolFlow):
         if generation.kind == "answer":
             self.out.emit(turn_metrics(self.call_id, generation, interrupted=not event.complete))
         if event.complete:
+            if generation.text.strip():  # the caller's reply is heard after these words
+                await self.out.tell_stt_said(generation.text)
             for command in generation.after_playout:
                 if command.action == "transfer" and self.transfer is not None:
                     await self.transfer("agent")  # a warm transfer: summary first

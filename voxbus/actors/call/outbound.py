@@ -19,7 +19,16 @@ from voxbus.config import AgentSettings
 from voxbus.logs import get_logger
 from voxbus.schemas.base import Accepted
 from voxbus.schemas.events import ErrorEvent, Event, LlmRequested, TtsRequested
-from voxbus.schemas.messages import CallControl, Cancel, ChatMessage, LlmRequest, SttSession, SttVocabulary
+from voxbus.schemas.messages import (
+    AGENT_SAID_MAX_CHARS,
+    CallControl,
+    Cancel,
+    ChatMessage,
+    LlmRequest,
+    SttAgentSaid,
+    SttSession,
+    SttVocabulary,
+)
 
 log = get_logger(__name__)
 ACKNOWLEDGED = ("hangup", "transfer")  # call control that is acknowledged and retried until it is
@@ -106,6 +115,12 @@ class Outbound:
         """Words this caller may say (learnt during the call), to the call's STT session."""
         update = SttVocabulary(call_id=self.call_id, words=words)
         await self.bus.publish(subjects.stt_vocabulary(self.call_id), update)
+
+    async def tell_stt_said(self, text: str) -> None:
+        """What the agent has just said, whole, to the call's STT session: the caller's reply is
+        heard after it (see ``SttAgentSaid``)."""
+        said = SttAgentSaid(call_id=self.call_id, text=text[-AGENT_SAID_MAX_CHARS:])
+        await self.bus.publish(subjects.stt_said(self.call_id), said)
 
     async def request_llm(self, generation: Generation, messages: list[ChatMessage]) -> None:
         """Ask a free LLM worker for the generation, continuing after what it already said. If no

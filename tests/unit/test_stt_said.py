@@ -1,0 +1,94 @@
+"""A caller's reply is heard after the agent's words: an answer played whole is told to the call's
+STT session, whose whisper prompt ends with it (not for words over the agent's audio, nor where
+``stt.prompt_agent_words`` is off); an answer cut by the caller is not told."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from tests.unit.test_set_words import agent_side
+from voxbus.actors.stt_worker import CallSession, Turn
+from voxbus.actors.turn_settings import TurnSettings
+from voxbus.config import SttSettings
+from voxbus.engines.stt import SAID_MAX_CHARS, Transcript, priming
+from voxbus.schemas.events import PlayoutDone
+from voxbus.schemas.messages import SttAgentSaid
+
+OFFER = "I have Monday at ten or Wednesday at two. Which would suit you?"
+
+
+def test_the_agents_words_come_last_in_whispers_prompt() -> None:
+    text = priming(SttSettings(prompt="Um, uh."), "en", ["Dr. Patel"], OFFER)
+    assert text == f"Um, uh. Dr. Patel. {OFFER}"
+    assert priming(SttSettings(prompt="Um, uh."), "en", ["Dr. Patel"]) == "Um, uh. Dr. Patel."
+
+
+def test_a_long_answer_leaves_its_last_whole_words_in_the_prompt() -> None:
+    answer = "Thank you for waiting, I have looked at the calendar for you. " * 8 + OFFER
+    text = priming(SttSettings(prompt=""), "en", (), answer)
+    assert text.endswith(OFFER) and len(text) <= SAID_MAX_CHARS
+    assert answer.split()[-len(text.split()) :] == text.split()  # no word cut in two
+
+
+class Whisper:
+    """Stands in for the transcriber: what the agent was said to have said, per transcription."""
+
+    def __init__(self) -> None:
+        self.said: list[str] = []
+
+    async def transcribe(
+        self, audio: np.ndarray, language: str, vocabulary: tuple[str, ...], said: str = ""
+    ) -> Transcript:
+        self.said.append(said)
+        return Transcript("Wednesday at two.", 0.1, "en", 0.0)
+
+
+class Events:
+    def emit(self, event: object) -> None: ...
+
+
+def said_before_a_turn(over_agent: bool, **stt: object) -> str:
+    whisper = Whisper()
+    session = CallSession(
+        Events(),  # type: ignore[arg-type]
+        "call-s",
+        SttSettings(**stt),  # type: ignore[arg-type]
+        TurnSettings(),
+        whisper,  # type: ignore[arg-type]
+        lambda _cid: None,
+    )
+
+    async def run() -> None:
+        await session._on_agent_said(SttAgentSaid(call_id="call-s", text=OFFER), None)  # type: ignore[arg-type]
+        turn = session.turn = Turn(np.zeros(1600, np.float32), 0)
+        turn.over_agent = over_agent
+        await session._transcribe(turn, turn.version, np.zeros(8000, np.float32))
+
+    asyncio.run(run())
+    [said] = whisper.said
+    return said
+
+
+def test_a_reply_is_transcribed_after_the_agents_words() -> None:
+    assert said_before_a_turn(over_agent=False) == OFFER
+
+
+def test_words_over_the_agents_audio_are_not() -> None:
+    assert said_before_a_turn(over_agent=True) == ""  # its echo would read as the caller's
+
+
+def test_nor_where_the_setting_is_off() -> None:
+    assert said_before_a_turn(over_agent=False, prompt_agent_words=False) == ""
+
+
+@pytest.mark.parametrize("complete", [True, False])
+async def test_an_answer_played_whole_is_told_to_the_stt_session(complete: bool) -> None:
+    agent, out = agent_side()
+    await agent.say(OFFER)
+    said = agent.current
+    assert said is not None
+    await agent.playout_done(PlayoutDone(call_id="c", gen=said.gen, played_ms=900, complete=complete))
+    assert out.told_stt == ([OFFER] if complete else [])  # a cut answer: the caller spoke over it
