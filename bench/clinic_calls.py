@@ -14,7 +14,7 @@ meant would; after a confirmation the agent takes it in its stride.
 
     python bench/clinic_calls.py --out bench/results [--calls 10] [--voices espeak-ng:en-us+f2,...]
 
-Writes clinic_calls.json and clinic_calls.png.
+Writes clinic_calls.json and clinic_calls.png (``--name``: another name, for a variant's run).
 """
 
 from __future__ import annotations
@@ -235,13 +235,14 @@ def main() -> None:
         default=",".join(VOICES),
         help="callers' voices, comma-separated: espeak-ng:VOICE or a piper .onnx",
     )
+    parser.add_argument("--name", default="clinic_calls", help="file name of the figures (JSON, PNG)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     work = Path(os.environ.get("TMPDIR", "/tmp")) / "voxbus-clinic-bench"
     work.mkdir(exist_ok=True)
     result = asyncio.run(run(args.calls, work, args.voices.split(",")))
-    write_json(args.out / "clinic_calls.json", result)
-    plot(result, args.out / "clinic_calls.png")
+    write_json(args.out / f"{args.name}.json", result)
+    plot(result, args.out / f"{args.name}.png")
     medians = (
         f"median first audio {result['first_audio_ms_median']} ms, answer {result['answer_ms_median']} ms"
     )
