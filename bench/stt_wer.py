@@ -1,6 +1,7 @@
 """Word error rate of the STT models on phone-line audio, by language, voice, codec and noise.
 
-Callers' lines rich in names, dates, times, numbers and addresses (below, checked in as text: the
+Callers' lines rich in names, dates, times, numbers and addresses, and short replies to the agent's
+questions ("Friday at nine.") (below, checked in as text: the
 audio is made at each run, deterministically) are spoken by voices other than the agent's
 (Debian's espeak-ng variants), sent through the phone line as a gateway receives it (8 kHz
 narrowband G.711 mu-law, PCMU; or 16 kHz for G.722's wideband, approximated by its 7 kHz band;
@@ -61,6 +62,17 @@ ENGLISH = [
     "Half past eight on Saturday would be perfect, thank you.",
     "My reference number is 5 5 7 2 9.",
     "Could you read that back to me, please?",
+    # short replies, as a caller answers a question
+    "Friday at 9.",
+    "Monday at 10.",
+    "Thursday at 4.",
+    "Wednesday at noon.",
+    "Tuesday at half past 10.",
+    "Yes, please.",
+    "No, Thursday.",
+    "11:30.",
+    "The afternoon, please.",
+    "That's right.",
 ]
 FRENCH = [
     "Bonjour, c'est Pierre Martin, je voudrais déplacer mon rendez-vous à vendredi.",
@@ -100,9 +112,20 @@ AGENT_SAID = [
     "On Saturday I have 8:30 or 11:00. Which would you like?",
     "Do you have your booking reference?",
     "I have noted your mobile number, ending in 4471.",
+    "Which day and time would suit you?",
+    "I'm sorry, I didn't catch that. Which day would you like?",
+    "What time would you like to come in?",
+    "When would you like to move it to?",
+    "Which day and time would be best for you?",
+    "Shall I move it to Friday at 9:00 am?",
+    "So that's Tuesday, is that right?",
+    "What time on Monday?",
+    "Would you prefer the morning or the afternoon?",
+    "Your appointment is now on Friday at 3:00 pm. Is that right?",
 ]
 VOCABULARY = {
-    "en": ["Doctor Patel", "Doctor Nguyen", "appointment", "check-up", "cleaning", "reschedule"],
+    "en": ["Doctor Patel", "Doctor Nguyen", "appointment", "check-up", "cleaning", "reschedule"]
+    + ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"],
     "fr": ["docteur Dupont", "rendez-vous", "détartrage", "carte vitale"],
 }
 VOICES = {"en": ["en-us", "en-gb+m3", "en-us+f2"], "fr": ["fr", "fr+m3", "fr+f2"]}
@@ -165,6 +188,9 @@ def edit_distance(reference: list[str], heard: list[str]) -> int:
         for j, word in enumerate(heard, 1):
             previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (ref != word))
     return row[-1]
+
+
+assert len(AGENT_SAID) == len(ENGLISH), "one agent sentence before each English line"
 
 
 def hint_sets(language: str, said: bool) -> list[tuple[bool, bool]]:
