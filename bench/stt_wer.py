@@ -124,8 +124,7 @@ AGENT_SAID = [
     "Your appointment is now on Friday at 3:00 pm. Is that right?",
 ]
 VOCABULARY = {
-    "en": ["Doctor Patel", "Doctor Nguyen", "appointment", "check-up", "cleaning", "reschedule"]
-    + ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"],
+    "en": ["Doctor Patel", "Doctor Nguyen", "appointment", "check-up", "cleaning", "reschedule"],
     "fr": ["docteur Dupont", "rendez-vous", "détartrage", "carte vitale"],
 }
 VOICES = {"en": ["en-us", "en-gb+m3", "en-us+f2"], "fr": ["fr", "fr+m3", "fr+f2"]}

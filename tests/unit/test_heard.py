@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from voxbus.tools.heard import MARK, not_said, numbers, times_in, unheard, value_said
+from voxbus.tools.heard import MARK, not_said, numbers, times_in, times_meant, unheard, value_said
 
 MOVE = {
     "type": "object",
@@ -103,3 +103,24 @@ def test_a_flag_set_true_needs_its_name_said() -> None:
     assert unheard(booking, twice, "Monday, 1130.") == ["word 'another'"]
     assert unheard(booking, twice, "I'd like another appointment, Monday at 11:30.") == []
     assert unheard(booking, {"time": "11:30", "another": False}, "Monday, 1130.") == []
+
+
+@pytest.mark.parametrize(
+    ("guess", "turn", "meant"),
+    [
+        ("14:00", "Thursday at four.", {"time": "16:00"}),  # the model's sum: the afternoon's four
+        ("03:00", "Thursday at four.", {"time": "04:00"}),  # nearer the morning's
+        ("11:13", "Monday 1130.", {"time": "11:30"}),
+        ("16:00", "Thursday at four.", {}),  # said: nothing to take
+        ("14:00", "Not at four, at five.", {}),  # two times: the caller is asked
+        ("20:00", "Friday tonight.", {}),  # no time in the turn
+    ],
+)
+def test_a_time_nobody_said_is_taken_from_the_callers_turn(guess: str, turn: str, meant: dict) -> None:
+    arguments = {"appointment_id": 12, "day": "Thursday", "time": guess}
+    assert times_meant(MOVE, arguments, turn, f"Hello. {turn}") == meant
+
+
+def test_a_time_the_agent_offered_is_not_replaced() -> None:
+    offered = "I have Thursday at 2:00 pm or Friday at 9:00. Thursday at four."
+    assert times_meant(MOVE, {"day": "Thursday", "time": "14:00"}, "Thursday at four.", offered) == {}

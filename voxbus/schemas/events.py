@@ -280,6 +280,11 @@ class ToolCalled(CallEvent):
     name: str
     arguments: dict[str, Any] = Field(default_factory=dict)
     call_key: str = Field(default="", description="the idempotency key of this tool call")
+    guessed: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the LLM's values that were replaced by what the caller said (14:00 written for "
+        "'Thursday at four' sent as 16:00); ``arguments`` holds what was sent",
+    )
 
 
 class ToolResult(CallEvent):

@@ -141,6 +141,37 @@ def times_in(text: str) -> list[str]:
     return times
 
 
+def _minutes(clock: str) -> int:
+    hour, minute = clock.split(":")
+    return int(hour) * 60 + int(minute)
+
+
+def times_meant(
+    parameters: dict[str, Any], arguments: dict[str, Any], turn: str, conversation: str
+) -> dict[str, str]:
+    """Marked times nobody said, each with the time the caller's turn holds instead: a small model
+    hears "Thursday at four" and writes 14:00. Only where the turn holds one time (both readings of
+    a 12-hour one count as one), in the reading nearest the model's (16:00, not 04:00, for 14:00);
+    a turn with no time or several leaves the guess to :func:`not_said`, which asks the caller."""
+    properties = parameters.get("properties") if isinstance(parameters, dict) else None
+    readings = times_in(turn)
+    if not isinstance(properties, dict) or len({_minutes(t) % 720 for t in readings}) != 1:
+        return {}
+    meant: dict[str, str] = {}
+    for name, schema in properties.items():
+        guess = arguments.get(name)
+        if not (isinstance(schema, dict) and schema.get(MARK) is True and isinstance(guess, str)):
+            continue
+        if TIME.match(guess.strip()) and not value_said(guess, conversation):
+
+            def apart(clock: str, guess: str = guess.strip()) -> int:
+                gap = abs(_minutes(clock) - _minutes(guess)) % 1440
+                return min(gap, 1440 - gap)
+
+            meant[name] = min(readings, key=apart)
+    return meant
+
+
 def unheard(parameters: dict[str, Any], arguments: dict[str, Any], conversation: str) -> list[str]:
     """The marked arguments whose values were not said in ``conversation``, as "name 'value'"."""
     properties = parameters.get("properties") if isinstance(parameters, dict) else None

@@ -26,6 +26,7 @@ from voxbus.schemas.events import ToolCalled, ToolFailed, ToolResult, ToolsOffer
 from voxbus.schemas.messages import VOCABULARY_MAX_CHARS, VOCABULARY_MAX_WORDS, CallState
 from voxbus.tools.catalog import discover
 from voxbus.tools.contract import ToolSpec
+from voxbus.tools.heard import times_meant
 from voxbus.tools.invoke import CallContext, ToolOutcome, call_tool
 
 log = get_logger(__name__)
@@ -138,6 +139,13 @@ class ToolUse:
         generation.round_calls += 1
         generation.tools_pending += 1
         key = f"{self.context.call_id}:{generation.gen}:{index}"
+        spec = self.specs.get(call.name)
+        meant = times_meant(spec.parameters, call.arguments, generation.user_text, said) if spec else {}
+        guessed = {name: call.arguments[name] for name in meant}
+        if meant:  # the caller's time, not the model's sum (see times_meant)
+            log.info("tool arguments taken from the caller's words", call_id=self.context.call_id,
+                     tool=call.name, guessed=guessed, sent=meant)  # fmt: skip
+            call = ToolCall(call.name, {**call.arguments, **meant})
         self.out.emit(
             ToolCalled(
                 call_id=self.context.call_id,
@@ -146,6 +154,7 @@ class ToolUse:
                 name=call.name,
                 arguments=call.arguments,
                 call_key=key,
+                guessed=guessed,
             )
         )
         task = asyncio.create_task(self._run(generation, call, key, said))
