@@ -167,7 +167,10 @@ async def run(calls: int, out: Path, voices: list[str]) -> dict[str, Any]:
         print(f"the LLM worker was idle {await until_idle(llm):.0f} s after serving", flush=True)
         seeded = calendar.db.execute("SELECT max(id) FROM appointments").fetchone()[0]
         for n, (said, day, time) in enumerate(REQUESTS[:calls], start=1):
-            calendar.db.execute("UPDATE appointments SET start = ?, changed = '' WHERE id = 12", (original,))
+            calendar.db.execute(
+                "UPDATE appointments SET start = ?, status = 'booked', changed = '' WHERE id = 12",
+                (original,),
+            )
             calendar.db.execute("DELETE FROM appointments WHERE id > ?", (seeded,))  # the last call's
             voice = (n - 1) % len(voices)
             row = await one_call(system, settings, engines[voice], said, out / f"heard-{n}.wav")
@@ -178,6 +181,8 @@ async def run(calls: int, out: Path, voices: list[str]) -> dict[str, Any]:
             row["moved_wrongly"] = row["calendar"] not in (expected, original)  # a time nobody asked for
             booked = calendar.db.execute("SELECT count(*) FROM appointments WHERE id > ?", (seeded,))
             row["booked_extra"] = booked.fetchone()[0]  # a second appointment, besides the move
+            row["cancelled"] = calendar.row(12)["status"] == "cancelled"  # nobody asked to cancel
+            row["success"] = row["success"] and not row["cancelled"]
             rows.append(row)
             mark = "ok " if row["success"] else "BAD"
             timing = f"first audio {row['first_audio_ms']} ms, answer {row['answer_ms']} ms"
@@ -192,6 +197,7 @@ async def run(calls: int, out: Path, voices: list[str]) -> dict[str, Any]:
         "calls": len(rows), "success": sum(r["success"] for r in rows),
         "moved_wrongly": sum(r["moved_wrongly"] for r in rows),
         "booked_extra": sum(r["booked_extra"] for r in rows),
+        "cancelled": sum(r["cancelled"] for r in rows),
         "asked_again": sum(bool(r["not_said"]) for r in rows),
         "first_audio_ms_median": statistics.median(firsts) if firsts else None,
         "answer_ms_median": statistics.median(answers) if answers else None,
@@ -247,7 +253,7 @@ def main() -> None:
         f"median first audio {result['first_audio_ms_median']} ms, answer {result['answer_ms_median']} ms"
     )
     wrong = f"{result['moved_wrongly']} moved to a time not asked for, {result['asked_again']} asked again"
-    wrong += f", {result['booked_extra']} extra bookings"
+    wrong += f", {result['booked_extra']} extra bookings, {result['cancelled']} cancelled"
     print(f"{result['success']}/{result['calls']} moved as asked; {wrong}; {medians}")
 
 

@@ -58,6 +58,12 @@ class Appointment(BaseModel):
     appointment_id: int
 
 
+class Cancellation(Appointment):
+    # a small model, told to move rather than book, once cancelled the appointment it was asked to
+    # move: a cancellation needs the caller's own word "cancel" (voxbus checks a flag marked so)
+    cancel: bool = Field(description="true: the caller asked to cancel it", json_schema_extra=CALLER_SAID)
+
+
 def build_service(calendar: Calendar, delay_s: float = 0.0) -> ToolService:
     """The tools over ``calendar``; ``delay_s``: a slower back end (tests, the demo's holding phrase)."""
     service = ToolService(
@@ -94,8 +100,10 @@ def build_service(calendar: Calendar, delay_s: float = 0.0) -> ToolService:
         day = await act(resolve_day, args.day, date.today())
         return await act(calendar.book, f"{day} {args.time}", args.kind, ctx.caller, args.another)
 
-    @service.tool("Cancel the caller's appointment.")
-    async def cancel(args: Appointment, ctx: ToolContext) -> dict:
+    @service.tool("Cancel the caller's appointment, when the caller asks to cancel it.")
+    async def cancel(args: Cancellation, ctx: ToolContext) -> dict:
+        if not args.cancel:
+            raise ToolError("not cancelled: cancel only an appointment the caller asked to cancel")
         return await act(calendar.cancel, args.appointment_id, ctx.caller)
 
     return service

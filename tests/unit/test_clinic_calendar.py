@@ -44,3 +44,29 @@ def test_an_hour_before_opening_is_read_as_the_afternoons(tmp_path: Path) -> Non
     assert calendar.move(12, "2026-12-07 11:30", PETER)["new_start"] == "2026-12-07 11:30"
     with pytest.raises(CalendarError, match="not free"):
         calendar.move(12, "2026-12-07 1:30 am", PETER)  # said so: the night, and closed
+
+
+async def test_a_cancellation_needs_the_callers_word(tmp_path: Path) -> None:
+    """A model told to move, not book, once cancelled the appointment it was asked to move: the
+    clinic's ``cancel`` takes a flag that voxbus lets be true only on the word "cancel"."""
+    from calendar_service import Cancellation, build_service
+
+    from voxbus.tools.heard import unheard
+    from voxbus.tools.service import ToolContext, ToolError
+
+    calendar = Calendar(tmp_path / "clinic.sqlite")
+    calendar.seed(TODAY)
+    cancel = build_service(calendar).tools["cancel"]
+    schema = cancel.parameters()
+    assert "cancel" in schema["required"]
+    asked = {"appointment_id": 12, "cancel": True}
+    assert unheard(schema, asked, "Could you put my appointment on Monday at 11:30 instead?") == [
+        "word 'cancel'"
+    ]
+    assert unheard(schema, asked, "I can't come, please cancel it.") == []
+    ctx = ToolContext(call_id="c", caller=PETER, called="2000", idempotency_key="k", attempt=1)
+    with pytest.raises(ToolError, match="not cancelled"):
+        await cancel.function(Cancellation(appointment_id=12, cancel=False), ctx)
+    assert calendar.row(12)["status"] == "booked"
+    await cancel.function(Cancellation(appointment_id=12, cancel=True), ctx)
+    assert calendar.row(12)["status"] == "cancelled"
