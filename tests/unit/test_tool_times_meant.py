@@ -8,6 +8,7 @@ import json
 from types import SimpleNamespace
 from typing import Any
 
+from tests.unit.test_heard import MOVE
 from tests.unit.test_tool_flow import FakeOut
 from voxbus.actors.call.generation import Generation
 from voxbus.actors.call.tool_use import ToolUse
@@ -15,21 +16,9 @@ from voxbus.actors.tools import ToolCall
 from voxbus.config import AgentSettings
 from voxbus.schemas.events import ToolCalled
 from voxbus.tools.contract import ToolSpec
-from voxbus.tools.heard import MARK
 from voxbus.tools.invoke import CallContext
 
-RESCHEDULE = ToolSpec(
-    name="reschedule",
-    description="Move an appointment",
-    parameters={
-        "type": "object",
-        "properties": {
-            "appointment_id": {"type": "integer"},
-            "day": {"type": "string", MARK: True},
-            "time": {"type": "string", MARK: True},
-        },
-    },
-)
+RESCHEDULE = ToolSpec(name="reschedule", description="Move an appointment", parameters=MOVE)
 
 
 class Calendar:
