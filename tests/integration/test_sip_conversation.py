@@ -19,6 +19,7 @@ from voxbus.media.frames import SAMPLE_RATE, resample, to_float
 from voxbus.media.script import CallerScript, Line
 from voxbus.media.wav import WavSource, read_wav, write_wav
 from voxbus.schemas.events import CallEnded, CallStarted, TurnMetrics
+from voxbus.schemas.messages import SttAgentSaid
 from voxbus.supervisors.system import System
 
 from .helpers import shares_most_words, until, wait_all_serving
@@ -61,11 +62,19 @@ async def test_own_sip_caller_hears_a_spoken_answer(
     from voxbus.sip.caller import WavVoice
 
     await wait_all_serving(client)
+    told: list[SttAgentSaid] = []  # the agent's words the STT session hears the caller after
+
+    async def keep(said: SttAgentSaid, _msg: object) -> None:
+        told.append(said)
+
+    await client.subscribe(subjects.stt_said("*"), SttAgentSaid, keep)
     wav, spoken = caller(QUESTION)
     # the call ends once the answer has been played, however long it took to come: the caller's
     # patience after the question (4 s by default) is only a hang guard here
     voice = WavVoice(WavSource(wav).frames, settle_s=120.0)
     heard, metrics, _ = await sip_call(system.url, settings, voice, tmp_path / "heard.wav", end_after_turn=1)
+    # the greeting, played whole before the question, was told to the call's STT session
+    assert settings.agent.greeting in [said.text for said in told]
     assert heard.confirmed and heard.hung_up_by == "remote"
     assert len(metrics) == 1 and shares_most_words(str(metrics[0]["user_text"]), QUESTION.lines[0].text)
     onset = heard.onsets_after([spoken[0].end_s])[0]
