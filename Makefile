@@ -87,12 +87,14 @@ bench: models models-test
 	$(PY) bench/bus_fuzz.py --per-subject 1000 --out bench/results
 	$(PY) bench/echo.py --out bench/results
 	$(PY) bench/stt_wer.py --out bench/results
+	$(PY) bench/stt_wer.py --language en --said --name stt_wer_said --out bench/results
 	$(PY) bench/french_call.py --out bench/results
 	$(PY) bench/nats_outage.py --kills 5 --out bench/results
 	$(VENV)/bin/voxbus models fetch --name qwen2.5-coder-0.5b-instruct-q4_k_m
 	$(PY) bench/tool_calls.py --out bench/results
 	$(PY) bench/remote_llm.py --profile default --out bench/results
 	$(PY) bench/clinic_calls.py --out bench/results --calls 10
+	VOXBUS_STT__PROMPT_AGENT_WORDS=false $(PY) bench/clinic_calls.py --out bench/results --calls 10 --name clinic_calls_meant_off
 	$(PY) bench/console.py --calls 4 --out bench/results
 	$(PY) bench/batch_decode.py --model qwen2.5-coder-1.5b-instruct-q4_k_m --model qwen2.5-coder-0.5b-instruct-q4_k_m --out bench/results
 	$(PY) bench/capacity.py --profile default --profile 0.5b --calls 1,2,3,4 --llm-parallel 1,4 --out bench/results
