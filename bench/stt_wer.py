@@ -1,8 +1,8 @@
 """Word error rate of the STT models on phone-line audio, by language, voice, codec and noise.
 
-Callers' lines rich in names, dates, times, numbers and addresses, and short replies to the agent's
-questions ("Friday at nine.") (below, checked in as text: the
-audio is made at each run, deterministically) are spoken by voices other than the agent's
+Callers' lines rich in names, dates, times, numbers and addresses, and short replies to the
+agent's questions ("Friday at 9."), checked in as text below (the audio is made at each run,
+deterministically), are spoken by voices other than the agent's
 (Debian's espeak-ng variants), sent through the phone line as a gateway receives it (8 kHz
 narrowband G.711 mu-law, PCMU; or 16 kHz for G.722's wideband, approximated by its 7 kHz band;
 line noise at 20 dB SNR on every third line) and transcribed by voxbus's own whisper engine with

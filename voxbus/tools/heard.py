@@ -21,6 +21,7 @@ What counts as said is deliberately plain, and forgiving of how whisper writes t
 from __future__ import annotations
 
 import re
+from functools import partial
 from typing import Any
 
 MARK = "x-caller-said"
@@ -146,6 +147,27 @@ def _minutes(clock: str) -> int:
     return int(hour) * 60 + int(minute)
 
 
+def _apart(clock: str, other: str) -> int:
+    """Minutes between two clock times, round the day."""
+    gap = abs(_minutes(clock) - _minutes(other)) % 1440
+    return min(gap, 1440 - gap)
+
+
+def _unsaid(parameters: dict[str, Any], arguments: dict[str, Any], conversation: str) -> dict[str, Any]:
+    """The arguments the tool marks ``x-caller-said`` whose values were not said in ``conversation``."""
+    properties = parameters.get("properties") if isinstance(parameters, dict) else None
+    if not isinstance(properties, dict):
+        return {}
+    return {
+        name: arguments[name]
+        for name, schema in properties.items()
+        if isinstance(schema, dict)
+        and schema.get(MARK) is True
+        and name in arguments
+        and not value_said(arguments[name], conversation, name)
+    }
+
+
 def times_meant(
     parameters: dict[str, Any], arguments: dict[str, Any], turn: str, conversation: str
 ) -> dict[str, str]:
@@ -153,37 +175,21 @@ def times_meant(
     hears "Thursday at four" and writes 14:00. Only where the turn holds one time (both readings of
     a 12-hour one count as one), in the reading nearest the model's (16:00, not 04:00, for 14:00);
     a turn with no time or several leaves the guess to :func:`not_said`, which asks the caller."""
-    properties = parameters.get("properties") if isinstance(parameters, dict) else None
     readings = times_in(turn)
-    if not isinstance(properties, dict) or len({_minutes(t) % 720 for t in readings}) != 1:
+    if len({_minutes(t) % 720 for t in readings}) != 1:
         return {}
-    meant: dict[str, str] = {}
-    for name, schema in properties.items():
-        guess = arguments.get(name)
-        if not (isinstance(schema, dict) and schema.get(MARK) is True and isinstance(guess, str)):
-            continue
-        if TIME.match(guess.strip()) and not value_said(guess, conversation):
-
-            def apart(clock: str, guess: str = guess.strip()) -> int:
-                gap = abs(_minutes(clock) - _minutes(guess)) % 1440
-                return min(gap, 1440 - gap)
-
-            meant[name] = min(readings, key=apart)
-    return meant
+    return {
+        name: min(readings, key=partial(_apart, other=guess.strip()))
+        for name, guess in _unsaid(parameters, arguments, conversation).items()
+        if isinstance(guess, str) and TIME.match(guess.strip())
+    }
 
 
 def unheard(parameters: dict[str, Any], arguments: dict[str, Any], conversation: str) -> list[str]:
     """The marked arguments whose values were not said in ``conversation``, as "name 'value'"."""
-    properties = parameters.get("properties") if isinstance(parameters, dict) else None
-    if not isinstance(properties, dict):
-        return []
     return [
-        f"word {name!r}" if isinstance(arguments[name], bool) else f"{name} {arguments[name]!r}"
-        for name, schema in properties.items()
-        if isinstance(schema, dict)
-        and schema.get(MARK) is True
-        and name in arguments
-        and not value_said(arguments[name], conversation, name)
+        f"word {name!r}" if isinstance(value, bool) else f"{name} {value!r}"
+        for name, value in _unsaid(parameters, arguments, conversation).items()
     ]
 
 
