@@ -11,8 +11,9 @@ over the reference's words, after lower-casing and dropping punctuation (digits 
 written: a model that writes "ten thirty" for "10:30" is wrong by two words, as a booking tool
 would find it; "Dr." and "Doctor", "p.m." and "pm" count alike). Each line is heard twice: with
 whisper's production prompt alone, and with a clinic agent's ``agent.vocabulary`` added (its staff
-and services, as an operator would list them: never the caller's own name or street). Writes
-``stt_wer.json`` and ``stt_wer.png``.
+and services, as an operator would list them: never the caller's own name or street); with
+``--said`` each English line a third time, after the agent's sentence before it as well. Writes
+``stt_wer.json`` and ``stt_wer.png`` (``--name``: another name).
 
     python bench/stt_wer.py --out bench/results            # English and French, every model
     python bench/stt_wer.py --language fr --codec PCMU     # one language, one codec
