@@ -32,7 +32,8 @@ async def _serve(
 ) -> tuple[Callable[[], list[str]], asyncio.Task[None] | None]:
     """Load the role's engine and subscribe; returns (session lister, a task whose end is fatal)."""
     if role == "stt":
-        from voxbus.actors.stt_worker import SttWorker, Transcriber
+        from voxbus.actors.stt_worker import SttWorker
+        from voxbus.actors.transcriber import Transcriber
         from voxbus.engines.stt import WhisperEngine
 
         engine = await asyncio.to_thread(WhisperEngine, model_path(settings, "stt"), settings.stt)

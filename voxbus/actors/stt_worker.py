@@ -16,20 +16,19 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable, Collection
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 
 import numpy as np
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
+from voxbus.actors.transcriber import Transcriber
 from voxbus.actors.turn_settings import TurnSettings
 from voxbus.actors.turns import looks_unfinished
 from voxbus.bus import subjects
 from voxbus.bus.codec import encode
 from voxbus.bus.connection import Bus
 from voxbus.config import SttSettings
-from voxbus.engines.stt import Transcript, WhisperEngine
 from voxbus.lexicons import Lexicon
 from voxbus.logs import get_logger
 from voxbus.media.frames import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, level_db, to_float
@@ -57,45 +56,10 @@ log = get_logger(__name__)
 
 SESSION_IDLE_S = 120.0
 TRAILING_MS = 120  # audio kept after the last speech window: word endings live there
-
-
-class Transcriber:
-    """One thread for whisper, shared by every call of this process: the English model for
-    English calls, the multilingual one for the others and for calls whose language is 'auto'."""
-
-    def __init__(
-        self,
-        english: WhisperEngine,
-        multilingual: WhisperEngine | None = None,
-        languages: Collection[str] = (),
-    ) -> None:
-        self.english, self.multilingual = english, multilingual
-        self.languages = tuple(languages)  # what 'auto' chooses among
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whisper")
-        self.pending = 0
-
-    def _run(self, audio: np.ndarray, language: str, vocabulary: tuple[str, ...], said: str) -> Transcript:
-        if language == "en" or self.multilingual is None:
-            return self.english.transcribe(audio, "en", vocabulary=vocabulary, said=said)
-        if language == "auto":
-            return self.multilingual.transcribe(audio, None, self.languages)
-        return self.multilingual.transcribe(audio, language, vocabulary=vocabulary, said=said)
-
-    def quick(self, language: str) -> bool:
-        """Whether this language's model is the small English one (~100 ms a turn): the multilingual
-        model, or detecting the language over whisper's whole window, costs several times more."""
-        return language == "en" or self.multilingual is None
-
-    async def transcribe(
-        self, audio: np.ndarray, language: str = "en", vocabulary: tuple[str, ...] = (), said: str = ""
-    ) -> Transcript:
-        """The words of ``audio``; ``said``: the agent's words just before (see ``priming``)."""
-        self.pending += 1
-        try:
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self.pool, self._run, audio, language, vocabulary, said)
-        finally:
-            self.pending -= 1
+# frames heard this far behind the audio due by now are in flight, not a backlog (a frame's own
+# 20 ms, the gateway's batching); past BACKLOG_MAX_S the stream has stalled and words decide anyway
+BACKLOG_SLACK_MS = 3 * FRAME_MS
+BACKLOG_MAX_S = 1.5
 
 
 def is_echo(frame: np.ndarray, far_db: float, gate_db: float) -> bool:
@@ -165,9 +129,11 @@ class CallSession:
         self.last_partial_ms = 0
         self.last_frame_at = time.monotonic()
         self.subs: list[Subscription] = []
+        self.hearing = False  # subscribed to the call's audio: frames still come
         self.tasks: set[asyncio.Task[None]] = set()
 
     async def open(self) -> None:
+        self.hearing = True
         self.subs.append(
             await self.bus.subscribe(subjects.audio_in(self.call_id), AudioFrame, self._on_frame)
         )
@@ -200,6 +166,7 @@ class CallSession:
         log.info("stt vocabulary learnt", call_id=self.call_id, words=len(update.words))
 
     async def close(self) -> None:
+        self.hearing = False
         for sub in self.subs:
             await sub.unsubscribe()
         self.subs.clear()
@@ -283,6 +250,16 @@ class CallSession:
         keep = (at_ms + TRAILING_MS - turn.start_ms) * SAMPLE_RATE // 1000
         self._spawn(self._transcribe(turn, turn.version, audio[: max(keep, 0)]))
 
+    async def _hear_backlog(self, asked_ms: int, asked_at: float) -> None:
+        """Let the VAD hear the audio that came while whisper ran before its words decide. Under
+        load those frames wait in the socket while whisper holds both cores, and a caller who went
+        on after a short pause would be cut off there: "Stop, | stop. What is..." ended at its
+        first pause, misheard as an aside, and the agent spoke on over the rest."""
+        due_ms = asked_ms + int((time.monotonic() - asked_at) * 1000) - BACKLOG_SLACK_MS
+        give_up = time.monotonic() + BACKLOG_MAX_S
+        while self.hearing and self.now_ms() < due_ms and time.monotonic() < give_up:
+            await asyncio.sleep(FRAME_MS / 2000)
+
     def _silence_over(self) -> None:
         turn = self.turn
         assert turn is not None
@@ -292,7 +269,9 @@ class CallSession:
 
     async def _transcribe(self, turn: Turn, version: int, audio: np.ndarray) -> None:
         said = self._said_before(turn)
+        asked_ms, asked_at = self.now_ms(), time.monotonic()
         heard = await self.transcriber.transcribe(audio, self.language, self.vocabulary, said)
+        await self._hear_backlog(asked_ms, asked_at)
         text, compute_s, language = heard.text, heard.compute_s, heard.language
         if turn is not self.turn or version != turn.version:
             return  # the caller went on: a later pause transcribes the whole turn again
