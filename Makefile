@@ -11,7 +11,7 @@ LLAMA_CMAKE_ARGS := -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX
 LLAMA_WHEELS := $(HOME)/.cache/voxbus/wheels/llama-cpp-python-$(LLAMA_VERSION)-avx2
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: install models models-test sip-peers browser demo up test test-unit test-stress test-long lint bench clean
+.PHONY: install models models-test sip-peers browser demo up test test-unit test-stress test-long lint bench pipecat-venv clean
 
 install: $(STAMPS)/install
 
@@ -76,8 +76,20 @@ test-unit: install
 lint: install
 	$(VENV)/bin/ruff check voxbus tests bench
 
-bench: models models-test
+# the peer of bench/latency.py --peer pipecat, in a virtual environment of its own: pipecat-ai pins
+# versions of packages voxbus also uses
+PIPECAT_VERSION := 1.14.0
+pipecat-venv: $(STAMPS)/pipecat-venv
+
+$(STAMPS)/pipecat-venv:
+	@mkdir -p $(STAMPS)
+	test -x .venv-pipecat/bin/python || $(PYTHON) -m venv .venv-pipecat
+	.venv-pipecat/bin/pip install -q --disable-pip-version-check "pipecat-ai[whisper,piper,silero]==$(PIPECAT_VERSION)"
+	touch $@
+
+bench: models models-test pipecat-venv
 	$(PY) bench/latency.py --profile test --profile default --out bench/results
+	$(PY) bench/latency.py --profile default --dialogue appointment --caller-voice espeak-ng:en-us+f2 --peer pipecat --name latency_peer --out bench/results
 	$(PY) bench/latency.py --profile default --dialogue appointment --caller-voice espeak-ng:en-us+f2 --variant off: --variant partials:VOXBUS_STT__PARTIAL_INTERVAL_MS=500 --variant off-again: --variant partials-again:VOXBUS_STT__PARTIAL_INTERVAL_MS=500 --name latency_partials --out bench/results
 	$(PY) bench/turn_taking.py --profile default --out bench/results
 	$(PY) bench/gateway.py --calls 12 --seconds 30 --out bench/results

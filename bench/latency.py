@@ -252,6 +252,7 @@ async def run_profile(
     caller_voice: str,
     variant: tuple[str, dict[str, str]] = ("", {}),
     dialogue: str = "questions",
+    peer: str = "",
 ) -> dict[str, Any]:
     label, env = variant
     name = f"{profile}-{label}" if label else profile
@@ -307,7 +308,7 @@ async def run_profile(
         "answered": f"{len(perceived)}/{len(rows)}",
         **checks,
     }
-    return {
+    result = {
         "profile": name,
         "settings": env,
         "caller_voice": caller_voice,
@@ -318,6 +319,16 @@ async def run_profile(
         "summary": summary,
         "wall_s": round(run["wall_s"], 1),
     }
+    if peer == "pipecat":
+        from peer import pipecat_run
+
+        print("  the same lines to a Pipecat pipeline with the same models...", flush=True)
+        result["peer"] = pipecat_run(settings, DIALOGUES[dialogue], run["player"], out)
+        theirs = result["peer"]["perceived_p50_ms"]
+        summary["peer_p50_ms"] = theirs
+        ours = summary["perceived_p50_ms"]
+        summary["ratio_to_peer"] = round(ours / theirs, 2) if theirs and ours else None
+    return result
 
 
 def plot(results: list[dict[str, Any]], path: Path) -> None:
@@ -337,14 +348,20 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
         ax.plot(
             xs, [t["floor"]["floor_ms"] for t in turns], "k_", markersize=24, mew=2, label="engines' floor"
         )
+        peer = result.get("peer")
+        if peer:
+            ys = [r["perceived_ms"] if r["perceived_ms"] is not None else np.nan for r in peer["turns"]]
+            label = f"{peer['peer']}, the same lines (no SIP leg)"
+            ax.plot(xs[: len(ys)], ys, "rx", markersize=9, mew=2, label=label)
         for x, t in zip(xs, turns, strict=True):
             tags = ("S" if t.get("speculative") else "") + ("I" if t.get("role") == "interrupt" else "")
             if tags:
                 ax.annotate(tags, (x, (t.get("perceived_ms") or 0) + 30), ha="center", fontsize=8)
         s = result["summary"]
+        versus = f"; {s['ratio_to_peer']}x Pipecat's p50" if s.get("ratio_to_peer") else ""
         ax.set_title(
             f"{result['profile']}: perceived p50 {s['perceived_p50_ms']} / "
-            f"p95 {s['perceived_p95_ms']} ms, {s['ratio_to_floor']}x floor\n"
+            f"p95 {s['perceived_p95_ms']} ms, {s['ratio_to_floor']}x floor{versus}\n"
             f"barge-in stop {s.get('barge_in_stop_ms')} ms, "
             f"false interruptions {s['false_interruptions']}",
             fontsize=10,
@@ -371,6 +388,13 @@ def main() -> int:
         help="the caller's voice: 'piper' (the bundled voice) or 'espeak-ng:VOICE' (e.g. en-us+f2)",
     )
     parser.add_argument("--dialogue", choices=list(DIALOGUES), default="questions", help="the caller's lines")
+    parser.add_argument(
+        "--peer",
+        choices=["pipecat"],
+        default="",
+        help="also say the answered lines to a Pipecat pipeline with the same models, after each call "
+        "(needs `make pipecat-venv`), and report voxbus's p50 over Pipecat's",
+    )
     parser.add_argument("--name", default="latency", help="the results' file name: NAME.json and NAME.png")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -384,7 +408,9 @@ def main() -> int:
             label = f"{profile} {variant[0]}".strip()
             lines = len(DIALOGUES[args.dialogue].lines)
             print(f"profile {label}: {lines} caller lines ({args.dialogue}) over SIP...", flush=True)
-            result = asyncio.run(run_profile(profile, args.out, args.caller_voice, variant, args.dialogue))
+            result = asyncio.run(
+                run_profile(profile, args.out, args.caller_voice, variant, args.dialogue, args.peer)
+            )
             results.append(result)
             summary = {"median": result["median"], "summary": result["summary"]}
             print(json.dumps(summary, indent=2), flush=True)

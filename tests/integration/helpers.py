@@ -164,6 +164,17 @@ async def until(condition, timeout_s: float = 30.0) -> None:  # type: ignore[no-
         await asyncio.sleep(0.05)
 
 
+def told(events: list[Event], last: int = 60) -> str:
+    """The last events, one short line each (time, call, type, generation, text or reason), for a
+    failure's message: what the system did instead of what a test waited for."""
+    t0 = events[0].ts if events else 0.0
+    return "\n".join(
+        f"{e.ts - t0:7.2f} {(getattr(e, 'call_id', '') or '')[-6:]:6} {e.type} g{getattr(e, 'gen', None)} "
+        f"{getattr(e, 'text', '') or getattr(e, 'reason', '') or ''}".rstrip()
+        for e in events[-last:]
+    )
+
+
 def udp_port_taken(port: int) -> bool:
     import socket
 

@@ -42,7 +42,7 @@ from voxbus.schemas.events import Event, PlayoutDone, TtsRequested
 from voxbus.schemas.messages import CallState
 from voxbus.supervisors.system import System
 
-from .helpers import heard_while_playing, wait_all_serving
+from .helpers import heard_while_playing, told, wait_all_serving
 
 pytestmark = pytest.mark.integration
 SAY = "An operator is listening in. Please hold the line."
@@ -204,12 +204,15 @@ async def test_an_operator_watches_guides_speaks_to_and_hangs_up_a_sip_call(
 
 
 async def wait_for(events: list[Event], match, timeout_s: float = 60.0) -> Event:  # type: ignore[no-untyped-def]
-    async with asyncio.timeout(timeout_s):
-        while True:
-            found = next((e for e in events if match(e)), None)
-            if found is not None:
-                return found
-            await asyncio.sleep(0.05)
+    try:
+        async with asyncio.timeout(timeout_s):
+            while True:
+                found = next((e for e in events if match(e)), None)
+                if found is not None:
+                    return found
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise AssertionError(f"not seen within {timeout_s:g} s; the last events:\n{told(events)}") from None
 
 
 async def wait_for_record(settings, call_id: str, timeout_s: float = 30.0):  # type: ignore[no-untyped-def]
