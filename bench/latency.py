@@ -252,7 +252,7 @@ async def run_profile(
     caller_voice: str,
     variant: tuple[str, dict[str, str]] = ("", {}),
     dialogue: str = "questions",
-    peer: str = "",
+    peers: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     label, env = variant
     name = f"{profile}-{label}" if label else profile
@@ -319,15 +319,16 @@ async def run_profile(
         "summary": summary,
         "wall_s": round(run["wall_s"], 1),
     }
-    if peer == "pipecat":
+    if peers:
         from peer import pipecat_run
 
-        print("  the same lines to a Pipecat pipeline with the same models...", flush=True)
-        result["peer"] = pipecat_run(settings, DIALOGUES[dialogue], run["player"], out)
-        theirs = result["peer"]["perceived_p50_ms"]
-        summary["peer_p50_ms"] = theirs
-        ours = summary["perceived_p50_ms"]
-        summary["ratio_to_peer"] = round(ours / theirs, 2) if theirs and ours else None
+        result["peers"] = []
+        for turn_end in peers:
+            print(f"  the same lines to a Pipecat pipeline with the same models ({turn_end})...", flush=True)
+            theirs = pipecat_run(settings, DIALOGUES[dialogue], run["player"], out, turn_end)
+            result["peers"].append(theirs)
+            ours, their_p50 = summary["perceived_p50_ms"], theirs["perceived_p50_ms"]
+            theirs["ratio_voxbus_to_peer"] = round(ours / their_p50, 2) if ours and their_p50 else None
     return result
 
 
@@ -348,17 +349,18 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
         ax.plot(
             xs, [t["floor"]["floor_ms"] for t in turns], "k_", markersize=24, mew=2, label="engines' floor"
         )
-        peer = result.get("peer")
-        if peer:
+        for peer, marker in zip(result.get("peers", []), ["rx", "m+", "r1"], strict=False):
             ys = [r["perceived_ms"] if r["perceived_ms"] is not None else np.nan for r in peer["turns"]]
-            label = f"{peer['peer']}, the same lines (no SIP leg)"
-            ax.plot(xs[: len(ys)], ys, "rx", markersize=9, mew=2, label=label)
+            label = f"{peer['peer']} ({peer['turn_end']}), the same lines, no SIP leg"
+            ax.plot(xs[: len(ys)], ys, marker, markersize=10, mew=2, label=label)
         for x, t in zip(xs, turns, strict=True):
             tags = ("S" if t.get("speculative") else "") + ("I" if t.get("role") == "interrupt" else "")
             if tags:
                 ax.annotate(tags, (x, (t.get("perceived_ms") or 0) + 30), ha="center", fontsize=8)
         s = result["summary"]
-        versus = f"; {s['ratio_to_peer']}x Pipecat's p50" if s.get("ratio_to_peer") else ""
+        versus = "".join(
+            f"; {p['ratio_voxbus_to_peer']}x Pipecat {p['turn_end']}" for p in result.get("peers", [])
+        )
         ax.set_title(
             f"{result['profile']}: perceived p50 {s['perceived_p50_ms']} / "
             f"p95 {s['perceived_p95_ms']} ms, {s['ratio_to_floor']}x floor{versus}\n"
@@ -390,10 +392,13 @@ def main() -> int:
     parser.add_argument("--dialogue", choices=list(DIALOGUES), default="questions", help="the caller's lines")
     parser.add_argument(
         "--peer",
-        choices=["pipecat"],
-        default="",
-        help="also say the answered lines to a Pipecat pipeline with the same models, after each call "
-        "(needs `make pipecat-venv`), and report voxbus's p50 over Pipecat's",
+        action="append",
+        choices=["pipecat", "pipecat-vad"],
+        default=[],
+        help="also say the answered lines to a Pipecat pipeline with the same models after each call "
+        "(needs `make pipecat-venv`) and report voxbus's p50 over Pipecat's: 'pipecat' ends a turn as "
+        "Pipecat does by default (Silero VAD, then its Smart Turn model), 'pipecat-vad' on 0.2 s of "
+        "silence after the VAD's stop (its quickest speech timeout); repeat for both",
     )
     parser.add_argument("--name", default="latency", help="the results' file name: NAME.json and NAME.png")
     args = parser.parse_args()
@@ -409,7 +414,7 @@ def main() -> int:
             lines = len(DIALOGUES[args.dialogue].lines)
             print(f"profile {label}: {lines} caller lines ({args.dialogue}) over SIP...", flush=True)
             result = asyncio.run(
-                run_profile(profile, args.out, args.caller_voice, variant, args.dialogue, args.peer)
+                run_profile(profile, args.out, args.caller_voice, variant, args.dialogue, tuple(args.peer))
             )
             results.append(result)
             summary = {"median": result["median"], "summary": result["summary"]}

@@ -75,8 +75,12 @@ def percentile(values: list[float], q: float) -> float | None:
     return round(float(np.percentile(values, q)), 1) if values else None
 
 
-def pipecat_run(settings: Settings, dialogue: Dialogue, player: DialoguePlayer, out: Path) -> dict[str, Any]:
-    """Say the dialogue's answered lines to the Pipecat pipeline; its rows and medians."""
+def pipecat_run(
+    settings: Settings, dialogue: Dialogue, player: DialoguePlayer, out: Path, turn_end: str = "pipecat"
+) -> dict[str, Any]:
+    """Say the dialogue's answered lines to the Pipecat pipeline; its rows and medians.
+    ``turn_end``: 'pipecat' (its default, Smart Turn) or 'pipecat-vad' (a speech timeout)."""
+    rule = "smart-turn" if turn_end == "pipecat" else "speech-timeout"
     if not PEER_PYTHON.exists():
         raise SystemExit(f"--peer pipecat: {PEER_PYTHON} missing; run `make pipecat-venv` first")
     with tempfile.TemporaryDirectory(prefix="voxbus-peer-") as scratch:
@@ -98,11 +102,12 @@ def pipecat_run(settings: Settings, dialogue: Dialogue, player: DialoguePlayer, 
                 "greeting": settings.agent.greeting,
                 "max_tokens": settings.agent.max_tokens,
                 "temperature": settings.agent.temperature,
+                "turn_end": rule,
             }
             (work / "manifest.json").write_text(json.dumps(manifest))
             env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
             command = [str(p) for p in (PEER_PYTHON, PEER_SCRIPT, work / "manifest.json", work / "rows.json")]
-            with (out / "pipecat-peer.log").open("wb") as log:
+            with (out / f"{turn_end}-peer.log").open("wb") as log:
                 subprocess.run(command, env=env, stderr=log, check=True, timeout=PEER_TIMEOUT_S)
             rows = json.loads((work / "rows.json").read_text())
         finally:
@@ -110,6 +115,7 @@ def pipecat_run(settings: Settings, dialogue: Dialogue, player: DialoguePlayer, 
     perceived = [r["perceived_ms"] for r in rows if r["perceived_ms"] is not None]
     return {
         "peer": f"pipecat-ai {pipecat_version()}",
+        "turn_end": rule,
         "turns": rows,
         "perceived_p50_ms": percentile(perceived, 50),
         "perceived_p95_ms": percentile(perceived, 95),

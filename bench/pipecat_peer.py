@@ -8,7 +8,8 @@ PCMU line, 16 kHz PCM16; the models; the agent's prompt; the URL of llama-cpp-py
 OpenAI-compatible server on the same GGUF) and writes one row per line.
 
 The pipeline is Pipecat 1.14's own voice agent (``examples/getting-started/06a-voice-agent-local.py``)
-with local engines: its transport input -> ``WhisperSTTService`` (faster-whisper, the same
+with local engines (turn_end 'smart-turn'; 'speech-timeout' ends a turn 0.2 s after the VAD's stop
+instead, its quickest setting): its transport input -> ``WhisperSTTService`` (faster-whisper, the same
 tiny.en files, int8 on the CPU) -> the user aggregator with ``SileroVADAnalyzer`` and Pipecat's
 default turn stop (Smart Turn v3, the model its wheel ships) -> ``OpenAILLMService`` ->
 ``PiperTTSService`` (the same voice file) -> its transport output. The transport is a sound card
@@ -54,6 +55,8 @@ from pipecat.services.whisper.stt import WhisperSTTService
 from pipecat.transports.base_input import BaseInputTransport
 from pipecat.transports.base_output import BaseOutputTransport
 from pipecat.transports.base_transport import BaseTransport, TransportParams
+from pipecat.turns.user_stop import SpeechTimeoutUserTurnStopStrategy
+from pipecat.turns.user_turn_strategies import UserTurnStrategies
 from pipecat.workers.runner import WorkerRunner
 
 RATE = 16_000
@@ -62,6 +65,7 @@ FRAME_SAMPLES = int(RATE * FRAME_S)
 HEARD_LEVEL = 500  # int16 peak that counts as agent audio (voxbus.media.frames.HEARD_LEVEL)
 ANSWER_OVER_S = 1.5  # this long without agent audio after it began: the answer is over
 ANSWER_TIMEOUT_S = 40.0
+QUICK_TIMEOUT_S = 0.2
 
 
 class Ear:
@@ -203,9 +207,11 @@ async def converse(manifest: dict[str, Any]) -> list[dict[str, Any]]:
         ),
     )
     context = LLMContext(messages=[{"role": "assistant", "content": manifest["greeting"]}])
-    user, assistant = LLMContextAggregatorPair(
-        context, user_params=LLMUserAggregatorParams(vad_analyzer=SileroVADAnalyzer())
-    )
+    user_params = LLMUserAggregatorParams(vad_analyzer=SileroVADAnalyzer())
+    if manifest["turn_end"] == "speech-timeout":  # its quickest: 0.2 s after the VAD's own 0.2 s stop
+        stop = SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=QUICK_TIMEOUT_S)
+        user_params.user_turn_strategies = UserTurnStrategies(stop=[stop])
+    user, assistant = LLMContextAggregatorPair(context, user_params=user_params)
     pipeline = Pipeline([card.input(), stt, heard, user, llm, tts, card.output(), assistant])
     worker = PipelineWorker(pipeline, params=PipelineParams(enable_metrics=True))
     runner = WorkerRunner(handle_sigint=False)
