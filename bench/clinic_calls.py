@@ -37,7 +37,7 @@ os.environ.setdefault("VOXBUS_CONFIG", str(ROOT / "examples" / "clinic" / "voxbu
 
 from calendar_db import Calendar, resolve_day  # noqa: E402
 from calendar_service import build_service  # noqa: E402
-from procstat import until_idle  # noqa: E402
+from ready import system_ready  # noqa: E402
 from report import pyplot, write_json  # noqa: E402
 
 from voxbus.bus.connection import Bus  # noqa: E402
@@ -46,7 +46,6 @@ from voxbus.engines.tts import VoiceEngine, voice_engine  # noqa: E402
 from voxbus.media.dialogue import Dialogue, DialogueLine, DialoguePlayer, render_line  # noqa: E402
 from voxbus.media.frames import FRAME_MS  # noqa: E402
 from voxbus.schemas.events import SttFinal, ToolCalled, ToolFailed  # noqa: E402
-from voxbus.supervisors.serving import pid_of, wait_all_serving  # noqa: E402
 from voxbus.supervisors.system import System, grant  # noqa: E402
 
 REQUESTS = [
@@ -159,12 +158,7 @@ async def run(calls: int, out: Path, voices: list[str]) -> dict[str, Any]:
         await tools_bus.connect(attempts=5)
         service = build_service(calendar)
         await service.start(tools_bus.nc)
-        admin = Bus(system.url, "bench", creds=system.creds("admin"))
-        await admin.connect(attempts=5)
-        await wait_all_serving(admin, timeout_s=300)
-        llm = await pid_of(admin, "llm", "llm-1")
-        await admin.close()
-        print(f"the LLM worker was idle {await until_idle(llm):.0f} s after serving", flush=True)
+        print(f"the LLM worker was idle {await system_ready(system):.0f} s after serving", flush=True)
         seeded = calendar.db.execute("SELECT max(id) FROM appointments").fetchone()[0]
         for n, (said, day, time) in enumerate(REQUESTS[:calls], start=1):
             calendar.db.execute(

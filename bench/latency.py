@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 from dialogues import DIALOGUES, QUESTIONS
+from ready import system_ready
 from report import pyplot, write_json
 
 from voxbus.bus.embedded import free_port
@@ -104,6 +105,7 @@ async def sip_conversation(
     system = System(settings)
     url = await system.start()
     try:
+        await system.while_healthy(system_ready(system))
         started = time.monotonic()
         heard, _, events = await system.while_healthy(
             sip_call(url, settings, player, out, echo_gain=ECHO_GAIN, quiet=True)

@@ -45,6 +45,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from latency import ECHO_GAIN, last_loud_before_gap, percentile  # noqa: E402
+from ready import system_ready  # noqa: E402
 from report import pyplot, write_json  # noqa: E402
 
 from voxbus.bus.embedded import free_port  # noqa: E402
@@ -318,6 +319,7 @@ async def run(profile: str, interruptions: int, others: int, out: Path, seed: in
     rows: list[dict[str, Any]] = []
     started = time.monotonic()
     try:
+        await system.while_healthy(system_ready(system))
         for index, share in enumerate(calls):
             voice = VOICES[index % len(VOICES)]
             print(f"  call {index + 1}/{len(calls)}: {voice}, {len(share)} situations...", flush=True)
