@@ -255,6 +255,7 @@ async def run_profile(
     variant: tuple[str, dict[str, str]] = ("", {}),
     dialogue: str = "questions",
     peers: tuple[str, ...] = (),
+    results_name: str = "latency",
 ) -> dict[str, Any]:
     label, env = variant
     name = f"{profile}-{label}" if label else profile
@@ -278,7 +279,10 @@ async def run_profile(
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-    with (out / f"events-{name}.jsonl").open("w") as f:
+    # the default results' events keep their old name; other runs' are named after their results
+    prefix = "events" if results_name == "latency" else f"events-{results_name}"
+    events_file = f"{prefix}-{name}.jsonl"
+    with (out / events_file).open("w") as f:
         t0 = run["heard"].first_tick_ts or 0.0
         for event in run["events"]:
             f.write(
@@ -416,7 +420,9 @@ def main() -> int:
             lines = len(DIALOGUES[args.dialogue].lines)
             print(f"profile {label}: {lines} caller lines ({args.dialogue}) over SIP...", flush=True)
             result = asyncio.run(
-                run_profile(profile, args.out, args.caller_voice, variant, args.dialogue, tuple(args.peer))
+                run_profile(
+                    profile, args.out, args.caller_voice, variant, args.dialogue, tuple(args.peer), args.name
+                )
             )
             results.append(result)
             summary = {"median": result["median"], "summary": result["summary"]}
