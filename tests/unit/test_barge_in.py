@@ -33,6 +33,32 @@ def test_backchannel_judged_on_its_tentative_words_ends_without_a_turn() -> None
     assert call.current is speaking
 
 
+def test_a_backchannel_whose_words_end_after_the_answer_is_still_not_a_turn() -> None:
+    # latency bench: "Mm-hmm." over an answer, judged on its tentative words; the answer ended
+    # before the final came, which was taken for a turn ("I see. Is there anything else you need?")
+    call = Call()
+    speaking = call.agent()
+    call.start()
+    call.pause()
+    assert kinds(call.tentative("Mm-hmm")) == ["ResumeAudio"]
+    call.turns.playout_ended(speaking.gen)
+    call.current = None
+    assert call.final("Mm-hmm.") == []
+
+
+def test_an_aside_whose_words_end_after_the_answer_is_answered() -> None:
+    call = Call()
+    speaking = call.agent()
+    call.start()
+    call.pause()
+    [resume] = call.tentative("Which day")
+    assert isinstance(resume, ResumeAudio) and "an aside" in resume.event.reason
+    call.turns.playout_ended(speaking.gen)
+    call.current = None
+    [end] = call.final("Which day?")
+    assert isinstance(end, EndTurn) and end.final.text == "Which day?"
+
+
 @pytest.mark.parametrize(
     ("words", "reason"),
     [("", "no words (a noise or a cough)"), ("capital of France is Paris", "the agent's own voice (echo)")],

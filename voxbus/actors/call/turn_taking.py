@@ -14,7 +14,8 @@ What it keeps, and why:
   for their words, however long whisper takes;
 - ``interrupted``: the caller's latest words interrupted the agent (so a short final waits);
 - ``words_ignored``: the caller's current words over the agent were judged not to interrupt (a
-  backchannel): their final is not a turn while the agent still speaks;
+  backchannel, an aside): their final is not a turn while the agent still speaks, and a
+  backchannel's is not one after it either (an aside's is: answered once the agent is done);
 - nothing for partial transcripts: each becomes a :class:`Prefill` (the LLM evaluates the words so
   far) while the caller speaks to a silent agent;
 - ``caller_speaking``, ``last_pause``, ``speech_end``: the VAD's view, for deadlines and metrics;
@@ -32,7 +33,7 @@ from dataclasses import dataclass
 from voxbus.actors.call.barge_in import BargeAction, BargeInJudge, HoldAudio, Interrupt, ResumeAudio, Verdict
 from voxbus.actors.call.generation import Generation
 from voxbus.actors.turn_settings import TurnSettings
-from voxbus.actors.turns import words
+from voxbus.actors.turns import is_backchannel, words
 from voxbus.clock import Clock
 from voxbus.schemas.events import (
     PlayoutHeld,
@@ -197,9 +198,12 @@ class TurnTaking:
             current = None
         elif verdict is not None:
             return decisions  # not an interruption: the agent's audio goes on
-        if self.words_ignored and current is not None:
+        if self.words_ignored and (current is not None or is_backchannel(text, self.barge_in.lexicon)):
+            # the end of words already judged not to interrupt the agent: not a turn while it
+            # speaks, and a backchannel never (an "Mm-hmm." whose final came just after the answer
+            # ended was answered "I see. Is there anything else you need?")
             self.words_ignored = False
-            return decisions  # the end of words already judged not to interrupt the agent
+            return decisions
         if not text:
             return decisions
         interrupted, self.interrupted = self.interrupted, False
