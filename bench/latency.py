@@ -75,11 +75,20 @@ def next_start(answered: list[LineTiming], turn: int) -> float:
 
 
 def metrics_of_line(events: list[Any], end_ts: float, next_ts: float) -> TurnMetrics | None:
-    """The metrics of the turn a line ended: by the first transcript after it."""
+    """The metrics of the turn a line ended: by the first transcript after it, which ends the
+    turn's words (a turn grows over the caller's inner pauses: "Great." "And a lot." "Thank you")."""
     final = next((e for e in events if isinstance(e, SttFinal) and e.text and end_ts <= e.ts < next_ts), None)
     if final is None:
         return None
-    return next((m for m in events if isinstance(m, TurnMetrics) and m.user_text == final.text.strip()), None)
+    said = final.text.strip()
+    return next(
+        (
+            m
+            for m in events
+            if isinstance(m, TurnMetrics) and m.ts >= final.ts and m.user_text.strip().endswith(said)
+        ),
+        None,
+    )
 
 
 def first_loud_after(loud: np.ndarray, tick: int) -> int | None:
