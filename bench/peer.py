@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import soxr
+from latency import percentile
 from stt_wer import mu_law
 
 from voxbus.config import Settings
@@ -69,10 +70,6 @@ def answered_audio(dialogue: Dialogue, player: DialoguePlayer) -> list[tuple[str
         elif line.role in ("question", "interrupt"):
             turns.append((text, pcm))
     return turns
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    return round(float(np.percentile(values, q)), 1) if values else None
 
 
 def pipecat_run(
