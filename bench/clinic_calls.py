@@ -166,10 +166,16 @@ async def run(calls: int, out: Path, voices: list[str]) -> dict[str, Any]:
                 (original,),
             )
             calendar.db.execute("DELETE FROM appointments WHERE id > ?", (seeded,))  # the last call's
+            expected = f"{resolve_day(day, date.today())} {time}"
+            # the asked time free, as each request means it: the seed's other bookings fill 09:30,
+            # 11:00 and 15:00 of the coming week, so "Friday at three" could never be moved to, and
+            # an agent that rightly said so counted as a failure
+            calendar.db.execute(
+                "UPDATE appointments SET status = 'cancelled' WHERE start = ? AND id != 12", (expected,)
+            )
             voice = (n - 1) % len(voices)
             row = await one_call(system, settings, engines[voice], said, out / f"heard-{n}.wav")
             row["voice"] = voices[voice]
-            expected = f"{resolve_day(day, date.today())} {time}"
             row |= {"expected": expected, "calendar": calendar.row(12)["start"]}
             row["success"] = row["calendar"] == expected
             row["moved_wrongly"] = row["calendar"] not in (expected, original)  # a time nobody asked for

@@ -13,6 +13,7 @@ from pathlib import Path
 
 SLOT_MINUTES = 30
 FIRST, LAST = "09:00", "16:30"
+NEAREST_OFFERED = 3  # free times named when the one asked for is taken
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS patients (
     id INTEGER PRIMARY KEY, name TEXT NOT NULL, phone TEXT NOT NULL UNIQUE);
@@ -118,8 +119,7 @@ class Calendar:
         start = _slot(new_start)
         if start == row["start"]:  # asked twice: it is there already
             return {"appointment_id": appointment_id, "new_start": start, "weekday": _weekday(start)}
-        if start[11:] not in self.free(date.fromisoformat(start[:10])):
-            raise CalendarError(f"{start} is not free")
+        self._free_or_refuse(start)
         self.db.execute(
             "UPDATE appointments SET start = ?, changed = ? WHERE id = ?",
             (start, f"moved from {row['start']}", appointment_id),
@@ -155,13 +155,26 @@ class Calendar:
                 f"{first['start']}: to change it use reschedule; book only an appointment the caller "
                 "wants besides it (another: true)"
             )
-        if slot[11:] not in self.free(date.fromisoformat(slot[:10])):
-            raise CalendarError(f"{slot} is not free")
+        self._free_or_refuse(slot)
         cursor = self.db.execute(
             "INSERT INTO appointments (patient_id, start, kind) VALUES (?, ?, ?)",
             (patient["patient_id"], slot, kind),
         )
         return {"appointment_id": cursor.lastrowid, "start": slot, "weekday": _weekday(slot), "kind": kind}
+
+    def _free_or_refuse(self, start: str) -> None:
+        """Refuse a slot that is taken or closed, naming the nearest free times of that day: the
+        agent can offer them at once instead of asking the caller to pick again blind."""
+        free = self.free(date.fromisoformat(start[:10]))
+        if start[11:] in free:
+            return
+        if not free:
+            raise CalendarError(f"{start} is not free: the clinic has no free time on {_weekday(start)}")
+        wanted = _minutes(start[11:])
+        nearest = sorted(sorted(free, key=lambda t: abs(_minutes(t) - wanted))[:NEAREST_OFFERED])
+        raise CalendarError(
+            f"{start} is not free; the nearest free times on {_weekday(start)}: {', '.join(nearest)}"
+        )
 
     def _own(self, appointment_id: int, phone: str) -> sqlite3.Row:
         """The appointment, if it is the caller's: a caller's words never reach someone else's."""
@@ -217,6 +230,11 @@ def _slot(text: str) -> str:
     except ValueError:
         raise CalendarError(f"{text!r} is not a time like 2026-12-04 11:30") from None
     return at.strftime("%Y-%m-%d %H:%M")
+
+
+def _minutes(hh_mm: str) -> int:
+    hours, minutes = hh_mm.split(":")
+    return int(hours) * 60 + int(minutes)
 
 
 def _weekday(start: str) -> str:

@@ -46,6 +46,20 @@ def test_an_hour_before_opening_is_read_as_the_afternoons(tmp_path: Path) -> Non
         calendar.move(12, "2026-12-07 1:30 am", PETER)  # said so: the night, and closed
 
 
+def test_a_taken_time_is_refused_with_the_nearest_free_ones(tmp_path: Path) -> None:
+    """The agent can offer another time at once: the refusal names the free times around it."""
+    calendar = Calendar(tmp_path / "clinic.sqlite")
+    calendar.seed(TODAY)
+    with pytest.raises(CalendarError) as refused:
+        calendar.move(12, "2026-12-04 3:00", PETER)  # Friday 15:00, another patient's cleaning
+    assert str(refused.value) == (
+        "2026-12-04 15:00 is not free; the nearest free times on Friday: 14:00, 14:30, 15:30"
+    )
+    with pytest.raises(CalendarError, match="no free time on Saturday"):
+        calendar.move(12, "2026-12-05 10:00", PETER)
+    assert calendar.row(12)["start"] == "2026-12-03 10:00"  # not moved
+
+
 async def test_a_cancellation_needs_the_callers_word(tmp_path: Path) -> None:
     """A model told to move, not book, once cancelled the appointment it was asked to move: the
     clinic's ``cancel`` takes a flag that voxbus lets be true only on the word "cancel"."""
