@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from latency import DIALOGUE, ECHO_GAIN, percentile, turn_rows  # noqa: E402
 from procstat import cpu_seconds  # noqa: E402
+from ready import system_ready  # noqa: E402
 from report import pyplot, write_json  # noqa: E402
 
 from voxbus.bus.embedded import free_port  # noqa: E402
@@ -184,6 +185,7 @@ async def run_profile(profile: str, counts: list[int], out: Path, parallel: int 
     url = await system.start()
     rows = []
     try:
+        await system.while_healthy(system_ready(system))  # the gateway refuses calls until then
         idle_share = await system.while_healthy(idle_cpu_share())
         print(f"  {label}: idle, the system keeps {idle_share:.2f} cores busy", flush=True)
         for n in counts:

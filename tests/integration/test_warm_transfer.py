@@ -43,7 +43,7 @@ from voxbus.schemas.events import (
 )
 from voxbus.supervisors.system import System
 
-from .helpers import heard_while_playing, sipp_uas
+from .helpers import heard_while_playing, sipp_uas, wait_all_serving
 from .test_console import PASSWORDS, browser, console_url, log_in, wait_for, wait_for_record
 
 pytestmark = pytest.mark.integration
@@ -137,6 +137,7 @@ async def test_warm_transfers_and_the_kpis_of_real_calls(
     client = Bus(system.url, name="test-client", source="test", creds=system.creds("admin"))
     await client.connect(attempts=5)
     url = await console_url(system, client)
+    await wait_all_serving(client, ("sip", "stt", "llm", "tts", "agent"), timeout_s=120)
     since = time.time()
     events: list[Event] = []
 

@@ -156,3 +156,11 @@ def test_voxbus_ups_mcp_bridge_serves_tools_and_heartbeats_and_nothing_else() ->
 def test_only_the_agent_tells_the_stt_session_a_callers_words_and_only_stt_hears_them(subject: str) -> None:
     assert {role for role in ROLES if may(permissions(role).publish, subject)} == {"admin", "agent"}
     assert {role for role in ROLES if may(permissions(role).subscribe, subject)} == {"admin", "stt"}
+
+
+def test_a_gateway_hears_whether_the_roles_a_call_needs_serve_and_nothing_else_of_health() -> None:
+    sip = permissions("sip")
+    for role in ("stt", "llm", "tts", "agent"):
+        assert may(sip.subscribe, subjects.health(role, f"{role}-1"))
+    assert not may(sip.subscribe, subjects.health("console", "console-1"))
+    assert not may(sip.publish, subjects.health("llm", "llm-1"))  # nobody speaks for the LLM

@@ -115,6 +115,24 @@ def test_a_full_gateway_answers_503_without_counting_towards_a_block() -> None:
     assert decision.refusal.headers == {"Retry-After": "5"}
 
 
+def test_a_gateway_whose_workers_are_not_serving_refuses_calls_and_probes_with_503() -> None:
+    front = policy()
+    for decision in (
+        front.judge(a_call("starting"), 0, 0.0, missing=("llm",)),
+        front.judge(request("OPTIONS"), 0, 0.0, missing=("llm",)),  # Kamailio's probe: out of the pool
+    ):
+        assert isinstance(decision, Answer) and decision.refusal.code == 503 and not decision.blocks
+        assert decision.refusal.reason == "Service Unavailable: not ready"  # no role named outside
+        assert decision.refusal.headers == {"Retry-After": "5"}
+    assert isinstance(front.judge(a_call("ready"), 0, 0.0), Pass)
+    options = front.judge(request("OPTIONS"), 0, 0.0)
+    assert isinstance(options, Answer) and options.refusal.code == 200
+    # a request that fails its checks is refused for that, not for the system's state
+    mismatched = a_call("bad").text.replace("CSeq: 1 INVITE", "CSeq: 1 BYE")
+    bad = front.judge(Request(SOURCE, mismatched), 0, 0.0, missing=("llm",))
+    assert isinstance(bad, Answer) and bad.refusal.code == 400
+
+
 def test_new_calls_beyond_the_rate_get_503_and_retransmissions_pass() -> None:
     front = policy()
     let_in = [front.judge(a_call(f"b{i}"), 0, 0.0) for i in range(MAX_CALLS)]

@@ -25,6 +25,7 @@ class Served:
     sessions: Callable[[], list[str]]
     fatal: asyncio.Task[None] | None = None  # a task whose end ends the process
     close: Callable[[], Awaitable[None]] | None = None
+    admitting: Callable[[], bool] | None = None  # a gateway: whether it admits calls now
 
 
 async def _serve(
@@ -107,7 +108,7 @@ async def _serve(
             {name: profile.outbound for name, profile in Profiles(settings).profiles.items()},
         )
         await gateway.start()
-        return Served(gateway.session_ids, close=gateway.stop)
+        return Served(gateway.session_ids, close=gateway.stop, admitting=gateway.admitting)
     if role == "console":
         from voxbus.console.service import ConsoleService
 
@@ -135,7 +136,9 @@ async def run_role(settings: Settings, url: str, role: str, worker_id: str) -> i
         await bus.close()
         return 2
     beat = asyncio.create_task(
-        heartbeat(bus, role, worker_id, settings.supervision.heartbeat_interval_s, served.sessions)
+        heartbeat(
+            bus, role, worker_id, settings.supervision.heartbeat_interval_s, served.sessions, served.admitting
+        )
     )
     log.info("serving", role=role, worker_id=worker_id)
     waits: set[asyncio.Future[object]] = {asyncio.ensure_future(stopping.wait())}

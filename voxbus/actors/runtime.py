@@ -16,9 +16,15 @@ log = get_logger(__name__)
 
 
 async def heartbeat(
-    bus: Bus, role: str, worker_id: str, interval_s: float, sessions: Callable[[], list[str]] = list
+    bus: Bus,
+    role: str,
+    worker_id: str,
+    interval_s: float,
+    sessions: Callable[[], list[str]] = list,
+    admitting: Callable[[], bool] | None = None,
 ) -> None:
-    """Publish a heartbeat from the event loop: if the loop stalls, the heartbeats stop too."""
+    """Publish a heartbeat from the event loop: if the loop stalls, the heartbeats stop too.
+    ``admitting``: a gateway's readiness for calls, said in each beat."""
     subject = subjects.health(role, worker_id)
     while True:
         if bus.nc.is_connected:
@@ -29,6 +35,7 @@ async def heartbeat(
                 pid=os.getpid(),
                 sessions=sessions(),
                 cpu_s=times.user + times.system + times.children_user + times.children_system,
+                admitting=admitting() if admitting is not None else None,
             )
             await bus.publish(subject, beat)
         await asyncio.sleep(interval_s)

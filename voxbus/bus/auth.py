@@ -104,7 +104,14 @@ def permissions(role: str, audio: bool = False, tools: tuple[str, ...] = ()) -> 
         "sip": _worker(
             "sip",
             (f"{call}.audio.in", subjects.AGENT_CALLS, f"{subjects.SIP_LOAD}.*"),
-            (f"{call}.audio.out", f"{call}.ctl", subjects.SIP_DIAL, f"{subjects.SIP_LOAD}.*"),
+            (
+                f"{call}.audio.out",
+                f"{call}.ctl",
+                subjects.SIP_DIAL,
+                f"{subjects.SIP_LOAD}.*",
+                # the roles a call needs, serving or not (voxbus.sip.readiness)
+                *(subjects.health(role, "*") for role in ("stt", "llm", "tts", "agent")),
+            ),
         ),
         "stt": _worker(
             "stt",

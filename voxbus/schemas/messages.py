@@ -225,6 +225,10 @@ class Heartbeat(Message):
     ts: float = Field(default_factory=now)
     sessions: list[str] = Field(default_factory=list, description="call ids this process serves")
     cpu_s: float = Field(default=0.0, description="CPU seconds (user + system) the process has used")
+    admitting: bool | None = Field(
+        default=None,
+        description="a SIP gateway: whether it admits calls now (every role of sip.wait_for_roles serving)",
+    )
 
 
 class GatewayLoad(Message):

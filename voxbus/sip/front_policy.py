@@ -24,6 +24,7 @@ PASSED_ON = frozenset({"INVITE", "ACK", "BYE", "CANCEL", "REFER", "NOTIFY", "INF
 IN_DIALOG_ONLY = frozenset({"BYE", "REFER", "NOTIFY", "INFO", "UPDATE", "PRACK"})  # RFC 3261 15.1.2
 NOT_SERVED = frozenset({"REGISTER", "SUBSCRIBE", "PUBLISH", "MESSAGE"})  # no registrar, presence or IM
 TRANSACTION_S = 32.0  # RFC 3261 timer B/H: how long an INVITE's retransmissions may come
+NOT_READY = Refusal(503, "Service Unavailable: not ready", {"Retry-After": "5"})
 
 
 @dataclass(frozen=True)
@@ -71,9 +72,17 @@ class FrontPolicy:
         self.new_calls = TokenBucket(new_calls_per_s, burst=door.max_calls)
         self.passed: OrderedDict[str, float] = OrderedDict()  # INVITE transactions let in, by time
 
-    def judge(self, request: Request, calls_now: int, now: float, machine_calls_now: int = 0) -> Decision:
+    def judge(
+        self,
+        request: Request,
+        calls_now: int,
+        now: float,
+        machine_calls_now: int = 0,
+        missing: tuple[str, ...] = (),
+    ) -> Decision:
         """``calls_now``: this gateway's calls; ``machine_calls_now``: those of every gateway of the
-        machine (see ``voxbus.sip.machine_load``)."""
+        machine (see ``voxbus.sip.machine_load``); ``missing``: roles a call needs that no worker
+        serves now (see ``voxbus.sip.readiness``): INVITEs and OPTIONS probes get 503."""
         request_line, headers = parse_head(request.text.partition("\r\n\r\n")[0])
         method = request_line.split(" ", 1)[0].upper()
         values = dict(reversed(headers))  # the first of each header
@@ -85,6 +94,8 @@ class FrontPolicy:
         if method in IN_DIALOG_ONLY:  # with no To tag it can match no dialog; pjsip would not answer
             return Answer(Refusal(481, "Call/Transaction Does Not Exist"))
         if method == "OPTIONS":
+            if missing:  # a SIP front's probe: out of its pool until every role serves
+                return Answer(NOT_READY, blocks=False)
             headers_out = {"Allow": ALLOW, "Accept": "application/sdp"}
             return Answer(Refusal(200, "OK", headers_out))
         if method in NOT_SERVED:
@@ -95,10 +106,16 @@ class FrontPolicy:
             return Pass()
         branch = values.get("via", "").partition("branch=")[2].split(";")[0].strip()
         transaction = f"{values.get('call-id', '')} {branch}"
-        return self._invite(request, transaction, calls_now, machine_calls_now, now)
+        return self._invite(request, transaction, calls_now, machine_calls_now, now, missing)
 
     def _invite(
-        self, request: Request, transaction: str, calls_now: int, machine_calls_now: int, now: float
+        self,
+        request: Request,
+        transaction: str,
+        calls_now: int,
+        machine_calls_now: int,
+        now: float,
+        missing: tuple[str, ...],
     ) -> Decision:
         self._forget(now)
         if transaction in self.passed:
@@ -109,6 +126,8 @@ class FrontPolicy:
         refusal = self.door.auth_refusal(request.text, now)
         if refusal is not None:  # a challenge is how digest starts: it blocks no one
             return Answer(refusal, blocks=refusal.code != 401)
+        if missing:  # the reason names no role: a caller learns nothing of the inside
+            return Answer(NOT_READY, blocks=False)
         if calls_now >= self.door.max_calls:
             full = f"Service Unavailable: gateway full ({self.door.max_calls} calls)"
             return Answer(Refusal(503, full, {"Retry-After": "5"}), blocks=False)

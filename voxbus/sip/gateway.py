@@ -48,6 +48,7 @@ from voxbus.sip.pjsetup import (
 )
 from voxbus.sip.pjsip_front import PjsipFront
 from voxbus.sip.pjthread import PjThread
+from voxbus.sip.readiness import WorkerReadiness
 from voxbus.sip.settings import OutboundLimits
 
 log = get_logger(__name__)
@@ -71,6 +72,7 @@ class SipGateway:
         self.door = Door(settings, nonce_key(nonce_key_path) if nonce_key_path else b"")
         self.front_policy = FrontPolicy(self.door, settings.new_calls_per_s, settings.machine_max_calls)
         self.machine_load = MachineLoad(bus, gateway_id, settings.machine, lambda: len(self.calls))
+        self.readiness = WorkerReadiness(bus, gateway_id, settings.wait_for_roles, settings.roles_stale_s)
         self.front = PjsipFront(self._judge, self.rejected)
         self.ports = PortPool(settings, self.to_loop)  # touched on the pjsua thread
         self.call_watch = CallWatch(self)
@@ -92,6 +94,7 @@ class SipGateway:
         self.pj.register_current(f"{self.gateway_id}-loop")
         if self.settings.machine_max_calls:
             await self.machine_load.start()
+        await self.readiness.start()
         await self.bus.subscribe(subjects.SIP_DIAL, DialRequest, self.dialer.on_dial, queue="sip")
         log.info(
             "sip gateway listening",
@@ -104,10 +107,15 @@ class SipGateway:
     def session_ids(self) -> list[str]:
         return sorted(self.calls)
 
+    def admitting(self) -> bool:
+        """Whether calls are admitted now: every role of ``sip.wait_for_roles`` serving."""
+        return not self.readiness.missing()
+
     async def stop(self, grace_s: float = 3.0) -> None:
         """Hang up every call, wait for them to end (bounded), then destroy pjsua in order."""
         if self.settings.machine_max_calls:
             await self.machine_load.stop()
+        await self.readiness.stop()
         for call_id in list(self.calls):
             self.commands.run(call_id, CallControl(call_id=call_id, action="hangup"), by="system")
         deadline = time.monotonic() + grace_s
@@ -196,7 +204,8 @@ class SipGateway:
     def _judge(self, request: Request, now: float) -> Decision:
         """The front's decision on a request, before pjsip allocates anything for it."""
         calls = len(self.calls)
-        return self.front_policy.judge(request, calls, now, self.machine_load.machine_calls(calls))
+        machine_calls = self.machine_load.machine_calls(calls)
+        return self.front_policy.judge(request, calls, now, machine_calls, self.readiness.missing())
 
     def new_leg(self, direction: str, remote: str, call_id: str | None = None) -> CallLeg:
         return CallLeg(

@@ -103,6 +103,15 @@ class SipSettings(BaseModel):
         default_factory=list,
         description="SIP URIs (shell patterns) a transfer may go to, besides transfer_target",
     )
+    wait_for_roles: list[Literal["stt", "llm", "tts", "agent"]] = Field(
+        default_factory=list,
+        description="roles a call needs: until a worker of each serves (its heartbeat), INVITEs and "
+        "OPTIONS get 503, so that a SIP front tries another node; voxbus up sets the roles it runs "
+        "itself unless this is set; []: admit at once",
+    )
+    roles_stale_s: float = Field(
+        default=10.0, gt=0, description="a role with no worker heard from this long counts as missing"
+    )
     new_calls_per_s: float = Field(
         default=5.0,
         gt=0,

@@ -4,6 +4,7 @@ process, supervised one-for-one with restart intensity and backoff."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,6 +33,7 @@ DEFAULT_WORKERS = (
     ("agent", "agent-1"),
     ("sip", "sip-1"),
 )
+CALL_ROLES = ("stt", "llm", "tts", "agent")  # what a call needs besides its gateway
 COMMAND_OF_ROLE = {"agent": ["agent"], "sip": ["gateway"], "console": ["console", "--web"], "mcp": ["mcp"]}
 
 
@@ -251,6 +253,7 @@ class System:
         assert self.bus is not None
         bus, settings, url = self.bus, self.settings, self.url
         creds = self.creds(role)
+        env = self._gateway_env() if role == "sip" else None
         return ChildSpec(
             id=worker_id,
             exposed=role == "sip",  # its SIP port faces the outside
@@ -259,6 +262,7 @@ class System:
                 worker_id=worker_id,
                 bus=bus,
                 settings=settings.supervision,
+                env=env,
                 args=[
                     "--nats-url",
                     url,
@@ -270,6 +274,15 @@ class System:
                 ],
             ),
         )
+
+    def _gateway_env(self) -> dict[str, str] | None:
+        """A gateway of this system admits calls once the roles a call needs that this system runs
+        serve (``voxbus.sip.readiness``), unless ``sip.wait_for_roles`` says otherwise."""
+        if "wait_for_roles" in self.settings.sip.model_fields_set:
+            return None
+        runs = {worker[0] for worker in self.workers}
+        needed = [role for role in CALL_ROLES if role in runs]
+        return {"VOXBUS_SIP__WAIT_FOR_ROLES": json.dumps(needed)}
 
     async def stop(self) -> None:
         await self.supervisor.stop()
