@@ -116,6 +116,22 @@ def test_gate_resumes_after_a_pause_but_not_for_a_blip() -> None:
     ]
 
 
+def test_gate_says_early_silence_ahead_of_the_pause_once_per_silence() -> None:
+    gate = SpeechGate(0.5, 0.35, min_speech_ms=96, pause_ms=192, end_silence_ms=640, early_ms=96)
+    # speech, a silence of 4 windows (early, not a pause), speech again, then a silence that is one
+    probs = [0.9] * 3 + [0.1] * 4 + [0.9] * 2 + [0.1] * 7
+    changes = [(i, c.kind, c.at_ms) for i, p in enumerate(probs) if (c := gate.push(p))]
+    assert changes == [
+        (2, "start", 0),
+        (5, "early", 3 * 32),  # its silence went no further: the next pause is of another silence
+        (11, "early", 9 * 32),
+        (14, "pause", 9 * 32),  # the same silence as the early change before it: the same at_ms
+    ]
+    # early_ms not shorter than pause_ms: off
+    late = SpeechGate(0.5, 0.35, min_speech_ms=96, pause_ms=96, end_silence_ms=640, early_ms=96)
+    assert [c.kind for p in probs if (c := late.push(p))] == ["start", "pause"]
+
+
 def test_silero_hears_a_tone_less_than_silence() -> None:
     vad = SileroStream()
     silence = vad.push(np.zeros(16000, np.float32))

@@ -1,11 +1,14 @@
 """The STT worker: takes calls from the ``voxbus.stt.sessions`` queue group and, for each, runs
 Silero VAD on every caller frame and decides where the caller's turns end.
 
-At the first pause (``turn.pause_ms`` of silence) whisper transcribes the turn so far. Words that
-read finished end the turn at once (``stt.final``); words that read unfinished ("I'd like to book a
-table for") keep it open (``stt.tentative``) until the caller goes on (``speech.resumed``, and the
-same turn grows) or stays silent for ``turn.unfinished_wait_ms`` (``stt.final`` with the words
-already transcribed). Partial transcripts come out while the caller speaks.
+At the first pause (``turn.pause_ms`` of silence) whisper's words of the turn so far decide it;
+whisper was asked for them already after ``turn.early_ms`` of that silence, so that its time runs
+while the pause is still being waited for (if the caller spoke again in between, the pause's own
+transcription is asked instead). Words that read finished end the turn at once (``stt.final``);
+words that read unfinished ("I'd like to book a table for") keep it open (``stt.tentative``) until
+the caller goes on (``speech.resumed``, and the same turn grows) or stays silent for
+``turn.unfinished_wait_ms`` (``stt.final`` with the words already transcribed). Partial
+transcripts come out while the caller speaks.
 
 Whisper runs on one worker thread (it uses both cores by itself); the event loop only does VAD and
 bookkeeping, so heartbeats and frames keep flowing while a transcription runs.
@@ -16,12 +19,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 import numpy as np
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
+from voxbus.actors.stt_turn import EarlyHearing, Heard, Turn, is_echo
 from voxbus.actors.transcriber import Transcriber
 from voxbus.actors.turn_settings import TurnSettings
 from voxbus.actors.turns import looks_unfinished
@@ -31,7 +36,7 @@ from voxbus.bus.connection import Bus
 from voxbus.config import SttSettings
 from voxbus.lexicons import Lexicon
 from voxbus.logs import get_logger
-from voxbus.media.frames import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, level_db, to_float
+from voxbus.media.frames import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, to_float
 from voxbus.media.vad import SileroStream, SpeechGate
 from voxbus.schemas.base import Accepted
 from voxbus.schemas.events import (
@@ -53,6 +58,7 @@ from voxbus.schemas.messages import (
 )
 
 log = get_logger(__name__)
+T = TypeVar("T")
 
 SESSION_IDLE_S = 120.0
 TRAILING_MS = 120  # audio kept after the last speech window: word endings live there
@@ -60,26 +66,6 @@ TRAILING_MS = 120  # audio kept after the last speech window: word endings live 
 # 20 ms, the gateway's batching); past BACKLOG_MAX_S the stream has stalled and words decide anyway
 BACKLOG_SLACK_MS = 3 * FRAME_MS
 BACKLOG_MAX_S = 1.5
-
-
-def is_echo(frame: np.ndarray, far_db: float, gate_db: float) -> bool:
-    """Tells the agent's echo from the caller's voice by level, while the agent's audio plays: a
-    caller frame quieter than the agent's recent level plus ``gate_db`` (negative) is its echo."""
-    return level_db(frame) < far_db + gate_db
-
-
-class Turn:
-    """The caller's current turn: its audio since the onset and what is known of its words."""
-
-    def __init__(self, audio: np.ndarray, start_ms: int) -> None:
-        self.audio: list[np.ndarray] = [audio]
-        self.start_ms = start_ms
-        self.pause_ms = start_ms  # where speech last stopped
-        self.version = 0  # bumped when the caller goes on: older transcripts are stale
-        self.text: str | None = None  # transcript of the current version, once known
-        self.compute_s = 0.0
-        self.silence_over = False  # turn.unfinished_wait_ms of silence reached
-        self.over_agent = False  # some of it was said while the agent's audio played
 
 
 class CallSession:
@@ -119,6 +105,7 @@ class CallSession:
             settings.min_speech_ms,
             turns.pause_ms,
             turns.unfinished_wait_ms,
+            turns.early_ms,
         )
         self.next_seq: int | None = None
         self.origin_seq = 0
@@ -219,6 +206,8 @@ class CallSession:
                 self._speech_started(at_ms)
             elif change.kind in ("start", "resume"):  # the open turn goes on (its words still due)
                 self._speech_resumed(at_ms)
+            elif change.kind == "early" and self.turn is not None:
+                self._hear_early(at_ms)
             elif change.kind == "pause" and self.turn is not None:
                 self._speech_paused(at_ms)
             elif change.kind == "end" and self.turn is not None:
@@ -246,9 +235,24 @@ class CallSession:
         assert turn is not None
         turn.pause_ms = at_ms
         self.bus.emit(SpeechPaused(call_id=self.call_id, at_ms=at_ms, at_ts=self._ts_at(at_ms)))
-        audio = np.concatenate(turn.audio)
+        early, turn.early = turn.early, None
+        if early is not None and early.at_ms == at_ms and early.version == turn.version:
+            self._spawn(self._decide_early(turn, turn.version, early.heard))  # the same silence
+        else:
+            self._spawn(self._transcribe(turn, turn.version, self._audio_to(turn, at_ms)))
+
+    def _hear_early(self, at_ms: int) -> None:
+        """Ask whisper now for the words of a silence that may become the turn's pause."""
+        turn = self.turn
+        assert turn is not None
+        heard = self._spawn(self._whisper(turn, self._audio_to(turn, at_ms)))
+        turn.early = EarlyHearing(at_ms, turn.version, heard)
+
+    @staticmethod
+    def _audio_to(turn: Turn, at_ms: int) -> np.ndarray:
+        """The turn's audio up to where speech stopped, and the word endings after it."""
         keep = (at_ms + TRAILING_MS - turn.start_ms) * SAMPLE_RATE // 1000
-        self._spawn(self._transcribe(turn, turn.version, audio[: max(keep, 0)]))
+        return np.concatenate(turn.audio)[: max(keep, 0)]
 
     async def _hear_backlog(self, asked_ms: int, asked_at: float) -> None:
         """Let the VAD hear the audio that came while whisper ran before its words decide. Under
@@ -267,10 +271,21 @@ class CallSession:
         if turn.text is not None:  # unfinished words, and the caller said no more
             self._end_turn(turn, "unfinished_timeout")
 
-    async def _transcribe(self, turn: Turn, version: int, audio: np.ndarray) -> None:
+    async def _whisper(self, turn: Turn, audio: np.ndarray) -> Heard:
         said = self._said_before(turn)
         asked_ms, asked_at = self.now_ms(), time.monotonic()
         heard = await self.transcriber.transcribe(audio, self.language, self.vocabulary, said)
+        return heard, asked_ms, asked_at
+
+    async def _transcribe(self, turn: Turn, version: int, audio: np.ndarray) -> None:
+        await self._decide(turn, version, await self._whisper(turn, audio))
+
+    async def _decide_early(self, turn: Turn, version: int, early: asyncio.Task[Heard]) -> None:
+        await self._decide(turn, version, await early)
+
+    async def _decide(self, turn: Turn, version: int, hearing: Heard) -> None:
+        """Whisper's words end the turn, keep it open, or are stale (the caller went on)."""
+        heard, asked_ms, asked_at = hearing
         await self._hear_backlog(asked_ms, asked_at)
         text, compute_s, language = heard.text, heard.compute_s, heard.language
         if turn is not self.turn or version != turn.version:
@@ -344,10 +359,11 @@ class CallSession:
         if text:
             self.bus.emit(SttPartial(call_id=self.call_id, text=text))
 
-    def _spawn(self, coro: object) -> None:
-        task = asyncio.create_task(coro)  # type: ignore[arg-type]
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+    def _spawn(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        task = asyncio.create_task(coro)
+        self.tasks.add(task)  # type: ignore[arg-type]
+        task.add_done_callback(self.tasks.discard)  # type: ignore[arg-type]
+        return task
 
 
 class SttWorker:

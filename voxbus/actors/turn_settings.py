@@ -10,14 +10,21 @@ from voxbus.lexicons import ENGLISH, FRENCH, Lexicon
 class TurnSettings(BaseModel):
     """Turn-taking: when the caller's turn ends, and what counts as an interruption."""
 
-    # 96 rather than 192: the turn's words are transcribed ~100 ms sooner (README, "Latency"); a
-    # pause inside a sentence that reads finished costs a transcription, and an answer started on
-    # it is withdrawn unheard when the caller goes on
     pause_ms: int = Field(
-        default=96,
+        default=192,
         ge=64,
-        description="silence after which the caller's words so far are transcribed; a turn that "
+        description="silence after which the caller's words so far decide the turn: a turn that "
         "reads complete ends here",
+    )
+    # the end of the turn is known before it is decided: whisper's time no longer follows the
+    # pause (README, "Latency"); a shorter pause_ms did as much but split turns at short pauses,
+    # and whisper then heard each half alone ("Yes. | Half past ten..." -> "Have past and")
+    early_ms: int = Field(
+        default=96,
+        ge=0,
+        description="silence after which whisper already transcribes the turn so far; if the caller "
+        "is still silent at pause_ms, those words decide the turn at once; 0 (or pause_ms and more): "
+        "off, whisper starts at pause_ms",
     )
     unfinished_wait_ms: int = Field(
         default=1200,

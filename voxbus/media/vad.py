@@ -61,17 +61,19 @@ class SileroStream:
 
 @dataclass
 class GateChange:
-    kind: str  # "start", "pause", "resume" or "end"
+    kind: str  # "start", "early", "pause", "resume" or "end"
     at_ms: int  # stream time where speech started, stopped or came back
 
 
 class SpeechGate:
     """Hysteresis over window probabilities -> clean speech decisions.
 
-    ``start`` after ``min_speech_ms`` above the start threshold; ``pause`` after ``pause_ms``
-    below the end threshold (the caller may only be catching breath); ``resume`` when speech of
-    ``min_speech_ms`` comes back during a pause; ``end`` after ``end_silence_ms`` of silence. Short
-    blips during a pause neither resume speech nor restart the silence count.
+    ``start`` after ``min_speech_ms`` above the start threshold; ``early`` after ``early_ms``
+    below the end threshold (0: never), ahead of ``pause`` after ``pause_ms`` (the caller may only
+    be catching breath); both carry where that silence began, so a pause whose silence is the early
+    one's has the same ``at_ms``; ``resume`` when speech of ``min_speech_ms`` comes back during a
+    pause; ``end`` after ``end_silence_ms`` of silence. Short blips during a pause neither resume
+    speech nor restart the silence count.
     """
 
     def __init__(
@@ -81,11 +83,14 @@ class SpeechGate:
         min_speech_ms: int,
         pause_ms: int,
         end_silence_ms: int,
+        early_ms: int = 0,
     ) -> None:
         self.start_threshold = start_threshold
         self.end_threshold = end_threshold
         self.min_speech_windows = max(1, min_speech_ms // WINDOW_MS)
         self.pause_windows = max(1, pause_ms // WINDOW_MS)
+        self.early_windows = early_ms // WINDOW_MS if 0 < early_ms < pause_ms else 0
+        self._early_said = False  # the current silence has had its early change
         self.end_silence_windows = max(self.pause_windows, end_silence_ms // WINDOW_MS)
         self.speaking = False  # between start and end, pauses included
         self.paused = False
@@ -116,7 +121,7 @@ class SpeechGate:
             self._silence += 1
         elif prob < self.end_threshold:
             if self._silence == 0:
-                self._silence_start = index
+                self._silence_start, self._early_said = index, False
             self._silence += 1
         else:
             self._silence = 0
@@ -127,4 +132,12 @@ class SpeechGate:
         if not self.paused and self._silence >= self.pause_windows:
             self.paused = True
             return GateChange("pause", self._silence_start * WINDOW_MS)
+        if (
+            not self.paused
+            and self.early_windows
+            and not self._early_said
+            and self._silence >= self.early_windows
+        ):
+            self._early_said = True
+            return GateChange("early", self._silence_start * WINDOW_MS)
         return None

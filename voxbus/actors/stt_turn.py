@@ -1,0 +1,44 @@
+"""What the STT worker knows of a caller's turn while it is being spoken."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import numpy as np
+
+from voxbus.engines.stt import Transcript
+from voxbus.media.frames import level_db
+
+
+def is_echo(frame: np.ndarray, far_db: float, gate_db: float) -> bool:
+    """Tells the agent's echo from the caller's voice by level, while the agent's audio plays: a
+    caller frame quieter than the agent's recent level plus ``gate_db`` (negative) is its echo."""
+    return level_db(frame) < far_db + gate_db
+
+
+Heard = tuple[Transcript, int, float]  # the words, and the audio time and moment whisper was asked
+
+
+@dataclass(frozen=True)
+class EarlyHearing:
+    """Whisper asked after ``turn.early_ms`` of the silence that began at ``at_ms``."""
+
+    at_ms: int
+    version: int
+    heard: asyncio.Task[Heard]
+
+
+class Turn:
+    """The caller's current turn: its audio since the onset and what is known of its words."""
+
+    def __init__(self, audio: np.ndarray, start_ms: int) -> None:
+        self.audio: list[np.ndarray] = [audio]
+        self.start_ms = start_ms
+        self.pause_ms = start_ms  # where speech last stopped
+        self.version = 0  # bumped when the caller goes on: older transcripts are stale
+        self.text: str | None = None  # transcript of the current version, once known
+        self.compute_s = 0.0
+        self.silence_over = False  # turn.unfinished_wait_ms of silence reached
+        self.early: EarlyHearing | None = None  # whisper asked ahead of the pause
+        self.over_agent = False  # some of it was said while the agent's audio played
