@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import re
 import statistics
@@ -97,6 +98,10 @@ async def one_call(system: System, settings: Any, voice: VoiceEngine, said: str,
     heard, _, events = await sip_call(
         system.url, settings, player, out, uri, quiet=True, caller_user=PATIENT, end_after_turn=2
     )
+    with out.with_suffix(".events.jsonl").open("w") as f:  # for a closer look at a failed call
+        t0 = heard.first_tick_ts or 0.0
+        for event in events:
+            f.write(json.dumps({"caller_s": round(event.ts - t0, 3), **event.model_dump()}) + "\n")
     end = player.timings[0].end_tick
     starts = segments(heard.loud_frames(), end)
     holding = settings_agent(settings).tool_holding_phrase
@@ -174,7 +179,7 @@ async def run(calls: int, out: Path, voices: list[str]) -> dict[str, Any]:
                 "UPDATE appointments SET status = 'cancelled' WHERE start = ? AND id != 12", (expected,)
             )
             voice = (n - 1) % len(voices)
-            row = await one_call(system, settings, engines[voice], said, out / f"heard-{n}.wav")
+            row = await one_call(system, settings, engines[voice], said, out / f"heard-clinic-{n}.wav")
             row["voice"] = voices[voice]
             row |= {"expected": expected, "calendar": calendar.row(12)["start"]}
             row["success"] = row["calendar"] == expected

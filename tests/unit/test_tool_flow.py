@@ -174,6 +174,20 @@ async def test_the_holding_phrase_counts_from_when_the_call_began_to_be_written(
     assert [c.name for c in tools.started] == ["list_free_slots"] and len(out.spoken) == 1
 
 
+async def test_the_wait_counts_from_the_calls_opening_not_from_its_name() -> None:
+    """The bundled model writes a call's name ~0.8 s after its opening tag: the holding phrase is
+    said as soon as the name shows a served tool, not 400 ms after that."""
+    side, out, _tools, clock = agent()
+    await caller_says(side, "Anything free on Friday?")
+    await side.chunk(chunk(side, "<tool_call>"))
+    clock.advance(0.8)
+    await side.hold_if_tool_slow()
+    assert out.spoken == []  # which tool: not known yet (a transfer gets no such phrase)
+    await side.chunk(chunk(side, '\n{"name": "list_free_slots", "arg'))
+    await side.hold_if_tool_slow()
+    assert out.spoken == [("One moment, let me check.", False)]
+
+
 async def test_a_call_being_written_for_seconds_is_not_asked_again() -> None:
     """Constrained decoding of a call's arguments is seconds of silence from a busy worker: the
     first-token timeout applies to it, not the 2 s of a stalled stream of words."""

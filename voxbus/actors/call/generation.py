@@ -97,6 +97,7 @@ class Generation:
     tool_rounds: int = 0
     waiting_for_tools: bool = False  # the LLM ended on tool calls not answered yet
     tools_since: float | None = None  # monotonic s: the LLM began its first served tool call
+    call_opened: float | None = None  # monotonic s: the LLM opened its first call, of any tool
     holding_said: bool = False
     early_responses: list[dict[str, Any]] = field(default_factory=list)  # before the LLM's end
     answer_from: int = 0  # where this LLM round's text starts in ``text``
@@ -136,8 +137,11 @@ class Generation:
         # words stream token by token; a call's arguments come after seconds of constrained
         # decoding, in which the worker is busy, not gone: the first-token timeout applies there
         llm.streamed = decoding is None
+        if decoding is not None and self.call_opened is None:
+            self.call_opened = now  # a call's opening tag: which tool shows some tokens later
         if decoding and decoding not in CALL_CONTROL and self.tools_since is None:
-            self.tools_since = now  # a served tool's call is being written: the wait starts now
+            # a served tool's call is being written: the caller has waited since its opening
+            self.tools_since = now if self.call_opened is None else self.call_opened
         if chunk.done:
             spoken += llm.tools.flush()
         errors = list(llm.tools.errors)
