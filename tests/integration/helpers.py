@@ -69,6 +69,27 @@ def shard_workers(settings: Settings, ports: list[int]) -> tuple[tuple[str, str,
     )
 
 
+@contextlib.asynccontextmanager
+async def running_system(settings: Settings, workers: tuple[tuple, ...]) -> AsyncIterator[tuple[object, Bus]]:
+    """A system of ``workers`` and an admin client on its bus; no worker may have been refused by
+    the bus meanwhile (a role whose credential lacks a permission it uses)."""
+    from voxbus.supervisors.system import System
+
+    from .conftest import permission_problems
+
+    system = System(settings, workers=workers)  # type: ignore[arg-type]
+    await system.start()
+    client = Bus(system.url, name="test-client", source="test", creds=system.creds("admin"))
+    try:
+        await client.connect(attempts=5)
+        yield system, client
+    finally:
+        await client.close()
+        problems = await permission_problems(system)
+        await system.stop()
+    assert not problems, f"a worker was refused by the bus: {problems}"
+
+
 KAMAILIO_CFG = Path(__file__).parents[2] / "deploy" / "kamailio" / "kamailio.cfg"
 
 

@@ -20,8 +20,7 @@ from voxbus.schemas.events import Event, SipRejected
 from voxbus.schemas.messages import GatewayLoad
 from voxbus.supervisors.system import System
 
-from .conftest import permission_problems
-from .helpers import pid_of, shard_workers, until
+from .helpers import pid_of, running_system, shard_workers, until
 from .test_sip import collect, sipp
 from .test_sip_door import final_status, udp_probe
 
@@ -38,17 +37,8 @@ async def two_shards(
     """Two gateway shards of one machine (no models) that together take one call."""
     monkeypatch.setenv("VOXBUS_SIP__MACHINE_MAX_CALLS", "1")
     ports = [free_port() for _ in range(2)]
-    system = System(settings, workers=shard_workers(settings, ports))  # type: ignore[arg-type]
-    await system.start()
-    client = Bus(system.url, name="test-client", source="test", creds=system.creds("admin"))
-    await client.connect(attempts=5)
-    try:
-        yield system, client, ports
-    finally:
-        await client.close()
-        problems = await permission_problems(system)
-        await system.stop()
-    assert not problems, f"a worker was refused by the bus: {problems}"
+    async with running_system(settings, shard_workers(settings, ports)) as (system, client):
+        yield system, client, ports  # type: ignore[misc]
 
 
 async def test_a_shard_with_room_refuses_the_call_its_machine_cannot_carry(

@@ -21,7 +21,7 @@ from voxbus.schemas.events import Event, SipRejected
 from voxbus.schemas.messages import Heartbeat
 from voxbus.supervisors.system import System
 
-from .helpers import pid_of, until
+from .helpers import pid_of, running_system, until
 from .test_sip import collect
 from .test_sip_door import final_status, udp_probe
 
@@ -46,15 +46,8 @@ async def gateway_waiting_for_llm(
     monkeypatch.setenv("VOXBUS_SIP__WAIT_FOR_ROLES", '["llm"]')
     monkeypatch.setenv("VOXBUS_SIP__ROLES_STALE_S", "2")
     settings = load_settings()
-    system = System(settings, workers=(("sip", "sip-1"),))
-    await system.start()
-    client = Bus(system.url, name="test-client", source="test", creds=system.creds("admin"))
-    await client.connect(attempts=5)
-    try:
-        yield system, client, settings
-    finally:
-        await client.close()
-        await system.stop()
+    async with running_system(settings, (("sip", "sip-1"),)) as (system, client):
+        yield system, client, settings  # type: ignore[misc]
 
 
 async def llm_worker(system: System) -> asyncio.subprocess.Process:
