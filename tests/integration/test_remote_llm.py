@@ -94,7 +94,9 @@ def test_the_server_killed_mid_answer_the_local_model_finishes_it(
             llm_server.stop()  # mid-answer: the server had 200 tokens at least to go
     assert len(pieces) > 2, "the local model did not go on"
     [(reason, chars)] = reports
-    assert chars == len("".join(pieces[:2])) and "127.0.0.1" in reason
+    # the server's pieces already on their way when it died still arrive (a CI run got two more):
+    # the fallback counts every one, and the local model goes on after the last
+    assert len("".join(pieces[:2])) <= chars < len("".join(pieces)) and "127.0.0.1" in reason
 
 
 async def test_a_caller_hears_an_answer_when_the_server_dies(
