@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import re
 import statistics
@@ -39,7 +38,7 @@ os.environ.setdefault("VOXBUS_CONFIG", str(ROOT / "examples" / "clinic" / "voxbu
 from calendar_db import Calendar, resolve_day  # noqa: E402
 from calendar_service import build_service  # noqa: E402
 from ready import system_ready  # noqa: E402
-from report import pyplot, write_json  # noqa: E402
+from report import event_lines, pyplot, write_json  # noqa: E402
 
 from voxbus.bus.connection import Bus  # noqa: E402
 from voxbus.config import load_settings  # noqa: E402
@@ -98,10 +97,7 @@ async def one_call(system: System, settings: Any, voice: VoiceEngine, said: str,
     heard, _, events = await sip_call(
         system.url, settings, player, out, uri, quiet=True, caller_user=PATIENT, end_after_turn=2
     )
-    with out.with_suffix(".events.jsonl").open("w") as f:  # for a closer look at a failed call
-        t0 = heard.first_tick_ts or 0.0
-        for event in events:
-            f.write(json.dumps({"caller_s": round(event.ts - t0, 3), **event.model_dump()}) + "\n")
+    out.with_suffix(".events.jsonl").write_text("".join(event_lines(events, heard.first_tick_ts or 0.0)))
     end = player.timings[0].end_tick
     starts = segments(heard.loud_frames(), end)
     holding = settings_agent(settings).tool_holding_phrase

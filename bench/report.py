@@ -61,6 +61,14 @@ def write_json(path: Path, figures: dict[str, Any]) -> Path:
     return path
 
 
+def event_lines(events: list[Any], t0: float) -> list[str]:
+    """A call's events as JSON lines, each with its time in seconds after ``t0`` (the caller's
+    first frame), for a closer look at any call of a benchmark."""
+    return [
+        json.dumps({"caller_s": round(event.ts - t0, 3), **event.model_dump()}) + "\n" for event in events
+    ]
+
+
 def pyplot() -> Any:
     """matplotlib's pyplot on the Agg backend: charts are files, and benchmarks run without a display."""
     import matplotlib

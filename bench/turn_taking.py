@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from latency import ECHO_GAIN, last_loud_before_gap, percentile  # noqa: E402
 from ready import system_ready  # noqa: E402
-from report import pyplot, write_json  # noqa: E402
+from report import event_lines, pyplot, write_json  # noqa: E402
 
 from voxbus.bus.embedded import free_port  # noqa: E402
 from voxbus.config import load_settings  # noqa: E402
@@ -289,8 +289,7 @@ async def one_call(
     mine = [e for e in events if getattr(e, "call_id", None) == call_id]
     loud, t0 = heard.loud_frames(), heard.first_tick_ts or 0.0
     with (out / f"events-turns-{seed}.jsonl").open("w") as f:  # for a closer look at any situation
-        for event in mine:
-            f.write(json.dumps({"caller_s": round(event.ts - t0, 3), **event.model_dump()}) + "\n")
+        f.writelines(event_lines(mine, t0))
         f.write(json.dumps({"lines": [t.model_dump() for t in player.timings]}) + "\n")
     situations = [t for t in player.timings if t.role != "question"]
     rows = []

@@ -20,6 +20,7 @@ from voxbus.media.dialogue import Dialogue, DialogueLine, DialoguePlayer, render
 from voxbus.media.file_call import FileCall, FileCallResult
 from voxbus.schemas.events import Event, TurnMetrics
 from voxbus.supervisors.serving import pid_of, wait_all_serving  # noqa: F401 - the tests' helpers
+from voxbus.supervisors.system import System
 
 
 async def stream_events(js: JetStreamContext) -> list[tuple[int, Event]]:
@@ -70,11 +71,9 @@ def shard_workers(settings: Settings, ports: list[int]) -> tuple[tuple[str, str,
 
 
 @contextlib.asynccontextmanager
-async def running_system(settings: Settings, workers: tuple[tuple, ...]) -> AsyncIterator[tuple[object, Bus]]:
+async def running_system(settings: Settings, workers: tuple[tuple, ...]) -> AsyncIterator[tuple[System, Bus]]:
     """A system of ``workers`` and an admin client on its bus; no worker may have been refused by
     the bus meanwhile (a role whose credential lacks a permission it uses)."""
-    from voxbus.supervisors.system import System
-
     from .conftest import permission_problems
 
     system = System(settings, workers=workers)  # type: ignore[arg-type]

@@ -38,7 +38,7 @@ async def two_shards(
     monkeypatch.setenv("VOXBUS_SIP__MACHINE_MAX_CALLS", "1")
     ports = [free_port() for _ in range(2)]
     async with running_system(settings, shard_workers(settings, ports)) as (system, client):
-        yield system, client, ports  # type: ignore[misc]
+        yield system, client, ports
 
 
 async def test_a_shard_with_room_refuses_the_call_its_machine_cannot_carry(

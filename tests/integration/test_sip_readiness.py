@@ -47,7 +47,7 @@ async def gateway_waiting_for_llm(
     monkeypatch.setenv("VOXBUS_SIP__ROLES_STALE_S", "2")
     settings = load_settings()
     async with running_system(settings, (("sip", "sip-1"),)) as (system, client):
-        yield system, client, settings  # type: ignore[misc]
+        yield system, client, settings
 
 
 async def llm_worker(system: System) -> asyncio.subprocess.Process:

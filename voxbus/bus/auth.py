@@ -24,6 +24,7 @@ from pathlib import Path
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from voxbus.bus import subjects
+from voxbus.sip.settings import CALL_ROLES
 
 __all__ = [
     "ROLES",
@@ -110,7 +111,7 @@ def permissions(role: str, audio: bool = False, tools: tuple[str, ...] = ()) -> 
                 subjects.SIP_DIAL,
                 f"{subjects.SIP_LOAD}.*",
                 # the roles a call needs, serving or not (voxbus.sip.readiness)
-                *(subjects.health(role, "*") for role in ("stt", "llm", "tts", "agent")),
+                *(subjects.health(role, "*") for role in CALL_ROLES),
             ),
         ),
         "stt": _worker(

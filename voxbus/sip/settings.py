@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import socket
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -43,6 +43,10 @@ class OutboundLimits(BaseModel):
     )
     max_calls: int = Field(default=4, ge=0, le=4, description="this agent's outbound calls up at once")
     dials_per_minute: int = Field(default=10, ge=0, description="outbound calls this agent places a minute")
+
+
+CallRole = Literal["stt", "llm", "tts", "agent"]  # what a call needs besides its gateway
+CALL_ROLES: tuple[CallRole, ...] = get_args(CallRole)
 
 
 class SipSettings(BaseModel):
@@ -103,7 +107,7 @@ class SipSettings(BaseModel):
         default_factory=list,
         description="SIP URIs (shell patterns) a transfer may go to, besides transfer_target",
     )
-    wait_for_roles: list[Literal["stt", "llm", "tts", "agent"]] = Field(
+    wait_for_roles: list[CallRole] = Field(
         default_factory=list,
         description="roles a call needs: until a worker of each serves (its heartbeat), INVITEs and "
         "OPTIONS get 503, so that a SIP front tries another node; voxbus up sets the roles it runs "

@@ -19,6 +19,7 @@ from voxbus.engines.models import model_path
 from voxbus.logs import get_logger
 from voxbus.profiles import Profiles
 from voxbus.schemas.events import SupervisorEscalated, WorkerRestarted
+from voxbus.sip.settings import CALL_ROLES
 from voxbus.supervisors.process import WorkerProcess
 from voxbus.supervisors.tree import ChildSpec, Escalation, RestartEvent, Supervisor
 
@@ -33,7 +34,6 @@ DEFAULT_WORKERS = (
     ("agent", "agent-1"),
     ("sip", "sip-1"),
 )
-CALL_ROLES = ("stt", "llm", "tts", "agent")  # what a call needs besides its gateway
 COMMAND_OF_ROLE = {"agent": ["agent"], "sip": ["gateway"], "console": ["console", "--web"], "mcp": ["mcp"]}
 
 

@@ -141,7 +141,7 @@ class Generation:
             self.call_opened = now  # a call's opening tag: which tool shows some tokens later
         if decoding and decoding not in CALL_CONTROL and self.tools_since is None:
             # a served tool's call is being written: the caller has waited since its opening
-            self.tools_since = now if self.call_opened is None else self.call_opened
+            self.tools_since = self.call_opened
         if chunk.done:
             spoken += llm.tools.flush()
         errors = list(llm.tools.errors)
