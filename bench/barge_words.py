@@ -47,7 +47,8 @@ from voxbus.config import load_settings  # noqa: E402
 from voxbus.engines.models import model_path  # noqa: E402
 from voxbus.engines.stt import WhisperEngine  # noqa: E402
 from voxbus.engines.tts import PiperEngine  # noqa: E402
-from voxbus.media.frames import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, FarEndLevel, to_float, to_pcm16  # noqa: E402
+from voxbus.media.echo_path import FarEndLevel  # noqa: E402
+from voxbus.media.frames import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, to_float, to_pcm16  # noqa: E402
 from voxbus.sip.echo import make_canceller  # noqa: E402
 
 INTERRUPTIONS = [
@@ -67,9 +68,9 @@ AGENT_SAYS = (
 )
 ECHO_GAIN = 0.1  # -20 dB, as the call benchmarks' caller phone returns it
 ECHO_DELAY_S = 0.06
-# the caller speaks this far into the answer (in a call the canceller has had every earlier answer
-# to converge on; here it has these seconds)
-ONSET_S = 3.0
+# the caller speaks this far into the answer (in a call the canceller and the echo's delay have had
+# every earlier answer to converge on; here they have these seconds)
+ONSET_S = 4.0
 SOFT_GAIN = 0.25  # -12 dB: every other phrase starts quietly
 # what whisper is primed with; the first is the shipped default (stt.prompt)
 PROMPTS = {
@@ -77,14 +78,16 @@ PROMPTS = {
     "cues": "Uh-huh. Stop. Mm-hmm, okay. Wait, hold on. Um, yeah.",
     "none": "",
 }
-# what reaches whisper: "gate" the STT worker's echo gate (frames no louder than the agent's recent
-# level less 16 dB are zeroed: the shipped setting), "raw" the line as it comes, "aec" pjmedia's
-# Speex echo canceller, "aec+gate" the canceller then the gate
-TREATMENTS = ["gate", "raw", "aec", "aec+gate"]
+# what reaches whisper: "gate" the STT worker's echo gate (frames no louder than the level of the
+# agent's frames at the echo's measured delay less 16 dB are zeroed: the shipped setting),
+# "window-gate" the gate against the loudest agent frame of the whole echo window (the reference
+# before the delay was measured), "raw" the line as it comes, "aec" pjmedia's Speex echo canceller,
+# "aec+gate" the canceller then the gate
+TREATMENTS = ["gate", "window-gate", "raw", "aec", "aec+gate"]
 # (prompt, beam size, treatment): the shipped settings first, then one change at a time
 VARIANTS = [
-    ("fillers", 1, "gate"), ("fillers", 1, "raw"), ("fillers", 1, "aec"), ("cues", 1, "gate"),
-    ("cues", 1, "raw"), ("cues", 1, "aec"),
+    ("fillers", 1, "gate"), ("fillers", 1, "window-gate"), ("fillers", 1, "raw"), ("fillers", 1, "aec"),
+    ("cues", 1, "gate"), ("cues", 1, "raw"), ("cues", 1, "aec"),
 ]  # fmt: skip
 
 
@@ -94,13 +97,15 @@ def agent_audio() -> np.ndarray:
     return to_float(b"".join(engine.frames(AGENT_SAYS)))
 
 
-def over_the_agent(phrase: np.ndarray, agent: np.ndarray, gain: float, seed: int, treat: str) -> np.ndarray:
+def over_the_agent(
+    phrase: np.ndarray, agent: np.ndarray, gain: float, seed: int, treat: str, echo_delay_s: float
+) -> np.ndarray:
     """The caller's phrase from a PCMU line with the agent's echo under it, treated as ``treat``
     says (:data:`TREATMENTS`), cut as the STT worker hands a segment to whisper (the phrase and a
     quarter second either side)."""
     caller = line(phrase * gain, "PCMU", noisy=False, seed=seed)  # 0.25 s of silence each side
     start = int(ONSET_S * SAMPLE_RATE) - SAMPLE_RATE // 4
-    delay = int(ECHO_DELAY_S * SAMPLE_RATE)
+    delay = int(echo_delay_s * SAMPLE_RATE)
     mixed = np.zeros(start + len(caller), np.float32)
     echo = line(agent[: len(mixed) - delay] * ECHO_GAIN, "PCMU", noisy=False, seed=seed)
     mixed[delay:] += echo[SAMPLE_RATE // 4 :][: len(mixed) - delay]
@@ -108,11 +113,13 @@ def over_the_agent(phrase: np.ndarray, agent: np.ndarray, gain: float, seed: int
     settings = load_settings(profile="default")
     gate_db = settings.turn.echo_gate_db if "gate" in treat else None
     canceller = make_canceller("speex", settings.sip.echo_tail_ms) if "aec" in treat else None
-    far = FarEndLevel(window=(2 * settings.sip.jitter_max_ms + 200) // FRAME_MS)  # as the gateway's
+    window = (2 * settings.sip.jitter_max_ms + 200) // FRAME_MS  # as the gateway's
+    far = FarEndLevel(window, measure_delay=treat != "window-gate")
     for i in range(0, len(mixed) - FRAME_SAMPLES + 1, FRAME_SAMPLES):
         played = to_pcm16(agent[i : i + FRAME_SAMPLES])
         far.played(played)
         frame = mixed[i : i + FRAME_SAMPLES]
+        far.heard(to_pcm16(frame))  # the line before any canceller, as the gateway measures it
         if canceller is not None:
             canceller.played(played)
             frame[:] = to_float(canceller.cancel(to_pcm16(frame)))
@@ -124,7 +131,7 @@ def over_the_agent(phrase: np.ndarray, agent: np.ndarray, gain: float, seed: int
     return mixed[start:]
 
 
-def run() -> dict[str, Any]:
+def run(treatments: list[str], delay: float) -> dict[str, Any]:
     settings = load_settings(profile="default")
     turns, lexicon = settings.turn, settings.turn.lexicon("en")
     agent = agent_audio()
@@ -140,13 +147,14 @@ def run() -> dict[str, Any]:
     ]
     clips = {
         treat: [
-            (kind, text, voice, soft, over_the_agent(audio, agent, SOFT_GAIN if soft else 1.0, n, treat))
+            (kind, text, voice, soft, over_the_agent(audio, agent, SOFT_GAIN if soft else 1, n, treat, delay))
             for kind, text, voice, soft, audio, n in spoken
         ]
         for treat in TREATMENTS
+        if treat in treatments
     }
     rows: list[dict[str, Any]] = []
-    for name, beam, treat in VARIANTS:
+    for name, beam, treat in [v for v in VARIANTS if v[2] in treatments]:
         stt = settings.stt.model_copy(update={"prompt": PROMPTS[name], "beam_size": beam})
         engine = WhisperEngine(model_path(settings, "stt"), stt)
         engine.warm()
@@ -228,6 +236,9 @@ def plot(summary: list[dict[str, Any]], path: Path) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    parser.add_argument("--name", default="barge_words", help="the result files' name")
+    parser.add_argument("--lines", default=",".join(TREATMENTS), help=f"what whisper hears, of {TREATMENTS}")
+    parser.add_argument("--echo-delay-ms", type=int, default=int(ECHO_DELAY_S * 1000))
     args = parser.parse_args()
     if shutil.which("espeak-ng") is None:
         print("bench/barge_words.py: espeak-ng is missing (make sip-peers installs it)", file=sys.stderr)
@@ -235,11 +246,12 @@ def main() -> int:
     from echo import pjmedia_ready
 
     endpoint = pjmedia_ready()  # the echo canceller's pools come from a running pjsua
-    results = run()
+    results = run(args.lines.split(","), args.echo_delay_ms / 1000)
+    results["echo_delay_ms"] = args.echo_delay_ms
     endpoint.libDestroy()
     args.out.mkdir(parents=True, exist_ok=True)
-    write_json(args.out / "barge_words.json", results)
-    plot(results["summary"], args.out / "barge_words.png")
+    write_json(args.out / f"{args.name}.json", results)
+    plot(results["summary"], args.out / f"{args.name}.png")
     for s in results["summary"]:
         print(json.dumps(s))
     return 0

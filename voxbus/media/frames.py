@@ -39,28 +39,6 @@ def level_db(samples: np.ndarray) -> float:
     return 10.0 * np.log10(max(power, 1e-12))
 
 
-class FarEndLevel:
-    """The level of the agent audio recently played to a caller (the reference for the echo
-    gate): the loudest 20 ms frame of the last ``window`` frames, which must outlast the echo's
-    round trip (both jitter buffers included), so that the echo of any frame still on its way is
-    measured against that frame; None while the agent is silent."""
-
-    SILENT_DB = -60.0
-
-    def __init__(self, window: int = 12) -> None:
-        self.powers = np.zeros(window)
-        self.index = 0
-
-    def played(self, pcm: bytes) -> None:
-        samples = np.frombuffer(pcm, np.int16).astype(np.float32) / 32768.0
-        self.powers[self.index % len(self.powers)] = float(np.mean(np.square(samples, dtype=np.float64)))
-        self.index += 1
-
-    def db(self) -> float | None:
-        level = 10.0 * np.log10(max(float(self.powers.max()), 1e-12))
-        return None if level < self.SILENT_DB else round(level, 1)
-
-
 def resample(samples: np.ndarray, rate_in: int, rate_out: int = SAMPLE_RATE) -> np.ndarray:
     """Resample a whole signal with soxr (high quality; the library everyone uses for this)."""
     if rate_in == rate_out:

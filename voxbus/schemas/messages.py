@@ -26,8 +26,9 @@ class AudioFrame(Message):
     last: bool = Field(default=False, description="last frame of its generation")
     far_db: float | None = Field(
         default=None,
-        description="caller audio: level (dBFS) of the agent audio played to the caller over the last "
-        "240 ms, so that the VAD can tell the caller's voice from the agent's echo; None: silent",
+        description="caller audio: level (dBFS) of the agent audio whose echo may be in this frame (the "
+        "agent's frames at the echo's measured delay, else the loudest of the echo window), so that the "
+        "VAD can tell the caller's voice from the agent's echo; None: the agent was silent",
     )
 
     @field_validator("pcm")

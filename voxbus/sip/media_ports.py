@@ -15,7 +15,8 @@ from collections.abc import Callable
 import pjsua2 as pj
 
 from voxbus.config import SipSettings
-from voxbus.media.frames import FRAME_BYTES, FRAME_MS, SILENCE, FarEndLevel
+from voxbus.media.echo_path import FarEndLevel
+from voxbus.media.frames import FRAME_BYTES, FRAME_MS, SILENCE
 from voxbus.sip.echo import EchoCanceller, make_canceller
 from voxbus.sip.frames import read_vector, write_vector
 from voxbus.sip.legs import CallLeg
@@ -29,18 +30,19 @@ class BusAudioPort(pj.AudioMediaPort):
     leg: CallLeg | None = None
     echo: EchoCanceller | None = None
 
-    def __init__(self, to_loop: Callable[..., None], far_window: int) -> None:
+    def __init__(self, to_loop: Callable[..., None], far_window: int, measure_delay: bool) -> None:
         super().__init__()
         self.to_loop = to_loop
         self.played = 0
-        self.far_window = far_window
-        self.far = FarEndLevel(far_window)
+        self.far_window, self.measure_delay = far_window, measure_delay
+        self.far = FarEndLevel(far_window, measure_delay)
 
     def onFrameReceived(self, frame: pj.MediaFrame) -> None:  # noqa: N802 - pjsua2's name
         leg, echo = self.leg, self.echo
         if leg is None:
             return
         pcm = read_vector(frame.buf) if frame.type == pj.PJMEDIA_FRAME_TYPE_AUDIO else b""
+        self.far.heard(pcm)  # before the canceller: the echo's delay is measured on the line itself
         if echo is not None and pcm:
             pcm = echo.cancel(pcm)
         self.to_loop(leg.caller_audio, pcm, self.far.db())
@@ -73,7 +75,7 @@ class PortPool:
     def attach(self, leg: CallLeg) -> BusAudioPort:
         """A port for ``leg``'s call: a free one, or a new one that joins the pool for good."""
         port = self.free.pop() if self.free else self._create()
-        port.played, port.far = 0, FarEndLevel(port.far_window)
+        port.played, port.far = 0, FarEndLevel(port.far_window, port.measure_delay)
         port.echo = make_canceller(self.settings.echo_canceller, self.settings.echo_tail_ms)
         port.leg = leg  # last: from here on the clock thread moves this call's audio
         return port
@@ -101,7 +103,7 @@ class PortPool:
         # twice sip.jitter_max_ms, plus a few frames of buffering on each side (measured: the
         # default 240 ms let a loaded machine's echo through the gate)
         far_window = (2 * self.settings.jitter_max_ms + 200) // FRAME_MS
-        port = BusAudioPort(self.to_loop, far_window)
+        port = BusAudioPort(self.to_loop, far_window, self.settings.echo_reference == "delay")
         port.createPort(f"bus-{len(self.all)}", fmt)
         self.all.append(port)
         return port

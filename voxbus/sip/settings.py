@@ -138,5 +138,11 @@ class SipSettings(BaseModel):
         "the echo gate alone, which also takes the quiet parts of the caller's words)",
     )
     echo_tail_ms: int = Field(default=200, ge=10, le=800, description="longest echo delay cancelled")
+    echo_reference: Literal["delay", "window"] = Field(
+        default="delay",
+        description="the echo gate's reference for each caller frame: the agent's level at the echo's "
+        "measured delay (voxbus/media/echo_path.py), or the loudest agent frame of the whole echo window "
+        "(safer on a line whose delay jumps, but it takes more of a caller's quiet sounds)",
+    )
     jitter_min_ms: int = Field(default=20, ge=0, description="pjmedia jitter buffer minimum prefetch")
     jitter_max_ms: int = Field(default=200, ge=20)

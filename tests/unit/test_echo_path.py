@@ -1,0 +1,88 @@
+"""The echo gate's reference: the agent's level at the echo's measured delay, else the window's loudest."""
+
+import numpy as np
+import pytest
+
+from voxbus.media.echo_path import HISTORY, FarEndLevel
+
+WINDOW = 30
+
+
+def noise(rng: np.random.Generator, db: float) -> bytes:
+    samples = rng.normal(0.0, 10 ** (db / 20), 320)
+    return (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+
+
+def agent_levels(rng: np.random.Generator, frames: int) -> list[float]:
+    """Speech-like levels: words of varying loudness, a pause every third of a second."""
+    return [float(rng.uniform(-40, -10)) if (t // 15) % 3 else -90.0 for t in range(frames)]
+
+
+def call(
+    levels: list[float],
+    delay: int,
+    echo_db: float,
+    rng: np.random.Generator,
+    caller: list[float] | None = None,
+) -> FarEndLevel:
+    """Plays ``levels`` to a line that sends each frame back ``delay`` frames later at ``echo_db``
+    (over a faint line noise), the caller's own levels on top where ``caller`` gives them."""
+    far = FarEndLevel(WINDOW)
+    for t, level in enumerate(levels):
+        far.played(noise(rng, level))
+        echo = levels[t - delay] + echo_db if t >= delay else -90.0
+        said = caller[t] if caller is not None else -90.0
+        far.heard(noise(rng, max(echo, said, -75.0)))
+    return far
+
+
+@pytest.mark.parametrize("delay", [0, 3, 12, WINDOW - 1])
+def test_the_echos_delay_is_measured(delay: int) -> None:
+    rng = np.random.default_rng(delay)
+    far = call(agent_levels(rng, 400), delay, -20.0, rng)
+    assert far.delay == delay
+
+
+def test_the_reference_is_the_agents_level_at_that_delay_not_the_windows_loudest() -> None:
+    rng = np.random.default_rng(7)
+    levels = agent_levels(rng, 400)
+    levels[-4:] = [-45.0, -45.0, -45.0, -10.0]  # a quiet stretch echoing now, a loud frame just played
+    levels[-20] = -5.0  # the loudest of the window, long echoed
+    far = call(levels, 2, -20.0, rng)
+    assert far.delay == 2
+    assert far.db() == pytest.approx(-45.0, abs=1.0)  # frames 1-3 back: the quiet stretch
+
+
+def test_a_line_with_no_echo_keeps_the_windows_loudest() -> None:
+    rng = np.random.default_rng(3)
+    levels = agent_levels(rng, 400)
+    far = call(levels, 0, -90.0, rng)  # nothing comes back but the line's noise
+    assert far.delay is None
+    assert far.db() == pytest.approx(max(levels[-WINDOW:]), abs=1.0)
+
+
+def test_the_caller_talking_over_the_agent_does_not_move_the_delay() -> None:
+    rng = np.random.default_rng(5)
+    levels = agent_levels(rng, 600)
+    caller = [-90.0] * 300 + [float(rng.uniform(-25, -5)) for _ in range(300)]  # talks over the last 6 s
+    far = call(levels, 4, -20.0, rng, caller)
+    assert far.delay == 4
+
+
+def test_the_window_reference_when_told_not_to_measure() -> None:
+    rng = np.random.default_rng(9)
+    levels = agent_levels(rng, 400)
+    far = FarEndLevel(WINDOW, measure_delay=False)
+    for t, level in enumerate(levels):
+        far.played(noise(rng, level))
+        far.heard(noise(rng, levels[t - 3] - 20.0 if t >= 3 else -90.0))
+    assert far.delay is None
+    assert far.db() == pytest.approx(max(levels[-WINDOW:]), abs=1.0)
+
+
+def test_silence_played_gives_no_reference() -> None:
+    far = FarEndLevel(WINDOW)
+    for _ in range(HISTORY + WINDOW + 50):
+        far.played(bytes(640))
+        far.heard(bytes(640))
+    assert far.db() is None and far.delay is None
