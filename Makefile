@@ -98,6 +98,8 @@ bench: models models-test pipecat-venv
 	$(PY) bench/sip_torture.py --mutations 10000 --mutation-rate 20 --through-kamailio --out bench/results
 	$(PY) bench/bus_fuzz.py --per-subject 1000 --out bench/results
 	$(PY) bench/echo.py --out bench/results
+	$(PY) bench/barge_words.py --out bench/results
+	for db in 20 35 10; do $(PY) bench/barge_words.py --lines gate,delay-gate,window-gate --echo-db -$$db --name barge_words_echo$$db --out bench/results || exit 1; done
 	$(PY) bench/stt_wer.py --out bench/results
 	$(PY) bench/stt_wer.py --language en --said --name stt_wer_said --out bench/results
 	$(PY) bench/french_call.py --out bench/results

@@ -19,7 +19,12 @@ Figures: interruptions caught (target: all), others let through (target: all) an
 not interrupt (target: all), per variant and no-speech limit. Writes ``barge_words.json`` and
 ``barge_words.png``.
 
+The echo gate's limit is compared by ``--lines`` (the shipped gate at the echo's measured delay and
+loss, the same delay with the fixed -16 dB, the loudest frame of the window) on lines whose echo
+comes back ``--echo-db`` under the agent, ``--echo-delay-ms`` late.
+
     python bench/barge_words.py --out bench/results
+    python bench/barge_words.py --lines gate,delay-gate,window-gate --echo-db -35 --name barge_words_echo35
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -41,7 +46,7 @@ from report import pyplot, write_json  # noqa: E402
 from stt_wer import line, speak  # noqa: E402
 from turn_taking import NOISES, line_noise  # noqa: E402
 
-from voxbus.actors.stt_worker import is_echo  # noqa: E402
+from voxbus.actors.stt_turn import echo_floor, is_echo  # noqa: E402
 from voxbus.actors.turns import judge_barge_in  # noqa: E402
 from voxbus.config import load_settings  # noqa: E402
 from voxbus.engines.models import model_path  # noqa: E402
@@ -49,6 +54,7 @@ from voxbus.engines.stt import WhisperEngine  # noqa: E402
 from voxbus.engines.tts import PiperEngine  # noqa: E402
 from voxbus.media.echo_path import FarEndLevel  # noqa: E402
 from voxbus.media.frames import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, to_float, to_pcm16  # noqa: E402
+from voxbus.schemas.messages import AudioFrame  # noqa: E402
 from voxbus.sip.echo import make_canceller  # noqa: E402
 
 INTERRUPTIONS = [
@@ -66,7 +72,7 @@ AGENT_SAYS = (
     "The history of Rome begins with a small settlement on the Tiber river, which grew over the "
     "centuries into a republic and then an empire that ruled the whole Mediterranean."
 )
-ECHO_GAIN = 0.1  # -20 dB, as the call benchmarks' caller phone returns it
+ECHO_DB = -20.0  # as the call benchmarks' caller phone returns it
 ECHO_DELAY_S = 0.06
 # the caller speaks this far into the answer (in a call the canceller and the echo's delay have had
 # every earlier answer to converge on; here they have these seconds)
@@ -78,15 +84,17 @@ PROMPTS = {
     "cues": "Uh-huh. Stop. Mm-hmm, okay. Wait, hold on. Um, yeah.",
     "none": "",
 }
-# what reaches whisper: "gate" the STT worker's echo gate (frames no louder than the level of the
-# agent's frames at the echo's measured delay less 16 dB are zeroed: the shipped setting),
-# "window-gate" the gate against the loudest agent frame of the whole echo window (the reference
-# before the delay was measured), "raw" the line as it comes, "aec" pjmedia's Speex echo canceller,
-# "aec+gate" the canceller then the gate
-TREATMENTS = ["gate", "window-gate", "raw", "aec", "aec+gate"]
+# what reaches whisper: "gate" the STT worker's echo gate (frames no louder than the echo expected
+# in them, the agent's level at the echo's measured delay plus the line's measured echo loss, plus
+# 6 dB, are zeroed: the shipped setting), "delay-gate" the gate against the agent's level at that
+# delay less 16 dB (the loss not used), "window-gate" against the loudest agent frame of the whole
+# echo window less 16 dB (before the delay was measured), "raw" the line as it comes, "aec" pjmedia's
+# Speex echo canceller, "aec+gate" the canceller then the gate
+TREATMENTS = ["gate", "delay-gate", "window-gate", "raw", "aec", "aec+gate"]
 # (prompt, beam size, treatment): the shipped settings first, then one change at a time
 VARIANTS = [
-    ("fillers", 1, "gate"), ("fillers", 1, "window-gate"), ("fillers", 1, "raw"), ("fillers", 1, "aec"),
+    ("fillers", 1, "gate"), ("fillers", 1, "delay-gate"), ("fillers", 1, "window-gate"),
+    ("fillers", 1, "raw"), ("fillers", 1, "aec"),
     ("cues", 1, "gate"), ("cues", 1, "raw"), ("cues", 1, "aec"),
 ]  # fmt: skip
 
@@ -97,21 +105,27 @@ def agent_audio() -> np.ndarray:
     return to_float(b"".join(engine.frames(AGENT_SAYS)))
 
 
+class Echo(NamedTuple):
+    """What the caller's line sends back of the agent: this much later, at this level."""
+
+    delay_s: float = ECHO_DELAY_S
+    db: float = ECHO_DB
+
+
 def over_the_agent(
-    phrase: np.ndarray, agent: np.ndarray, gain: float, seed: int, treat: str, echo_delay_s: float
+    phrase: np.ndarray, agent: np.ndarray, gain: float, seed: int, treat: str, echo: Echo
 ) -> np.ndarray:
     """The caller's phrase from a PCMU line with the agent's echo under it, treated as ``treat``
     says (:data:`TREATMENTS`), cut as the STT worker hands a segment to whisper (the phrase and a
     quarter second either side)."""
     caller = line(phrase * gain, "PCMU", noisy=False, seed=seed)  # 0.25 s of silence each side
     start = int(ONSET_S * SAMPLE_RATE) - SAMPLE_RATE // 4
-    delay = int(echo_delay_s * SAMPLE_RATE)
+    delay = int(echo.delay_s * SAMPLE_RATE)
     mixed = np.zeros(start + len(caller), np.float32)
-    echo = line(agent[: len(mixed) - delay] * ECHO_GAIN, "PCMU", noisy=False, seed=seed)
-    mixed[delay:] += echo[SAMPLE_RATE // 4 :][: len(mixed) - delay]
+    returned = line(agent[: len(mixed) - delay] * 10 ** (echo.db / 20), "PCMU", noisy=False, seed=seed)
+    mixed[delay:] += returned[SAMPLE_RATE // 4 :][: len(mixed) - delay]
     mixed[start:] += caller
     settings = load_settings(profile="default")
-    gate_db = settings.turn.echo_gate_db if "gate" in treat else None
     canceller = make_canceller("speex", settings.sip.echo_tail_ms) if "aec" in treat else None
     window = (2 * settings.sip.jitter_max_ms + 200) // FRAME_MS  # as the gateway's
     far = FarEndLevel(window, measure_delay=treat != "window-gate")
@@ -123,15 +137,21 @@ def over_the_agent(
         if canceller is not None:
             canceller.played(played)
             frame[:] = to_float(canceller.cancel(to_pcm16(frame)))
-        far_db = far.db()
-        if far_db is not None and gate_db is not None and is_echo(frame, far_db, gate_db):
+        if "gate" not in treat:
+            continue
+        # as the gateway tags the frame and the STT worker gates it ("delay-gate": the line's
+        # measured echo loss ignored, the agent's level at the delay less turn.echo_gate_db decides)
+        echo_db = far.echo_db() if treat in ("gate", "aec+gate") else None
+        tagged = AudioFrame(call_id="bench", seq=0, pcm=to_pcm16(frame), far_db=far.db(), echo_db=echo_db)
+        floor_db = echo_floor(tagged, settings.turn)
+        if floor_db is not None and is_echo(frame, floor_db):
             frame[:] = 0.0
     if canceller is not None:
         canceller.close()
     return mixed[start:]
 
 
-def run(treatments: list[str], delay: float) -> dict[str, Any]:
+def run(treatments: list[str], echo: Echo) -> dict[str, Any]:
     settings = load_settings(profile="default")
     turns, lexicon = settings.turn, settings.turn.lexicon("en")
     agent = agent_audio()
@@ -147,7 +167,7 @@ def run(treatments: list[str], delay: float) -> dict[str, Any]:
     ]
     clips = {
         treat: [
-            (kind, text, voice, soft, over_the_agent(audio, agent, SOFT_GAIN if soft else 1, n, treat, delay))
+            (kind, text, voice, soft, over_the_agent(audio, agent, SOFT_GAIN if soft else 1, n, treat, echo))
             for kind, text, voice, soft, audio, n in spoken
         ]
         for treat in TREATMENTS
@@ -239,6 +259,7 @@ def main() -> int:
     parser.add_argument("--name", default="barge_words", help="the result files' name")
     parser.add_argument("--lines", default=",".join(TREATMENTS), help=f"what whisper hears, of {TREATMENTS}")
     parser.add_argument("--echo-delay-ms", type=int, default=int(ECHO_DELAY_S * 1000))
+    parser.add_argument("--echo-db", type=float, default=ECHO_DB, help="the echo's level against the agent's")
     args = parser.parse_args()
     if shutil.which("espeak-ng") is None:
         print("bench/barge_words.py: espeak-ng is missing (make sip-peers installs it)", file=sys.stderr)
@@ -246,8 +267,8 @@ def main() -> int:
     from echo import pjmedia_ready
 
     endpoint = pjmedia_ready()  # the echo canceller's pools come from a running pjsua
-    results = run(args.lines.split(","), args.echo_delay_ms / 1000)
-    results["echo_delay_ms"] = args.echo_delay_ms
+    results = run(args.lines.split(","), Echo(args.echo_delay_ms / 1000, args.echo_db))
+    results["echo_delay_ms"], results["echo_db"] = args.echo_delay_ms, args.echo_db
     endpoint.libDestroy()
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / f"{args.name}.json", results)

@@ -30,6 +30,9 @@ Profile = Literal["default", "test"]
 # whisper's no-speech estimate on the cancelled line (bench/barge_words.py, 90 clips): at most 0.07
 # for words, at least 0.10 for a cough, a click, a crackle or a hum, whatever words it wrote for them
 DOUBTED_OVER_CANCELLED = 0.2
+# on the line gated at the echo's measured delay (bench/barge_words.py, 90 clips): at most 0.29 for
+# an interruption (0.3 at the loudest-frame gate), 0.44 for a hum that whisper wrote "True." for
+DOUBTED_OVER_GATED = 0.4
 
 
 def _default_data_dir() -> Path:
@@ -357,11 +360,14 @@ class Settings(BaseSettings):
     def words_over_agent_no_speech(self) -> float | None:
         """Above which no-speech estimate whisper's words over the agent are taken for a noise
         (``turn.barge_in_max_no_speech``; unset: :data:`DOUBTED_OVER_CANCELLED` where whisper hears
-        the cancelled line whole, none where it hears the gated one, mostly zeros, which it always
-        doubts a little: bench/barge_words.py)."""
+        the cancelled line whole, :data:`DOUBTED_OVER_GATED` where it hears the line gated at the
+        echo's measured delay, none where it hears the line gated against the loudest frame, zeros
+        enough that whisper doubts real words: bench/barge_words.py)."""
         if self.turn.barge_in_max_no_speech is not None:
             return self.turn.barge_in_max_no_speech
-        return None if self.echo_gate_words() else DOUBTED_OVER_CANCELLED
+        if not self.echo_gate_words():
+            return DOUBTED_OVER_CANCELLED
+        return DOUBTED_OVER_GATED if self.sip.echo_reference == "delay" else None
 
     @field_validator("nats_cluster")
     @classmethod

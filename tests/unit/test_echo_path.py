@@ -43,6 +43,21 @@ def test_the_echos_delay_is_measured(delay: int) -> None:
     assert far.delay == delay
 
 
+@pytest.mark.parametrize("loss", [-8.0, -20.0, -30.0])
+def test_the_echos_loss_is_measured_and_gives_the_echo_expected(loss: float) -> None:
+    rng = np.random.default_rng(int(-loss))
+    far = call(agent_levels(rng, 400), 3, loss, rng)
+    assert far.loss_db == pytest.approx(loss, abs=1.5)
+    reference = far.db()
+    assert reference is not None and far.echo_db() == pytest.approx(reference + far.loss_db, abs=0.11)
+
+
+def test_no_echo_expected_before_it_is_measured() -> None:
+    far = FarEndLevel(WINDOW)
+    far.played(noise(np.random.default_rng(2), -20.0))
+    assert far.db() is not None and far.echo_db() is None
+
+
 def test_the_reference_is_the_agents_level_at_that_delay_not_the_windows_loudest() -> None:
     rng = np.random.default_rng(7)
     levels = agent_levels(rng, 400)

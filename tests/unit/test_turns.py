@@ -31,6 +31,9 @@ def test_echo_is_the_agents_own_words() -> None:
     said = "The capital of France is Paris, a city on the Seine."
     assert is_echo("capital of France is Paris", said, 0.6)
     assert not is_echo("Wait, what about Germany?", said, 0.6)
+    # the echo of a word cut at the gate's edges is still the agent's
+    assert is_echo("the north of the", "The Northern Lights", 0.6)
+    assert not is_echo("Wait, what about Germany?", "What a wonderful country to visit", 0.6)
 
 
 def test_judge_barge_in() -> None:
@@ -66,13 +69,31 @@ def test_whispers_sound_notes_are_not_words() -> None:
 def test_echo_gate_mutes_the_echo_and_lets_the_caller_through() -> None:
     import numpy as np
 
-    from voxbus.actors.stt_worker import is_echo
+    from voxbus.actors.stt_turn import echo_floor, is_echo
+    from voxbus.actors.turn_settings import TurnSettings
+    from voxbus.schemas.messages import AudioFrame
 
     rng = np.random.default_rng(1)
-    far_db = -20.0
-    echo = rng.normal(0, 10 ** ((far_db - 20) / 20), 320).astype(np.float32)  # 20 dB below the agent
-    voice = rng.normal(0, 10 ** ((far_db - 10) / 20), 320).astype(np.float32)  # a quieter caller
-    assert is_echo(echo, far_db, -12.0) and not is_echo(voice, far_db, -12.0)
+    far_db = -20.0  # the agent's level at the echo's delay
+
+    def sound(db: float) -> np.ndarray:
+        return rng.normal(0, 10 ** (db / 20), 320).astype(np.float32)
+
+    def floor(echo_db: float | None, turns: TurnSettings | None = None) -> float | None:
+        frame = AudioFrame(call_id="c", seq=0, pcm=bytes(640), far_db=far_db, echo_db=echo_db)
+        return echo_floor(frame, turns or TurnSettings(echo_gate_db=-12.0, echo_margin_db=6.0))
+
+    voice, soft = sound(-30.0), sound(-37.0)  # a caller 10 dB under the agent, and a softer one
+    # the line's echo not measured yet: the agent's level less 12 dB decides
+    assert (
+        is_echo(sound(-40.0), floor(None)) and not is_echo(voice, floor(None)) and is_echo(soft, floor(None))
+    )
+    # measured 35 dB under the agent: the soft caller is heard, the echo is not
+    assert is_echo(sound(-55.0), floor(-55.0)) and not is_echo(soft, floor(-55.0))
+    # measured 8 dB under it (a speakerphone): the echo is gated, though it is louder than that limit
+    assert is_echo(sound(-28.0), floor(-28.0)) and not is_echo(sound(-28.0), floor(None))
+    assert floor(-55.0, TurnSettings(echo_gate_db=None)) is None  # the gate off
+    assert echo_floor(AudioFrame(call_id="c", seq=0, pcm=bytes(640)), TurnSettings()) is None  # agent silent
 
 
 def test_history_is_dropped_in_halves_so_the_prompt_prefix_stays() -> None:

@@ -70,9 +70,11 @@ def test_no_limit_keeps_every_word() -> None:
     assert final_text(no_speech=0.79, over_agent=True, limit=None) == "I agree on Friday."
 
 
-def test_doubted_words_are_dropped_by_default_only_on_a_cancelled_line() -> None:
-    from voxbus.config import DOUBTED_OVER_CANCELLED, Settings
+def test_how_doubted_words_are_dropped_depends_on_what_whisper_hears() -> None:
+    from voxbus.config import DOUBTED_OVER_CANCELLED, DOUBTED_OVER_GATED, Settings
 
-    assert Settings().words_over_agent_no_speech() is None  # the gated line: whisper always doubts it
+    assert Settings().words_over_agent_no_speech() == DOUBTED_OVER_GATED  # gated at the echo's delay
+    # gated against the loudest frame: zeros enough that whisper doubts real words too
+    assert Settings(sip={"echo_reference": "window"}).words_over_agent_no_speech() is None
     assert Settings(sip={"echo_canceller": "speex"}).words_over_agent_no_speech() == DOUBTED_OVER_CANCELLED
     assert Settings(turn={"barge_in_max_no_speech": 0.5}).words_over_agent_no_speech() == 0.5

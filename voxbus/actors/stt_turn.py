@@ -7,14 +7,27 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from voxbus.actors.turn_settings import TurnSettings
 from voxbus.engines.stt import Transcript
 from voxbus.media.frames import level_db
+from voxbus.schemas.messages import AudioFrame
 
 
-def is_echo(frame: np.ndarray, far_db: float, gate_db: float) -> bool:
+def is_echo(samples: np.ndarray, floor_db: float) -> bool:
     """Tells the agent's echo from the caller's voice by level, while the agent's audio plays: a
-    caller frame quieter than the agent's recent level plus ``gate_db`` (negative) is its echo."""
-    return level_db(frame) < far_db + gate_db
+    caller frame quieter than ``floor_db`` (:func:`echo_floor`) is its echo."""
+    return level_db(samples) < floor_db
+
+
+def echo_floor(frame: AudioFrame, turns: TurnSettings) -> float | None:
+    """The level under which ``frame`` is taken for the agent's echo: the echo expected in it plus
+    ``turn.echo_margin_db`` once the gateway has measured the line's echo, else the agent's level
+    plus ``turn.echo_gate_db``; None: no gate (the agent silent, or the gate off)."""
+    if turns.echo_gate_db is None or frame.far_db is None:
+        return None
+    if frame.echo_db is not None:
+        return frame.echo_db + turns.echo_margin_db
+    return frame.far_db + turns.echo_gate_db
 
 
 Heard = tuple[Transcript, int, float]  # the words, and the audio time and moment whisper was asked

@@ -26,7 +26,7 @@ import numpy as np
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-from voxbus.actors.stt_turn import EarlyHearing, Heard, Turn, is_echo
+from voxbus.actors.stt_turn import EarlyHearing, Heard, Turn, echo_floor, is_echo
 from voxbus.actors.transcriber import Transcriber
 from voxbus.actors.turn_settings import TurnSettings
 from voxbus.actors.turns import looks_unfinished
@@ -92,7 +92,6 @@ class CallSession:
         # 'auto' until the first words: their language is the call's from then on
         self.language = language
         self.lexicon: Lexicon = turns.lexicon(language)
-        self.echo_gate_db = turns.echo_gate_db
         # the gate keeps the agent's echo from starting a turn; whisper hears the gated frames too
         # only where no canceller removed the echo first (a gate also takes the caller's quiet sounds)
         self.gate_words = gate_words
@@ -177,12 +176,8 @@ class CallSession:
             samples = np.concatenate([np.zeros(missing * FRAME_SAMPLES, np.float32), samples])
         self.next_seq = frame.seq + 1
         self.ts_of_seq.append((frame.seq, frame.ts))
-        gate_db, gated = self.echo_gate_db, samples
-        if (
-            frame.far_db is not None
-            and gate_db is not None
-            and is_echo(samples[-FRAME_SAMPLES:], frame.far_db, gate_db)
-        ):
+        gated, floor_db = samples, echo_floor(frame, self.turns)
+        if floor_db is not None and is_echo(samples[-FRAME_SAMPLES:], floor_db):
             gated = samples.copy()
             gated[-FRAME_SAMPLES:] = 0.0  # no louder than the agent's echo: not the caller
         self._feed(gated if self.gate_words else samples, gated)

@@ -64,7 +64,16 @@ class TurnSettings(BaseModel):
         ge=-60,
         le=10,
         description="while the agent's audio plays, caller audio quieter than the agent's recent level "
-        "plus this is taken for its echo, not speech; unset: no gate",
+        "plus this is taken for its echo, not speech (until the line's echo is measured: then "
+        "echo_margin_db decides); unset: no gate",
+    )
+    # 4 dB: on the benchmarks' line (an echo 20 dB down) the same limit as echo_gate_db's -16 dB
+    echo_margin_db: float = Field(
+        default=4.0,
+        ge=0,
+        le=30,
+        description="once the gateway has measured the line's echo (its delay and loss), caller audio "
+        "at most this much louder than the echo expected in it is taken for the echo",
     )
     echo_gate_words: bool | None = Field(
         default=None,

@@ -63,6 +63,9 @@ def looks_unfinished(text: str, lexicon: Lexicon) -> bool:
     return False
 
 
+MIN_STEM = 4  # letters a word shares with the agent's to count as its echo ("north", "northern")
+
+
 def is_echo(text: str, agent_said: str, overlap: float) -> bool:
     """True when most of the caller's words are words the agent itself just said: its own voice
     coming back through the caller's phone."""
@@ -70,7 +73,17 @@ def is_echo(text: str, agent_said: str, overlap: float) -> bool:
     if not heard:
         return False
     said = set(words(agent_said))
-    return sum(w in said for w in heard) / len(heard) >= overlap
+    return sum(said_by_agent(w, said) for w in heard) / len(heard) >= overlap
+
+
+def said_by_agent(word: str, said: set[str]) -> bool:
+    """Whether ``word`` is one of the agent's ``said`` words, or its beginning or stem: whisper
+    cuts the echo of a word at the gate's edges ("The Northern Lights" came back as "the north of
+    the")."""
+    if word in said:
+        return True
+    stem = MIN_STEM
+    return len(word) >= stem and any(w.startswith(word) or word.startswith(w) for w in said if len(w) >= stem)
 
 
 def heard_part(clauses: list[tuple[str, int]], played_frames: int) -> str:

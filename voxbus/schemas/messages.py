@@ -30,6 +30,11 @@ class AudioFrame(Message):
         "agent's frames at the echo's measured delay, else the loudest of the echo window), so that the "
         "VAD can tell the caller's voice from the agent's echo; None: the agent was silent",
     )
+    echo_db: float | None = Field(
+        default=None,
+        description="caller audio: level (dBFS) at which the agent's echo is expected in this frame (far_db "
+        "plus the line's measured echo loss); None until the gateway has measured the line's echo",
+    )
 
     @field_validator("pcm")
     @classmethod

@@ -55,8 +55,8 @@ class CallLeg:
         self.attached = False
 
     # --- from pjmedia's clock thread (through loop.call_soon_threadsafe) ----------------------------
-    def caller_audio(self, pcm: bytes, far_db: float | None) -> None:
-        self.inbox.put_nowait((pcm, far_db))
+    def caller_audio(self, pcm: bytes, far_db: float | None, echo_db: float | None) -> None:
+        self.inbox.put_nowait((pcm, far_db, echo_db))
 
     # --- event loop -----------------------------------------------------------------------------
     async def connect(self) -> None:
@@ -72,13 +72,12 @@ class CallLeg:
         subject = subjects.audio_in(self.call_id)
         seq = 0
         while True:
-            pcm, far_db = await self.inbox.get()
+            pcm, far_db, echo_db = await self.inbox.get()
             if len(pcm) != FRAME_BYTES:  # pjmedia hands over empty frames now and then
                 self.short_frames += 1
                 pcm = SILENCE
-            await self.bus.publish_audio(
-                subject, AudioFrame(call_id=self.call_id, seq=seq, pcm=pcm, far_db=far_db)
-            )
+            frame = AudioFrame(call_id=self.call_id, seq=seq, pcm=pcm, far_db=far_db, echo_db=echo_db)
+            await self.bus.publish_audio(subject, frame)
             seq += 1
             self.frames_in = seq
 
