@@ -216,12 +216,15 @@ class SttSettings(BaseModel):
         default_factory=lambda: {"fr": "Euh, hum, ben... alors, euh, bon."},
         description="the same priming for other languages, by language code",
     )
+    # 8 s against 16: the same word errors over PCMU, a third less whisper time a turn
+    # (bench/stt_wer.py, README "Latency"); a longer turn gets its length and 4 s
     context_s: float = Field(
-        default=16.0,
+        default=8.0,
         ge=4,
         le=30,
-        description="seconds of audio whisper's encoder sees (the turn and silence after it); 30 is "
-        "whisper's own window. Shorter is faster (16 s: ~100 ms a turn with tiny.en, 30 s: ~300 ms)",
+        description="seconds of audio whisper's encoder sees (the turn and silence after it, at "
+        "least the turn and 4 s); 30 is whisper's own window. Shorter is faster (tiny.en: 8 s "
+        "~150 ms a turn, 16 s ~210 ms, 30 s ~300 ms)",
     )
     beam_size: int = Field(default=1, ge=1)
     cpu_threads: int = Field(default=2, ge=1)

@@ -3,7 +3,8 @@
 Whisper is trained on 30 s windows and faster-whisper pads every clip to 30 s, so tiny.en costs
 about 300 ms for any turn. A caller's turn is a few seconds: with ``stt.context_s`` below 30 the
 encoder sees only that many seconds (the turn and trailing silence), which CTranslate2 accepts, and
-the encoder's cost falls with it (16 s: about 100 ms in all). With less context whisper tends to
+the encoder's cost falls with it (8 s, the default: about 150 ms a turn on this project's
+machines, 16 s about 210 ms). With less context whisper tends to
 repeat itself at the end, so the decoder's length is bounded by the audio's, a sentence that
 repeats the one before it is dropped and a group of words looped inside a sentence is kept once.
 """
