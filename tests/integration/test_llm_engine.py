@@ -29,7 +29,7 @@ def test_a_warm_up_gives_way_and_what_it_evaluated_stays(settings: Settings, ope
     settings.llm.parallel = 1  # one context (batched, a real request goes first in every step)
     engine = open_llm(settings.llm)
     opening = [ChatMessage(role="system", content="You are a clinic's receptionist. " * 40)]
-    prompt, _ = engine.prompt(opening)
+    prompt = engine.next_turn_prefix(opening)  # what a warm-up evaluates (see the test below)
     tokens = engine.llm.tokenize(prompt.encode(), special=True)
     assert len(tokens) > 3 * WARM_CHUNK_TOKENS
     asked = []
@@ -46,3 +46,26 @@ def test_a_warm_up_gives_way_and_what_it_evaluated_stays(settings: Settings, ope
     assert engine.warm(opening, stop=lambda: True) is True  # all held already: nothing to stop
     # a call's request on that opening answers as usual
     assert "".join(engine.stream([*opening, ASK[1]], max_tokens=8, temperature=0.0))
+
+
+def test_a_warm_up_evaluates_the_header_of_the_callers_next_turn(settings: Settings, open_llm) -> None:  # noqa: ANN001
+    engine = open_llm(settings.llm)
+    history = [
+        ChatMessage(role="system", content="You are a clinic's receptionist."),
+        ChatMessage(role="assistant", content="Hello, how can I help you?"),
+    ]
+    turn = [*history, ChatMessage(role="user", content="I need to move my appointment.")]
+
+    def tokens(text: str) -> list[int]:
+        return engine.llm.tokenize(text.encode(), special=True)
+
+    def shared(warm: str) -> int:
+        full, ahead = tokens(engine.prompt(turn)[0]), tokens(warm)
+        return next((i for i, (a, b) in enumerate(zip(full, ahead, strict=False)) if a != b), len(ahead))
+
+    ahead = engine.next_turn_prefix(history)
+    assert engine.prompt(turn)[0].startswith(ahead)  # the caller's turn continues it
+    assert shared(ahead) == len(tokens(ahead))  # every token of it is the turn's own
+    assert shared(ahead) > shared(engine.prompt(history)[0])  # more than the history's rendering
+    # a conversation that already ends with the caller's words (a partial transcript): as it is
+    assert engine.next_turn_prefix(turn) == engine.prompt(turn)[0]

@@ -22,6 +22,7 @@ from voxbus.engines.tool_calls import CLOSE, OPEN, call_grammar, call_start, und
 from voxbus.schemas.messages import ChatMessage
 
 TOOL_CALL_MAX_TOKENS = 256
+NEXT_TURN = "\u2063next turn\u2063"  # stands for the caller's words when a warm-up renders their turn
 # a warm-up gives way to a real request within one chunk's evaluation (smaller chunks evaluate
 # less efficiently: fewer tokens per matrix product)
 WARM_CHUNK_TOKENS = 64
@@ -226,6 +227,17 @@ class LlamaEngine:
 
         return LogitsProcessorList([hold_off_the_end])
 
+    def next_turn_prefix(self, messages: list[ChatMessage], tools: list[dict[str, Any]] | None = None) -> str:
+        """The prompt of ``messages`` as the caller's next turn will begin it: with the template's
+        header of a user turn ("<|im_start|>user\n" in ChatML), which a warm-up can evaluate
+        ahead, saving its tokens (~25 ms each on two cores) after the caller stops. Where the
+        conversation already ends with the caller's words (a partial transcript), the prompt as is."""
+        if messages and messages[-1].role == "user":
+            return self.prompt(messages, tools=tools)[0]
+        rendered, _ = self.prompt([*messages, ChatMessage(role="user", content=NEXT_TURN)], tools=tools)
+        cut = rendered.find(NEXT_TURN)
+        return rendered[:cut] if cut > 0 else self.prompt(messages, tools=tools)[0]
+
     def warm(
         self,
         messages: list[ChatMessage],
@@ -240,7 +252,7 @@ class LlamaEngine:
         that no answer waits for (:mod:`voxbus.engines.llm_batch`), so ``stop()`` matters where
         warm-ups hold every slot of the worker and a request waits for one. True if all of it was
         evaluated. Blocking."""
-        prompt, _ = self.prompt(messages, tools=tools)
+        prompt = self.next_turn_prefix(messages, tools)
         tokens = self.llm.tokenize(prompt.encode(), special=True)
         if self._batch is None:
             return evaluate_prefix(self.llm, tokens, stop)
