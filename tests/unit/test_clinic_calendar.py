@@ -65,7 +65,7 @@ async def test_a_cancellation_needs_the_callers_word(tmp_path: Path) -> None:
     clinic's ``cancel`` takes a flag that voxbus lets be true only on the word "cancel"."""
     from calendar_service import Cancellation, build_service
 
-    from voxbus.tools.heard import unheard
+    from voxbus.tools.heard import Said, unheard
     from voxbus.tools.service import ToolContext, ToolError
 
     calendar = Calendar(tmp_path / "clinic.sqlite")
@@ -74,10 +74,10 @@ async def test_a_cancellation_needs_the_callers_word(tmp_path: Path) -> None:
     schema = cancel.parameters()
     assert "cancel" in schema["required"]
     asked = {"appointment_id": 12, "cancel": True}
-    assert unheard(schema, asked, "Could you put my appointment on Monday at 11:30 instead?") == [
-        "word 'cancel'"
-    ]
-    assert unheard(schema, asked, "I can't come, please cancel it.") == []
+    moved = "Could you put my appointment on Monday at 11:30 instead?"
+    assert unheard(schema, asked, Said(moved, moved)) == ["word 'cancel'"]
+    cancelled = "I can't come, please cancel it."
+    assert unheard(schema, asked, Said(cancelled, cancelled)) == []
     ctx = ToolContext(call_id="c", caller=PETER, called="2000", idempotency_key="k", attempt=1)
     with pytest.raises(ToolError, match="not cancelled"):
         await cancel.function(Cancellation(appointment_id=12, cancel=False), ctx)

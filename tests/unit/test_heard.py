@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from voxbus.tools.heard import MARK, not_said, numbers, times_in, times_meant, unheard, value_said
+from voxbus.tools.heard import MARK, Said, not_said, numbers, times_in, times_meant, unheard, value_said
+
+
+def everyone(text: str) -> Said:
+    """Words the caller said (and so everyone)."""
+    return Said(text, text)
+
 
 MOVE = {
     "type": "object",
@@ -60,9 +66,9 @@ def test_numbers_in_digits_and_words() -> None:
 
 def test_only_marked_arguments_are_checked() -> None:
     guess = {"appointment_id": 12, "day": "Friday", "time": "10:00"}
-    assert unheard(MOVE, guess, "Move it to Friday at free.") == ["time '10:00'"]
-    assert unheard(MOVE, guess, "Friday at ten, please.") == []  # the id comes from the records
-    assert unheard({"type": "object"}, guess, "") == []  # nothing marked: nothing checked
+    assert unheard(MOVE, guess, everyone("Move it to Friday at free.")) == ["time '10:00'"]
+    assert unheard(MOVE, guess, everyone("Friday at ten, please.")) == []  # the id comes from the records
+    assert unheard({"type": "object"}, guess, everyone("")) == []  # nothing marked: nothing checked
 
 
 @pytest.mark.parametrize(
@@ -85,13 +91,14 @@ def test_the_times_said_are_read_in_both_halves_of_the_day(text: str, times: lis
 
 def test_a_guessed_time_is_refused_with_the_times_that_were_said() -> None:
     guess = {"appointment_id": 12, "day": "Thursday", "time": "14:00"}
-    reason = not_said(MOVE, guess, "Can I move my appointment to Thursday at four?")
+    reason = not_said(MOVE, guess, everyone("Can I move my appointment to Thursday at four?"))
     assert reason == "the caller has not said the time '14:00' (times said in the call: 04:00, 16:00)"
     said = {"appointment_id": 12, "day": "Thursday", "time": "16:00"}
-    assert not_said(MOVE, said, "Can I move my appointment to Thursday at four?") is None
+    assert not_said(MOVE, said, everyone("Can I move my appointment to Thursday at four?")) is None
     # a guessed day alone: no times offered
     day_guess = {"appointment_id": 12, "day": "Friday", "time": "16:00"}
-    assert not_said(MOVE, day_guess, "Thursday at four") == "the caller has not said the day 'Friday'"
+    reason = not_said(MOVE, day_guess, everyone("Thursday at four"))
+    assert reason == "the caller has not said the day 'Friday'"
 
 
 def test_a_flag_set_true_needs_its_name_said() -> None:
@@ -100,9 +107,13 @@ def test_a_flag_set_true_needs_its_name_said() -> None:
         "properties": {"time": {"type": "string", MARK: True}, "another": {"type": "boolean", MARK: True}},
     }
     twice = {"time": "11:30", "another": True}
-    assert unheard(booking, twice, "Monday, 1130.") == ["word 'another'"]
-    assert unheard(booking, twice, "I'd like another appointment, Monday at 11:30.") == []
-    assert unheard(booking, {"time": "11:30", "another": False}, "Monday, 1130.") == []
+    assert unheard(booking, twice, everyone("Monday, 1130.")) == ["word 'another'"]
+    assert unheard(booking, twice, everyone("I'd like another appointment, Monday at 11:30.")) == []
+    assert unheard(booking, {"time": "11:30", "another": False}, everyone("Monday, 1130.")) == []
+    # the agent's word is not the caller's: "Would you like another one?" - "No, Monday at 11:30."
+    offered = Said("Would you like another one? No, just Monday at 11:30.", "No, just Monday at 11:30.")
+    assert unheard(booking, twice, offered) == ["word 'another'"]
+    assert unheard(booking, {"time": "11:30", "another": False}, offered) == []  # the time: anyone's
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ from voxbus.actors.tools import ToolCall
 from voxbus.config import AgentSettings
 from voxbus.schemas.events import ToolCalled
 from voxbus.tools.contract import ToolSpec
+from voxbus.tools.heard import Said
 from voxbus.tools.invoke import CallContext
 
 RESCHEDULE = ToolSpec(name="reschedule", description="Move an appointment", parameters=MOVE)
@@ -45,7 +46,8 @@ async def called_with(turn: str, time: str) -> tuple[list[ToolCalled], list[dict
     generation = Generation.start(1, 1, "answer", 12, 0.0)
     generation.user_text = turn
     call = ToolCall("reschedule", {"appointment_id": 12, "day": "Thursday", "time": time})
-    tools.start(generation, call, said=f"Hello, I'd like to move my appointment. {turn}")
+    words = f"Hello, I'd like to move my appointment. {turn}"
+    tools.start(generation, call, said=Said(words, words))
     await asyncio.wait_for(finished.wait(), 5)
     return [e for e in out.events if isinstance(e, ToolCalled)], calendar.sent
 

@@ -13,7 +13,8 @@ What counts as said is deliberately plain, and forgiving of how whisper writes t
   "1130" or "11 30" for 11:30, "noon" for 12:00), and its minutes unless ``:00`` ("thirty",
   "half" for :30, "quarter" for :15 and :45);
 - a number: in digits or words ("twelve", "forty-five");
-- a flag set true: its name ("another": "I'd like another appointment");
+- a flag set true: its name, said by the caller ("another": "I'd like another appointment"; the
+  agent's "Would you like another one?" answered "No." is not the caller asking for it);
 - any other text: each of its words (case and punctuation aside); an ISO date ``YYYY-MM-DD`` is
   the model's reading of what was said ("tomorrow") and is not checked.
 """
@@ -22,8 +23,18 @@ from __future__ import annotations
 
 import re
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
+
+class Said(NamedTuple):
+    """The words of a call so far: everyone's (an argument's value may come from an offer the
+    caller heard), and the caller's alone (a flag's name must)."""
+
+    everyone: str
+    by_caller: str
+
+
+NOTHING_SAID = Said("", "")
 MARK = "x-caller-said"
 CALLER_SAID = {MARK: True}  # a pydantic field's json_schema_extra, for a tool written with voxbus
 # fmt: off
@@ -153,8 +164,9 @@ def _apart(clock: str, other: str) -> int:
     return min(gap, 1440 - gap)
 
 
-def _unsaid(parameters: dict[str, Any], arguments: dict[str, Any], conversation: str) -> dict[str, Any]:
-    """The arguments the tool marks ``x-caller-said`` whose values were not said in ``conversation``."""
+def _unsaid(parameters: dict[str, Any], arguments: dict[str, Any], said: Said) -> dict[str, Any]:
+    """The arguments the tool marks ``x-caller-said`` whose values were not said: a flag by the
+    caller, any other value by anyone."""
     properties = parameters.get("properties") if isinstance(parameters, dict) else None
     if not isinstance(properties, dict):
         return {}
@@ -164,7 +176,9 @@ def _unsaid(parameters: dict[str, Any], arguments: dict[str, Any], conversation:
         if isinstance(schema, dict)
         and schema.get(MARK) is True
         and name in arguments
-        and not value_said(arguments[name], conversation, name)
+        and not value_said(
+            arguments[name], said.by_caller if isinstance(arguments[name], bool) else said.everyone, name
+        )
     }
 
 
@@ -180,23 +194,24 @@ def times_meant(
         return {}
     return {
         name: min(readings, key=partial(_apart, other=guess.strip()))
-        for name, guess in _unsaid(parameters, arguments, conversation).items()
+        for name, guess in _unsaid(parameters, arguments, Said(conversation, conversation)).items()
         if isinstance(guess, str) and TIME.match(guess.strip())
     }
 
 
-def unheard(parameters: dict[str, Any], arguments: dict[str, Any], conversation: str) -> list[str]:
-    """The marked arguments whose values were not said in ``conversation``, as "name 'value'"."""
+def unheard(parameters: dict[str, Any], arguments: dict[str, Any], said: Said) -> list[str]:
+    """The marked arguments whose values were not said, as "name 'value'"."""
     return [
         f"word {name!r}" if isinstance(value, bool) else f"{name} {value!r}"
-        for name, value in _unsaid(parameters, arguments, conversation).items()
+        for name, value in _unsaid(parameters, arguments, said).items()
     ]
 
 
-def not_said(parameters: dict[str, Any], arguments: dict[str, Any], conversation: str) -> str | None:
+def not_said(parameters: dict[str, Any], arguments: dict[str, Any], said: Said) -> str | None:
     """Why the call may not be made (a marked argument nobody said), with the times that were said
     when the guess is a time (a small model writes 14:00 for "four"), or None when all were said."""
-    guessed = unheard(parameters, arguments, conversation)
+    conversation = said.everyone
+    guessed = unheard(parameters, arguments, said)
     if not guessed:
         return None
     reason = f"the caller has not said the {', '.join(guessed)}"

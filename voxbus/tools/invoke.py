@@ -13,7 +13,7 @@ from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 
 from voxbus.tools.contract import TOOL_PREFIX, BadTool, ToolRequest, ToolSpec, argument_problem, parse_reply
-from voxbus.tools.heard import not_said
+from voxbus.tools.heard import Said, not_said
 
 Failure = Literal[
     "unknown_tool", "bad_arguments", "not_said", "timeout", "unavailable", "bad_reply", "refused"
@@ -51,7 +51,7 @@ async def call_tool(
     arguments: dict[str, Any],
     context: CallContext,
     idempotency_key: str,
-    said: str | None = None,
+    said: Said | None = None,
 ) -> ToolOutcome:
     """Ask the tool; ``said`` (the call's words so far), when given, must hold the values of the
     arguments the tool marks ``x-caller-said``, or the tool is not asked."""

@@ -17,6 +17,7 @@ from typing import Any
 from voxbus.actors.call.store import CallStore  # noqa: F401  (where the actor finds it)
 from voxbus.config import AgentSettings
 from voxbus.schemas.messages import CallState, ChatMessage
+from voxbus.tools.heard import Said
 
 INTERRUPTED_MARK = " —"  # the default system prompt says what it means
 
@@ -55,15 +56,17 @@ class Conversation:
         self.state.history.append(ChatMessage(role="assistant", content=text))
         return len(self.state.history) - 1
 
-    def said(self, pending: str = "") -> str:
+    def said(self, pending: str = "") -> Said:
         """Every word said in the call so far, by the caller and by the agent (its answers, not
-        its tool calls), with ``pending``: what a tool's arguments must come from."""
+        its tool calls), and the caller's alone, with ``pending`` (the caller's turn being
+        answered): what a tool's arguments must come from."""
         spoken = [
             m.content
             for m in self.state.history
             if m.role == "user" or (m.role == "assistant" and "<tool_call>" not in m.content)
         ]
-        return " ".join([*spoken, pending])
+        by_caller = [m.content for m in self.state.history if m.role == "user"]
+        return Said(" ".join([*spoken, pending]), " ".join([*by_caller, pending]))
 
     def add_tool_calls(self, text: str) -> None:
         """The LLM's tool calls (and any words before them) enter the history as it wrote them."""

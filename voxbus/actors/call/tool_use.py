@@ -26,7 +26,7 @@ from voxbus.schemas.events import ToolCalled, ToolFailed, ToolResult, ToolsOffer
 from voxbus.schemas.messages import VOCABULARY_MAX_CHARS, VOCABULARY_MAX_WORDS, CallState
 from voxbus.tools.catalog import discover
 from voxbus.tools.contract import ToolSpec
-from voxbus.tools.heard import times_meant
+from voxbus.tools.heard import NOTHING_SAID, Said, times_meant
 from voxbus.tools.invoke import CallContext, ToolOutcome, call_tool
 
 log = get_logger(__name__)
@@ -130,7 +130,7 @@ class ToolUse:
         if self.start_result and self.start_result not in state.context:
             state.context = f"{state.context} {self.start_result}".strip()
 
-    def start(self, generation: Generation, call: ToolCall, said: str = "") -> None:
+    def start(self, generation: Generation, call: ToolCall, said: Said = NOTHING_SAID) -> None:
         """Call a served tool for ``generation``; its outcome arrives as :class:`ToolFinished`.
         ``said``: the call's words so far, which the arguments marked ``x-caller-said`` must
         come from (:mod:`voxbus.tools.heard`)."""
@@ -140,7 +140,9 @@ class ToolUse:
         generation.tools_pending += 1
         key = f"{self.context.call_id}:{generation.gen}:{index}"
         spec = self.specs.get(call.name)
-        meant = times_meant(spec.parameters, call.arguments, generation.user_text, said) if spec else {}
+        meant = (
+            times_meant(spec.parameters, call.arguments, generation.user_text, said.everyone) if spec else {}
+        )
         guessed = {name: call.arguments[name] for name in meant}
         if meant:  # the caller's time, not the model's sum (see times_meant)
             log.info("tool arguments taken from the caller's words", call_id=self.context.call_id,
@@ -161,7 +163,7 @@ class ToolUse:
         self._running.add(task)
         task.add_done_callback(self._running.discard)
 
-    async def _run(self, generation: Generation, call: ToolCall, key: str, said: str) -> None:
+    async def _run(self, generation: Generation, call: ToolCall, key: str, said: Said) -> None:
         spec = self.specs.get(call.name)
         outcome = await call_tool(self.bus.nc, spec, call.name, call.arguments, self.context, key, said)
         self.deliver(ToolFinished(generation, key, outcome))
