@@ -101,6 +101,23 @@ def test_a_guessed_time_is_refused_with_the_times_that_were_said() -> None:
     assert reason == "the caller has not said the day 'Friday'"
 
 
+def test_a_time_offered_counts_only_if_the_callers_turn_names_none() -> None:
+    offered = "The nearest free times on Friday: 13:00, 14:30 and 15:30."
+    guess = {"appointment_id": 12, "day": "Friday", "time": "13:00"}
+    # the caller named a time of their own: the offered 13:00 is not it
+    named = Said(f"{offered} Friday at 3.", "Friday at 3.", "Friday at 3.")
+    assert unheard(MOVE, guess, named) == ["time '13:00'"]
+    assert unheard(MOVE, {**guess, "time": "15:00"}, named) == []
+    # "The first one, please.": the offer the caller heard is the time meant
+    taken = Said(f"{offered} The first one, please.", "The first one, please.", "The first one, please.")
+    assert unheard(MOVE, guess, taken) == []
+    # refused, not replaced by the turn's time, which may be the one the caller turns down
+    later = {**guess, "time": "15:30"}
+    turn = "Not at 3, later."
+    assert unheard(MOVE, later, Said(f"{offered} {turn}", turn, turn)) == ["time '15:30'"]
+    assert times_meant(MOVE, later, turn, f"{offered} {turn}") == {}
+
+
 def test_a_flag_set_true_needs_its_name_said() -> None:
     booking = {
         "type": "object",

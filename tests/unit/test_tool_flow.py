@@ -304,10 +304,10 @@ async def test_a_tools_arguments_are_checked_against_the_words_of_the_call() -> 
     await side.chunk(chunk(side, "", done=True))
     await caller_says(side, "The first one, please.")
     await side.chunk(chunk(side, CALL))
-    said, by_caller = tools.said[-1]
+    said, by_caller, turn = tools.said[-1]
     assert "Anything free on Friday?" in said and "I have 11:30 on Friday." in said
     assert said.endswith("The first one, please.")
     assert "<tool_call>" not in said and '"free"' not in said  # nor the response
     # the caller's own words, for a flag that only the caller's word may set
     assert "Anything free on Friday?" in by_caller and "11:30" not in by_caller
-    assert by_caller.endswith("The first one, please.")
+    assert by_caller.endswith("The first one, please.") and turn == "The first one, please."

@@ -28,10 +28,12 @@ from typing import Any, NamedTuple
 
 class Said(NamedTuple):
     """The words of a call so far: everyone's (an argument's value may come from an offer the
-    caller heard), and the caller's alone (a flag's name must)."""
+    caller heard), the caller's alone (a flag's name must), and the caller's turn being answered
+    (a time in it is the time meant: an offered one the caller did not name does not count)."""
 
     everyone: str
     by_caller: str
+    turn: str = ""
 
 
 NOTHING_SAID = Said("", "")
@@ -166,7 +168,8 @@ def _apart(clock: str, other: str) -> int:
 
 def _unsaid(parameters: dict[str, Any], arguments: dict[str, Any], said: Said) -> dict[str, Any]:
     """The arguments the tool marks ``x-caller-said`` whose values were not said: a flag by the
-    caller, any other value by anyone."""
+    caller, a time named in the caller's turn if it names one (after the agent read out "13:00,
+    14:30 or 15:30", "Friday at 3." means 15:00, not 13:00), any other value by anyone."""
     properties = parameters.get("properties") if isinstance(parameters, dict) else None
     if not isinstance(properties, dict):
         return {}
@@ -176,10 +179,17 @@ def _unsaid(parameters: dict[str, Any], arguments: dict[str, Any], said: Said) -
         if isinstance(schema, dict)
         and schema.get(MARK) is True
         and name in arguments
-        and not value_said(
-            arguments[name], said.by_caller if isinstance(arguments[name], bool) else said.everyone, name
-        )
+        and not _said(arguments[name], name, said)
     }
+
+
+def _said(value: Any, name: str, said: Said) -> bool:
+    if isinstance(value, bool):
+        return value_said(value, said.by_caller, name)
+    named = times_in(said.turn)
+    if named and isinstance(value, str) and TIME.match(value.strip()):
+        return _minutes(value.strip()) % 720 in {_minutes(t) % 720 for t in named}
+    return value_said(value, said.everyone, name)
 
 
 def times_meant(
@@ -194,6 +204,8 @@ def times_meant(
         return {}
     return {
         name: min(readings, key=partial(_apart, other=guess.strip()))
+        # the turn's own times are not asked of the guess here: "I can't do 3, what about later?"
+        # must not turn the 16:30 the agent offered into the 15:00 the caller refused
         for name, guess in _unsaid(parameters, arguments, Said(conversation, conversation)).items()
         if isinstance(guess, str) and TIME.match(guess.strip())
     }

@@ -66,7 +66,7 @@ class Conversation:
             if m.role == "user" or (m.role == "assistant" and "<tool_call>" not in m.content)
         ]
         by_caller = [m.content for m in self.state.history if m.role == "user"]
-        return Said(" ".join([*spoken, pending]), " ".join([*by_caller, pending]))
+        return Said(" ".join([*spoken, pending]), " ".join([*by_caller, pending]), pending)
 
     def add_tool_calls(self, text: str) -> None:
         """The LLM's tool calls (and any words before them) enter the history as it wrote them."""
