@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from voxbus.tools.catalog import discover
 from voxbus.tools.contract import BadTool, ToolSpec
-from voxbus.tools.heard import CALLER_SAID
+from voxbus.tools.heard import CALLER_SAID, Said
 from voxbus.tools.invoke import CallContext, call_tool
 from voxbus.tools.service import ToolContext, ToolError, ToolService
 
@@ -99,10 +99,11 @@ async def test_a_booking_on_a_time_nobody_said_is_not_sent(nc: Client) -> None:
     spec = (await discover(nc)).tools["reschedule"]
     assert "x-caller-said" not in str(spec.for_llm())  # voxbus's mark, not the model's business
     heard = "Hi, move my appointment to Friday at free please."  # whisper's "three"
-    guess = await call_tool(nc, spec, "reschedule", {"day": "Friday", "time": "10:00"}, CALL, "k1", heard)
+    first = Said(heard, heard, heard)  # the caller's words alone so far
+    guess = await call_tool(nc, spec, "reschedule", {"day": "Friday", "time": "10:00"}, CALL, "k1", first)
     assert not guess.ok and guess.failure == "not_said" and guess.attempts == 0 and moved == []
     assert "time '10:00'" in guess.error and "ask the caller" in guess.error
-    said = heard + " Sorry, at ten."
+    said = Said(heard + " Sorry, at ten.", heard + " Sorry, at ten.", "Sorry, at ten.")
     right = await call_tool(
         nc, spec, "reschedule", {"day": "Friday", "time": "10:00", "note": "x"}, CALL, "k2", said
     )
