@@ -141,8 +141,9 @@ def over_the_agent(
             continue
         # as the gateway tags the frame and the STT worker gates it ("delay-gate": the line's
         # measured echo loss ignored, the agent's level at the delay less turn.echo_gate_db decides)
-        echo_db = far.echo_db() if treat in ("gate", "aec+gate") else None
-        tagged = AudioFrame(call_id="bench", seq=0, pcm=to_pcm16(frame), far_db=far.db(), echo_db=echo_db)
+        far_db, echo_db = far.levels()
+        echo_db = echo_db if treat in ("gate", "aec+gate") else None
+        tagged = AudioFrame(call_id="bench", seq=0, pcm=to_pcm16(frame), far_db=far_db, echo_db=echo_db)
         floor_db = echo_floor(tagged, settings.turn)
         if floor_db is not None and is_echo(frame, floor_db):
             frame[:] = 0.0

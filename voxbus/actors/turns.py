@@ -82,8 +82,9 @@ def said_by_agent(word: str, said: set[str]) -> bool:
     the")."""
     if word in said:
         return True
-    stem = MIN_STEM
-    return len(word) >= stem and any(w.startswith(word) or word.startswith(w) for w in said if len(w) >= stem)
+    return len(word) >= MIN_STEM and any(
+        w.startswith(word) or word.startswith(w) for w in said if len(w) >= MIN_STEM
+    )
 
 
 def heard_part(clauses: list[tuple[str, int]], played_frames: int) -> str:

@@ -83,10 +83,15 @@ class FarEndLevel:
         """The level the agent's echo is expected at in the frame heard now: the agent's level at
         the measured delay plus the line's measured echo loss; None until both are measured, or
         while the agent is silent."""
+        return self.levels()[1]
+
+    def levels(self) -> tuple[float | None, float | None]:
+        """``db()`` and ``echo_db()`` at once, as each caller frame is tagged (one look at the
+        played levels on pjmedia's clock thread, not two)."""
         reference = self.db()
-        if reference is None or self.delay is None or self.loss_db is None:
-            return None
-        return round(reference + self.loss_db, 1)
+        if reference is None or self.loss_db is None:
+            return reference, None
+        return reference, round(reference + self.loss_db, 1)
 
     def _recent(self, start: int, stop: int) -> np.ndarray:
         """Played levels of the frames ``start`` to ``stop`` - 1 ticks ago (0: the frame whose echo

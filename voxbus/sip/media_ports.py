@@ -45,7 +45,7 @@ class BusAudioPort(pj.AudioMediaPort):
         self.far.heard(pcm)  # before the canceller: the echo's delay is measured on the line itself
         if echo is not None and pcm:
             pcm = echo.cancel(pcm)
-        self.to_loop(leg.caller_audio, pcm, self.far.db(), self.far.echo_db())
+        self.to_loop(leg.caller_audio, pcm, *self.far.levels())
 
     def onFrameRequested(self, frame: pj.MediaFrame) -> None:  # noqa: N802
         leg, echo = self.leg, self.echo
