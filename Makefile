@@ -34,8 +34,8 @@ models-test: install
 
 # real SIP peers for the tests, from Debian: sipp (sip-tester), baresip, kamailio
 sip-peers:
-	@command -v sipp >/dev/null && command -v baresip >/dev/null && command -v kamailio >/dev/null && command -v espeak-ng >/dev/null \
-	  || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q sip-tester baresip kamailio espeak-ng; }
+	@command -v sipp >/dev/null && command -v baresip >/dev/null && command -v kamailio >/dev/null && command -v espeak-ng >/dev/null && command -v flite >/dev/null \
+	  || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q sip-tester baresip kamailio espeak-ng flite; }
 
 # the console's tests drive Debian's chromium through its chromedriver (no browser download), and
 # the terminal console in tmux

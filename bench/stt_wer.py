@@ -3,7 +3,8 @@
 Callers' lines rich in names, dates, times, numbers and addresses, and short replies to the
 agent's questions ("Friday at 9."), checked in as text below (the audio is made at each run,
 deterministically), are spoken by voices other than the agent's
-(Debian's espeak-ng variants), sent through the phone line as a gateway receives it (8 kHz
+(Debian's espeak-ng variants; with ``--voices flite`` CMU's flite voices, built from recordings of
+real speakers), sent through the phone line as a gateway receives it (8 kHz
 narrowband G.711 mu-law, PCMU; or 16 kHz for G.722's wideband, approximated by its 7 kHz band;
 line noise at 20 dB SNR on every third line) and transcribed by voxbus's own whisper engine with
 its production settings (the turn's window, the filler prompt). WER = word-level edit distance
@@ -26,7 +27,6 @@ import json
 import re
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 import unicodedata
@@ -40,6 +40,7 @@ from report import pyplot, write_json
 from voxbus.config import load_settings
 from voxbus.engines.models import model_path
 from voxbus.engines.stt import WhisperEngine
+from voxbus.engines.tts import command_voice_pcm
 
 RATE = 16_000
 ENGLISH = [
@@ -128,25 +129,20 @@ VOCABULARY = {
     "en": ["Doctor Patel", "Doctor Nguyen", "appointment", "check-up", "cleaning", "reschedule"],
     "fr": ["docteur Dupont", "rendez-vous", "détartrage", "carte vitale"],
 }
-VOICES = {"en": ["en-us", "en-gb+m3", "en-us+f2"], "fr": ["fr", "fr+m3", "fr+f2"]}
+VOICES = {
+    "en": ["espeak-ng:en-us", "espeak-ng:en-gb+m3", "espeak-ng:en-us+f2"],
+    "fr": ["espeak-ng:fr", "espeak-ng:fr+m3", "espeak-ng:fr+f2"],
+}
+# CMU's flite voices, each built from recordings of one real speaker (US female, US male, Scottish
+# male): nearer a caller than espeak-ng's formants, and still not the agent's piper voice
+FLITE_VOICES = ["flite:slt", "flite:rms", "flite:awb"]
 MODELS = {"en": ["stt", "stt_multilingual"], "fr": ["stt_multilingual"]}  # tiny.en hears English only
 
 
 def speak(text: str, voice: str) -> np.ndarray:
-    """espeak-ng's voice, 16 kHz float32."""
-    wav = subprocess.run(
-        ["espeak-ng", "-v", voice, "-s", "165", "--stdout"],
-        input=text.encode(),
-        capture_output=True,
-        check=True,
-    ).stdout
-    import io
-    import wave
-
-    with wave.open(io.BytesIO(wav)) as w:
-        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16).astype(np.float32) / 32768
-        rate = w.getframerate()
-    return np.asarray(soxr.resample(pcm, rate, RATE), dtype=np.float32)
+    """``voice`` (``espeak-ng:VOICE`` at 165 words a minute, or ``flite:VOICE``), 16 kHz float32."""
+    pcm, rate = command_voice_pcm(voice, text, 175 / 165 if voice.startswith("espeak-ng:") else 1.0)
+    return np.asarray(soxr.resample(pcm.astype(np.float32) / 32768, rate, RATE), dtype=np.float32)
 
 
 def mu_law(audio: np.ndarray) -> np.ndarray:
@@ -205,6 +201,7 @@ def run(
     beams: tuple[int, ...] = (),
     said: bool = False,
     models: tuple[str, ...] = (),
+    voices: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     settings = load_settings(profile="default")
     rows: list[dict[str, Any]] = []
@@ -218,7 +215,7 @@ def run(
         engine.warm()
         for language in (lang for lang in languages if kind in MODELS[lang]):
             lines = (ENGLISH if language == "en" else FRENCH)[:first]
-            for v, voice in enumerate(VOICES[language]):
+            for v, voice in enumerate(voices or VOICES[language]):
                 for i, text in enumerate(lines):
                     clean = speak(text, voice)
                     for codec, (vocabulary, after) in (
@@ -240,7 +237,7 @@ def run(
                              "words": len(reference), "errors": errors, "compute_s": round(compute, 3),
                              "audio_s": round(len(audio) / RATE, 2)}
                         )  # fmt: skip
-                        print(f"{kind:17} beam {beam} {language} {voice:9} {codec} "
+                        print(f"{kind:17} beam {beam} {language} {voice:18} {codec} "
                               f"{'noisy' if noisy else 'clean'} {'vocab ' if vocabulary else ''}"
                               f"{'said ' if after else ''}"
                               f"{errors}/{len(reference)}  {heard}",
@@ -249,17 +246,17 @@ def run(
 
 
 def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    groups: dict[tuple[str, int, str, str, bool, bool], list[dict[str, Any]]] = {}
+    groups: dict[tuple[str, str, int, str, str, bool, bool], list[dict[str, Any]]] = {}
     for row in rows:
-        key = (row["model"], row.get("beam", 1), row["language"], row["codec"],
+        key = (synthesiser(row["voice"]), row["model"], row.get("beam", 1), row["language"], row["codec"],
                row.get("vocabulary", False), row.get("said", False))  # fmt: skip
         groups.setdefault(key, []).append(row)
     summary = []
-    for (model, beam, language, codec, vocabulary, said), group in sorted(groups.items()):
+    for (voices, model, beam, language, codec, vocabulary, said), group in sorted(groups.items()):
         summary.append(
             {
-                "model": model, "beam": beam, "language": language, "codec": codec, "vocabulary": vocabulary,
-                "said": said,
+                "synthesiser": voices, "model": model, "beam": beam, "language": language, "codec": codec,
+                "vocabulary": vocabulary, "said": said,
                 "utterances": len(group),
                 "voices": len({r["voice"] for r in group}),
                 "wer": round(sum(r["errors"] for r in group) / sum(r["words"] for r in group), 4),
@@ -269,6 +266,11 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             }
         )  # fmt: skip
     return summary
+
+
+def synthesiser(voice: str) -> str:
+    """Who spoke a row: ``espeak-ng`` or ``flite`` (rows of earlier runs name espeak-ng's voice alone)."""
+    return voice.partition(":")[0] if ":" in voice else "espeak-ng"
 
 
 def _wer(rows: list[dict[str, Any]]) -> float | None:
@@ -282,14 +284,14 @@ def plot(summary: list[dict[str, Any]], path: Path) -> None:
     labels = [
         f"{names[s['model']]}{' beam ' + str(s['beam']) if s.get('beam', 1) > 1 else ''}\n"
         f"{s['language']} {s['codec']}{' +vocab' if s.get('vocabulary') else ''}"
-        f"{' +said' if s.get('said') else ''}"
+        f"{' +said' if s.get('said') else ''}\n{s.get('synthesiser', 'espeak-ng')}"
         for s in summary
     ]
     fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(summary)), 4))
     ax.bar(labels, [100 * s["wer"] for s in summary], color="#3b6fd4")
     ax.axhline(8, color="#c0392b", linestyle="--", label="target 8 %")
     ax.set_ylabel("word error rate (%)")
-    ax.set_title("STT on phone-line audio (espeak-ng callers, 1 in 3 with line noise)")
+    ax.set_title("STT on phone-line audio (callers other than the agent, 1 in 3 with line noise)")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -312,13 +314,20 @@ def main() -> int:
         help="English lines heard a third time, after the agent's words that preceded them",
     )
     parser.add_argument("--model", action="append", choices=["stt", "stt_multilingual"], default=[])
+    parser.add_argument(
+        "--voices",
+        help="callers' voices, comma-separated (espeak-ng:VOICE, flite:VOICE; 'flite': slt, rms, awb); "
+        "default: three espeak-ng variants of the language",
+    )
     parser.add_argument("--name", default="stt_wer", help="file name of the figures (JSON, PNG)")
     parser.add_argument("--lines", type=int, help="only the first N lines of each language (a quick look)")
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
-    if shutil.which("espeak-ng") is None:
-        print("bench/stt_wer.py: espeak-ng is missing (make sip-peers installs it)", file=sys.stderr)
-        return 2
+    voices = tuple(FLITE_VOICES if args.voices == "flite" else args.voices.split(",") if args.voices else ())
+    for needed in {v.partition(":")[0] for v in voices} or {"espeak-ng"}:
+        if shutil.which(needed) is None:
+            print(f"bench/stt_wer.py: {needed} is missing (make sip-peers installs it)", file=sys.stderr)
+            return 2
     results = run(
         args.language or ["en", "fr"],
         args.codec or ["PCMU", "G722"],
@@ -326,6 +335,7 @@ def main() -> int:
         tuple(args.beam),
         args.said,
         tuple(args.model),
+        voices,
     )
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / f"{args.name}.json", results)

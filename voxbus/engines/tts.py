@@ -1,5 +1,5 @@
-"""Text-to-speech: piper (ONNX), or espeak-ng for languages without a piper voice; 16 kHz frames
-(resampled with soxr)."""
+"""Text-to-speech: piper (ONNX), or a Debian synthesiser (espeak-ng, flite) for languages and
+benchmark callers without a piper voice; 16 kHz frames (resampled with soxr)."""
 
 from __future__ import annotations
 
@@ -58,30 +58,53 @@ class PiperEngine:
             yield tail
 
 
-class EspeakEngine:
-    """Debian's espeak-ng: a formant voice for languages that no shipped piper voice speaks.
-    Robotic but clear, and it costs next to nothing (a sentence in about 20 ms)."""
+COMMAND_SYNTHESISERS = ("espeak-ng", "flite")  # Debian packages of the same names
 
-    RATE = 22050
+
+def voice_command(voice: str, text: str, length_scale: float = 1.0) -> tuple[list[str], bytes | None]:
+    """The command that writes ``voice``'s WAV of ``text`` to standard output, and its standard
+    input. ``voice`` is ``espeak-ng:VOICE`` (a formant voice, every language) or ``flite:VOICE``
+    (CMU's English voices built from recordings of real speakers: slt, rms, awb)."""
+    synthesiser, _, name = voice.partition(":")
+    if synthesiser == "espeak-ng":
+        # piper's length_scale is a duration factor; espeak-ng takes words per minute (175 normal)
+        words_per_minute = str(round(175 / (length_scale or 1.0)))
+        return [synthesiser, "-v", name, "-s", words_per_minute, "--stdout"], text.encode()
+    if synthesiser == "flite":  # flite takes its text as an argument and never reads stdin
+        stretch = f"duration_stretch={length_scale or 1.0}"
+        return [synthesiser, "-voice", name, "--setf", stretch, "-t", text, "-o", "/dev/stdout"], None
+    raise ValueError(f"voice {voice!r}: expected espeak-ng:VOICE, flite:VOICE or a piper .onnx file")
+
+
+def command_voice_pcm(voice: str, text: str, length_scale: float = 1.0) -> tuple[np.ndarray, int]:
+    """``text`` spoken by a command-line voice: int16 samples and their rate. Blocking."""
+    argv, stdin = voice_command(voice, text, length_scale)
+    if shutil.which(argv[0]) is None:
+        raise FileNotFoundError(f"{argv[0]} (voice {voice}) is not installed: apt-get install {argv[0]}")
+    wav = subprocess.run(argv, input=stdin, capture_output=True, check=True).stdout
+    with wave.open(io.BytesIO(wav)) as w:
+        return np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16), w.getframerate()
+
+
+class CommandVoiceEngine:
+    """A Debian synthesiser run per sentence (``espeak-ng:VOICE``, ``flite:VOICE``): espeak-ng for
+    languages that no shipped piper voice speaks, robotic but clear; flite's voices as callers
+    other than the agent in benchmarks. Either costs next to nothing (a sentence in 20-60 ms)."""
 
     def __init__(self, voice: str, settings: TtsSettings) -> None:
-        self.binary = shutil.which("espeak-ng")
-        if self.binary is None:
-            raise FileNotFoundError(f"espeak-ng (voice {voice}) is not installed: apt-get install espeak-ng")
+        synthesiser = voice_command(voice, "", settings.length_scale)[0][0]
+        if shutil.which(synthesiser) is None:
+            raise FileNotFoundError(
+                f"{synthesiser} (voice {voice}) is not installed: apt-get install {synthesiser}"
+            )
         self.voice = voice
-        # piper's length_scale is a duration factor; espeak-ng takes words per minute (175 normal)
-        self.words_per_minute = round(175 / (settings.length_scale or 1.0))
-        self.rate = self.RATE
+        self.length_scale = settings.length_scale
 
     def frames(self, text: str, cancelled: Callable[[], bool] = lambda: False) -> Iterator[bytes]:
         """20 ms PCM16 16 kHz frames of ``text``; the last is padded with silence. Blocking."""
-        command = [self.binary or "espeak-ng", "-v", self.voice, "-s", str(self.words_per_minute), "--stdout"]
-        wav = subprocess.run(command, input=text.encode(), capture_output=True, check=True).stdout
+        pcm, rate = command_voice_pcm(self.voice, text, self.length_scale)
         if cancelled():
             return
-        with wave.open(io.BytesIO(wav)) as w:
-            pcm = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
-            rate = w.getframerate()
         framer = Framer()
         resampled = soxr.resample(pcm, rate, SAMPLE_RATE, quality="HQ") if rate != SAMPLE_RATE else pcm
         yield from framer.push(np.asarray(resampled, dtype=np.int16).tobytes())
@@ -90,13 +113,19 @@ class EspeakEngine:
             yield tail
 
 
-VoiceEngine = PiperEngine | EspeakEngine
+def EspeakEngine(voice: str, settings: TtsSettings) -> CommandVoiceEngine:  # noqa: N802 - a voice's old name
+    """espeak-ng's ``voice`` (``fr``, ``en-us+f2``)."""
+    return CommandVoiceEngine(f"espeak-ng:{voice}", settings)
+
+
+VoiceEngine = PiperEngine | CommandVoiceEngine
 
 
 def voice_engine(voice: str, settings: TtsSettings) -> VoiceEngine:
-    """A voice from its description in ``tts.voices``: ``espeak-ng:VOICE`` or a piper .onnx path."""
-    if voice.startswith("espeak-ng:"):
-        return EspeakEngine(voice.removeprefix("espeak-ng:"), settings)
+    """A voice from its description in ``tts.voices``: ``espeak-ng:VOICE``, ``flite:VOICE`` or a
+    piper .onnx path."""
+    if voice.partition(":")[0] in COMMAND_SYNTHESISERS:
+        return CommandVoiceEngine(voice, settings)
     path = Path(voice).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"piper voice {path} (from tts.voices) does not exist")
