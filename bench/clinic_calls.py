@@ -240,7 +240,7 @@ def main() -> None:
     parser.add_argument(
         "--voices",
         default=",".join(VOICES),
-        help="callers' voices, comma-separated: espeak-ng:VOICE or a piper .onnx",
+        help="callers' voices, comma-separated: espeak-ng:VOICE, flite:VOICE or a piper .onnx",
     )
     parser.add_argument("--name", default="clinic_calls", help="file name of the figures (JSON, PNG)")
     args = parser.parse_args()

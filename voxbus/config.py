@@ -140,6 +140,12 @@ class AgentSettings(BaseModel):
         "I'm sorry, I can't check that right now. Would you like me to put you through to a colleague?"
     )
     tool_rounds: int = Field(default=3, ge=1, le=10, description="tool calls one answer may chain")
+    not_heard_phrase: str = Field(
+        default="Sorry, I didn't catch the {what}. Could you say that again?",
+        description="said instead of another LLM round when a tool call was refused because the "
+        "caller never said one of its values ({what}: them, 'day and time'); a small model, told "
+        "to ask, repeats its greeting or guesses again",
+    )
     transfer_target: str = Field(
         default="",
         description="SIP URI this agent's transfers go to (empty: sip.transfer_target); the gateway "

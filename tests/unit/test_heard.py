@@ -5,7 +5,17 @@ from __future__ import annotations
 
 import pytest
 
-from voxbus.tools.heard import MARK, Said, not_said, numbers, times_in, times_meant, unheard, value_said
+from voxbus.tools.heard import (
+    MARK,
+    Said,
+    not_said,
+    numbers,
+    times_in,
+    times_meant,
+    to_ask,
+    unheard,
+    value_said,
+)
 
 
 def everyone(text: str) -> Said:
@@ -152,3 +162,21 @@ def test_a_time_nobody_said_is_taken_from_the_callers_turn(guess: str, turn: str
 def test_a_time_the_agent_offered_is_not_replaced() -> None:
     offered = "I have Thursday at 2:00 pm or Friday at 9:00. Thursday at four."
     assert times_meant(MOVE, {"day": "Thursday", "time": "14:00"}, "Thursday at four.", offered) == {}
+
+
+def test_what_to_ask_again_is_named_by_title_or_name_and_never_a_flag() -> None:
+    booking = {
+        "type": "object",
+        "properties": {
+            "day": {"type": "string", MARK: True},
+            "start_time": {"type": "string", MARK: True},
+            "clinic_site": {"type": "string", "title": "practice", MARK: True},
+            "another": {"type": "boolean", MARK: True},
+        },
+    }
+    guess = {"day": "Friday", "start_time": "16:30", "clinic_site": "north", "another": True}
+    assert to_ask(booking, guess, everyone("Friday at four, please.")) == ["start time", "practice"]
+    assert (
+        to_ask(booking, {**guess, "start_time": "16:00", "clinic_site": "x"}, everyone("x on Friday at 4"))
+        == []
+    )

@@ -122,10 +122,13 @@ async def caller_says(side: AgentSide, text: str) -> Generation:
     return side.current
 
 
-def result(generation: Generation, ok: bool = True, failure: str | None = None) -> ToolFinished:
+def result(
+    generation: Generation, ok: bool = True, failure: str | None = None, ask: tuple[str, ...] = ()
+) -> ToolFinished:
     outcome = ToolOutcome(
         name="list_free_slots", arguments={}, ok=ok, result={"free": ["11:30"]} if ok else None,
         error="" if ok else "no service serves list_free_slots right now", failure=failure,  # type: ignore[arg-type]
+        ask=list(ask),
     )  # fmt: skip
     return ToolFinished(generation, f"c:{generation.gen}:0", outcome)
 
@@ -228,6 +231,31 @@ async def test_a_refusal_goes_back_to_the_llm_which_says_what_follows() -> None:
     await side.chunk(chunk(side, "", done=True))
     await side.tool_finished(result(generation, ok=False, failure="refused"))
     assert len(out.llm_requests) == 2 and '"error"' in out.llm_requests[-1][-1].content
+
+
+async def test_a_call_on_values_the_caller_never_said_ends_the_answer_with_a_question() -> None:
+    """The model guessed the time ("Friday at eleven" heard as "Friday 11th early"): the agent asks
+    for it itself; another LLM round, told to ask, repeated the greeting or guessed again."""
+    side, out, _tools, _clock = agent()
+    generation = await caller_says(side, "Please move my appointment to Friday 11th early.")
+    await side.chunk(chunk(side, CALL))
+    await side.chunk(chunk(side, "", done=True))
+    await side.tool_finished(result(generation, ok=False, failure="not_said", ask=("day", "time")))
+    question = "Sorry, I didn't catch the day and time. Could you say that again?"
+    assert len(out.llm_requests) == 1 and out.spoken[-1] == (question, True)
+    history = [(m.role, m.content) for m in side.conversation.history]
+    assert [r for r, _ in history] == ["user", "assistant", "tool", "assistant"]
+    assert "error" in history[2][1] and history[3] == ("assistant", question)
+
+
+async def test_a_refused_flag_alone_goes_back_to_the_llm() -> None:
+    """Nothing to ask by name (the model set ``another`` on its own): the LLM says what follows."""
+    side, out, _tools, _clock = agent()
+    generation = await caller_says(side, "Book me in for Monday at ten.")
+    await side.chunk(chunk(side, CALL))
+    await side.chunk(chunk(side, "", done=True))
+    await side.tool_finished(result(generation, ok=False, failure="not_said"))
+    assert len(out.llm_requests) == 2
 
 
 async def test_a_barge_in_while_the_tool_runs_keeps_its_result_and_asks_nothing_more() -> None:

@@ -219,6 +219,18 @@ def unheard(parameters: dict[str, Any], arguments: dict[str, Any], said: Said) -
     ]
 
 
+def to_ask(parameters: dict[str, Any], arguments: dict[str, Any], said: Said) -> list[str]:
+    """What the agent asks the caller again for: the marked values nobody said, by their schema's
+    ``title`` or their name ("day", "time"). Flags are left out (the caller never says "another
+    = true"; whether they meant another booking is for the LLM to ask)."""
+    properties = parameters.get("properties") or {}
+    return [
+        str(properties.get(name, {}).get("title") or name.replace("_", " "))
+        for name, value in _unsaid(parameters, arguments, said).items()
+        if not isinstance(value, bool)
+    ]
+
+
 def not_said(parameters: dict[str, Any], arguments: dict[str, Any], said: Said) -> str | None:
     """Why the call may not be made (a marked argument nobody said), with the times that were said
     when the guess is a time (a small model writes 14:00 for "four"), or None when all were said."""

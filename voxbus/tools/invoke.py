@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from nats.aio.client import Client
@@ -13,7 +13,7 @@ from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 
 from voxbus.tools.contract import TOOL_PREFIX, BadTool, ToolRequest, ToolSpec, argument_problem, parse_reply
-from voxbus.tools.heard import Said, not_said
+from voxbus.tools.heard import Said, not_said, to_ask
 
 Failure = Literal[
     "unknown_tool", "bad_arguments", "not_said", "timeout", "unavailable", "bad_reply", "refused"
@@ -31,6 +31,7 @@ class ToolOutcome:
     failure: Failure | None = None  # why it failed; None when ok or the tool said no ("refused")
     latency_s: float = 0.0
     attempts: int = 0
+    ask: list[str] = field(default_factory=list)  # not_said: what to ask the caller for ("day", "time")
 
     def for_llm(self) -> dict[str, Any]:
         """What the LLM reads back as the tool's response."""
@@ -68,7 +69,8 @@ async def call_tool(
     unsaid = not_said(spec.parameters, arguments, said) if said is not None else None
     if unsaid is not None:
         error = f"{name} not done: {unsaid}; ask the caller for it"
-        return outcome(ok=False, failure="not_said", error=error)
+        ask = to_ask(spec.parameters, arguments, said) if said is not None else []
+        return outcome(ok=False, failure="not_said", error=error, ask=ask)
     last_failure: Failure = "timeout"
     for attempt in (1, 2):
         request = ToolRequest(

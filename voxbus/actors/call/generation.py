@@ -103,6 +103,7 @@ class Generation:
     answer_from: int = 0  # where this LLM round's text starts in ``text``
     calls_made: set[str] = field(default_factory=set)  # served calls (name and arguments) so far
     repeated_call: bool = False  # this round repeated one of them: not made again
+    to_ask: list[str] = field(default_factory=list)  # values a call of this round lacked: asked for
 
     @classmethod
     def start(
@@ -175,6 +176,7 @@ class Generation:
         self.round_calls = 0
         self.waiting_for_tools = False
         self.repeated_call = False
+        self.to_ask = []
 
     def round_text(self) -> str:
         """What the LLM said in this round, tool calls included (for the history)."""

@@ -7,7 +7,9 @@ the caller may still take back). If the tool takes longer than ``agent.tool_hold
 nothing was said yet, the holding phrase is. Once every call of the round has answered, the LLM is
 asked again with the responses in the history, and says what follows from them; a tool that could
 not be asked (timeout, no service, a reply that breaks the contract) or rounds used up end the
-answer with ``agent.tool_failure_phrase``, which offers a person.
+answer with ``agent.tool_failure_phrase``, which offers a person. A call refused because the caller
+never said one of its values (``not_said``: the model guessed a day or a time) ends the answer with
+``agent.not_heard_phrase``, which asks for them: the caller's next words bring them.
 """
 
 from __future__ import annotations
@@ -60,6 +62,8 @@ class ServedToolFlow:
         assert self.tools is not None and generation is not None
         self.tools.report(done)
         generation.tools_pending -= 1
+        if done.outcome.failure == "not_said":
+            generation.to_ask += [what for what in done.outcome.ask if what not in generation.to_ask]
         if generation is self.current and not generation.llm.done:
             generation.early_responses.append(done.outcome.for_llm())  # after the calls, in order
         else:
@@ -75,16 +79,22 @@ class ServedToolFlow:
         could not be asked or the rounds are used up, the agent says so and offers a person."""
         if generation.tools_pending or generation is not self.current:
             return
-        if generation.tool_rounds >= self.settings.tool_rounds:
-            phrase = self.settings.tool_failure_phrase
+        if generation.to_ask:
+            what = spoken_list(generation.to_ask)
+            await self._end_answer(generation, self.settings.not_heard_phrase.replace("{what}", what))
+        elif generation.tool_rounds >= self.settings.tool_rounds:
+            await self._end_answer(generation, self.settings.tool_failure_phrase)
+        else:
             generation.next_round(self.clock.monotonic())
-            generation.llm.done = True
-            generation.text += phrase
-            await self._speak(generation, speakable(phrase), last=True)
-            await self._answer_complete(generation)
-            return
+            await self._request_llm(generation)
+
+    async def _end_answer(self, generation: Generation, phrase: str) -> None:
+        """The answer ends with the agent's own ``phrase``, no LLM round."""
         generation.next_round(self.clock.monotonic())
-        await self._request_llm(generation)
+        generation.llm.done = True
+        generation.text += phrase
+        await self._speak(generation, speakable(phrase), last=True)
+        await self._answer_complete(generation)
 
     async def hold_if_tool_slow(self) -> None:
         """The answer waits on tools (the call, or the LLM's answer from its result) for more
@@ -133,3 +143,8 @@ class ServedToolFlow:
         target = (self.settings.transfer_target or None) if action == "transfer" else None
         command = CallControl(call_id=self.call_id, action=action, target=target)  # type: ignore[arg-type]
         generation.after_playout.append(command)
+
+
+def spoken_list(items: list[str]) -> str:
+    """``["day", "time"]`` as said: "day and time"; three: "a, b and c"."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
