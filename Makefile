@@ -102,12 +102,14 @@ bench: models models-test pipecat-venv
 	for db in 20 35 10; do $(PY) bench/barge_words.py --lines gate,delay-gate,window-gate --echo-db -$$db --name barge_words_echo$$db --out bench/results || exit 1; done
 	$(PY) bench/stt_wer.py --out bench/results
 	$(PY) bench/stt_wer.py --language en --said --name stt_wer_said --out bench/results
+	$(PY) bench/stt_wer.py --language en --codec PCMU --model stt --voices flite --beam 1 --beam 5 --name stt_wer_flite --out bench/results
 	$(PY) bench/french_call.py --out bench/results
 	$(PY) bench/nats_outage.py --kills 5 --out bench/results
 	$(VENV)/bin/voxbus models fetch --name qwen2.5-coder-0.5b-instruct-q4_k_m
 	$(PY) bench/tool_calls.py --out bench/results
 	$(PY) bench/remote_llm.py --profile default --out bench/results
 	$(PY) bench/clinic_calls.py --out bench/results --calls 10
+	$(PY) bench/clinic_calls.py --out bench/results --calls 10 --voices flite:slt,flite:rms --name clinic_calls_flite
 	VOXBUS_STT__PROMPT_AGENT_WORDS=false $(PY) bench/clinic_calls.py --out bench/results --calls 10 --name clinic_calls_meant_off
 	$(PY) bench/console.py --calls 4 --out bench/results
 	$(PY) bench/batch_decode.py --model qwen2.5-coder-1.5b-instruct-q4_k_m --model qwen2.5-coder-0.5b-instruct-q4_k_m --out bench/results

@@ -182,15 +182,26 @@ def score(case: Case, text: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def run_candidate(model: str, prompt: str, tools: list[dict[str, Any]], ctx: str) -> dict[str, Any]:
+def opening(prompt: str, ctx: str, greeting: str) -> list[ChatMessage]:
+    """The conversation before the first case: the system prompt, the call's context and the
+    greeting, as an assistant turn (what the agent said) or as a line of the context."""
+    said = CLINIC["greeting"]
+    if greeting == "context":
+        ctx = f'{ctx} You have greeted the caller: "{said}"'
+    system = [ChatMessage(role="system", content=PROMPTS[prompt]), ChatMessage(role="system", content=ctx)]
+    return system if greeting == "context" else [*system, ChatMessage(role="assistant", content=said)]
+
+
+def run_candidate(
+    model: str, prompt: str, tools: list[dict[str, Any]], ctx: str, greeting: str = "assistant"
+) -> dict[str, Any]:
     settings = load_settings()
     path = models_dir(settings) / model / CATALOGUE[model].entry
     engine = LlamaEngine(path, LlmSettings(n_ctx=4096))
-    system = [ChatMessage(role="system", content=PROMPTS[prompt]), ChatMessage(role="system", content=ctx)]
-    greeting = ChatMessage(role="assistant", content=CLINIC["greeting"])
+    start = opening(prompt, ctx, greeting)
     results = []
     for c in CASES:
-        messages = [*system, greeting, *(ChatMessage(role=r, content=t) for r, t in c.history)]
+        messages = [*start, *(ChatMessage(role=r, content=t) for r, t in c.history)]
         messages.append(ChatMessage(role="user", content=c.said))
         engine.warm(messages[:-1], tools)  # the conversation so far is evaluated while the agent speaks
         started = time.perf_counter()
@@ -212,7 +223,7 @@ def run_candidate(model: str, prompt: str, tools: list[dict[str, Any]], ctx: str
     for label, offered in (("with_tools", tools), ("without_tools", None)):
         times = []  # the conversation so far cached (as in a call), the caller's new words not
         for question in ("What time is my appointment?", "Is the dentist in today?", "Where are you?"):
-            messages = [*system, greeting, ChatMessage(role="user", content=question)]
+            messages = [*start, ChatMessage(role="user", content=question)]
             engine.warm(messages[:-1], offered)
             started = time.perf_counter()
             next(iter(engine.stream(messages, 8, 0.0, tools=offered)))
@@ -225,6 +236,8 @@ def run_candidate(model: str, prompt: str, tools: list[dict[str, Any]], ctx: str
         "right_tool": sum(r["right_tool"] for r in results),
         "right_args": sum(r["right_args"] for r in results),
         "malformed": sum(r["malformed"] for r in results),
+        "greeting": greeting,
+        "repeats_greeting": sum(CLINIC["greeting"].split(".")[0] in r["text"] for r in results),
         "first_token_ms": ttft, "tool_call_ms_median": round(statistics.median(calls)) if calls else None,
         "results": results,
     }  # fmt: skip
@@ -273,23 +286,32 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     parser.add_argument("--model", action="append", help="catalogue LLM names (default: the 1.5B and 0.5B)")
     parser.add_argument("--prompt", action="append", choices=sorted(PROMPTS))
+    parser.add_argument(
+        "--greeting",
+        action="append",
+        choices=["assistant", "context"],
+        help="where the greeting sits: an assistant turn (what voxbus does) or a line of the context",
+    )
+    parser.add_argument("--name", default="tool_calls", help="file name of the figures (JSON, PNG)")
     args = parser.parse_args()
     models = args.model or ["qwen2.5-coder-1.5b-instruct-q4_k_m", "qwen2.5-coder-0.5b-instruct-q4_k_m"]
     prompts = args.prompt or list(PROMPTS)
     tools, ctx = clinic_tools(), context()
     runs = []
-    for model in models:
-        for prompt in prompts:
-            print(f"{model}, {prompt} prompt:", flush=True)
-            runs.append(run_candidate(model, prompt, tools, ctx))
-            r = runs[-1]
-            print(f"  right tool {r['right_tool']}/{r['cases']}, right arguments {r['right_args']}, "
-                  f"malformed {r['malformed']}, first token {r['first_token_ms']}", flush=True)  # fmt: skip
-            # written after each candidate: a long run stopped early keeps what it measured
-            args.out.mkdir(parents=True, exist_ok=True)
-            result = {"today": str(TODAY), "runs": runs}
-            write_json(args.out / "tool_calls.json", result)
-            plot(runs, args.out / "tool_calls.png")
+    for model, prompt, greeting in (
+        (m, p, g) for m in models for p in prompts for g in args.greeting or ["assistant"]
+    ):
+        print(f"{model}, {prompt} prompt, greeting as {greeting}:", flush=True)
+        runs.append(run_candidate(model, prompt, tools, ctx, greeting))
+        r = runs[-1]
+        print(f"  right tool {r['right_tool']}/{r['cases']}, right arguments {r['right_args']}, "
+              f"malformed {r['malformed']}, greeting repeated {r['repeats_greeting']}, "
+              f"first token {r['first_token_ms']}", flush=True)  # fmt: skip
+        # written after each candidate: a long run stopped early keeps what it measured
+        args.out.mkdir(parents=True, exist_ok=True)
+        result = {"today": str(TODAY), "runs": runs}
+        write_json(args.out / f"{args.name}.json", result)
+        plot(runs, args.out / f"{args.name}.png")
 
 
 if __name__ == "__main__":

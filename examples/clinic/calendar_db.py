@@ -26,7 +26,24 @@ CREATE UNIQUE INDEX IF NOT EXISTS one_per_slot ON appointments(start) WHERE stat
 
 
 class CalendarError(ValueError):
-    """Something the caller asked that the calendar cannot do; the message says what, for them."""
+    """Something the caller asked that the calendar cannot do; the message says what, for the
+    agent; ``say``, where the calendar can word it, what the agent tells the caller."""
+
+    def __init__(self, message: str, say: str | None = None) -> None:
+        super().__init__(message)
+        self.say = say
+
+
+def spoken_slot(start: str) -> str:
+    """``2026-12-04 11:30`` as the agent says it: "Friday, December 4, at 11:30"."""
+    when = datetime.strptime(start, "%Y-%m-%d %H:%M")
+    return f"{when:%A}, {when:%B} {when.day}, at {when.hour}:{when:%M}"
+
+
+def spoken_times(times: list[str]) -> str:
+    """["09:00", "11:30", "14:00"] as said: "9:00, 11:30 or 14:00"."""
+    said = [t.lstrip("0") if not t.startswith("00") else t for t in times]
+    return said[0] if len(said) == 1 else f"{', '.join(said[:-1])} or {said[-1]}"
 
 
 def phone_of(address: str) -> str:
@@ -168,12 +185,18 @@ class Calendar:
         free = self.free(date.fromisoformat(start[:10]))
         if start[11:] in free:
             return
+        weekday = _weekday(start)
         if not free:
-            raise CalendarError(f"{start} is not free: the clinic has no free time on {_weekday(start)}")
+            raise CalendarError(
+                f"{start} is not free: the clinic has no free time on {weekday}",
+                say=f"I'm sorry, there is no free time on {weekday}. Would another day suit you?",
+            )
         wanted = _minutes(start[11:])
         nearest = sorted(sorted(free, key=lambda t: abs(_minutes(t) - wanted))[:NEAREST_OFFERED])
         raise CalendarError(
-            f"{start} is not free; the nearest free times on {_weekday(start)}: {', '.join(nearest)}"
+            f"{start} is not free; the nearest free times on {weekday}: {', '.join(nearest)}",
+            say=f"I'm sorry, {weekday} at {spoken_times([start[11:]])} is taken. "
+            f"I have {spoken_times(nearest)}. Which would suit you?",
         )
 
     def _own(self, appointment_id: int, phone: str) -> sqlite3.Row:

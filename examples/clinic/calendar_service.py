@@ -21,11 +21,11 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 sys.path.insert(0, str(Path(__file__).parent))
-from calendar_db import Calendar, CalendarError, resolve_day  # noqa: E402
+from calendar_db import Calendar, CalendarError, resolve_day, spoken_slot  # noqa: E402
 
 from voxbus.bus.connection import Bus  # noqa: E402
 from voxbus.tools.heard import CALLER_SAID  # noqa: E402
-from voxbus.tools.service import ToolContext, ToolError, ToolService  # noqa: E402
+from voxbus.tools.service import Answer, ToolContext, ToolError, ToolService  # noqa: E402
 
 
 class NoArguments(BaseModel):
@@ -75,7 +75,7 @@ def build_service(calendar: Calendar, delay_s: float = 0.0) -> ToolService:
         try:
             return work(*args)
         except CalendarError as exc:
-            raise ToolError(str(exc)) from None
+            raise ToolError(str(exc), say=exc.say) from None
 
     @service.tool("The caller's patient record and bookings, found by their phone number.")
     async def find_patient(args: NoArguments, ctx: ToolContext) -> dict:
@@ -90,21 +90,32 @@ def build_service(calendar: Calendar, delay_s: float = 0.0) -> ToolService:
         free = await act(calendar.free, day)
         return {"date": f"{day}", "weekday": f"{day:%A}", "free": free or "closed"}
 
+    # the changes word the agent's confirmation themselves: said at once, true to the calendar
     @service.tool("Move the caller's appointment to a day and time the caller chose.")
-    async def reschedule(args: Move, ctx: ToolContext) -> dict:
+    async def reschedule(args: Move, ctx: ToolContext) -> Answer:
         day = await act(resolve_day, args.day, date.today())
-        return await act(calendar.move, args.appointment_id, f"{day} {args.time}", ctx.caller)
+        moved = await act(calendar.move, args.appointment_id, f"{day} {args.time}", ctx.caller)
+        return Answer(
+            result=moved, say=f"Done: your appointment is now on {spoken_slot(moved['new_start'])}."
+        )
 
     @service.tool("Book a new appointment for the caller on a day and time they chose.")
-    async def book(args: Booking, ctx: ToolContext) -> dict:
+    async def book(args: Booking, ctx: ToolContext) -> Answer:
         day = await act(resolve_day, args.day, date.today())
-        return await act(calendar.book, f"{day} {args.time}", args.kind, ctx.caller, args.another)
+        booked = await act(calendar.book, f"{day} {args.time}", args.kind, ctx.caller, args.another)
+        return Answer(
+            result=booked, say=f"Done: you are booked for a {args.kind} on {spoken_slot(booked['start'])}."
+        )
 
     @service.tool("Cancel the caller's appointment, when the caller asks to cancel it.")
-    async def cancel(args: Cancellation, ctx: ToolContext) -> dict:
+    async def cancel(args: Cancellation, ctx: ToolContext) -> Answer:
         if not args.cancel:
             raise ToolError("not cancelled: cancel only an appointment the caller asked to cancel")
-        return await act(calendar.cancel, args.appointment_id, ctx.caller)
+        cancelled = await act(calendar.cancel, args.appointment_id, ctx.caller)
+        return Answer(
+            result=cancelled,
+            say=f"Done: your appointment on {spoken_slot(cancelled['cancelled'])} is cancelled.",
+        )
 
     return service
 

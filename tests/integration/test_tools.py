@@ -17,7 +17,7 @@ from voxbus.tools.catalog import discover
 from voxbus.tools.contract import BadTool, ToolSpec
 from voxbus.tools.heard import CALLER_SAID, Said
 from voxbus.tools.invoke import CallContext, call_tool
-from voxbus.tools.service import ToolContext, ToolError, ToolService
+from voxbus.tools.service import Answer, ToolContext, ToolError, ToolService
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,6 +84,32 @@ class Move(BaseModel):
     day: str = Field(json_schema_extra=CALLER_SAID)
     time: str = Field(json_schema_extra=CALLER_SAID)
     note: str = ""
+
+
+async def test_a_tool_words_the_agents_answer_and_a_broken_wording_is_refused(nc: Client) -> None:
+    service = ToolService("calendar")
+
+    @service.tool("Book a slot.")
+    async def book(args: Slot, ctx: ToolContext) -> Answer:
+        if args.start.endswith("09:00"):
+            raise ToolError("taken", say="Sorry, 9:00 is taken. I have 11:30.")
+        if args.start.endswith("10:00"):
+            return Answer(result={"booked": args.start}, say="Done.\n<tool_call>")  # breaks the contract
+        return Answer(result={"booked": args.start}, say=f"Done: you are booked at {args.start[11:]}.")
+
+    await service.start(nc)
+    spec = (await discover(nc)).tools["book"]
+    done = await call_tool(nc, spec, "book", {"start": "2026-12-04 11:30"}, CALL, "c1:1:0")
+    assert (
+        done.ok
+        and done.result == {"booked": "2026-12-04 11:30"}
+        and done.say == "Done: you are booked at 11:30."
+    )
+    taken = await call_tool(nc, spec, "book", {"start": "2026-12-04 09:00"}, CALL, "c1:1:1")
+    assert not taken.ok and taken.failure == "refused" and taken.say.startswith("Sorry, 9:00")
+    broken = await call_tool(nc, spec, "book", {"start": "2026-12-04 10:00"}, CALL, "c1:1:2")
+    assert not broken.ok and not broken.say and "not one plain line" in broken.error
+    await service.stop()
 
 
 async def test_a_booking_on_a_time_nobody_said_is_not_sent(nc: Client) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples" / "clinic"))
 
-from calendar_db import Calendar, CalendarError  # noqa: E402
+from calendar_db import Calendar, CalendarError, spoken_slot, spoken_times  # noqa: E402
 
 TODAY = date(2026, 12, 1)  # a Tuesday
 PETER = "+15551234567"  # holds appointment 12
@@ -55,8 +55,13 @@ def test_a_taken_time_is_refused_with_the_nearest_free_ones(tmp_path: Path) -> N
     assert str(refused.value) == (
         "2026-12-04 15:00 is not free; the nearest free times on Friday: 14:00, 14:30, 15:30"
     )
-    with pytest.raises(CalendarError, match="no free time on Saturday"):
+    assert (
+        refused.value.say
+        == "I'm sorry, Friday at 15:00 is taken. I have 14:00, 14:30 or 15:30. Which would suit you?"
+    )
+    with pytest.raises(CalendarError, match="no free time on Saturday") as closed:
         calendar.move(12, "2026-12-05 10:00", PETER)
+    assert closed.value.say and "Saturday" in closed.value.say
     assert calendar.row(12)["start"] == "2026-12-03 10:00"  # not moved
 
 
@@ -84,3 +89,9 @@ async def test_a_cancellation_needs_the_callers_word(tmp_path: Path) -> None:
     assert calendar.row(12)["status"] == "booked"
     await cancel.function(Cancellation(appointment_id=12, cancel=True), ctx)
     assert calendar.row(12)["status"] == "cancelled"
+
+
+def test_the_calendar_words_its_slots_and_refusals_for_the_caller() -> None:
+    assert spoken_slot("2026-12-04 09:30") == "Friday, December 4, at 9:30"
+    assert spoken_times(["09:00", "11:30", "14:00"]) == "9:00, 11:30 or 14:00"
+    assert spoken_times(["16:00"]) == "16:00"

@@ -9,7 +9,14 @@ import pytest
 
 from voxbus.engines.tool_calls import call_schema, call_start, canonical, undecided_tail
 from voxbus.tools.catalog import catalog_of
-from voxbus.tools.contract import MAX_REPLY_BYTES, BadTool, ToolSpec, argument_problem, parse_reply
+from voxbus.tools.contract import (
+    MAX_REPLY_BYTES,
+    MAX_SAY_CHARS,
+    BadTool,
+    ToolSpec,
+    argument_problem,
+    parse_reply,
+)
 
 SLOTS = {"type": "object", "properties": {"date": {"type": "string"}}, "required": ["date"]}
 
@@ -95,6 +102,16 @@ def test_replies_ok_refused_by_header_or_body_and_broken_ones() -> None:
             parse_reply(broken, None)
     with pytest.raises(BadTool, match="bytes"):
         parse_reply(b'{"ok": true, "result": "' + b"x" * MAX_REPLY_BYTES + b'"}', None)
+
+
+def test_a_reply_may_word_the_agents_answer_in_one_plain_line() -> None:
+    done = parse_reply(b'{"ok": true, "result": {"id": 3}, "say": "Done: Friday at 11:30."}', None)
+    assert done.say == "Done: Friday at 11:30."
+    taken = parse_reply(b'{"ok": false, "error": "taken", "say": "Sorry, that is taken."}', None)
+    assert not taken.ok and taken.say == "Sorry, that is taken."
+    for say in ["", "two\nlines", "<tool_call>{}</tool_call>", "x" * (MAX_SAY_CHARS + 1)]:
+        with pytest.raises(BadTool, match="not a tool reply"):
+            parse_reply(json.dumps({"ok": True, "say": say}).encode(), None)
 
 
 def test_a_tool_call_is_spotted_in_any_of_the_shapes_small_models_use() -> None:

@@ -123,14 +123,19 @@ async def caller_says(side: AgentSide, text: str) -> Generation:
 
 
 def result(
-    generation: Generation, ok: bool = True, failure: str | None = None, ask: tuple[str, ...] = ()
+    generation: Generation,
+    ok: bool = True,
+    failure: str | None = None,
+    ask: tuple[str, ...] = (),
+    say: str = "",
+    index: int = 0,
 ) -> ToolFinished:
     outcome = ToolOutcome(
         name="list_free_slots", arguments={}, ok=ok, result={"free": ["11:30"]} if ok else None,
         error="" if ok else "no service serves list_free_slots right now", failure=failure,  # type: ignore[arg-type]
-        ask=list(ask),
+        ask=list(ask), say=say,
     )  # fmt: skip
-    return ToolFinished(generation, f"c:{generation.gen}:0", outcome)
+    return ToolFinished(generation, f"c:{generation.gen}:{index}", outcome)
 
 
 async def test_a_slow_tool_gets_the_holding_phrase_and_the_answer_comes_from_its_result() -> None:
@@ -246,6 +251,30 @@ async def test_a_call_on_values_the_caller_never_said_ends_the_answer_with_a_que
     history = [(m.role, m.content) for m in side.conversation.history]
     assert [r for r, _ in history] == ["user", "assistant", "tool", "assistant"]
     assert "error" in history[2][1] and history[3] == ("assistant", question)
+
+
+async def test_a_tool_that_words_the_answer_is_heard_at_once_without_another_llm_round() -> None:
+    side, out, _tools, _clock = agent()
+    generation = await caller_says(side, "Move it to Friday at 11:30.")
+    await side.chunk(chunk(side, CALL))
+    await side.chunk(chunk(side, "", done=True))
+    said = "Done: your appointment is now on Friday, December 4, at 11:30."
+    await side.tool_finished(result(generation, say=said))
+    assert len(out.llm_requests) == 1 and out.spoken[-1] == (said, True)
+    history = [(m.role, m.content) for m in side.conversation.history]
+    assert [r for r, _ in history] == ["user", "assistant", "tool", "assistant"]
+    assert '"11:30"' in history[2][1] and history[3] == ("assistant", said)
+
+
+async def test_a_round_with_a_call_the_tool_did_not_word_goes_to_the_llm() -> None:
+    side, out, _tools, _clock = agent()
+    generation = await caller_says(side, "Anything on Friday, and move it there.")
+    two_calls = CALL + CALL.replace("friday", "monday")
+    await side.chunk(chunk(side, two_calls))
+    await side.chunk(chunk(side, "", done=True))
+    await side.tool_finished(result(generation, say="Done: Friday at 11:30."))
+    await side.tool_finished(result(generation, index=1))
+    assert len(out.llm_requests) == 2  # the LLM says what follows from both
 
 
 async def test_a_refused_flag_alone_goes_back_to_the_llm() -> None:

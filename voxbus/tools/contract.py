@@ -6,7 +6,10 @@ is ``voxbus.tool.<name>``, its metadata holds ``description`` (what the LLM read
 agent finds tools with ``$SRV.INFO`` and calls one by request/reply, JSON both ways:
 
 request  ``{"call_id", "arguments": {...}, "idempotency_key", "attempt", "caller", "called"}``
-reply    ``{"ok": true, "result": <any JSON>}`` or ``{"ok": false, "error": "one line"}``
+reply    ``{"ok": true, "result": <any JSON>}`` or ``{"ok": false, "error": "one line"}``, either
+         with ``"say": "a sentence"`` if the tool words the agent's answer itself ("Done: your
+         appointment is now on Friday, December 4, at 11:30."): the agent says it at once,
+         without asking the LLM again (a confirmation the tool knows to be true, seconds sooner)
 
 A reply carrying the services API's error headers (``Nats-Service-Error``,
 ``Nats-Service-Error-Code``) counts as ``ok: false`` with that description. A retried request
@@ -27,6 +30,7 @@ TOOL_PREFIX = f"{subjects.PREFIX}.tool."
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
 MAX_REPLY_BYTES = 64 * 1024  # a reply goes into the LLM's prompt: anything larger is refused
 MAX_DESCRIPTION_CHARS = 1024
+MAX_SAY_CHARS = 300  # a sentence or two for the caller's ear
 ERROR_HEADER, ERROR_CODE_HEADER = "Nats-Service-Error", "Nats-Service-Error-Code"
 
 
@@ -47,6 +51,13 @@ class ToolReply(BaseModel):
     ok: StrictBool
     result: Any = None
     error: str | None = None
+    say: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_SAY_CHARS,
+        pattern=r"^[^\x00-\x1f<>]+$",  # one plain line: no control characters, no tags
+        description="the agent's answer, worded by the tool: said at once, no LLM round",
+    )
 
 
 class ToolSpec(BaseModel):

@@ -32,6 +32,7 @@ class ToolOutcome:
     latency_s: float = 0.0
     attempts: int = 0
     ask: list[str] = field(default_factory=list)  # not_said: what to ask the caller for ("day", "time")
+    say: str = ""  # the tool's own wording of the agent's answer (ToolReply.say)
 
     def for_llm(self) -> dict[str, Any]:
         """What the LLM reads back as the tool's response."""
@@ -96,9 +97,10 @@ async def call_tool(
             reply = parse_reply(msg.data, msg.headers)
         except BadTool as exc:
             return outcome(ok=False, failure="bad_reply", error=f"{name}: {exc}", attempts=attempt)
+        say = reply.say or ""
         if reply.ok:
-            return outcome(ok=True, result=reply.result, attempts=attempt)
-        return outcome(ok=False, failure="refused", error=reply.error or "", attempts=attempt)
+            return outcome(ok=True, result=reply.result, attempts=attempt, say=say)
+        return outcome(ok=False, failure="refused", error=reply.error or "", attempts=attempt, say=say)
     why = {
         "timeout": f"{name} did not answer within {spec.timeout_s:g} s, twice",
         "unavailable": f"no service serves {name} right now",

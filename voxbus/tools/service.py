@@ -82,7 +82,20 @@ class _Tool:
 
 class ToolError(Exception):
     """Raise it from a tool to answer ``ok: false`` with this message (the caller is told the
-    tool could not do it; nothing is logged as a crash)."""
+    tool could not do it; nothing is logged as a crash); ``say``: the agent's answer, worded by
+    the tool ("Sorry, Friday at 11:30 is taken. I have 9:00 or 14:00.")."""
+
+    def __init__(self, message: str, say: str | None = None) -> None:
+        super().__init__(message)
+        self.say = say
+
+
+class Answer(BaseModel):
+    """What a tool may return instead of its bare result: the result, and the agent's answer
+    worded by the tool, said at once without another LLM round (see ``ToolReply.say``)."""
+
+    result: Any = None
+    say: str
 
 
 class ToolService:
@@ -203,13 +216,13 @@ class ToolService:
         try:
             result = await tool.function(arguments, context)
         except ToolError as exc:
-            return _reply(False, error=str(exc))
+            return _reply(False, error=str(exc), say=exc.say)
         except Exception as exc:  # a bug in the tool: answered and logged, the service goes on
             log.exception("tool failed", tool=tool.name, call_id=call.call_id)
             return _reply(False, error=f"{tool.name} failed: {type(exc).__name__}")
-        if isinstance(result, BaseModel):
-            result = result.model_dump(mode="json")
-        return _reply(True, result=result)
+        if isinstance(result, Answer):
+            return _reply(True, result=jsonable(result.result), say=result.say)
+        return _reply(True, result=jsonable(result))
 
 
 def compact_schema(schema: Any) -> Any:
@@ -221,5 +234,15 @@ def compact_schema(schema: Any) -> Any:
     return schema
 
 
-def _reply(ok: bool, result: Any = None, error: str | None = None) -> bytes:
-    return ToolReply(ok=ok, result=result, error=error).model_dump_json(exclude_none=True).encode()
+def jsonable(result: Any) -> Any:
+    return result.model_dump(mode="json") if isinstance(result, BaseModel) else result
+
+
+def _reply(ok: bool, result: Any = None, error: str | None = None, say: str | None = None) -> bytes:
+    try:
+        reply = ToolReply(ok=ok, result=result, error=error, say=say)
+    except ValidationError as exc:  # the tool's own wording breaks the contract: not sent
+        problem = exc.errors()[0]["msg"]
+        log.error("tool answer refused", say=say, problem=problem)
+        reply = ToolReply(ok=False, error=f"the tool's answer to say is not one plain line: {problem}")
+    return reply.model_dump_json(exclude_none=True).encode()

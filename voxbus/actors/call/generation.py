@@ -104,6 +104,8 @@ class Generation:
     calls_made: set[str] = field(default_factory=set)  # served calls (name and arguments) so far
     repeated_call: bool = False  # this round repeated one of them: not made again
     to_ask: list[str] = field(default_factory=list)  # values a call of this round lacked: asked for
+    tools_said: list[str] = field(default_factory=list)  # this round's answers worded by the tools
+    round_needs_llm: bool = False  # a call of this round answered without wording the answer
 
     @classmethod
     def start(
@@ -177,6 +179,8 @@ class Generation:
         self.waiting_for_tools = False
         self.repeated_call = False
         self.to_ask = []
+        self.tools_said = []
+        self.round_needs_llm = False
 
     def round_text(self) -> str:
         """What the LLM said in this round, tool calls included (for the history)."""

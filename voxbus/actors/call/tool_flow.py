@@ -9,7 +9,10 @@ asked again with the responses in the history, and says what follows from them; 
 not be asked (timeout, no service, a reply that breaks the contract) or rounds used up end the
 answer with ``agent.tool_failure_phrase``, which offers a person. A call refused because the caller
 never said one of its values (``not_said``: the model guessed a day or a time) ends the answer with
-``agent.not_heard_phrase``, which asks for them: the caller's next words bring them.
+``agent.not_heard_phrase``, which asks for them: the caller's next words bring them. A round
+whose every call answered with the tool's own wording of the answer (``say``: "Done: your
+appointment is now on Friday at 11:30.") ends with those words, no LLM round: the confirmation is
+true to the calendar and comes seconds sooner.
 """
 
 from __future__ import annotations
@@ -64,6 +67,10 @@ class ServedToolFlow:
         generation.tools_pending -= 1
         if done.outcome.failure == "not_said":
             generation.to_ask += [what for what in done.outcome.ask if what not in generation.to_ask]
+        elif done.outcome.say:
+            generation.tools_said.append(done.outcome.say)
+        else:
+            generation.round_needs_llm = True
         if generation is self.current and not generation.llm.done:
             generation.early_responses.append(done.outcome.for_llm())  # after the calls, in order
         else:
@@ -84,6 +91,8 @@ class ServedToolFlow:
             await self._end_answer(generation, self.settings.not_heard_phrase.replace("{what}", what))
         elif generation.tool_rounds >= self.settings.tool_rounds:
             await self._end_answer(generation, self.settings.tool_failure_phrase)
+        elif generation.tools_said and not (generation.round_needs_llm or generation.repeated_call):
+            await self._end_answer(generation, " ".join(generation.tools_said))
         else:
             generation.next_round(self.clock.monotonic())
             await self._request_llm(generation)
