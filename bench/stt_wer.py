@@ -39,7 +39,7 @@ from report import pyplot, write_json
 
 from voxbus.config import load_settings
 from voxbus.engines.models import model_path
-from voxbus.engines.stt import WhisperEngine
+from voxbus.engines.stt import WhisperEngine, beam_for
 from voxbus.engines.tts import command_voice_pcm
 
 RATE = 16_000
@@ -208,9 +208,11 @@ def run(
     for kind, beam in (
         (k, b)
         for k in sorted({k for lang in languages for k in MODELS[lang] if not models or k in models})
-        for b in beams or (settings.stt.beam_size,)
+        for b in beams or (0,)
     ):
-        stt = settings.stt.model_copy(update={"beam_size": beam})
+        # an explicit beam is used for every line; 0: the shipped settings (short replies wider)
+        asked = {"beam_size": beam, "short_reply_s": 0.0} if beam else {}
+        stt = settings.stt.model_copy(update=asked)
         engine = WhisperEngine(model_path(settings, kind), stt)  # type: ignore[arg-type]
         engine.warm()
         for language in (lang for lang in languages if kind in MODELS[lang]):
@@ -231,13 +233,14 @@ def run(
                         reference = words(text)
                         errors = edit_distance(reference, words(heard))
                         rows.append(
-                            {"model": kind, "beam": beam, "language": language, "voice": voice,
+                            {"model": kind, "beam": beam, "beam_used": beam_for(len(audio) / RATE, stt),
+                             "language": language, "voice": voice,
                              "codec": codec, "vocabulary": vocabulary, "said": after, "noisy": noisy,
                              "text": text, "heard": heard,
                              "words": len(reference), "errors": errors, "compute_s": round(compute, 3),
                              "audio_s": round(len(audio) / RATE, 2)}
                         )  # fmt: skip
-                        print(f"{kind:17} beam {beam} {language} {voice:18} {codec} "
+                        print(f"{kind:17} beam {beam or 'shipped'} {language} {voice:18} {codec} "
                               f"{'noisy' if noisy else 'clean'} {'vocab ' if vocabulary else ''}"
                               f"{'said ' if after else ''}"
                               f"{errors}/{len(reference)}  {heard}",
@@ -268,6 +271,10 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return summary
 
 
+def beam_label(beam: int) -> str:
+    return " shipped beams" if beam == 0 else f" beam {beam}" if beam > 1 else ""
+
+
 def synthesiser(voice: str) -> str:
     """Who spoke a row: ``espeak-ng`` or ``flite`` (rows of earlier runs name espeak-ng's voice alone)."""
     return voice.partition(":")[0] if ":" in voice else "espeak-ng"
@@ -282,7 +289,7 @@ def plot(summary: list[dict[str, Any]], path: Path) -> None:
 
     names = {"stt": "tiny.en", "stt_multilingual": "base"}
     labels = [
-        f"{names[s['model']]}{' beam ' + str(s['beam']) if s.get('beam', 1) > 1 else ''}\n"
+        f"{names[s['model']]}{beam_label(s.get('beam', 1))}\n"
         f"{s['language']} {s['codec']}{' +vocab' if s.get('vocabulary') else ''}"
         f"{' +said' if s.get('said') else ''}\n{s.get('synthesiser', 'espeak-ng')}"
         for s in summary
@@ -306,7 +313,8 @@ def main() -> int:
         type=int,
         action="append",
         default=[],
-        help="whisper's beam size (repeat to compare; default: the setting's)",
+        help="whisper's beam size for every line (repeat to compare; default: the shipped settings, "
+        "short replies searched wider: stt.short_reply_s)",
     )
     parser.add_argument(
         "--said",

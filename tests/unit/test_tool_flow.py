@@ -368,3 +368,14 @@ async def test_a_tools_arguments_are_checked_against_the_words_of_the_call() -> 
     # the caller's own words, for a flag that only the caller's word may set
     assert "Anything free on Friday?" in by_caller and "11:30" not in by_caller
     assert by_caller.endswith("The first one, please.") and turn == "The first one, please."
+
+
+async def test_an_answer_that_opens_with_the_greeting_again_is_heard_without_it() -> None:
+    side, out, _tools, _clock = agent()
+    greeting = side.settings.greeting
+    await caller_says(side, "Can you move my appointment?")
+    await side.chunk(chunk(side, greeting + " Which day would suit you?"))
+    await side.chunk(chunk(side, "", done=True))
+    spoken = " ".join(text for text, _last in out.spoken)
+    assert "Which day would suit you?" in spoken and greeting.split(".")[0] not in spoken
+    assert side.conversation.history[-1].content == "Which day would suit you?"

@@ -170,7 +170,7 @@ class WhisperEngine:
         segments, info = self.model.transcribe(
             audio,
             language=language,
-            beam_size=self.settings.beam_size,
+            beam_size=self.beam_size(audio),
             vad_filter=False,
             without_timestamps=True,
             condition_on_previous_text=False,
@@ -180,6 +180,9 @@ class WhisperEngine:
         text = without_loops(spoken_words(" ".join(s.text for s in heard)))
         no_speech = min((s.no_speech_prob for s in heard), default=1.0)
         return Transcript(text, time.perf_counter() - started, info.language, no_speech)
+
+    def beam_size(self, audio: np.ndarray) -> int:
+        return beam_for(len(audio) / SAMPLE_RATE, self.settings)
 
     def _transcribe_short(
         self,
@@ -210,7 +213,7 @@ class WhisperEngine:
         result = self.model.model.generate(
             encoded,
             [prompt],
-            beam_size=self.settings.beam_size,
+            beam_size=self.beam_size(audio),
             max_length=len(prompt) + int(8 * len(audio) / SAMPLE_RATE) + 8,  # ~3 words a second
             suppress_blank=True,
             suppress_tokens=[-1],
@@ -222,3 +225,11 @@ class WhisperEngine:
         tokens = [t for t in result.sequences_ids[0] if t < self.tokenizer.eot]
         text = without_loops(without_repeats(spoken_words(self.tokenizer.decode(tokens))))
         return Transcript(text, time.perf_counter() - started, language, no_speech)
+
+
+def beam_for(seconds: float, settings: SttSettings) -> int:
+    """Whisper's beam for a turn this long: wider for a short reply ("Friday at 9."), whose few
+    words decide a booking and cost little to search (``stt.short_reply_s``)."""
+    if seconds <= settings.short_reply_s:
+        return max(settings.beam_size, settings.short_reply_beam_size)
+    return settings.beam_size

@@ -16,6 +16,7 @@ from voxbus.actors.call.conversation import CallStore, Conversation
 from voxbus.actors.call.generation import Generation, Kind
 from voxbus.actors.call.metrics import turn_metrics
 from voxbus.actors.call.outbound import Outbound
+from voxbus.actors.call.repeats import first_sentence
 from voxbus.actors.call.tool_flow import ServedToolFlow
 from voxbus.actors.call.tool_use import ToolUse
 from voxbus.actors.call.turn_taking import (
@@ -123,6 +124,7 @@ class AgentSide(ServedToolFlow):
             self.settings.min_clause_chars,
             self.clock.monotonic(),
             self.settings.opener_clauses,
+            first_sentence(self.settings.greeting) if kind != "greeting" else "",
         )
         return self.current
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from voxbus.actors.call.metrics import Timeline
+from voxbus.actors.call.repeats import OpeningRepeat
 from voxbus.actors.clauses import ClauseSplitter
 from voxbus.actors.tools import CALL_CONTROL, ToolCall, ToolCallFilter
 from voxbus.actors.turns import heard_part
@@ -106,13 +107,31 @@ class Generation:
     to_ask: list[str] = field(default_factory=list)  # values a call of this round lacked: asked for
     tools_said: list[str] = field(default_factory=list)  # this round's answers worded by the tools
     round_needs_llm: bool = False  # a call of this round answered without wording the answer
+    not_again: str = ""  # the greeting's first sentence: an LLM round that opens with it loses it
+    opening: OpeningRepeat = field(default_factory=lambda: OpeningRepeat(""))
 
     @classmethod
     def start(
-        cls, gen: int, turn: int, kind: Kind, min_clause_chars: int, now: float, openers: bool = True
+        cls,
+        gen: int,
+        turn: int,
+        kind: Kind,
+        min_clause_chars: int,
+        now: float,
+        openers: bool = True,
+        not_again: str = "",
     ) -> Generation:
         splitter = ClauseSplitter(min_clause_chars, openers)
-        return cls(gen=gen, turn=turn, kind=kind, splitter=splitter, llm=LlmStream(now))
+        opening = OpeningRepeat(not_again)
+        return cls(
+            gen=gen,
+            turn=turn,
+            kind=kind,
+            splitter=splitter,
+            llm=LlmStream(now),
+            not_again=not_again,
+            opening=opening,
+        )
 
     @property
     def heard_any(self) -> bool:
@@ -147,6 +166,7 @@ class Generation:
             self.tools_since = self.call_opened
         if chunk.done:
             spoken += llm.tools.flush()
+        spoken = self.opening.push(spoken) + (self.opening.flush() if chunk.done else "")
         errors = list(llm.tools.errors)
         llm.tools.errors.clear()
         self.text += spoken
@@ -181,6 +201,7 @@ class Generation:
         self.to_ask = []
         self.tools_said = []
         self.round_needs_llm = False
+        self.opening = OpeningRepeat(self.not_again)
 
     def round_text(self) -> str:
         """What the LLM said in this round, tool calls included (for the history)."""
