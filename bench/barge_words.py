@@ -91,11 +91,12 @@ PROMPTS = {
 # echo window less 16 dB (before the delay was measured), "raw" the line as it comes, "aec" pjmedia's
 # Speex echo canceller, "aec+gate" the canceller then the gate
 TREATMENTS = ["gate", "delay-gate", "window-gate", "raw", "aec", "aec+gate"]
-# (prompt, beam size, treatment): the shipped settings first, then one change at a time
+# (prompt, beam size, treatment): the shipped settings first, then one change at a time; beam 0
+# is the shipped search (short phrases, as all of these are, with stt.short_reply_beam_size)
 VARIANTS = [
-    ("fillers", 1, "gate"), ("fillers", 1, "delay-gate"), ("fillers", 1, "window-gate"),
-    ("fillers", 1, "raw"), ("fillers", 1, "aec"),
-    ("cues", 1, "gate"), ("cues", 1, "raw"), ("cues", 1, "aec"),
+    ("fillers", 0, "gate"), ("fillers", 1, "gate"), ("fillers", 0, "delay-gate"),
+    ("fillers", 0, "window-gate"), ("fillers", 0, "raw"), ("fillers", 0, "aec"),
+    ("cues", 0, "gate"), ("cues", 0, "raw"), ("cues", 0, "aec"),
 ]  # fmt: skip
 
 
@@ -176,7 +177,8 @@ def run(treatments: list[str], echo: Echo) -> dict[str, Any]:
     }
     rows: list[dict[str, Any]] = []
     for name, beam, treat in [v for v in VARIANTS if v[2] in treatments]:
-        stt = settings.stt.model_copy(update={"prompt": PROMPTS[name], "beam_size": beam})
+        searched = {"beam_size": beam, "short_reply_s": 0.0} if beam else {}  # 0: as shipped
+        stt = settings.stt.model_copy(update={"prompt": PROMPTS[name], **searched})
         engine = WhisperEngine(model_path(settings, "stt"), stt)
         engine.warm()
         for kind, text, voice, soft, audio in clips[treat]:
@@ -234,7 +236,8 @@ def plot(summary: list[dict[str, Any]], path: Path) -> None:
 
     summary = [s for s in summary if s["no_speech_limit"] in (None, CHOSEN_LIMIT)]
     labels = [
-        f"{s['prompt']}\n{s['line']}\n" + (f"ns<={s['no_speech_limit']}" if s["no_speech_limit"] else "")
+        f"{s['prompt']}{' greedy' if s['beam'] == 1 else ''}\n{s['line']}\n"
+        + (f"ns<={s['no_speech_limit']}" if s["no_speech_limit"] else "")
         for s in summary
     ]
     x = np.arange(len(summary))
