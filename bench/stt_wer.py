@@ -140,7 +140,9 @@ MODELS = {"en": ["stt", "stt_multilingual"], "fr": ["stt_multilingual"]}  # tiny
 
 
 def speak(text: str, voice: str) -> np.ndarray:
-    """``voice`` (``espeak-ng:VOICE`` at 165 words a minute, or ``flite:VOICE``), 16 kHz float32."""
+    """``voice`` (``espeak-ng:VOICE`` at 165 words a minute, or ``flite:VOICE``; a bare name is
+    espeak-ng's), 16 kHz float32."""
+    voice = voice if ":" in voice else f"espeak-ng:{voice}"
     pcm, rate = command_voice_pcm(voice, text, 175 / 165 if voice.startswith("espeak-ng:") else 1.0)
     return np.asarray(soxr.resample(pcm.astype(np.float32) / 32768, rate, RATE), dtype=np.float32)
 

@@ -58,6 +58,9 @@ PROMPTS = {
     "clinic": CLINIC["system_prompt"],  # what examples/clinic ships
     "rules": RULES,
     "few-shot": CLINIC["system_prompt"] + FEW_SHOT,
+    # before the clinic's prompt said it knows the record: its calls asked callers for "the
+    # appointment ID" it had from find_patient (tool_calls_known_record.json: 24 -> 26 of 34)
+    "unknown-record": CLINIC["system_prompt"].split(" You know the caller's record")[0],
 }
 FREE = '{"date": "2026-12-04", "weekday": "Friday", "free": ["09:00", "11:30", "14:00"]}'
 OFFERED = [
