@@ -1,18 +1,42 @@
 """What every benchmark does with its figures: a JSON file that says where they were measured (the
-machine, the commit), and a chart drawn with matplotlib without a display."""
+machine, the commit), and a chart drawn with matplotlib without a display; and the state it starts
+from: an empty data directory of its own (the bundled models still read from the usual one).
+
+A benchmark that starts ``voxbus``'s system on the user's data directory inherits its NATS store:
+a call left there by an interrupted run was resumed as the clinic benchmark's system started, and
+its first call waited 7-9 s for an answer while the LLM served the stale one.
+"""
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def fresh_data_dir() -> None:
+    """Run on an empty, temporary ``data_dir`` unless one is chosen (``VOXBUS_DATA_DIR``): no call
+    state, events or credentials from earlier runs; models from the usual place."""
+    if "VOXBUS_DATA_DIR" in os.environ:
+        return
+    usual = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "voxbus"
+    os.environ.setdefault("VOXBUS_MODEL_DIR", str(usual / "models"))
+    fresh = tempfile.mkdtemp(prefix="voxbus-bench-")
+    os.environ["VOXBUS_DATA_DIR"] = fresh
+    atexit.register(shutil.rmtree, fresh, ignore_errors=True)
+
+
+fresh_data_dir()
 
 
 def cpu_model() -> str:
