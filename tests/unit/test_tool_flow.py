@@ -238,32 +238,32 @@ async def test_a_refusal_goes_back_to_the_llm_which_says_what_follows() -> None:
     assert len(out.llm_requests) == 2 and '"error"' in out.llm_requests[-1][-1].content
 
 
-async def test_a_call_on_values_the_caller_never_said_ends_the_answer_with_a_question() -> None:
-    """The model guessed the time ("Friday at eleven" heard as "Friday 11th early"): the agent asks
-    for it itself; another LLM round, told to ask, repeated the greeting or guessed again."""
+QUESTION = "Sorry, I didn't catch the day and time. Could you say that again?"
+CONFIRMED = "Done: your appointment is now on Friday, December 4, at 11:30."
+
+
+@pytest.mark.parametrize(
+    ("outcome", "answer", "response"),
+    [
+        # the model guessed the time ("Friday at eleven" heard as "Friday 11th early"): the agent
+        # asks for it itself; another LLM round, told to ask, repeated the greeting or guessed again
+        ({"ok": False, "failure": "not_said", "ask": ("day", "time")}, QUESTION, '"error"'),
+        # the tool worded the confirmation: said at once, no LLM round to read the result
+        ({"say": CONFIRMED}, CONFIRMED, '"11:30"'),
+    ],
+)
+async def test_the_agent_ends_the_answer_itself_without_another_llm_round(
+    outcome: dict[str, Any], answer: str, response: str
+) -> None:
     side, out, _tools, _clock = agent()
     generation = await caller_says(side, "Please move my appointment to Friday 11th early.")
     await side.chunk(chunk(side, CALL))
     await side.chunk(chunk(side, "", done=True))
-    await side.tool_finished(result(generation, ok=False, failure="not_said", ask=("day", "time")))
-    question = "Sorry, I didn't catch the day and time. Could you say that again?"
-    assert len(out.llm_requests) == 1 and out.spoken[-1] == (question, True)
+    await side.tool_finished(result(generation, **outcome))
+    assert len(out.llm_requests) == 1 and out.spoken[-1] == (answer, True)
     history = [(m.role, m.content) for m in side.conversation.history]
     assert [r for r, _ in history] == ["user", "assistant", "tool", "assistant"]
-    assert "error" in history[2][1] and history[3] == ("assistant", question)
-
-
-async def test_a_tool_that_words_the_answer_is_heard_at_once_without_another_llm_round() -> None:
-    side, out, _tools, _clock = agent()
-    generation = await caller_says(side, "Move it to Friday at 11:30.")
-    await side.chunk(chunk(side, CALL))
-    await side.chunk(chunk(side, "", done=True))
-    said = "Done: your appointment is now on Friday, December 4, at 11:30."
-    await side.tool_finished(result(generation, say=said))
-    assert len(out.llm_requests) == 1 and out.spoken[-1] == (said, True)
-    history = [(m.role, m.content) for m in side.conversation.history]
-    assert [r for r, _ in history] == ["user", "assistant", "tool", "assistant"]
-    assert '"11:30"' in history[2][1] and history[3] == ("assistant", said)
+    assert response in history[2][1] and history[3] == ("assistant", answer)
 
 
 async def test_a_round_with_a_call_the_tool_did_not_word_goes_to_the_llm() -> None:
