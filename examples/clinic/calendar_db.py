@@ -232,7 +232,10 @@ def resolve_day(text: str, today: date) -> date:
     try:
         return date.fromisoformat(word[:10])
     except ValueError:
-        raise CalendarError(f"{text!r} is not a day: say a weekday, 'tomorrow' or YYYY-MM-DD") from None
+        raise CalendarError(
+            f"{text!r} is not a day: say a weekday, 'tomorrow' or YYYY-MM-DD",
+            say="Sorry, which day would you like?",  # the caller's day misheard ("NZ" for "Wednesday")
+        ) from None
 
 
 def _slot(text: str) -> str:
@@ -251,7 +254,9 @@ def _slot(text: str) -> str:
             hour += 12
         at = datetime.strptime(f"{day} {hour:02d}:{minute:02d}", "%Y-%m-%d %H:%M")
     except ValueError:
-        raise CalendarError(f"{text!r} is not a time like 2026-12-04 11:30") from None
+        raise CalendarError(
+            f"{text!r} is not a time like 2026-12-04 11:30", say="Sorry, what time would you like?"
+        ) from None
     return at.strftime("%Y-%m-%d %H:%M")
 
 

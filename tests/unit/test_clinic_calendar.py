@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples" / "clinic"))
 
-from calendar_db import Calendar, CalendarError, spoken_slot, spoken_times  # noqa: E402
+from calendar_db import Calendar, CalendarError, resolve_day, spoken_slot, spoken_times  # noqa: E402
 
 TODAY = date(2026, 12, 1)  # a Tuesday
 PETER = "+15551234567"  # holds appointment 12
@@ -95,3 +95,15 @@ def test_the_calendar_words_its_slots_and_refusals_for_the_caller() -> None:
     assert spoken_slot("2026-12-04 09:30") == "Friday, December 4, at 9:30"
     assert spoken_times(["09:00", "11:30", "14:00"]) == "9:00, 11:30 or 14:00"
     assert spoken_times(["16:00"]) == "16:00"
+
+
+def test_a_day_or_time_that_is_none_asks_the_caller_again(tmp_path: Path) -> None:
+    """Whisper heard "NZ" for "Wednesday": the model, reading the bare refusal, asked for a person."""
+    with pytest.raises(CalendarError, match="is not a day") as day:
+        resolve_day("NZ", TODAY)
+    assert day.value.say == "Sorry, which day would you like?"
+    calendar = Calendar(tmp_path / "clinic.sqlite")
+    calendar.seed(TODAY)
+    with pytest.raises(CalendarError, match="is not a time") as time:
+        calendar.move(12, "2026-12-07 11:13:10", PETER)
+    assert time.value.say == "Sorry, what time would you like?"
