@@ -50,7 +50,19 @@ def test_text_already_spoken_is_not_searched_again() -> None:
 def test_words_that_may_become_a_promise_are_held_back_until_their_verb_could_come() -> None:
     assert undecided("Okay, I'll") == len("I'll")
     assert undecided("Sure, let me just") == len("let me just")
-    assert undecided("I think the clinic") == len("I think the clinic")
-    assert undecided("I think the clinic is open until six") == 0  # past six words: no promise there
+    assert undecided("Sure, I'm going") == len("I'm going")
+    assert undecided("Right, I am go") == len("I am go")  # "going", being written
+    assert undecided("Okay, I'll go ahead and") == len("I'll go ahead and")
     assert undecided("Sure, of course") == 0
     assert undecided("I'm sorry,") == 0  # the clause ended without one
+
+
+def test_words_that_can_no_longer_become_a_promise_are_said_at_once() -> None:
+    """Held back until the clause ended, "I think the clinic is open..." waited up to six words
+    (about half a second of decoding) whenever tools were offered."""
+    assert undecided("I think the clinic") == 0
+    assert undecided("I'm sorry") == 0
+    assert undecided("I can") == 0  # an offer ("I can book 9:00"), not a promise
+    assert undecided("I will not") == 0
+    assert undecided("Let's") == 0
+    assert undecided("I think I'll") == len("I'll")  # a later "I" still may

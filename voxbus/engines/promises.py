@@ -31,6 +31,22 @@ PROMISE = re.compile(
 _MAYBE = re.compile(r"(?:\bI\b|\b[Ll]et\b)")  # where a promise may be beginning
 _CLAUSE = re.compile(r"[^.!?,;:]*$")
 MAX_WORDS = 6  # "I'll go ahead and just move": a promise's verb comes within this many words
+# the same phrases as PROMISE, word by word, to tell early that words can no longer become one
+# ("I'm sorry", "I think", "I can": said at once instead of held back until the clause ends)
+_SUBJECT_WORDS = (("i'll",), ("i", "will"), ("i", "am", "going", "to"), ("i'm", "going", "to"), ("let", "me"))
+_ADVERB_WORDS = ("now", "just", "also", "go", "ahead", "and", "quickly")
+_VERB_WORDS = (
+    "book",
+    "move",
+    "cancel",
+    "reschedule",
+    "change",
+    "check",
+    "look",
+    "transfer",
+    "put",
+    "connect",
+)
 
 
 def promise(said: str, since: int, tools: list[dict[str, Any]]) -> tuple[int, list[dict[str, Any]]] | None:
@@ -52,7 +68,28 @@ def undecided(said: str) -> int:
     clause being written, until its verb has had time to come."""
     clause = _CLAUSE.search(said)
     tail = clause.group() if clause else ""
-    for begun in _MAYBE.finditer(tail):  # the earliest that is recent enough
-        if len(tail[begun.start() :].split()) <= MAX_WORDS:
+    for begun in _MAYBE.finditer(tail):  # the earliest that is recent enough and may still be one
+        words = tail[begun.start() :]
+        if len(words.split()) <= MAX_WORDS and may_become_promise(words):
             return len(tail) - begun.start()
     return 0
+
+
+def may_become_promise(words: str) -> bool:
+    """Can ``words`` (from an "I" or a "Let") still grow into a promise? The last word may be
+    unfinished unless a space follows it."""
+    said = [w.strip("\"'").replace("’", "'").lower() for w in words.split()]
+    unfinished = bool(words) and not words[-1].isspace()
+    return any(_may_follow(said, subject, unfinished) for subject in _SUBJECT_WORDS)
+
+
+def _may_follow(said: list[str], subject: tuple[str, ...], unfinished: bool) -> bool:
+    """``said`` is the start of: ``subject``, any adverbs, a verb of acting."""
+    for i, word in enumerate(said):
+        options = (subject[i],) if i < len(subject) else _VERB_WORDS + _ADVERB_WORDS
+        partial = unfinished and i == len(said) - 1
+        if not any(o.startswith(word) if partial else o == word for o in options):
+            return False
+        if i >= len(subject) and word in _VERB_WORDS:
+            return True  # the verb came: a promise, which PROMISE takes from here
+    return True
