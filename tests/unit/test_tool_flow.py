@@ -122,6 +122,15 @@ async def caller_says(side: AgentSide, text: str) -> Generation:
     return side.current
 
 
+async def tool_called(said: str) -> tuple[AgentSide, FakeOut, Generation]:
+    """The caller said ``said``; the LLM answered with one served tool call, now running."""
+    side, out, _tools, _clock = agent()
+    generation = await caller_says(side, said)
+    await side.chunk(chunk(side, CALL))
+    await side.chunk(chunk(side, "", done=True))
+    return side, out, generation
+
+
 def result(
     generation: Generation,
     ok: bool = True,
@@ -219,10 +228,7 @@ async def test_a_transfer_being_written_gets_no_tool_holding_phrase() -> None:
 
 
 async def test_a_tool_that_cannot_be_asked_ends_the_answer_with_an_offer_of_a_person() -> None:
-    side, out, _tools, _clock = agent()
-    generation = await caller_says(side, "Anything free on Friday?")
-    await side.chunk(chunk(side, CALL))
-    await side.chunk(chunk(side, "", done=True))
+    side, out, generation = await tool_called("Anything free on Friday?")
     await side.tool_finished(result(generation, ok=False, failure="unavailable"))
     assert len(out.llm_requests) == 1  # not asked again
     assert out.spoken[-1] == (AgentSettings().tool_failure_phrase, True)
@@ -230,10 +236,7 @@ async def test_a_tool_that_cannot_be_asked_ends_the_answer_with_an_offer_of_a_pe
 
 
 async def test_a_refusal_goes_back_to_the_llm_which_says_what_follows() -> None:
-    side, out, _tools, _clock = agent()
-    generation = await caller_says(side, "Move it to Saturday at ten.")
-    await side.chunk(chunk(side, CALL))
-    await side.chunk(chunk(side, "", done=True))
+    side, out, generation = await tool_called("Move it to Saturday at ten.")
     await side.tool_finished(result(generation, ok=False, failure="refused"))
     assert len(out.llm_requests) == 2 and '"error"' in out.llm_requests[-1][-1].content
 
@@ -255,10 +258,7 @@ CONFIRMED = "Done: your appointment is now on Friday, December 4, at 11:30."
 async def test_the_agent_ends_the_answer_itself_without_another_llm_round(
     outcome: dict[str, Any], answer: str, response: str
 ) -> None:
-    side, out, _tools, _clock = agent()
-    generation = await caller_says(side, "Please move my appointment to Friday 11th early.")
-    await side.chunk(chunk(side, CALL))
-    await side.chunk(chunk(side, "", done=True))
+    side, out, generation = await tool_called("Please move my appointment to Friday 11th early.")
     await side.tool_finished(result(generation, **outcome))
     assert len(out.llm_requests) == 1 and out.spoken[-1] == (answer, True)
     history = [(m.role, m.content) for m in side.conversation.history]
@@ -279,19 +279,13 @@ async def test_a_round_with_a_call_the_tool_did_not_word_goes_to_the_llm() -> No
 
 async def test_a_refused_flag_alone_goes_back_to_the_llm() -> None:
     """Nothing to ask by name (the model set ``another`` on its own): the LLM says what follows."""
-    side, out, _tools, _clock = agent()
-    generation = await caller_says(side, "Book me in for Monday at ten.")
-    await side.chunk(chunk(side, CALL))
-    await side.chunk(chunk(side, "", done=True))
+    side, out, generation = await tool_called("Book me in for Monday at ten.")
     await side.tool_finished(result(generation, ok=False, failure="not_said"))
     assert len(out.llm_requests) == 2
 
 
 async def test_a_barge_in_while_the_tool_runs_keeps_its_result_and_asks_nothing_more() -> None:
-    side, out, _tools, _clock = agent()
-    generation = await caller_says(side, "Anything free on Friday?")
-    await side.chunk(chunk(side, CALL))
-    await side.chunk(chunk(side, "", done=True))
+    side, out, generation = await tool_called("Anything free on Friday?")
     await side.cancel(generation, "barge-in", heard="")
     await side.tool_finished(result(generation))
     assert len(out.llm_requests) == 1
