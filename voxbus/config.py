@@ -296,7 +296,8 @@ class TtsSettings(BaseModel):
     voices: dict[str, str] = Field(
         default_factory=lambda: {"fr": "espeak-ng:fr"},
         description="the voice of each language other than English (which speaks with models.tts): a "
-        "piper .onnx file (its .onnx.json beside it), or 'espeak-ng:VOICE' (Debian's espeak-ng)",
+        "piper .onnx file (its .onnx.json beside it), 'espeak-ng:VOICE' (Debian's espeak-ng) or "
+        "'flite:VOICE' (Debian's flite, English)",
     )
     cache_max_chars: int = Field(
         default=32,
