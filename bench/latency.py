@@ -402,7 +402,8 @@ def main() -> int:
     parser.add_argument(
         "--caller-voice",
         default="piper",
-        help="the caller's voice: 'piper' (the bundled voice), 'espeak-ng:VOICE' (e.g. en-us+f2) or 'flite:VOICE'",
+        help="the caller's voice: 'piper' (the bundled voice), 'espeak-ng:VOICE' (e.g. en-us+f2) "
+        "or 'flite:VOICE' (slt, rms, awb)",
     )
     parser.add_argument("--dialogue", choices=list(DIALOGUES), default="questions", help="the caller's lines")
     parser.add_argument(
