@@ -226,38 +226,6 @@ def test_two_words_without_a_cue_are_an_aside_and_three_interrupt() -> None:
     assert isinstance(call.final("What about Monday?")[0], Interrupt)
 
 
-def test_speech_back_at_once_after_an_aside_keeps_the_agent_held_until_its_words_decide() -> None:
-    """Whisper heard "Stop, stop. What is the capital of France?" over the agent as "Duh.", "Duh."
-    and the question: each "Duh." resumed the agent over the caller. Back within
-    turn.barge_in_again_ms of an aside, the caller is speaking: the hold goes on."""
-    call = Call()
-    speaking = call.agent()
-    call.start()
-    call.pause()
-    [resume] = call.final("Duh.")
-    assert isinstance(resume, ResumeAudio) and "an aside" in resume.event.reason
-    call.clock.advance(0.4)
-    call.start()
-    call.pause()
-    assert call.final("Duh.") == []  # no ResumeAudio: held
-    assert call.turns.barge_in.holding and call.current is speaking
-    call.start()
-    call.pause()
-    assert isinstance(call.final("Can you book me in for Tuesday?")[0], Interrupt)
-
-
-def test_an_aside_long_ago_resumes_as_any() -> None:
-    call = Call()
-    call.agent()
-    call.start()
-    call.pause()
-    call.final("Duh.")
-    call.clock.advance(2.0)  # past turn.barge_in_again_ms
-    call.start()
-    call.pause()
-    assert isinstance(call.final("Bye, bye.")[0], ResumeAudio)
-
-
 def test_a_stutter_counts_as_one_word() -> None:
     call = Call(barge_in_min_words=2)
     call.agent()

@@ -47,13 +47,6 @@ class TurnSettings(BaseModel):
         ge=0,
         description="no cue to stop and at most this many non-backchannel words over the agent: an aside",
     )
-    barge_in_again_ms: int = Field(
-        default=1500,
-        ge=0,
-        description="speech over the agent this soon after an aside resumed it is the caller speaking: "
-        "words that would not interrupt keep the agent held, their next words decide (whisper heard "
-        "'Stop, stop.' as 'Duh.' twice, and the agent played on over the caller twice); 0: off",
-    )
     barge_in_max_no_speech: float | None = Field(
         default=None,
         ge=0,

@@ -107,9 +107,6 @@ def heard_part(clauses: list[tuple[str, int]], played_frames: int) -> str:
     return " ".join(heard)
 
 
-ASIDE = "an aside"  # in the reason judge_barge_in gives for a few words that are not a cut-in
-
-
 def judge_barge_in(
     text: str, agent_said: str, lexicon: Lexicon, min_words: int, overlap: float, aside_words: int = 0
 ) -> str | None:
@@ -133,5 +130,5 @@ def judge_barge_in(
     if distinct <= aside_words:
         # whisper hears a short "I see" or "mm-hmm" over a phone line as "Bye, bye" or "And then";
         # a caller who means to cut in says a cue or more words, or goes on speaking
-        return f"{distinct} words and no cue to stop: {ASIDE} (turn.barge_in_aside_words={aside_words})"
+        return f"{distinct} words and no cue to stop: an aside (turn.barge_in_aside_words={aside_words})"
     return None

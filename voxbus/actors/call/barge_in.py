@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from voxbus.actors.call.generation import Generation
 from voxbus.actors.turn_settings import TurnSettings
-from voxbus.actors.turns import ASIDE, judge_barge_in
+from voxbus.actors.turns import judge_barge_in
 from voxbus.clock import Clock
 from voxbus.lexicons import Lexicon
 from voxbus.schemas.events import BargeIn, PlayoutHeld
@@ -41,7 +41,6 @@ class Barge:
     played_ms: int | None = None  # how much of the generation had been played then
     paused: bool = False  # the caller is pausing
     resumed: float | None = None  # monotonic s: when the agent's audio resumed with no words judged
-    after_aside: bool = False  # began soon after an aside resumed the agent: the caller is speaking
 
 
 @dataclass(frozen=True)
@@ -83,17 +82,15 @@ class BargeInJudge:
         self.call_id, self.turns, self.lexicon, self.clock = call_id, turns, lexicon, clock
         self.barge: Barge | None = None
         self.owed: Barge | None = None  # a hold that resumed before its words came
-        self.aside: tuple[int, float] | None = None  # (gen, monotonic s): an aside last resumed it
 
     @property
     def holding(self) -> bool:
         return self.barge is not None
 
     def hold(self, generation: Generation, onset_ts: float) -> HoldAudio:
-        now = self.clock.monotonic()
-        self.barge = Barge(gen=generation.gen, onset_ts=onset_ts, started=now, voiced_since=onset_ts)
-        if self.aside is not None and self.aside[0] == generation.gen:
-            self.barge.after_aside = (now - self.aside[1]) * 1000 <= self.turns.barge_in_again_ms
+        self.barge = Barge(
+            gen=generation.gen, onset_ts=onset_ts, started=self.clock.monotonic(), voiced_since=onset_ts
+        )
         self.owed = None  # new speech over the agent: the words that come are this hold's
         return HoldAudio(generation.gen)
 
@@ -134,11 +131,6 @@ class BargeInJudge:
         if speaking:  # resuming now would play the agent over the caller: judge what they say next
             barge.started, barge.voiced_since, barge.paused = self.clock.monotonic(), self.clock.time(), False
             return Verdict.HOLD, []
-        if barge.after_aside:  # back at once after an aside: the caller is speaking, not aside
-            barge.after_aside = False  # once: if nothing more comes, hold_max_ms resumes
-            return Verdict.HOLD, []
-        if ASIDE in why_not:
-            self.aside = (current.gen, self.clock.monotonic())
         self.barge = None
         return Verdict.RESUME, [
             ResumeAudio(current.gen, self._event(barge, current, "ignored", why_not, text))
