@@ -101,13 +101,3 @@ def test_silence_played_gives_no_reference() -> None:
         far.played(bytes(640))
         far.heard(bytes(640))
     assert far.db() is None and far.delay is None
-
-
-def test_a_caller_in_step_with_the_agent_is_not_taken_for_its_echo() -> None:
-    """A caller whose speech follows the agent's level at about its own level (held, resumed, the
-    same voice) correlates like an echo with no loss: an echo is never that loud, so it is not one,
-    and the caller is not gated as it."""
-    rng = np.random.default_rng(9)
-    levels = agent_levels(rng, 400)
-    far = call(levels, 2, -2.0, rng)  # "echo" 2 dB under the agent: the caller, not the line
-    assert far.delay is None and far.loss_db is None and far.echo_db() is None

@@ -37,10 +37,6 @@ MIN_FRAMES = 40  # agent frames the correlation needs (0.8 s of the agent speaki
 SPOKE_DB = -50.0  # a played frame at least this loud is the agent speaking
 SILENT_DB = -60.0  # the reference when nothing louder was played: no echo to gate
 SPREAD = 1  # frames either side of the delay whose echo may land in this frame (jitter)
-# a line's echo comes back at least this far under what was played (a hybrid's echo return loss is
-# 6 dB or more, ITU-T G.168): heard audio that follows the agent's level at about its own level is
-# the caller speaking in step with it (held, resumed), and taken for the echo it gated the caller
-MAX_ECHO_DB = -6.0
 
 
 class FarEndLevel:
@@ -124,7 +120,6 @@ class FarEndLevel:
             if float(x.std()) < 1e-6 or float(y.std()) < 1e-6:
                 continue
             corr = float(np.corrcoef(x, y)[0, 1])
-            loss = float(np.median(y - x))
-            if corr > best_corr and loss <= MAX_ECHO_DB:
-                best, best_corr = (lag, loss), corr
+            if corr > best_corr:
+                best, best_corr = (lag, float(np.median(y - x))), corr
         return best
