@@ -76,11 +76,19 @@ def voice_command(voice: str, text: str, length_scale: float = 1.0) -> tuple[lis
     raise ValueError(f"voice {voice!r}: expected espeak-ng:VOICE, flite:VOICE or a piper .onnx file")
 
 
+def installed_synthesiser(voice: str) -> str:
+    """The synthesiser ``voice`` names; FileNotFoundError, naming its package, if it is missing."""
+    synthesiser = voice_command(voice, "")[0][0]
+    if shutil.which(synthesiser) is None:
+        raise FileNotFoundError(
+            f"{synthesiser} (voice {voice}) is not installed: apt-get install {synthesiser}"
+        )
+    return synthesiser
+
+
 def command_voice_pcm(voice: str, text: str, length_scale: float = 1.0) -> tuple[np.ndarray, int]:
     """``text`` spoken by a command-line voice: int16 samples and their rate. Blocking."""
     argv, stdin = voice_command(voice, text, length_scale)
-    if shutil.which(argv[0]) is None:
-        raise FileNotFoundError(f"{argv[0]} (voice {voice}) is not installed: apt-get install {argv[0]}")
     wav = subprocess.run(argv, input=stdin, capture_output=True, check=True).stdout
     with wave.open(io.BytesIO(wav)) as w:
         return np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16), w.getframerate()
@@ -92,11 +100,7 @@ class CommandVoiceEngine:
     other than the agent in benchmarks. Either costs next to nothing (a sentence in 20-60 ms)."""
 
     def __init__(self, voice: str, settings: TtsSettings) -> None:
-        synthesiser = voice_command(voice, "", settings.length_scale)[0][0]
-        if shutil.which(synthesiser) is None:
-            raise FileNotFoundError(
-                f"{synthesiser} (voice {voice}) is not installed: apt-get install {synthesiser}"
-            )
+        installed_synthesiser(voice)  # checked once, not per sentence
         self.voice = voice
         self.length_scale = settings.length_scale
 

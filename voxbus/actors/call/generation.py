@@ -108,7 +108,10 @@ class Generation:
     tools_said: list[str] = field(default_factory=list)  # this round's answers worded by the tools
     round_needs_llm: bool = False  # a call of this round answered without wording the answer
     not_again: str = ""  # the greeting's first sentence: an LLM round that opens with it loses it
-    opening: OpeningRepeat = field(default_factory=lambda: OpeningRepeat(""))
+    opening: OpeningRepeat = field(init=False)  # this round's guard against ``not_again``
+
+    def __post_init__(self) -> None:
+        self.opening = OpeningRepeat(self.not_again)
 
     @classmethod
     def start(
@@ -122,16 +125,7 @@ class Generation:
         not_again: str = "",
     ) -> Generation:
         splitter = ClauseSplitter(min_clause_chars, openers)
-        opening = OpeningRepeat(not_again)
-        return cls(
-            gen=gen,
-            turn=turn,
-            kind=kind,
-            splitter=splitter,
-            llm=LlmStream(now),
-            not_again=not_again,
-            opening=opening,
-        )
+        return cls(gen=gen, turn=turn, kind=kind, splitter=splitter, llm=LlmStream(now), not_again=not_again)
 
     @property
     def heard_any(self) -> bool:
