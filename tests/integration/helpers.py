@@ -240,7 +240,7 @@ async def asked_again_after(
         player.cue()
 
     def on_event(event: Event) -> None:
-        if isinstance(event, TurnMetrics) and event.turn == 1 and not recovering:
+        if isinstance(event, TurnMetrics) and not recovering:  # the first answered turn
             blow()
             recovering.append(asyncio.create_task(cue_when_recovered()))
 

@@ -123,7 +123,7 @@ async def test_a_french_caller_gets_french_answers_and_a_backchannel_does_not_in
     events = await call(system, dialogue, caller_voice(settings), heard)
     finals = [e for e in events if isinstance(e, SttFinal)]
     assert finals and all(e.language == "fr" for e in finals)
-    [metrics] = [e for e in events if isinstance(e, TurnMetrics) and e.turn == 1]
+    [metrics] = [e for e in events if isinstance(e, TurnMetrics)]  # a first turn cut short has none
     t0 = events[0].ts
     story = [  # what the turn-taking saw, for the failure message
         (
