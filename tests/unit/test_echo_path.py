@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from voxbus.media.echo_path import HISTORY, FarEndLevel
+from voxbus.media.echo_path import HISTORY, NO_ECHO_DB, FarEndLevel
 
 WINDOW = 30
 
@@ -101,3 +101,30 @@ def test_silence_played_gives_no_reference() -> None:
         far.played(bytes(640))
         far.heard(bytes(640))
     assert far.db() is None and far.delay is None
+
+
+def test_a_line_silent_under_the_agent_expects_its_echo_under_the_noise() -> None:
+    """No echo to find a delay for, but none to gate either: a caller's quiet onset said as the
+    agent is held ("St-" of "Stop,") is not taken for the echo of the agent's last loud word."""
+    rng = np.random.default_rng(11)
+    far = FarEndLevel(WINDOW)
+    for level in agent_levels(rng, 400):
+        far.played(noise(rng, level))
+        far.heard(bytes(640))  # digital silence: the caller listens, the line returns nothing
+    reference = far.db()
+    assert far.delay is None and reference is not None
+    echo = far.echo_db()
+    assert echo is not None and echo < reference + NO_ECHO_DB
+
+
+def test_the_caller_over_the_agent_on_a_silent_line_is_not_measured_as_echo() -> None:
+    """The caller's words in step with the agent's (as loud, at the same moments) are double talk,
+    not an echo 0 dB down that would gate the caller's next words."""
+    rng = np.random.default_rng(13)
+    levels = agent_levels(rng, 600)
+    far = FarEndLevel(WINDOW)
+    for t, level in enumerate(levels):
+        far.played(noise(rng, level))
+        talking = t >= 300 and level > -50
+        far.heard(noise(rng, level + float(rng.uniform(-3, 3))) if talking else bytes(640))
+    assert far.loss_db is not None and far.loss_db <= NO_ECHO_DB

@@ -22,6 +22,16 @@ The same correlation gives the line's echo loss (how far under the agent's level
 back): a handset's echo 35 dB down lets a caller speak 30 dB under the agent and be heard, a
 speakerphone's 8 dB down is gated as the echo it is, where a fixed ``turn.echo_gate_db`` would take
 the first caller for an echo and the second echo for a caller.
+
+A line that sends nothing back above its own noise has no delay to find, but its loss is known all
+the same: the heard level stays :data:`NO_ECHO_DB` or more under the agent's. Its gate then sits at
+the line's noise, not 16 dB under the loudest agent frame of the last 600 ms: that old fallback
+took the quiet "St-" of a caller's "Stop," said just after the agent was held (whisper heard
+"Duh.") and then the whole of the next "stop." (the VAD never reached its threshold).
+
+Frames louder than the agent's loudest of the window less :data:`DOUBLE_TALK_DB` are the caller
+(Geigel's double-talk rule, as line echo cancellers use it: no line returns the agent's voice less
+than 6 dB down) and are left out of both estimates.
 """
 
 from __future__ import annotations
@@ -37,6 +47,8 @@ MIN_FRAMES = 40  # agent frames the correlation needs (0.8 s of the agent speaki
 SPOKE_DB = -50.0  # a played frame at least this loud is the agent speaking
 SILENT_DB = -60.0  # the reference when nothing louder was played: no echo to gate
 SPREAD = 1  # frames either side of the delay whose echo may land in this frame (jitter)
+DOUBLE_TALK_DB = -6.0  # a heard frame louder than the agent's loudest plus this is the caller
+NO_ECHO_DB = -40.0  # heard this far under the agent's loudest (3 frames in 4): no echo to find
 
 
 class FarEndLevel:
@@ -99,27 +111,41 @@ class FarEndLevel:
         ticks = self.ticks - 1 - np.arange(max(start, 0), max(stop, 1))
         return self.played_db[ticks % len(self.played_db)]
 
-    def _estimate(self) -> tuple[int, float] | None:
+    def _estimate(self) -> tuple[int | None, float] | None:
         """The delay, in frames, at which the played level best explains the heard one, and the
         echo's loss there (the median of heard less played level: robust to the caller speaking
         over a few of those frames, and an overestimate where the echo is under the line's noise,
-        which gates more, not less); None when no delay explains it well enough (no echo, or the
-        caller speaking over most of it)."""
+        which gates more, not less); or, where no delay explains it but the line sends back nothing
+        near the agent's level, no delay and that bound on the loss (:meth:`_under_noise`); None
+        when neither holds (the caller speaking over most of it, an echo that does not follow)."""
         size = len(self.played_db)
         now = self.ticks  # the frame being heard now sits at ticks (see heard)
-        heard_at = (now - np.arange(HISTORY)) % size
-        heard = self.heard_db[heard_at]
-        best: tuple[int, float] | None = None
+        heard = self.heard_db[(now - np.arange(HISTORY)) % size]
+        played = np.stack(  # row lag: the level played lag frames before each heard frame
+            [self.played_db[(now - np.arange(HISTORY) - 1 - lag) % size] for lag in range(self.window)]
+        )
+        loudest = played.max(axis=0)
+        single_talk = ~np.isnan(heard) & (loudest >= SPOKE_DB) & (heard < loudest + DOUBLE_TALK_DB)
+        best: tuple[int | None, float] | None = None
         best_corr = MIN_CORRELATION
         for lag in range(self.window):
-            played = self.played_db[(now - np.arange(HISTORY) - 1 - lag) % size]
-            spoke = (played >= SPOKE_DB) & ~np.isnan(heard)
+            spoke = single_talk & (played[lag] >= SPOKE_DB)
             if int(spoke.sum()) < MIN_FRAMES:
                 continue
-            x, y = played[spoke], heard[spoke]
+            x, y = played[lag][spoke], heard[spoke]
             if float(x.std()) < 1e-6 or float(y.std()) < 1e-6:
                 continue
-            corr = float(np.corrcoef(x, y)[0, 1])
-            if corr > best_corr:
-                best, best_corr = (lag, float(np.median(y - x))), corr
-        return best
+            corr, loss = float(np.corrcoef(x, y)[0, 1]), float(np.median(y - x))
+            if corr > best_corr and loss <= DOUBLE_TALK_DB:  # louder: the caller in step, not echo
+                best, best_corr = (lag, loss), corr
+        return best if best is not None else self._under_noise(heard[single_talk] - loudest[single_talk])
+
+    @staticmethod
+    def _under_noise(gaps: np.ndarray) -> tuple[None, float] | None:
+        """No delay, and the loss bounded by how far under the agent's loudest the line's frames
+        stay (``gaps``, in dB, frames where the agent spoke), where three in four stay
+        :data:`NO_ECHO_DB` under it: any echo is below the line's noise."""
+        if len(gaps) < MIN_FRAMES:
+            return None
+        bound = float(np.percentile(gaps, 75))
+        return (None, bound) if bound <= NO_ECHO_DB else None
