@@ -112,6 +112,15 @@ def test_a_cut_in_cue_interrupts_even_when_the_agent_just_said_the_word() -> Non
     assert isinstance(resume, ResumeAudio) and resume.event.reason == "the agent's own voice (echo)"
 
 
+def test_a_cue_after_fillers_still_cuts_in() -> None:
+    call = Call()
+    speaking = call.agent()
+    call.start()
+    call.pause()
+    [interrupt] = call.final("Uh, uh, wait.")  # whisper's soft "Wait." over a phone line
+    assert isinstance(interrupt, Interrupt) and interrupt.generation is speaking
+
+
 def test_words_that_do_not_interrupt_do_not_resume_the_agent_over_the_caller_speaking_again() -> None:
     """ "Uh-huh" judged while the caller is already saying more: the hold goes on, and what they say
     next decides (the agent is never resumed over the caller)."""

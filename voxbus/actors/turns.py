@@ -37,6 +37,18 @@ def _strip_phrases(tokens: list[str], phrases: list[str]) -> list[str]:
     return out
 
 
+def _without_leading(tokens: list[str], phrases: list[list[str]]) -> list[str]:
+    """``tokens`` from the first word that does not begin one of ``phrases``."""
+    start, found = 0, True
+    while found:
+        found = False
+        for phrase in phrases:
+            if phrase and tokens[start : start + len(phrase)] == phrase:
+                start, found = start + len(phrase), True
+                break
+    return tokens[start:]
+
+
 def content_words(text: str, lexicon: Lexicon) -> list[str]:
     """The words that are neither backchannels nor fillers."""
     return _strip_phrases(words(text), lexicon.backchannels + lexicon.fillers)
@@ -116,8 +128,10 @@ def judge_barge_in(
         return "no words (a noise or a cough)"
     # "Stop, stop.", "Wait, ..." or "No, wait" cut in whatever the agent just said; a cue later in
     # the phrase ("...would not stop") may be the agent's own echo
+    # (after any fillers: whisper writes a soft "Wait." as "Uh, uh, wait.")
     cues = [cue for cue in map(words, lexicon.interruptions) if cue]
-    if any(heard[i : i + len(cue)] == cue for cue in cues for i in (0, 1)):
+    spoken = _without_leading(heard, [words(f) for f in lexicon.fillers])
+    if any(spoken[i : i + len(cue)] == cue for cue in cues for i in (0, 1)):
         return None
     if is_echo(text, agent_said, overlap):
         return "the agent's own voice (echo)"
