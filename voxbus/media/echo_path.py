@@ -16,7 +16,11 @@ correlated at each delay the window allows, and a delay that explains the heard 
 (:data:`MIN_CORRELATION`, over frames where the agent spoke) is kept. The reference is then the
 loudest of the frames played one frame either side of that delay (jitter moves the echo by a
 frame); until a delay is found (the first seconds, a line with no echo to measure, the caller
-talking throughout), the window's loudest frame.
+talking throughout), the window's loudest frame. A delay holds only while each estimate confirms
+it: the jitter buffers at both ends change it as they adapt (measured on a loaded machine: 19
+frames, then 11 a second later, then 7), and a stale delay let the echo of the agent's words
+through the gate, which whisper wrote as the caller's ("The field occurred.") and the agent was
+cut off. An estimate that finds no delay falls back to the window's loudest, with the line's loss.
 
 The same correlation gives the line's echo loss (how far under the agent's level its echo comes
 back): a handset's echo 35 dB down lets a caller speak 30 dB under the agent and be heard, a
@@ -81,8 +85,10 @@ class FarEndLevel:
         self.heard_count += 1
         if self.heard_count % ESTIMATE_EVERY == 0 and self.ticks > HISTORY + self.window:
             measured = self._estimate()
-            if measured is not None:  # else the last delay stands (the caller talking over the agent)
+            if measured is not None:
                 self.delay, self.loss_db = measured
+            else:  # the delay is no longer confirmed: the whole window until it is again
+                self.delay = None
 
     def db(self) -> float | None:
         if self.delay is None:
