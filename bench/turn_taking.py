@@ -269,7 +269,7 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 async def one_call(
-    url: str, settings: Any, voice: str, items: list[dict[str, Any]], out: Path, seed: int
+    url: str, settings: Any, voice: str, items: list[dict[str, Any]], out: Path, seed: int, echo_gain: float
 ) -> list[dict[str, Any]]:
     from voxbus.commands import sip_call
 
@@ -281,7 +281,7 @@ async def one_call(
         settings,
         player,
         out / f"heard-turns-{seed}.wav",
-        echo_gain=ECHO_GAIN,
+        echo_gain=echo_gain,
         quiet=True,
         caller_user=user,
     )
@@ -299,7 +299,9 @@ async def one_call(
     return rows
 
 
-async def run(profile: str, interruptions: int, others: int, out: Path, seed: int) -> dict[str, Any]:
+async def run(
+    profile: str, interruptions: int, others: int, out: Path, seed: int, echo_gain: float = ECHO_GAIN
+) -> dict[str, Any]:
     os.environ.update(
         {
             "VOXBUS_PROFILE": profile,
@@ -322,7 +324,8 @@ async def run(profile: str, interruptions: int, others: int, out: Path, seed: in
         for index, share in enumerate(calls):
             voice = VOICES[index % len(VOICES)]
             print(f"  call {index + 1}/{len(calls)}: {voice}, {len(share)} situations...", flush=True)
-            rows += await system.while_healthy(one_call(url, settings, voice, share, out, seed * 100 + index))
+            call = one_call(url, settings, voice, share, out, seed * 100 + index, echo_gain)
+            rows += await system.while_healthy(call)
     finally:
         await system.stop()
     return {
@@ -395,6 +398,10 @@ def main() -> int:
     parser.add_argument("--others", type=int, default=30, help="backchannels and noises")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    parser.add_argument(
+        "--echo-gain", type=float, default=ECHO_GAIN, help="the caller's phone echo (0: a line with none)"
+    )
+    parser.add_argument("--name", default="turn_taking", help="the result files' name")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     setup_logging("warning")
@@ -404,17 +411,19 @@ def main() -> int:
         f"profile {args.profile}: {args.interruptions} interruptions, {args.others} others over SIP...",
         flush=True,
     )
-    result = asyncio.run(run(args.profile, args.interruptions, args.others, args.out, args.seed))
+    result = asyncio.run(
+        run(args.profile, args.interruptions, args.others, args.out, args.seed, args.echo_gain)
+    )
     report = {
-        "echo_gain": ECHO_GAIN,
+        "echo_gain": args.echo_gain,
         "soft_gain": SOFT_GAIN,
         "voices": VOICES,
         **result,
     }
-    write_json(args.out / "turn_taking.json", report)
-    plot(result, args.out / "turn_taking.png")
+    write_json(args.out / f"{args.name}.json", report)
+    plot(result, args.out / f"{args.name}.png")
     print(json.dumps(result["summary"], indent=2))
-    print(f"wrote {args.out / 'turn_taking.json'} and {args.out / 'turn_taking.png'}")
+    print(f"wrote {args.out / args.name}.json and .png")
     return 0
 
 
