@@ -121,6 +121,25 @@ def test_a_cue_after_fillers_still_cuts_in() -> None:
     assert isinstance(interrupt, Interrupt) and interrupt.generation is speaking
 
 
+@pytest.mark.parametrize("heard", ["Top.", "Up.", "Uh, top."])
+def test_stop_as_a_phone_line_loses_its_s_still_cuts_in(heard: str) -> None:
+    call = Call()
+    speaking = call.agent()
+    call.start()
+    call.pause()
+    [interrupt] = call.final(heard)
+    assert isinstance(interrupt, Interrupt) and interrupt.generation is speaking
+
+
+def test_a_misheard_cue_in_the_agents_own_echo_does_not_cut_in() -> None:
+    call = Call()
+    call.agent(text="Up to three people can come to the tasting, so bring your friends.")
+    call.start()
+    call.pause()
+    [resume] = call.final("Up to three.")
+    assert isinstance(resume, ResumeAudio) and resume.event.reason == "the agent's own voice (echo)"
+
+
 def test_words_that_do_not_interrupt_do_not_resume_the_agent_over_the_caller_speaking_again() -> None:
     """ "Uh-huh" judged while the caller is already saying more: the hold goes on, and what they say
     next decides (the agent is never resumed over the caller)."""

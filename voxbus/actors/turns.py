@@ -49,6 +49,12 @@ def _without_leading(tokens: list[str], phrases: list[list[str]]) -> list[str]:
     return tokens[start:]
 
 
+def _cue_at_start(spoken: list[str], phrases: list[str]) -> bool:
+    """Whether one of ``phrases`` is the first or second word(s) of ``spoken``."""
+    cues = [cue for cue in map(words, phrases) if cue]
+    return any(spoken[i : i + len(cue)] == cue for cue in cues for i in (0, 1))
+
+
 def content_words(text: str, lexicon: Lexicon) -> list[str]:
     """The words that are neither backchannels nor fillers."""
     return _strip_phrases(words(text), lexicon.backchannels + lexicon.fillers)
@@ -129,12 +135,13 @@ def judge_barge_in(
     # "Stop, stop.", "Wait, ..." or "No, wait" cut in whatever the agent just said; a cue later in
     # the phrase ("...would not stop") may be the agent's own echo
     # (after any fillers: whisper writes a soft "Wait." as "Uh, uh, wait.")
-    cues = [cue for cue in map(words, lexicon.interruptions) if cue]
     spoken = _without_leading(heard, [words(f) for f in lexicon.fillers])
-    if any(spoken[i : i + len(cue)] == cue for cue in cues for i in (0, 1)):
+    if _cue_at_start(spoken, lexicon.interruptions):
         return None
     if is_echo(text, agent_said, overlap):
         return "the agent's own voice (echo)"
+    if _cue_at_start(spoken, lexicon.misheard_interruptions):  # "Top." for "Stop." on a phone line
+        return None
     found = content_words(text, lexicon)
     if not found:
         return "a backchannel"
