@@ -97,10 +97,13 @@ def first_loud_after(loud: np.ndarray, tick: int) -> int | None:
 
 
 def last_loud_before_gap(loud: np.ndarray, tick: int, gap_ticks: int = 15) -> int | None:
-    """The last loud tick after ``tick`` before the first silence of ``gap_ticks`` (300 ms)."""
+    """The last loud tick after ``tick`` before the first silence of ``gap_ticks`` (300 ms); the
+    tick before ``tick`` if that silence starts there (the agent was quiet already: between two
+    clauses, or done), not the end of whatever it says next."""
     later = loud[loud >= tick]
     if not len(later):
         return None
+    later = np.concatenate(([tick - 1], later))
     gaps = np.flatnonzero(np.diff(later) > gap_ticks)
     return int(later[gaps[0]] if len(gaps) else later[-1])
 
@@ -417,9 +420,15 @@ def main() -> int:
         "silence after the VAD's stop (its quickest speech timeout); repeat for both",
     )
     parser.add_argument("--name", default="latency", help="the results' file name: NAME.json and NAME.png")
+    parser.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning"],
+        default="warning",
+        help="the system's log on stderr (debug: each LLM request's prompt tokens and those it evaluated)",
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    setup_logging("warning")
+    setup_logging(args.log_level)
     # the models stay where `make models` put them; each run gets its own NATS data
     os.environ.setdefault("VOXBUS_MODEL_DIR", str(models_dir(load_settings())))
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -72,6 +72,7 @@ SPEAKING_BEFORE_MS = 300  # agent audio within this before the onset: the agent 
 # silence after which the agent counts as stopped: longer than a pause between its clauses (a
 # clause still being synthesised), shorter than the caller's words plus the next answer's latency
 STOPPED_GAP_MS = 700
+GOES_ON_S = 0.2  # the agent's answer must go on this long after the onset to be spoken over
 TOPICS = [
     "the history of Rome", "how bees make honey", "the planet Mars", "how a car engine works",
     "the life of a lighthouse keeper", "how bread is baked", "the oceans of the world",
@@ -215,7 +216,8 @@ def score(
     row: dict[str, Any] = {"kind": item["kind"], "class": item["class"], "text": item["text"]}
     start_s, end_s = timing.start_s, timing.end_s
     row["start_s"], row["end_s"] = round(start_s, 2), round(end_s, 2)
-    row["agent_speaking"] = playing_at(events, t0, start_s)
+    # an answer that ended by itself as the caller began was not cut into: nothing to stop or hold
+    row["agent_speaking"] = playing_at(events, t0, start_s) and playing_at(events, t0, start_s + GOES_ON_S)
     row["audio_before_onset"] = was_speaking(loud, timing.start_tick)  # not between two clauses
     barges = [e for e in events if isinstance(e, BargeIn) and start_s - 0.3 <= e.onset_ts - t0 <= end_s + 0.5]
     row["decisions"] = [f"{b.decision}: {b.reason}" for b in barges]

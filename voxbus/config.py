@@ -206,6 +206,13 @@ class SttSettings(BaseModel):
         "silent, its words prefilled into the LLM (see README); 0: off. Whisper runs one job at a time: "
         "a partial delays the turn's end (other languages' model is too slow for it)",
     )
+    head_ms: int = Field(
+        default=240,
+        ge=0,
+        description="over the agent, whisper hears the caller's first this many ms of speech at once: "
+        "if they are a backchannel ('Yeah'), the held agent resumes before the caller has finished it "
+        "(README, 'Barge-in'); 0: off, every hold waits for the whole words",
+    )
     partials_max_calls: int = Field(
         default=1,
         ge=0,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from voxbus.actors.call.barge_in import HoldAudio, Interrupt, ResumeAudio
+from voxbus.actors.call.barge_in import HEAD_REASON, HoldAudio, Interrupt, ResumeAudio
 from voxbus.actors.call.turn_taking import EndTurn
 from voxbus.schemas.events import PlayoutHeld
 
@@ -272,3 +272,49 @@ def test_the_agent_finishing_ends_the_hold() -> None:
     call.pause()
     [end] = call.final("Thanks, that's all.")
     assert isinstance(end, EndTurn)
+
+
+def test_a_backchannel_does_not_hold_the_agent_once_judged_by_the_fast_path() -> None:
+    call = Call()
+    speaking = call.agent()
+    call.start()
+    [resume] = call.partial("Yeah.")  # its first words, heard while the caller still says it
+    assert isinstance(resume, ResumeAudio) and resume.gen == speaking.gen
+    assert resume.event.decision == "ignored" and resume.event.reason == HEAD_REASON
+    call.pause()
+    call.end()
+    assert [d for d in call.final("Yeah, okay.") if not isinstance(d, ResumeAudio)] == []  # not a turn
+    assert call.current is speaking and call.wait(1.0) == []
+
+
+def test_first_words_that_are_not_a_backchannel_wait_for_the_whole_words() -> None:
+    for head in ("Sorry,", "St", "", "Top."):
+        call = Call()
+        call.agent()
+        call.start()
+        assert call.partial(head) == []  # still held
+        call.pause()
+        assert kinds(call.final("Sorry, stop.")) == ["Interrupt"]
+
+
+def test_an_interruption_behind_a_backchannels_first_words_still_stops_the_agent() -> None:
+    call = Call()
+    call.agent()
+    call.start()
+    call.turns.playout_held(PlayoutHeld(call_id=C, gen=call.gen, played_ms=1000))
+    assert kinds(call.partial("Uh,")) == ["ResumeAudio"]
+    call.wait(0.3)
+    call.pause()
+    [interrupt] = call.final("Uh, wait.")
+    assert isinstance(interrupt, Interrupt) and interrupt.event.reason == "words over the agent (late)"
+    assert interrupt.event.played_ms == 1300  # the agent played on from the resume
+
+
+def test_speech_going_on_after_a_fast_resume_interrupts_by_its_length() -> None:
+    call = Call()
+    call.agent()
+    call.start()
+    assert kinds(call.partial("Okay,")) == ["ResumeAudio"]
+    decisions = call.wait(call.settings.barge_in_min_speech_ms / 1000 + call.settings.pause_ms / 1000)
+    [interrupt] = decisions
+    assert isinstance(interrupt, Interrupt) and interrupt.event.reason.startswith("spoke over the agent")

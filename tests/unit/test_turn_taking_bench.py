@@ -84,3 +84,24 @@ def test_a_situation_after_the_answer_ended_is_left_out_of_the_figures() -> None
     assert not row["agent_speaking"]
     summary = bench.summarise([{**row, "voice": "v", "gap_s": 1.0}])
     assert summary["others"] == 0 and summary["left_out_agent_silent"] == 1
+
+
+def test_an_agent_already_quiet_at_the_onset_has_stopped_at_once() -> None:
+    # a pause between two clauses at the onset; held there, the agent's next words come only with
+    # the answer after the interruption (tick 200): the stop is not measured to that answer's end
+    loud = ticks((0, 98), (200, 260))
+    timing = LineTiming(text="Wait.", role="interrupt", start_tick=100, end_tick=118)
+    held = PlayoutHeld(call_id="c", gen=3, played_ms=1900, ts=T0 + 2.1)
+    barge = BargeIn(call_id="c", decision="interrupt", reason="words", onset_ts=T0 + 2.0)
+    item = {"kind": "interruption", "class": "short, soft", "text": "Wait."}
+    row = bench.score(timing, item, loud, [PLAYING, held, barge], T0)
+    assert row["agent_speaking"] and row["stop_ms"] == 0
+
+
+def test_an_answer_ending_by_itself_as_the_caller_begins_was_not_spoken_over() -> None:
+    loud = ticks((0, 103), (300, 360))
+    timing = LineTiming(text="Wait, wait.", role="interrupt", start_tick=100, end_tick=130)
+    done = PlayoutDone(call_id="c", gen=3, played_ms=2050, ts=T0 + 2.1, complete=True)
+    item = {"kind": "interruption", "class": "long, loud", "text": "Wait, wait."}
+    row = bench.score(timing, item, loud, [PLAYING, done], T0)
+    assert not row["agent_speaking"] and row["stop_ms"] == 60

@@ -55,3 +55,4 @@ class Turn:
         self.silence_over = False  # turn.unfinished_wait_ms of silence reached
         self.early: EarlyHearing | None = None  # whisper asked ahead of the pause
         self.over_agent = False  # some of it was said while the agent's audio played
+        self.head_asked = False  # whisper heard its first words over the agent (stt.head_ms)

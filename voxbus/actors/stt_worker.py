@@ -208,6 +208,7 @@ class CallSession:
             elif change.kind == "end" and self.turn is not None:
                 self._silence_over()
         if self.turn is not None and self.gate.speaking and not self.gate.paused:
+            self._maybe_head()
             self._maybe_partial()
 
     def _speech_started(self, at_ms: int) -> None:
@@ -331,6 +332,21 @@ class CallSession:
             if s <= seq:
                 return ts + (seq - s) * FRAME_MS / 1000
         return self.ts_of_seq[0][1] if self.ts_of_seq else time.time()
+
+    def _maybe_head(self) -> None:
+        """Over the agent, the first ``stt.head_ms`` of speech heard at once (a partial): the call
+        resumes the held agent on a backchannel without waiting for the caller to finish it."""
+        turn = self.turn
+        assert turn is not None
+        head_ms = self.settings.head_ms
+        if not head_ms or turn.head_asked or not turn.over_agent or turn.version:
+            return
+        if self.now_ms() - turn.start_ms - self.settings.pre_roll_ms < head_ms:
+            return
+        turn.head_asked = True
+        if self.transcriber.pending or not self.transcriber.quick(self.language):
+            return  # whisper is busy (the words come soon anyway), or too slow for this
+        self._spawn(self._partial(np.concatenate(turn.audio), self._said_before(turn)))
 
     def _maybe_partial(self) -> None:
         now = self.now_ms()

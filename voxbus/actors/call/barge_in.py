@@ -12,6 +12,12 @@ the caller pauses:
    take longer than the hold): an interruption then stops the agent, anything else is ignored
    rather than taken for a turn of its own that would cut the agent's answer off.
 
+A fast path shortens the hold for a backchannel: over the agent, whisper hears the first
+``stt.head_ms`` of the caller's speech at once (an ``stt.partial``), and if those first words are
+a backchannel ("Yeah", "Okay") the agent resumes while the caller is still saying it. The hold's
+words are then owed, as when a hold runs out: judged when they come (an interruption among them
+still stops the agent), and speech that goes on without a pause still interrupts by its length.
+
 :class:`BargeInJudge` does no I/O: it returns actions (:class:`HoldAudio`, :class:`ResumeAudio`,
 :class:`Interrupt`), each carrying the ``barge_in`` event to publish, for the call actor to run.
 """
@@ -23,7 +29,7 @@ from dataclasses import dataclass
 
 from voxbus.actors.call.generation import Generation
 from voxbus.actors.turn_settings import TurnSettings
-from voxbus.actors.turns import judge_barge_in
+from voxbus.actors.turns import is_backchannel, judge_barge_in, words
 from voxbus.clock import Clock
 from voxbus.lexicons import Lexicon
 from voxbus.schemas.events import BargeIn, PlayoutHeld
@@ -75,6 +81,7 @@ BargeAction = HoldAudio | ResumeAudio | Interrupt
 # words being placed in a clause by proportion only.
 ECHO_WINDOW_MS = 4000
 ECHO_MARGIN_MS = 1000
+HEAD_REASON = "a backchannel, on its first words"
 
 
 class BargeInJudge:
@@ -95,12 +102,14 @@ class BargeInJudge:
         return HoldAudio(generation.gen)
 
     def caller_paused(self) -> None:
-        if self.barge is not None:
-            self.barge.paused = True
+        for barge in (self.barge, self.owed):
+            if barge is not None:
+                barge.paused = True
 
     def caller_resumed(self, at_ts: float) -> None:
-        if self.barge is not None:
-            self.barge.paused, self.barge.voiced_since = False, at_ts
+        for barge in (self.barge, self.owed):
+            if barge is not None:
+                barge.paused, barge.voiced_since = False, at_ts
 
     def audio_held(self, event: PlayoutHeld) -> None:
         if self.barge is not None and event.gen == self.barge.gen:
@@ -136,6 +145,30 @@ class BargeInJudge:
             ResumeAudio(current.gen, self._event(barge, current, "ignored", why_not, text))
         ]
 
+    def judge_head(self, text: str, current: Generation | None) -> list[BargeAction]:
+        """The fast path: the first words of the caller's speech over the held agent, heard before
+        the caller finished. A backchannel resumes the agent now; anything else waits for the
+        whole words (the head of "Stop" may read as anything)."""
+        barge = self.barge
+        if barge is None or current is None or current.gen != barge.gen or not words(text):
+            return []
+        if not is_backchannel(text, self.lexicon):  # no cue to stop is a backchannel word
+            return []
+        self._owe(barge)
+        return [ResumeAudio(barge.gen, self._event(barge, current, "ignored", HEAD_REASON, text))]
+
+    def _owe(self, barge: Barge) -> None:
+        """Resume before the hold's words came: they are judged when they do (``judge_owed``)."""
+        self.barge, self.owed = None, barge
+        barge.resumed = self.clock.monotonic()
+
+    def _played(self, barge: Barge) -> int | None:
+        """How much of the generation has played by now: audio plays in real time since a resume."""
+        played = barge.played_ms
+        if played is not None and barge.resumed is not None:
+            played += int((self.clock.monotonic() - barge.resumed) * 1000)
+        return played
+
     def judge_owed(self, text: str, current: Generation | None) -> tuple[Verdict, list[BargeAction]]:
         """The words of a hold that resumed before they came: words that interrupt stop the agent
         now; anything else was rightly played over (the agent's audio goes on)."""
@@ -144,9 +177,7 @@ class BargeInJudge:
         barge, self.owed = self.owed, None
         if barge is None or current is None or current.gen != barge.gen:
             return Verdict.GONE, []  # its generation ended meanwhile: the words are a turn as any
-        played = barge.played_ms
-        if played is not None and barge.resumed is not None:  # audio plays in real time since
-            played += int((self.clock.monotonic() - barge.resumed) * 1000)
+        played = self._played(barge)
         why_not = self._why_not(text, current, played)
         if why_not is None:
             self.barge = barge  # judged now, as if still held
@@ -174,24 +205,32 @@ class BargeInJudge:
     def due(self, current: Generation | None) -> tuple[Verdict | None, list[BargeAction]]:
         """The deadlines of a hold: speech that goes on without a pause interrupts (a string of
         short backchannels does not); a hold that stays undecided (no words came) resumes."""
+        owed = self.owed
+        if owed is not None and current is not None and current.gen == owed.gen and self._spoke_on(owed):
+            # resumed on the first words (or a hold that ran out), but the caller goes on speaking
+            owed.played_ms, self.barge, self.owed = self._played(owed), owed, None
+            return self.judge(None, current)
         barge = self.barge
         if barge is None:
             return None, []
-        turns = self.turns
-        speaking_s = self.clock.time() - barge.voiced_since - turns.pause_ms / 1000  # a pause shows this late
-        if (
-            not barge.paused
-            and turns.barge_in_min_words == 0
-            and speaking_s * 1000 >= turns.barge_in_min_speech_ms
-        ):
+        if self._spoke_on(barge):
             return self.judge(None, current)
-        if (self.clock.monotonic() - barge.started) * 1000 > turns.hold_max_ms and current is not None:
-            self.barge, self.owed = None, barge
-            barge.resumed = self.clock.monotonic()
+        if (self.clock.monotonic() - barge.started) * 1000 > self.turns.hold_max_ms and current is not None:
+            self._owe(barge)
             return Verdict.RESUME, [
                 ResumeAudio(barge.gen, self._event(barge, current, "ignored", "no words came", ""))
             ]
         return None, []
+
+    def _spoke_on(self, barge: Barge) -> bool:
+        """The caller has spoken over the agent without a pause for ``turn.barge_in_min_speech_ms``."""
+        turns = self.turns
+        speaking_s = self.clock.time() - barge.voiced_since - turns.pause_ms / 1000  # a pause shows this late
+        return (
+            not barge.paused
+            and turns.barge_in_min_words == 0
+            and speaking_s * 1000 >= turns.barge_in_min_speech_ms
+        )
 
     def _interrupt(self, generation: Generation, reason: str, text: str) -> Interrupt:
         barge = self.barge

@@ -159,10 +159,12 @@ class TurnTaking:
 
     # --- the caller's words (STT) ---------------------------------------------------------------
     def partial(self, event: SttPartial, current: Generation | None) -> list[Decision]:
-        """Words of a turn still being spoken: evaluated ahead by the LLM, but only while the agent
-        is silent and thinking of nothing (over the agent they are a barge-in's business, and a
-        speculative answer has its own words)."""
-        if current is not None or self.barge_in.holding or not self.caller_speaking:
+        """Words of a turn still being spoken: over the held agent, the first words of a barge-in
+        (a backchannel resumes it at once); else evaluated ahead by the LLM, but only while the
+        agent is silent and thinking of nothing (a speculative answer has its own words)."""
+        if self.barge_in.holding:
+            return list(self.barge_in.judge_head(event.text, current))
+        if current is not None or not self.caller_speaking:
             return []
         text = f"{self.carried} {event.text.strip()}".strip()
         return [Prefill(text)] if len(words(text)) >= PREFILL_MIN_WORDS else []

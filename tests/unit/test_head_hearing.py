@@ -1,0 +1,54 @@
+"""The fast path of a barge-in, in the STT worker: over the agent, whisper hears the caller's first
+``stt.head_ms`` of speech at once, once a turn, never behind other whisper work."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+
+from voxbus.actors.stt_worker import CallSession, Turn
+from voxbus.actors.turn_settings import TurnSettings
+from voxbus.config import SttSettings
+from voxbus.media.frames import SAMPLE_RATE
+from voxbus.schemas.events import SttPartial
+
+from .test_partials import Emitted, Whisper
+
+
+async def heads(
+    voiced_ms: int, over_agent: bool = True, pending: int = 0, version: int = 0, **stt: int
+) -> tuple[list[object], Whisper]:
+    bus, whisper = Emitted(), Whisper(pending)
+    settings = SttSettings(**stt)
+    session = CallSession(
+        bus,  # type: ignore[arg-type]
+        "call-h",
+        settings,
+        TurnSettings(),
+        whisper,  # type: ignore[arg-type]
+        lambda _cid: None,
+        language="en",
+        calls_open=lambda: 1,
+    )
+    session.turn = Turn(np.zeros(SAMPLE_RATE // 2, np.float32), 0)  # speech began pre_roll_ms in
+    session.turn.over_agent, session.turn.version = over_agent, version
+    session.samples_seen = (settings.pre_roll_ms + voiced_ms) * SAMPLE_RATE // 1000
+    session._maybe_head()
+    session._maybe_head()  # asked once a turn
+    await asyncio.gather(*session.tasks)
+    return [e for e in bus if isinstance(e, SttPartial)], whisper
+
+
+def test_the_first_words_over_the_agent_are_heard_once_the_head_is_long_enough() -> None:
+    head_ms = SttSettings().head_ms
+    assert asyncio.run(heads(head_ms - 20))[0] == []
+    heard, whisper = asyncio.run(heads(head_ms))
+    assert [p.text for p in heard] == ["I'd like to move my"] and whisper.asked == 1  # type: ignore[attr-defined]
+
+
+def test_no_head_while_the_agent_is_silent_off_or_behind_other_whisper_work() -> None:
+    assert asyncio.run(heads(400, over_agent=False))[0] == []
+    assert asyncio.run(heads(400, head_ms=0))[0] == []
+    assert asyncio.run(heads(400, pending=1))[0] == []
+    assert asyncio.run(heads(400, version=1))[0] == []  # the caller spoke on after a pause: judged whole
