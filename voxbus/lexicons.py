@@ -30,8 +30,10 @@ class Lexicon(BaseModel):
 
 
 ENGLISH = Lexicon(
+    # "m", "hm": how whisper writes "Mm-hmm." over a phone line ("M.", "M-M-M."): 9 backchannels
+    # and no interruption in the turn-taking and barge-words runs on file
     backchannels=[
-        "uh huh", "mhm", "mm hmm", "mm", "hmm", "yeah", "yes", "yep", "yup", "okay", "ok", "right",
+        "uh huh", "mhm", "mm hmm", "mm", "hmm", "m", "hm", "yeah", "yes", "yep", "yup", "okay", "ok", "right",
         "sure", "alright", "all right", "i see", "got it", "cool", "nice", "great", "oh", "ah",
         "uh", "um", "wow", "really", "true", "exactly", "indeed", "fine", "good",
     ],

@@ -105,3 +105,12 @@ def test_an_answer_ending_by_itself_as_the_caller_begins_was_not_spoken_over() -
     item = {"kind": "interruption", "class": "long, loud", "text": "Wait, wait."}
     row = bench.score(timing, item, loud, [PLAYING, done], T0)
     assert not row["agent_speaking"] and row["stop_ms"] == 60
+
+
+def test_the_backchannel_hold_leaves_out_noises_that_were_never_held() -> None:
+    def other(cls: str, held: float) -> dict[str, object]:
+        return {"kind": "other", "class": cls, "agent_speaking": True, "held_ms": held,
+                "longest_quiet_ms": 0, "false_interruption": False}  # fmt: skip
+
+    summary = bench.summarise([other("backchannel", 500.0), other("backchannel", 300.0), other("click", 0.0)])
+    assert summary["held_p50_ms"] == 300.0 and summary["backchannel_held_p50_ms"] == 400.0
