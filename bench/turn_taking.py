@@ -251,6 +251,8 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     cuts = [r for r in rows if r["kind"] == "interruption" and r["agent_speaking"]]
     others = [r for r in rows if r["kind"] == "other" and r["agent_speaking"]]
     stops = [r["stop_ms"] for r in cuts if r["stop_ms"] is not None]
+    # an interruption taken for a backchannel "stops" when the answer ends: judged ones apart
+    judged = [r["stop_ms"] for r in cuts if r["stop_ms"] is not None and r["stopped"]]
     holds = [r["held_ms"] for r in others]
     quiet = [r["longest_quiet_ms"] for r in others]
     backchannel_holds = [r["held_ms"] for r in others if r["class"] == "backchannel"]
@@ -260,6 +262,8 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "barge_in_stop_p50_ms": percentile(stops, 50),
         "barge_in_stop_p95_ms": percentile(stops, 95),
         "barge_in_stop_max_ms": max(stops) if stops else None,
+        "stopped_stop_p50_ms": percentile(judged, 50),
+        "stopped_stop_p95_ms": percentile(judged, 95),
         "others": len(others),
         "false_interruptions": sum(r["false_interruption"] for r in others),
         "held_p50_ms": percentile(holds, 50),
