@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
 from voxbus.actors.turn_settings import TurnSettings
 from voxbus.engines.stt import Transcript
-from voxbus.media.frames import level_db
+from voxbus.media.frames import FRAME_SAMPLES, level_db
 from voxbus.schemas.messages import AudioFrame
 
 
@@ -28,6 +29,20 @@ def echo_floor(frame: AudioFrame, turns: TurnSettings) -> float | None:
     if frame.echo_db is not None:
         return frame.echo_db + turns.echo_margin_db
     return frame.far_db + turns.echo_gate_db
+
+
+def voice_level_db(samples: np.ndarray, frame: int = FRAME_SAMPLES) -> float:
+    """The level of a voice in ``samples``: the 75th percentile of its 20 ms frames' levels (its
+    vowels, not the gaps between its sounds)."""
+    levels = [level_db(samples[i : i + frame]) for i in range(0, len(samples) - frame + 1, frame)]
+    return float(np.percentile(levels, 75)) if levels else -120.0
+
+
+def stands_clear(voice: np.ndarray, floors: Iterable[float], margin_db: float) -> bool:
+    """Whether a caller's ``voice`` stands ``margin_db`` above the loudest of the echo gate's recent
+    ``floors``: heard still if the agent's audio played over it (no floors: no gate, it is)."""
+    loudest = max(floors, default=None)
+    return loudest is None or voice_level_db(voice) >= loudest + margin_db
 
 
 Heard = tuple[Transcript, int, float]  # the words, and the audio time and moment whisper was asked

@@ -26,7 +26,7 @@ import numpy as np
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-from voxbus.actors.stt_turn import EarlyHearing, Heard, Turn, echo_floor, is_echo
+from voxbus.actors.stt_turn import EarlyHearing, Heard, Turn, echo_floor, is_echo, stands_clear
 from voxbus.actors.transcriber import Transcriber
 from voxbus.actors.turn_settings import TurnSettings
 from voxbus.actors.turns import looks_unfinished
@@ -66,6 +66,11 @@ TRAILING_MS = 120  # audio kept after the last speech window: word endings live 
 # 20 ms, the gateway's batching); past BACKLOG_MAX_S the stream has stalled and words decide anyway
 BACKLOG_SLACK_MS = 3 * FRAME_MS
 BACKLOG_MAX_S = 1.5
+# the fast path resumes the agent over a caller still speaking: only one whose voice stands this far
+# above the loudest echo gate of the last second stays heard over it ("Hold on, I only need..."
+# said softly was heard as "uh." twice after the agent resumed, and the agent spoke on)
+HEAD_CLEAR_DB = 6.0
+RECENT_FLOOR_FRAMES = 50
 
 
 class CallSession:
@@ -113,6 +118,7 @@ class CallSession:
         self.history = np.zeros(0, dtype=np.float32)  # recent audio, for pre-roll
         self.turn: Turn | None = None
         self.last_partial_ms = 0
+        self.recent_floors: deque[float] = deque(maxlen=RECENT_FLOOR_FRAMES)  # of the echo gate
         self.last_frame_at = time.monotonic()
         self.subs: list[Subscription] = []
         self.hearing = False  # subscribed to the call's audio: frames still come
@@ -177,6 +183,8 @@ class CallSession:
         self.next_seq = frame.seq + 1
         self.ts_of_seq.append((frame.seq, frame.ts))
         gated, floor_db = samples, echo_floor(frame, self.turns)
+        if floor_db is not None:
+            self.recent_floors.append(floor_db)
         if floor_db is not None and is_echo(samples[-FRAME_SAMPLES:], floor_db):
             gated = samples.copy()
             gated[-FRAME_SAMPLES:] = 0.0  # no louder than the agent's echo: not the caller
@@ -346,7 +354,10 @@ class CallSession:
         turn.head_asked = True
         if self.transcriber.pending or not self.transcriber.quick(self.language):
             return  # whisper is busy (the words come soon anyway), or too slow for this
-        self._spawn(self._partial(np.concatenate(turn.audio), self._said_before(turn)))
+        audio = np.concatenate(turn.audio)
+        if not stands_clear(audio[-head_ms * SAMPLE_RATE // 1000 :], self.recent_floors, HEAD_CLEAR_DB):
+            return  # the agent resumed over this voice would gate it as its echo: judged whole
+        self._spawn(self._partial(audio, self._said_before(turn)))
 
     def _maybe_partial(self) -> None:
         now = self.now_ms()
