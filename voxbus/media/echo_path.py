@@ -83,7 +83,10 @@ class FarEndLevel:
             return
         self.heard_db[self.ticks % len(self.heard_db)] = level_db(to_float(pcm)) if pcm else np.nan
         self.heard_count += 1
-        if self.heard_count % ESTIMATE_EVERY == 0 and self.ticks > HISTORY + self.window:
+        # from the call's first words on, not once HISTORY is full: a greeting of 1.7 s was over
+        # before the first estimate, and the first answer was gated by its loudest frame for its
+        # first 2.6 s (a soft "Wait." 0.6 s into it never reached the VAD)
+        if self.heard_count % ESTIMATE_EVERY == 0 and self.ticks > self.window:
             measured = self._estimate()
             if measured is not None:
                 self.delay, self.loss_db = measured
