@@ -108,6 +108,12 @@ class AgentSettings(BaseModel):
     min_clause_chars: int = Field(
         default=12, ge=1, description="a clause shorter than this waits for more text"
     )
+    first_clause_words: int = Field(
+        default=4,
+        ge=0,
+        description="an unpunctuated first clause is cut after at least this many words, before a word "
+        "that opens a word group ('Please bring your insurance card | with you.'); 0: only at punctuation",
+    )
     opener_clauses: bool = Field(
         default=True,
         description="an answer's opening word or two ('Sure,', 'Of course,') is spoken as a clause of "

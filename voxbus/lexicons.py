@@ -28,6 +28,11 @@ class Lexicon(BaseModel):
         "the /s/ lies above 4 kHz): a cue too, unless the words are the agent's own echo",
     )
 
+    def word_group_starts(self) -> frozenset[str]:
+        """Single words that open a word group (the continuations: prepositions, conjunctions,
+        articles, auxiliaries): where a long first clause of the agent's may be cut."""
+        return frozenset(w for w in self.continuations if " " not in w)
+
 
 ENGLISH = Lexicon(
     # "m", "hm": how whisper writes "Mm-hmm." over a phone line ("M.", "M-M-M."): 9 backchannels

@@ -125,6 +125,7 @@ class CallActor(Actor):
         judge = BargeInJudge(call_id, turns, turns.lexicon(settings.language), self.clock)
         self.turn_taking = TurnTaking(judge, turns, self.clock)
         self.agent = AgentSide(self.conversation, self.store, self.out, settings, self.clock)
+        self.agent.group_starts = turns.lexicon(settings.language).word_group_starts()
         context = CallContext(call_id=call_id, caller=caller, called=called)
         self.tools = ToolUse(bus, self.out, settings, context, self.tell)
         self.agent.tools = self.tools
@@ -308,6 +309,7 @@ class CallActor(Actor):
             return
         self.out.language = language
         self.turn_taking.barge_in.lexicon = self.turns.lexicon(language)
+        self.agent.group_starts = self.turns.lexicon(language).word_group_starts()
         self.state.context = with_language(self.state.context, language)
 
     async def _on_dtmf(self, event: DtmfReceived) -> None:

@@ -66,6 +66,7 @@ class AgentSide(ServedToolFlow):
         self.current: Generation | None = None
         self.state_name = "listening"  # listening, thinking or speaking (state.changed)
         self.prefilled = ""  # the caller's words last evaluated ahead (Prefill)
+        self.group_starts: frozenset[str] = frozenset()  # words a first clause may be cut before
         # a caller's turn that ended while set words (the greeting, an operator's sentence) were
         # still to be said: answered once they have been, so that they are never cut unheard
         self.turn_after_words: EndTurn | None = None
@@ -125,6 +126,8 @@ class AgentSide(ServedToolFlow):
             self.clock.monotonic(),
             self.settings.opener_clauses,
             first_sentence(self.settings.greeting) if kind != "greeting" else "",
+            self.settings.first_clause_words,
+            self.group_starts,
         )
         return self.current
 

@@ -123,8 +123,10 @@ class Generation:
         now: float,
         openers: bool = True,
         not_again: str = "",
+        first_words: int = 0,
+        group_starts: frozenset[str] = frozenset(),
     ) -> Generation:
-        splitter = ClauseSplitter(min_clause_chars, openers)
+        splitter = ClauseSplitter(min_clause_chars, openers, first_words, group_starts)
         return cls(gen=gen, turn=turn, kind=kind, splitter=splitter, llm=LlmStream(now), not_again=not_again)
 
     @property
