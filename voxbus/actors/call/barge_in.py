@@ -162,6 +162,10 @@ class BargeInJudge:
         self.barge, self.owed = None, barge
         barge.resumed = self.clock.monotonic()
 
+    def _reclaim(self, barge: Barge) -> None:
+        """An owed hold becomes the hold being judged again, at what has played by now."""
+        barge.played_ms, self.barge, self.owed = self._played(barge), barge, None
+
     def _played(self, barge: Barge) -> int | None:
         """How much of the generation has played by now: audio plays in real time since a resume."""
         played = barge.played_ms
@@ -177,11 +181,9 @@ class BargeInJudge:
         barge, self.owed = self.owed, None
         if barge is None or current is None or current.gen != barge.gen:
             return Verdict.GONE, []  # its generation ended meanwhile: the words are a turn as any
-        played = self._played(barge)
-        why_not = self._why_not(text, current, played)
+        why_not = self._why_not(text, current, self._played(barge))
         if why_not is None:
-            self.barge = barge  # judged now, as if still held
-            barge.played_ms = played
+            self._reclaim(barge)  # judged now, as if still held
             return Verdict.INTERRUPT, [self._interrupt(current, "words over the agent (late)", text)]
         ignored = self._event(barge, current, "ignored", why_not, text)
         return Verdict.RESUME, [ResumeAudio(current.gen, ignored)]  # resuming what plays: nothing
@@ -208,7 +210,7 @@ class BargeInJudge:
         owed = self.owed
         if owed is not None and current is not None and current.gen == owed.gen and self._spoke_on(owed):
             # resumed on the first words (or a hold that ran out), but the caller goes on speaking
-            owed.played_ms, self.barge, self.owed = self._played(owed), owed, None
+            self._reclaim(owed)
             return self.judge(None, current)
         barge = self.barge
         if barge is None:
