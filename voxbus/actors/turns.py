@@ -14,6 +14,9 @@ from voxbus.lexicons import Lexicon
 
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")  # letters of any alphabet, apostrophes inside
 _TRAILING_OPEN = ("...", "…", ",", "-", "—", ":", ";")
+# a hum, in whisper's spellings of "mm-hmm" over a phone line: "M-N-N.", "MMs.", "Mmm", "Hm":
+# letters m, n and h only (an m or an n among them), whatever the language
+_HUM = re.compile(r"[hmn]*[mn][hmn]*s?")
 
 
 def words(text: str) -> list[str]:
@@ -56,8 +59,9 @@ def _cue_at_start(spoken: list[str], phrases: list[str]) -> bool:
 
 
 def content_words(text: str, lexicon: Lexicon) -> list[str]:
-    """The words that are neither backchannels nor fillers."""
-    return _strip_phrases(words(text), lexicon.backchannels + lexicon.fillers)
+    """The words that are neither backchannels, nor fillers, nor hums."""
+    kept = _strip_phrases(words(text), lexicon.backchannels + lexicon.fillers)
+    return [word for word in kept if not _HUM.fullmatch(word)]
 
 
 def is_backchannel(text: str, lexicon: Lexicon) -> bool:
