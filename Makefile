@@ -90,7 +90,7 @@ $(STAMPS)/pipecat-venv:
 bench: models models-test pipecat-venv
 	$(PY) bench/latency.py --profile test --profile default --out bench/results
 	$(PY) bench/latency.py --profile default --dialogue appointment --caller-voice espeak-ng:en-us+f2 --peer pipecat --peer pipecat-vad --name latency_peer --out bench/results
-	$(PY) bench/latency.py --profile default --dialogue appointment --caller-voice espeak-ng:en-us+f2 --variant off: --variant partials:VOXBUS_STT__PARTIAL_INTERVAL_MS=500 --variant off-again: --variant partials-again:VOXBUS_STT__PARTIAL_INTERVAL_MS=500 --name latency_partials --out bench/results
+	$(PY) bench/latency.py --profile default --dialogue appointment --caller-voice espeak-ng:en-us+f2 --variant off:VOXBUS_STT__PARTIAL_INTERVAL_MS=0 --variant partials: --variant off-again:VOXBUS_STT__PARTIAL_INTERVAL_MS=0 --variant partials-again: --name latency_partials --out bench/results
 	$(PY) bench/turn_taking.py --profile default --out bench/results
 	$(PY) bench/gateway.py --calls 12 --seconds 30 --out bench/results
 	$(PY) bench/gateway_load.py --calls 100 --shards 25 --seconds 60 --soak-calls 20 --soak-minutes 10 --out bench/results

@@ -208,11 +208,11 @@ class SttSettings(BaseModel):
     )
     pre_roll_ms: int = Field(default=200, ge=0)
     partial_interval_ms: int = Field(
-        default=0,
+        default=500,
         ge=0,
         description="a partial transcript this often while an English caller speaks and the agent is "
-        "silent, its words prefilled into the LLM (see README); 0: off. Whisper runs one job at a time: "
-        "a partial delays the turn's end (other languages' model is too slow for it)",
+        "silent, its words prefilled into the LLM (README, 'Prefill'); 0: off. Whisper runs one job at "
+        "a time: a partial can delay the turn's end (other languages' model is too slow for it)",
     )
     head_ms: int = Field(
         default=240,

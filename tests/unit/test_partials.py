@@ -73,8 +73,8 @@ def test_no_partials_over_the_agents_audio_nor_behind_other_whisper_work() -> No
     assert asyncio.run(partials(pending=1)) == []
 
 
-def test_partials_off_unless_set() -> None:
-    assert SttSettings().partial_interval_ms == 0
+def test_partials_every_half_second_unless_turned_off() -> None:
+    assert SttSettings().partial_interval_ms == 500
     assert asyncio.run(partials(partial_interval_ms=0)) == []
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -118,8 +119,22 @@ async def _serve(
     raise ValueError(f"unknown role {role!r}: one of {', '.join(ROLES)}")
 
 
+def yield_cpu(settings: Settings, role: str) -> int:
+    """Lower this process's CPU priority to the role's niceness (``supervision.nice``); returns it.
+
+    Called before the role starts any thread: Linux keeps a niceness per thread, and new threads
+    (llama.cpp's, onnxruntime's) take their creator's."""
+    wanted = settings.supervision.nice.get(role, 0)  # type: ignore[call-overload]
+    now = os.getpriority(os.PRIO_PROCESS, 0)
+    if wanted > now:
+        os.setpriority(os.PRIO_PROCESS, 0, wanted)
+        log.info("cpu priority lowered", role=role, nice=wanted)
+    return max(wanted, now)
+
+
 async def run_role(settings: Settings, url: str, role: str, worker_id: str) -> int:
     """Run one role until SIGTERM/SIGINT; returns the process exit code."""
+    yield_cpu(settings, role)
     stopping = stop_on_signals()
     bus = Bus(url, name=f"voxbus-{role}-{worker_id}", source=f"{role}/{worker_id}", creds=settings.nats_creds)
     if settings.console.redact_events:

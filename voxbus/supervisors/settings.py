@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Annotated, Literal
+
 from pydantic import BaseModel, Field
+
+Role = Literal["stt", "llm", "tts", "agent", "sip", "console"]
+Niceness = Annotated[int, Field(ge=0, le=19)]
 
 
 class SupervisionSettings(BaseModel):
@@ -21,3 +26,10 @@ class SupervisionSettings(BaseModel):
     max_seconds: float = Field(default=60.0, gt=0)
     backoff_initial_s: float = Field(default=0.2, ge=0)
     backoff_max_s: float = Field(default=5.0, ge=0)
+    nice: dict[Role, Niceness] = Field(
+        default_factory=lambda: {"llm": 5},
+        description="CPU priority by role, as Unix niceness (0-19: higher yields more; no privilege "
+        "needed to raise it). The LLM decodes the rest of an answer while whisper judges words said "
+        "over it and piper speaks its first clause: those must not wait for it (README, 'CPU "
+        "priorities')",
+    )
