@@ -35,6 +35,15 @@ from voxbus.lexicons import Lexicon
 from voxbus.schemas.events import BargeIn, PlayoutHeld
 
 
+def heard_cut_off(head: str) -> bool:
+    """Whether whisper wrote the first words as cut off: trailing away (",", "...", "-") or in lower
+    case, as the continuation of something. Over every turn-taking run on file, 4 of the 10
+    interruptions the fast path resumed had such a head ("uh,", "Uh...", "uh."), and 2 of 51
+    backchannels and noises ("M-M-", a cough's "Uh, uh, uh,")."""
+    head = head.strip()
+    return head[:1].islower() or not head.endswith((".", "!", "?")) or head.endswith("...")
+
+
 @dataclass
 class Barge:
     """Caller speech over a generation, being judged while its audio is held."""
@@ -154,6 +163,8 @@ class BargeInJudge:
             return []
         if not is_backchannel(text, self.lexicon):  # no cue to stop is a backchannel word
             return []
+        if heard_cut_off(text):
+            return []  # whisper heard more coming: "uh," was the head of "Hold on", "Uh..." of "Stop."
         self._owe(barge)
         return [ResumeAudio(barge.gen, self._event(barge, current, "ignored", HEAD_REASON, text))]
 
