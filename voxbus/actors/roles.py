@@ -133,7 +133,7 @@ def yield_cpu(settings: Settings, role: str) -> int:
     except OSError as exc:  # a sandbox that forbids it: run as we are, and say so
         log.warning("cpu priority unchanged", role=role, nice=now, problem=str(exc))
         return now
-    log.info("cpu priority lowered", role=role, nice=wanted)
+    log.debug("cpu priority lowered", role=role, nice=wanted)
     return wanted
 
 
