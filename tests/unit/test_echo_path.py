@@ -154,3 +154,19 @@ def test_the_echo_is_measured_on_a_short_greeting_before_the_history_is_full() -
     greeting = [float(rng.uniform(-35, -10)) for _ in range(85)]  # 1.7 s of the agent speaking
     far = call(greeting + [-90.0] * 15, 9, -20.0, rng)  # 2 s into the call: HISTORY is 3 s
     assert HISTORY > 100 and far.delay == 9 and far.loss_db == pytest.approx(-20.0, abs=1.5)
+
+
+def test_a_measured_echo_is_not_forgotten_in_the_agents_pauses() -> None:
+    """Short words between long silences (the agent held and resumed, an answer's last words) look
+    like a line that sends nothing back: on a line whose echo was measured, the loss stands (it
+    fell to -54 dB on a -20 dB line, and the gate let the agent's echo through as the caller)."""
+    rng = np.random.default_rng(21)
+    speech = agent_levels(rng, 300)
+    sparse = [float(rng.uniform(-30, -10)) if t % 30 < 4 else -90.0 for t in range(200)]
+    far = call(speech + sparse, 9, -20.0, rng)
+    assert far.loss_db == pytest.approx(-20.0, abs=1.5)
+    silent_line = FarEndLevel(WINDOW)  # while a line that never echoed is still found silent
+    for level in speech + sparse:
+        silent_line.played(noise(rng, level))
+        silent_line.heard(bytes(640))
+    assert silent_line.loss_db is not None and silent_line.loss_db <= NO_ECHO_DB

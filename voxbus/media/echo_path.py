@@ -32,6 +32,9 @@ the same: the heard level stays :data:`NO_ECHO_DB` or more under the agent's. It
 the line's noise, not 16 dB under the loudest agent frame of the last 600 ms: that old fallback
 took the quiet "St-" of a caller's "Stop," said just after the agent was held (whisper heard
 "Duh.") and then the whole of the next "stop." (the VAD never reached its threshold).
+Not once an echo has been measured on the line, though: then frames quiet under the agent are its
+pauses (a short word between long silences, around a hold, looks exactly like a silent line from
+here), and the measured loss stands.
 
 Frames louder than the agent's loudest of the window less :data:`DOUBLE_TALK_DB` are the caller
 (Geigel's double-talk rule, as line echo cancellers use it: no line returns the agent's voice less
@@ -71,6 +74,7 @@ class FarEndLevel:
         self.heard_count = 0
         self.delay: int | None = None  # frames from a played frame to its echo, once measured
         self.loss_db: float | None = None  # the echo's level against the agent's at that delay
+        self.echo_found = False  # a delay was measured once: this line has an echo
 
     def played(self, pcm: bytes) -> None:
         self.played_db[self.ticks % len(self.played_db)] = level_db(to_float(pcm))
@@ -88,10 +92,16 @@ class FarEndLevel:
         # first 2.6 s (a soft "Wait." 0.6 s into it never reached the VAD)
         if self.heard_count % ESTIMATE_EVERY == 0 and self.ticks > self.window:
             measured = self._estimate()
-            if measured is not None:
-                self.delay, self.loss_db = measured
-            else:  # the delay is no longer confirmed: the whole window until it is again
+            if measured is None:  # the delay is no longer confirmed: the whole window until it is again
                 self.delay = None
+            elif measured[0] is None and self.echo_found:
+                # "nothing comes back" from a line whose echo was measured: the agent's pauses, not
+                # the line (a few short words in long silences, as around a hold, read as a loss of
+                # -54 dB on a -20 dB line, and the gate let the echo through for 5 s)
+                self.delay = None
+            else:
+                self.delay, self.loss_db = measured
+                self.echo_found = self.echo_found or measured[0] is not None
 
     def db(self) -> float | None:
         if self.delay is None:
