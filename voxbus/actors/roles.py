@@ -6,6 +6,7 @@ import asyncio
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import get_args
 
 from voxbus.actors.runtime import heartbeat, stop_on_signals
 from voxbus.bus.connection import Bus
@@ -16,9 +17,10 @@ from voxbus.logs import get_logger
 from voxbus.privacy import Redactor
 from voxbus.profiles import Profiles
 from voxbus.schemas.events import ErrorEvent
+from voxbus.supervisors.settings import Role
 
 log = get_logger(__name__)
-ROLES = ("stt", "llm", "tts", "agent", "sip", "console")
+ROLES: tuple[Role, ...] = get_args(Role)
 
 
 @dataclass

@@ -85,6 +85,15 @@ def looks_unfinished(text: str, lexicon: Lexicon) -> bool:
     return False
 
 
+def heard_cut_off(head: str) -> bool:
+    """Whether whisper wrote the first words as cut off: trailing away (",", "...", "-") or in lower
+    case, as the continuation of something. Over every turn-taking run on file, 4 of the 10
+    interruptions the fast path resumed had such a head ("uh,", "Uh...", "uh."), and 2 of 51
+    backchannels and noises ("M-M-", a cough's "Uh, uh, uh,")."""
+    head = head.strip()
+    return head[:1].islower() or not head.endswith((".", "!", "?")) or head.endswith("...")
+
+
 MIN_STEM = 4  # letters a word shares with the agent's to count as its echo ("north", "northern")
 
 

@@ -92,12 +92,11 @@ class FarEndLevel:
         # first 2.6 s (a soft "Wait." 0.6 s into it never reached the VAD)
         if self.heard_count % ESTIMATE_EVERY == 0 and self.ticks > self.window:
             measured = self._estimate()
-            if measured is None:  # the delay is no longer confirmed: the whole window until it is again
-                self.delay = None
-            elif measured[0] is None and self.echo_found:
-                # "nothing comes back" from a line whose echo was measured: the agent's pauses, not
-                # the line (a few short words in long silences, as around a hold, read as a loss of
-                # -54 dB on a -20 dB line, and the gate let the echo through for 5 s)
+            # no delay confirmed: the whole window until it is again. "Nothing comes back" from a
+            # line whose echo was measured is the agent's pauses, not the line (a few short words
+            # in long silences, as around a hold, read as a loss of -54 dB on a -20 dB line, and
+            # the gate let the echo through for 5 s): the measured loss stands
+            if measured is None or (measured[0] is None and self.echo_found):
                 self.delay = None
             else:
                 self.delay, self.loss_db = measured

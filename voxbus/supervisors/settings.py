@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-Role = Literal["stt", "llm", "tts", "agent", "sip", "console"]
+Role = Literal["stt", "llm", "tts", "agent", "sip", "console"]  # the roles a process can play
 Niceness = Annotated[int, Field(ge=0, le=19)]
 
 

@@ -29,19 +29,10 @@ from dataclasses import dataclass
 
 from voxbus.actors.call.generation import Generation
 from voxbus.actors.turn_settings import TurnSettings
-from voxbus.actors.turns import is_backchannel, judge_barge_in, words
+from voxbus.actors.turns import heard_cut_off, is_backchannel, judge_barge_in, words
 from voxbus.clock import Clock
 from voxbus.lexicons import Lexicon
 from voxbus.schemas.events import BargeIn, PlayoutHeld
-
-
-def heard_cut_off(head: str) -> bool:
-    """Whether whisper wrote the first words as cut off: trailing away (",", "...", "-") or in lower
-    case, as the continuation of something. Over every turn-taking run on file, 4 of the 10
-    interruptions the fast path resumed had such a head ("uh,", "Uh...", "uh."), and 2 of 51
-    backchannels and noises ("M-M-", a cough's "Uh, uh, uh,")."""
-    head = head.strip()
-    return head[:1].islower() or not head.endswith((".", "!", "?")) or head.endswith("...")
 
 
 @dataclass
