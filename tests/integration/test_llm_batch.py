@@ -7,6 +7,7 @@ exactly when it has N tokens."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
 import pytest
@@ -285,3 +286,44 @@ def test_a_calls_request_drops_its_warm_up_not_yet_begun(engine: LlamaEngine) ->
     assert "".join(answer).strip() and answer.state.produced == N
     assert list(ahead) == [] and ahead.state is None  # never placed
     assert list(running) == [] and not running.state.pending
+
+
+def ask_during_a_warm_up_step(engine: LlamaEngine, words: str, session: str) -> Generation:
+    """``ask`` while one of a warm-up's steps is in flight (a step cannot end while its lock is held)."""
+    batch = engine._batch
+    assert batch is not None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with batch._abort._lock:
+            if batch._abort._step is not None:
+                return ask(engine, words, session)
+        time.sleep(0.001)
+    raise AssertionError("no warm-up step was seen in flight")
+
+
+LONG_WORDS = " ".join(["Hello, I would like to move my appointment"] * 60)  # several steps
+
+
+def test_a_warm_up_step_its_calls_request_has_no_use_for_is_stopped_in_flight(engine: LlamaEngine) -> None:
+    """The caller's words so far were evaluated ahead, whisper then wrote them otherwise: the
+    request stops the warm-up's step at once instead of waiting for it, and the KV cache keeps
+    exactly what the decoder believes it holds (llama.cpp drops a stopped step's cells)."""
+    batch = engine._batch
+    assert batch is not None
+    warm = warm_up(engine, [SYSTEM, ChatMessage(role="user", content=LONG_WORDS)], "a")
+    answer = ask_during_a_warm_up_step(engine, "Good morning, can I book a cleaning?", "a")
+    assert "".join(answer).strip() and answer.state.produced == N
+    assert list(warm) == [] and warm.state.pending  # stopped, then outdated by the request
+    assert batch.warm_steps_stopped == 1
+    memory = batch.ctx.memory
+    for seq in (warm.seq, answer.seq):
+        assert batch._lib.llama_memory_seq_pos_max(memory, seq.id) == len(seq.tokens) - 1
+
+
+def test_a_warm_up_step_that_the_request_goes_on_from_is_not_stopped(engine: LlamaEngine) -> None:
+    batch = engine._batch
+    assert batch is not None
+    warm_up(engine, [SYSTEM, ChatMessage(role="user", content=LONG_WORDS)], "a")
+    answer = ask_during_a_warm_up_step(engine, LONG_WORDS, "a")  # the same words: the step is of use
+    assert "".join(answer).strip() and answer.state.produced == N
+    assert batch.warm_steps_stopped == 0

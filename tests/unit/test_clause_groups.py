@@ -38,6 +38,17 @@ def test_the_cut_waits_for_enough_words_and_never_strands_a_function_word() -> N
     assert clauses("We are open every day.") == ["We are open every day."]  # no group word after four
 
 
+def test_the_rest_of_a_sentence_cut_at_a_word_group_is_cut_at_its_next_comma() -> None:
+    # waiting for the full stop left the agent silent in mid-sentence after "Life is made up"
+    answer = "Life is made up of many different things, such as food, water, and work. It is a gift."
+    assert clauses(answer) == [
+        "Life is made up",
+        "of many different things,",
+        "such as food, water, and work.",
+        "It is a gift.",
+    ]
+
+
 def test_punctuation_still_cuts_first_and_later_sentences_are_whole() -> None:
     assert clauses("Sure, I can help you with that. It is on Friday at nine.") == [
         "Sure,",

@@ -9,7 +9,10 @@ so far and follows a plain word ("Paris." but not "3." or "Dr."), which saves wa
 A first clause with no punctuation after ``first_words`` words is cut before the next word that
 opens a word group (a preposition, conjunction or verb of the call's language: "Please bring your
 insurance card | with you."), so that a long first sentence does not keep the caller waiting for
-its full stop, token by token (~50 ms each on two cores).
+its full stop, token by token (~50 ms each on two cores). The rest of that sentence is then cut
+eagerly as well (at its next comma): waiting for its full stop left the agent silent in
+mid-sentence ("Life is made up | ... of many different things, such as food, water, shelter, and
+work." paused 0.75 s after "made up").
 
 A first clause of one or two plain words ("Sure,", "Of course,", "Got it.") is cut however short:
 it is a word group of its own in speech, the commonest start of an answer, and its audio is usually
@@ -74,7 +77,7 @@ class ClauseSplitter:
         self.first_words, self.group_starts = first_words, group_starts
         self.buffer = ""
         self.emitted = 0
-        self.opened = False  # the first clause was a short opener: the second is cut eagerly too
+        self.opened = False  # the first clause was an opener or a word group: the second is eager too
 
     def push(self, text: str) -> list[str]:
         """Add streamed text; returns the clauses that are now complete."""
@@ -89,19 +92,21 @@ class ClauseSplitter:
             )
             if cut is None and eager and self._ends_cleanly():
                 cut = len(self.buffer)
+            at_group = False
             if cut is None and self.emitted == 0:
                 cut = self._word_group_end()
+                at_group = cut is not None
             if cut is None:
                 return clauses
             clause, self.buffer = speakable(self.buffer[:cut]), self.buffer[cut:]
             if clause:
                 clauses.append(clause)
-                self.opened = self.emitted == 0 and len(clause) < self.min_chars
+                self.opened = self.emitted == 0 and (at_group or len(clause) < self.min_chars)
                 self.emitted += 1
 
     def _long_enough(self, text: str) -> bool:
         """A clause of ``min_chars`` at least, the short opener of an answer, or the whole sentence
-        that follows an opener ("Sure," "I can help.")."""
+        that follows an opener or a word-group cut ("Sure," "I can help.")."""
         text = text.strip()
         if len(text) >= self.min_chars:
             return True

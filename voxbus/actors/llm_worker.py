@@ -202,9 +202,8 @@ class LlmWorker:
         except Exception:  # a failed warm-up costs only speed
             log.exception("warm-up failed", call_id=request.call_id)
             return
-        if not whole:
-            log.info("warm-up gave way to a request", call_id=request.call_id)
-        # one per partial transcript when prefill is on: debug, for whoever measures what it buys
+        # one per partial transcript when prefill is on, and most turns' last one gives way to
+        # the answer's request: debug, for whoever measures what it buys
         log.debug(
             "warm-up ran",
             call_id=request.call_id,

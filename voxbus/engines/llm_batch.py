@@ -15,7 +15,8 @@ chunk, not by a whole prompt. Warm-ups (prompts evaluated ahead) run only in ste
 waits for: on two cores a step's cost grows with every token in it (measured: 1 token 88 ms, 8
 tokens 627 ms, 32 tokens 1.2 s), so a warm-up chunk beside an answer's next token made that token
 up to ten times slower; a caller waited 9 s for the first token of an answer while the agents'
-prompts were being warmed.
+prompts were being warmed. A warm-up's step in flight when a request comes that has no use for
+what it evaluates is stopped at once (:mod:`voxbus.engines.llm_abort`).
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from voxbus.engines.llm_abort import StepAbort, WarmStep
 from voxbus.engines.llm_sampling import GenerationState, Sampling, end_of_generation_tokens
 from voxbus.logs import get_logger
 from voxbus.schemas.messages import PREWARM_CALL_ID
@@ -93,7 +95,7 @@ class _Sequence:
         self.used = 0.0
 
 
-def common_prefix(a: list[int], b: list[int]) -> int:
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     n = 0
     for x, y in zip(a, b, strict=False):
         if x != y:
@@ -127,6 +129,8 @@ class BatchDecoder:
         self.prompt_tokens_evaluated = 0
         self.warm_tokens_beside_answers = 0  # warm-up tokens in a step an answer waited for: 0
         self.evicted = 0  # idle sequences forgotten to make room
+        self.warm_steps_stopped = 0  # warm-up steps stopped in flight for an answer (llm_abort)
+        self._abort = StepAbort(llama_cpp, self.ctx.ctx)
         self._inbox: list[Generation] = []
         self._waiting: list[Generation] = []
         self._running: list[Generation] = []
@@ -152,6 +156,9 @@ class BatchDecoder:
         with self._wake:
             self._inbox.append(generation)
             self._wake.notify()
+        if not generation.warm_only:  # it would wait for a warm-up's step: stop one it has no use for
+            prompt = generation.prompt
+            self._abort.stop_if(lambda step: common_prefix(step.evaluated, prompt) < len(step.evaluated))
         return generation
 
     # --- the decoding thread ---
@@ -198,7 +205,14 @@ class BatchDecoder:
         rows = self._fill()
         if not rows:
             return
+        warm = rows[0][0] if len(rows) == 1 and rows[0][0].warm_only else None  # one runs, alone
+        self._abort.begin(WarmStep(warm.session, tuple(warm.seq.tokens)) if warm else None)
         rc = self._lib.llama_decode(self.ctx.ctx, self._batch)
+        if self._abort.end() and rc == 2:  # llama.cpp dropped the step's cells: its tokens wait again
+            self._undo(rows)
+            self.warm_steps_stopped += 1
+            log.debug("warm-up step stopped for an answer", session=warm.session if warm else "")
+            return
         if rc == 1:  # no room in the KV cache; nothing was evaluated
             self._undo(rows)
             self._make_room()
