@@ -109,12 +109,11 @@ class AgentSettings(BaseModel):
         default=12, ge=1, description="a clause shorter than this waits for more text"
     )
     first_clause_words: int = Field(
-        default=0,
+        default=4,
         ge=0,
         description="an unpunctuated first clause is cut after at least this many words, before a word "
-        "that opens a word group ('Please bring your insurance card | with you.'); 0 (the default): "
-        "only at punctuation. Off by default: the rest of the sentence then waits for its full stop, "
-        "a pause in mid-sentence (README, 'A long first sentence')",
+        "that opens a word group ('Please bring your insurance card | with you.'), and the rest of its "
+        "sentence at its next comma; 0: only at punctuation (README, 'A long first sentence')",
     )
     opener_clauses: bool = Field(
         default=True,

@@ -49,6 +49,23 @@ def test_the_rest_of_a_sentence_cut_at_a_word_group_is_cut_at_its_next_comma() -
     ]
 
 
+def test_a_long_rest_with_no_comma_is_cut_at_a_word_group_after_twice_as_many_words() -> None:
+    # "A car engine works" is said in a second; the rest to its full stop takes the LLM two
+    answer = (
+        "A car engine works by converting chemical energy from fuel into mechanical energy to move the car."
+    )
+    assert clauses(answer) == [
+        "A car engine works",
+        "by converting chemical energy from fuel into mechanical energy",
+        "to move the car.",
+    ]
+    # after an opener, the sentence that follows is cut at punctuation only, as before
+    assert clauses("Sure, I can book you in with Doctor Smith on Friday at nine in the morning.") == [
+        "Sure,",
+        "I can book you in with Doctor Smith on Friday at nine in the morning.",
+    ]
+
+
 def test_punctuation_still_cuts_first_and_later_sentences_are_whole() -> None:
     assert clauses("Sure, I can help you with that. It is on Friday at nine.") == [
         "Sure,",

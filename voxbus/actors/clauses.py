@@ -10,9 +10,11 @@ A first clause with no punctuation after ``first_words`` words is cut before the
 opens a word group (a preposition, conjunction or verb of the call's language: "Please bring your
 insurance card | with you."), so that a long first sentence does not keep the caller waiting for
 its full stop, token by token (~50 ms each on two cores). The rest of that sentence is then cut
-eagerly as well (at its next comma): waiting for its full stop left the agent silent in
-mid-sentence ("Life is made up | ... of many different things, such as food, water, shelter, and
-work." paused 0.75 s after "made up").
+eagerly as well, at its next comma or, after twice as many words, at the next word group again:
+waiting for its full stop left the agent silent in mid-sentence ("Life is made up | ... of many
+different things, such as food, water, shelter, and work." paused 0.75 s after "made up"; "A car
+engine works" is said in about a second, "by converting chemical energy from fuel into mechanical
+energy to move the car forward." takes the LLM two).
 
 A first clause of one or two plain words ("Sure,", "Of course,", "Got it.") is cut however short:
 it is a word group of its own in speech, the commonest start of an answer, and its audio is usually
@@ -77,14 +79,15 @@ class ClauseSplitter:
         self.first_words, self.group_starts = first_words, group_starts
         self.buffer = ""
         self.emitted = 0
-        self.opened = False  # the first clause was an opener or a word group: the second is eager too
+        self.continues = False  # the last clause was an opener or a word group: the next is eager too
+        self.at_group = False  # the last clause ended at a word group: the next may too
 
     def push(self, text: str) -> list[str]:
         """Add streamed text; returns the clauses that are now complete."""
         self.buffer += text
         clauses = []
         while True:
-            eager = self.emitted == 0 or (self.emitted == 1 and self.opened)
+            eager = self.emitted == 0 or self.continues
             pattern = _ANY_END if eager else _SENTENCE_END
             cut = next(
                 (m.end() for m in pattern.finditer(self.buffer) if self._long_enough(self.buffer[: m.end()])),
@@ -93,15 +96,16 @@ class ClauseSplitter:
             if cut is None and eager and self._ends_cleanly():
                 cut = len(self.buffer)
             at_group = False
-            if cut is None and self.emitted == 0:
-                cut = self._word_group_end()
+            if cut is None and (self.emitted == 0 or self.at_group):
+                cut = self._word_group_end(self.first_words * (1 if self.emitted == 0 else 2))
                 at_group = cut is not None
             if cut is None:
                 return clauses
             clause, self.buffer = speakable(self.buffer[:cut]), self.buffer[cut:]
             if clause:
                 clauses.append(clause)
-                self.opened = self.emitted == 0 and (at_group or len(clause) < self.min_chars)
+                short_opener = self.emitted == 0 and len(clause) < self.min_chars
+                self.continues, self.at_group = at_group or short_opener, at_group
                 self.emitted += 1
 
     def _long_enough(self, text: str) -> bool:
@@ -112,17 +116,17 @@ class ClauseSplitter:
             return True
         if self.emitted == 0:
             return self.openers and is_opener(text)
-        return self.emitted == 1 and self.opened and _ENDS_SENTENCE.search(text) is not None
+        return self.continues and _ENDS_SENTENCE.search(text) is not None
 
-    def _word_group_end(self) -> int | None:
-        """Where a long unpunctuated first clause can end: before a word that opens a word group,
-        ``first_words`` words in at least, after a word that does not itself need the next one
+    def _word_group_end(self, words: int) -> int | None:
+        """Where a long unpunctuated clause can end: before a word that opens a word group,
+        ``words`` words in at least, after a word that does not itself need the next one
         ("the", "for"); None until then (and with ``first_words`` 0)."""
         if not self.first_words:
             return None
         spans = [(m.start(), m.group().lower()) for m in re.finditer(r"\S+", self.buffer)]
         complete = spans if self.buffer[-1:].isspace() else spans[:-1]  # the last may still grow
-        for i in range(self.first_words, len(complete)):
+        for i in range(words, len(complete)):
             (start, word), before = complete[i], complete[i - 1][1]
             opens = word in self.group_starts and before not in self.group_starts
             if opens and _PLAIN.fullmatch(before) and self._long_enough(self.buffer[:start]):
