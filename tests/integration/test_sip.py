@@ -90,6 +90,9 @@ async def test_sipp_call_with_audio_and_dtmf(
     ended = [e for e in events if isinstance(e, CallEnded) and e.call_id == call_id]
     assert ended and ended[0].hangup_by == "caller" and ended[0].codec == "PCMA"
     assert ended[0].frames_in == len(heard)
+    line = ended[0].line  # the caller's RTP, as pjmedia counted it
+    assert line is not None and line.packets > 100 and line.lost == 0  # the pcap: 144 packets
+    assert line.jitter_buffer_max_ms >= line.jitter_buffer_ms >= 0
     # the call was recorded: one WAV, both directions (the greeting and the caller's speech)
     import wave
 
@@ -172,6 +175,7 @@ async def test_outbound_call_to_a_sipp_uas_and_the_agent_hangs_up(
     await until(lambda: any(isinstance(e, CallEnded) for e in seen), 10)
     ended = next(e for e in seen if isinstance(e, CallEnded))
     assert ended.hangup_by == "agent"
+    assert ended.line is not None  # read before the stream went, when the agent hangs up too
 
 
 async def test_dialing_nobody_is_a_failed_dial_and_a_forbidden_destination_is_refused(

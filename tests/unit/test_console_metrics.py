@@ -10,7 +10,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from voxbus.console.metrics import CallMetrics
-from voxbus.schemas.events import BargeIn, CallStarted, TurnMetrics
+from voxbus.schemas.events import BargeIn, CallEnded, CallStarted, LineQuality, TurnMetrics
 
 DASHBOARD = Path(__file__).parents[2] / "deploy" / "grafana" / "voxbus.json"
 
@@ -33,6 +33,20 @@ def test_events_move_the_metrics() -> None:
     assert seen[("voxbus_turn_latency_seconds_bucket", (("le", "0.7"), ("stage", "perceived")))] == 1
     assert seen[("voxbus_turn_latency_seconds_bucket", (("le", "0.5"), ("stage", "perceived")))] == 0
     assert seen[("voxbus_barge_ins_total", (("decision", "ignored"),))] == 1
+
+
+def test_a_sip_calls_line_moves_the_jitter_buffer_and_loss_metrics() -> None:
+    metrics = CallMetrics()
+    line = LineQuality(
+        packets=500, lost=3, jitter_ms=4.2, jitter_buffer_ms=64, jitter_buffer_max_ms=120, discarded=1
+    )
+    metrics.observe(CallEnded(call_id="c1", duration_s=10.0, hangup_by="caller", line=line))
+    metrics.observe(CallEnded(call_id="c2", duration_s=10.0, hangup_by="caller"))  # a file call: no line
+    seen = samples(metrics)
+    assert seen[("voxbus_line_jitter_buffer_seconds_count", ())] == 1
+    assert seen[("voxbus_line_jitter_buffer_seconds_bucket", (("le", "0.08"),))] == 1
+    assert seen[("voxbus_line_jitter_buffer_seconds_bucket", (("le", "0.06"),))] == 0
+    assert seen[("voxbus_rtp_lost_packets_total", ())] == 3
 
 
 def test_the_dashboard_uses_only_metrics_that_exist() -> None:

@@ -58,3 +58,22 @@ def test_a_stop_asked_too_late_does_not_reach_the_next_step() -> None:
     abort.end()
     abort.begin(STEP)
     assert not lib.stop_wanted()
+
+
+def test_llama_cpps_lines_reach_the_structured_log_and_a_stopped_steps_at_debug() -> None:
+    from structlog.testing import capture_logs
+
+    from voxbus.engines import llm_abort
+
+    llm_abort.route_llama_log(llama_cpp)
+    llm_abort.route_llama_log(llama_cpp)  # once per process
+    assert len(llm_abort._ROUTED) == 1
+    say = llm_abort._ROUTED[0]
+    with capture_logs() as logs:
+        say(3, b"decode: removing memory module entries for seq_id = 1, pos = [119, +inf)\n", None)
+        say(3, b"llama_model_load: error loading model: tensor missing\n", None)
+        say(1, b"llama_context: n_ctx = 4096\n", None)  # information, dropped as before
+    assert [(e["log_level"], e["message"][:20]) for e in logs] == [
+        ("debug", "decode: removing mem"),
+        ("error", "llama_model_load: er"),
+    ]

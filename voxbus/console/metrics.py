@@ -53,6 +53,15 @@ class CallMetrics:
             "voxbus_worker_restarts_total", "worker restarts, by role", ["role"], registry=r
         )
         self.waiting = Gauge("voxbus_sessions", "sessions each worker role serves now", ["role"], registry=r)
+        self.jitter_buffer = Histogram(
+            "voxbus_line_jitter_buffer_seconds",
+            "per SIP call, the mean time the caller's audio waited in the gateway's jitter buffer",
+            buckets=(0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 0.2, 0.3, 0.5),
+            registry=r,
+        )
+        self.rtp_lost = Counter(
+            "voxbus_rtp_lost_packets_total", "RTP packets from callers that never arrived", registry=r
+        )
 
     def observe(self, event: Event) -> None:
         match event:
@@ -60,6 +69,9 @@ class CallMetrics:
                 self.calls.inc()
             case CallEnded():
                 self.ended.labels(event.hangup_by or "unknown").inc()
+                if event.line is not None:
+                    self.jitter_buffer.observe(event.line.jitter_buffer_ms / 1000)
+                    self.rtp_lost.inc(event.line.lost)
             case TurnMetrics():
                 for field, stage in STAGES.items():
                     value = getattr(event, field)

@@ -24,6 +24,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from voxbus.logs import get_logger
+
+log = get_logger(__name__)
+# what llama.cpp says (as an error) each time a step is stopped: expected here, so said at debug
+STOPPED_STEP_LINE = "removing memory module entries"
+
 
 @dataclass(frozen=True)
 class WarmStep:
@@ -63,3 +69,28 @@ class StepAbort:
                 return False
             self._flag[0], self._asked = b"\1", True
             return True
+
+
+_ROUTED: list[Any] = []  # the callback: llama.cpp may call it as long as the process lives
+
+
+def route_llama_log(lib: Any) -> None:  # noqa: ANN401 - llama_cpp
+    """llama.cpp's own log lines into the structured log (once per process): errors as errors,
+    one line each, and its line on every stopped step at debug. llama-cpp-python prints them raw on
+    stderr (errors only, once a model is loaded quietly), which put a line per turn into the LLM
+    worker's log."""
+    if _ROUTED:
+        return
+
+    @lib.llama_log_callback
+    def callback(level: int, text: bytes, _data: ctypes.c_void_p) -> None:
+        if level not in (0, 3):  # NONE and ERROR, as llama-cpp-python shows them
+            return
+        line = text.decode("utf-8", "replace").strip()
+        if STOPPED_STEP_LINE in line:
+            log.debug("llama.cpp", message=line)
+        elif line:
+            log.error("llama.cpp", message=line)
+
+    _ROUTED.append(callback)
+    lib.llama_log_set(callback, ctypes.c_void_p(0))

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from voxbus.engines.llm_abort import StepAbort, WarmStep
+from voxbus.engines.llm_abort import StepAbort, WarmStep, route_llama_log
 from voxbus.engines.llm_sampling import GenerationState, Sampling, end_of_generation_tokens
 from voxbus.logs import get_logger
 from voxbus.schemas.messages import PREWARM_CALL_ID
@@ -131,6 +131,7 @@ class BatchDecoder:
         self.evicted = 0  # idle sequences forgotten to make room
         self.warm_steps_stopped = 0  # warm-up steps stopped in flight for an answer (llm_abort)
         self._abort = StepAbort(llama_cpp, self.ctx.ctx)
+        route_llama_log(llama_cpp)
         self._inbox: list[Generation] = []
         self._waiting: list[Generation] = []
         self._running: list[Generation] = []

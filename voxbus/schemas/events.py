@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import Field, TypeAdapter
+from pydantic import BaseModel, Field, TypeAdapter
 
 from voxbus.schemas.event_base import CallEvent, Event  # noqa: E402  (re-exported)
 from voxbus.schemas.system_events import (  # noqa: E402  (re-exported)
@@ -37,6 +37,20 @@ class CallResumed(CallEvent):
     history_len: int
 
 
+class LineQuality(BaseModel):
+    """The caller's RTP as the gateway received it, over the whole call (pjmedia's statistics)."""
+
+    packets: int = Field(description="RTP packets received from the caller")
+    lost: int = Field(description="packets missing in the sequence")
+    jitter_ms: float = Field(description="mean interarrival jitter (RFC 3550)")
+    jitter_buffer_ms: float = Field(
+        description="mean time the caller's audio waited in the gateway's jitter buffer: it adds to "
+        "every turn's latency"
+    )
+    jitter_buffer_max_ms: float
+    discarded: int = Field(description="frames the jitter buffer dropped to shrink itself")
+
+
 class CallEnded(CallEvent):
     type: Literal["call.ended"] = "call.ended"
     duration_s: float
@@ -50,6 +64,7 @@ class CallEnded(CallEvent):
     playout_underruns: int = Field(
         default=0, description="ticks where agent audio was due but had not arrived"
     )
+    line: LineQuality | None = Field(default=None, description="SIP calls: the caller's RTP")
 
 
 class StateChanged(CallEvent):

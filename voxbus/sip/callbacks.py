@@ -7,13 +7,14 @@ None of them touches the bus: they pass their work to the event loop (``gateway.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pjsua2 as pj
 
 from voxbus.logs import get_logger
-from voxbus.schemas.events import TransferResult
+from voxbus.schemas.events import LineQuality, TransferResult
 from voxbus.sip.legs import CallLeg
 from voxbus.sip.media_ports import BusAudioPort
 
@@ -52,12 +53,24 @@ class VoxCall(pj.Call):
         except pj.Error:
             return None
 
+    def keep_line_quality(self, media_index: int) -> None:
+        """The caller's RTP statistics, read while the audio stream still exists."""
+        if media_index < 0 or self.leg.line is not None:
+            return
+        with contextlib.suppress(pj.Error):  # no stream (it never started): the call ends without them
+            self.leg.line = line_quality(self.getStreamStat(media_index))
+
+    def onStreamDestroyed(self, prm: Any) -> None:  # noqa: N802
+        self.keep_line_quality(prm.streamIdx)
+
     def onCallState(self, prm: Any) -> None:  # noqa: N802
         info = self.getInfo()
         if info.state == pj.PJSIP_INV_STATE_CONFIRMED and not self.confirmed:
             self.confirmed = True
             self.gateway.to_loop(self.gateway.call_confirmed, self)
         elif info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
+            # the stream may end before or after this callback: whichever comes first reads it
+            self.keep_line_quality(self.media_index)
             self.disconnected = True  # counted out of the gateway's calls at once (it is forgotten later)
             self.recorder = None  # closing the recorder writes the WAV header: do it now
             cause = f"{info.lastStatusCode} {info.lastReason}".strip()
@@ -105,6 +118,18 @@ class VoxCall(pj.Call):
             prm.cont = False
             self.leg.hangup_by = "agent"
             self.hangup(pj.CallOpParam(True))
+
+
+def line_quality(stat: Any) -> LineQuality:  # noqa: ANN401 - pjsua2's StreamStat
+    received, buffer = stat.rtcp.rxStat, stat.jbuf
+    return LineQuality(
+        packets=int(received.pkt),
+        lost=int(received.loss),
+        jitter_ms=round(received.jitterUsec.mean / 1000, 1),
+        jitter_buffer_ms=float(buffer.avgDelayMsec),
+        jitter_buffer_max_ms=float(buffer.maxDelayMsec),
+        discarded=int(buffer.discard),
+    )
 
 
 class VoxAccount(pj.Account):

@@ -276,6 +276,8 @@ class SipGateway:
             cause=cause,
             frames_in=leg.frames_in,
             short_frames=leg.short_frames,
+            jitter_buffer_ms=leg.line.jitter_buffer_ms if leg.line else None,
+            rtp_lost=leg.line.lost if leg.line else None,
         )
 
         self.pj.submit(lambda: self.forget(call))

@@ -21,7 +21,7 @@ from voxbus.logs import get_logger
 from voxbus.media.frames import FRAME_BYTES, SILENCE
 from voxbus.media.playout import PlayoutQueue
 from voxbus.schemas.base import Accepted
-from voxbus.schemas.events import CallEnded, DtmfReceived, ErrorEvent, Event
+from voxbus.schemas.events import CallEnded, DtmfReceived, ErrorEvent, Event, LineQuality
 from voxbus.schemas.messages import AudioFrame, CallControl, CallStart
 
 log = get_logger(__name__)
@@ -47,6 +47,7 @@ class CallLeg:
     frames_in: int = 0
     frames_out: int = 0
     short_frames: int = 0
+    line: LineQuality | None = None  # set on the pjsua thread as the call's audio stream ends
 
     def __post_init__(self) -> None:
         self.playout = PlayoutQueue(self.emit, self.call_id)
@@ -130,5 +131,6 @@ class CallLeg:
                 frames_in=self.frames_in,
                 frames_empty=self.short_frames,
                 playout_underruns=self.playout.underruns,
+                line=self.line,
             )
         )
