@@ -299,13 +299,23 @@ def test_first_words_that_are_not_a_backchannel_wait_for_the_whole_words() -> No
 
 def test_first_words_heard_cut_off_wait_for_the_whole_words() -> None:
     # whisper's heads of "Hold on" and "Stop." in bench/turn_taking.py runs: more was coming
-    for head in ("uh,", "Uh...", "uh.", "Okay,", "M-M-", "Yeah…"):
+    for head in ("uh,", "Uh...", "uh.", "Okay,", "Yeah…"):
         call = Call()
         call.agent()
         call.start()
         assert call.partial(head) == [], head  # still held
         call.pause()
         assert kinds(call.final("Uh, hold on.")) == ["Interrupt"], head
+
+
+def test_a_hums_first_sound_resumes_the_agent_however_it_trails_and_words_after_it_still_stop_it() -> None:
+    for head in ("M-M-", "Mm...", "hmm,"):
+        call = Call()
+        call.agent()
+        call.start()
+        assert kinds(call.partial(head)) == ["ResumeAudio"], head
+        call.pause()
+        assert kinds(call.final("Mm, hold on.")) == ["Interrupt"], head  # words over the agent (late)
 
 
 def test_an_interruption_behind_a_backchannels_first_words_still_stops_the_agent() -> None:

@@ -89,9 +89,19 @@ def heard_cut_off(head: str) -> bool:
     """Whether whisper wrote the first words as cut off: trailing away (",", "...", "-") or in lower
     case, as the continuation of something. Over every turn-taking run on file, 4 of the 10
     interruptions the fast path resumed had such a head ("uh,", "Uh...", "uh."), and 2 of 51
-    backchannels and noises ("M-M-", a cough's "Uh, uh, uh,")."""
+    backchannels and noises ("M-M-", a cough's "Uh, uh, uh,"). A hum is not cut off however it
+    trails: it is a backchannel's sound, never the head of words on file ("M-M-" for "Mm-hmm.",
+    twice: the agent held 0.7 s while it waited); words that follow it still stop the agent, late."""
     head = head.strip()
+    if is_hum(head):
+        return False
     return head[:1].islower() or not head.endswith((".", "!", "?")) or head.endswith("...")
+
+
+def is_hum(text: str) -> bool:
+    """Only hums, in whisper's spellings of "mm-hmm" over a phone line ("M-M-", "Mm.", "Hmm...")."""
+    heard = words(text)
+    return bool(heard) and all(_HUM.fullmatch(word) for word in heard)
 
 
 MIN_STEM = 4  # letters a word shares with the agent's to count as its echo ("north", "northern")
