@@ -331,6 +331,21 @@ def test_an_interruption_behind_a_backchannels_first_words_still_stops_the_agent
     assert interrupt.event.played_ms == 1300  # the agent played on from the resume
 
 
+def test_a_backchannel_whose_first_words_came_late_is_not_taken_for_long_speech() -> None:
+    # CI, a loaded machine: "Yeah, okay." (0.9 s) over the agent; the STT worker ran 0.3-0.7 s
+    # behind, its head "Yeah." resumed the agent 0.7 s after the onset and its pause came 1.4 s
+    # after it: counted from the onset on the wall clock, 1.2 s of speech and an interruption
+    call = Call()
+    call.agent()
+    call.start()
+    assert call.wait(0.7) == []
+    assert kinds(call.partial("Yeah.")) == ["ResumeAudio"]
+    assert call.wait(0.7) == []  # 1.4 s since the onset, 0.7 s since the resume
+    call.pause()
+    assert [d for d in call.final("Yeah, okay.") if not isinstance(d, ResumeAudio)] == []
+    assert call.current is not None  # the agent speaks on
+
+
 def test_speech_going_on_after_a_fast_resume_interrupts_by_its_length() -> None:
     call = Call()
     call.agent()

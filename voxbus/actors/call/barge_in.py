@@ -160,9 +160,14 @@ class BargeInJudge:
         return [ResumeAudio(barge.gen, self._event(barge, current, "ignored", HEAD_REASON, text))]
 
     def _owe(self, barge: Barge) -> None:
-        """Resume before the hold's words came: they are judged when they do (``judge_owed``)."""
+        """Resume before the hold's words came: they are judged when they do (``judge_owed``).
+        Speech that goes on interrupts by its length counted from now, not from its onset: the
+        resume judged what came before it, and the STT worker's events run late by the same
+        backlog under load (a 0.9 s "Yeah, okay." whose first word resumed the agent 0.7 s in,
+        its pause reported 1.4 s after the onset, was taken for 1.2 s of speech on the wall clock)."""
         self.barge, self.owed = None, barge
         barge.resumed = self.clock.monotonic()
+        barge.voiced_since = max(barge.voiced_since, self.clock.time())
 
     def _reclaim(self, barge: Barge) -> None:
         """An owed hold becomes the hold being judged again, at what has played by now."""
