@@ -7,7 +7,7 @@ import pytest
 
 from voxbus.actors.call.barge_in import HEAD_REASON, HoldAudio, Interrupt, ResumeAudio
 from voxbus.actors.call.turn_taking import EndTurn
-from voxbus.schemas.events import PlayoutHeld
+from voxbus.schemas.events import PlayoutHeld, SpeechStarted
 
 from .turn_calls import C, Call, kinds
 
@@ -344,6 +344,18 @@ def test_a_backchannel_whose_first_words_came_late_is_not_taken_for_long_speech(
     call.pause()
     assert [d for d in call.final("Yeah, okay.") if not isinstance(d, ResumeAudio)] == []
     assert call.current is not None  # the agent speaks on
+
+
+def test_a_backchannel_reported_late_is_not_taken_for_long_speech() -> None:
+    # the STT worker 0.5 s behind: the onset and the pause both reach the call actor that late
+    call = Call()
+    call.agent()
+    onset = SpeechStarted(call_id=C, at_ms=0, at_ts=call.clock.time() - 0.5)
+    assert kinds(call.run(call.turns.speech_started(onset, call.current))) == ["HoldAudio"]
+    assert call.wait(1.2) == []  # 1.7 s after the onset's capture: only 1.2 s after its report
+    call.pause()
+    assert [d for d in call.final("Yeah, okay.") if not isinstance(d, ResumeAudio)] == []
+    assert call.current is not None
 
 
 def test_speech_going_on_after_a_fast_resume_interrupts_by_its_length() -> None:

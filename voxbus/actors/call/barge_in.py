@@ -95,8 +95,14 @@ class BargeInJudge:
         return self.barge is not None
 
     def hold(self, generation: Generation, onset_ts: float) -> HoldAudio:
+        # the length rule counts from when the onset was reported, as a pause is judged when it is
+        # reported: both come late by the STT worker's backlog on a loaded machine, and a 1 s
+        # backchannel counted from its capture time ran over 1.2 s before its pause arrived
         self.barge = Barge(
-            gen=generation.gen, onset_ts=onset_ts, started=self.clock.monotonic(), voiced_since=onset_ts
+            gen=generation.gen,
+            onset_ts=onset_ts,
+            started=self.clock.monotonic(),
+            voiced_since=max(onset_ts, self.clock.time()),
         )
         self.owed = None  # new speech over the agent: the words that come are this hold's
         return HoldAudio(generation.gen)
