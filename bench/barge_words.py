@@ -52,6 +52,7 @@ from voxbus.config import load_settings  # noqa: E402
 from voxbus.engines.models import model_path  # noqa: E402
 from voxbus.engines.stt import WhisperEngine  # noqa: E402
 from voxbus.engines.tts import PiperEngine  # noqa: E402
+from voxbus.lexicons import ENGLISH  # noqa: E402
 from voxbus.media.echo_path import FarEndLevel  # noqa: E402
 from voxbus.media.frames import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, to_float, to_pcm16  # noqa: E402
 from voxbus.schemas.messages import AudioFrame  # noqa: E402
@@ -83,6 +84,9 @@ PROMPTS = {
     "fillers": "Uh, hmm, um... so, uh, well, um.",
     "cues": "Uh-huh. Stop. Mm-hmm, okay. Wait, hold on. Um, yeah.",
     "none": "",
+    # the judge's own cue words, backchannels first (as many as interruptions): whisper reads both
+    "both": "Mm-hmm, yeah. Okay, right. Uh-huh. Wait, hold on. Stop. Excuse me.",
+    "lexicon": ENGLISH.cue_words(),  # the barge-in judge's own words (stt.over_agent_prompt)
 }
 # what reaches whisper: "gate" the STT worker's echo gate (frames no louder than the echo expected
 # in them, the agent's level at the echo's measured delay plus the line's measured echo loss, plus
@@ -96,7 +100,8 @@ TREATMENTS = ["gate", "delay-gate", "window-gate", "raw", "aec", "aec+gate"]
 VARIANTS = [
     ("fillers", 0, "gate"), ("fillers", 1, "gate"), ("fillers", 0, "delay-gate"),
     ("fillers", 0, "window-gate"), ("fillers", 0, "raw"), ("fillers", 0, "aec"),
-    ("cues", 0, "gate"), ("cues", 0, "raw"), ("cues", 0, "aec"),
+    ("cues", 0, "gate"), ("cues", 0, "raw"), ("cues", 0, "aec"), ("none", 0, "gate"), ("both", 0, "gate"),
+    ("lexicon", 0, "gate"),
 ]  # fmt: skip
 
 
@@ -153,7 +158,7 @@ def over_the_agent(
     return mixed[start:]
 
 
-def run(treatments: list[str], echo: Echo) -> dict[str, Any]:
+def run(treatments: list[str], echo: Echo, prompts: list[str] | None = None) -> dict[str, Any]:
     settings = load_settings(profile="default")
     turns, lexicon = settings.turn, settings.turn.lexicon("en")
     agent = agent_audio()
@@ -176,7 +181,8 @@ def run(treatments: list[str], echo: Echo) -> dict[str, Any]:
         if treat in treatments
     }
     rows: list[dict[str, Any]] = []
-    for name, beam, treat in [v for v in VARIANTS if v[2] in treatments]:
+    chosen = [v for v in VARIANTS if v[2] in treatments and (prompts is None or v[0] in prompts)]
+    for name, beam, treat in chosen:
         searched = {"beam_size": beam, "short_reply_s": 0.0} if beam else {}  # 0: as shipped
         stt = settings.stt.model_copy(update={"prompt": PROMPTS[name], **searched})
         engine = WhisperEngine(model_path(settings, "stt"), stt)
@@ -262,6 +268,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     parser.add_argument("--name", default="barge_words", help="the result files' name")
     parser.add_argument("--lines", default=",".join(TREATMENTS), help=f"what whisper hears, of {TREATMENTS}")
+    parser.add_argument("--prompts", default="", help=f"whisper's primings to compare (of {list(PROMPTS)})")
     parser.add_argument("--echo-delay-ms", type=int, default=int(ECHO_DELAY_S * 1000))
     parser.add_argument("--echo-db", type=float, default=ECHO_DB, help="the echo's level against the agent's")
     args = parser.parse_args()
@@ -271,7 +278,8 @@ def main() -> int:
     from echo import pjmedia_ready
 
     endpoint = pjmedia_ready()  # the echo canceller's pools come from a running pjsua
-    results = run(args.lines.split(","), Echo(args.echo_delay_ms / 1000, args.echo_db))
+    prompts = args.prompts.split(",") if args.prompts else None
+    results = run(args.lines.split(","), Echo(args.echo_delay_ms / 1000, args.echo_db), prompts)
     results["echo_delay_ms"], results["echo_db"] = args.echo_delay_ms, args.echo_db
     endpoint.libDestroy()
     args.out.mkdir(parents=True, exist_ok=True)

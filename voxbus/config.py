@@ -262,6 +262,11 @@ class SttSettings(BaseModel):
         "reply, as the text that came before it: 'Thursday at four' after the agent offered it is "
         "heard as such (bench/stt_wer.py --said). Not for words said over the agent (its echo)",
     )
+    over_agent_cues: bool = Field(
+        default=True,
+        description="over the agent's audio, whisper is primed with the turn lexicon's backchannels and "
+        "interruptions, not the fillers (which made 'Stop.' 'Uh...'; bench/barge_words.py)",
+    )
 
     def prompt_for(self, language: str | None) -> str:
         """Whisper's priming text for a language (None: not known yet, no priming)."""

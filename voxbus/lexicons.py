@@ -28,6 +28,17 @@ class Lexicon(BaseModel):
         "the /s/ lies above 4 kHz): a cue too, unless the words are the agent's own echo",
     )
 
+    def cue_words(self) -> str:
+        """The backchannels and the interruptions, written as whisper writes them ("I see. Stop."):
+        the prompt for speech over the agent, where these are what the caller says and what the
+        barge-in judge listens for (a prompt of fillers wrote "Stop." as "Uh...")."""
+
+        def written(entry: str) -> str:
+            words = " ".join("I" if w == "i" else w for w in entry.split())
+            return words[:1].upper() + words[1:]
+
+        return " ".join(f"{written(w)}." for w in [*self.backchannels, *self.interruptions])
+
     def word_group_starts(self) -> frozenset[str]:
         """Single words that open a word group (the continuations: prepositions, conjunctions,
         articles, auxiliaries): where a long first clause of the agent's may be cut."""

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from voxbus.actors.stt_worker import SttWorker
+from voxbus.actors.transcriber import NO_HINTS, Hints
 from voxbus.actors.turn_settings import TurnSettings
 from voxbus.bus import subjects
 from voxbus.bus.connection import Bus
@@ -26,7 +27,7 @@ class NoAudio:
     pending = 0
 
     async def transcribe(
-        self, audio: np.ndarray, language: str = "en", vocabulary: tuple = (), said: str = ""
+        self, audio: np.ndarray, language: str = "en", hints: Hints = NO_HINTS
     ) -> Transcript:
         raise AssertionError("no audio is sent in this test")
 

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from voxbus.actors.stt_worker import CallSession, Turn
+from voxbus.actors.transcriber import NO_HINTS, Hints
 from voxbus.actors.turn_settings import TurnSettings
 from voxbus.config import SttSettings
 from voxbus.media.frames import SAMPLE_RATE
@@ -24,9 +25,7 @@ class Whisper:
     def quick(self, language: str) -> bool:
         return language == "en"
 
-    async def transcribe(
-        self, audio: np.ndarray, language: str, vocabulary: tuple[str, ...], said: str = ""
-    ) -> object:
+    async def transcribe(self, audio: np.ndarray, language: str = "en", hints: Hints = NO_HINTS) -> object:
         self.asked += 1
         return SimpleNamespace(text="I'd like to move my")
 

@@ -11,6 +11,7 @@ import pytest
 
 from voxbus.actors import stt_worker
 from voxbus.actors.stt_worker import BACKLOG_SLACK_MS, CallSession, Turn
+from voxbus.actors.transcriber import NO_HINTS, Hints
 from voxbus.actors.turn_settings import TurnSettings
 from voxbus.config import SttSettings
 from voxbus.engines.stt import Transcript
@@ -29,7 +30,7 @@ class SlowWhisper:
     """Stands in for the transcriber: answers "Dot." after WHISPER_S ("Stop," misheard)."""
 
     async def transcribe(
-        self, audio: np.ndarray, language: str, vocabulary: tuple[str, ...], said: str = ""
+        self, audio: np.ndarray, language: str = "en", hints: Hints = NO_HINTS
     ) -> Transcript:
         await asyncio.sleep(WHISPER_S)
         return Transcript("Dot.", WHISPER_S, "en", 0.0)

@@ -10,6 +10,7 @@ import asyncio
 import numpy as np
 
 from voxbus.actors.stt_worker import CallSession, Turn
+from voxbus.actors.transcriber import NO_HINTS, Hints
 from voxbus.actors.turn_settings import TurnSettings
 from voxbus.config import SttSettings
 from voxbus.engines.stt import Transcript
@@ -29,7 +30,7 @@ class CountingWhisper:
         self.asked: list[float] = []
 
     async def transcribe(
-        self, audio: np.ndarray, language: str, vocabulary: tuple[str, ...], said: str = ""
+        self, audio: np.ndarray, language: str = "en", hints: Hints = NO_HINTS
     ) -> Transcript:
         self.asked.append(len(audio) / SAMPLE_RATE)
         await asyncio.sleep(0.05)

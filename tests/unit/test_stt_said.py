@@ -11,9 +11,11 @@ import pytest
 
 from tests.unit.test_set_words import agent_side
 from voxbus.actors.stt_worker import CallSession, Turn
+from voxbus.actors.transcriber import NO_HINTS, Hints
 from voxbus.actors.turn_settings import TurnSettings
 from voxbus.config import SttSettings
 from voxbus.engines.stt import SAID_MAX_CHARS, Transcript, priming
+from voxbus.lexicons import ENGLISH, FRENCH
 from voxbus.schemas.events import PlayoutDone
 from voxbus.schemas.messages import SttAgentSaid
 
@@ -34,15 +36,15 @@ def test_a_long_answer_leaves_its_last_whole_words_in_the_prompt() -> None:
 
 
 class Whisper:
-    """Stands in for the transcriber: what the agent was said to have said, per transcription."""
+    """Stands in for the transcriber: what whisper was primed with, per transcription."""
 
     def __init__(self) -> None:
-        self.said: list[str] = []
+        self.hints: list[Hints] = []
 
     async def transcribe(
-        self, audio: np.ndarray, language: str, vocabulary: tuple[str, ...], said: str = ""
+        self, audio: np.ndarray, language: str = "en", hints: Hints = NO_HINTS
     ) -> Transcript:
-        self.said.append(said)
+        self.hints.append(hints)
         return Transcript("Wednesday at two.", 0.1, "en", 0.0)
 
 
@@ -50,7 +52,7 @@ class Events:
     def emit(self, event: object) -> None: ...
 
 
-def said_before_a_turn(over_agent: bool, **stt: object) -> str:
+def hints_of_a_turn(over_agent: bool, **stt: object) -> Hints:
     whisper = Whisper()
     session = CallSession(
         Events(),  # type: ignore[arg-type]
@@ -68,20 +70,38 @@ def said_before_a_turn(over_agent: bool, **stt: object) -> str:
         await session._transcribe(turn, turn.version, np.zeros(8000, np.float32))
 
     asyncio.run(run())
-    [said] = whisper.said
-    return said
+    [hints] = whisper.hints
+    return hints
 
 
 def test_a_reply_is_transcribed_after_the_agents_words() -> None:
-    assert said_before_a_turn(over_agent=False) == OFFER
+    hints = hints_of_a_turn(over_agent=False)
+    assert hints.said == OFFER and hints.cues == ""  # primed with the fillers as usual
 
 
 def test_words_over_the_agents_audio_are_not() -> None:
-    assert said_before_a_turn(over_agent=True) == ""  # its echo would read as the caller's
+    assert hints_of_a_turn(over_agent=True).said == ""  # its echo would read as the caller's
 
 
 def test_nor_where_the_setting_is_off() -> None:
-    assert said_before_a_turn(over_agent=False, prompt_agent_words=False) == ""
+    assert hints_of_a_turn(over_agent=False, prompt_agent_words=False).said == ""
+
+
+def test_words_over_the_agents_audio_are_primed_with_the_barge_in_judges_words() -> None:
+    cues = hints_of_a_turn(over_agent=True).cues
+    assert cues == TurnSettings().lexicon("en").cue_words()
+    assert hints_of_a_turn(over_agent=True, over_agent_cues=False).cues == ""
+
+
+def test_cue_words_are_the_lexicons_backchannels_and_interruptions_as_whisper_writes_them() -> None:
+    cues = ENGLISH.cue_words()
+    assert "I see." in cues and "Uh huh." in cues and cues.endswith("Hold on. Hang on. Excuse me.")
+    assert FRENCH.cue_words().endswith("Excusez-moi.")
+
+
+def test_cues_take_the_place_of_the_fillers() -> None:
+    stt = SttSettings(prompt="Um, uh.")
+    assert priming(stt, "en", ["Dr. Patel"], "", "Yeah. Stop.") == "Yeah. Stop. Dr. Patel."
 
 
 @pytest.mark.parametrize("complete", [True, False])

@@ -8,6 +8,7 @@ import asyncio
 import numpy as np
 
 from voxbus.actors.stt_worker import CallSession, Turn
+from voxbus.actors.transcriber import NO_HINTS, Hints
 from voxbus.actors.turn_settings import TurnSettings
 from voxbus.config import SttSettings
 from voxbus.engines.stt import Transcript
@@ -32,7 +33,7 @@ class Hears:
         self.no_speech = no_speech
 
     async def transcribe(
-        self, audio: np.ndarray, language: str, vocabulary: tuple[str, ...], said: str = ""
+        self, audio: np.ndarray, language: str = "en", hints: Hints = NO_HINTS
     ) -> Transcript:
         return Transcript("I agree on Friday.", 0.1, "en", self.no_speech)
 

@@ -27,7 +27,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from voxbus.actors.stt_turn import EarlyHearing, Heard, Turn, echo_floor, is_echo, stands_clear
-from voxbus.actors.transcriber import Transcriber
+from voxbus.actors.transcriber import Hints, Transcriber
 from voxbus.actors.turn_settings import TurnSettings
 from voxbus.actors.turns import looks_unfinished
 from voxbus.bus import subjects
@@ -147,10 +147,13 @@ class CallSession:
         if self.settings.prompt_agent_words:
             self.agent_said = said.text
 
-    def _said_before(self, turn: Turn) -> str:
-        """The agent's words whisper reads before this turn's: none over the agent's audio, where
-        they would help whisper write its echo as the caller's words."""
-        return "" if turn.over_agent else self.agent_said
+    def _hints(self, turn: Turn) -> Hints:
+        """What whisper is primed with for this turn. Over the agent's audio: the barge-in judge's
+        words (``stt.over_agent_cues``) and not the agent's words (they would help whisper write
+        its echo as the caller's); otherwise the agent's last words, read as the text before."""
+        if not turn.over_agent:
+            return Hints(self.vocabulary, self.agent_said)
+        return Hints(self.vocabulary, cues=self.lexicon.cue_words() if self.settings.over_agent_cues else "")
 
     async def _on_vocabulary(self, update: SttVocabulary, _msg: Msg) -> None:
         words = dict.fromkeys(w.strip() for w in [*self.agent_vocabulary, *update.words] if w.strip())
@@ -276,9 +279,9 @@ class CallSession:
             self._end_turn(turn, "unfinished_timeout")
 
     async def _whisper(self, turn: Turn, audio: np.ndarray) -> Heard:
-        said = self._said_before(turn)
+        hints = self._hints(turn)
         asked_ms, asked_at = self.now_ms(), time.monotonic()
-        heard = await self.transcriber.transcribe(audio, self.language, self.vocabulary, said)
+        heard = await self.transcriber.transcribe(audio, self.language, hints)
         return heard, asked_ms, asked_at
 
     async def _transcribe(self, turn: Turn, version: int, audio: np.ndarray) -> None:
@@ -357,7 +360,7 @@ class CallSession:
         audio = np.concatenate(turn.audio)
         if not stands_clear(audio[-head_ms * SAMPLE_RATE // 1000 :], self.recent_floors, HEAD_CLEAR_DB):
             return  # the agent resumed over this voice would gate it as its echo: judged whole
-        self._spawn(self._partial(audio, self._said_before(turn)))
+        self._spawn(self._partial(audio, self._hints(turn)))
 
     def _maybe_partial(self) -> None:
         now = self.now_ms()
@@ -374,10 +377,10 @@ class CallSession:
         if self.calls_open() > self.settings.partials_max_calls:
             return  # whisper every interval for each of several callers would slow every call's turn
         self.last_partial_ms = now
-        self._spawn(self._partial(np.concatenate(self.turn.audio), self._said_before(self.turn)))
+        self._spawn(self._partial(np.concatenate(self.turn.audio), self._hints(self.turn)))
 
-    async def _partial(self, audio: np.ndarray, said: str) -> None:
-        text = (await self.transcriber.transcribe(audio, self.language, self.vocabulary, said)).text
+    async def _partial(self, audio: np.ndarray, hints: Hints) -> None:
+        text = (await self.transcriber.transcribe(audio, self.language, hints)).text
         if text:
             self.bus.emit(SttPartial(call_id=self.call_id, text=text))
 

@@ -5,10 +5,22 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 import numpy as np
 
 from voxbus.engines.stt import Transcript, WhisperEngine
+
+
+class Hints(NamedTuple):
+    """What whisper is primed with besides the language (see ``voxbus.engines.stt.priming``)."""
+
+    vocabulary: tuple[str, ...] = ()  # words the caller is expected to say
+    said: str = ""  # the agent's words just before the caller's
+    cues: str = ""  # in place of the fillers: the barge-in judge's words, over the agent's audio
+
+
+NO_HINTS = Hints()
 
 
 class Transcriber:
@@ -26,12 +38,13 @@ class Transcriber:
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whisper")
         self.pending = 0
 
-    def _run(self, audio: np.ndarray, language: str, vocabulary: tuple[str, ...], said: str) -> Transcript:
+    def _run(self, audio: np.ndarray, language: str, hints: Hints) -> Transcript:
+        vocabulary, said, cues = hints
         if language == "en" or self.multilingual is None:
-            return self.english.transcribe(audio, "en", vocabulary=vocabulary, said=said)
+            return self.english.transcribe(audio, "en", vocabulary=vocabulary, said=said, cues=cues)
         if language == "auto":
             return self.multilingual.transcribe(audio, None, self.languages)
-        return self.multilingual.transcribe(audio, language, vocabulary=vocabulary, said=said)
+        return self.multilingual.transcribe(audio, language, vocabulary=vocabulary, said=said, cues=cues)
 
     def quick(self, language: str) -> bool:
         """Whether this language's model is the small English one (~100 ms a turn): the multilingual
@@ -39,12 +52,12 @@ class Transcriber:
         return language == "en" or self.multilingual is None
 
     async def transcribe(
-        self, audio: np.ndarray, language: str = "en", vocabulary: tuple[str, ...] = (), said: str = ""
+        self, audio: np.ndarray, language: str = "en", hints: Hints = NO_HINTS
     ) -> Transcript:
-        """The words of ``audio``; ``said``: the agent's words just before (see ``priming``)."""
+        """The words of ``audio``, with whisper primed by ``hints`` (see ``priming``)."""
         self.pending += 1
         try:
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self.pool, self._run, audio, language, vocabulary, said)
+            return await loop.run_in_executor(self.pool, self._run, audio, language, hints)
         finally:
             self.pending -= 1

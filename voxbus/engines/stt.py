@@ -75,19 +75,24 @@ def without_loops(text: str, longest: int = LOOP_MAX_WORDS, at_least: int = LOOP
 
 
 def priming(
-    settings: SttSettings, language: str | None, vocabulary: Sequence[str] = (), said: str = ""
+    settings: SttSettings,
+    language: str | None,
+    vocabulary: Sequence[str] = (),
+    said: str = "",
+    cues: str = "",
 ) -> str:
     """Whisper's prompt text: the language's fillers (see ``stt.prompt``), then the words the
     agent's callers are expected to say (``agent.vocabulary``), as a list: whisper writes a word
     it has just read in its prompt more readily, which is what names on a phone line need. Last,
     ``said``: what the agent has just said to the caller (its latest words), read as the text that
     came before the caller's, as whisper reads the preceding text of a long recording: an answer to
-    "Monday at ten or Wednesday at two?" is written with those words."""
+    "Monday at ten or Wednesday at two?" is written with those words. ``cues``: words in place of
+    the fillers (over the agent's audio, the barge-in judge's: see ``Lexicon.cue_words``)."""
     words = ", ".join(w.strip() for w in vocabulary if w.strip())
     said = " ".join(said.split())
     if len(said) > SAID_MAX_CHARS:  # its last words, whole
         said = said[-SAID_MAX_CHARS:].split(" ", 1)[-1]
-    parts = (settings.prompt_for(language).strip(), words and words + ".", said)
+    parts = (cues or settings.prompt_for(language).strip(), words and words + ".", said)
     return " ".join(p for p in parts if p)
 
 
@@ -113,19 +118,21 @@ class WhisperEngine:
         )
         self.multilingual = self.model.model.is_multilingual
         self.tokenizer = self._tokenizer("en")  # decoding does not depend on the language
-        self._prompts: dict[tuple[str, tuple[str, ...], str], list[int]] = {}
+        self._prompts: dict[tuple[str, tuple[str, ...], str, str], list[int]] = {}
 
     def _tokenizer(self, language: str) -> Any:
         from faster_whisper.tokenizer import Tokenizer
 
         return Tokenizer(self.model.hf_tokenizer, self.multilingual, task="transcribe", language=language)
 
-    def _prompt(self, language: str, vocabulary: tuple[str, ...] = (), said: str = "") -> list[int]:
+    def _prompt(
+        self, language: str, vocabulary: tuple[str, ...] = (), said: str = "", cues: str = ""
+    ) -> list[int]:
         """The decoder's start for a language: the priming text, then whisper's task tokens."""
-        key = (language, vocabulary, said)
+        key = (language, vocabulary, said, cues)
         if key not in self._prompts:
             tokenizer = self._tokenizer(language)
-            text = priming(self.settings, language, vocabulary, said)
+            text = priming(self.settings, language, vocabulary, said, cues)
             # whisper reads at most half its 448-token context as a prompt: the latest words count
             prompt = tokenizer.encode(" " + text)[-(MAX_PROMPT_TOKENS):] if text else []
             while len(self._prompts) >= PROMPTS_KEPT:  # one per agent and language in practice
@@ -149,11 +156,12 @@ class WhisperEngine:
         among: Collection[str] = (),
         vocabulary: Sequence[str] = (),
         said: str = "",
+        cues: str = "",
     ) -> Transcript:
         """float32 16 kHz samples -> the words. ``language=None``: whisper detects it (a
         multilingual model only), the likeliest of ``among`` if given. ``vocabulary``: words to
-        expect; ``said``: what the agent said just before (see :func:`priming`). Blocking: run it
-        in a thread."""
+        expect; ``said``: what the agent said just before; ``cues``: words in place of the fillers
+        (see :func:`priming`). Blocking: run it in a thread."""
         if not self.multilingual:
             language = "en"
         # telling languages apart needs whisper's whole window: with less, French was taken for
@@ -162,10 +170,10 @@ class WhisperEngine:
         short = len(audio) + 4 * SAMPLE_RATE <= FULL_CONTEXT_S * SAMPLE_RATE
         vocabulary = tuple(vocabulary)
         if short and language is None:
-            return self._transcribe_short(audio, FULL_CONTEXT_S, language, among, vocabulary, said)
+            return self._transcribe_short(audio, FULL_CONTEXT_S, language, among, vocabulary, said, cues)
         if short and context_s < FULL_CONTEXT_S:
             seconds = max(context_s, len(audio) / SAMPLE_RATE + 4)
-            return self._transcribe_short(audio, seconds, language, among, vocabulary, said)
+            return self._transcribe_short(audio, seconds, language, among, vocabulary, said, cues)
         started = time.perf_counter()
         segments, info = self.model.transcribe(
             audio,
@@ -174,7 +182,7 @@ class WhisperEngine:
             vad_filter=False,
             without_timestamps=True,
             condition_on_previous_text=False,
-            initial_prompt=priming(self.settings, language, vocabulary, said) or None,
+            initial_prompt=priming(self.settings, language, vocabulary, said, cues) or None,
         )
         heard = list(segments)
         text = without_loops(spoken_words(" ".join(s.text for s in heard)))
@@ -192,6 +200,7 @@ class WhisperEngine:
         among: Collection[str],
         vocabulary: tuple[str, ...] = (),
         said: str = "",
+        cues: str = "",
     ) -> Transcript:
         """Whisper on ``context_s`` seconds instead of 30: the turn, then silence."""
         import ctranslate2
@@ -209,7 +218,7 @@ class WhisperEngine:
         if language is None:  # the likeliest language, from the same encoder output
             heard = [token[2:-2] for token, _ in self.model.model.detect_language(encoded)[0]]
             language = next((code for code in heard if not among or code in among), heard[0])
-        prompt = self._prompt(language, vocabulary, said)
+        prompt = self._prompt(language, vocabulary, said, cues)
         result = self.model.model.generate(
             encoded,
             [prompt],
