@@ -158,9 +158,11 @@ def over_the_agent(
     return mixed[start:]
 
 
-def run(treatments: list[str], echo: Echo, prompts: list[str] | None = None) -> dict[str, Any]:
-    settings = load_settings(profile="default")
-    turns, lexicon = settings.turn, settings.turn.lexicon("en")
+Clip = tuple[str, str, str, bool, np.ndarray]  # kind, text, voice, soft, what whisper hears
+
+
+def phrase_clips(treatments: list[str], echo: Echo) -> dict[str, list[Clip]]:
+    """Every phrase and noise over the agent's echo, as each treatment hands it to whisper."""
     agent = agent_audio()
     spoken = [
         (kind, text, voice, n % 2 == 1, speak(text, voice), n)
@@ -172,7 +174,7 @@ def run(treatments: list[str], echo: Echo, prompts: list[str] | None = None) -> 
         ("noise", NOISES[n % len(NOISES)], "", False, to_float(line_noise(NOISES[n % len(NOISES)], n)), n)
         for n in range(NOISE_COUNT)
     ]
-    clips = {
+    return {
         treat: [
             (kind, text, voice, soft, over_the_agent(audio, agent, SOFT_GAIN if soft else 1, n, treat, echo))
             for kind, text, voice, soft, audio, n in spoken
@@ -180,6 +182,12 @@ def run(treatments: list[str], echo: Echo, prompts: list[str] | None = None) -> 
         for treat in TREATMENTS
         if treat in treatments
     }
+
+
+def run(treatments: list[str], echo: Echo, prompts: list[str] | None = None) -> dict[str, Any]:
+    settings = load_settings(profile="default")
+    turns, lexicon = settings.turn, settings.turn.lexicon("en")
+    clips = phrase_clips(treatments, echo)
     rows: list[dict[str, Any]] = []
     chosen = [v for v in VARIANTS if v[2] in treatments and (prompts is None or v[0] in prompts)]
     for name, beam, treat in chosen:

@@ -27,12 +27,13 @@ from voxbus.supervisors.settings import SupervisionSettings
 from voxbus.tools.mcp_settings import SERVER_NAME, McpServerSettings
 
 Profile = Literal["default", "test"]
-# whisper's no-speech estimate on the cancelled line (bench/barge_words.py, 90 clips): at most 0.07
-# for words, at least 0.10 for a cough, a click, a crackle or a hum, whatever words it wrote for them
+# whisper's no-speech estimate over the agent (bench/barge_words.py, 90 clips), on the cancelled line:
+# at most 0.07 for words, at least 0.10 for a cough, a click, a crackle or a hum, whatever words it wrote
 DOUBTED_OVER_CANCELLED = 0.2
-# on the line gated at the echo's measured delay (bench/barge_words.py, 90 clips): at most 0.29 for
-# an interruption (0.3 at the loudest-frame gate), 0.44 for a hum that whisper wrote "True." for
+# gated at the echo's measured delay: at most 0.29 for words, 0.44 for a hum written "True."
 DOUBTED_OVER_GATED = 0.4
+# the same, whisper primed with the judge's words (stt.over_agent_cues): words 0.17, noises 0.24 and up
+DOUBTED_OVER_GATED_CUED = 0.2
 
 
 def _default_data_dir() -> Path:
@@ -236,8 +237,7 @@ class SttSettings(BaseModel):
         default_factory=lambda: {"fr": "Euh, hum, ben... alors, euh, bon."},
         description="the same priming for other languages, by language code",
     )
-    # 8 s against 16: the same word errors over PCMU, a third less whisper time a turn
-    # (bench/stt_wer.py, README "Latency"); a longer turn gets its length and 4 s
+    # 8 s against 16: the same word errors over PCMU, a third less whisper time (bench/stt_wer.py)
     context_s: float = Field(
         default=8.0,
         ge=4,
@@ -395,16 +395,16 @@ class Settings(BaseSettings):
         return self.sip.echo_canceller == "off"
 
     def words_over_agent_no_speech(self) -> float | None:
-        """Above which no-speech estimate whisper's words over the agent are taken for a noise
-        (``turn.barge_in_max_no_speech``; unset: :data:`DOUBTED_OVER_CANCELLED` where whisper hears
-        the cancelled line whole, :data:`DOUBTED_OVER_GATED` where it hears the line gated at the
-        echo's measured delay, none where it hears the line gated against the loudest frame, zeros
-        enough that whisper doubts real words: bench/barge_words.py)."""
+        """Above which no-speech estimate whisper's words over the agent are a noise (unset: as
+        whisper hears the line, cancelled or gated at the echo's delay, primed with the judge's
+        words or not; none if gated at the loudest frame: whisper then doubts real words)."""
         if self.turn.barge_in_max_no_speech is not None:
             return self.turn.barge_in_max_no_speech
         if not self.echo_gate_words():
             return DOUBTED_OVER_CANCELLED
-        return DOUBTED_OVER_GATED if self.sip.echo_reference == "delay" else None
+        if self.sip.echo_reference != "delay":
+            return None
+        return DOUBTED_OVER_GATED_CUED if self.stt.over_agent_cues else DOUBTED_OVER_GATED
 
     @field_validator("nats_cluster")
     @classmethod

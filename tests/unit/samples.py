@@ -36,6 +36,7 @@ SAMPLES: list[BaseModel] = [
     ev.SpeechEnded(call_id=C, at_ms=900, decided_ms=1380, at_ts=1.7e9),
     ev.SpeechPaused(call_id=C, at_ms=700, at_ts=1.7e9),
     ev.SpeechResumed(call_id=C, at_ms=1100),
+    ev.SpeechLasting(call_id=C, at_ms=1100, lasted_ms=1216),
     ev.SttPartial(call_id=C, text="what is"),
     ev.SttTentative(call_id=C, text="I'd like to book a table for", compute_s=0.3),
     ev.SttFinal(call_id=C, text="what is it", start_ms=0, end_ms=900, compute_s=0.3),

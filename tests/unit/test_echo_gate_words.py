@@ -7,7 +7,7 @@ import asyncio
 
 import numpy as np
 
-from voxbus.actors.stt_worker import CallSession
+from voxbus.actors.stt_session import CallSession
 from voxbus.actors.turn_settings import TurnSettings
 from voxbus.config import Settings, SttSettings
 from voxbus.media.frames import FRAME_SAMPLES, to_pcm16

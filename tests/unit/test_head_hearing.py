@@ -7,8 +7,8 @@ import asyncio
 
 import numpy as np
 
+from voxbus.actors.stt_session import CallSession, Turn
 from voxbus.actors.stt_turn import stands_clear
-from voxbus.actors.stt_worker import CallSession, Turn
 from voxbus.actors.turn_settings import TurnSettings
 from voxbus.config import SttSettings
 from voxbus.media.frames import SAMPLE_RATE

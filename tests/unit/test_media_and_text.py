@@ -132,6 +132,26 @@ def test_gate_says_early_silence_ahead_of_the_pause_once_per_silence() -> None:
     assert [c.kind for p in probs if (c := late.push(p))] == ["start", "pause"]
 
 
+def test_gate_says_a_stretch_of_speech_lasted_once_on_a_voiced_window_and_anew_after_a_pause() -> None:
+    gate = SpeechGate(0.5, 0.35, min_speech_ms=96, pause_ms=128, end_silence_ms=640, lasting_ms=320)
+    # 10 windows of speech with a 2-window dip (no pause) reaching the 10th window in silence, then
+    # a pause, then speech resumed long enough; a third stretch too short
+    probs = [0.9] * 8 + [0.1] * 2 + [0.9] * 3 + [0.1] * 4 + [0.9] * 11 + [0.1] * 4 + [0.9] * 5 + [0.1] * 4
+    changes = [(i, c.kind, c.at_ms) for i, p in enumerate(probs) if (c := gate.push(p))]
+    assert changes == [
+        (2, "start", 0),
+        (10, "lasting", 0),  # 320 ms reached at window 9, in a dip: said on the next voiced window
+        (16, "pause", 13 * 32),
+        (19, "resume", 17 * 32),
+        (26, "lasting", 17 * 32),  # once per stretch: not again at window 27
+        (31, "pause", 28 * 32),
+        (34, "resume", 32 * 32),
+        (40, "pause", 37 * 32),  # 160 ms of speech: never lasting
+    ]
+    off = SpeechGate(0.5, 0.35, min_speech_ms=96, pause_ms=128, end_silence_ms=640)
+    assert "lasting" not in [c.kind for p in probs if (c := off.push(p))]
+
+
 def test_silero_hears_a_tone_less_than_silence() -> None:
     vad = SileroStream()
     silence = vad.push(np.zeros(16000, np.float32))

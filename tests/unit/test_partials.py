@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from voxbus.actors.stt_worker import CallSession, Turn
+from voxbus.actors.stt_session import CallSession, Turn
 from voxbus.actors.transcriber import NO_HINTS, Hints
 from voxbus.actors.turn_settings import TurnSettings
 from voxbus.config import SttSettings

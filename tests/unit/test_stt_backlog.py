@@ -9,8 +9,8 @@ import asyncio
 import numpy as np
 import pytest
 
-from voxbus.actors import stt_worker
-from voxbus.actors.stt_worker import BACKLOG_SLACK_MS, CallSession, Turn
+from voxbus.actors import stt_session
+from voxbus.actors.stt_session import BACKLOG_SLACK_MS, CallSession, Turn
 from voxbus.actors.transcriber import NO_HINTS, Hints
 from voxbus.actors.turn_settings import TurnSettings
 from voxbus.config import SttSettings
@@ -92,7 +92,7 @@ async def test_silence_in_the_backlog_ends_the_turn_on_the_words() -> None:
 
 
 async def test_a_session_whose_audio_has_stopped_does_not_wait(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(stt_worker, "BACKLOG_MAX_S", 3600.0)  # were it to wait, the test would hang
+    monkeypatch.setattr(stt_session, "BACKLOG_MAX_S", 3600.0)  # were it to wait, the test would hang
     bus = Emitted()
     session, turn = paused_session(bus, hearing=False)  # closed: no frame will come
     await asyncio.wait_for(session._transcribe(turn, turn.version, np.zeros(8000, np.float32)), 60)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from tests.unit.test_set_words import agent_side
-from voxbus.actors.stt_worker import CallSession, Turn
+from voxbus.actors.stt_session import CallSession, Turn
 from voxbus.actors.transcriber import NO_HINTS, Hints
 from voxbus.actors.turn_settings import TurnSettings
 from voxbus.config import SttSettings

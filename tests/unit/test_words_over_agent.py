@@ -7,7 +7,7 @@ import asyncio
 
 import numpy as np
 
-from voxbus.actors.stt_worker import CallSession, Turn
+from voxbus.actors.stt_session import CallSession, Turn
 from voxbus.actors.transcriber import NO_HINTS, Hints
 from voxbus.actors.turn_settings import TurnSettings
 from voxbus.config import SttSettings
@@ -72,9 +72,11 @@ def test_no_limit_keeps_every_word() -> None:
 
 
 def test_how_doubted_words_are_dropped_depends_on_what_whisper_hears() -> None:
-    from voxbus.config import DOUBTED_OVER_CANCELLED, DOUBTED_OVER_GATED, Settings
+    from voxbus.config import DOUBTED_OVER_CANCELLED, DOUBTED_OVER_GATED, DOUBTED_OVER_GATED_CUED, Settings
 
-    assert Settings().words_over_agent_no_speech() == DOUBTED_OVER_GATED  # gated at the echo's delay
+    # gated at the echo's delay, whisper primed with the barge-in judge's words (or the fillers)
+    assert Settings().words_over_agent_no_speech() == DOUBTED_OVER_GATED_CUED
+    assert Settings(stt={"over_agent_cues": False}).words_over_agent_no_speech() == DOUBTED_OVER_GATED
     # gated against the loudest frame: zeros enough that whisper doubts real words too
     assert Settings(sip={"echo_reference": "window"}).words_over_agent_no_speech() is None
     assert Settings(sip={"echo_canceller": "speex"}).words_over_agent_no_speech() == DOUBTED_OVER_CANCELLED

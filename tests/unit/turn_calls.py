@@ -16,6 +16,7 @@ from voxbus.actors.turn_settings import TurnSettings
 from voxbus.clock import ManualClock
 from voxbus.schemas.events import (
     SpeechEnded,
+    SpeechLasting,
     SpeechPaused,
     SpeechResumed,
     SpeechStarted,
@@ -71,6 +72,11 @@ class Call:
 
     def resume(self) -> list:  # type: ignore[type-arg]
         return self.run(self.turns.speech_resumed(SpeechResumed(call_id=C, at_ms=0), self.current))
+
+    def lasting(self) -> list:  # type: ignore[type-arg]
+        """The STT worker: the caller spoke turn.barge_in_min_speech_ms over the agent, no pause."""
+        event = SpeechLasting(call_id=C, at_ms=0, lasted_ms=self.settings.barge_in_min_speech_ms)
+        return self.run(self.turns.speech_lasting(event, self.current))
 
     def end(self) -> list:  # type: ignore[type-arg]
         event = SpeechEnded(call_id=C, at_ms=0, decided_ms=0, at_ts=self.clock.time())

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -10,7 +12,7 @@ import numpy as np
 
 from voxbus.actors.turn_settings import TurnSettings
 from voxbus.engines.stt import Transcript
-from voxbus.media.frames import FRAME_SAMPLES, level_db
+from voxbus.media.frames import FRAME_MS, FRAME_SAMPLES, level_db
 from voxbus.schemas.messages import AudioFrame
 
 
@@ -43,6 +45,24 @@ def stands_clear(voice: np.ndarray, floors: Iterable[float], margin_db: float) -
     ``floors``: heard still if the agent's audio played over it (no floors: no gate, it is)."""
     loudest = max(floors, default=None)
     return loudest is None or voice_level_db(voice) >= loudest + margin_db
+
+
+class CaptureTimes:
+    """When the caller's audio was captured, by frame: the call timeline's link to the wall clock."""
+
+    def __init__(self) -> None:
+        self.of_seq: deque[tuple[int, float]] = deque(maxlen=1000)
+
+    def note(self, seq: int, ts: float) -> None:
+        self.of_seq.append((seq, ts))
+
+    def at(self, at_ms: int) -> float:
+        """Capture time (epoch s) of the caller audio at ``at_ms`` on the call timeline."""
+        seq = at_ms // FRAME_MS
+        for s, ts in reversed(self.of_seq):
+            if s <= seq:
+                return ts + (seq - s) * FRAME_MS / 1000
+        return self.of_seq[0][1] if self.of_seq else time.time()
 
 
 Heard = tuple[Transcript, int, float]  # the words, and the audio time and moment whisper was asked

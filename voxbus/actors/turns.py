@@ -98,6 +98,12 @@ def heard_cut_off(head: str) -> bool:
     return head[:1].islower() or not head.endswith((".", "!", "?")) or head.endswith("...")
 
 
+def head_resumes(head: str, lexicon: Lexicon) -> bool:
+    """The fast path's rule: the first words heard over the held agent let it go on when they are
+    a backchannel that whisper did not write as cut off (else the whole words are awaited)."""
+    return bool(words(head)) and is_backchannel(head, lexicon) and not heard_cut_off(head)
+
+
 def is_hum(text: str) -> bool:
     """Only hums, in whisper's spellings of "mm-hmm" over a phone line ("M-M-", "Mm.", "Hmm...")."""
     heard = words(text)

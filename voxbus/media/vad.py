@@ -61,7 +61,7 @@ class SileroStream:
 
 @dataclass
 class GateChange:
-    kind: str  # "start", "early", "pause", "resume" or "end"
+    kind: str  # "start", "early", "pause", "resume", "end" or "lasting"
     at_ms: int  # stream time where speech started, stopped or came back
 
 
@@ -73,7 +73,9 @@ class SpeechGate:
     be catching breath); both carry where that silence began, so a pause whose silence is the early
     one's has the same ``at_ms``; ``resume`` when speech of ``min_speech_ms`` comes back during a
     pause; ``end`` after ``end_silence_ms`` of silence. Short blips during a pause neither resume
-    speech nor restart the silence count.
+    speech nor restart the silence count. ``lasting`` (``lasting_ms`` > 0) once a stretch of speech
+    (from its start or resume, with no pause in it) has gone on for ``lasting_ms``, counted on the
+    audio's own clock and said on a voiced window; it carries where the stretch began.
     """
 
     def __init__(
@@ -84,6 +86,7 @@ class SpeechGate:
         pause_ms: int,
         end_silence_ms: int,
         early_ms: int = 0,
+        lasting_ms: int = 0,
     ) -> None:
         self.start_threshold = start_threshold
         self.end_threshold = end_threshold
@@ -92,6 +95,9 @@ class SpeechGate:
         self.early_windows = early_ms // WINDOW_MS if 0 < early_ms < pause_ms else 0
         self._early_said = False  # the current silence has had its early change
         self.end_silence_windows = max(self.pause_windows, end_silence_ms // WINDOW_MS)
+        self.lasting_windows = -(-lasting_ms // WINDOW_MS) if lasting_ms > 0 else 0  # at least that long
+        self._stretch_start = 0  # window where the current stretch of speech began
+        self._lasting_said = True  # the current stretch has had its lasting change (none yet)
         self.speaking = False  # between start and end, pauses included
         self.paused = False
         self._window = 0
@@ -112,12 +118,12 @@ class SpeechGate:
         if not self.speaking:
             if self._voiced >= self.min_speech_windows:
                 self.speaking, self._silence, self._voiced = True, 0, 0
-                return GateChange("start", self._voiced_start * WINDOW_MS)
+                return self._stretch("start")
             return None
         if self.paused:
             if self._voiced >= self.min_speech_windows:
                 self.paused, self._silence, self._voiced = False, 0, 0
-                return GateChange("resume", self._voiced_start * WINDOW_MS)
+                return self._stretch("resume")
             self._silence += 1
         elif prob < self.end_threshold:
             if self._silence == 0:
@@ -140,4 +146,22 @@ class SpeechGate:
         ):
             self._early_said = True
             return GateChange("early", self._silence_start * WINDOW_MS)
+        if (
+            not self.paused
+            and not self._lasting_said
+            and self._silence == 0  # on a voiced window: a silence now may yet become a pause
+            and index + 1 - self._stretch_start >= self.lasting_windows
+        ):
+            self._lasting_said = True
+            return GateChange("lasting", self._stretch_start * WINDOW_MS)
         return None
+
+    def recount(self) -> None:
+        """The current stretch's length counts from now (``lasting`` is said that much later)."""
+        if self.speaking and not self.paused:
+            self._stretch_start, self._lasting_said = self._window, self.lasting_windows == 0
+
+    def _stretch(self, kind: str) -> GateChange:
+        """Speech starts or resumes: a new stretch, whose length ``lasting`` counts."""
+        self._stretch_start, self._lasting_said = self._voiced_start, self.lasting_windows == 0
+        return GateChange(kind, self._voiced_start * WINDOW_MS)

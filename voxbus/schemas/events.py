@@ -102,6 +102,15 @@ class SpeechResumed(CallEvent):
     at_ms: int
 
 
+class SpeechLasting(CallEvent):
+    """Over the agent's audio, the caller has spoken ``turn.barge_in_min_speech_ms`` without a
+    pause (counted on the caller audio's own clock): long enough to interrupt the agent."""
+
+    type: Literal["speech.lasting"] = "speech.lasting"
+    at_ms: int = Field(description="caller audio time where this stretch of speech began")
+    lasted_ms: int = Field(description="how long it had lasted when this was said")
+
+
 class SttPartial(CallEvent):
     type: Literal["stt.partial"] = "stt.partial"
     text: str
@@ -414,11 +423,11 @@ class OperatorActed(CallEvent):
 
 CALL_EVENTS: tuple[type[CallEvent], ...] = (
     CallStarted, CallResumed, CallEnded, StateChanged, SpeechStarted, SpeechPaused, SpeechResumed,
-    SpeechEnded, SttPartial, SttTentative, SttFinal, LanguageChosen, LlmRequested, LlmFirstToken, LlmDone,
-    LlmCancelled, LlmRetried, LlmFallback, TtsRequested, TtsFirstFrame, TtsClauseDone, TtsDone,
-    PlayoutStarted, PlayoutHeld, PlayoutResumed, PlayoutDone, BargeIn, TurnMetrics, DtmfReceived, DialResult,
-    TransferResult, TransferSummary, TransferReturned, AnsweredBy, VoicemailLeft, ToolCalled, ToolResult,
-    ToolFailed, ToolsOffered, OperatorActed,
+    SpeechLasting, SpeechEnded, SttPartial, SttTentative, SttFinal, LanguageChosen, LlmRequested,
+    LlmFirstToken, LlmDone, LlmCancelled, LlmRetried, LlmFallback, TtsRequested, TtsFirstFrame,
+    TtsClauseDone, TtsDone, PlayoutStarted, PlayoutHeld, PlayoutResumed, PlayoutDone, BargeIn, TurnMetrics,
+    DtmfReceived, DialResult, TransferResult, TransferSummary, TransferReturned, AnsweredBy, VoicemailLeft,
+    ToolCalled, ToolResult, ToolFailed, ToolsOffered, OperatorActed,
 )  # fmt: skip
 SYSTEM_EVENTS: tuple[type[Event], ...] = (
     ErrorEvent, SipRejected, SipRegistered, WorkerStarted, WorkerRestarted, WorkerExited, SupervisorEscalated,

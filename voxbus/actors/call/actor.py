@@ -60,6 +60,7 @@ from voxbus.schemas.events import (
     PlayoutHeld,
     PlayoutStarted,
     SpeechEnded,
+    SpeechLasting,
     SpeechPaused,
     SpeechResumed,
     SpeechStarted,
@@ -142,6 +143,7 @@ class CallActor(Actor):
             (SpeechStarted, self._on_speech_started),
             (SpeechPaused, self._on_speech_paused),
             (SpeechResumed, self._on_speech_resumed),
+            (SpeechLasting, self._on_speech_lasting),
             (SpeechEnded, self._on_speech_ended),
             (SttPartial, self._on_partial),
             (SttTentative, self._on_tentative),
@@ -277,6 +279,9 @@ class CallActor(Actor):
         if self.callee is not None and await self.callee.took(event):
             return
         await self._carry_out(self.turn_taking.speech_resumed(event, self.agent.current))
+
+    async def _on_speech_lasting(self, event: SpeechLasting) -> None:
+        await self._carry_out(self.turn_taking.speech_lasting(event, self.agent.current))
 
     async def _on_speech_ended(self, event: SpeechEnded) -> None:
         if self.callee is not None and await self.callee.took(event):

@@ -6,7 +6,8 @@ the caller pauses:
 
 1. *hold*: speech over a generation that is playing holds its audio at the gateway;
 2. *judge*: the caller's words (or speech that goes on without a pause for
-   ``turn.barge_in_min_speech_ms``) interrupt the agent; a backchannel, a noise or the agent's own
+   ``turn.barge_in_min_speech_ms``, which the STT worker counts on the caller audio's own clock
+   and reports as ``speech.lasting``) interrupt the agent; a backchannel, a noise or the agent's own
    echo resume its audio where it stopped; a hold that stays undecided for ``turn.hold_max_ms``
    resumes too, and its words are still judged when they come (whisper, on a loaded machine, can
    take longer than the hold): an interruption then stops the agent, anything else is ignored
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 
 from voxbus.actors.call.generation import Generation
 from voxbus.actors.turn_settings import TurnSettings
-from voxbus.actors.turns import heard_cut_off, is_backchannel, judge_barge_in, words
+from voxbus.actors.turns import head_resumes, judge_barge_in
 from voxbus.clock import Clock
 from voxbus.lexicons import Lexicon
 from voxbus.schemas.events import BargeIn, PlayoutHeld
@@ -42,10 +43,8 @@ class Barge:
     gen: int
     onset_ts: float  # capture time of the caller's first word over the agent (epoch s)
     started: float  # monotonic s: when the hold began
-    voiced_since: float  # start of the caller's current stretch of speech (epoch s)
     held_ts: float | None = None  # when the gateway stopped playing
     played_ms: int | None = None  # how much of the generation had been played then
-    paused: bool = False  # the caller is pausing
     resumed: float | None = None  # monotonic s: when the agent's audio resumed with no words judged
 
 
@@ -95,27 +94,9 @@ class BargeInJudge:
         return self.barge is not None
 
     def hold(self, generation: Generation, onset_ts: float) -> HoldAudio:
-        # the length rule counts from when the onset was reported, as a pause is judged when it is
-        # reported: both come late by the STT worker's backlog on a loaded machine, and a 1 s
-        # backchannel counted from its capture time ran over 1.2 s before its pause arrived
-        self.barge = Barge(
-            gen=generation.gen,
-            onset_ts=onset_ts,
-            started=self.clock.monotonic(),
-            voiced_since=max(onset_ts, self.clock.time()),
-        )
+        self.barge = Barge(gen=generation.gen, onset_ts=onset_ts, started=self.clock.monotonic())
         self.owed = None  # new speech over the agent: the words that come are this hold's
         return HoldAudio(generation.gen)
-
-    def caller_paused(self) -> None:
-        for barge in (self.barge, self.owed):
-            if barge is not None:
-                barge.paused = True
-
-    def caller_resumed(self, at_ts: float) -> None:
-        for barge in (self.barge, self.owed):
-            if barge is not None:
-                barge.paused, barge.voiced_since = False, at_ts
 
     def audio_held(self, event: PlayoutHeld) -> None:
         if self.barge is not None and event.gen == self.barge.gen:
@@ -144,7 +125,7 @@ class BargeInJudge:
         if why_not is None:
             return Verdict.INTERRUPT, [self._interrupt(current, "words over the agent", text)]
         if speaking:  # resuming now would play the agent over the caller: judge what they say next
-            barge.started, barge.voiced_since, barge.paused = self.clock.monotonic(), self.clock.time(), False
+            barge.started = self.clock.monotonic()
             return Verdict.HOLD, []
         self.barge = None
         return Verdict.RESUME, [
@@ -156,24 +137,18 @@ class BargeInJudge:
         the caller finished. A backchannel resumes the agent now; anything else waits for the
         whole words (the head of "Stop" may read as anything)."""
         barge = self.barge
-        if barge is None or current is None or current.gen != barge.gen or not words(text):
+        if barge is None or current is None or current.gen != barge.gen:
             return []
-        if not is_backchannel(text, self.lexicon):  # no cue to stop is a backchannel word
+        if not head_resumes(text, self.lexicon):  # cut off: "uh," was the head of "Hold on"
             return []
-        if heard_cut_off(text):
-            return []  # whisper heard more coming: "uh," was the head of "Hold on", "Uh..." of "Stop."
         self._owe(barge)
         return [ResumeAudio(barge.gen, self._event(barge, current, "ignored", HEAD_REASON, text))]
 
     def _owe(self, barge: Barge) -> None:
-        """Resume before the hold's words came: they are judged when they do (``judge_owed``).
-        Speech that goes on interrupts by its length counted from now, not from its onset: the
-        resume judged what came before it, and the STT worker's events run late by the same
-        backlog under load (a 0.9 s "Yeah, okay." whose first word resumed the agent 0.7 s in,
-        its pause reported 1.4 s after the onset, was taken for 1.2 s of speech on the wall clock)."""
+        """Resume before the hold's words came: they are judged when they do (``judge_owed``),
+        and speech that goes on still interrupts by its length (``spoke_on``)."""
         self.barge, self.owed = None, barge
         barge.resumed = self.clock.monotonic()
-        barge.voiced_since = max(barge.voiced_since, self.clock.time())
 
     def _reclaim(self, barge: Barge) -> None:
         """An owed hold becomes the hold being judged again, at what has played by now."""
@@ -217,35 +192,30 @@ class BargeInJudge:
             self.turns.barge_in_aside_words,
         )
 
-    def due(self, current: Generation | None) -> tuple[Verdict | None, list[BargeAction]]:
-        """The deadlines of a hold: speech that goes on without a pause interrupts (a string of
-        short backchannels does not); a hold that stays undecided (no words came) resumes."""
+    def spoke_on(self, current: Generation | None) -> tuple[Verdict | None, list[BargeAction]]:
+        """The caller has spoken over the agent without a pause for ``turn.barge_in_min_speech_ms``
+        (``speech.lasting``, on the audio's clock: a string of short backchannels never is): the
+        hold interrupts, or one that resumed on its first words (or ran out) is taken back."""
+        if self.turns.barge_in_min_words:
+            return None, []  # only words interrupt
         owed = self.owed
-        if owed is not None and current is not None and current.gen == owed.gen and self._spoke_on(owed):
-            # resumed on the first words (or a hold that ran out), but the caller goes on speaking
+        if owed is not None and current is not None and current.gen == owed.gen:
             self._reclaim(owed)
-            return self.judge(None, current)
+        if self.barge is None:
+            return None, []
+        return self.judge(None, current)
+
+    def due(self, current: Generation | None) -> tuple[Verdict | None, list[BargeAction]]:
+        """The deadline of a hold: one that stays undecided (no words came) resumes."""
         barge = self.barge
         if barge is None:
             return None, []
-        if self._spoke_on(barge):
-            return self.judge(None, current)
         if (self.clock.monotonic() - barge.started) * 1000 > self.turns.hold_max_ms and current is not None:
             self._owe(barge)
             return Verdict.RESUME, [
                 ResumeAudio(barge.gen, self._event(barge, current, "ignored", "no words came", ""))
             ]
         return None, []
-
-    def _spoke_on(self, barge: Barge) -> bool:
-        """The caller has spoken over the agent without a pause for ``turn.barge_in_min_speech_ms``."""
-        turns = self.turns
-        speaking_s = self.clock.time() - barge.voiced_since - turns.pause_ms / 1000  # a pause shows this late
-        return (
-            not barge.paused
-            and turns.barge_in_min_words == 0
-            and speaking_s * 1000 >= turns.barge_in_min_speech_ms
-        )
 
     def _interrupt(self, generation: Generation, reason: str, text: str) -> Interrupt:
         barge = self.barge

@@ -38,6 +38,7 @@ from voxbus.clock import Clock
 from voxbus.schemas.events import (
     PlayoutHeld,
     SpeechEnded,
+    SpeechLasting,
     SpeechPaused,
     SpeechResumed,
     SpeechStarted,
@@ -117,16 +118,20 @@ class TurnTaking:
     def speech_paused(self, event: SpeechPaused) -> list[Decision]:
         self.last_pause = event
         self.caller_speaking = False
-        self.barge_in.caller_paused()
         return []
 
     def speech_resumed(self, event: SpeechResumed, current: Generation | None) -> list[Decision]:
         self.caller_speaking = True
-        self.barge_in.caller_resumed(event.ts)
         self._going_on()
         if current is not None and current.speculative:
             return [DropSpeculative(current)]
         return self._speech_over(event.ts, current)
+
+    def speech_lasting(self, _event: SpeechLasting, current: Generation | None) -> list[Decision]:
+        """The caller has spoken over the agent long enough without a pause to interrupt it."""
+        verdict, actions = self.barge_in.spoke_on(current)
+        self._note(verdict)
+        return list(actions)
 
     def speech_ended(self, event: SpeechEnded) -> list[Decision]:
         self.speech_end = event
@@ -257,13 +262,10 @@ class TurnTaking:
 
     # --- time -------------------------------------------------------------------------------------
     def tick(self, current: Generation | None) -> list[Decision]:
-        """Deadlines: a held barge-in decided by its length or its hold running out, and a short
-        interruption the caller did not follow up (answered after all)."""
-        verdict, actions = self.barge_in.due(current)
+        """Deadlines: a held barge-in whose hold runs out, and a short interruption the caller did
+        not follow up (answered after all)."""
+        _, actions = self.barge_in.due(current)  # a resume: the generation goes on
         decisions: list[Decision] = list(actions)
-        if verdict is Verdict.INTERRUPT:
-            self.interrupted = True
-            current = None
         if self.follow_up is not None and not self.caller_speaking:
             event, deadline = self.follow_up
             if deadline is not None and self.clock.monotonic() >= deadline:
