@@ -42,8 +42,9 @@ from voxbus.engines.stt import WhisperEngine  # noqa: E402
 from voxbus.media.frames import SAMPLE_RATE  # noqa: E402
 from voxbus.media.vad import WINDOW, SileroStream, SpeechGate  # noqa: E402
 
-HEADS_MS = [160, 200, 240, 280]
-PRIMINGS = ["fillers", "lexicon"]  # the shipped prompt before and after stt.over_agent_cues
+HEADS_MS = [160, 200, 240]
+# the prompt before stt.over_agent_cues, the judge's words (as for whole words), its cut-in cues alone
+PRIMINGS = ["fillers", "lexicon", "stops"]
 
 
 def onset_ms(audio: np.ndarray) -> int | None:
@@ -61,11 +62,11 @@ def onset_ms(audio: np.ndarray) -> int | None:
     return None
 
 
-def run(heads_ms: list[int], primings: list[str]) -> dict[str, Any]:
+def run(heads_ms: list[int], primings: list[str], draws: int) -> dict[str, Any]:
     settings = load_settings(profile="default")
     lexicon = settings.turn.lexicon("en")
     clips = [(kind, text, voice, soft, audio, onset_ms(audio)) for kind, text, voice, soft, audio in
-             phrase_clips(["gate"], Echo())["gate"]]  # fmt: skip
+             phrase_clips(["gate"], Echo(), draws)["gate"]]  # fmt: skip
     rows: list[dict[str, Any]] = []
     for name in primings:
         stt = settings.stt.model_copy(update={"prompt": PROMPTS[name]})
@@ -113,7 +114,7 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def plot(summary: list[dict[str, Any]], path: Path) -> None:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
-    for name, style in zip(dict.fromkeys(s["priming"] for s in summary), ("--", "-"), strict=False):
+    for name, style in zip(dict.fromkeys(s["priming"] for s in summary), ("--", "-", ":"), strict=False):
         mine = [s for s in summary if s["priming"] == name]
         xs = [s["head_ms"] for s in mine]
         ax.plot(xs, [100 * s["backchannels_resumed"] / s["backchannels"] for s in mine], style, marker="o",
@@ -134,6 +135,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     parser.add_argument("--name", default="barge_heads", help="the result files' name")
     parser.add_argument("--heads", default=",".join(map(str, HEADS_MS)), help="head lengths to try, ms")
+    parser.add_argument("--draws", type=int, default=3, help="draws of the agent's answer under the phrases")
     parser.add_argument("--primings", default=",".join(PRIMINGS), help=f"of {list(PROMPTS)}")
     args = parser.parse_args()
     if shutil.which("espeak-ng") is None:
@@ -142,7 +144,8 @@ def main() -> int:
     from echo import pjmedia_ready
 
     endpoint = pjmedia_ready()  # the echo gate's clips are made as barge_words.py makes them
-    results = run([int(h) for h in args.heads.split(",")], args.primings.split(","))
+    results = run([int(h) for h in args.heads.split(",")], args.primings.split(","), args.draws)
+    results["draws"] = args.draws
     endpoint.libDestroy()
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / f"{args.name}.json", results)

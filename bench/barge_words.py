@@ -8,7 +8,10 @@ the agent's (espeak-ng variants), sent through a PCMU line (8 kHz mu-law), with 
 answer (piper) coming back underneath at -20 dB and 60 ms late, the STT worker's echo gate applied
 frame by frame, and transcribed by the default profile's whisper with each prompt and beam size
 under test. Each transcript is then judged by the call actor's own rule (``judge_barge_in``, the
-default turn settings). Nothing here is wall-clock dependent but the compute time reported.
+default turn settings). Nothing here is wall-clock dependent but the compute time reported. Piper
+samples its voice's noise, so the answer underneath differs from one synthesis to the next, and
+what whisper hears over it with it: each phrase is heard over ``--draws`` seeded syntheses (3:
+90 interruptions, 90 backchannels and 90 noises a variant), the same in every run.
 
 Line noises (a cough, a click, a crackle, a hum, as ``turn_taking.py`` makes them) are judged too:
 whisper writes words for some of them ("I agree on that." for a hum) unless its own no-speech
@@ -86,7 +89,8 @@ PROMPTS = {
     "none": "",
     # the judge's own cue words, backchannels first (as many as interruptions): whisper reads both
     "both": "Mm-hmm, yeah. Okay, right. Uh-huh. Wait, hold on. Stop. Excuse me.",
-    "lexicon": ENGLISH.cue_words(),  # the barge-in judge's own words (stt.over_agent_prompt)
+    "lexicon": ENGLISH.cue_words(),  # the barge-in judge's own words (stt.over_agent_cues)
+    "stops": ENGLISH.cue_words(backchannels=False),  # its cut-in cues alone (for the head)
 }
 # what reaches whisper: "gate" the STT worker's echo gate (frames no louder than the echo expected
 # in them, the agent's level at the echo's measured delay plus the line's measured echo loss, plus
@@ -105,7 +109,14 @@ VARIANTS = [
 ]  # fmt: skip
 
 
-def agent_audio() -> np.ndarray:
+def agent_audio(draw: int = 0) -> np.ndarray:
+    """The agent's answer, as piper says it in one ``draw``: piper samples its voice's noise, so
+    each process would say it a little differently (and whisper hear the phrases over it
+    differently: 27 of 90 transcripts changed between two runs); seeded, each draw is the same
+    in every run."""
+    import onnxruntime
+
+    onnxruntime.set_seed(draw)  # before the session: its random kernels take their seed then
     settings = load_settings(profile="default")
     engine = PiperEngine(model_path(settings, "tts"), settings.tts)
     return to_float(b"".join(engine.frames(AGENT_SAYS)))
@@ -161,9 +172,10 @@ def over_the_agent(
 Clip = tuple[str, str, str, bool, np.ndarray]  # kind, text, voice, soft, what whisper hears
 
 
-def phrase_clips(treatments: list[str], echo: Echo) -> dict[str, list[Clip]]:
-    """Every phrase and noise over the agent's echo, as each treatment hands it to whisper."""
-    agent = agent_audio()
+def phrase_clips(treatments: list[str], echo: Echo, draws: int = 1) -> dict[str, list[Clip]]:
+    """Every phrase and noise over the agent's echo (``draws`` times, over each draw of the agent's
+    answer), as each treatment hands it to whisper."""
+    agents = [agent_audio(draw) for draw in range(draws)]
     spoken = [
         (kind, text, voice, n % 2 == 1, speak(text, voice), n)
         for v, voice in enumerate(VOICES)
@@ -177,6 +189,7 @@ def phrase_clips(treatments: list[str], echo: Echo) -> dict[str, list[Clip]]:
     return {
         treat: [
             (kind, text, voice, soft, over_the_agent(audio, agent, SOFT_GAIN if soft else 1, n, treat, echo))
+            for agent in agents
             for kind, text, voice, soft, audio, n in spoken
         ]
         for treat in TREATMENTS
@@ -184,10 +197,12 @@ def phrase_clips(treatments: list[str], echo: Echo) -> dict[str, list[Clip]]:
     }
 
 
-def run(treatments: list[str], echo: Echo, prompts: list[str] | None = None) -> dict[str, Any]:
+def run(
+    treatments: list[str], echo: Echo, prompts: list[str] | None = None, draws: int = 1
+) -> dict[str, Any]:
     settings = load_settings(profile="default")
     turns, lexicon = settings.turn, settings.turn.lexicon("en")
-    clips = phrase_clips(treatments, echo)
+    clips = phrase_clips(treatments, echo, draws)
     rows: list[dict[str, Any]] = []
     chosen = [v for v in VARIANTS if v[2] in treatments and (prompts is None or v[0] in prompts)]
     for name, beam, treat in chosen:
@@ -277,6 +292,7 @@ def main() -> int:
     parser.add_argument("--name", default="barge_words", help="the result files' name")
     parser.add_argument("--lines", default=",".join(TREATMENTS), help=f"what whisper hears, of {TREATMENTS}")
     parser.add_argument("--prompts", default="", help=f"whisper's primings to compare (of {list(PROMPTS)})")
+    parser.add_argument("--draws", type=int, default=3, help="draws of the agent's answer under the phrases")
     parser.add_argument("--echo-delay-ms", type=int, default=int(ECHO_DELAY_S * 1000))
     parser.add_argument("--echo-db", type=float, default=ECHO_DB, help="the echo's level against the agent's")
     args = parser.parse_args()
@@ -287,7 +303,8 @@ def main() -> int:
 
     endpoint = pjmedia_ready()  # the echo canceller's pools come from a running pjsua
     prompts = args.prompts.split(",") if args.prompts else None
-    results = run(args.lines.split(","), Echo(args.echo_delay_ms / 1000, args.echo_db), prompts)
+    results = run(args.lines.split(","), Echo(args.echo_delay_ms / 1000, args.echo_db), prompts, args.draws)
+    results["draws"] = args.draws
     results["echo_delay_ms"], results["echo_db"] = args.echo_delay_ms, args.echo_db
     endpoint.libDestroy()
     args.out.mkdir(parents=True, exist_ok=True)

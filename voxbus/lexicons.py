@@ -28,16 +28,18 @@ class Lexicon(BaseModel):
         "the /s/ lies above 4 kHz): a cue too, unless the words are the agent's own echo",
     )
 
-    def cue_words(self) -> str:
+    def cue_words(self, backchannels: bool = True) -> str:
         """The backchannels and the interruptions, written as whisper writes them ("I see. Stop."):
         the prompt for speech over the agent, where these are what the caller says and what the
-        barge-in judge listens for (a prompt of fillers wrote "Stop." as "Uh...")."""
+        barge-in judge listens for (a prompt of fillers wrote "Stop." as "Uh..."). Without the
+        backchannels: for the first words alone, which resume the agent only if they are one."""
 
         def written(entry: str) -> str:
             words = " ".join("I" if w == "i" else w for w in entry.split())
             return words[:1].upper() + words[1:]
 
-        return " ".join(f"{written(w)}." for w in [*self.backchannels, *self.interruptions])
+        cues = [*self.backchannels, *self.interruptions] if backchannels else self.interruptions
+        return " ".join(f"{written(w)}." for w in cues)
 
     def word_group_starts(self) -> frozenset[str]:
         """Single words that open a word group (the continuations: prepositions, conjunctions,

@@ -93,6 +93,14 @@ def test_words_over_the_agents_audio_are_primed_with_the_barge_in_judges_words()
     assert hints_of_a_turn(over_agent=True, over_agent_cues=False).cues == ""
 
 
+def test_the_head_over_the_agent_is_primed_with_the_cut_in_cues_alone() -> None:
+    session = CallSession(Events(), "call-s", SttSettings(), TurnSettings(), Whisper(), lambda _cid: None)  # type: ignore[arg-type]
+    turn = Turn(np.zeros(1600, np.float32), 0)
+    turn.over_agent = True
+    assert session._hints(turn, head=True).cues == "Stop. Wait. Hold on. Hang on. Excuse me."
+    assert "Yeah." in session._hints(turn).cues and "Stop." in session._hints(turn).cues
+
+
 def test_cue_words_are_the_lexicons_backchannels_and_interruptions_as_whisper_writes_them() -> None:
     cues = ENGLISH.cue_words()
     assert "I see." in cues and "Uh huh." in cues and cues.endswith("Hold on. Hang on. Excuse me.")
