@@ -215,7 +215,7 @@ class SttSettings(BaseModel):
         "a time: a partial can delay the turn's end (other languages' model is too slow for it)",
     )
     head_ms: int = Field(
-        default=200,
+        default=240,
         ge=0,
         description="over the agent, whisper hears the caller's first this many ms of speech at once: "
         "if they are a backchannel ('Yeah'), the held agent resumes before the caller has finished it "

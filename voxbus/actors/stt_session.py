@@ -156,16 +156,15 @@ class CallSession:
         if self.settings.prompt_agent_words:
             self.agent_said = said.text
 
-    def _hints(self, turn: Turn, head: bool = False) -> Hints:
+    def _hints(self, turn: Turn) -> Hints:
         """What whisper is primed with for this turn. Over the agent's audio: the barge-in judge's
-        words (``stt.over_agent_cues``; for the head, its cut-in cues alone: primed with the
-        backchannels too, it wrote the head of "Excuse me." as "Yeah.", and the agent spoke on)
+        words (``stt.over_agent_cues``), the head's too (primed with the cut-in cues alone, heads
+        of backchannels came out as neither: 6 of 15 resumed the agent in a call, 12 of 14 so),
         and not the agent's words (they would help whisper write its echo as the caller's);
         otherwise the agent's last words, read as the text before."""
         if not turn.over_agent:
             return Hints(self.vocabulary, self.agent_said)
-        cues = self.lexicon.cue_words(backchannels=not head) if self.settings.over_agent_cues else ""
-        return Hints(self.vocabulary, cues=cues)
+        return Hints(self.vocabulary, cues=self.lexicon.cue_words() if self.settings.over_agent_cues else "")
 
     async def _on_vocabulary(self, update: SttVocabulary, _msg: Msg) -> None:
         words = dict.fromkeys(w.strip() for w in [*self.agent_vocabulary, *update.words] if w.strip())
@@ -370,7 +369,7 @@ class CallSession:
         audio = np.concatenate(turn.audio)
         if not stands_clear(audio[-head_ms * SAMPLE_RATE // 1000 :], self.recent_floors, HEAD_CLEAR_DB):
             return  # the agent resumed over this voice would gate it as its echo: judged whole
-        self._spawn(self._head(audio, self._hints(turn, head=True)))
+        self._spawn(self._head(audio, self._hints(turn)))
 
     async def _head(self, audio: np.ndarray, hints: Hints) -> None:
         """The head's words; if the call actor resumes the agent on them (a backchannel), the
