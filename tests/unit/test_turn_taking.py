@@ -3,6 +3,7 @@ describes them; the barge-in's are in test_barge_in.py."""
 
 from __future__ import annotations
 
+from voxbus.actors.call.generation import REACTION_S
 from voxbus.actors.call.turn_taking import DropSpeculative, EndTurn, Prefill, StartSpeculative, Withdraw
 
 from .turn_calls import Call, kinds
@@ -95,6 +96,26 @@ def test_withdrawal_the_caller_goes_on_before_hearing_the_answer() -> None:
     assert isinstance(withdraw, Withdraw) and withdraw.generation is answer
     [end] = call.final("For four people at seven.")
     assert end.final.text == "I'd like to book a table. For four people at seven."
+
+
+def test_the_caller_going_on_before_they_could_react_to_the_answer_withdraws_it_too() -> None:
+    # CI: "I'd like to book a table, um" (whisper dropped the "um"); the answer's first frame
+    # played 70 ms before the caller went on, who was held, then interrupted the answer by length
+    call = Call()
+    call.final("I'd like to book a table.")
+    answer = call.agent(text="Sure,", playing=False)
+    answer.user_text = "I'd like to book a table."
+    answer.timeline.marks["first_audio"] = call.clock.time() - 0.07
+    [withdraw] = call.start()
+    assert isinstance(withdraw, Withdraw) and withdraw.generation is answer
+    [end] = call.final("For four people at seven.")
+    assert end.final.text == "I'd like to book a table. For four people at seven."
+    # speech that begins once the caller could have heard it is a barge-in, judged as such
+    late = Call()
+    late.agent(text="Sure, a table for how many?", playing=False).timeline.marks["first_audio"] = (
+        late.clock.time() - REACTION_S - 0.01
+    )
+    assert kinds(late.start()) == ["HoldAudio"]
 
 
 def test_a_greeting_not_yet_heard_is_held_not_withdrawn() -> None:

@@ -45,8 +45,8 @@ class Call:
         self.gen += 1
         self.current = Generation.start(self.gen, 1, kind, 12, self.clock.monotonic())
         self.current.text = text
-        if playing:
-            self.current.timeline.marks["first_audio"] = self.clock.time()
+        if playing:  # for a while: the caller's speech from now on can be a reaction to it
+            self.current.timeline.marks["first_audio"] = self.clock.time() - 2.0
         return self.current
 
     def run(self, decisions: list) -> list:  # type: ignore[type-arg]

@@ -26,6 +26,10 @@ from voxbus.schemas.events import SttFinal
 from voxbus.schemas.messages import CallControl, LlmChunk, TtsRequest
 
 Kind = Literal["answer", "greeting"]
+# the agent's first frame takes ~150 ms to reach the caller's ear and a person ~200 ms to react to
+# a sound: speech that begins sooner after it was already under way (a caller going on after a
+# pause the agent took for their turn's end, its answer's first frame played 70 ms before)
+REACTION_S = 0.3
 
 
 @dataclass
@@ -133,6 +137,13 @@ class Generation:
     def heard_any(self) -> bool:
         """Has a frame of it been played to the caller?"""
         return "first_audio" in self.timeline.marks
+
+    def answered_by(self, ts: float) -> bool:
+        """Could speech of the caller's that began at ``ts`` (capture time) be their reaction to it?
+        Not if it began within :data:`REACTION_S` of its first frame being played: the caller was
+        going on with their own turn, not answering what they had barely started to hear."""
+        first = self.timeline.marks.get("first_audio")
+        return first is not None and ts - first >= REACTION_S
 
     def commit(self, turn: int, final: SttFinal, arrived: float) -> None:
         """The caller's turn ended: this generation answers it, its clauses may go out."""

@@ -60,8 +60,9 @@ class DropSpeculative:
 
 @dataclass(frozen=True)
 class Withdraw:
-    """The caller went on before hearing a word of the answer: the turn was not over after all.
-    The answer and the caller's turn leave the history; the words join the next turn."""
+    """The caller went on before hearing a word of the answer (or before they could react to its
+    first: ``Generation.answered_by``): the turn was not over after all. The answer and the
+    caller's turn leave the history; the words join the next turn."""
 
     generation: Generation
 
@@ -149,7 +150,7 @@ class TurnTaking:
         self.words_ignored = False
         if current is None or current.speculative or self.barge_in.holding:
             return []
-        if current.kind == "answer" and not current.heard_any:
+        if current.kind == "answer" and not current.answered_by(onset_ts):
             self.carried = f"{self.carried} {current.user_text}".strip()
             return [Withdraw(current)]
         return [self.barge_in.hold(current, onset_ts)]
