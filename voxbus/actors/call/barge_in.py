@@ -46,6 +46,7 @@ class Barge:
     held_ts: float | None = None  # when the gateway stopped playing
     played_ms: int | None = None  # how much of the generation had been played then
     resumed: float | None = None  # monotonic s: when the agent's audio resumed with no words judged
+    on_head: bool = False  # resumed on its first words, a backchannel (the fast path)
 
 
 @dataclass(frozen=True)
@@ -141,6 +142,7 @@ class BargeInJudge:
             return []
         if not head_resumes(text, self.lexicon):  # cut off: "uh," was the head of "Hold on"
             return []
+        barge.on_head = True
         self._owe(barge)
         return [ResumeAudio(barge.gen, self._event(barge, current, "ignored", HEAD_REASON, text))]
 
@@ -169,14 +171,19 @@ class BargeInJudge:
         barge, self.owed = self.owed, None
         if barge is None or current is None or current.gen != barge.gen:
             return Verdict.GONE, []  # its generation ended meanwhile: the words are a turn as any
-        why_not = self._why_not(text, current, self._played(barge))
+        # after first words that were a backchannel, one word more without a cue is still an aside:
+        # whisper wrote an "Mm-hmm." whose head read "Mm." as "And then them." (twice in calls)
+        aside_words = self.turns.barge_in_aside_words + (1 if barge.on_head else 0)
+        why_not = self._why_not(text, current, self._played(barge), aside_words)
         if why_not is None:
             self._reclaim(barge)  # judged now, as if still held
             return Verdict.INTERRUPT, [self._interrupt(current, "words over the agent (late)", text)]
         ignored = self._event(barge, current, "ignored", why_not, text)
         return Verdict.RESUME, [ResumeAudio(current.gen, ignored)]  # resuming what plays: nothing
 
-    def _why_not(self, text: str, current: Generation, played: int | None) -> str | None:
+    def _why_not(
+        self, text: str, current: Generation, played: int | None, aside_words: int | None = None
+    ) -> str | None:
         """Why these words do not interrupt the agent, or None if they do."""
         agent_said = (
             current.text  # the gateway has not said where it held yet: any of it
@@ -189,7 +196,7 @@ class BargeInJudge:
             self.lexicon,
             self.turns.barge_in_min_words,
             self.turns.echo_overlap,
-            self.turns.barge_in_aside_words,
+            self.turns.barge_in_aside_words if aside_words is None else aside_words,
         )
 
     def spoke_on(self, current: Generation | None) -> tuple[Verdict | None, list[BargeAction]]:
