@@ -378,23 +378,23 @@ def test_speech_going_on_after_a_fast_resume_interrupts_by_its_length() -> None:
     assert isinstance(interrupt, Interrupt) and interrupt.event.reason.startswith("spoke over the agent")
 
 
-def test_three_words_without_a_cue_after_a_backchannels_first_words_are_an_aside() -> None:
-    # "Mm-hmm." whose head read "Mm." (the agent resumed), its whole words "And then them."
+def resumed_on_its_head(head: str) -> Call:
+    """The agent, held 1 s into its answer, resumed on the caller's first words; the caller paused."""
     call = Call()
     call.agent()
     call.start()
     call.turns.playout_held(PlayoutHeld(call_id=C, gen=call.gen, played_ms=1000))
-    assert kinds(call.partial("Mm.")) == ["ResumeAudio"]
+    assert kinds(call.partial(head)) == ["ResumeAudio"]
     call.pause()
+    return call
+
+
+def test_three_words_without_a_cue_after_a_backchannels_first_words_are_an_aside() -> None:
+    # "Mm-hmm." whose head read "Mm." (the agent resumed), its whole words "And then them."
+    call = resumed_on_its_head("Mm.")
     [ignored] = call.final("And then them.")
     assert isinstance(ignored, ResumeAudio) and "aside" in ignored.event.reason
     assert call.current is not None  # the agent speaks on
     # more words, or a cue, still stop it
     for words in ("And then I need Friday instead.", "Mm, hold on."):
-        call = Call()
-        call.agent()
-        call.start()
-        call.turns.playout_held(PlayoutHeld(call_id=C, gen=call.gen, played_ms=1000))
-        assert kinds(call.partial("Mm.")) == ["ResumeAudio"]
-        call.pause()
-        assert isinstance(call.final(words)[0], Interrupt), words
+        assert isinstance(resumed_on_its_head("Mm.").final(words)[0], Interrupt), words

@@ -68,7 +68,6 @@ from voxbus.schemas.messages import (
 log = get_logger(__name__)
 T = TypeVar("T")
 
-
 TRAILING_MS = 120  # audio kept after the last speech window: word endings live there
 # frames heard this far behind the audio due by now are in flight, not a backlog (a frame's own
 # 20 ms, the gateway's batching); past BACKLOG_MAX_S the stream has stalled and words decide anyway
@@ -157,11 +156,10 @@ class CallSession:
             self.agent_said = said.text
 
     def _hints(self, turn: Turn) -> Hints:
-        """What whisper is primed with for this turn. Over the agent's audio: the barge-in judge's
-        words (``stt.over_agent_cues``), the head's too (primed with the cut-in cues alone, heads
-        of backchannels came out as neither: 6 of 15 resumed the agent in a call, 12 of 14 so),
-        and not the agent's words (they would help whisper write its echo as the caller's);
-        otherwise the agent's last words, read as the text before."""
+        """What whisper is primed with for this turn. Over the agent's audio, the head included:
+        the barge-in judge's words (``stt.over_agent_cues``), not the agent's (they would help
+        whisper write its echo as the caller's); otherwise the agent's last words, read as the text
+        before."""
         if not turn.over_agent:
             return Hints(self.vocabulary, self.agent_said)
         return Hints(self.vocabulary, cues=self.lexicon.cue_words() if self.settings.over_agent_cues else "")
@@ -242,7 +240,7 @@ class CallSession:
         skip = max(0, (start_ms - history_start_ms) * SAMPLE_RATE // 1000)
         self.turn = Turn(self.history[skip:].copy(), max(start_ms, history_start_ms))
         self.last_partial_ms = self.now_ms()
-        self.bus.emit(SpeechStarted(call_id=self.call_id, at_ms=at_ms, at_ts=self._ts_at(at_ms)))
+        self.bus.emit(SpeechStarted(call_id=self.call_id, at_ms=at_ms, at_ts=self.capture.at(at_ms)))
 
     def _speech_resumed(self, at_ms: int) -> None:
         assert self.turn is not None
@@ -255,7 +253,7 @@ class CallSession:
         turn = self.turn
         assert turn is not None
         turn.pause_ms = at_ms
-        self.bus.emit(SpeechPaused(call_id=self.call_id, at_ms=at_ms, at_ts=self._ts_at(at_ms)))
+        self.bus.emit(SpeechPaused(call_id=self.call_id, at_ms=at_ms, at_ts=self.capture.at(at_ms)))
         early, turn.early = turn.early, None
         if early is not None and early.at_ms == at_ms and early.version == turn.version:
             self._spawn(self._decide_early(turn, turn.version, early.heard))  # the same silence
@@ -335,7 +333,7 @@ class CallSession:
                 call_id=self.call_id,
                 at_ms=turn.pause_ms,
                 decided_ms=self.now_ms(),
-                at_ts=self._ts_at(turn.pause_ms),
+                at_ts=self.capture.at(turn.pause_ms),
             )
         )
         self.bus.emit(
@@ -349,9 +347,6 @@ class CallSession:
                 language=self.language if self.language != "auto" else "",
             )
         )
-
-    def _ts_at(self, at_ms: int) -> float:
-        return self.capture.at(at_ms)
 
     def _maybe_head(self) -> None:
         """Over the agent, the first ``stt.head_ms`` of speech heard at once (a partial): the call
