@@ -154,7 +154,7 @@ def turn_rows(run: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]
                     "user_text", "agent_text", "vad_decision_ms", "stt_final_ms", "llm_first_token_ms",
                     "first_clause_ms", "tts_first_frame_ms", "first_audio_ms", "stt_compute_ms",
                     "llm_compute_ms", "tts_compute_ms", "orchestration_ms", "bus_ms", "interrupted",
-                    "turn_end", "speculative", "retries",
+                    "turn_end", "speculative", "retries", "early_opener",
                 }
             )  # fmt: skip
         rows.append(row)

@@ -116,6 +116,12 @@ class AgentSettings(BaseModel):
         "that opens a word group ('Please bring your insurance card | with you.'), and the rest of its "
         "sentence at its next comma; 0: only at punctuation (README, 'A long first sentence')",
     )
+    early_opener: bool = Field(
+        default=True,
+        description="while the caller speaks, the LLM also decodes the first word of its answer to "
+        "their words so far; an acknowledgement ('Sure,', 'Of course,': turn.lexicons) is said the "
+        "moment the turn ends if their last words only went on from those (README, 'Early opener')",
+    )
     opener_clauses: bool = Field(
         default=True,
         description="an answer's opening word or two ('Sure,', 'Of course,') is spoken as a clause of "

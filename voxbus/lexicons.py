@@ -28,6 +28,12 @@ class Lexicon(BaseModel):
         "the /s/ lies above 4 kHz): a cue too, unless the words are the agent's own echo",
     )
 
+    acknowledgements: list[str] = Field(
+        default_factory=list,
+        description="an agent's openers that take the caller's turn without answering it ('sure', 'of "
+        "course'): said as soon as the turn ends when the LLM opened with one on the words so far",
+    )
+
     def cue_words(self, backchannels: bool = True) -> str:
         """The backchannels and the interruptions, written as whisper writes them ("I see. Stop."):
         the prompt for speech over the agent, where these are what the caller says and what the
@@ -69,6 +75,11 @@ ENGLISH = Lexicon(
     # in every turn-taking and barge-words run on file (2,460 backchannels and noises, 1,460
     # interruptions), whisper began 11 interruptions with these and no backchannel or noise
     misheard_interruptions=["top", "up"],
+    # not "yes", "no", "great" or "I'm sorry": those answer, and the caller's last words may turn them
+    acknowledgements=[
+        "sure", "okay", "ok", "of course", "certainly", "alright", "all right", "absolutely",
+        "got it", "i see", "i understand", "understood", "no problem",
+    ],
 )  # fmt: skip
 
 
@@ -88,4 +99,7 @@ FRENCH = Lexicon(
         "voudrais", "vers", "avant", "après", "entre", "quand", "comme", "aussi", "plutôt",
     ],
     interruptions=["stop", "attendez", "attends", "arrêtez", "excusez-moi"],
+    acknowledgements=[
+        "d'accord", "bien sûr", "entendu", "très bien", "certainement", "je vois", "je comprends",
+    ],
 )  # fmt: skip

@@ -7,14 +7,16 @@ from __future__ import annotations
 import pytest
 from nats.aio.msg import Msg
 
+from voxbus.actors.call.early_opener import PEEK_TOKENS, acknowledgement
 from voxbus.bus import subjects
 from voxbus.bus.connection import Bus
 from voxbus.config import Settings, load_settings
+from voxbus.lexicons import ENGLISH
 from voxbus.media.file_call import FileCall
 from voxbus.media.script import CallerScript, Line
 from voxbus.media.wav import WavSource
-from voxbus.schemas.events import SttPartial, TurnMetrics
-from voxbus.schemas.messages import LlmRequest
+from voxbus.schemas.events import SttPartial, TtsRequested, TurnMetrics
+from voxbus.schemas.messages import LlmChunk, LlmRequest
 
 from .helpers import wait_all_serving
 
@@ -44,7 +46,13 @@ async def test_the_callers_words_are_evaluated_while_they_speak(client: Bus, cal
     async def on_request(request: LlmRequest, _msg: Msg) -> None:
         requests.append(request)
 
+    async def on_chunk(chunk: LlmChunk, _msg: Msg) -> None:
+        if chunk.peek_of is not None:
+            peeks.append(chunk)
+
+    peeks: list[LlmChunk] = []
     await client.subscribe(subjects.LLM_GENERATE, LlmRequest, on_request)
+    await client.subscribe(subjects.llm_chunks("*"), LlmChunk, on_chunk)
     wav, _ = caller(LONG_TURN)
     call = FileCall(client, WavSource(wav))
     result = await call.run()
@@ -63,3 +71,15 @@ async def test_the_callers_words_are_evaluated_while_they_speak(client: Bus, cal
     assert prompt[-1].role == "user"
     metrics = [e for e in result.events if isinstance(e, TurnMetrics)]
     assert len(metrics) == 1 and metrics[0].first_audio_ms and not metrics[0].interrupted
+    # each warm-up of the words so far also peeked at the answer's first words (agent.early_opener)
+    assert all(r.peek_tokens == PEEK_TOKENS for r in prefills)
+    words_so_far = {r.messages[-1].content for r in prefills}
+    mine_peeked = [p for p in peeks if p.call_id == call.call_id]
+    assert mine_peeked and all(p.peek_of in words_so_far for p in mine_peeked)
+    # said early only as an acknowledgement the answer then goes on from (whatever the model's words)
+    opener = mine[answer].continue_from
+    assert metrics[0].early_opener == bool(opener)
+    if opener:
+        assert acknowledgement(opener, ENGLISH) == opener
+        said = [e.text for e in result.events if isinstance(e, TtsRequested)]
+        assert said[0] == opener and metrics[0].agent_text.startswith(opener)

@@ -35,6 +35,8 @@ class FakeOut:
         self.tools: list[dict[str, Any]] = []
         self.warmed: list[list[ChatMessage]] = []
         self.told_stt: list[str] = []  # the agent's words each reply is to be heard after
+        self.peeks: list[int] = []  # peek_tokens of each warm-up
+        self.continued_from: list[str] = []  # each LLM request's continue_from
 
     def emit(self, event: Any) -> None:
         self.events.append(event)
@@ -57,9 +59,11 @@ class FakeOut:
         generation.llm.worker = "llm-1"
         generation.llm.request_no += 1  # as Outbound.request_llm does
         self.llm_requests.append(messages)
+        self.continued_from.append(generation.llm.raw)
 
-    async def warm_llm(self, gen: int, turn: int, messages: list[ChatMessage]) -> None:
+    async def warm_llm(self, gen: int, turn: int, messages: list[ChatMessage], peek_tokens: int = 0) -> None:
         self.warmed.append(messages)
+        self.peeks.append(peek_tokens)
 
     async def speak(self, generation: Generation, text: str, last: bool) -> None:
         generation.tts_request("c", text, last, 0.0)

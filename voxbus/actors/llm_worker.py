@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import re
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -30,6 +32,7 @@ from voxbus.bus import subjects
 from voxbus.bus.codec import encode
 from voxbus.bus.connection import Bus
 from voxbus.engines.llm_fallback import FallbackLlmEngine, LlmEngine
+from voxbus.engines.tool_calls import OPEN
 from voxbus.logs import get_logger
 from voxbus.schemas.base import Accepted
 from voxbus.schemas.events import LlmCancelled, LlmDone, LlmFallback, LlmFirstToken
@@ -38,6 +41,7 @@ from voxbus.schemas.messages import PREWARM_CALL_ID, Cancel, ChatMessage, LlmChu
 log = get_logger(__name__)
 CANCEL_MEMORY = 1024
 PROGRESS_EVERY_S = 1.0  # well under the call actor's agent.request_timeout_s
+PEEK_END = re.compile(r"\w[,.!?;:]")  # a peek ends at its first word group's punctuation
 
 
 class LlmWorker:
@@ -211,6 +215,39 @@ class LlmWorker:
             seconds=round(time.perf_counter() - started, 3),
             messages=len(request.messages),
         )
+        if whole and request.peek_tokens and request.messages and request.messages[-1].role == "user":
+            await self._peek(request)
+
+    async def _peek(self, request: LlmRequest) -> None:
+        """The answer's first words on the caller's words so far, decoded right after their
+        warm-up (the prompt is evaluated: each token costs one decoding step). It gives way to
+        real work and to a newer warm-up of the call (the caller said more: that one peeks)."""
+        call = warm_key(request)
+
+        def superseded() -> bool:
+            return bool(self.waiting) or self.warm_newest.get(call) is not request
+
+        if superseded():
+            return
+        peek = functools.partial(peek_text, self.engine, request, superseded)
+        try:
+            text = await asyncio.get_running_loop().run_in_executor(self.pool, peek)
+        except Exception:  # a failed peek costs only the early opener
+            log.exception("peek failed", call_id=request.call_id)
+            return
+        if text and not superseded():
+            chunk = LlmChunk(
+                call_id=request.call_id,
+                gen=request.gen,
+                seq=0,
+                text=text,
+                done=True,
+                finish_reason="peek",
+                worker_id=self.worker_id,
+                request_no=request.request_no,
+                peek_of=request.messages[-1].content,
+            )
+            await self.bus.publish(subjects.llm_chunks(request.call_id), chunk)
 
     def _fell_back(self, request: LlmRequest, reason: str, received_chars: int) -> None:
         log.warning("remote LLM failed: the local model answers", call_id=request.call_id, reason=reason)
@@ -315,6 +352,23 @@ class LlmWorker:
             request_no=request.request_no,
         )
         await self.bus.publish(subjects.llm_chunks(request.call_id), chunk)
+
+
+def peek_text(engine: LlmEngine, request: LlmRequest, stop: Callable[[], bool]) -> str:
+    """Up to ``request.peek_tokens`` of the answer, greedy, ending at its first punctuation or
+    where a tool call begins (not decoded: the peek is for words to say). Blocking."""
+    said = ""
+    pieces = engine.stream(
+        request.messages, request.peek_tokens, 0.0, "", stop, request.tools or None, request.call_id
+    )
+    try:
+        for piece in pieces:
+            said += piece
+            if OPEN in said or PEEK_END.search(said):
+                break
+    finally:
+        pieces.close()  # batched: the decoder drops the rest at its next step
+    return said.split(OPEN)[0]
 
 
 def warm_key(request: LlmRequest) -> str:

@@ -102,6 +102,7 @@ class TurnSettings(BaseModel):
                 merged.backchannels += lexicon.backchannels
                 merged.fillers += lexicon.fillers
                 merged.continuations += lexicon.continuations
+                merged.acknowledgements += lexicon.acknowledgements
             return merged
         if language not in self.lexicons:
             raise ValueError(f"language {language!r} has no entry in turn.lexicons")

@@ -283,6 +283,11 @@ class TurnMetrics(CallEvent):
     speculative: bool = Field(
         default=False, description="the LLM started before the turn ended (at an unfinished pause)"
     )
+    early_opener: bool = Field(
+        default=False,
+        description="the answer's first words were the LLM's opener on the caller's words so far, "
+        "said as the turn ended (agent.early_opener); the LLM continued after them",
+    )
     bus_ms: float | None = Field(
         default=None,
         description="transit on the bus of the critical path's messages (final, first chunk, first "

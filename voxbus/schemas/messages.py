@@ -126,6 +126,14 @@ class LlmRequest(Message):
         description="only evaluate the prompt into the worker's cache (no reply, no chunks): sent "
         "while the agent speaks, so that the next turn evaluates only the caller's new words",
     )
+    peek_tokens: int = Field(
+        default=0,
+        ge=0,
+        le=8,
+        description="with warm_only and a conversation ending with the caller's words so far: then "
+        "decode up to this many tokens of the answer (greedy, to its first punctuation) and send "
+        "them back as an LlmChunk with peek_of set (the answer's opening word, said early)",
+    )
 
 
 class LlmChunk(Message):
@@ -140,6 +148,11 @@ class LlmChunk(Message):
     done: bool = False
     finish_reason: str | None = None
     worker_id: str = ""
+    peek_of: str | None = Field(
+        default=None,
+        description="a warm-up's peek (LlmRequest.peek_tokens), not part of any answer: the first "
+        "words the LLM would answer to these caller's words so far",
+    )
     ts: float = Field(default_factory=now)
 
 

@@ -127,6 +127,7 @@ class CallActor(Actor):
         self.turn_taking = TurnTaking(judge, turns, self.clock)
         self.agent = AgentSide(self.conversation, self.store, self.out, settings, self.clock)
         self.agent.group_starts = turns.lexicon(settings.language).word_group_starts()
+        self.agent.opener.lexicon = turns.lexicon(settings.language)
         context = CallContext(call_id=call_id, caller=caller, called=called)
         self.tools = ToolUse(bus, self.out, settings, context, self.tell)
         self.agent.tools = self.tools
@@ -315,6 +316,7 @@ class CallActor(Actor):
         self.out.language = language
         self.turn_taking.barge_in.lexicon = self.turns.lexicon(language)
         self.agent.group_starts = self.turns.lexicon(language).word_group_starts()
+        self.agent.opener.lexicon = self.turns.lexicon(language)
         self.state.context = with_language(self.state.context, language)
 
     async def _on_dtmf(self, event: DtmfReceived) -> None:
@@ -351,6 +353,9 @@ class CallActor(Actor):
             await self.desk.say_next()
 
     async def _on_llm_chunk(self, chunk: LlmChunk) -> None:
+        if chunk.peek_of is not None:
+            self.agent.peeked(chunk)
+            return
         await (self.handoff.chunk(chunk) if self.handoff.owns(chunk) else self.agent.chunk(chunk))
 
     async def _carry_out(self, decisions: list[Decision]) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 from voxbus.actors.call.conversation import CallStore, Conversation
+from voxbus.actors.call.early_opener import PEEK_TOKENS, EarlyOpener
 from voxbus.actors.call.generation import Generation, Kind
 from voxbus.actors.call.metrics import turn_metrics
 from voxbus.actors.call.outbound import Outbound
@@ -33,6 +34,7 @@ from voxbus.actors.call.turn_taking import (
 from voxbus.actors.clauses import speakable
 from voxbus.clock import Clock
 from voxbus.config import AgentSettings
+from voxbus.lexicons import Lexicon
 from voxbus.schemas.events import (
     Event,
     LlmFirstToken,
@@ -66,6 +68,7 @@ class AgentSide(ServedToolFlow):
         self.current: Generation | None = None
         self.state_name = "listening"  # listening, thinking or speaking (state.changed)
         self.prefilled = ""  # the caller's words last evaluated ahead (Prefill)
+        self.opener = EarlyOpener(Lexicon(), settings.early_opener)  # its lexicon: set by the actor
         self.group_starts: frozenset[str] = frozenset()  # words a first clause may be cut before
         # a caller's turn that ended while set words (the greeting, an operator's sentence) were
         # still to be said: answered once they have been, so that they are never cut unheard
@@ -136,7 +139,13 @@ class AgentSide(ServedToolFlow):
         prompt of the answer then differs only from where those words end (a prefix it keeps)."""
         if text != self.prefilled:
             self.prefilled = text
-            await self.out.warm_llm(self.state.gen, self.state.turn, self.conversation.prompt(pending=text))
+            peek = PEEK_TOKENS if self.opener.enabled else 0
+            await self.out.warm_llm(self.state.gen, self.state.turn, self.conversation.prompt(text), peek)
+
+    def peeked(self, chunk: LlmChunk) -> None:
+        """The LLM's first words on the caller's words so far (see ``early_opener``)."""
+        if chunk.peek_of is not None:
+            self.opener.peeked(chunk.peek_of, chunk.text)
 
     async def _start_speculative(self, text: str) -> None:
         generation = self._new_generation("answer")
@@ -146,6 +155,7 @@ class AgentSide(ServedToolFlow):
         await self._request_llm(generation)
 
     async def _answer(self, end: EndTurn) -> None:
+        opener = self.opener.for_turn(end.final.text)
         if end.speculative is not None:  # already thinking about exactly these words
             generation = end.speculative
             self._begin_turn(generation, end)
@@ -166,6 +176,9 @@ class AgentSide(ServedToolFlow):
         generation = self._new_generation("answer")
         self._begin_turn(generation, end)
         await self.save()
+        if opener is not None:  # said now; the LLM goes on after it
+            generation.say_opener(opener)
+            await self._speak(generation, speakable(opener), last=False)
         await self._request_llm(generation)
 
     def _answer_after_words(self, end: EndTurn) -> None:

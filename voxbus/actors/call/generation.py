@@ -86,6 +86,7 @@ class Generation:
     text: str = ""  # what it says, tool calls left out
     speculative: bool = False  # the caller's turn is still open: clauses wait in ``held``
     held_back: bool = False  # it was speculative: the LLM started before the turn ended
+    opener_chars: int = 0  # the early opener's length: said before the LLM was asked
     held: list[tuple[str, bool]] = field(default_factory=list)
     clauses: int = 0  # clauses sent to TTS
     clause_texts: dict[int, str] = field(default_factory=dict)
@@ -153,6 +154,12 @@ class Generation:
         self.timeline.marks["stt_final"] = final.ts
         self.timeline.bus_s += max(arrived - final.ts, 0.0)
         self.timeline.compute["stt"] = final.compute_s
+
+    def say_opener(self, opener: str) -> None:
+        """Its first words were chosen ahead (``early_opener``): they are said, and the LLM
+        continues after them as if it had written them."""
+        self.text = self.llm.raw = opener
+        self.opener_chars = len(opener)
 
     def take(self, chunk: LlmChunk, now: float) -> Taken:
         """Add a chunk of LLM text (already checked with :meth:`LlmStream.accepts`)."""

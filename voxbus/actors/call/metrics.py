@@ -69,6 +69,7 @@ def turn_metrics(call_id: str, generation: Generation, interrupted: bool) -> Tur
         retries=generation.llm.attempt - 1,
         turn_end=generation.turn_end,
         speculative=generation.held_back,
+        early_opener=generation.opener_chars > 0,
         bus_ms=round(timeline.bus_s * 1000, 1),
     )
 

@@ -174,11 +174,18 @@ class Outbound:
                 "no LLM worker took the request", call_id=self.call_id, gen=gen, reason=type(exc).__name__
             )
 
-    async def warm_llm(self, gen: int, turn: int, messages: list[ChatMessage]) -> None:
+    async def warm_llm(self, gen: int, turn: int, messages: list[ChatMessage], peek_tokens: int = 0) -> None:
         """Have the conversation so far evaluated while the agent speaks: the next turn's request
-        then evaluates only the caller's words (the LLM worker skips this if it has real work)."""
+        then evaluates only the caller's words (the LLM worker skips this if it has real work).
+        ``peek_tokens``: then decode the answer's first words (see ``early_opener``)."""
         warm = LlmRequest(
-            call_id=self.call_id, gen=gen, turn=turn, messages=messages, tools=self.tools, warm_only=True
+            call_id=self.call_id,
+            gen=gen,
+            turn=turn,
+            messages=messages,
+            tools=self.tools,
+            warm_only=True,
+            peek_tokens=peek_tokens,
         )
         await self.bus.publish(subjects.LLM_GENERATE, warm)
 

@@ -111,7 +111,7 @@ class ServedToolFlow:
         generation = self.current
         if generation is None or generation.holding_said or generation.tools_since is None:
             return
-        if generation.text.strip():
+        if generation.text[generation.opener_chars :].strip():
             return  # it said something before the call ("Let me check that."), or answers already
         waited_ms = (self.clock.monotonic() - generation.tools_since) * 1000
         if waited_ms >= self.settings.tool_hold_after_ms:

@@ -1,0 +1,117 @@
+"""The early opener: the LLM's first words on the caller's words so far ("Sure,"), said the moment
+the turn ends when they only acknowledge and the caller's last words went on from those words;
+the LLM then continues the answer after them."""
+
+from __future__ import annotations
+
+from tests.unit.test_set_words import CancelLog, agent_side
+from voxbus.actors.call.agent_side import AgentSide
+from voxbus.actors.call.early_opener import PEEK_TOKENS, EarlyOpener, acknowledgement, goes_on_from
+from voxbus.actors.call.metrics import turn_metrics
+from voxbus.actors.call.turn_taking import EndTurn, Prefill
+from voxbus.actors.turn_settings import TurnSettings
+from voxbus.config import AgentSettings
+from voxbus.lexicons import ENGLISH, FRENCH
+from voxbus.schemas.events import SttFinal
+from voxbus.schemas.messages import LlmChunk
+
+SO_FAR = "I need to move my appointment because my"
+FINAL = "I need to move my appointment because my dog is sick."
+
+
+def test_only_an_acknowledgement_opens_early() -> None:
+    assert acknowledgement("Sure,", ENGLISH) == "Sure,"
+    assert acknowledgement("Sure, I", ENGLISH) == "Sure,"  # the peek ran a token past it
+    assert acknowledgement(" Of course.", ENGLISH) == "Of course."
+    assert acknowledgement("Got it!", ENGLISH) == "Got it!"
+    assert acknowledgement("Bien sûr,", FRENCH) == "Bien sûr,"
+    # words that answer: the caller's last words may turn them
+    for answer in ("Yes,", "No,", "I'm sorry,", "Great!", "Hello,"):
+        assert acknowledgement(answer, ENGLISH) is None, answer
+    # not a word group that ended, or not words at all
+    for other in ("Sure", "Surely the", "<tool_call>", "", "3,"):
+        assert acknowledgement(other, ENGLISH) is None, other
+
+
+def test_the_final_words_must_go_on_from_the_peeked_ones() -> None:
+    assert goes_on_from(SO_FAR, FINAL)
+    assert goes_on_from("I need to move my appoint", FINAL)  # a partial's last word, cut short
+    assert goes_on_from(FINAL, FINAL)
+    assert not goes_on_from("I need to", FINAL)  # too little of the turn: an opener to its start
+    assert not goes_on_from("I need to remove my appointment", FINAL)  # whisper wrote it anew
+    assert not goes_on_from("", FINAL)
+
+
+def test_a_peek_is_used_once_and_only_when_enabled() -> None:
+    opener = EarlyOpener(ENGLISH, enabled=True)
+    opener.peeked(SO_FAR, "Sure,")
+    assert opener.for_turn(FINAL) == "Sure,"
+    assert opener.for_turn(FINAL) is None  # the next turn's words are peeked anew
+    off = EarlyOpener(ENGLISH, enabled=False)
+    off.peeked(SO_FAR, "Sure,")
+    assert off.for_turn(FINAL) is None
+
+
+def with_peek(text: str, agent: AgentSide, of: str = SO_FAR) -> None:
+    agent.peeked(LlmChunk(call_id="c", gen=0, seq=0, text=text, done=True, worker_id="llm-1", peek_of=of))
+
+
+def ended(text: str) -> EndTurn:
+    final = SttFinal(call_id="c", text=text, start_ms=0, end_ms=2900, compute_s=0.2)
+    return EndTurn(final, 0.0, None, None, speculative=None, superseded=None)
+
+
+async def prepared(enabled: bool = True) -> tuple[AgentSide, CancelLog]:
+    agent, out = agent_side()
+    agent.settings.early_opener = agent.opener.enabled = enabled
+    agent.opener.lexicon = TurnSettings().lexicon("en")
+    await agent.carry_out([Prefill(SO_FAR)])
+    return agent, out
+
+
+async def test_the_opener_is_said_at_once_and_the_llm_goes_on_after_it() -> None:
+    agent, out = await prepared()
+    assert out.peeks == [PEEK_TOKENS]  # the warm-up of the words so far also peeks
+    with_peek("Sure, I", agent)
+    await agent.carry_out([ended(FINAL)])
+    generation = agent.current
+    assert generation is not None
+    assert out.spoken == [("Sure,", False)]  # before the LLM said a word of this turn
+    assert out.continued_from == ["Sure,"]  # the answer goes on after it
+    worker = generation.llm.worker or ""
+    for seq, text in enumerate([" I can move it.", ""]):
+        chunk = LlmChunk(call_id="c", gen=generation.gen, seq=seq, text=text, done=not text, worker_id=worker)
+        await agent.chunk(chunk)
+    assert out.spoken[1:] == [("I can move it.", False), ("", True)]
+    assert agent.state.history[-1].content == "Sure, I can move it."
+    assert turn_metrics("c", generation, interrupted=False).early_opener
+
+
+async def test_no_opener_for_words_that_answer_or_for_other_words() -> None:
+    for peek, final in [("Yes,", FINAL), ("Sure,", "I want to cancel it. Goodbye.")]:
+        agent, out = await prepared()
+        with_peek(peek, agent)
+        await agent.carry_out([ended(final)])
+        assert out.spoken == [] and out.continued_from == [""], (peek, final)
+        assert agent.current is not None
+        assert not turn_metrics("c", agent.current, interrupted=False).early_opener
+
+
+async def test_off_no_peek_is_asked_or_used() -> None:
+    agent, out = await prepared(enabled=False)
+    assert out.peeks == [0]
+    with_peek("Sure,", agent)
+    await agent.carry_out([ended(FINAL)])
+    assert out.spoken == [] and out.continued_from == [""]
+
+
+async def test_the_holding_phrase_still_comes_after_an_opener() -> None:
+    agent, out = await prepared()
+    with_peek("Sure,", agent)
+    await agent.carry_out([ended(FINAL)])
+    generation = agent.current
+    assert generation is not None
+    generation.tools_since = agent.clock.monotonic()
+    agent.clock.advance(AgentSettings().tool_hold_after_ms / 1000 + 0.1)  # type: ignore[attr-defined]
+    await agent.hold_if_tool_slow()
+    assert out.spoken == [("Sure,", False), (agent.settings.tool_holding_phrase, False)]

@@ -1,0 +1,76 @@
+"""The answer's opening word, said the moment the caller's turn ends.
+
+While the caller speaks, the LLM worker evaluates their words so far (a warm-up per partial
+transcript); with ``agent.early_opener`` it then decodes the answer's first word group on them, a
+*peek* (``LlmRequest.peek_tokens``: 1-4 tokens, ~90 ms each on two cores, in idle time). When
+the turn ends, the LLM still has to evaluate the words whisper added since that partial and the
+template's tokens after them (7-19 tokens: 250-450 ms on two cores) before its first token. If
+the peek opened with an acknowledgement ("Sure,", "Of course,": the lexicon's
+``acknowledgements``, words that take the turn without answering it) and the caller's final words
+go on from the words it was decoded on, the agent says it at once, from TTS's memory, and the LLM
+continues the answer after it (``continue_from``), as a person says "Sure," while thinking.
+
+Not an opener that answers ("Yes,", "No,", "I'm sorry,"): the words whisper adds at the end may
+turn it. Not a peek decoded on less than half of the turn's words: it was an opener to the start
+of what the caller said, not to what they asked.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from voxbus.actors.turns import words
+from voxbus.lexicons import Lexicon
+
+PEEK_TOKENS = 4  # "Of course," is three tokens in Qwen's vocabulary, "Absolutely," three
+MIN_SHARE = 0.5  # of the turn's words the peek must have been decoded on
+_FIRST_GROUP = re.compile(r"^\s*([^\W\d_][\w' ]{0,24}?[,.!])")
+
+
+@dataclass(frozen=True)
+class Peek:
+    of: str  # the caller's words so far that it was decoded on
+    text: str  # what the LLM began its answer with (up to its first punctuation)
+
+
+def acknowledgement(text: str, lexicon: Lexicon) -> str | None:
+    """The opening word group of ``text`` ("Sure," of "Sure, I"), if it is one of the lexicon's
+    acknowledgements; None otherwise."""
+    found = _FIRST_GROUP.match(text)
+    if found is None:
+        return None
+    group = found.group(1).strip()
+    said = words(group)
+    if said and any(said == words(entry) for entry in lexicon.acknowledgements):
+        return group
+    return None
+
+
+def goes_on_from(of: str, final: str) -> bool:
+    """Whether the caller's final words continue the words the peek was decoded on: all of them
+    but the last (a partial's last word is often cut, "appoint") begin the final, and they are at
+    least :data:`MIN_SHARE` of it."""
+    before, after = words(of), words(final)
+    kept = before[:-1] if len(before) > 1 else before
+    return bool(kept) and after[: len(kept)] == kept and len(before) >= MIN_SHARE * len(after)
+
+
+class EarlyOpener:
+    """The latest peek of a call, and whether it opens the answer to the turn that just ended."""
+
+    def __init__(self, lexicon: Lexicon, enabled: bool) -> None:
+        self.lexicon, self.enabled = lexicon, enabled
+        self.peek: Peek | None = None
+
+    def peeked(self, of: str, text: str) -> None:
+        if self.enabled:
+            self.peek = Peek(of, text)
+
+    def for_turn(self, final: str) -> str | None:
+        """The opener to say now for the turn whose final words are ``final``, or None; either
+        way the peek is used up (the next turn's words are peeked anew)."""
+        peek, self.peek = self.peek, None
+        if peek is None or not goes_on_from(peek.of, final):
+            return None
+        return acknowledgement(peek.text, self.lexicon)
