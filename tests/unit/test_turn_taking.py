@@ -106,9 +106,12 @@ def test_the_caller_going_on_before_they_could_react_to_the_answer_withdraws_it_
     answer = call.agent(text="Sure,", playing=False)
     answer.user_text = "I'd like to book a table."
     answer.timeline.marks["first_audio"] = call.clock.time() - 0.07
-    [withdraw] = call.start()
+    # held, as any speech over audio already played: it may be the answer's own echo
+    assert kinds(call.start()) == ["HoldAudio"]
+    call.pause()
+    withdraw, end = call.final("For four people at seven.")  # the caller's words: they went on
     assert isinstance(withdraw, Withdraw) and withdraw.generation is answer
-    [end] = call.final("For four people at seven.")
+    assert isinstance(end, EndTurn)
     assert end.final.text == "I'd like to book a table. For four people at seven."
     # speech that begins once the caller could have heard it is a barge-in, judged as such
     late = Call()
@@ -116,6 +119,45 @@ def test_the_caller_going_on_before_they_could_react_to_the_answer_withdraws_it_
         late.clock.time() - REACTION_S - 0.01
     )
     assert kinds(late.start()) == ["HoldAudio"]
+    late.pause()
+    assert kinds(late.final("For four people at seven.")) == ["Interrupt", "EndTurn"]
+
+
+def test_going_on_by_length_alone_withdraws_the_answer_too() -> None:
+    call = Call()
+    call.final("I'd like to book a table.")
+    answer = call.agent(text="Sure,", playing=False)
+    answer.user_text = "I'd like to book a table."
+    answer.timeline.marks["first_audio"] = call.clock.time() - 0.1
+    call.start()
+    [withdraw] = call.lasting()
+    assert isinstance(withdraw, Withdraw) and withdraw.generation is answer
+    call.pause()
+    [end] = call.final("for four people at seven tonight, by the window if you can.")
+    assert end.final.text.startswith("I'd like to book a table. for four people")
+
+
+def test_the_echo_of_an_answers_first_word_resumes_it() -> None:
+    # latency bench: the echo of "Yes," came back 320 ms into the answer as speech; it withdrew the
+    # answer, and its words ("Yeah.") became a turn of their own, whose answer's echo did the same
+    call = Call()
+    call.final("Is there anything free next Tuesday?")
+    answer = call.agent(text="Yes,", playing=False)
+    answer.user_text = "Is there anything free next Tuesday?"
+    answer.timeline.marks["first_audio"] = call.clock.time() - 0.2
+    assert kinds(call.start()) == ["HoldAudio"]
+    call.pause()
+    assert kinds(call.final("Yeah.")) == ["ResumeAudio"]
+    assert call.current is answer and not call.turns.going_on
+
+
+def test_an_answer_not_heard_at_all_is_withdrawn_at_once() -> None:
+    call = Call()
+    call.final("I'd like to book a table.")
+    answer = call.agent(text="Sure,", playing=False)
+    answer.user_text = "I'd like to book a table."
+    [withdraw] = call.start()
+    assert isinstance(withdraw, Withdraw) and withdraw.generation is answer
 
 
 def test_a_greeting_not_yet_heard_is_held_not_withdrawn() -> None:

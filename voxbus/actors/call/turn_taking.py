@@ -109,6 +109,9 @@ class TurnTaking:
         self.follow_up: tuple[SttFinal, float | None] | None = None
         self.interrupted = False
         self.words_ignored = False
+        # the hold began too soon after the answer's first frame to be a reaction to it: if the
+        # speech is judged the caller's (not the answer's echo), they went on with their turn
+        self.going_on = False
 
     # --- the caller's voice (VAD) ---------------------------------------------------------------
     def speech_started(self, event: SpeechStarted, current: Generation | None) -> list[Decision]:
@@ -131,8 +134,7 @@ class TurnTaking:
     def speech_lasting(self, _event: SpeechLasting, current: Generation | None) -> list[Decision]:
         """The caller has spoken over the agent long enough without a pause to interrupt it."""
         verdict, actions = self.barge_in.spoke_on(current)
-        self._note(verdict)
-        return list(actions)
+        return self._decided(verdict, actions)
 
     def speech_ended(self, event: SpeechEnded) -> list[Decision]:
         self.speech_end = event
@@ -150,10 +152,31 @@ class TurnTaking:
         self.words_ignored = False
         if current is None or current.speculative or self.barge_in.holding:
             return []
-        if current.kind == "answer" and not current.answered_by(onset_ts):
-            self.carried = f"{self.carried} {current.user_text}".strip()
-            return [Withdraw(current)]
+        if current.kind == "answer" and not current.heard_any:
+            return self._withdraw(current)  # not a frame of it played: no echo of it either
+        # a frame was: this may be its echo (judged on its words, as any barge-in), or the caller
+        # going on with their turn, too soon after it began to be answering it (withdrawn then)
+        self.going_on = current.kind == "answer" and not current.answered_by(onset_ts)
         return [self.barge_in.hold(current, onset_ts)]
+
+    def _withdraw(self, generation: Generation) -> list[Decision]:
+        self.carried = f"{self.carried} {generation.user_text}".strip()
+        return [Withdraw(generation)]
+
+    def _decided(self, verdict: Verdict | None, actions: list[BargeAction]) -> list[Decision]:
+        """A hold judged. One that began too soon after the answer began to be a reaction to it
+        and is judged an interruption is the caller going on with their turn: the answer is
+        withdrawn (the caller's words so far begin the next turn), not cut as an interruption."""
+        if verdict is not None:
+            going_on, self.going_on = self.going_on, False
+            if going_on and verdict is Verdict.INTERRUPT:
+                return [
+                    d
+                    for a in actions
+                    for d in (self._withdraw(a.generation) if isinstance(a, Interrupt) else [a])
+                ]
+        self._note(verdict)
+        return list(actions)
 
     def playout_held(self, event: PlayoutHeld) -> list[Decision]:
         self.barge_in.audio_held(event)
@@ -196,9 +219,6 @@ class TurnTaking:
         if not text and waiting is not None:  # what followed it had no words: it is answered alone
             event, self.carried = waiting[0], ""
             text = event.text.strip()
-        if self.carried and text:
-            text, self.carried = f"{self.carried} {text}", ""
-            event = event.model_copy(update={"text": text})
         arrived = self.clock.time()
         decisions: list[Decision] = []
         verdict = self._judge(text, current, decisions)
@@ -206,6 +226,9 @@ class TurnTaking:
             current = None
         elif verdict is not None:
             return decisions  # not an interruption: the agent's audio goes on
+        if self.carried and text:  # (words withdrawn just now, the caller going on, included)
+            text, self.carried = f"{self.carried} {text}", ""
+            event = event.model_copy(update={"text": text})
         if self.words_ignored and (current is not None or is_backchannel(text, self.barge_in.lexicon)):
             # the end of words already judged not to interrupt the agent: not a turn while it
             # speaks, and a backchannel never (an "Mm-hmm." whose final came just after the answer
@@ -251,8 +274,7 @@ class TurnTaking:
                 return None  # words after the agent's answer: a turn as any
         else:
             return None
-        decisions.extend(actions)
-        self._note(verdict)
+        decisions.extend(self._decided(verdict, actions))
         return verdict
 
     def _note(self, verdict: Verdict | None) -> None:
@@ -265,8 +287,8 @@ class TurnTaking:
     def tick(self, current: Generation | None) -> list[Decision]:
         """Deadlines: a held barge-in whose hold runs out, and a short interruption the caller did
         not follow up (answered after all)."""
-        _, actions = self.barge_in.due(current)  # a resume: the generation goes on
-        decisions: list[Decision] = list(actions)
+        verdict, actions = self.barge_in.due(current)  # a resume: the generation goes on
+        decisions: list[Decision] = self._decided(verdict, actions)
         if self.follow_up is not None and not self.caller_speaking:
             event, deadline = self.follow_up
             if deadline is not None and self.clock.monotonic() >= deadline:
