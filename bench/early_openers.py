@@ -36,26 +36,15 @@ from report import pyplot, write_json  # noqa: E402
 from tool_calls import CASES, clinic_tools, context, opening  # noqa: E402
 
 from voxbus.actors.call.early_opener import PEEK_TOKENS, acknowledgement, goes_on_from  # noqa: E402
-from voxbus.actors.llm_worker import peek_text  # noqa: E402
 from voxbus.config import AgentSettings, LlmSettings, load_settings  # noqa: E402
 from voxbus.engines.llm import LlamaEngine  # noqa: E402
 from voxbus.engines.models import PROFILES, models_dir  # noqa: E402
 from voxbus.lexicons import ENGLISH  # noqa: E402
-from voxbus.schemas.messages import ChatMessage, LlmRequest  # noqa: E402
+from voxbus.schemas.messages import ChatMessage  # noqa: E402
 
 
 def peek(engine: LlamaEngine, messages: list[ChatMessage], tools: list[dict[str, Any]] | None) -> str:
-    request = LlmRequest(
-        call_id="bench",
-        gen=1,
-        turn=1,
-        messages=messages,
-        tools=tools or [],
-        warm_only=True,
-        peek_tokens=PEEK_TOKENS,
-    )
-    engine.warm(messages, tools, "bench")
-    return peek_text(engine, request, lambda: False)
+    return engine.peek(messages, PEEK_TOKENS, tools, "bench")
 
 
 def judge(engine: LlamaEngine, start: list[ChatMessage], said: str, cut: int, tools: Any) -> dict[str, Any]:

@@ -6,10 +6,9 @@ from __future__ import annotations
 import pytest
 
 from voxbus.actors.call.early_opener import PEEK_TOKENS
-from voxbus.actors.llm_worker import PEEK_END, peek_text
 from voxbus.config import Settings
-from voxbus.engines.llm import WARM_CHUNK_TOKENS
-from voxbus.schemas.messages import ChatMessage, LlmRequest
+from voxbus.engines.llm import PEEK_END, WARM_CHUNK_TOKENS
+from voxbus.schemas.messages import ChatMessage
 
 pytestmark = pytest.mark.integration
 ASK = [
@@ -74,17 +73,21 @@ def test_a_warm_up_evaluates_the_header_of_the_callers_next_turn(settings: Setti
 
 
 def test_a_peek_is_how_the_answer_begins(settings: Settings, open_llm) -> None:  # noqa: ANN001
-    """The LLM worker's peek (``LlmRequest.peek_tokens``) on a warmed turn: the greedy answer's
-    first word group, or as many tokens of it as asked, never past its first punctuation."""
-    engine = open_llm(settings.llm)
+    """``LlamaEngine.peek`` (the LLM worker's warm-up with ``peek_tokens``): the caller's words so
+    far evaluated, and the greedy answer's first word group, or as many tokens of it as asked,
+    never past its first punctuation; batched and not."""
     turn = [
         ChatMessage(role="system", content="You are a clinic's receptionist."),
         ChatMessage(role="user", content="I need to move my appointment to Friday, please."),
     ]
-    request = LlmRequest(call_id="c1", gen=1, turn=1, messages=turn, warm_only=True, peek_tokens=PEEK_TOKENS)
-    assert engine.warm(turn, session="c1")
-    peek = peek_text(engine, request, lambda: False)
-    answer = "".join(engine.stream(turn, max_tokens=16, temperature=0.0, session="c1"))
-    assert peek and answer.startswith(peek), (peek, answer)
-    assert len(PEEK_END.findall(peek)) <= 1  # it stopped at the first word group's end
-    assert peek_text(engine, request, lambda: True) == ""  # superseded before its first token
+    for parallel in (4, 1):
+        settings.llm.parallel = parallel
+        engine = open_llm(settings.llm)
+        peek = engine.peek(turn, PEEK_TOKENS, session="c1")
+        answer = "".join(engine.stream(turn, max_tokens=16, temperature=0.0, session="c1"))
+        assert peek and answer.startswith(peek), (parallel, peek, answer)
+        assert len(PEEK_END.findall(peek)) <= 1  # it stopped at the first word group's end
+        one = engine.peek(turn, 1, session="c1")  # the first token: from the prompt's last step
+        assert one and peek.startswith(one), (parallel, one, peek)
+        other = [*turn[:1], ChatMessage(role="user", content="Can I book a cleaning on Monday?")]
+        assert engine.peek(other, PEEK_TOKENS, session="c2", stop=lambda: True) == ""  # gave way at once

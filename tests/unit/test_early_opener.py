@@ -28,8 +28,11 @@ def test_only_an_acknowledgement_opens_early() -> None:
     # words that answer: the caller's last words may turn them
     for answer in ("Yes,", "No,", "I'm sorry,", "Great!", "Hello,"):
         assert acknowledgement(answer, ENGLISH) is None, answer
-    # not a word group that ended, or not words at all
-    for other in ("Sure", "Surely the", "<tool_call>", "", "3,"):
+    # a peek that gave way after its first token (the caller said more meanwhile)
+    assert acknowledgement("Sure", ENGLISH) == "Sure,"
+    assert acknowledgement("Of", ENGLISH) is None
+    # not an acknowledgement, or not words at all
+    for other in ("Surely the", "Sure I can", "<tool_call>", "", "3,", "Sure-"):
         assert acknowledgement(other, ENGLISH) is None, other
 
 

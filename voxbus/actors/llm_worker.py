@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import re
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -32,7 +30,6 @@ from voxbus.bus import subjects
 from voxbus.bus.codec import encode
 from voxbus.bus.connection import Bus
 from voxbus.engines.llm_fallback import FallbackLlmEngine, LlmEngine
-from voxbus.engines.tool_calls import OPEN
 from voxbus.logs import get_logger
 from voxbus.schemas.base import Accepted
 from voxbus.schemas.events import LlmCancelled, LlmDone, LlmFallback, LlmFirstToken
@@ -41,7 +38,6 @@ from voxbus.schemas.messages import PREWARM_CALL_ID, Cancel, ChatMessage, LlmChu
 log = get_logger(__name__)
 CANCEL_MEMORY = 1024
 PROGRESS_EVERY_S = 1.0  # well under the call actor's agent.request_timeout_s
-PEEK_END = re.compile(r"\w[,.!?;:]")  # a peek ends at its first word group's punctuation
 
 
 class LlmWorker:
@@ -192,7 +188,11 @@ class LlmWorker:
 
     async def _warm(self, request: LlmRequest) -> None:
         """Evaluate a prompt ahead; it gives way as soon as a real request waits (a call must not
-        wait out an agent's prompt of several hundred tokens being warmed for later calls)."""
+        wait out an agent's prompt of several hundred tokens being warmed for later calls). With
+        ``peek_tokens`` (the caller's words so far), the answer's first words too, sent back."""
+        if self._peeks(request):
+            await self._peek(request)
+            return
 
         def real_work_waits() -> bool:  # read from the engine's thread: a length, a hint
             return bool(self.waiting)  # a request not yet taken: every slot is busy
@@ -215,27 +215,37 @@ class LlmWorker:
             seconds=round(time.perf_counter() - started, 3),
             messages=len(request.messages),
         )
-        if whole and request.peek_tokens and request.messages and request.messages[-1].role == "user":
-            await self._peek(request)
+
+    def _peeks(self, request: LlmRequest) -> bool:
+        wanted = request.peek_tokens and request.messages and request.messages[-1].role == "user"
+        return bool(wanted) and hasattr(self.engine, "peek")  # a local engine (remote ones: no)
 
     async def _peek(self, request: LlmRequest) -> None:
-        """The answer's first words on the caller's words so far, decoded right after their
-        warm-up (the prompt is evaluated: each token costs one decoding step). It gives way to
-        real work and to a newer warm-up of the call (the caller said more: that one peeks)."""
+        """The warm-up of the caller's words so far, and the answer's first words on them
+        (``LlamaEngine.peek``). It gives way to real work and to a newer warm-up of the call (the
+        caller said more: that one peeks), with what it has by then."""
         call = warm_key(request)
 
-        def superseded() -> bool:
+        def superseded() -> bool:  # read from the engine's thread
             return bool(self.waiting) or self.warm_newest.get(call) is not request
 
-        if superseded():
-            return
-        peek = functools.partial(peek_text, self.engine, request, superseded)
+        peek = functools.partial(
+            self.engine.peek,  # type: ignore[attr-defined]
+            request.messages,
+            request.peek_tokens,
+            request.tools or None,
+            request.call_id,
+            superseded,
+        )
+        started = time.perf_counter()
         try:
             text = await asyncio.get_running_loop().run_in_executor(self.pool, peek)
-        except Exception:  # a failed peek costs only the early opener
-            log.exception("peek failed", call_id=request.call_id)
+        except Exception:  # a failed warm-up costs only speed
+            log.exception("warm-up failed", call_id=request.call_id)
             return
-        if text and not superseded():
+        seconds = round(time.perf_counter() - started, 3)
+        log.debug("peek ran", call_id=request.call_id, text=text, seconds=seconds)
+        if text and not self.waiting:
             chunk = LlmChunk(
                 call_id=request.call_id,
                 gen=request.gen,
@@ -352,23 +362,6 @@ class LlmWorker:
             request_no=request.request_no,
         )
         await self.bus.publish(subjects.llm_chunks(request.call_id), chunk)
-
-
-def peek_text(engine: LlmEngine, request: LlmRequest, stop: Callable[[], bool]) -> str:
-    """Up to ``request.peek_tokens`` of the answer, greedy, ending at its first punctuation or
-    where a tool call begins (not decoded: the peek is for words to say). Blocking."""
-    said = ""
-    pieces = engine.stream(
-        request.messages, request.peek_tokens, 0.0, "", stop, request.tools or None, request.call_id
-    )
-    try:
-        for piece in pieces:
-            said += piece
-            if OPEN in said or PEEK_END.search(said):
-                break
-    finally:
-        pieces.close()  # batched: the decoder drops the rest at its next step
-    return said.split(OPEN)[0]
 
 
 def warm_key(request: LlmRequest) -> str:

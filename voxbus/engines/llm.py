@@ -10,6 +10,7 @@ decoded together instead, each call in its own KV sequence (:mod:`voxbus.engines
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from voxbus.engines.tool_calls import CLOSE, OPEN, call_grammar, call_start, und
 from voxbus.schemas.messages import ChatMessage
 
 TOOL_CALL_MAX_TOKENS = 256
+PEEK_END = re.compile(r"\w[,.!?;:]")  # a peek ends at its first word group's punctuation
 NEXT_TURN = "\u2063next turn\u2063"  # stands for the caller's words when a warm-up renders their turn
 # a warm-up gives way to a real request within one chunk's evaluation (smaller chunks evaluate
 # less efficiently: fewer tokens per matrix product)
@@ -261,6 +263,41 @@ class LlamaEngine:
         for _ in generation:
             pass
         return generation.state is not None and not generation.state.pending
+
+    def peek(
+        self,
+        messages: list[ChatMessage],
+        max_tokens: int,
+        tools: list[dict[str, Any]] | None = None,
+        session: str = "",
+        stop: Callable[[], bool] = lambda: False,
+    ) -> str:
+        """Evaluate ``messages`` (ending with the caller's words so far) as a warm-up does, and
+        the first tokens of the answer to them, greedy: at most ``max_tokens``, up to the first
+        punctuation, none of a tool call. Batched, the first token costs nothing (it is sampled
+        from the prompt's last step) and the others only steps no answer waits for; ``stop()``
+        ends it with what it has. Blocking."""
+        prompt, stops = self.prompt(messages, tools=tools)
+        said = ""
+        if self._batch is None:
+            if not evaluate_prefix(self.llm, self.llm.tokenize(prompt.encode(), special=True), stop):
+                return ""
+            pieces: Iterator[str] = self._complete(prompt, stops, max_tokens, 0.0, None, session, stop)
+        else:
+            tokens = self.llm.tokenize(prompt.encode(), special=True)
+            sampling = Sampling(max_tokens=max_tokens, temperature=0.0, stops=stops, seed=self.seed)
+            pieces = iter(self._batch.submit(Generation(session, tokens, sampling, stop, warm_only=True)))
+        try:
+            for piece in pieces:
+                said += piece
+                if OPEN in said or call_start(said) is not None or PEEK_END.search(said) or stop():
+                    break
+        finally:
+            close = getattr(pieces, "close", None)
+            if close is not None:
+                close()  # batched: the decoder drops the rest at its next step
+        start = call_start(said)
+        return said[:start] if start is not None else said
 
 
 def evaluate_prefix(llm: Any, tokens: list[int], stop: Callable[[], bool]) -> bool:

@@ -58,6 +58,12 @@ class Generation:
         self.state: GenerationState | None = None  # the decoding thread's own, from here on
         self.seq: _Sequence | None = None
 
+    @property
+    def peeking(self) -> bool:
+        """A warm-up that also samples the answer's first tokens (``max_tokens`` of them): the
+        first from its prompt's last step, at no cost; the others in steps no answer waits for."""
+        return self.warm_only and self.sampling.max_tokens > 0
+
     def __iter__(self) -> Iterator[str]:
         """The text, piece by piece, until the answer ends (blocking)."""
         try:
@@ -201,7 +207,7 @@ class BatchDecoder:
             self._waiting.remove(generation)
             generation.end()
         self._admit()
-        for generation in [g for g in self._running if g.warm_only and not g.state.pending]:
+        for generation in [g for g in self._running if g.warm_only and not g.peeking and not g.state.pending]:
             self._finish(generation)  # its whole prompt was evaluated already
         rows = self._fill()
         if not rows:
@@ -277,7 +283,7 @@ class BatchDecoder:
         evaluated there or (copied) in another sequence; at least one token is left to evaluate,
         whose logits give the first new token."""
         prompt = generation.prompt
-        limit = len(prompt) - (0 if generation.warm_only else 1)
+        limit = len(prompt) - (0 if generation.warm_only and not generation.peeking else 1)
         kept = min(common_prefix(seq.tokens, prompt), limit)
         source, shared = max(
             ((s, common_prefix(s.tokens, prompt)) for s in self.seqs if s is not seq),
@@ -322,7 +328,12 @@ class BatchDecoder:
             seq.tokens.append(token)
             n += 1
 
-        decoding = [g for g in self._running if not g.state.pending and not g.warm_only]
+        answering = any(not g.warm_only for g in self._running)
+        decoding = [
+            g
+            for g in self._running
+            if not g.state.pending and (not g.warm_only or (g.peeking and not answering))
+        ]
         prefilling = sorted((g for g in self._running if g.state.pending), key=lambda g: g.warm_only)
         for generation in self._running:
             generation.state.row = None
@@ -332,7 +343,6 @@ class BatchDecoder:
             generation.state.row = n
             put(generation.state.next_token, seq, True)
         budget = DECODING_CHUNK if decoding else IDLE_CHUNK
-        answering = any(not g.warm_only for g in self._running)
         for generation in prefilling:
             if budget <= 0 or (generation.warm_only and answering):
                 break  # a warm-up only in steps that no answer waits for (see the module's doc)
@@ -341,7 +351,7 @@ class BatchDecoder:
             del state.pending[: len(part)]
             budget -= len(part)
             rows.append((generation, len(seq.tokens), part))
-            wants_logits = not state.pending and not generation.warm_only
+            wants_logits = not state.pending and (not generation.warm_only or generation.peeking)
             for k, token in enumerate(part):
                 put(token, seq, wants_logits and k == len(part) - 1)
             state.row = n - 1 if wants_logits else None
@@ -369,7 +379,7 @@ class BatchDecoder:
     def _sample(self, generation: Generation) -> None:
         state = generation.state
         if state.row is None:
-            if generation.warm_only and not state.pending:
+            if generation.warm_only and not generation.peeking and not state.pending:
                 self._finish(generation)
             return
         pieces, done = state.advance(self.ctx)

@@ -35,6 +35,7 @@ from voxbus.actors.clauses import speakable
 from voxbus.clock import Clock
 from voxbus.config import AgentSettings
 from voxbus.lexicons import Lexicon
+from voxbus.logs import get_logger
 from voxbus.schemas.events import (
     Event,
     LlmFirstToken,
@@ -46,6 +47,8 @@ from voxbus.schemas.events import (
     TtsFirstFrame,
 )
 from voxbus.schemas.messages import CallState, LlmChunk
+
+log = get_logger(__name__)
 
 
 class AgentSide(ServedToolFlow):
@@ -155,7 +158,10 @@ class AgentSide(ServedToolFlow):
         await self._request_llm(generation)
 
     async def _answer(self, end: EndTurn) -> None:
+        peek = self.opener.peek
         opener = self.opener.for_turn(end.final.text)
+        # for whoever measures how often it applies: the peek, the words it was decoded on
+        log.debug("early opener", call_id=self.call_id, opener=opener, peek=peek, final=end.final.text)
         if end.speculative is not None:  # already thinking about exactly these words
             generation = end.speculative
             self._begin_turn(generation, end)

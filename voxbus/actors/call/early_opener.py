@@ -1,8 +1,10 @@
 """The answer's opening word, said the moment the caller's turn ends.
 
 While the caller speaks, the LLM worker evaluates their words so far (a warm-up per partial
-transcript); with ``agent.early_opener`` it then decodes the answer's first word group on them, a
-*peek* (``LlmRequest.peek_tokens``: 1-4 tokens, ~90 ms each on two cores, in idle time). When
+transcript); with ``agent.early_opener`` it also samples the answer's first word group on them, a
+*peek* (``LlmRequest.peek_tokens``, ``LlamaEngine.peek``: the first token from the warm-up's last
+step at no cost, up to three more at ~90 ms each on two cores in steps no answer waits for; a
+newer partial's warm-up or the answer's request cuts it short, with what it has). When
 the turn ends, the LLM still has to evaluate the words whisper added since that partial and the
 template's tokens after them (7-19 tokens: 250-450 ms on two cores) before its first token. If
 the peek opened with an acknowledgement ("Sure,", "Of course,": the lexicon's
@@ -26,6 +28,7 @@ from voxbus.lexicons import Lexicon
 PEEK_TOKENS = 4  # "Of course," is three tokens in Qwen's vocabulary, "Absolutely," three
 MIN_SHARE = 0.5  # of the turn's words the peek must have been decoded on
 _FIRST_GROUP = re.compile(r"^\s*([^\W\d_][\w' ]{0,24}?[,.!])")
+_BARE_WORDS = re.compile(r"[^\W\d_][\w' ]{0,24}")
 
 
 @dataclass(frozen=True)
@@ -36,15 +39,16 @@ class Peek:
 
 def acknowledgement(text: str, lexicon: Lexicon) -> str | None:
     """The opening word group of ``text`` ("Sure," of "Sure, I"), if it is one of the lexicon's
-    acknowledgements; None otherwise."""
+    acknowledgements; None otherwise. A peek that gave way after its first token ("Sure": the
+    caller said more meanwhile) is one too, with a comma."""
     found = _FIRST_GROUP.match(text)
-    if found is None:
+    group = found.group(1).strip() if found is not None else text.strip()
+    if found is None and not _BARE_WORDS.fullmatch(group):
         return None
-    group = found.group(1).strip()
     said = words(group)
-    if said and any(said == words(entry) for entry in lexicon.acknowledgements):
-        return group
-    return None
+    if not said or not any(said == words(entry) for entry in lexicon.acknowledgements):
+        return None
+    return group if found is not None else f"{group},"
 
 
 def goes_on_from(of: str, final: str) -> bool:
