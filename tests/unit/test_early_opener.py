@@ -41,7 +41,12 @@ def test_the_final_words_must_go_on_from_the_peeked_ones() -> None:
     assert goes_on_from("I need to move my appoint", FINAL)  # a partial's last word, cut short
     assert goes_on_from(FINAL, FINAL)
     assert not goes_on_from("I need to", FINAL)  # too little of the turn: an opener to its start
-    assert not goes_on_from("I need to remove my appointment", FINAL)  # whisper wrote it anew
+    # a word of it written differently once whisper heard the whole turn
+    assert goes_on_from("I need to move my appointments because my", FINAL)
+    heard = "Hi, Mrs. Peter Wells, " + FINAL
+    assert goes_on_from("Hi, Mrs. Peter, well, I need to move my appointment", heard)
+    assert not goes_on_from("I have to remove the appointment because", FINAL)  # other words
+    assert not goes_on_from("Yes, ha, ha.", "Yes, tap, tap, and unwinds the words.")
     assert not goes_on_from("", FINAL)
 
 

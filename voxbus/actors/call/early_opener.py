@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 
 from voxbus.actors.turns import words
 from voxbus.lexicons import Lexicon
 
 PEEK_TOKENS = 4  # "Of course," is three tokens in Qwen's vocabulary, "Absolutely," three
 MIN_SHARE = 0.5  # of the turn's words the peek must have been decoded on
+MIN_KEPT = 0.8  # of the peek's words (its last one aside) that the final must keep, in order
 _FIRST_GROUP = re.compile(r"^\s*([^\W\d_][\w' ]{0,24}?[,.!])")
 _BARE_WORDS = re.compile(r"[^\W\d_][\w' ]{0,24}")
 
@@ -52,12 +54,16 @@ def acknowledgement(text: str, lexicon: Lexicon) -> str | None:
 
 
 def goes_on_from(of: str, final: str) -> bool:
-    """Whether the caller's final words continue the words the peek was decoded on: all of them
-    but the last (a partial's last word is often cut, "appoint") begin the final, and they are at
-    least :data:`MIN_SHARE` of it."""
+    """Whether the caller's final words continue the words the peek was decoded on: nearly all of
+    those are in the final, in order (whisper writes a word or two of a turn differently once it
+    hears the whole: "Hi, Mrs. Peter, well," then "Hi, Mrs. Peter Wells,"; a partial's last word
+    is often cut short, "appoint"), and they are at least :data:`MIN_SHARE` of it."""
     before, after = words(of), words(final)
-    kept = before[:-1] if len(before) > 1 else before
-    return bool(kept) and after[: len(kept)] == kept and len(before) >= MIN_SHARE * len(after)
+    if not before:
+        return False
+    blocks = SequenceMatcher(None, before, after, autojunk=False).get_matching_blocks()
+    matched = sum(block.size for block in blocks)
+    return matched >= MIN_KEPT * (len(before) - 1) and len(before) >= MIN_SHARE * len(after)
 
 
 class EarlyOpener:
