@@ -89,5 +89,7 @@ def test_a_peek_is_how_the_answer_begins(settings: Settings, open_llm) -> None: 
         assert len(PEEK_END.findall(peek)) <= 1  # it stopped at the first word group's end
         one = engine.peek(turn, 1, session="c1")  # the first token: from the prompt's last step
         assert one and peek.startswith(one), (parallel, one, peek)
+        # toward openers its first token cannot become: no token more
+        assert engine.peek(turn, PEEK_TOKENS, session="c1", wanted=("Zzyzx",)) == one
         other = [*turn[:1], ChatMessage(role="user", content="Can I book a cleaning on Monday?")]
         assert engine.peek(other, PEEK_TOKENS, session="c2", stop=lambda: True) == ""  # gave way at once

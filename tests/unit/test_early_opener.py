@@ -11,6 +11,7 @@ from voxbus.actors.call.metrics import turn_metrics
 from voxbus.actors.call.turn_taking import EndTurn, Prefill
 from voxbus.actors.turn_settings import TurnSettings
 from voxbus.config import AgentSettings
+from voxbus.engines.llm import may_become
 from voxbus.lexicons import ENGLISH, FRENCH
 from voxbus.schemas.events import SttFinal
 from voxbus.schemas.messages import LlmChunk
@@ -50,6 +51,13 @@ def test_the_final_words_must_go_on_from_the_peeked_ones() -> None:
     assert not goes_on_from("", FINAL)
 
 
+def test_a_peek_decodes_on_only_toward_an_opener() -> None:
+    wanted = tuple(ENGLISH.acknowledgements)
+    assert may_become("Of", wanted) and may_become("I", wanted) and may_become("You're", wanted)
+    assert not may_become("Sure", wanted)  # whole already: no step more for its comma
+    assert not may_become("The", wanted) and not may_become("I'm", wanted)
+
+
 def test_a_peek_is_used_once_and_only_when_enabled() -> None:
     opener = EarlyOpener(ENGLISH, enabled=True)
     opener.peeked(SO_FAR, "Sure,")
@@ -80,6 +88,7 @@ async def prepared(enabled: bool = True) -> tuple[AgentSide, CancelLog]:
 async def test_the_opener_is_said_at_once_and_the_llm_goes_on_after_it() -> None:
     agent, out = await prepared()
     assert out.peeks == [PEEK_TOKENS]  # the warm-up of the words so far also peeks
+    assert "of course" in out.peeks_for[0]  # decoding on only toward an opener it would say
     with_peek("Sure, I", agent)
     await agent.carry_out([ended(FINAL)])
     generation = agent.current
@@ -107,7 +116,7 @@ async def test_no_opener_for_words_that_answer_or_for_other_words() -> None:
 
 async def test_off_no_peek_is_asked_or_used() -> None:
     agent, out = await prepared(enabled=False)
-    assert out.peeks == [0]
+    assert out.peeks == [0] and out.peeks_for == [()]
     with_peek("Sure,", agent)
     await agent.carry_out([ended(FINAL)])
     assert out.spoken == [] and out.continued_from == [""]

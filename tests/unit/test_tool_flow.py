@@ -36,6 +36,7 @@ class FakeOut:
         self.warmed: list[list[ChatMessage]] = []
         self.told_stt: list[str] = []  # the agent's words each reply is to be heard after
         self.peeks: list[int] = []  # peek_tokens of each warm-up
+        self.peeks_for: list[tuple] = []  # and the openers it decodes toward
         self.continued_from: list[str] = []  # each LLM request's continue_from
 
     def emit(self, event: Any) -> None:
@@ -61,9 +62,12 @@ class FakeOut:
         self.llm_requests.append(messages)
         self.continued_from.append(generation.llm.raw)
 
-    async def warm_llm(self, gen: int, turn: int, messages: list[ChatMessage], peek_tokens: int = 0) -> None:
+    async def warm_llm(
+        self, gen: int, turn: int, messages: list[ChatMessage], peek_tokens: int = 0, peek_for: tuple = ()
+    ) -> None:
         self.warmed.append(messages)
         self.peeks.append(peek_tokens)
+        self.peeks_for.append(peek_for)
 
     async def speak(self, generation: Generation, text: str, last: bool) -> None:
         generation.tts_request("c", text, last, 0.0)

@@ -236,6 +236,7 @@ class LlmWorker:
             request.tools or None,
             request.call_id,
             superseded,
+            tuple(request.peek_for),
         )
         started = time.perf_counter()
         try:

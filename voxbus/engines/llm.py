@@ -271,12 +271,14 @@ class LlamaEngine:
         tools: list[dict[str, Any]] | None = None,
         session: str = "",
         stop: Callable[[], bool] = lambda: False,
+        wanted: tuple[str, ...] = (),
     ) -> str:
         """Evaluate ``messages`` (ending with the caller's words so far) as a warm-up does, and
         the first tokens of the answer to them, greedy: at most ``max_tokens``, up to the first
-        punctuation, none of a tool call. Batched, the first token costs nothing (it is sampled
-        from the prompt's last step) and the others only steps no answer waits for; ``stop()``
-        ends it with what it has. Blocking."""
+        punctuation, none of a tool call; with ``wanted``, only while the answer so far may still
+        become one of those words, and no further once it is one. Batched, the first token costs
+        nothing (it is sampled from the prompt's last step) and each other one a step no answer
+        waits for; ``stop()`` ends it with what it has. Blocking."""
         prompt, stops = self.prompt(messages, tools=tools)
         said = ""
         if self._batch is None:
@@ -292,12 +294,21 @@ class LlamaEngine:
                 said += piece
                 if OPEN in said or call_start(said) is not None or PEEK_END.search(said) or stop():
                     break
+                if wanted and not may_become(said, wanted):
+                    break
         finally:
             close = getattr(pieces, "close", None)
             if close is not None:
                 close()  # batched: the decoder drops the rest at its next step
         start = call_start(said)
         return said[:start] if start is not None else said
+
+
+def may_become(said: str, wanted: tuple[str, ...]) -> bool:
+    """Whether more tokens may still make ``said`` one of ``wanted`` (case aside): it begins one
+    and is not one already ("Of" of "Of course"; not "Sure", which is whole, nor "The")."""
+    said = said.strip().lower()
+    return any(w.lower().startswith(said) and w.lower() != said for w in wanted)
 
 
 def evaluate_prefix(llm: Any, tokens: list[int], stop: Callable[[], bool]) -> bool:

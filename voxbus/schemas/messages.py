@@ -134,6 +134,12 @@ class LlmRequest(Message):
         "decode up to this many tokens of the answer (greedy, to its first punctuation) and send "
         "them back as an LlmChunk with peek_of set (the answer's opening word, said early)",
     )
+    peek_for: list[str] = Field(
+        default_factory=list,
+        max_length=64,
+        description="with peek_tokens: decode on only while the answer so far begins one of these "
+        "(the openers the call actor would say early); empty: up to the first punctuation",
+    )
 
 
 class LlmChunk(Message):

@@ -143,7 +143,8 @@ class AgentSide(ServedToolFlow):
         if text != self.prefilled:
             self.prefilled = text
             peek = PEEK_TOKENS if self.opener.enabled else 0
-            await self.out.warm_llm(self.state.gen, self.state.turn, self.conversation.prompt(text), peek)
+            prompt = self.conversation.prompt(text)
+            await self.out.warm_llm(self.state.gen, self.state.turn, prompt, peek, self.opener.wanted())
 
     def peeked(self, chunk: LlmChunk) -> None:
         """The LLM's first words on the caller's words so far (see ``early_opener``)."""

@@ -73,6 +73,11 @@ class EarlyOpener:
         self.lexicon, self.enabled = lexicon, enabled
         self.peek: Peek | None = None
 
+    def wanted(self) -> tuple[str, ...]:
+        """The openers it would say: a peek decodes on only while its words may still become one
+        of them ("Of" of "Of course", compared without case; ``LlmRequest.peek_for``)."""
+        return tuple(self.lexicon.acknowledgements) if self.enabled else ()
+
     def peeked(self, of: str, text: str) -> None:
         if self.enabled:
             self.peek = Peek(of, text)

@@ -174,10 +174,18 @@ class Outbound:
                 "no LLM worker took the request", call_id=self.call_id, gen=gen, reason=type(exc).__name__
             )
 
-    async def warm_llm(self, gen: int, turn: int, messages: list[ChatMessage], peek_tokens: int = 0) -> None:
+    async def warm_llm(
+        self,
+        gen: int,
+        turn: int,
+        messages: list[ChatMessage],
+        peek_tokens: int = 0,
+        peek_for: tuple[str, ...] = (),
+    ) -> None:
         """Have the conversation so far evaluated while the agent speaks: the next turn's request
         then evaluates only the caller's words (the LLM worker skips this if it has real work).
-        ``peek_tokens``: then decode the answer's first words (see ``early_opener``)."""
+        ``peek_tokens``: then decode the answer's first words, while they may become one of
+        ``peek_for`` (see ``early_opener``)."""
         warm = LlmRequest(
             call_id=self.call_id,
             gen=gen,
@@ -186,6 +194,7 @@ class Outbound:
             tools=self.tools,
             warm_only=True,
             peek_tokens=peek_tokens,
+            peek_for=list(peek_for),
         )
         await self.bus.publish(subjects.LLM_GENERATE, warm)
 
