@@ -3,7 +3,7 @@ describes them; the barge-in's are in test_barge_in.py."""
 
 from __future__ import annotations
 
-from voxbus.actors.call.generation import REACTION_S
+from voxbus.actors.call.generation import REACTION_S, Generation
 from voxbus.actors.call.turn_taking import DropSpeculative, EndTurn, Prefill, StartSpeculative, Withdraw
 
 from .turn_calls import Call, kinds
@@ -98,14 +98,22 @@ def test_withdrawal_the_caller_goes_on_before_hearing_the_answer() -> None:
     assert end.final.text == "I'd like to book a table. For four people at seven."
 
 
+def answering(said: str, answer_text: str, played_s: float | None) -> tuple[Call, Generation]:
+    """A call whose caller said ``said`` and whose answer to it began ``played_s`` ago (None: not
+    a frame of it played yet)."""
+    call = Call()
+    call.final(said)
+    answer = call.agent(text=answer_text, playing=False)
+    answer.user_text = said
+    if played_s is not None:
+        answer.timeline.marks["first_audio"] = call.clock.time() - played_s
+    return call, answer
+
+
 def test_the_caller_going_on_before_they_could_react_to_the_answer_withdraws_it_too() -> None:
     # CI: "I'd like to book a table, um" (whisper dropped the "um"); the answer's first frame
     # played 70 ms before the caller went on, who was held, then interrupted the answer by length
-    call = Call()
-    call.final("I'd like to book a table.")
-    answer = call.agent(text="Sure,", playing=False)
-    answer.user_text = "I'd like to book a table."
-    answer.timeline.marks["first_audio"] = call.clock.time() - 0.07
+    call, answer = answering("I'd like to book a table.", "Sure,", played_s=0.07)
     # held, as any speech over audio already played: it may be the answer's own echo
     assert kinds(call.start()) == ["HoldAudio"]
     call.pause()
@@ -124,11 +132,7 @@ def test_the_caller_going_on_before_they_could_react_to_the_answer_withdraws_it_
 
 
 def test_going_on_by_length_alone_withdraws_the_answer_too() -> None:
-    call = Call()
-    call.final("I'd like to book a table.")
-    answer = call.agent(text="Sure,", playing=False)
-    answer.user_text = "I'd like to book a table."
-    answer.timeline.marks["first_audio"] = call.clock.time() - 0.1
+    call, answer = answering("I'd like to book a table.", "Sure,", played_s=0.1)
     call.start()
     [withdraw] = call.lasting()
     assert isinstance(withdraw, Withdraw) and withdraw.generation is answer
@@ -140,11 +144,7 @@ def test_going_on_by_length_alone_withdraws_the_answer_too() -> None:
 def test_the_echo_of_an_answers_first_word_resumes_it() -> None:
     # latency bench: the echo of "Yes," came back 320 ms into the answer as speech; it withdrew the
     # answer, and its words ("Yeah.") became a turn of their own, whose answer's echo did the same
-    call = Call()
-    call.final("Is there anything free next Tuesday?")
-    answer = call.agent(text="Yes,", playing=False)
-    answer.user_text = "Is there anything free next Tuesday?"
-    answer.timeline.marks["first_audio"] = call.clock.time() - 0.2
+    call, answer = answering("Is there anything free next Tuesday?", "Yes,", played_s=0.2)
     assert kinds(call.start()) == ["HoldAudio"]
     call.pause()
     assert kinds(call.final("Yeah.")) == ["ResumeAudio"]
@@ -152,10 +152,7 @@ def test_the_echo_of_an_answers_first_word_resumes_it() -> None:
 
 
 def test_an_answer_not_heard_at_all_is_withdrawn_at_once() -> None:
-    call = Call()
-    call.final("I'd like to book a table.")
-    answer = call.agent(text="Sure,", playing=False)
-    answer.user_text = "I'd like to book a table."
+    call, answer = answering("I'd like to book a table.", "Sure,", played_s=None)
     [withdraw] = call.start()
     assert isinstance(withdraw, Withdraw) and withdraw.generation is answer
 

@@ -21,6 +21,7 @@ import asyncio
 import functools
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -200,21 +201,22 @@ class LlmWorker:
         warm = functools.partial(
             self.engine.warm, request.messages, request.tools or None, request.call_id, real_work_waits
         )
-        started = time.perf_counter()
-        try:
-            whole = await asyncio.get_running_loop().run_in_executor(self.pool, warm)
-        except Exception:  # a failed warm-up costs only speed
-            log.exception("warm-up failed", call_id=request.call_id)
-            return
         # one per partial transcript when prefill is on, and most turns' last one gives way to
         # the answer's request: debug, for whoever measures what it buys
-        log.debug(
-            "warm-up ran",
-            call_id=request.call_id,
-            whole=whole,
-            seconds=round(time.perf_counter() - started, 3),
-            messages=len(request.messages),
-        )
+        await self._warming(request, warm, "warm-up ran", messages=len(request.messages))
+
+    async def _warming(self, request: LlmRequest, work: Callable[[], Any], done: str, **told: Any) -> Any:
+        """Run a warm-up's ``work`` on the engine's thread and log ``done`` with its result and
+        time (debug); None if it failed: a failed warm-up costs only speed."""
+        started = time.perf_counter()
+        try:
+            result = await asyncio.get_running_loop().run_in_executor(self.pool, work)
+        except Exception:
+            log.exception("warm-up failed", call_id=request.call_id)
+            return None
+        seconds = round(time.perf_counter() - started, 3)
+        log.debug(done, call_id=request.call_id, result=result, seconds=seconds, **told)
+        return result
 
     def _peeks(self, request: LlmRequest) -> bool:
         wanted = request.peek_tokens and request.messages and request.messages[-1].role == "user"
@@ -238,14 +240,7 @@ class LlmWorker:
             superseded,
             tuple(request.peek_for),
         )
-        started = time.perf_counter()
-        try:
-            text = await asyncio.get_running_loop().run_in_executor(self.pool, peek)
-        except Exception:  # a failed warm-up costs only speed
-            log.exception("warm-up failed", call_id=request.call_id)
-            return
-        seconds = round(time.perf_counter() - started, 3)
-        log.debug("peek ran", call_id=request.call_id, text=text, seconds=seconds)
+        text = await self._warming(request, peek, "peek ran")
         if text and not self.waiting:
             chunk = LlmChunk(
                 call_id=request.call_id,
