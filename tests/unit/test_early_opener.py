@@ -69,7 +69,7 @@ def test_a_peek_is_used_once_and_only_when_enabled() -> None:
 
 
 def with_peek(text: str, agent: AgentSide, of: str = SO_FAR) -> None:
-    agent.peeked(LlmChunk(call_id="c", gen=0, seq=0, text=text, done=True, worker_id="llm-1", peek_of=of))
+    agent.opener.peeked(of, text)
 
 
 def ended(text: str) -> EndTurn:

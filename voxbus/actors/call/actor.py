@@ -353,8 +353,8 @@ class CallActor(Actor):
             await self.desk.say_next()
 
     async def _on_llm_chunk(self, chunk: LlmChunk) -> None:
-        if chunk.peek_of is not None:
-            self.agent.peeked(chunk)
+        if chunk.peek_of is not None:  # a warm-up's peek: the answer's first words, said early maybe
+            self.agent.opener.peeked(chunk.peek_of, chunk.text)
             return
         await (self.handoff.chunk(chunk) if self.handoff.owns(chunk) else self.agent.chunk(chunk))
 

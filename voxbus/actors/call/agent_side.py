@@ -146,11 +146,6 @@ class AgentSide(ServedToolFlow):
             prompt = self.conversation.prompt(text)
             await self.out.warm_llm(self.state.gen, self.state.turn, prompt, peek, self.opener.wanted())
 
-    def peeked(self, chunk: LlmChunk) -> None:
-        """The LLM's first words on the caller's words so far (see ``early_opener``)."""
-        if chunk.peek_of is not None:
-            self.opener.peeked(chunk.peek_of, chunk.text)
-
     async def _start_speculative(self, text: str) -> None:
         generation = self._new_generation("answer")
         generation.speculative = generation.held_back = True
