@@ -14,7 +14,11 @@ line, with
 
 Counted: lines whose peek on the words so far is said early (an acknowledgement, the words going on
 from it), and of those, the whole line's own opener: the same, another acknowledgement, or none
-(the opener said was not the one the whole words would have got).
+(the opener said was not the one the whole words would have got). For the clinic's agent, which
+serves tools, a peek that opens with a tool call says the holding phrase early
+(``agent.early_hold``): counted apart, as "holding, a call follows" where the answer to the whole
+line opens with a call too, and "holding, no call" where it does not (the caller hears "One
+moment, let me check." before an answer that checks nothing).
 
     python bench/early_openers.py --out bench/results
 
@@ -39,6 +43,7 @@ from voxbus.actors.call.early_opener import PEEK_TOKENS, acknowledgement, goes_o
 from voxbus.config import AgentSettings, LlmSettings, load_settings  # noqa: E402
 from voxbus.engines.llm import LlamaEngine  # noqa: E402
 from voxbus.engines.models import PROFILES, models_dir  # noqa: E402
+from voxbus.engines.tool_calls import OPEN  # noqa: E402
 from voxbus.lexicons import ENGLISH  # noqa: E402
 from voxbus.schemas.messages import ChatMessage  # noqa: E402
 
@@ -52,9 +57,13 @@ def judge(engine: LlamaEngine, start: list[ChatMessage], said: str, cut: int, to
     so_far = " ".join(words[: max(len(words) - cut, 1)])
     early = peek(engine, [*start, ChatMessage(role="user", content=so_far)], tools)
     whole = peek(engine, [*start, ChatMessage(role="user", content=said)], tools)
-    opener = acknowledgement(early, ENGLISH) if goes_on_from(so_far, said) else None
+    goes_on = goes_on_from(so_far, said)
+    opener = acknowledgement(early, ENGLISH) if goes_on else None
     own = acknowledgement(whole, ENGLISH)
-    if opener is None:
+    if goes_on and tools and early == OPEN:
+        opener = "(holding phrase)"
+        verdict = "holding, a call follows" if whole == OPEN else "holding, no call"
+    elif opener is None:
         verdict = "not said early"
     elif own is not None and own.rstrip(",.!").lower() == opener.rstrip(",.!").lower():
         verdict = "the same"
@@ -103,8 +112,15 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def plot(figures: dict[str, Any], path: Path) -> None:
     plt = pyplot()
-    kinds = ["the same", "another acknowledgement", "not its own opener", "not said early"]
-    colours = ["tab:green", "tab:olive", "tab:red", "tab:gray"]
+    kinds = [
+        "the same",
+        "another acknowledgement",
+        "not its own opener",
+        "holding, a call follows",
+        "holding, no call",
+        "not said early",
+    ]
+    colours = ["tab:green", "tab:olive", "tab:red", "tab:blue", "tab:orange", "tab:gray"]
     agents = list(figures["summary"])
     fig, ax = plt.subplots(figsize=(8, 3.5))
     left = [0] * len(agents)
@@ -113,7 +129,7 @@ def plot(figures: dict[str, Any], path: Path) -> None:
         ax.barh(agents, counts, left=left, color=colour, label=kind)
         left = [x + c for x, c in zip(left, counts, strict=True)]
     ax.set_xlabel("caller lines")
-    ax.set_title(f"Early opener on the words so far (last {figures['cut']} words not heard yet)")
+    ax.set_title(f"Said early on the words so far (last {figures['cut']} words not heard yet)")
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     fig.savefig(path)

@@ -123,6 +123,12 @@ class AgentSettings(BaseModel):
         "their words so far; an acknowledgement ('Sure,', 'Of course,': turn.lexicons) is said the "
         "moment the turn ends if their last words only went on from those (README, 'Early opener')",
     )
+    early_hold: bool = Field(
+        default=True,
+        description="with early_opener and served tools: where the answer to the caller's words so "
+        "far opens with a tool call, the holding phrase is said the moment the turn ends instead of "
+        "tool_hold_after_ms into the tool (README, 'Early opener')",
+    )
     opener_clauses: bool = Field(
         default=True,
         description="an answer's opening word or two ('Sure,', 'Of course,') is spoken as a clause of "

@@ -25,6 +25,7 @@ from voxbus.schemas.events import (
     ToolResult,
     ToolsOffered,
     TtsRequested,
+    TurnMetrics,
 )
 from voxbus.supervisors.system import System, grant
 
@@ -129,6 +130,12 @@ async def test_a_caller_moves_their_appointment(
     assert after["start"] == f"{friday} 11:30" and before["start"] != after["start"]
     said = spoken(events)
     assert CLINIC_AGENT.tool_holding_phrase in said  # the caller was not left in silence
+    assert said.count(CLINIC_AGENT.tool_holding_phrase) == 1  # said early or for a slow tool, once
+    if any(isinstance(e, TurnMetrics) and e.early_hold for e in events):
+        # the peek on the caller's words so far opened with the call: said as their turn ended,
+        # before any word of the LLM's
+        answered = [e.text for e in events if isinstance(e, TtsRequested) and e.turn]
+        assert answered[0] == CLINIC_AGENT.tool_holding_phrase, said
     confirmation = said[said.index(CLINIC_AGENT.tool_holding_phrase) + 1 :]
     # and then heard the calendar's own confirmation, not the model's account of it
     worded = spoken_dates(f"Done: your appointment is now on {spoken_slot(after['start'])}.")

@@ -6,15 +6,25 @@ from __future__ import annotations
 
 from tests.unit.test_set_words import CancelLog, agent_side
 from voxbus.actors.call.agent_side import AgentSide
-from voxbus.actors.call.early_opener import PEEK_TOKENS, EarlyOpener, acknowledgement, goes_on_from
+from voxbus.actors.call.early_opener import (
+    PEEK_TOKENS,
+    EarlyOpener,
+    Opening,
+    acknowledgement,
+    goes_on_from,
+)
 from voxbus.actors.call.metrics import turn_metrics
+from voxbus.actors.call.tool_use import ToolUse
 from voxbus.actors.call.turn_taking import EndTurn, Prefill
 from voxbus.actors.turn_settings import TurnSettings
 from voxbus.config import AgentSettings
-from voxbus.engines.llm import may_become
+from voxbus.engines.llm import may_become, peeked
+from voxbus.engines.tool_calls import OPEN
 from voxbus.lexicons import ENGLISH, FRENCH
 from voxbus.schemas.events import SttFinal
 from voxbus.schemas.messages import LlmChunk
+from voxbus.tools.contract import ToolSpec
+from voxbus.tools.invoke import CallContext
 
 SO_FAR = "I need to move my appointment because my"
 FINAL = "I need to move my appointment because my dog is sick."
@@ -61,7 +71,7 @@ def test_a_peek_decodes_on_only_toward_an_opener() -> None:
 def test_a_peek_is_used_once_and_only_when_enabled() -> None:
     opener = EarlyOpener(ENGLISH, enabled=True)
     opener.peeked(SO_FAR, "Sure,")
-    assert opener.for_turn(FINAL) == "Sure,"
+    assert opener.for_turn(FINAL) == Opening("Sure,")
     assert opener.for_turn(FINAL) is None  # the next turn's words are peeked anew
     off = EarlyOpener(ENGLISH, enabled=False)
     off.peeked(SO_FAR, "Sure,")
@@ -132,3 +142,59 @@ async def test_the_holding_phrase_still_comes_after_an_opener() -> None:
     agent.clock.advance(AgentSettings().tool_hold_after_ms / 1000 + 0.1)  # type: ignore[attr-defined]
     await agent.hold_if_tool_slow()
     assert out.spoken == [("Sure,", False), (agent.settings.tool_holding_phrase, False)]
+
+
+def test_a_peek_of_an_answer_that_opens_with_a_tool_call_is_the_bare_tag() -> None:
+    for said in ("<tool_call>", "<tool_call>\n{", ' {"name": "move', "<tools>\n{"):
+        assert peeked(said) == OPEN, said
+    assert peeked("Sure, <tool_call>") == "Sure, "  # words first: those are the peek
+    assert peeked("Sure, I") == "Sure, I"
+
+
+def test_a_peeked_tool_call_opens_with_the_holding_phrase_where_one_is_given() -> None:
+    opener = EarlyOpener(ENGLISH, enabled=True)
+    opener.peeked(SO_FAR, OPEN)
+    assert opener.for_turn(FINAL, "One moment.") == Opening("One moment.", holding=True)
+    opener.peeked(SO_FAR, OPEN)
+    assert opener.for_turn(FINAL) is None  # no served tools: nothing to hold for
+    opener.peeked("I need to", OPEN)
+    assert opener.for_turn(FINAL, "One moment.") is None  # a call to the start of the turn only
+
+
+def serving_tools(agent: AgentSide) -> None:
+    """The call's served tools, as ToolUse holds them once discovered."""
+    tools = ToolUse(None, agent.out, agent.settings, CallContext(call_id="c"), lambda _done: None)  # type: ignore[arg-type]
+    spec = ToolSpec(name="move_appointment", description="Move an appointment.", parameters={})
+    tools.specs = {spec.name: spec}
+    agent.tools = tools
+
+
+async def test_a_tool_call_to_come_says_the_holding_phrase_at_once_and_only_once() -> None:
+    agent, out = await prepared()
+    serving_tools(agent)
+    with_peek(OPEN, agent)
+    await agent.carry_out([ended(FINAL)])
+    generation = agent.current
+    assert generation is not None
+    phrase = agent.settings.tool_holding_phrase
+    assert out.spoken == [(phrase, False)]  # before the LLM said a word of this turn
+    assert out.continued_from == [""]  # the LLM is asked as without it: it makes the call
+    generation.tools_since = agent.clock.monotonic()
+    agent.clock.advance(AgentSettings().tool_hold_after_ms / 1000 + 0.1)  # type: ignore[attr-defined]
+    await agent.hold_if_tool_slow()
+    assert out.spoken == [(phrase, False)]  # the tool is slow: said already, not again
+    metrics = turn_metrics("c", generation, interrupted=False)
+    assert metrics.early_hold and not metrics.early_opener
+    assert agent.state.history[-1].role == "user"  # not in the LLM's words
+
+
+async def test_no_early_holding_phrase_without_served_tools_or_when_off() -> None:
+    for serving, early_hold in [(False, True), (True, False)]:
+        agent, out = await prepared()
+        agent.settings.early_hold = early_hold
+        if serving:
+            serving_tools(agent)
+        with_peek(OPEN, agent)
+        await agent.carry_out([ended(FINAL)])
+        assert out.spoken == [] and out.continued_from == [""], (serving, early_hold)
+        assert agent.current is not None and not agent.current.holding_said

@@ -16,7 +16,7 @@ from voxbus.actors.call.turn_taking import EndTurn, StartSpeculative
 from voxbus.actors.tools import ToolCall
 from voxbus.clock import ManualClock
 from voxbus.config import AgentSettings
-from voxbus.schemas.events import SttFinal
+from voxbus.schemas.events import PlayoutDone, SttFinal
 from voxbus.schemas.messages import CallState, ChatMessage, LlmChunk
 from voxbus.tools.invoke import ToolOutcome
 
@@ -83,6 +83,7 @@ class FakeTools:
         self.started: list[ToolCall] = []
         self.said: list[str] = []  # the words each call's arguments were to come from
         self.reported: list[ToolFinished] = []
+        self.specs = {"reschedule": "the calendar's"}  # served tools, as ToolUse finds them
 
     async def ready(self) -> None: ...
 
@@ -381,3 +382,28 @@ async def test_an_answer_that_opens_with_the_greeting_again_is_heard_without_it(
     spoken = " ".join(text for text, _last in out.spoken)
     assert "Which day would suit you?" in spoken and greeting.split(".")[0] not in spoken
     assert side.conversation.history[-1].content == "Which day would suit you?"
+
+
+async def test_words_said_while_a_tool_works_are_answered_after_its_answer() -> None:
+    """The caller says the time again into the silence after the holding phrase: the tool call
+    goes on, its answer is said, then their words are answered (not cut, not lost)."""
+    side, out, _tools, clock = agent()
+    generation = await caller_says(side, "Anything free on Friday?")
+    await side.chunk(chunk(side, CALL))
+    await side.chunk(chunk(side, "", done=True))
+    clock.advance(0.5)
+    await side.hold_if_tool_slow()
+    played = PlayoutDone(call_id="c", gen=generation.gen, played_ms=1800, complete=True)
+    assert await side.playout_done(played) is None  # the holding phrase played; more to come
+    assert generation.on_hold
+    final = SttFinal(call_id="c", text="Friday at eleven thirty.", start_ms=0, end_ms=900, compute_s=0.1)
+    await side.carry_out([EndTurn(final, 0.0, None, None, None, None, awaited=generation)])
+    assert side.current is generation and len(out.llm_requests) == 1  # it goes on, its call too
+    await side.tool_finished(result(generation))
+    await side.chunk(chunk(side, "Friday at 11:30 is free."))
+    assert not generation.on_hold  # speaking again
+    await side.chunk(chunk(side, "", done=True))
+    assert await side.playout_done(played) == generation.gen
+    await side.answer_turn_after_words()
+    assert side.current is not generation and side.current is not None
+    assert out.llm_requests[-1][-1] == ChatMessage(role="user", content="Friday at eleven thirty.")

@@ -62,6 +62,9 @@ class LlamaEngine:
         self._eos_text = eos
         self._turn_end = self._system_turn_end()
         self.min_tokens = settings.min_tokens
+        # batched: a grammar checks the likeliest token alone first (llm_sampling.GrammarCheck);
+        # False: against every token each step, as before (bench/tool_call_speed.py compares them)
+        self.grammar_check_first = True
 
     def close(self) -> None:
         """Stop the decoding thread and free its context, then the model (in that order: see
@@ -167,6 +170,7 @@ class LlamaEngine:
                 stops=stops,
                 min_tokens=self.min_tokens,
                 grammar=grammar,
+                grammar_check_first=self.grammar_check_first,
                 seed=self.seed,
             )
             tokens = self.llm.tokenize(prompt.encode(), special=True)
@@ -275,7 +279,8 @@ class LlamaEngine:
     ) -> str:
         """Evaluate ``messages`` (ending with the caller's words so far) as a warm-up does, and
         the first tokens of the answer to them, greedy: at most ``max_tokens``, up to the first
-        punctuation, none of a tool call; with ``wanted``, only while the answer so far may still
+        punctuation, none of a tool call (an answer that opens with one peeks as the bare
+        :data:`~voxbus.engines.tool_calls.OPEN` tag); with ``wanted``, only while the answer so far may still
         become one of those words, and no further once it is one. Batched, the first token costs
         nothing (it is sampled from the prompt's last step) and each other one a step no answer
         waits for; ``stop()`` ends it with what it has. Blocking."""
@@ -300,8 +305,16 @@ class LlamaEngine:
             close = getattr(pieces, "close", None)
             if close is not None:
                 close()  # batched: the decoder drops the rest at its next step
-        start = call_start(said)
-        return said[:start] if start is not None else said
+        return peeked(said)
+
+
+def peeked(said: str) -> str:
+    """What a peek reports of the answer's first tokens: its words before any tool call, or
+    :data:`~voxbus.engines.tool_calls.OPEN` where it opens with one (the holding phrase's cue)."""
+    start = call_start(said)
+    if start is None:
+        return said
+    return said[:start] if said[:start].strip() else OPEN
 
 
 def may_become(said: str, wanted: tuple[str, ...]) -> bool:

@@ -4,11 +4,18 @@ The chains are llama.cpp's own samplers (``llama_sampler_sample`` applies the ch
 row's logits and accepts the token, so a grammar advances with it), built with the settings
 that ``Llama.create_completion`` uses by default, so that an answer reads the same whether it
 was decoded alone or in a batch.
+
+Under a grammar (a tool call) decoding is greedy, and llama.cpp's grammar sampler checks every
+token of the vocabulary against the grammar at each step (152k for Qwen): :class:`GrammarCheck`
+checks the likeliest token alone first and the whole vocabulary only when it does not fit, as
+llama.cpp's own ``common_sampler`` does. The token is the same either way (the likeliest of those
+the grammar allows); ``bench/tool_call_speed.py`` measures what it saves.
 """
 
 from __future__ import annotations
 
 import codecs
+import ctypes
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -22,6 +29,7 @@ class Sampling(BaseModel):
     stops: list[str] = []
     min_tokens: int = Field(default=0, ge=0, description="end tokens ruled out until this many")
     grammar: Any = None  # a LlamaGrammar: greedy decoding under it
+    grammar_check_first: bool = True  # the likeliest token checked alone first (GrammarCheck)
     seed: int = 7
 
 
@@ -82,6 +90,40 @@ def sampler_chain(model: Any, sampling: Sampling, hold_off: list[int] | None = N
     return chain
 
 
+class GrammarCheck:
+    """Greedy decoding under a grammar, the cheap way: the likeliest token of the row is checked
+    against the grammar alone; only a token the grammar rules out sends the step through the
+    whole chain (the grammar applied to every token, then greedy)."""
+
+    def __init__(self, chain: Any) -> None:
+        import llama_cpp
+        from llama_cpp._internals import LlamaSampler
+
+        self.chain = chain  # the grammar first, then greedy (sampler_chain)
+        self.grammar = llama_cpp.llama_sampler_chain_get(chain.sampler, 0)
+        self.likeliest = LlamaSampler()
+        self.likeliest.add_greedy()
+        self.one = (llama_cpp.llama_token_data * 1)()
+        self.candidates = llama_cpp.llama_token_data_array(data=self.one, size=1, selected=-1, sorted=False)
+
+    def sample(self, ctx: Any, row: int) -> int:
+        import llama_cpp
+
+        token = self.likeliest.sample(ctx, row)
+        if self._fits(token):
+            llama_cpp.llama_sampler_accept(self.chain.sampler, token)  # the grammar advances
+            return token
+        return self.chain.sample(ctx, row)
+
+    def _fits(self, token: int) -> bool:
+        import llama_cpp
+
+        self.one[0].id, self.one[0].logit, self.one[0].p = token, 0.0, 0.0
+        self.candidates.size, self.candidates.selected = 1, -1
+        llama_cpp.llama_sampler_apply(self.grammar, ctypes.byref(self.candidates))
+        return self.one[0].logit != float("-inf")
+
+
 def end_of_generation_tokens(model: Any) -> list[int]:
     """Every token llama.cpp treats as the end of a generation (end of sequence, of turn, ...)."""
     import llama_cpp
@@ -111,6 +153,8 @@ class GenerationState:
         self.min_tokens = sampling.min_tokens if sampling.grammar is None else 0
         self.model = model
         self.chain = sampler_chain(model, sampling)
+        grammar_first = sampling.grammar is not None and sampling.grammar_check_first
+        self.check = GrammarCheck(self.chain) if grammar_first else None
         ends = end_tokens(model, sampling.stops, eog) if self.min_tokens else []
         self.hold = sampler_chain(model, sampling, ends) if ends else None
         self.scanner = StopScanner(sampling.stops)
@@ -121,8 +165,11 @@ class GenerationState:
         answer is over (an end token, a stop string, or max_tokens)."""
         import llama_cpp
 
-        chain = self.hold if self.hold is not None and self.produced < self.min_tokens else self.chain
-        token = chain.sample(ctx, self.row)
+        if self.check is not None:
+            token = self.check.sample(ctx, self.row)
+        else:
+            chain = self.hold if self.hold is not None and self.produced < self.min_tokens else self.chain
+            token = chain.sample(ctx, self.row)
         self.produced += 1
         if llama_cpp.llama_vocab_is_eog(self.model.vocab, token):
             return self._flush(), True

@@ -288,6 +288,11 @@ class TurnMetrics(CallEvent):
         description="the answer's first words were the LLM's opener on the caller's words so far, "
         "said as the turn ended (agent.early_opener); the LLM continued after them",
     )
+    early_hold: bool = Field(
+        default=False,
+        description="the holding phrase was said as the turn ended, the LLM's answer to the caller's "
+        "words so far opening with a tool call (agent.early_hold)",
+    )
     bus_ms: float | None = Field(
         default=None,
         description="transit on the bus of the critical path's messages (final, first chunk, first "

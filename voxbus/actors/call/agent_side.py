@@ -155,9 +155,9 @@ class AgentSide(ServedToolFlow):
 
     async def _answer(self, end: EndTurn) -> None:
         peek = self.opener.peek
-        opener = self.opener.for_turn(end.final.text)
+        opening = self.opener.for_turn(end.final.text, self._early_holding_phrase())
         # for whoever measures how often it applies: the peek, the words it was decoded on
-        log.debug("early opener", call_id=self.call_id, opener=opener, peek=peek, final=end.final.text)
+        log.debug("early opener", call_id=self.call_id, opener=opening, peek=peek, final=end.final.text)
         if end.speculative is not None:  # already thinking about exactly these words
             generation = end.speculative
             self._begin_turn(generation, end)
@@ -170,28 +170,40 @@ class AgentSide(ServedToolFlow):
             if generation.llm.done:
                 await self._llm_finished(generation)
             return
-        if end.superseded is not None and end.superseded.kind == "greeting":
-            self._answer_after_words(end)
+        greeting = end.superseded is not None and end.superseded.kind == "greeting"
+        if greeting or (end.awaited is not None and end.awaited is self.current):
+            self._answer_after_words(end)  # the greeting is said whole, a tool's answer awaited
             return
         if end.superseded is not None:
             await self.cancel(end.superseded, "superseded by a new caller turn")
         generation = self._new_generation("answer")
         self._begin_turn(generation, end)
         await self.save()
-        if opener is not None:  # said now; the LLM goes on after it
-            generation.say_opener(opener)
-            await self._speak(generation, speakable(opener), last=False)
+        if opening is not None and opening.holding:  # a tool call to come: its holding phrase now
+            generation.holding_said = generation.early_hold = True
+            await self._speak(generation, opening.text, last=False)
+        elif opening is not None:  # said now; the LLM goes on after it
+            generation.say_opener(opening.text)
+            await self._speak(generation, speakable(opening.text), last=False)
         await self._request_llm(generation)
+
+    def _early_holding_phrase(self) -> str:
+        """The holding phrase to say as the turn ends if the answer opens with a tool call: only
+        where this call has served tools (a calendar, not only a transfer)."""
+        served = self.tools is not None and bool(self.tools.specs)
+        return self.settings.tool_holding_phrase if served and self.settings.early_hold else ""
 
     def _answer_after_words(self, end: EndTurn) -> None:
         """The caller's turn ended before set words were said (an operator typed a sentence while
-        whisper was still writing the caller's last words): the words are said whole, the turn is
-        answered after them. Two such turns are one."""
+        whisper was still writing the caller's last words), or while the agent was silent waiting
+        on a tool ("Friday at eleven thirty." said again after "One moment, let me check."): the
+        words are said whole, the tool's answer awaited, and the turn is answered after them. Two
+        such turns are one."""
         waiting = self.turn_after_words
         if waiting is not None:
             text = f"{waiting.final.text.strip()} {end.final.text.strip()}"
             end = replace(end, final=end.final.model_copy(update={"text": text}))
-        self.turn_after_words = replace(end, superseded=None)
+        self.turn_after_words = replace(end, superseded=None, awaited=None)
 
     async def answer_turn_after_words(self) -> None:
         """Answer the turn that waited for set words, once they are said (or cut by the caller)."""
@@ -313,6 +325,7 @@ class AgentSide(ServedToolFlow):
 
     async def _speak(self, generation: Generation, text: str, last: bool) -> None:
         if not generation.hold(text, last):
+            generation.drained = False
             await self.out.speak(generation, text, last)
 
     # --- what the workers and the gateway report about the current generation ------------------
@@ -344,8 +357,11 @@ class AgentSide(ServedToolFlow):
         when that ended it."""
         generation = self._of_current(event)
         waiting = not generation.llm.done or generation.awaiting_tools if generation else False
-        if generation is None or (waiting and event.complete):
-            return None  # not ours, or it played all audio so far and more is coming
+        if generation is not None and waiting and event.complete:
+            generation.drained = True  # it played all audio so far and more is coming
+            return None
+        if generation is None:
+            return None  # not ours
         self.current = None
         self._set_state("listening")
         if generation.kind == "answer":

@@ -15,6 +15,13 @@ continues the answer after it (``continue_from``), as a person says "Sure," whil
 Not an opener that answers ("Yes,", "No,", "I'm sorry,"): the words whisper adds at the end may
 turn it. Not a peek decoded on less than half of the turn's words: it was an opener to the start
 of what the caller said, not to what they asked.
+
+A peek whose answer opens with a tool call (``<tool_call>``: "I need to move my appointment to
+Friday" to the clinic's agent) says the agent's holding phrase instead ("One moment, let me
+check."), where the call actor's agent serves tools and ``agent.early_hold`` is on: the caller
+hears it as the turn ends instead of after the LLM's first token and ``agent.tool_hold_after_ms``
+of the tool (about 1.4 s). It is said as the slow-tool holding phrase is, outside the LLM's
+words: the LLM is asked as without it, and no later holding phrase follows.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 
 from voxbus.actors.turns import words
+from voxbus.engines.tool_calls import OPEN
 from voxbus.lexicons import Lexicon
 
 PEEK_TOKENS = 4  # "Of course," is three tokens in Qwen's vocabulary, "Absolutely," three
@@ -36,7 +44,16 @@ _BARE_WORDS = re.compile(r"[^\W\d_][\w' ]{0,24}")
 @dataclass(frozen=True)
 class Peek:
     of: str  # the caller's words so far that it was decoded on
-    text: str  # what the LLM began its answer with (up to its first punctuation)
+    text: str  # what the LLM began its answer with (up to its first punctuation), or OPEN
+
+
+@dataclass(frozen=True)
+class Opening:
+    """What the agent says the moment the turn ends: an acknowledgement (the LLM goes on after
+    it) or, ``holding``, the holding phrase of a tool call to come (the LLM is asked as without it)."""
+
+    text: str
+    holding: bool = False
 
 
 def acknowledgement(text: str, lexicon: Lexicon) -> str | None:
@@ -82,10 +99,14 @@ class EarlyOpener:
         if self.enabled:
             self.peek = Peek(of, text)
 
-    def for_turn(self, final: str) -> str | None:
-        """The opener to say now for the turn whose final words are ``final``, or None; either
-        way the peek is used up (the next turn's words are peeked anew)."""
+    def for_turn(self, final: str, holding_phrase: str = "") -> Opening | None:
+        """What to say now for the turn whose final words are ``final``, or None; either way the
+        peek is used up (the next turn's words are peeked anew). ``holding_phrase``: said for a
+        peek that opens with a tool call ("": none, the agent serves no tools or it is off)."""
         peek, self.peek = self.peek, None
         if peek is None or not goes_on_from(peek.of, final):
             return None
-        return acknowledgement(peek.text, self.lexicon)
+        if peek.text == OPEN:
+            return Opening(holding_phrase, holding=True) if holding_phrase else None
+        said = acknowledgement(peek.text, self.lexicon)
+        return Opening(said) if said is not None else None

@@ -70,6 +70,7 @@ def turn_metrics(call_id: str, generation: Generation, interrupted: bool) -> Tur
         turn_end=generation.turn_end,
         speculative=generation.held_back,
         early_opener=generation.opener_chars > 0,
+        early_hold=generation.early_hold,
         bus_ms=round(timeline.bus_s * 1000, 1),
     )
 

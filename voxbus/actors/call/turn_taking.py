@@ -92,6 +92,9 @@ class EndTurn:
     vad_decision_ts: float | None  # when the VAD decided the pause that ended it
     speculative: Generation | None  # an answer already started on exactly these words: it goes out
     superseded: Generation | None  # a generation the new turn replaces
+    # a generation the turn waits for: the caller began it in the silence while that one waited on
+    # a tool (``Generation.on_hold``); it is answered once the tool's answer has been said
+    awaited: Generation | None = None
 
 
 Decision = BargeAction | DropSpeculative | Withdraw | StartSpeculative | Prefill | EndTurn
@@ -112,10 +115,12 @@ class TurnTaking:
         # the hold began too soon after the answer's first frame to be a reaction to it: if the
         # speech is judged the caller's (not the answer's echo), they went on with their turn
         self.going_on = False
+        self.spoke_on_hold: int | None = None  # the generation on hold when this turn began
 
     # --- the caller's voice (VAD) ---------------------------------------------------------------
     def speech_started(self, event: SpeechStarted, current: Generation | None) -> list[Decision]:
         self.caller_speaking = True
+        self.spoke_on_hold = None
         self._going_on()
         return self._speech_over(event.at_ts or event.ts, current)
 
@@ -151,6 +156,9 @@ class TurnTaking:
         """The caller speaks while the agent speaks or is about to."""
         self.words_ignored = False
         if current is None or current.speculative or self.barge_in.holding:
+            return []
+        if current.on_hold:  # silence while a tool works: the caller's words are a turn of theirs
+            self.spoke_on_hold = current.gen
             return []
         if current.kind == "answer" and not current.heard_any:
             return self._withdraw(current)  # not a frame of it played: no echo of it either
@@ -255,13 +263,15 @@ class TurnTaking:
         speculative = (
             current if current is not None and current.speculative and current.user_text == text else None
         )
-        superseded = current if speculative is None else None
+        on_hold, self.spoke_on_hold = self.spoke_on_hold, None
+        awaited = current if current is not None and speculative is None and current.gen == on_hold else None
+        superseded = current if speculative is None and awaited is None else None
         speech_end_ts = vad_decision_ts = None
         if self.speech_end is not None:
             speech_end_ts = self.speech_end.at_ts
             decided = self.last_pause if event.end_reason == "complete" else self.speech_end
             vad_decision_ts = decided.ts if decided is not None else self.speech_end.ts
-        return EndTurn(event, arrived, speech_end_ts, vad_decision_ts, speculative, superseded)
+        return EndTurn(event, arrived, speech_end_ts, vad_decision_ts, speculative, superseded, awaited)
 
     def _judge(self, text: str, current: Generation | None, decisions: list[Decision]) -> Verdict | None:
         """The caller's words over the agent: those of the hold, or of one that resumed before
