@@ -108,9 +108,12 @@ bench: models models-test pipecat-venv
 	$(VENV)/bin/voxbus models fetch --name qwen2.5-coder-0.5b-instruct-q4_k_m
 	$(PY) bench/tool_calls.py --out bench/results
 	$(PY) bench/early_openers.py --out bench/results
+	$(PY) bench/tool_call_speed.py --out bench/results
 	$(PY) bench/latency.py --profile default --dialogue appointment --caller-voice espeak-ng:en-us+f2 --variant on: --variant off:VOXBUS_AGENT__EARLY_OPENER=false --variant on2: --variant off2:VOXBUS_AGENT__EARLY_OPENER=false --variant on3: --variant off3:VOXBUS_AGENT__EARLY_OPENER=false --name latency_early_opener --out bench/results
 	$(PY) bench/remote_llm.py --profile default --out bench/results
 	$(PY) bench/clinic_calls.py --out bench/results --calls 10
+	$(PY) bench/clinic_calls.py --out bench/results --calls 10 --name clinic_calls_early_hold
+	VOXBUS_AGENT__EARLY_HOLD=false $(PY) bench/clinic_calls.py --out bench/results --calls 10 --name clinic_calls_late_hold
 	$(PY) bench/clinic_calls.py --out bench/results --calls 10 --voices flite:slt,flite:rms --name clinic_calls_flite
 	VOXBUS_STT__PROMPT_AGENT_WORDS=false $(PY) bench/clinic_calls.py --out bench/results --calls 10 --name clinic_calls_meant_off
 	$(PY) bench/console.py --calls 4 --out bench/results

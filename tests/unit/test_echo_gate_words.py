@@ -11,6 +11,7 @@ from voxbus.actors.stt_session import CallSession
 from voxbus.actors.turn_settings import TurnSettings
 from voxbus.config import Settings, SttSettings
 from voxbus.media.frames import FRAME_SAMPLES, to_pcm16
+from voxbus.schemas.events import SpeechStarted
 from voxbus.schemas.messages import AudioFrame
 
 
@@ -64,3 +65,35 @@ def test_whisper_hears_the_gate_only_without_a_canceller_unless_told() -> None:
     assert not Settings(sip={"echo_canceller": "speex"}).echo_gate_words()
     assert Settings().echo_gate_words()  # no canceller by default
     assert Settings(turn={"echo_gate_words": True}).echo_gate_words()
+
+
+class Emitted:
+    """Stands in for the bus: records the events the session emits."""
+
+    def __init__(self) -> None:
+        self.events: list[object] = []
+
+    def emit(self, event: object) -> None:
+        self.events.append(event)
+
+
+def onset_after(far: list[float | None]) -> SpeechStarted:
+    """The caller's onset at the end of frames whose agent levels were ``far`` (None: silent)."""
+    s = session(gate_words=True)
+    s.bus = Emitted()  # type: ignore[assignment]
+    s.vad = HeardByVad()  # type: ignore[assignment]
+    for seq, far_db in enumerate(far):
+        frame = quiet_frame(seq).model_copy(update={"far_db": far_db})
+        asyncio.run(s._on_frame(frame, None))  # type: ignore[arg-type]
+    s._speech_started(s.now_ms() - s.settings.min_speech_ms)
+    [started] = s.bus.events  # type: ignore[attr-defined]
+    assert isinstance(started, SpeechStarted)
+    return started
+
+
+def test_an_onset_says_whether_the_agent_was_on_the_line() -> None:
+    """Speech into silence (the agent waits on a tool after its holding phrase) is told from
+    speech over its audio: the call actor answers the first after the tool, judges the second."""
+    assert onset_after([-20.0] * 50).over_agent is True
+    assert onset_after([-20.0] * 10 + [None] * 40).over_agent is False  # 0.8 s of silence before
+    assert onset_after([None] * 50).over_agent is False

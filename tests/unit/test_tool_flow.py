@@ -393,16 +393,14 @@ async def test_words_said_while_a_tool_works_are_answered_after_its_answer() -> 
     await side.chunk(chunk(side, "", done=True))
     clock.advance(0.5)
     await side.hold_if_tool_slow()
-    played = PlayoutDone(call_id="c", gen=generation.gen, played_ms=1800, complete=True)
-    assert await side.playout_done(played) is None  # the holding phrase played; more to come
-    assert generation.on_hold
+    assert generation.waits_on_tool
     final = SttFinal(call_id="c", text="Friday at eleven thirty.", start_ms=0, end_ms=900, compute_s=0.1)
     await side.carry_out([EndTurn(final, 0.0, None, None, None, None, awaited=generation)])
     assert side.current is generation and len(out.llm_requests) == 1  # it goes on, its call too
     await side.tool_finished(result(generation))
     await side.chunk(chunk(side, "Friday at 11:30 is free."))
-    assert not generation.on_hold  # speaking again
     await side.chunk(chunk(side, "", done=True))
+    played = PlayoutDone(call_id="c", gen=generation.gen, played_ms=5800, complete=True)
     assert await side.playout_done(played) == generation.gen
     await side.answer_turn_after_words()
     assert side.current is not generation and side.current is not None

@@ -215,38 +215,37 @@ def test_a_short_interruption_followed_by_a_noise_is_answered_alone() -> None:
     assert isinstance(end, EndTurn) and end.final.text == "Wait."
 
 
-def on_hold(call: Call) -> Generation:
-    """The agent said its holding phrase, all of it played, and waits on the calendar."""
-    _, answer = answering_in(call, "Please move my appointment to Friday.", "")
-    answer.holding_said, answer.tools_since, answer.drained = True, call.clock.monotonic(), True
+def waiting_on_tool(call: Call) -> Generation:
+    """The agent said its holding phrase (all of it played) and waits on the calendar."""
+    call.final("Please move my appointment to Friday.")
+    answer = call.agent(text="", playing=True)
+    answer.holding_said, answer.tools_since = True, call.clock.monotonic()
     return answer
 
 
-def answering_in(call: Call, said: str, answer_text: str) -> tuple[Call, Generation]:
-    call.final(said)
-    answer = call.agent(text=answer_text, playing=False)
-    answer.user_text = said
-    answer.timeline.marks["first_audio"] = call.clock.time() - 2.0
-    return call, answer
-
-
 def test_words_said_into_the_silence_of_a_tool_are_a_turn_answered_after_it() -> None:
-    # the clinic's calls: "Friday at eleven thirty." said again after "One moment, let me check."
-    # was held as a barge-in on the silence, judged an aside, and lost; the tool then failed for
-    # want of the time, and the agent asked for what the caller had just said
+    # the clinic's calls: "Friday, 1130." said again after "One moment, let me check." was held
+    # as a barge-in, judged an aside, and lost; the calendar then refused the time the model had
+    # guessed, and the agent asked for what the caller had just said
     call = Call()
-    answer = on_hold(call)
-    assert call.start() == []  # nothing playing to hold
+    answer = waiting_on_tool(call)
+    assert kinds(call.start(over_agent=False)) == ["HoldAudio"]  # the tool's answer waits for them
     call.pause()
-    answer.drained = False  # the tool answered and its confirmation began before whisper's words
-    [end] = call.final("Friday at eleven thirty.")
+    resume, end = call.final("Friday, 1130.")
+    assert kinds([resume]) == ["ResumeAudio"] and call.current is answer
     assert isinstance(end, EndTurn) and end.awaited is answer and end.superseded is None
-    # speech while the agent's audio plays is a barge-in as ever, held and judged
-    playing = Call()
-    on_hold(playing).drained = False
-    assert kinds(playing.start()) == ["HoldAudio"]
-    # a silence that is not a tool's (the next clause on its way) is not a hold either
-    between = Call()
-    _, clause_gap = answering_in(between, "What are your hours?", "We open at nine,")
-    clause_gap.drained = True
-    assert kinds(between.start()) == ["HoldAudio"]
+    assert end.final.text == "Friday, 1130."
+    # a backchannel there is none; words that interrupt do, there as anywhere
+    for said, decided in [("Mm-hmm.", ["ResumeAudio"]), ("Stop, wait.", ["Interrupt"])]:
+        other = Call()
+        waiting_on_tool(other)
+        other.start(over_agent=False)
+        other.pause()
+        assert kinds(other.final(said)) == decided, said
+    # over the agent's audio (or not known to be silence): an aside, as ever
+    for over_agent in (True, None):
+        playing = Call()
+        waiting_on_tool(playing)
+        playing.start(over_agent=over_agent)
+        playing.pause()
+        assert kinds(playing.final("Friday, 1130.")) == ["ResumeAudio"], over_agent

@@ -58,14 +58,15 @@ class Call:
                 self.agent(text="", playing=False).speculative = True
                 assert self.current is not None
                 self.current.user_text = decision.text
-            elif isinstance(decision, EndTurn):
+            elif isinstance(decision, EndTurn) and decision.awaited is None:  # (else answered later)
                 self.current = decision.speculative or self.agent(text="", playing=False)
                 self.current.speculative = False
         return decisions
 
-    def start(self) -> list:  # type: ignore[type-arg]
-        ts = self.clock.time()
-        return self.run(self.turns.speech_started(SpeechStarted(call_id=C, at_ms=0, at_ts=ts), self.current))
+    def start(self, over_agent: bool | None = None) -> list:  # type: ignore[type-arg]
+        """The caller starts speaking; ``over_agent``: whether the agent's audio was on the line."""
+        event = SpeechStarted(call_id=C, at_ms=0, at_ts=self.clock.time(), over_agent=over_agent)
+        return self.run(self.turns.speech_started(event, self.current))
 
     def pause(self) -> list:  # type: ignore[type-arg]
         return self.turns.speech_paused(SpeechPaused(call_id=C, at_ms=0, at_ts=self.clock.time()))

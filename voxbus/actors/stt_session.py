@@ -128,6 +128,7 @@ class CallSession:
         self.last_partial_ms = 0
         self.recent_floors: deque[float] = deque(maxlen=RECENT_FLOOR_FRAMES)  # of the echo gate
         self.last_frame_at = time.monotonic()
+        self.agent_heard_ms: int | None = None  # call time of the last frame the agent was on the line
         self.subs: list[Subscription] = []
         self.hearing = False  # subscribed to the call's audio: frames still come
         self.tasks: set[asyncio.Task[None]] = set()
@@ -194,6 +195,8 @@ class CallSession:
             samples = np.concatenate([np.zeros(missing * FRAME_SAMPLES, np.float32), samples])
         self.next_seq = frame.seq + 1
         self.capture.note(frame.seq, frame.ts)
+        if frame.far_db is not None:
+            self.agent_heard_ms = self.now_ms() + len(samples) * 1000 // SAMPLE_RATE
         gated, floor_db = samples, echo_floor(frame, self.turns)
         if floor_db is not None:
             self.recent_floors.append(floor_db)
@@ -240,7 +243,10 @@ class CallSession:
         skip = max(0, (start_ms - history_start_ms) * SAMPLE_RATE // 1000)
         self.turn = Turn(self.history[skip:].copy(), max(start_ms, history_start_ms))
         self.last_partial_ms = self.now_ms()
-        self.bus.emit(SpeechStarted(call_id=self.call_id, at_ms=at_ms, at_ts=self.capture.at(at_ms)))
+        heard = self.agent_heard_ms
+        over_agent = heard is not None and heard >= at_ms - self.settings.pre_roll_ms
+        at_ts = self.capture.at(at_ms)
+        self.bus.emit(SpeechStarted(call_id=self.call_id, at_ms=at_ms, at_ts=at_ts, over_agent=over_agent))
 
     def _speech_resumed(self, at_ms: int) -> None:
         assert self.turn is not None

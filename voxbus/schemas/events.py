@@ -77,6 +77,11 @@ class SpeechStarted(CallEvent):
     type: Literal["speech.started"] = "speech.started"
     at_ms: int = Field(description="caller audio time of the onset, on the call timeline")
     at_ts: float | None = Field(default=None, description="capture time (epoch s) of the onset")
+    over_agent: bool | None = Field(
+        default=None,
+        description="whether the agent's audio (or its echo) was on the line at the onset; false: the "
+        "caller spoke into silence (after the holding phrase, while a tool works); null: not known",
+    )
 
 
 class SpeechEnded(CallEvent):

@@ -325,7 +325,6 @@ class AgentSide(ServedToolFlow):
 
     async def _speak(self, generation: Generation, text: str, last: bool) -> None:
         if not generation.hold(text, last):
-            generation.drained = False
             await self.out.speak(generation, text, last)
 
     # --- what the workers and the gateway report about the current generation ------------------
@@ -357,11 +356,8 @@ class AgentSide(ServedToolFlow):
         when that ended it."""
         generation = self._of_current(event)
         waiting = not generation.llm.done or generation.awaiting_tools if generation else False
-        if generation is not None and waiting and event.complete:
-            generation.drained = True  # it played all audio so far and more is coming
-            return None
-        if generation is None:
-            return None  # not ours
+        if generation is None or (waiting and event.complete):
+            return None  # not ours, or it played all audio so far and more is coming
         self.current = None
         self._set_state("listening")
         if generation.kind == "answer":

@@ -106,7 +106,6 @@ class Generation:
     call_opened: float | None = None  # monotonic s: the LLM opened its first call, of any tool
     holding_said: bool = False
     early_hold: bool = False  # the holding phrase was said as the turn ended (a peeked tool call)
-    drained: bool = False  # all its audio so far has played and more is to come: silence on the line
     early_responses: list[dict[str, Any]] = field(default_factory=list)  # before the LLM's end
     answer_from: int = 0  # where this LLM round's text starts in ``text``
     calls_made: set[str] = field(default_factory=set)  # served calls (name and arguments) so far
@@ -207,11 +206,11 @@ class Generation:
         return self.waiting_for_tools
 
     @property
-    def on_hold(self) -> bool:
-        """Its audio so far has played and it waits on a served tool (its call being written, or
-        the tool running): the caller hears silence after the holding phrase. Their speech there
-        is a turn of theirs, answered once this generation is over, not a barge-in on it."""
-        return self.drained and (self.tools_since is not None or self.holding_said)
+    def waits_on_tool(self) -> bool:
+        """It waits on a served tool (its call being written, or the tool running), or said the
+        holding phrase for one: what the caller says into the silence then is a turn of theirs,
+        answered once this generation is over (see ``TurnTaking.spoke_on_hold``)."""
+        return self.tools_since is not None or self.holding_said
 
     def next_round(self, now: float) -> None:
         """The tools answered: the LLM is asked again, and says what follows from them."""

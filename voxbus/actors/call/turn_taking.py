@@ -120,7 +120,12 @@ class TurnTaking:
     # --- the caller's voice (VAD) ---------------------------------------------------------------
     def speech_started(self, event: SpeechStarted, current: Generation | None) -> list[Decision]:
         self.caller_speaking = True
+        # into the silence while the agent waits on a tool (after its holding phrase, say): their
+        # words are held and judged as any over the agent (it must not start the tool's answer
+        # over them), but words that do not interrupt are a turn answered after it, not an aside
         self.spoke_on_hold = None
+        if current is not None and not current.speculative and current.waits_on_tool:
+            self.spoke_on_hold = current.gen if event.over_agent is False else None
         self._going_on()
         return self._speech_over(event.at_ts or event.ts, current)
 
@@ -156,9 +161,6 @@ class TurnTaking:
         """The caller speaks while the agent speaks or is about to."""
         self.words_ignored = False
         if current is None or current.speculative or self.barge_in.holding:
-            return []
-        if current.on_hold:  # silence while a tool works: the caller's words are a turn of theirs
-            self.spoke_on_hold = current.gen
             return []
         if current.kind == "answer" and not current.heard_any:
             return self._withdraw(current)  # not a frame of it played: no echo of it either
@@ -232,8 +234,8 @@ class TurnTaking:
         verdict = self._judge(text, current, decisions)
         if verdict is Verdict.INTERRUPT:
             current = None
-        elif verdict is not None:
-            return decisions  # not an interruption: the agent's audio goes on
+        elif verdict is not None:  # not an interruption: the agent's audio goes on
+            return decisions + self._said_on_hold(event, text, arrived, current)
         if self.carried and text:  # (words withdrawn just now, the caller going on, included)
             text, self.carried = f"{self.carried} {text}", ""
             event = event.model_copy(update={"text": text})
@@ -242,7 +244,7 @@ class TurnTaking:
             # speaks, and a backchannel never (an "Mm-hmm." whose final came just after the answer
             # ended was answered "I see. Is there anything else you need?")
             self.words_ignored = False
-            return decisions
+            return decisions + self._said_on_hold(event, text, arrived, current)
         if not text:
             return decisions
         interrupted, self.interrupted = self.interrupted, False
@@ -259,19 +261,32 @@ class TurnTaking:
         self.speech_end = None
         return self.final(final, current)
 
-    def _end_turn(self, event: SttFinal, text: str, arrived: float, current: Generation | None) -> EndTurn:
+    def _said_on_hold(
+        self, event: SttFinal, text: str, arrived: float, current: Generation | None
+    ) -> list[Decision]:
+        """Words said into the silence of a tool that did not interrupt it: a turn answered once
+        the agent is done (a backchannel is none, there as anywhere)."""
+        if current is None or self.spoke_on_hold != current.gen or not text:
+            return []
+        if is_backchannel(text, self.barge_in.lexicon):
+            return []
+        return [self._end_turn(event, text, arrived, current, awaited=True)]
+
+    def _end_turn(
+        self, event: SttFinal, text: str, arrived: float, current: Generation | None, awaited: bool = False
+    ) -> EndTurn:
+        self.spoke_on_hold = None
         speculative = (
             current if current is not None and current.speculative and current.user_text == text else None
         )
-        on_hold, self.spoke_on_hold = self.spoke_on_hold, None
-        awaited = current if current is not None and speculative is None and current.gen == on_hold else None
-        superseded = current if speculative is None and awaited is None else None
+        superseded = current if speculative is None and not awaited else None
         speech_end_ts = vad_decision_ts = None
         if self.speech_end is not None:
             speech_end_ts = self.speech_end.at_ts
             decided = self.last_pause if event.end_reason == "complete" else self.speech_end
             vad_decision_ts = decided.ts if decided is not None else self.speech_end.ts
-        return EndTurn(event, arrived, speech_end_ts, vad_decision_ts, speculative, superseded, awaited)
+        waited_for = current if awaited else None
+        return EndTurn(event, arrived, speech_end_ts, vad_decision_ts, speculative, superseded, waited_for)
 
     def _judge(self, text: str, current: Generation | None, decisions: list[Decision]) -> Verdict | None:
         """The caller's words over the agent: those of the hold, or of one that resumed before
