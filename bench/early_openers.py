@@ -36,13 +36,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from dialogues import DIALOGUES  # noqa: E402
-from report import pyplot, write_json  # noqa: E402
-from tool_calls import CASES, clinic_tools, context, opening  # noqa: E402
+from report import pyplot, write_figures  # noqa: E402
+from tool_calls import CASES, bundled_llm, clinic_tools, context, opening  # noqa: E402
 
 from voxbus.actors.call.early_opener import PEEK_TOKENS, acknowledgement, goes_on_from  # noqa: E402
-from voxbus.config import AgentSettings, LlmSettings, load_settings  # noqa: E402
+from voxbus.config import AgentSettings  # noqa: E402
 from voxbus.engines.llm import LlamaEngine  # noqa: E402
-from voxbus.engines.models import PROFILES, models_dir  # noqa: E402
 from voxbus.engines.tool_calls import OPEN  # noqa: E402
 from voxbus.lexicons import ENGLISH  # noqa: E402
 from voxbus.schemas.messages import ChatMessage  # noqa: E402
@@ -141,17 +140,13 @@ def main() -> None:
     parser.add_argument("--cut", type=int, default=2, help="words of each line not heard yet")
     parser.add_argument("--name", default="early_openers")
     args = parser.parse_args()
-    settings = load_settings()
-    spec = PROFILES["default"]["llm"]
-    engine = LlamaEngine(models_dir(settings) / spec.name / spec.entry, LlmSettings(n_ctx=4096))
+    engine, model = bundled_llm()
     try:
         rows = run(engine, args.cut)
     finally:
         engine.close()
-    figures = {"cut": args.cut, "model": spec.name, "summary": summary(rows), "rows": rows}
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_json(args.out / f"{args.name}.json", figures)
-    plot(figures, args.out / f"{args.name}.png")
+    figures = {"cut": args.cut, "model": model, "summary": summary(rows), "rows": rows}
+    write_figures(args.out, args.name, figures, plot)
     print(figures["summary"])
 
 

@@ -85,6 +85,12 @@ def write_json(path: Path, figures: dict[str, Any]) -> Path:
     return path
 
 
+def write_figures(out: Path, name: str, figures: dict[str, Any], plot: Any) -> None:
+    """``<name>.json`` (:func:`write_json`) and ``<name>.png`` (``plot(figures, path)``) in ``out``."""
+    write_json(out / f"{name}.json", figures)
+    plot(figures, out / f"{name}.png")
+
+
 def event_lines(events: list[Any], t0: float) -> list[str]:
     """A call's events as JSON lines, each with its time in seconds after ``t0`` (the caller's
     first frame), for a closer look at any call of a benchmark."""

@@ -25,12 +25,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from report import pyplot, write_json  # noqa: E402
-from tool_calls import CASES, clinic_tools, context, opening  # noqa: E402
+from report import pyplot, write_figures  # noqa: E402
+from tool_calls import CASES, bundled_llm, clinic_tools, context, opening  # noqa: E402
 
-from voxbus.config import LlmSettings, load_settings  # noqa: E402
 from voxbus.engines.llm import LlamaEngine  # noqa: E402
-from voxbus.engines.models import PROFILES, models_dir  # noqa: E402
 from voxbus.engines.tool_calls import OPEN  # noqa: E402
 from voxbus.schemas.messages import ChatMessage  # noqa: E402
 
@@ -137,17 +135,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     parser.add_argument("--name", default="tool_call_speed")
     args = parser.parse_args()
-    settings = load_settings()
-    spec = PROFILES["default"]["llm"]
-    engine = LlamaEngine(models_dir(settings) / spec.name / spec.entry, LlmSettings(n_ctx=4096))
+    engine, model = bundled_llm()
     try:
         rows = run(engine)
     finally:
         engine.close()
-    figures = {"model": spec.name, "summary": summary(rows), "rows": rows}
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_json(args.out / f"{args.name}.json", figures)
-    plot(figures, args.out / f"{args.name}.png")
+    figures = {"model": model, "summary": summary(rows), "rows": rows}
+    write_figures(args.out, args.name, figures, plot)
     print(figures["summary"])
 
 

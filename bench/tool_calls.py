@@ -185,6 +185,15 @@ def score(case: Case, text: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def bundled_llm() -> tuple[LlamaEngine, str]:
+    """The default profile's LLM, batched as in a call, and its name."""
+    from voxbus.engines.models import PROFILES
+
+    spec = PROFILES["default"]["llm"]
+    path = models_dir(load_settings()) / spec.name / spec.entry
+    return LlamaEngine(path, LlmSettings(n_ctx=4096)), spec.name
+
+
 def opening(prompt: str, ctx: str, greeting: str) -> list[ChatMessage]:
     """The conversation before the first case: the system prompt, the call's context and the
     greeting, as an assistant turn (what the agent said) or as a line of the context."""
