@@ -2,12 +2,19 @@
 
 A small model writes a call's JSON a token at a time under a grammar of the offered tools
 (voxbus/engines/tool_calls.py); the caller waits through it (the holding phrase, then silence) for
-the calendar's answer. llama.cpp's grammar sampler checks every token of the vocabulary at each
-step (152k for Qwen); ``GrammarCheck`` (voxbus/engines/llm_sampling.py) checks the likeliest token
-alone first. Offline, the bundled model, batched as in a call: for each of ``bench/tool_calls.py``'s
-cases that the model answers with a call, the same request decoded both ways, interleaved (the
-conversation so far evaluated first, as in a call): the time from the call's opening tag to its
-end, its tokens, and whether both ways wrote the same call (they must: the same greedy token).
+the calendar's answer. Three ways, each request decoded all three ways in turn, interleaved:
+
+- in pieces (shipped, ``voxbus/engines/call_writer.py``): the words the schema fixes (``{"name": "``,
+  the keys) evaluated as prompt, the model decoding only the name and each value;
+- whole, the likeliest token checked first: the call decoded under the whole grammar, which
+  checks the likeliest token alone before the vocabulary (``GrammarCheck``,
+  ``voxbus/engines/llm_sampling.py``);
+- whole, every token checked: llama.cpp's grammar sampler over all 152k tokens at each step.
+
+Offline, the bundled model, batched as in a call, for each of ``bench/tool_calls.py``'s cases
+that a tool answers (the conversation so far evaluated first, as in a call): the time from the
+call's opening tag to its end, its tokens, and whether the ways wrote the same call (its name and
+arguments; the two whole ways must agree token for token).
 
     python bench/tool_call_speed.py --out bench/results
 
@@ -17,6 +24,7 @@ Writes tool_call_speed.json and tool_call_speed.png.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
@@ -29,10 +37,16 @@ from report import pyplot, write_figures  # noqa: E402
 from tool_calls import CASES, bundled_llm, clinic_tools, context, opening  # noqa: E402
 
 from voxbus.engines.llm import LlamaEngine  # noqa: E402
-from voxbus.engines.tool_calls import OPEN  # noqa: E402
+from voxbus.engines.tool_calls import CLOSE, OPEN  # noqa: E402
 from voxbus.schemas.messages import ChatMessage  # noqa: E402
 
-WAYS = {"likeliest checked first": True, "every token checked": False}
+WAYS = {  # engine settings of each way
+    "in pieces": {"write_calls_in_pieces": True, "grammar_check_first": True},
+    "whole, likeliest checked first": {"write_calls_in_pieces": False, "grammar_check_first": True},
+    "whole, every token checked": {"write_calls_in_pieces": False, "grammar_check_first": False},
+}
+BASELINE = "whole, every token checked"
+COLOURS = ("tab:green", "tab:olive", "tab:gray")
 
 
 def timed_call(
@@ -40,7 +54,6 @@ def timed_call(
 ) -> dict[str, Any]:
     """One request: when its call opened, when it ended (ms after the request), and the call."""
     engine.warm(messages[:-1], tools)  # the conversation so far, evaluated while the agent spoke
-    started = time.perf_counter()
     opened, text = None, ""
     for piece in engine.stream(messages, 80, 0.0, tools=tools, session="bench"):
         if opened is None and OPEN in text + piece:
@@ -50,7 +63,16 @@ def timed_call(
     body = text[text.find(OPEN) :] if OPEN in text else ""
     tokens = len(engine.llm.tokenize(body.encode(), add_bos=False, special=True)) if body else 0
     call_ms = (ended - opened) * 1000 if opened is not None else None
-    return {"call": body, "tokens": tokens, "call_ms": call_ms, "total_ms": (ended - started) * 1000}
+    return {"call": body, "parsed": parsed(body), "tokens": tokens, "call_ms": call_ms}
+
+
+def parsed(body: str) -> Any:
+    """The call's name and arguments (None: no call, or not JSON)."""
+    inner = body.removeprefix(OPEN).removesuffix(CLOSE).strip()
+    try:
+        return json.loads(inner) if inner else None
+    except ValueError:
+        return None
 
 
 def run(engine: LlamaEngine) -> list[dict[str, Any]]:
@@ -62,69 +84,53 @@ def run(engine: LlamaEngine) -> list[dict[str, Any]]:
         history = [ChatMessage(role=r, content=t) for r, t in case.history]  # type: ignore[arg-type]
         messages = [*start, *history, ChatMessage(role="user", content=case.said)]
         row: dict[str, Any] = {"said": case.said}
-        for label, check_first in WAYS.items():
-            engine.grammar_check_first = check_first
+        for label, way in WAYS.items():
+            for attribute, value in way.items():
+                setattr(engine, attribute, value)
             row[label] = timed_call(engine, messages, tools)
-        first, every = (row[label] for label in WAYS)
-        row["same_call"] = first["call"] == every["call"]
-        if first["call_ms"] is not None and every["call_ms"] is not None:
-            print(
-                f"  {first['tokens']:3} tokens  {first['call_ms']:6.0f} / {every['call_ms']:6.0f} ms"
-                f"  {'same' if row['same_call'] else 'DIFFERENT'}  {case.said[:50]}",
-                flush=True,
-            )
+        calls = [row[label] for label in WAYS]
+        row["same_call"] = all(c["parsed"] == calls[-1]["parsed"] for c in calls)
+        if all(c["call_ms"] is not None for c in calls):
+            times = " / ".join(f"{c['call_ms']:5.0f}" for c in calls)
+            same = "same" if row["same_call"] else "DIFFERENT"
+            print(f"  {times} ms  {same:9} {calls[0]['call'][12:70]!r}  {case.said[:40]}", flush=True)
         rows.append(row)
     return rows
 
 
+def called(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in rows if all(r[label]["call_ms"] is not None for label in WAYS)]
+
+
 def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    called = [r for r in rows if all(r[label]["call_ms"] is not None for label in WAYS)]
-    out: dict[str, Any] = {
-        "cases": len(rows),
-        "calls": len(called),
-        "same_call": sum(r["same_call"] for r in called),
-    }
+    made = called(rows)
+    out: dict[str, Any] = {"cases": len(rows), "calls": len(made)}
+    if not made:
+        return out
+    out["same_call"] = sum(r["same_call"] for r in made)
     for label in WAYS:
+        per_token = [r[label]["call_ms"] / max(r[label]["tokens"], 1) for r in made]
+        ratios = [r[label]["call_ms"] / r[BASELINE]["call_ms"] for r in made]
         out[label] = {
-            "call_ms_median": round(statistics.median(r[label]["call_ms"] for r in called))
-            if called
-            else None,
-            "ms_per_token_median": round(
-                statistics.median(r[label]["call_ms"] / max(r[label]["tokens"], 1) for r in called), 1
-            )
-            if called
-            else None,
+            "call_ms_median": round(statistics.median(r[label]["call_ms"] for r in made)),
+            "ms_per_token_median": round(statistics.median(per_token), 1),
+            "ratio_to_every_token_median": round(statistics.median(ratios), 2),
         }
-    if called:
-        ratios = [
-            r["likeliest checked first"]["call_ms"] / r["every token checked"]["call_ms"] for r in called
-        ]
-        out["ratio_median"] = round(statistics.median(ratios), 2)
     return out
 
 
 def plot(figures: dict[str, Any], path: Path) -> None:
     plt = pyplot()
-    called = [r for r in figures["rows"] if all(r[label]["call_ms"] is not None for label in WAYS)]
-    fig, ax = plt.subplots(figsize=(9, 4))
-    x = range(len(called))
-    for offset, (label, colour) in zip(
-        (-0.2, 0.2), zip(WAYS, ("tab:green", "tab:gray"), strict=True), strict=True
-    ):
-        ax.bar(
-            [i + offset for i in x],
-            [r[label]["call_ms"] for r in called],
-            width=0.4,
-            color=colour,
-            label=label,
-        )
+    made = called(figures["rows"])
+    fig, ax = plt.subplots(figsize=(10, 4))
+    width = 0.8 / len(WAYS)
+    for n, (label, colour) in enumerate(zip(WAYS, COLOURS, strict=True)):
+        xs = [i + (n - 1) * width for i in range(len(made))]
+        ax.bar(xs, [r[label]["call_ms"] for r in made], width=width, color=colour, label=label)
     ax.set_xlabel("clinic request (bench/tool_calls.py) answered with a call")
     ax.set_ylabel("ms from the call's opening tag to its end")
-    s = figures["summary"]
-    ax.set_title(
-        "Writing a tool call under the grammar: median "
-        f"{s['likeliest checked first']['call_ms_median']} vs {s['every token checked']['call_ms_median']} ms"
-    )
+    medians = " / ".join(str(figures["summary"][label]["call_ms_median"]) for label in WAYS)
+    ax.set_title(f"Writing a tool call: median {medians} ms")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path)

@@ -3,11 +3,16 @@ of a prompt gives way to a real request and keeps what it evaluated."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+
+import jsonschema
 import pytest
 
 from voxbus.actors.call.early_opener import PEEK_TOKENS
 from voxbus.config import Settings
 from voxbus.engines.llm import PEEK_END, WARM_CHUNK_TOKENS
+from voxbus.engines.tool_calls import CLOSE, OPEN
 from voxbus.schemas.messages import ChatMessage
 
 pytestmark = pytest.mark.integration
@@ -93,3 +98,70 @@ def test_a_peek_is_how_the_answer_begins(settings: Settings, open_llm) -> None: 
         assert engine.peek(turn, PEEK_TOKENS, session="c1", wanted=("Zzyzx",)) == one
         other = [*turn[:1], ChatMessage(role="user", content="Can I book a cleaning on Monday?")]
         assert engine.peek(other, PEEK_TOKENS, session="c2", stop=lambda: True) == ""  # gave way at once
+
+
+SCHEDULE = {  # bounded values: whatever the test model writes, each value ends
+    "name": "reschedule",
+    "description": "Move the appointment.",
+    "parameters": {
+        "type": "object",
+        "properties": {
+            "appointment_id": {"type": "integer"},
+            "day": {"type": "string", "enum": ["Monday", "Friday"]},
+        },
+        "required": ["appointment_id", "day"],
+    },
+}
+BOOK = {
+    "name": "book",
+    "description": "Book an appointment.",
+    "parameters": {
+        "type": "object",
+        "properties": {
+            "day": {"type": "string", "enum": ["Monday", "Friday"]},
+            "kind": {"type": "string", "enum": ["check-up", "cleaning"]},
+        },
+        "required": ["day"],
+    },
+}
+HANG_UP = {
+    "name": "hang_up",
+    "description": "End the call.",
+    "parameters": {"type": "object", "properties": {}},
+}
+CALL_TOOLS = [{"type": "function", "function": f} for f in (SCHEDULE, BOOK, HANG_UP)]
+
+
+def cancelled_after(checks: int) -> Callable[[], bool]:
+    """A cancel flag that turns true after ``checks`` looks at it."""
+    looked: list[int] = []
+
+    def cancelled() -> bool:
+        looked.append(1)
+        return len(looked) > checks
+
+    return cancelled
+
+
+def test_a_tool_call_is_written_whole_and_valid_in_pieces_or_whole(settings: Settings, open_llm) -> None:  # noqa: ANN001
+    """Once the model opens a call, what follows is one of the offered tools with arguments of its
+    schema, written in pieces (the schema's words put in) or under the whole grammar, batched and
+    not, whatever the test model writes; cancelled, it stops without closing the call."""
+    turn = [
+        ChatMessage(role="system", content="You are a clinic's receptionist."),
+        ChatMessage(role="user", content="Please move my appointment to Friday."),
+    ]
+    for parallel in (4, 1):
+        settings.llm.parallel = parallel
+        engine = open_llm(settings.llm)
+        before, stops = engine.prompt(turn, tools=CALL_TOOLS)
+        for pieces in (True, False):
+            engine.write_calls_in_pieces = pieces
+            text = "".join(engine._tool_call(before, stops, CALL_TOOLS, lambda: False, "c1"))
+            assert text.startswith(OPEN + "\n") and text.endswith("\n" + CLOSE), (parallel, pieces, text)
+            call = json.loads(text[len(OPEN) : -len(CLOSE)])
+            [tool] = [t["function"] for t in CALL_TOOLS if t["function"]["name"] == call["name"]]
+            jsonschema.validate(call["arguments"], tool["parameters"])
+        engine.write_calls_in_pieces = True
+        cut = "".join(engine._tool_call(before, stops, CALL_TOOLS, cancelled_after(3), "c1"))
+        assert cut.startswith(OPEN) and CLOSE not in cut, (parallel, cut)

@@ -10,12 +10,14 @@ decoded together instead, each call in its own KV sequence (:mod:`voxbus.engines
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from voxbus.config import LlmSettings
+from voxbus.engines.call_writer import write_call
 from voxbus.engines.llm_batch import BatchDecoder, Generation
 from voxbus.engines.llm_sampling import Sampling
 from voxbus.engines.promises import promise, undecided
@@ -65,6 +67,9 @@ class LlamaEngine:
         # batched: a grammar checks the likeliest token alone first (llm_sampling.GrammarCheck);
         # False: against every token each step, as before (bench/tool_call_speed.py compares them)
         self.grammar_check_first = True
+        # a call's fixed words put in, the model writing only names and values (call_writer);
+        # False: the whole call decoded under the grammar (bench/tool_call_speed.py compares them)
+        self.write_calls_in_pieces = True
 
     def close(self) -> None:
         """Stop the decoding thread and free its context, then the model (in that order: see
@@ -201,6 +206,12 @@ class LlamaEngine:
     ) -> Iterator[str]:
         """The call, piece by piece: ``canonical(body)`` once joined."""
         yield OPEN + "\n"  # as in the prompt the call is decoded from (see tool_calls.canonical)
+        if self.write_calls_in_pieces:
+            decode = functools.partial(self._decode_piece, stops=stops, session=session, cancelled=cancelled)
+            yield from write_call(before + OPEN + "\n", tools, decode)
+            if not cancelled():
+                yield "\n" + CLOSE
+            return
         began = False
         for text in self._complete(
             before + OPEN + "\n", stops, TOOL_CALL_MAX_TOKENS, 0.0, call_grammar(tools), session, cancelled
@@ -212,6 +223,31 @@ class LlamaEngine:
             if piece:
                 yield piece
         yield "\n" + CLOSE
+
+    def _decode_piece(
+        self,
+        prompt: str,
+        grammar: Any,
+        max_tokens: int,
+        done: Callable[[str], bool],
+        stops: list[str],
+        session: str,
+        cancelled: Callable[[], bool],
+    ) -> Iterator[str]:
+        """Greedy tokens after ``prompt`` under ``grammar``, until ``done(what it wrote)`` (not
+        waiting for the step that would only end it) or the grammar is satisfied."""
+        said = ""
+        completion = self._complete(prompt, stops, max_tokens, 0.0, grammar, session, cancelled)
+        try:
+            for piece in completion:
+                if cancelled():
+                    return
+                said += piece
+                yield piece
+                if done(said):
+                    return
+        finally:
+            completion.close()  # batched: the decoder drops the rest at its next step
 
     def _answer_at_least(self, prompt: str, stops: list[str]) -> Any:
         """A logits processor that keeps the answer from ending before ``llm.min_tokens``: the

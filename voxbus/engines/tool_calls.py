@@ -65,7 +65,7 @@ def call_schema(tools: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 @lru_cache(maxsize=32)
-def _grammar_for(schema_json: str) -> Any:
+def grammar_for(schema_json: str) -> Any:
     from llama_cpp import LlamaGrammar
 
     try:
@@ -75,7 +75,7 @@ def _grammar_for(schema_json: str) -> Any:
 
 
 def call_grammar(tools: list[dict[str, Any]]) -> Any:
-    return _grammar_for(json.dumps(call_schema(tools)))
+    return grammar_for(json.dumps(call_schema(tools)))
 
 
 def canonical(body: str) -> str:
