@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from voxbus.actors.spoken import spoken_dates
+from voxbus.bus import subjects
 from voxbus.bus.connection import Bus
 from voxbus.config import AgentSettings, Settings, load_settings
 from voxbus.engines.tts import PiperEngine
@@ -27,6 +28,7 @@ from voxbus.schemas.events import (
     TtsRequested,
     TurnMetrics,
 )
+from voxbus.schemas.messages import LlmRequest
 from voxbus.supervisors.system import System, grant
 
 from .helpers import wait_all_serving
@@ -113,7 +115,19 @@ async def test_a_caller_moves_their_appointment(
     before = calendar.row(12)
     service = build_service(calendar, delay_s=0.3)
     await service.start(tools_bus.nc)
+    requests: list[LlmRequest] = []
+    watcher = await _admin(system)
+
+    async def on_request(request: LlmRequest, _msg: object) -> None:
+        requests.append(request)
+
+    await watcher.subscribe(subjects.LLM_GENERATE, LlmRequest, on_request)
     events = await call(system, clinic_settings, piper, tmp_path)
+    await watcher.close()
+    # the call's prompt is evaluated ahead once, with its tools: not first without them (the tools
+    # not known yet as the greeting began), which cost the LLM ~4 s at the start of each call
+    greeting = [r for r in requests if r.warm_only and r.turn == 0 and r.messages[-1].role == "assistant"]
+    assert len(greeting) == 1 and greeting[0].tools, [(len(r.messages), len(r.tools)) for r in greeting]
     started = [e for e in events if isinstance(e, CallStarted)]
     assert started and started[0].agent == "clinic" and started[0].called == "2000"
     found = [e for e in events if isinstance(e, ToolResult) and e.name == "find_patient"]

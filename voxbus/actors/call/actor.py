@@ -210,7 +210,7 @@ class CallActor(Actor):
                 judge = AnsweringJudge(self.settings, self.clock.monotonic())
                 self.callee = Callee(judge, self.agent, self.out, self.clock, self.voicemail)
             elif self.settings.greeting:
-                await self.agent.greet()
+                await self.agent.greet(warm=False)  # warmed with the call's tools, once known
             self._tasks.add(asyncio.create_task(self._warm_with_tools()))
         self.ready.set()
 
@@ -233,12 +233,11 @@ class CallActor(Actor):
             await self.out.control("hangup")
 
     async def _warm_with_tools(self) -> None:
-        """Once the call's tools are known, have the LLM evaluate the prompt with them while the
-        greeting plays: the caller's first turn then costs only its own words."""
+        """Once the call's tools are known (none, maybe), have the LLM evaluate the prompt with
+        them while the greeting plays: the caller's first turn then costs only its own words."""
         await self.tools.ready()
-        if self.tools.specs:
-            self.tools.enrich(self.state)
-            await self.out.warm_llm(self.state.gen, self.state.turn, self.conversation.prompt())
+        self.tools.enrich(self.state)
+        await self.out.warm_llm(self.state.gen, self.state.turn, self.conversation.prompt())
 
     async def _tell_decoded(self, message: object, _msg: Msg) -> None:
         self.tell(message)

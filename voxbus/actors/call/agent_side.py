@@ -307,10 +307,13 @@ class AgentSide(ServedToolFlow):
         await self.save()
         await self.out.warm_llm(self.state.gen, self.state.turn, self.conversation.prompt())
 
-    async def greet(self) -> None:
-        await self.say(self.settings.greeting)
+    async def greet(self, warm: bool = True) -> None:
+        """``warm`` False: the caller evaluates the prompt once the call's tools are known (a
+        prompt without them shares only the system prompt's first lines with the agent's, which
+        is evaluated with them: ~4 s of the LLM's time at each clinic call's start, wasted)."""
+        await self.say(self.settings.greeting, warm)
 
-    async def say(self, text: str) -> None:
+    async def say(self, text: str, warm: bool = True) -> None:
         """Speak ``text`` as the agent's words, not written by the LLM (the greeting, a sentence
         an operator typed); it enters the history as said."""
         generation = self._new_generation("greeting")
@@ -321,7 +324,8 @@ class AgentSide(ServedToolFlow):
         await self.save()
         # evaluated while it is said: otherwise the first answer of every call evaluates the call's
         # context and the greeting first (with llm.parallel > 1, into the call's own KV sequence)
-        await self.out.warm_llm(self.state.gen, self.state.turn, self.conversation.prompt())
+        if warm:
+            await self.out.warm_llm(self.state.gen, self.state.turn, self.conversation.prompt())
 
     async def _speak(self, generation: Generation, text: str, last: bool) -> None:
         if not generation.hold(text, last):
