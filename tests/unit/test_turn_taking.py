@@ -235,13 +235,28 @@ def test_words_said_into_the_silence_of_a_tool_are_a_turn_answered_after_it() ->
     assert kinds([resume]) == ["ResumeAudio"] and call.current is answer
     assert isinstance(end, EndTurn) and end.awaited is answer and end.superseded is None
     assert end.final.text == "Friday, 1130."
-    # a backchannel there is none; words that interrupt do, there as anywhere
-    for said, decided in [("Mm-hmm.", ["ResumeAudio"]), ("Stop, wait.", ["Interrupt"])]:
+    # a backchannel there is none; words that would interrupt the agent's speech interrupt no
+    # silence: the tool's answer is heard first (the clinic's "Done: ..." was cut by "First,
+    # that's four." said again into the silence), then they are answered
+    for said, decided in [
+        ("Mm-hmm.", ["ResumeAudio"]),
+        ("Stop, wait.", ["ResumeAudio", "EndTurn"]),
+        ("First, that's four.", ["ResumeAudio", "EndTurn"]),
+    ]:
         other = Call()
-        waiting_on_tool(other)
+        waiting = waiting_on_tool(other)
         other.start(over_agent=False)
         other.pause()
         assert kinds(other.final(said)) == decided, said
+        assert other.current is waiting
+    # nor by its length (speech.lasting)
+    long = Call()
+    waiting = waiting_on_tool(long)
+    long.start(over_agent=False)
+    assert kinds(long.lasting()) == ["ResumeAudio"] and long.current is waiting
+    long.pause()
+    [end] = long.final("On Friday at eleven thirty in the morning, if you have it, or else Monday.")
+    assert isinstance(end, EndTurn) and end.awaited is waiting
     # over the agent's audio (or not known to be silence): an aside, as ever
     for over_agent in (True, None):
         playing = Call()

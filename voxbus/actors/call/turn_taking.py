@@ -176,7 +176,11 @@ class TurnTaking:
     def _decided(self, verdict: Verdict | None, actions: list[BargeAction]) -> list[Decision]:
         """A hold judged. One that began too soon after the answer began to be a reaction to it
         and is judged an interruption is the caller going on with their turn: the answer is
-        withdrawn (the caller's words so far begin the next turn), not cut as an interruption."""
+        withdrawn (the caller's words so far begin the next turn), not cut as an interruption.
+        One that began in the silence of a tool interrupts nothing: the tool's answer is heard,
+        then the caller's words are answered (the clinic's "Done: your appointment is now on
+        Thursday at 4 PM." was cut by the caller's "First, that's four." said into the silence)."""
+        verdict, actions = self._unless_on_hold(verdict, actions)
         if verdict is not None:
             going_on, self.going_on = self.going_on, False
             if going_on and verdict is Verdict.INTERRUPT:
@@ -299,8 +303,23 @@ class TurnTaking:
                 return None  # words after the agent's answer: a turn as any
         else:
             return None
+        verdict, actions = self._unless_on_hold(verdict, actions)
         decisions.extend(self._decided(verdict, actions))
         return verdict
+
+    def _unless_on_hold(
+        self, verdict: Verdict | None, actions: list[BargeAction]
+    ) -> tuple[Verdict | None, list[BargeAction]]:
+        if verdict is Verdict.INTERRUPT and self.spoke_on_hold is not None:
+            return Verdict.RESUME, [self._resumed_instead(a) for a in actions]
+        return verdict, actions
+
+    def _resumed_instead(self, action: BargeAction) -> BargeAction:
+        if not isinstance(action, Interrupt) or action.generation.gen != self.spoke_on_hold:
+            return action
+        reason = "said into the silence of a tool: answered after its answer"
+        event = action.event.model_copy(update={"decision": "ignored", "reason": reason})
+        return ResumeAudio(action.generation.gen, event)
 
     def _note(self, verdict: Verdict | None) -> None:
         if verdict is Verdict.INTERRUPT:
