@@ -93,7 +93,7 @@ class EndTurn:
     speculative: Generation | None  # an answer already started on exactly these words: it goes out
     superseded: Generation | None  # a generation the new turn replaces
     # a generation the turn waits for: the caller began it in the silence while that one waited on
-    # a tool (``Generation.on_hold``); it is answered once the tool's answer has been said
+    # a tool (``Generation.waits_on_tool``); it is answered once the tool's answer has been said
     awaited: Generation | None = None
 
 
@@ -120,9 +120,10 @@ class TurnTaking:
     # --- the caller's voice (VAD) ---------------------------------------------------------------
     def speech_started(self, event: SpeechStarted, current: Generation | None) -> list[Decision]:
         self.caller_speaking = True
-        # into the silence while the agent waits on a tool (after its holding phrase, say): their
-        # words are held and judged as any over the agent (it must not start the tool's answer
-        # over them), but words that do not interrupt are a turn answered after it, not an aside
+        # into the silence while the agent waits on a tool (after its holding phrase, say): the
+        # agent's audio is held as for any speech (the tool's answer must not start over them),
+        # and their words, unless a backchannel, are a turn answered after the tool's answer:
+        # they interrupt nothing (``_unless_on_hold``) and are no aside to drop (``_said_on_hold``)
         self.spoke_on_hold = None
         if current is not None and not current.speculative and current.waits_on_tool:
             self.spoke_on_hold = current.gen if event.over_agent is False else None
