@@ -4,14 +4,14 @@ of a prompt gives way to a real request and keeps what it evaluated."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import jsonschema
 import pytest
 
 from voxbus.actors.call.early_opener import PEEK_TOKENS
 from voxbus.config import Settings
-from voxbus.engines.llm import PEEK_END, WARM_CHUNK_TOKENS
+from voxbus.engines.llm import PEEK_END, WARM_CHUNK_TOKENS, LlamaEngine
 from voxbus.engines.tool_calls import CLOSE, OPEN
 from voxbus.schemas.messages import ChatMessage
 
@@ -77,17 +77,26 @@ def test_a_warm_up_evaluates_the_header_of_the_callers_next_turn(settings: Setti
     assert engine.next_turn_prefix(turn) == engine.prompt(turn)[0]
 
 
+RECEPTIONIST = ChatMessage(role="system", content="You are a clinic's receptionist.")
+
+
+def batched_and_not(settings: Settings, open_llm) -> Iterator[LlamaEngine]:  # noqa: ANN001
+    """The test model's engine decoding in batches (``llm.parallel`` 4), then one at a time."""
+    for parallel in (4, 1):
+        settings.llm.parallel = parallel
+        yield open_llm(settings.llm)
+
+
 def test_a_peek_is_how_the_answer_begins(settings: Settings, open_llm) -> None:  # noqa: ANN001
     """``LlamaEngine.peek`` (the LLM worker's warm-up with ``peek_tokens``): the caller's words so
     far evaluated, and the greedy answer's first word group, or as many tokens of it as asked,
     never past its first punctuation; batched and not."""
     turn = [
-        ChatMessage(role="system", content="You are a clinic's receptionist."),
+        RECEPTIONIST,
         ChatMessage(role="user", content="I need to move my appointment to Friday, please."),
     ]
-    for parallel in (4, 1):
-        settings.llm.parallel = parallel
-        engine = open_llm(settings.llm)
+    for engine in batched_and_not(settings, open_llm):
+        parallel = engine.parallel
         peek = engine.peek(turn, PEEK_TOKENS, session="c1")
         answer = "".join(engine.stream(turn, max_tokens=16, temperature=0.0, session="c1"))
         assert peek and answer.startswith(peek), (parallel, peek, answer)
@@ -147,13 +156,9 @@ def test_a_tool_call_is_written_whole_and_valid_in_pieces_or_whole(settings: Set
     """Once the model opens a call, what follows is one of the offered tools with arguments of its
     schema, written in pieces (the schema's words put in) or under the whole grammar, batched and
     not, whatever the test model writes; cancelled, it stops without closing the call."""
-    turn = [
-        ChatMessage(role="system", content="You are a clinic's receptionist."),
-        ChatMessage(role="user", content="Please move my appointment to Friday."),
-    ]
-    for parallel in (4, 1):
-        settings.llm.parallel = parallel
-        engine = open_llm(settings.llm)
+    turn = [RECEPTIONIST, ChatMessage(role="user", content="Please move my appointment to Friday.")]
+    for engine in batched_and_not(settings, open_llm):
+        parallel = engine.parallel
         before, stops = engine.prompt(turn, tools=CALL_TOOLS)
         for pieces in (True, False):
             engine.write_calls_in_pieces = pieces
