@@ -21,6 +21,8 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from voxbus.engines.tool_calls import schema_gbnf
+
 VALUE_MAX_TOKENS = 256  # a day, a time are a few tokens; a free text may take a whole call's
 # a piece decoded under a grammar: (prompt so far, grammar, token limit, done-early check)
 Decode = Callable[[str, Any, int, Callable[[str], bool]], Iterator[str]]
@@ -46,9 +48,8 @@ def value_grammar(schema: dict[str, Any], then: str) -> Any:
 @functools.lru_cache(maxsize=64)
 def _grammar(schema_json: str, then: str) -> Any:
     from llama_cpp import LlamaGrammar
-    from llama_cpp.llama_grammar import json_schema_to_gbnf
 
-    rules = re.sub(r"^root ::=", "value ::=", json_schema_to_gbnf(schema_json), flags=re.MULTILINE)
+    rules = re.sub(r"^root ::=", "value ::=", schema_gbnf(schema_json, "{}"), flags=re.MULTILINE)
     return LlamaGrammar.from_string(f'{rules}\nroot ::= " "? value {json.dumps(then)}', verbose=False)
 
 

@@ -64,14 +64,22 @@ def call_schema(tools: list[dict[str, Any]]) -> dict[str, Any]:
     return variants[0] if len(variants) == 1 else {"oneOf": variants}
 
 
+def schema_gbnf(schema_json: str, fallback: str = '{"type": "object"}') -> str:
+    """A JSON Schema as GBNF rules (llama.cpp's converter; ``root`` is the value); a schema feature
+    the converter lacks gives ``fallback``'s rules instead (the arguments are checked later)."""
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    try:
+        return json_schema_to_gbnf(schema_json)
+    except Exception:
+        return json_schema_to_gbnf(fallback)
+
+
 @lru_cache(maxsize=32)
 def grammar_for(schema_json: str) -> Any:
     from llama_cpp import LlamaGrammar
 
-    try:
-        return LlamaGrammar.from_json_schema(schema_json, verbose=False)
-    except Exception:  # a schema feature the converter lacks: any JSON object, checked later
-        return LlamaGrammar.from_json_schema(json.dumps({"type": "object"}), verbose=False)
+    return LlamaGrammar.from_string(schema_gbnf(schema_json), verbose=False)
 
 
 def call_grammar(tools: list[dict[str, Any]]) -> Any:

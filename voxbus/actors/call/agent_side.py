@@ -308,9 +308,9 @@ class AgentSide(ServedToolFlow):
         await self.out.warm_llm(self.state.gen, self.state.turn, self.conversation.prompt())
 
     async def greet(self, warm: bool = True) -> None:
-        """``warm`` False: the caller evaluates the prompt once the call's tools are known (a
-        prompt without them shares only the system prompt's first lines with the agent's, which
-        is evaluated with them: ~4 s of the LLM's time at each clinic call's start, wasted)."""
+        """``warm`` False: the call actor has the prompt evaluated once the call's tools are known
+        (a prompt without them shares only the system prompt's first lines with the agent's,
+        which is evaluated with them: ~4 s of the LLM's time at each clinic call's start, wasted)."""
         await self.say(self.settings.greeting, warm)
 
     async def say(self, text: str, warm: bool = True) -> None:
