@@ -16,7 +16,7 @@ from voxbus.config import LlmSettings, Settings
 from voxbus.engines.llm import LlamaEngine
 from voxbus.engines.llm_batch import Generation, common_prefix
 from voxbus.engines.llm_sampling import Sampling
-from voxbus.schemas.messages import PREWARM_CALL_ID, ChatMessage
+from voxbus.schemas.messages import PREWARM_CALL_ID, ChatMessage, agent_prompt_session
 
 pytestmark = pytest.mark.integration
 SYSTEM = ChatMessage(role="system", content="You are the phone agent of a clinic. Be brief and kind.")
@@ -193,7 +193,7 @@ import sys
 from voxbus.config import load_settings
 from voxbus.engines.llm import LlamaEngine
 from voxbus.engines.models import model_path
-from voxbus.schemas.messages import PREWARM_CALL_ID, ChatMessage
+from voxbus.schemas.messages import PREWARM_CALL_ID, ChatMessage, agent_prompt_session
 
 settings = load_settings()
 settings.llm.parallel, settings.llm.min_tokens = 2, 64
@@ -242,6 +242,22 @@ def test_another_agents_warm_up_goes_on(engine: LlamaEngine) -> None:
     assert "".join(answer).strip() and answer.state.produced == N
     assert list(warm) == [] and not warm.state.pending  # evaluated whole
     assert batch.warm_tokens_beside_answers == 0  # once no answer waited for a step
+
+
+def test_two_agents_prompts_stay_evaluated_side_by_side(engine: LlamaEngine) -> None:
+    """Every agent's prompt is warmed for its calls (as voxbus.actors.prewarm asks, each agent
+    on its own session): the second warmed does not replace the first, whose call then
+    evaluates only what follows the prompt."""
+    batch = engine._batch
+    assert batch is not None
+    pizzeria = ChatMessage(role="system", content="You take orders for a pizzeria. Ask for the address.")
+    for agent in (SYSTEM, pizzeria):
+        assert list(warm_up(engine, [agent], agent_prompt_session(agent.content))) == []
+    before = batch.prompt_tokens_evaluated
+    words = [SYSTEM, ChatMessage(role="user", content="I need to move my appointment to Friday.")]
+    assert "".join(engine.stream(words, 4, 0.0, session="call-1")).strip()
+    prompt_part = common_prefix(tokens_of(engine, [SYSTEM]), tokens_of(engine, words))
+    assert batch.prompt_tokens_evaluated - before == len(tokens_of(engine, words)) - prompt_part
 
 
 def test_another_calls_words_evaluated_ahead_go_on(engine: LlamaEngine) -> None:

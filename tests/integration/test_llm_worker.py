@@ -20,7 +20,14 @@ from voxbus.bus.connection import Bus
 from voxbus.bus.streams import ensure_events_stream
 from voxbus.schemas.base import Accepted
 from voxbus.schemas.events import Event, LlmCancelled, LlmFirstToken
-from voxbus.schemas.messages import PREWARM_CALL_ID, Cancel, ChatMessage, LlmChunk, LlmRequest
+from voxbus.schemas.messages import (
+    PREWARM_CALL_ID,
+    Cancel,
+    ChatMessage,
+    LlmChunk,
+    LlmRequest,
+    is_agent_prompt_session,
+)
 
 from .helpers import until
 
@@ -37,6 +44,7 @@ class GatedEngine:
         self.lock = threading.Lock()
         self.active = self.most = 0
         self.sessions: list[str] = []
+        self.warmed: list[str] = []  # the session of each warm-up
         self.held_s = 0.0  # how long the test kept a queued request waiting (one at a time)
 
     def stream(
@@ -68,6 +76,7 @@ class GatedEngine:
         session: str = "",
         stop: Callable[[], bool] = lambda: False,
     ) -> bool:
+        self.warmed.append(session)
         return True
 
 
@@ -290,3 +299,24 @@ async def test_a_warm_up_gives_way_to_a_call(nats_url: str) -> None:
         engine.release.set()
         await bus.close()
     assert engine.ended == ["warm-up gave way", "answered"]
+
+
+async def test_each_agents_prompt_is_warmed_on_a_session_of_its_own(nats_url: str) -> None:
+    """Every agent's prompt comes under PREWARM_CALL_ID; on one engine session the second agent's
+    prompt replaced the first's, whose first call then evaluated it all again."""
+    bus = Bus(nats_url, "llm-test", source="llm/llm-t")
+    await bus.connect(attempts=3)
+    engine = GatedEngine(parallel=2)
+    worker = LlmWorker(bus, "llm-t", engine)  # type: ignore[arg-type]
+    await worker.start()
+    try:
+        agents = ("You are the clinic's receptionist.", "You take orders for a pizzeria.")
+        for n, instructions in enumerate(agents, start=1):
+            system = [ChatMessage(role="system", content=instructions)]
+            warm = LlmRequest(call_id=PREWARM_CALL_ID, gen=0, turn=0, messages=system, warm_only=True)
+            await bus.publish(subjects.LLM_GENERATE, warm)
+            await until(lambda n=n: len(engine.warmed) == n)
+    finally:
+        await bus.close()
+    assert len(set(engine.warmed)) == 2
+    assert all(is_agent_prompt_session(s) for s in engine.warmed)

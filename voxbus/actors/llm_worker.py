@@ -34,7 +34,14 @@ from voxbus.engines.llm_fallback import FallbackLlmEngine, LlmEngine
 from voxbus.logs import get_logger
 from voxbus.schemas.base import Accepted
 from voxbus.schemas.events import LlmCancelled, LlmDone, LlmFallback, LlmFirstToken
-from voxbus.schemas.messages import PREWARM_CALL_ID, Cancel, ChatMessage, LlmChunk, LlmRequest
+from voxbus.schemas.messages import (
+    PREWARM_CALL_ID,
+    Cancel,
+    ChatMessage,
+    LlmChunk,
+    LlmRequest,
+    agent_prompt_session,
+)
 
 log = get_logger(__name__)
 CANCEL_MEMORY = 1024
@@ -199,7 +206,7 @@ class LlmWorker:
             return bool(self.waiting)  # a request not yet taken: every slot is busy
 
         warm = functools.partial(
-            self.engine.warm, request.messages, request.tools or None, request.call_id, real_work_waits
+            self.engine.warm, request.messages, request.tools or None, warm_key(request), real_work_waits
         )
         # one per partial transcript when prefill is on, and most turns' last one gives way to
         # the answer's request: debug, for whoever measures what it buys
@@ -361,11 +368,12 @@ class LlmWorker:
 
 
 def warm_key(request: LlmRequest) -> str:
-    """Whose warm-ups replace each other: a call's (its words so far), or one agent's prompt
-    (every agent's is sent under ``PREWARM_CALL_ID``; two agents' prompts are both wanted)."""
+    """Whose warm-ups replace each other, and the engine's session they are evaluated on: a
+    call's (its words so far), or one agent's prompt (every agent's is sent under
+    ``PREWARM_CALL_ID``; two agents' prompts are both wanted, each on a sequence of its own)."""
     if request.call_id != PREWARM_CALL_ID or not request.messages:
         return request.call_id
-    return f"{request.call_id}:{request.messages[0].content}"
+    return agent_prompt_session(request.messages[0].content)
 
 
 def _forget_oldest(memory: dict[Any, Any]) -> None:

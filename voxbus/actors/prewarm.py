@@ -45,6 +45,7 @@ class PromptWarmer:
         self.agents = {"": profiles.base} | reachable
         self.warmed: dict[str, str] = {}
         self.llm_workers: dict[str, int] = {}
+        self.last_found: dict[str, dict] = {}
 
     def llm_serving(self, beat: Heartbeat) -> bool:
         """An LLM worker's heartbeat; True if it is one not seen serving before (by process)."""
@@ -55,10 +56,14 @@ class PromptWarmer:
         return True
 
     def due(self, found: dict[str, dict]) -> list[tuple[str, LlmRequest]]:
-        """The warm-ups to send now, given the served tools ``found``; each counted as sent."""
+        """The warm-ups to send now, given the served tools ``found``; each counted as sent. A
+        tool missing from one round's discovery is kept until it misses the next one too: a
+        service busy for the half second that discovery waits (its host loaded by calls) is not
+        gone, and warming the prompt without its tools would replace the one the calls need."""
+        steady, self.last_found = self.last_found | found, found
         requests = []
         for name, agent in self.agents.items():
-            tools = offered(agent, found)
+            tools = offered(agent, steady)
             key = repr((agent.system_prompt, tools))
             if tools and self.warmed.get(name) != key:
                 warm = LlmRequest(

@@ -30,7 +30,7 @@ from typing import Any
 from voxbus.engines.llm_abort import StepAbort, WarmStep, route_llama_log
 from voxbus.engines.llm_sampling import GenerationState, Sampling, end_of_generation_tokens
 from voxbus.logs import get_logger
-from voxbus.schemas.messages import PREWARM_CALL_ID
+from voxbus.schemas.messages import is_agent_prompt_session
 
 log = get_logger(__name__)
 
@@ -266,7 +266,7 @@ class BatchDecoder:
         outdated = []
         for warm in (g for g in self._running if g.warm_only):
             own = bool(request.session) and warm.session == request.session
-            agents = warm.session == PREWARM_CALL_ID  # (another call's words ahead are its own)
+            agents = is_agent_prompt_session(warm.session)  # (another call's words ahead are its own)
             if own or (agents and 2 * common_prefix(warm.prompt, request.prompt) > len(warm.prompt)):
                 outdated.append(warm)
         return outdated

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
@@ -100,6 +101,19 @@ class SttAgentSaid(Message):
 
 # the call id of a warm-up of an agent's prompt (instructions and tools) for all of its calls
 PREWARM_CALL_ID = "prewarm"
+
+
+def agent_prompt_session(system_prompt: str) -> str:
+    """The LLM session (a KV sequence of its own) that one agent's prompt is warmed on: every
+    agent's warm-up comes under ``PREWARM_CALL_ID``, and on one sequence the clinic's prompt
+    warmed after the front desk's replaced it, so that the front desk's first call evaluated its
+    several hundred tokens again."""
+    return f"{PREWARM_CALL_ID}:{hashlib.sha1(system_prompt.encode()).hexdigest()[:12]}"
+
+
+def is_agent_prompt_session(session: str) -> bool:
+    """Whether ``session`` warms an agent's prompt for all of its calls (not one call's words)."""
+    return session == PREWARM_CALL_ID or session.startswith(f"{PREWARM_CALL_ID}:")
 
 
 class LlmRequest(Message):
