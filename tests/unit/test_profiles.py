@@ -88,17 +88,3 @@ def test_every_agents_prompt_is_sent_again_when_an_llm_worker_starts_serving(tmp
     assert warmer.due(found) == []
     assert warmer.llm_serving(beat(101))  # restarted: a new process
     assert len(warmer.due(found)) == 2
-
-
-def test_a_tool_missing_from_one_discovery_does_not_warm_the_prompts_again(tmp_path: Path) -> None:
-    from voxbus.actors.prewarm import PromptWarmer
-
-    clinic = tomllib.loads(CLINIC_TOML.read_text())["agents"]
-    warmer = PromptWarmer(Profiles(settings(tmp_path, agents=clinic)))
-    found = {"reschedule": {"type": "function", "function": {"name": "reschedule"}}}
-    assert len(warmer.due(found)) == 2
-    assert warmer.due({}) == []  # its service did not answer in time, once
-    assert warmer.due(found) == []
-    assert warmer.due({}) == []
-    assert [name for name, _ in warmer.due({})] == ["clinic"]  # gone two rounds: without it (its call tools)
-    assert [name for name, _ in warmer.due(found)] == ["clinic"]  # back: warmed with it again

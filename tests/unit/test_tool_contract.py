@@ -8,7 +8,7 @@ import json
 import pytest
 
 from voxbus.engines.tool_calls import call_schema, call_start, canonical, undecided_tail
-from voxbus.tools.catalog import catalog_of
+from voxbus.tools.catalog import RecentTools, catalog_of
 from voxbus.tools.contract import (
     MAX_REPLY_BYTES,
     MAX_SAY_CHARS,
@@ -55,6 +55,26 @@ def test_replicas_share_a_tool_but_two_services_claiming_one_name_get_neither() 
         ]
     )
     assert taken.tools == {} and len(taken.problems) == 1 and "two services" in taken.problems[0]
+
+
+def test_a_tool_missing_from_one_discovery_is_kept_for_a_while() -> None:
+    """A service too busy to answer one discovery's half second is not gone: its tools stay
+    offered for ``keep_s``; one that two services claim now is dropped at once."""
+    now = [0.0]
+    recent = RecentTools(keep_s=45.0, clock=lambda: now[0])
+    both = catalog_of([info("calendar", endpoint("list_free_slots"), endpoint("book"))])
+    assert sorted(recent.note(both).tools) == ["book", "list_free_slots"]
+    now[0] = 15.0
+    assert sorted(recent.note(catalog_of([])).tools) == ["book", "list_free_slots"]  # missed once
+    now[0] = 30.0
+    one = catalog_of([info("calendar", endpoint("list_free_slots"))])
+    assert sorted(recent.note(one).tools) == ["book", "list_free_slots"]
+    now[0] = 50.0  # book last seen 50 s ago
+    assert sorted(recent.note(one).tools) == ["list_free_slots"]
+    taken = catalog_of(
+        [info("calendar", endpoint("list_free_slots")), info("intruder", endpoint("list_free_slots"))]
+    )
+    assert recent.note(taken).tools == {}
 
 
 @pytest.mark.parametrize(

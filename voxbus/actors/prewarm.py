@@ -24,7 +24,7 @@ from voxbus.config import AgentSettings
 from voxbus.logs import get_logger
 from voxbus.profiles import Profiles
 from voxbus.schemas.messages import PREWARM_CALL_ID, ChatMessage, Heartbeat, LlmRequest
-from voxbus.tools.catalog import discover
+from voxbus.tools.catalog import RECENT_TOOLS, discover
 
 log = get_logger(__name__)
 PERIOD_S = 15.0
@@ -45,7 +45,6 @@ class PromptWarmer:
         self.agents = {"": profiles.base} | reachable
         self.warmed: dict[str, str] = {}
         self.llm_workers: dict[str, int] = {}
-        self.last_found: dict[str, dict] = {}
 
     def llm_serving(self, beat: Heartbeat) -> bool:
         """An LLM worker's heartbeat; True if it is one not seen serving before (by process)."""
@@ -56,14 +55,10 @@ class PromptWarmer:
         return True
 
     def due(self, found: dict[str, dict]) -> list[tuple[str, LlmRequest]]:
-        """The warm-ups to send now, given the served tools ``found``; each counted as sent. A
-        tool missing from one round's discovery is kept until it misses the next one too: a
-        service busy for the half second that discovery waits (its host loaded by calls) is not
-        gone, and warming the prompt without its tools would replace the one the calls need."""
-        steady, self.last_found = self.last_found | found, found
+        """The warm-ups to send now, given the served tools ``found``; each counted as sent."""
         requests = []
         for name, agent in self.agents.items():
-            tools = offered(agent, steady)
+            tools = offered(agent, found)
             key = repr((agent.system_prompt, tools))
             if tools and self.warmed.get(name) != key:
                 warm = LlmRequest(
@@ -92,7 +87,9 @@ async def keep_prompts_warm(bus: Bus, profiles: Profiles, stop: asyncio.Event) -
         while not stop.is_set():
             wake.clear()
             try:
-                catalog = await discover(bus.nc)
+                # with the tools of recent rounds: a service that missed this one's half second
+                # is not gone, and a prompt warmed without its tools replaces the one calls need
+                catalog = RECENT_TOOLS.note(await discover(bus.nc))
                 found = {name: spec.for_llm() for name, spec in catalog.tools.items()}
                 for name, warm in warmer.due(found):
                     await bus.publish(subjects.LLM_GENERATE, warm)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from nats.aio.client import Client
@@ -23,6 +25,37 @@ INFO_SUBJECT = "$SRV.INFO"
 class Catalog:
     tools: dict[str, ToolSpec] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)  # one line each: bad endpoints, conflicts
+    conflicted: set[str] = field(default_factory=set)  # tools two services claim: offered by neither
+
+
+class RecentTools:
+    """The tools seen in the discoveries of the last ``keep_s`` seconds, added to each new one.
+
+    A discovery waits half a second for the services' answers, and a service whose host is busy
+    (the calls it serves load the same cores) can miss that: a call whose discovery it missed had
+    no calendar for its whole length, and the agents' prompts were warmed again without it. A tool
+    that its service stopped serving stays offered until ``keep_s`` passes; calling it meanwhile
+    fails as any call of a service that is down does (the agent is told, and says so)."""
+
+    def __init__(self, keep_s: float = 45.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.keep_s, self.clock = keep_s, clock
+        self.seen: dict[str, tuple[float, ToolSpec]] = {}
+
+    def note(self, catalog: Catalog) -> Catalog:
+        """``catalog`` with the tools it lacks that an earlier one had, within ``keep_s``; never one
+        that two services claim now."""
+        now = self.clock()
+        for name, spec in catalog.tools.items():
+            self.seen[name] = (now, spec)
+        for name in catalog.conflicted:
+            self.seen.pop(name, None)
+        self.seen = {name: seen for name, seen in self.seen.items() if now - seen[0] <= self.keep_s}
+        tools = {name: spec for name, (_, spec) in self.seen.items()} | catalog.tools
+        return Catalog(tools=tools, problems=catalog.problems, conflicted=catalog.conflicted)
+
+
+# one per process: every call's discovery and the agents' prompt warm-ups feed it and read it
+RECENT_TOOLS = RecentTools()
 
 
 async def discover(nc: Client, within_s: float = 0.5, quiet_s: float = 0.1) -> Catalog:
@@ -90,4 +123,5 @@ def catalog_of(infos: list[bytes]) -> Catalog:
             catalog.tools.setdefault(spec.name, spec)
     for name in conflicted:
         catalog.tools.pop(name, None)
+    catalog.conflicted = conflicted
     return catalog

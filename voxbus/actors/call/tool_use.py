@@ -24,7 +24,7 @@ from voxbus.config import AgentSettings
 from voxbus.logs import get_logger
 from voxbus.schemas.events import ToolCalled, ToolFailed, ToolResult, ToolsOffered
 from voxbus.schemas.messages import VOCABULARY_MAX_CHARS, VOCABULARY_MAX_WORDS, CallState
-from voxbus.tools.catalog import discover
+from voxbus.tools.catalog import RECENT_TOOLS, discover
 from voxbus.tools.contract import ToolSpec
 from voxbus.tools.heard import NOTHING_SAID, Said, times_meant
 from voxbus.tools.invoke import CallContext, ToolOutcome, call_tool
@@ -95,7 +95,7 @@ class ToolUse:
 
     async def _discover(self) -> None:
         try:
-            catalog = await discover(self.bus.nc)
+            catalog = RECENT_TOOLS.note(await discover(self.bus.nc))
         except Exception as exc:  # no tools this call, said once; the conversation goes on
             self.out.error("tools_unavailable", f"finding tools failed: {type(exc).__name__}: {exc}")
             return
