@@ -260,6 +260,28 @@ def test_two_agents_prompts_stay_evaluated_side_by_side(engine: LlamaEngine) -> 
     assert batch.prompt_tokens_evaluated - before == len(tokens_of(engine, words)) - prompt_part
 
 
+def test_an_answer_to_the_words_a_peek_evaluated_starts_from_its_first_token(engine: LlamaEngine) -> None:
+    """The caller's words heard in full before the turn was decided were peeked at: the answer
+    to them takes the peek's first token instead of evaluating the prompt's last one again."""
+    batch = engine._batch
+    assert batch is not None
+    words = [SYSTEM, ChatMessage(role="user", content="I need to move my appointment to Friday.")]
+    first = engine.peek(words, 1, session="call-1")
+    before = batch.prompt_tokens_evaluated
+    answer = "".join(engine.stream(words, 6, 0.7, session="call-1"))
+    assert batch.prompt_tokens_evaluated == before  # no step before the first token
+    assert answer.startswith(first.strip())
+    other = [SYSTEM, ChatMessage(role="user", content="I need to move my appointment to Monday.")]
+    engine.peek(other, 1, session="call-1")
+    before = batch.prompt_tokens_evaluated
+    "".join(
+        engine.stream(
+            [*other[:1], ChatMessage(role="user", content="Monday, please.")], 2, 0.7, session="call-1"
+        )
+    )
+    assert batch.prompt_tokens_evaluated > before  # other words: evaluated as ever
+
+
 def test_another_calls_words_evaluated_ahead_go_on(engine: LlamaEngine) -> None:
     """Two calls of one agent share its prompt: a call's request does not stop the other call's
     warm-up of its caller's words so far (only that call's own request makes it outdated)."""

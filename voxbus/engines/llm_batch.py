@@ -99,6 +99,9 @@ class _Sequence:
         self.session = ""
         self.busy = False
         self.used = 0.0
+        # a peek's first token and the tokens it was sampled after (its prompt): an answer to the
+        # very same prompt starts from it instead of evaluating the prompt's last token again
+        self.sampled: tuple[tuple[int, ...], int] | None = None
 
 
 def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -131,6 +134,7 @@ class BatchDecoder:
         self._batch = llama_cpp.llama_batch_init(BATCH_TOKENS, 0, 1)
         self.seqs = [_Sequence(i) for i in range(n_seq)]
         self.eog = end_of_generation_tokens(model)
+        self.eog_set = frozenset(self.eog)
         self.steps_with_several = 0  # decoding steps that advanced two or more answers at once
         self.prompt_tokens_evaluated = 0
         self.warm_tokens_beside_answers = 0  # warm-up tokens in a step an answer waited for: 0
@@ -254,8 +258,8 @@ class BatchDecoder:
             if seq is None:
                 return  # every sequence is decoding: the others wait their turn
             self._waiting.remove(generation)
-            self._place(generation, seq)
-            self._running.append(generation)
+            if self._place(generation, seq):
+                self._running.append(generation)
 
     def _outdated_by(self, request: Generation) -> list[Generation]:
         """The warm-ups a real request makes pointless; they stop where they got to, and the
@@ -278,12 +282,16 @@ class BatchDecoder:
             return own
         return min(idle, key=lambda s: (bool(s.tokens), s.used))  # empty first, then oldest
 
-    def _place(self, generation: Generation, seq: _Sequence) -> None:
+    def _place(self, generation: Generation, seq: _Sequence) -> bool:
         """Give the generation ``seq``, keeping the longest prefix of its prompt that is already
         evaluated there or (copied) in another sequence; at least one token is left to evaluate,
-        whose logits give the first new token."""
+        whose logits give the first new token, unless a peek sampled that token on this very
+        prompt. False if that token already ended it."""
         prompt = generation.prompt
         limit = len(prompt) - (0 if generation.warm_only and not generation.peeking else 1)
+        adopted = self._peeked_first(generation, seq)
+        if adopted is not None:
+            limit = len(prompt)  # nothing left to evaluate: the first token is the peek's
         kept = min(common_prefix(seq.tokens, prompt), limit)
         source, shared = max(
             ((s, common_prefix(s.tokens, prompt)) for s in self.seqs if s is not seq),
@@ -314,6 +322,27 @@ class BatchDecoder:
             to_evaluate=len(prompt) - kept,
         )
         generation.seq = seq
+        if adopted is None:
+            return True
+        pieces, done = generation.state.adopt(adopted)
+        for piece in pieces:
+            generation.put(piece)
+        if done:
+            seq.busy, seq.used = False, time.monotonic()
+            generation.end()
+        return not done
+
+    def _peeked_first(self, generation: Generation, seq: _Sequence) -> int | None:
+        """The token a peek sampled first on exactly this request's prompt, still held by ``seq``
+        (the caller's words heard in full before the turn was decided: the peek evaluated them,
+        and the answer's first token need not wait for a step of its own)."""
+        if generation.warm_only or generation.sampling.grammar is not None or seq.sampled is None:
+            return None
+        after, token = seq.sampled
+        prompt = generation.prompt
+        if len(after) != len(prompt) or seq.tokens[: len(prompt)] != prompt or list(after) != prompt:
+            return None
+        return token
 
     def _fill(self) -> list[tuple[Generation, int, list[int]]]:
         """The next batch: one token of each decoding generation, then prompt chunks. Returns
@@ -382,7 +411,10 @@ class BatchDecoder:
             if generation.warm_only and not generation.peeking and not state.pending:
                 self._finish(generation)
             return
+        first = state.produced == 0
         pieces, done = state.advance(self.ctx)
+        if first and generation.peeking and state.last_token not in self.eog_set:
+            generation.seq.sampled = (tuple(generation.seq.tokens), state.last_token)
         for piece in pieces:
             generation.put(piece)
         if done:

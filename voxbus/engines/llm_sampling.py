@@ -148,6 +148,7 @@ class GenerationState:
         self.pending = pending  # prompt tokens not evaluated yet
         self.row: int | None = None  # the batch row whose logits give the next token
         self.next_token = -1  # sampled, not yet evaluated
+        self.last_token = -1  # the last sampled, whether the generation goes on or not
         self.produced = 0
         self.max_tokens = max(0, min(sampling.max_tokens, room))
         self.min_tokens = sampling.min_tokens if sampling.grammar is None else 0
@@ -163,14 +164,27 @@ class GenerationState:
     def advance(self, ctx: Any) -> tuple[list[str], bool]:
         """Sample the next token from this generation's row: the text it adds, and whether the
         answer is over (an end token, a stop string, or max_tokens)."""
-        import llama_cpp
 
         if self.check is not None:
             token = self.check.sample(ctx, self.row)
         else:
             chain = self.hold if self.hold is not None and self.produced < self.min_tokens else self.chain
             token = chain.sample(ctx, self.row)
+        return self._took(token)
+
+    def adopt(self, token: int) -> tuple[list[str], bool]:
+        """The first token given, not sampled: a peek sampled it (greedy) from this very prompt's
+        last logits, which the answer would otherwise evaluate again for a step. As ``advance``."""
+        import llama_cpp
+
+        llama_cpp.llama_sampler_accept(self.chain.sampler, token)  # its history, as if sampled
+        return self._took(token)
+
+    def _took(self, token: int) -> tuple[list[str], bool]:
+        import llama_cpp
+
         self.produced += 1
+        self.last_token = token
         if llama_cpp.llama_vocab_is_eog(self.model.vocab, token):
             return self._flush(), True
         text = self.utf8.decode(self.model.detokenize([token]))
