@@ -270,6 +270,7 @@ def test_an_answer_to_the_words_a_peek_evaluated_starts_from_its_first_token(eng
     before = batch.prompt_tokens_evaluated
     answer = "".join(engine.stream(words, 6, 0.7, session="call-1"))
     assert batch.prompt_tokens_evaluated == before  # no step before the first token
+    assert engine.prompt_tokens_evaluated("call-1") == 0  # as llm.first_token reports it
     assert answer.startswith(first.strip())
     other = [SYSTEM, ChatMessage(role="user", content="I need to move my appointment to Monday.")]
     engine.peek(other, 1, session="call-1")
@@ -280,6 +281,7 @@ def test_an_answer_to_the_words_a_peek_evaluated_starts_from_its_first_token(eng
         )
     )
     assert batch.prompt_tokens_evaluated > before  # other words: evaluated as ever
+    assert engine.prompt_tokens_evaluated("call-1") == batch.prompt_tokens_evaluated - before
 
 
 def test_another_calls_words_evaluated_ahead_go_on(engine: LlamaEngine) -> None:

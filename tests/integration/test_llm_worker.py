@@ -79,6 +79,9 @@ class GatedEngine:
         self.warmed.append(session)
         return True
 
+    def prompt_tokens_evaluated(self, session: str) -> int:
+        return len(session)  # what llm.first_token reports, one number per call here
+
 
 async def serve_two(nats_url: str, parallel: int) -> tuple[GatedEngine, list[LlmFirstToken], list[LlmChunk]]:
     bus = Bus(nats_url, "llm-test", source="llm/llm-t")
@@ -131,6 +134,7 @@ async def serve_two(nats_url: str, parallel: int) -> tuple[GatedEngine, list[Llm
 async def test_a_batching_engine_gets_two_calls_at_once(nats_url: str) -> None:
     engine, firsts, chunks = await serve_two(nats_url, parallel=2)
     assert engine.most == 2
+    assert {e.prompt_tokens for e in firsts} == {len("call-a")}  # as the engine counted them
     assert sorted(engine.sessions) == ["call-a", "call-b"]  # each call's turns in its own sequence
     assert {c.call_id for c in chunks if c.done and c.finish_reason == "stop"} == {"call-a", "call-b"}
 

@@ -262,6 +262,11 @@ class LlmWorker:
             )
             await self.bus.publish(subjects.llm_chunks(request.call_id), chunk)
 
+    def _prompt_tokens(self, request: LlmRequest) -> int | None:
+        """What the request evaluated before its first token, where the engine tells."""
+        counted = getattr(self.engine, "prompt_tokens_evaluated", None)
+        return counted(request.call_id) if counted is not None else None
+
     def _fell_back(self, request: LlmRequest, reason: str, received_chars: int) -> None:
         log.warning("remote LLM failed: the local model answers", call_id=request.call_id, reason=reason)
         self.bus.emit(
@@ -326,6 +331,7 @@ class LlmWorker:
                             turn=request.turn,
                             latency_s=round(time.perf_counter() - received, 4),
                             queued_s=round(started - received, 4),
+                            prompt_tokens=self._prompt_tokens(request),
                         )
                     )
                 text.append(piece)

@@ -304,6 +304,11 @@ class LlamaEngine:
             pass
         return generation.state is not None and not generation.state.pending
 
+    def prompt_tokens_evaluated(self, session: str) -> int | None:
+        """How many prompt tokens the last request of ``session`` evaluated before its first token
+        (what the cache did not hold); None where unknown (decoding one at a time)."""
+        return self._batch.evaluated_for.get(session) if self._batch is not None and session else None
+
     def peek(
         self,
         messages: list[ChatMessage],

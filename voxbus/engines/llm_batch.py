@@ -140,6 +140,9 @@ class BatchDecoder:
         self.warm_tokens_beside_answers = 0  # warm-up tokens in a step an answer waited for: 0
         self.evicted = 0  # idle sequences forgotten to make room
         self.warm_steps_stopped = 0  # warm-up steps stopped in flight for an answer (llm_abort)
+        # per session, the prompt tokens its last request evaluated before its first token: what
+        # the cache did not hold (llm.first_token's prompt_tokens)
+        self.evaluated_for: dict[str, int] = {}
         self._abort = StepAbort(llama_cpp, self.ctx.ctx)
         route_llama_log(llama_cpp)
         self._inbox: list[Generation] = []
@@ -313,6 +316,11 @@ class BatchDecoder:
         generation.state = GenerationState(
             prompt[kept:], generation.sampling, self.model, self.n_ctx - len(prompt), self.eog
         )
+        if not generation.warm_only and generation.session:
+            self.evaluated_for.pop(generation.session, None)  # newest last, the oldest forgotten
+            self.evaluated_for[generation.session] = len(prompt) - kept
+            if len(self.evaluated_for) > 4 * len(self.seqs):
+                del self.evaluated_for[next(iter(self.evaluated_for))]
         # what a request costs before its first token: for whoever measures the prefix reuse
         log.debug(
             "prompt placed",

@@ -175,6 +175,11 @@ class LlmFirstToken(CallEvent):
     queued_s: float = Field(
         default=0.0, description="of latency_s, the time waiting for the worker to be free (other calls)"
     )
+    prompt_tokens: int | None = Field(
+        default=None,
+        description="prompt tokens evaluated before the first token: what the LLM's cache did not hold "
+        "(a few: the caller's last words; hundreds: the call's prompt evaluated anew); unset where unknown",
+    )
 
 
 class LlmDone(CallEvent):
