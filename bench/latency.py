@@ -49,7 +49,7 @@ from voxbus.engines.tts import PiperEngine, VoiceEngine, voice_engine
 from voxbus.logs import setup_logging
 from voxbus.media.dialogue import Dialogue, DialoguePlayer, LineTiming, render_line
 from voxbus.media.frames import FRAME_MS, to_float
-from voxbus.schemas.events import BargeIn, PlayoutDone, SttFinal, TurnMetrics
+from voxbus.schemas.events import BargeIn, LlmFirstToken, PlayoutDone, SttFinal, TurnMetrics
 from voxbus.supervisors.system import System
 
 ECHO_GAIN = 0.1  # the caller's phone returns the agent's voice at -20 dB, 60 ms late
@@ -157,6 +157,9 @@ def turn_rows(run: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]
                     "turn_end", "speculative", "retries", "early_opener",
                 }
             )  # fmt: skip
+            # what the LLM evaluated before the answer's first token (its cache held the rest)
+            first = next((e for e in events if isinstance(e, LlmFirstToken) and e.gen == m.gen), None)
+            row["llm_prompt_tokens"] = first.prompt_tokens if first is not None else None
         rows.append(row)
     barges = [e for e in events if isinstance(e, BargeIn)]
     interrupt = next((t for t in timings if t.role == "interrupt"), None)
