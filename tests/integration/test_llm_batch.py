@@ -328,23 +328,17 @@ def test_a_calls_request_drops_its_warm_up_not_yet_begun(engine: LlamaEngine) ->
     assert list(running) == [] and not running.state.pending
 
 
-def during_a_warm_up_step(engine: LlamaEngine, act: Callable[[], object]) -> object:
-    """``act()`` while one of a warm-up's steps is in flight (a step cannot end while its lock is held)."""
+def ask_during_a_warm_up_step(engine: LlamaEngine, words: str, session: str) -> Generation:
+    """``ask`` while one of a warm-up's steps is in flight (a step cannot end while its lock is held)."""
     batch = engine._batch
     assert batch is not None
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         with batch._abort._lock:
             if batch._abort._step is not None:
-                return act()
+                return ask(engine, words, session)
         time.sleep(0.001)
     raise AssertionError("no warm-up step was seen in flight")
-
-
-def ask_during_a_warm_up_step(engine: LlamaEngine, words: str, session: str) -> Generation:
-    answer = during_a_warm_up_step(engine, lambda: ask(engine, words, session))
-    assert isinstance(answer, Generation)
-    return answer
 
 
 LONG_WORDS = " ".join(["Hello, I would like to move my appointment"] * 60)  # several steps
@@ -373,24 +367,3 @@ def test_a_warm_up_step_that_the_request_goes_on_from_is_not_stopped(engine: Lla
     answer = ask_during_a_warm_up_step(engine, LONG_WORDS, "a")  # the same words: the step is of use
     assert "".join(answer).strip() and answer.state.produced == N
     assert batch.warm_steps_stopped == 0
-
-
-@pytest.mark.parametrize(
-    ("said_on", "stopped"), [("Good morning, can I book a cleaning?", 1), (" On Friday.", 0)]
-)
-def test_a_newer_warm_up_of_the_call_stops_the_older_ones_step_unless_it_goes_on_from_it(
-    engine: LlamaEngine, said_on: str, stopped: int
-) -> None:
-    """The caller said more while the LLM evaluated their words so far: the newer words' warm-up
-    stops the older one's step in flight where whisper wrote the words otherwise, and lets it end
-    where the newer words go on from it; the KV cache holds what the decoder believes either way."""
-    batch = engine._batch
-    assert batch is not None
-    warm = warm_up(engine, [SYSTEM, ChatMessage(role="user", content=LONG_WORDS)], "a")
-    newer = LONG_WORDS + said_on if said_on.startswith(" ") else said_on
-    during_a_warm_up_step(
-        engine, lambda: engine.outdate_warm_up([SYSTEM, ChatMessage(role="user", content=newer)], None, "a")
-    )
-    assert list(warm) == [] and not warm.state.pending  # not superseded here: it goes on to its end
-    assert batch.warm_steps_stopped == stopped
-    assert batch._lib.llama_memory_seq_pos_max(batch.ctx.memory, warm.seq.id) == len(warm.seq.tokens) - 1

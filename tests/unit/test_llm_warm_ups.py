@@ -19,11 +19,7 @@ class HeldEngine:
 
     def __init__(self) -> None:
         self.warmed: list[str] = []
-        self.outdated: list[tuple[str, str]] = []  # (session, last words) of each newer warm-up told
         self.first_started, self.let_go = threading.Event(), threading.Event()
-
-    def outdate_warm_up(self, messages: list[ChatMessage], tools: Any, session: str) -> None:
-        self.outdated.append((session, messages[-1].content))
 
     def warm(self, messages: list[ChatMessage], tools: Any, session: str, real_work_waits: Any) -> bool:
         self.warmed.append(messages[-1].content)
@@ -64,34 +60,6 @@ def test_warm_ups_arriving_while_one_runs_are_coalesced_into_the_newest() -> Non
     first = [warm_up("c1", "I'd like")]
     later = [warm_up("c1", "I'd like to move"), warm_up("c1", "I'd like to move my appointment")]
     assert asyncio.run(warmed(first, later)) == ["I'd like", "I'd like to move my appointment"]
-
-
-def test_a_newer_warm_up_of_a_running_calls_tells_the_engine_at_once() -> None:
-    """Its step in flight may be of no use to the newer words (the engine judges): told as the
-    newer one arrives, not once the older one's step is over."""
-
-    async def told() -> list[tuple[str, str]]:
-        engine = HeldEngine()
-        worker = LlmWorker(None, "llm-t", engine)  # type: ignore[arg-type]  # warm-ups send nothing
-        serving = asyncio.create_task(worker._serve())
-        no_reply = SimpleNamespace(reply="")
-        await worker._on_request(warm_up("c1", "I'd like"), no_reply)  # type: ignore[arg-type]
-        await asyncio.to_thread(engine.first_started.wait, 10)
-        await worker._on_request(warm_up("c1", "I'd like to move"), no_reply)  # type: ignore[arg-type]
-        await worker._on_request(warm_up("c2", "Hello"), no_reply)  # type: ignore[arg-type]  # nothing runs
-        async with asyncio.timeout(10):
-            while not engine.outdated:
-                await asyncio.sleep(0.01)
-        outdated = list(engine.outdated)  # while the first is still held
-        engine.let_go.set()
-        async with asyncio.timeout(10):
-            while worker.warming or not worker.queue.empty():
-                await asyncio.sleep(0.01)
-        serving.cancel()
-        worker.pool.shutdown(wait=True)
-        return outdated
-
-    assert asyncio.run(told()) == [("c1", "I'd like to move")]
 
 
 def test_another_calls_warm_up_is_not_held_back() -> None:

@@ -97,7 +97,6 @@ class LlmWorker:
             self.warm_newest.pop(warm_key(request), None)  # kept newest last, for _forget_oldest
             self.warm_newest[warm_key(request)] = request
             _forget_oldest(self.warm_newest)
-            self._outdate_running(request)
         else:
             key = (request.call_id, request.gen)
             self._newest_request(key, request.request_no)
@@ -163,23 +162,6 @@ class LlmWorker:
             return False
         self.warming.add(call)
         return True
-
-    def _outdate_running(self, request: LlmRequest) -> None:
-        """A newer warm-up of a call whose older one runs: the older gives way at its next step
-        (it is superseded), and its step in flight stops now where the newer has no use for it."""
-        outdate = getattr(self.engine, "outdate_warm_up", None)
-        if outdate is None or warm_key(request) not in self.warming:
-            return
-
-        async def outdating() -> None:  # the prompt rendered and tokenized off the event loop
-            try:
-                await asyncio.to_thread(outdate, request.messages, request.tools or None, warm_key(request))
-            except Exception:  # it costs only speed: the older warm-up still gives way at its next step
-                log.exception("could not stop an outdated warm-up step", call_id=request.call_id)
-
-        task = asyncio.create_task(outdating())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     def _warm_ended(self, request: LlmRequest) -> None:
         call = warm_key(request)

@@ -304,15 +304,6 @@ class LlamaEngine:
             pass
         return generation.state is not None and not generation.state.pending
 
-    def outdate_warm_up(
-        self, messages: list[ChatMessage], tools: list[dict[str, Any]] | None, session: str
-    ) -> None:
-        """A warm-up of ``messages`` for ``session`` is coming after the one under way: that one's
-        step in flight stops unless these messages go on from it (batched decoding only)."""
-        if self._batch is not None:
-            prompt = self.next_turn_prefix(messages, tools)
-            self._batch.outdate(session, self.llm.tokenize(prompt.encode(), special=True))
-
     def prompt_tokens_evaluated(self, session: str) -> int | None:
         """How many prompt tokens the last request of ``session`` evaluated before its first token
         (what the cache did not hold); None where unknown (decoding one at a time)."""

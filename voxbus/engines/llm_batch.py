@@ -175,18 +175,6 @@ class BatchDecoder:
             self._abort.stop_if(lambda step: common_prefix(step.evaluated, prompt) < len(step.evaluated))
         return generation
 
-    def outdate(self, session: str, prompt: list[int]) -> bool:
-        """A newer warm-up of ``session`` is on its way with ``prompt`` (the caller said more): the
-        step in flight of the older one stops now, unless ``prompt`` goes on from all it evaluates.
-        It would otherwise run to its end (up to ~450 ms on two cores) before the newer could
-        begin, and the LLM fell behind the partials: an answer then evaluated 8-16 tokens after
-        the final instead of the last partial's few. True if a step was stopped."""
-
-        def pointless(step: WarmStep) -> bool:
-            return step.session == session and common_prefix(step.evaluated, prompt) < len(step.evaluated)
-
-        return self._abort.stop_if(pointless)
-
     # --- the decoding thread ---
 
     def _run(self) -> None:
