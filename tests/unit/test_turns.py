@@ -116,6 +116,17 @@ def test_a_sentence_whisper_repeats_is_kept_once() -> None:
     assert without_repeats("What do bees make? What do bees make?") == "What do bees make?"
     assert without_repeats("Yeah, okay. Yeah, okay. Thanks.") == "Yeah, okay. Thanks."
     assert without_repeats("I'd like to book, um...") == "I'd like to book, um..."
+    # a title's full stop ends no sentence: whisper's loop on an espeak-ng caller's first words
+    assert without_repeats("Hi, Mrs. Peter Wall. Hi, Mrs. Peter Wall. I need to move.") == (
+        "Hi, Mrs. Peter Wall. I need to move."
+    )
+    looped = (
+        "Hi. Can you move my appointments from the next time? Can you move my appointments from the next time"
+    )
+    assert without_repeats(looped) == "Hi. Can you move my appointments from the next time?"
+    assert (
+        without_repeats("It costs 3.5 dollars. Dr. Grant is in.") == "It costs 3.5 dollars. Dr. Grant is in."
+    )
 
 
 def test_a_group_of_words_looped_by_whisper_is_kept_once() -> None:

@@ -26,7 +26,8 @@ from voxbus.media.frames import SAMPLE_RATE
 _SOUND_NOTES = re.compile(r"\([^)]*\)|\[[^\]]*\]|\*[^*]*\*|♪+")
 
 
-_SENTENCE = re.compile(r"[^.!?]+[.!?]*")
+# a full stop after these ends no sentence: "Hi, Mrs. Peter Wall." is one
+_TITLES = {"mr", "mrs", "ms", "dr", "st", "jr", "sr", "prof", "mt"}
 FULL_CONTEXT_S = 30
 NO_SPEECH = 0.8  # whisper's own estimate that the clip holds no speech at all
 MAX_PROMPT_TOKENS = 223  # whisper's n_text_ctx // 2 - 1, as faster-whisper cuts it
@@ -40,13 +41,30 @@ def spoken_words(text: str) -> str:
     return " ".join(_SOUND_NOTES.sub(" ", text).split())
 
 
+def sentences(text: str) -> list[str]:
+    """``text`` cut after each word that ends with ".", "!" or "?", unless it is a title ("Mrs.")."""
+    found: list[str] = []
+    current: list[str] = []
+    for word in text.split():
+        current.append(word)
+        if word[-1] in ".!?" and word.rstrip(".!?").lower() not in _TITLES:
+            found.append(" ".join(current))
+            current = []
+    return found + ([" ".join(current)] if current else [])
+
+
 def without_repeats(text: str) -> str:
-    """Drop sentences that repeat the one before them ("What do bees make? What do bees make?")."""
+    """Drop sentences that repeat the one before them ("What do bees make? What do bees make?"),
+    punctuation and case aside ("...the next time? Can you move ... the next time")."""
     kept: list[str] = []
-    for sentence in (m.group(0).strip() for m in _SENTENCE.finditer(text)):
-        if sentence and (not kept or sentence.lower() != kept[-1].lower()):
+    for sentence in sentences(text):
+        if not kept or _bare(sentence) != _bare(kept[-1]):
             kept.append(sentence)
     return " ".join(kept)
+
+
+def _bare(sentence: str) -> str:
+    return " ".join(re.findall(r"[\w']+", sentence.lower()))
 
 
 def without_loops(text: str, longest: int = LOOP_MAX_WORDS, at_least: int = LOOP_MIN_REPEATS) -> str:
