@@ -40,6 +40,20 @@ def spoken_slot(start: str) -> str:
     return f"{when:%A}, {when:%B} {when.day}, at {when.hour}:{when:%M}"
 
 
+def free_ranges(free: list[str]) -> str:
+    """A day's free times as runs ("09:00 to 10:30, 14:00 (every 30 minutes)"): the LLM reads the
+    tool's response before it answers, and a whole day's sixteen times as a list took it 127
+    tokens, about 2.9 s on two cores, before the caller heard a word."""
+    runs: list[list[str]] = []
+    for slot in free:
+        if runs and _minutes(slot) - _minutes(runs[-1][-1]) == SLOT_MINUTES:
+            runs[-1].append(slot)
+        else:
+            runs.append([slot])
+    said = ", ".join(run[0] if len(run) == 1 else f"{run[0]} to {run[-1]}" for run in runs)
+    return f"{said} (every {SLOT_MINUTES} minutes)" if any(len(run) > 1 for run in runs) else said
+
+
 def spoken_times(times: list[str]) -> str:
     """["09:00", "11:30", "14:00"] as said: "9:00, 11:30 or 14:00"."""
     said = [t.lstrip("0") if not t.startswith("00") else t for t in times]

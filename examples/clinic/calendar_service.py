@@ -21,7 +21,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 sys.path.insert(0, str(Path(__file__).parent))
-from calendar_db import Calendar, CalendarError, resolve_day, spoken_slot  # noqa: E402
+from calendar_db import Calendar, CalendarError, free_ranges, resolve_day, spoken_slot  # noqa: E402
 
 from voxbus.bus.connection import Bus  # noqa: E402
 from voxbus.tools.heard import CALLER_SAID  # noqa: E402
@@ -88,7 +88,7 @@ def build_service(calendar: Calendar, delay_s: float = 0.0) -> ToolService:
     async def list_free_slots(args: Day, ctx: ToolContext) -> dict:
         day = await act(resolve_day, args.day, date.today())
         free = await act(calendar.free, day)
-        return {"date": f"{day}", "weekday": f"{day:%A}", "free": free or "closed"}
+        return {"date": f"{day}", "weekday": f"{day:%A}", "free": free_ranges(free) if free else "closed"}
 
     # the changes word the agent's confirmation themselves: said at once, true to the calendar
     @service.tool("Move the caller's appointment to a day and time the caller chose.")

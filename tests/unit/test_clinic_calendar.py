@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples" / "clinic"))
 
-from calendar_db import Calendar, CalendarError, resolve_day, spoken_slot, spoken_times  # noqa: E402
+from calendar_db import Calendar, CalendarError, free_ranges, resolve_day, spoken_slot, spoken_times  # noqa: E402
 
 TODAY = date(2026, 12, 1)  # a Tuesday
 PETER = "+15551234567"  # holds appointment 12
@@ -107,3 +107,11 @@ def test_a_day_or_time_that_is_none_asks_the_caller_again(tmp_path: Path) -> Non
     with pytest.raises(CalendarError, match="is not a time") as time:
         calendar.move(12, "2026-12-07 11:13:10", PETER)
     assert time.value.say == "Sorry, what time would you like?"
+
+
+def test_free_times_are_given_as_runs() -> None:
+    """Fewer tokens for the LLM to read than a list of every time: 127 for a whole free day."""
+    assert free_ranges(["09:00", "09:30", "10:00", "11:30", "13:00", "13:30"]) == (
+        "09:00 to 10:00, 11:30, 13:00 to 13:30 (every 30 minutes)"
+    )
+    assert free_ranges(["09:00", "11:30"]) == "09:00, 11:30"
