@@ -42,8 +42,8 @@ def spoken_slot(start: str) -> str:
 
 def free_ranges(free: list[str]) -> str:
     """A day's free times as runs ("09:00 to 10:30, 14:00 (every 30 minutes)"): the LLM reads the
-    tool's response before it answers, and a whole day's sixteen times as a list took it 127
-    tokens, about 2.9 s on two cores, before the caller heard a word."""
+    tool's response before it answers, at about 22 ms a token on two cores, and as a list of
+    every time the seeded Friday's response was 101 tokens, as runs 77."""
     runs: list[list[str]] = []
     for slot in free:
         if runs and _minutes(slot) - _minutes(runs[-1][-1]) == SLOT_MINUTES:

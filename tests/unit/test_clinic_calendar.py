@@ -110,7 +110,7 @@ def test_a_day_or_time_that_is_none_asks_the_caller_again(tmp_path: Path) -> Non
 
 
 def test_free_times_are_given_as_runs() -> None:
-    """Fewer tokens for the LLM to read than a list of every time: 127 for a whole free day."""
+    """Fewer tokens for the LLM to read than a list of every time (the seeded Friday: 77, not 101)."""
     assert free_ranges(["09:00", "09:30", "10:00", "11:30", "13:00", "13:30"]) == (
         "09:00 to 10:00, 11:30, 13:00 to 13:30 (every 30 minutes)"
     )
