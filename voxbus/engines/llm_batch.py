@@ -134,7 +134,6 @@ class BatchDecoder:
         self._batch = llama_cpp.llama_batch_init(BATCH_TOKENS, 0, 1)
         self.seqs = [_Sequence(i) for i in range(n_seq)]
         self.eog = end_of_generation_tokens(model)
-        self.eog_set = frozenset(self.eog)
         self.steps_with_several = 0  # decoding steps that advanced two or more answers at once
         self.prompt_tokens_evaluated = 0
         self.warm_tokens_beside_answers = 0  # warm-up tokens in a step an answer waited for: 0
@@ -261,8 +260,10 @@ class BatchDecoder:
             if seq is None:
                 return  # every sequence is decoding: the others wait their turn
             self._waiting.remove(generation)
-            if self._place(generation, seq):
-                self._running.append(generation)
+            ended = self._place(generation, seq)
+            self._running.append(generation)
+            if ended:
+                self._finish(generation)
 
     def _outdated_by(self, request: Generation) -> list[Generation]:
         """The warm-ups a real request makes pointless; they stop where they got to, and the
@@ -289,7 +290,7 @@ class BatchDecoder:
         """Give the generation ``seq``, keeping the longest prefix of its prompt that is already
         evaluated there or (copied) in another sequence; at least one token is left to evaluate,
         whose logits give the first new token, unless a peek sampled that token on this very
-        prompt. False if that token already ended it."""
+        prompt. True if that token already ended it."""
         prompt = generation.prompt
         limit = len(prompt) - (0 if generation.warm_only and not generation.peeking else 1)
         adopted = self._peeked_first(generation, seq)
@@ -331,14 +332,11 @@ class BatchDecoder:
         )
         generation.seq = seq
         if adopted is None:
-            return True
+            return False
         pieces, done = generation.state.adopt(adopted)
         for piece in pieces:
             generation.put(piece)
-        if done:
-            seq.busy, seq.used = False, time.monotonic()
-            generation.end()
-        return not done
+        return done
 
     def _peeked_first(self, generation: Generation, seq: _Sequence) -> int | None:
         """The token a peek sampled first on exactly this request's prompt, still held by ``seq``
@@ -348,9 +346,7 @@ class BatchDecoder:
             return None
         after, token = seq.sampled
         prompt = generation.prompt
-        if len(after) != len(prompt) or seq.tokens[: len(prompt)] != prompt or list(after) != prompt:
-            return None
-        return token
+        return token if list(after) == prompt and seq.tokens[: len(prompt)] == prompt else None
 
     def _fill(self) -> list[tuple[Generation, int, list[int]]]:
         """The next batch: one token of each decoding generation, then prompt chunks. Returns
@@ -421,7 +417,7 @@ class BatchDecoder:
             return
         first = state.produced == 0
         pieces, done = state.advance(self.ctx)
-        if first and generation.peeking and state.last_token not in self.eog_set:
+        if first and generation.peeking and state.last_token not in self.eog:
             generation.seq.sampled = (tuple(generation.seq.tokens), state.last_token)
         for piece in pieces:
             generation.put(piece)

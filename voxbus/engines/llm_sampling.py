@@ -164,7 +164,6 @@ class GenerationState:
     def advance(self, ctx: Any) -> tuple[list[str], bool]:
         """Sample the next token from this generation's row: the text it adds, and whether the
         answer is over (an end token, a stop string, or max_tokens)."""
-
         if self.check is not None:
             token = self.check.sample(ctx, self.row)
         else:
