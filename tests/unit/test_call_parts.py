@@ -6,8 +6,11 @@ from __future__ import annotations
 from voxbus.actors.call.conversation import INTERRUPTED_MARK, Conversation
 from voxbus.actors.call.generation import Generation
 from voxbus.actors.call.metrics import turn_metrics
+from voxbus.actors.call.outbound import Outbound
+from voxbus.clock import ManualClock
 from voxbus.config import AgentSettings
-from voxbus.schemas.events import SttFinal
+from voxbus.schemas.base import Accepted
+from voxbus.schemas.events import Event, LlmRequested, SttFinal
 from voxbus.schemas.messages import CallState, LlmChunk
 
 
@@ -151,3 +154,31 @@ def test_a_generation_stopped_unheard_leaves_nothing_heard() -> None:
     assert generation.heard_at_end() == ""  # superseded before a frame was played
     generation.timeline.marks["first_audio"] = 1.0
     assert generation.heard_at_end() == "Paris is the capital."
+
+
+class AcceptingLater:
+    """A bus whose LLM worker accepts after 20 ms, and which keeps what the call emits."""
+
+    def __init__(self, clock: ManualClock) -> None:
+        self.clock, self.emitted = clock, []
+
+    async def request(self, subject: str, message: object, reply: type, timeout: float) -> Accepted:
+        self.clock.advance(0.020)
+        return Accepted(worker_id="llm-1", role="llm")
+
+    def emit(self, event: Event) -> None:
+        self.emitted.append(event)
+
+
+async def test_llm_requested_is_stamped_when_the_request_went_out() -> None:
+    """Not when the acceptance came back: a worker whose first token needed no step (a peek's)
+    stamps llm.first_token before that, and the events must read in the order of their causes."""
+    clock = ManualClock()
+    sent_at = clock.time()
+    bus = AcceptingLater(clock)
+    outbound = Outbound(bus, clock, "c", AgentSettings())  # type: ignore[arg-type]
+    generation = Generation.start(1, 1, "answer", 12, now=0.0)
+    await outbound.request_llm(generation, [])
+    (requested,) = bus.emitted
+    assert isinstance(requested, LlmRequested) and requested.worker_id == "llm-1"
+    assert requested.ts == sent_at and generation.llm.worker == "llm-1"

@@ -44,8 +44,9 @@ class Outbound:
         self.tools: list[dict[str, Any]] = list(CALL_TOOLS) if settings.tools else []
 
     # --- events and call control -------------------------------------------------------------
-    def emit(self, event: Event) -> None:
-        event.ts = self.clock.time()
+    def emit(self, event: Event, at: float | None = None) -> None:
+        """Publish the call's event, stamped now or ``at`` (a time already past: when it began)."""
+        event.ts = self.clock.time() if at is None else at
         self.bus.emit(event)
 
     def error(self, code: str, message: str) -> None:
@@ -139,6 +140,10 @@ class Outbound:
         )
         generation.llm.last_progress = self.clock.monotonic()
         generation.llm.streamed = False  # this request has not streamed yet
+        # the event is stamped with the time the request went out, not the worker's acceptance: a
+        # worker whose answer needs no step (its peek sampled the first token) publishes
+        # llm.first_token before its acceptance reaches the call
+        sent_at = self.clock.time()
         try:
             reply = await self.bus.request(subjects.LLM_GENERATE, request, Accepted, 1.0)
         except (NoRespondersError, NatsTimeout, BadMessage) as exc:
@@ -158,7 +163,8 @@ class Outbound:
                 gen=generation.gen,
                 worker_id=reply.worker_id,
                 attempt=generation.llm.attempt,
-            )
+            ),
+            at=sent_at,
         )
 
     async def ask_llm(self, gen: int, turn: int, messages: list[ChatMessage], max_tokens: int) -> None:
