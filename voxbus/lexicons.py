@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+# titles whose full stop ends neither a sentence nor a clause ("Hi, Mrs. Peter Wall." is one)
+TITLES = frozenset({"mr", "mrs", "ms", "dr", "st", "jr", "sr", "prof", "mt"})
+
 
 class Lexicon(BaseModel):
     """Words that shape turn-taking in one language (lower case; multi-word entries allowed)."""

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import re
 
+from voxbus.lexicons import TITLES
+
 _SENTENCE_END = re.compile(r"[.!?]+[\"')\]]*\s+")
 _ANY_END = re.compile(r"[.!?,;:]+[\"')\]]*\s+")
 _ENDS_SENTENCE = re.compile(r"[.!?]+[\"')\]]*$")
@@ -35,22 +37,7 @@ _ENDS_CLAUSE = re.compile(r"([^\W\d_]+)[.!?,;:]$")  # a word, in any alphabet
 _WORD = r"[^\W\d_]+(?:['’][^\W\d_]+)?"
 _PLAIN = re.compile(rf"{_WORD}(?:-{_WORD})*")  # "card", "you're", "check-up": no digits, no punctuation
 _OPENER = re.compile(rf"{_WORD}(?: {_WORD})?[,.!]")  # "Sure," "Of course," "You're welcome!"
-_ABBREVIATIONS = {
-    "mr",
-    "mrs",
-    "ms",
-    "dr",
-    "st",
-    "jr",
-    "sr",
-    "prof",
-    "etc",
-    "vs",
-    "approx",
-    "inc",
-    "ltd",
-    "no",
-}
+_ABBREVIATIONS = TITLES | {"etc", "vs", "approx", "inc", "ltd", "no"}
 
 
 def speakable(text: str) -> str:

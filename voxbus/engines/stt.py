@@ -20,14 +20,14 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from voxbus.config import SttSettings
+from voxbus.lexicons import TITLES
 from voxbus.media.frames import SAMPLE_RATE
 
 # whisper writes non-speech as "(coughing)", "[BLANK_AUDIO]" or "*sighs*": not words of the caller
 _SOUND_NOTES = re.compile(r"\([^)]*\)|\[[^\]]*\]|\*[^*]*\*|♪+")
 
 
-# a full stop after these ends no sentence: "Hi, Mrs. Peter Wall." is one
-_TITLES = {"mr", "mrs", "ms", "dr", "st", "jr", "sr", "prof", "mt"}
+_WORDS = re.compile(r"[\w']+")
 FULL_CONTEXT_S = 30
 NO_SPEECH = 0.8  # whisper's own estimate that the clip holds no speech at all
 MAX_PROMPT_TOKENS = 223  # whisper's n_text_ctx // 2 - 1, as faster-whisper cuts it
@@ -47,7 +47,7 @@ def sentences(text: str) -> list[str]:
     current: list[str] = []
     for word in text.split():
         current.append(word)
-        if word[-1] in ".!?" and word.rstrip(".!?").lower() not in _TITLES:
+        if word[-1] in ".!?" and word.rstrip(".!?").lower() not in TITLES:
             found.append(" ".join(current))
             current = []
     return found + ([" ".join(current)] if current else [])
@@ -64,7 +64,7 @@ def without_repeats(text: str) -> str:
 
 
 def _bare(sentence: str) -> str:
-    return " ".join(re.findall(r"[\w']+", sentence.lower()))
+    return " ".join(_WORDS.findall(sentence.lower()))
 
 
 def without_loops(text: str, longest: int = LOOP_MAX_WORDS, at_least: int = LOOP_MIN_REPEATS) -> str:
